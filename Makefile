@@ -1,0 +1,90 @@
+# stoat - the only build entry.
+#
+#   make            libstoat.so and libstoat.a in build/
+#   make test       every test of the project (C tests, then Lua specs)
+#   make asan       ASan + UBSan build of the library and the C tests, run
+#   make deps       installs the Debian packages the build and tests need
+#   make clean
+#
+# LuaRocks (build type make) passes PREFIX, LIBDIR, LUADIR; see `install`.
+
+CC ?= cc
+BUILD ?= build
+OPT ?= -O2
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g $(OPT) -fPIC -pthread \
+              -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+              -Icore/include -Icore/src
+CFLAGS += $(CFLAGS_BASE) $(EXTRA_CFLAGS)
+LDLIBS = -lzstd -llz4 -lxxhash -pthread
+LDFLAGS += $(EXTRA_LDFLAGS)
+
+SRCS := $(wildcard core/src/*.c)
+OBJS := $(SRCS:core/src/%.c=$(BUILD)/obj/%.o)
+TEST_SRCS := $(wildcard core/test/*_test.c)
+TESTS := $(TEST_SRCS:core/test/%.c=$(BUILD)/test/%)
+EXAMPLES := $(BUILD)/examples/quickstart
+
+DEB_PACKAGES = build-essential libzstd-dev liblz4-dev libxxhash-dev \
+               luajit2 libluajit2-5.1-dev lua-busted luarocks lua-check \
+               nginx libnginx-mod-http-lua valgrind
+
+.PHONY: all lib test test-c test-lua asan tsan deps clean examples quickstart install
+
+all: lib examples
+
+lib: $(BUILD)/libstoat.so $(BUILD)/libstoat.a
+
+$(BUILD)/obj/%.o: core/src/%.c $(wildcard core/src/*.h) core/include/stoat.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libstoat.a: $(OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libstoat.so: $(OBJS)
+	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/obj/test.o: core/test/test.c core/test/test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icore/test -c -o $@ $<
+
+$(BUILD)/test/%: core/test/%.c $(BUILD)/obj/test.o $(BUILD)/libstoat.a core/test/test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icore/test -o $@ $< $(BUILD)/obj/test.o $(BUILD)/libstoat.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libstoat.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libstoat.a $(LDFLAGS) $(LDLIBS)
+
+examples: $(EXAMPLES)
+
+quickstart: $(BUILD)/examples/quickstart
+	$(BUILD)/examples/quickstart
+
+test: lib $(TESTS)
+	@BUILD=$(BUILD) sh core/test/run.sh $(TESTS)
+
+test-c: $(TESTS)
+	@BUILD=$(BUILD) STOAT_NO_LUA=1 sh core/test/run.sh $(TESTS)
+
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 \
+	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  EXTRA_LDFLAGS="-fsanitize=address,undefined" test-c
+
+tsan:
+	$(MAKE) BUILD=build-tsan OPT=-O1 \
+	  EXTRA_CFLAGS="-fsanitize=thread" EXTRA_LDFLAGS="-fsanitize=thread" test-c
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all installed"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else echo "deps: run as root: apt-get install -y$$missing"; exit 1; fi
+
+clean:
+	rm -rf build build-asan build-tsan

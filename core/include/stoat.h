@@ -1,0 +1,186 @@
+/*
+ * stoat.h - the whole public API of stoat, an embedded key-value database.
+ *
+ * Handles are opaque. Every call returns an int: 0 is success, errors are
+ * the stable negative STOAT_E* codes below. stoat_strerror() names a code;
+ * stoat_errmsg() gives the detailed message of the last failing call made by
+ * the calling thread.
+ *
+ * Threads: a stoat_db may be used from many threads at once. An iterator
+ * belongs to one thread at a time. Loading the library starts no thread and
+ * takes no lock; stoat_open() starts the background threads and
+ * stoat_close() joins them. A handle used in a process other than the one
+ * that opened it (after fork) returns STOAT_EFORKED.
+ *
+ * Bytes: keys and values are arbitrary bytes with explicit lengths. The
+ * library copies what it keeps. Every function that hands bytes back says
+ * who owns them and until when.
+ */
+#ifndef STOAT_H
+#define STOAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define STOAT_VERSION_MAJOR 0
+#define STOAT_VERSION_MINOR 1
+#define STOAT_VERSION_PATCH 0
+#define STOAT_VERSION_STRING "0.1.0"
+
+/* Error codes: stable, negative, never renumbered. */
+enum {
+    STOAT_OK = 0,
+    STOAT_ENOTFOUND = -1,   /* key absent (not a failure for get) */
+    STOAT_EINVAL = -2,      /* bad argument: empty or oversized key, bad option */
+    STOAT_ECORRUPT = -3,    /* a file failed a checksum or is malformed */
+    STOAT_EIO = -4,         /* the OS failed a file operation */
+    STOAT_ENOMEM = -5,      /* out of memory */
+    STOAT_EBUSY = -6,       /* the directory is locked by another open */
+    STOAT_ECLOSED = -7,     /* the database is closing or closed */
+    STOAT_EFORKED = -8,     /* handle used in another process than its opener */
+    STOAT_ECONFLICT = -9,   /* transaction conflict: retry it */
+    STOAT_ETOOBIG = -10,    /* key, value or transaction over its limit */
+    STOAT_EREADONLY = -11,  /* write to a read-only database */
+    STOAT_ENOSPC = -12,     /* the disk is full */
+    STOAT_ENOTSUP = -13,    /* not supported by this build or format version */
+    STOAT_EEXIST = -14      /* database exists and error_if_exists was set */
+};
+
+/* Limits. A key is 1..STOAT_MAX_KEY_SIZE bytes; a value 0..STOAT_MAX_VALUE_SIZE. */
+#define STOAT_MAX_KEY_SIZE 65536u
+#define STOAT_MAX_VALUE_SIZE (1u << 30)
+
+/* Block compression, chosen per table when it is written. */
+enum {
+    STOAT_COMPRESSION_NONE = 0,
+    STOAT_COMPRESSION_LZ4 = 1,
+    STOAT_COMPRESSION_ZSTD = 2
+};
+
+/* Durability of a write once its call returns. */
+enum {
+    STOAT_SYNC_NONE = 0,   /* in the OS page cache: survives a process crash */
+    STOAT_SYNC_COMMIT = 1  /* fsynced (group commit): survives power loss */
+};
+
+/*
+ * Options. Always start from stoat_options_init(), which sets the defaults
+ * given after each field, then change what you need. Sizes are bytes.
+ */
+typedef struct stoat_options {
+    int create_if_missing;      /* 1: create the directory and database */
+    int error_if_exists;        /* 0: fail with STOAT_EEXIST if it exists */
+    int read_only;              /* 0: open without writing; takes a shared lock */
+    int sync;                   /* STOAT_SYNC_NONE */
+    uint64_t memtable_size;     /* 64 MiB: a memtable is flushed when full */
+    int num_memtables;          /* 4: active + immutable memtables before writes wait */
+    uint32_t block_size;        /* 4 KiB: target size of an SST data block */
+    int compression;            /* STOAT_COMPRESSION_LZ4 */
+    int zstd_level;             /* 1 */
+    double bloom_fp_rate;       /* 0.01: bloom filter false-positive rate (0 = none) */
+    uint64_t cache_size;        /* 256 MiB: block cache memory budget */
+    int max_open_files;         /* 1000: SST file descriptors kept open */
+    int num_compactors;         /* 2: background compaction threads */
+    int num_levels;             /* 7: levels L0..L6 */
+    uint64_t base_level_size;   /* 256 MiB: target size of the base level */
+    int level_size_multiplier;  /* 10: each level is this much bigger than the one above */
+    uint64_t table_size;        /* 64 MiB: target size of a compaction output table */
+    int l0_compaction_trigger;  /* 4: L0 tables that start a compaction */
+    int l0_slowdown_trigger;    /* 12: L0 tables at which writes are slowed */
+    int l0_stall_trigger;       /* 20: L0 tables at which writes wait for compaction */
+} stoat_options;
+
+typedef struct stoat_db stoat_db;
+typedef struct stoat_iter stoat_iter;
+
+/* Iterator bounds. NULL pointers mean unbounded. The bytes are copied. */
+typedef struct stoat_iter_options {
+    const void *prefix;         /* only keys starting with these bytes */
+    size_t prefix_len;
+    const void *lower;          /* only keys >= lower (inclusive) */
+    size_t lower_len;
+    const void *upper;          /* only keys < upper (exclusive) */
+    size_t upper_len;
+    int keys_only;              /* 1: stoat_iter_value is not needed */
+} stoat_iter_options;
+
+/* Names an error code ("corruption", ...). Static storage. */
+const char *stoat_strerror(int rc);
+
+/*
+ * The detailed message of the last failing call made by this thread on db
+ * (or of the last failed stoat_open when db is NULL). Borrowed: valid until
+ * this thread's next call into stoat. "" when there is none.
+ */
+const char *stoat_errmsg(const stoat_db *db);
+
+/* Library version, "major.minor.patch". Static storage. */
+const char *stoat_version(void);
+
+void stoat_options_init(stoat_options *opts);
+
+/* Opens (or creates) the database in directory dir. *out is NULL on error. */
+int stoat_open(const char *dir, const stoat_options *opts, stoat_db **out);
+
+/*
+ * Flushes nothing extra (committed writes are already in the WAL), stops
+ * the background threads, releases the lock and frees db. Iterators must
+ * be closed first. Returns the sticky background error if there was one.
+ * db may be NULL.
+ */
+int stoat_close(stoat_db *db);
+
+int stoat_put(stoat_db *db, const void *key, size_t klen, const void *val, size_t vlen);
+int stoat_delete(stoat_db *db, const void *key, size_t klen);
+
+/*
+ * Reads the latest value of key into *val (malloc'd, owned by the caller,
+ * free it with stoat_free) and its length into *vlen. STOAT_ENOTFOUND when
+ * the key is absent; *val is NULL then and on every error.
+ */
+int stoat_get(stoat_db *db, const void *key, size_t klen, void **val, size_t *vlen);
+
+/* Frees memory stoat handed to the caller. p may be NULL. */
+void stoat_free(void *p);
+
+/* Makes everything written so far durable (fsync of the WAL). */
+int stoat_sync(stoat_db *db);
+
+/* Turns the active memtable into an SST now and waits until it is written. */
+int stoat_flush(stoat_db *db);
+
+/*
+ * Iterators read one consistent snapshot of the latest data, taken when
+ * they are opened. opts may be NULL. A new iterator is not positioned:
+ * call a seek first.
+ */
+int stoat_iter_open(stoat_db *db, const stoat_iter_options *opts, stoat_iter **out);
+int stoat_iter_seek_first(stoat_iter *it);
+int stoat_iter_seek_last(stoat_iter *it);
+/* Positions at the first key >= key (within the bounds). */
+int stoat_iter_seek(stoat_iter *it, const void *key, size_t klen);
+/* Positions at the last key <= key (within the bounds). */
+int stoat_iter_seek_for_prev(stoat_iter *it, const void *key, size_t klen);
+int stoat_iter_next(stoat_iter *it);
+int stoat_iter_prev(stoat_iter *it);
+/* 1 when positioned on an entry, 0 when exhausted or failed (see status). */
+int stoat_iter_valid(const stoat_iter *it);
+/* The error that stopped the iterator, 0 if none. */
+int stoat_iter_status(const stoat_iter *it);
+/*
+ * Key and value of the current entry. Borrowed: valid until the iterator
+ * next moves or is closed. Value may fail (a read of a damaged block).
+ */
+int stoat_iter_key(stoat_iter *it, const void **key, size_t *klen);
+int stoat_iter_value(stoat_iter *it, const void **val, size_t *vlen);
+void stoat_iter_close(stoat_iter *it);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* STOAT_H */

@@ -1,0 +1,204 @@
+/*
+ * env.h - the one door to the operating system's files.
+ *
+ * Every file operation of the engine goes through an env, so that tests can
+ * swap in env_fault (fault injection and simulated power loss). An env is a
+ * table of operations; env_posix() is the real one, a static singleton that
+ * needs no initialisation (loading the library takes no lock, starts no
+ * thread).
+ *
+ * Files are opened for positional reads, appends, or both. Appends go to
+ * the end of the file and either write everything or fail. Short reads
+ * happen only at end of file. Every failure returns a STOAT_E* code and
+ * records a message naming the path (status.h).
+ *
+ * Thread-safety: an env and distinct files may be used from any thread.
+ * One file may be read from several threads at once (pread); appends,
+ * syncs and truncates to one file must be serialised by the caller.
+ */
+#ifndef STOAT_ENV_H
+#define STOAT_ENV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct env env;
+typedef struct env_file env_file;
+typedef struct env_lock env_lock;
+
+/* env_open flags */
+enum {
+    ENV_READ = 0,      /* existing file, reads only */
+    ENV_WRITE = 1,     /* read + append; created if missing, kept if present */
+    ENV_TRUNC = 2      /* with ENV_WRITE: truncated to 0 bytes on open */
+};
+
+struct env_ops {
+    int (*open)(env *e, const char *path, int flags, env_file **out);
+    int (*read_at)(env_file *f, uint64_t off, void *buf, size_t len, size_t *nread);
+    int (*append)(env_file *f, const void *data, size_t len);
+    int (*sync)(env_file *f);
+    int (*truncate)(env_file *f, uint64_t len);
+    int (*size)(env_file *f, uint64_t *out);
+    int (*close)(env_file *f);
+    int (*remove)(env *e, const char *path);
+    int (*rename)(env *e, const char *from, const char *to);
+    int (*sync_dir)(env *e, const char *dir);
+    int (*mkdir)(env *e, const char *path);
+    int (*exists)(env *e, const char *path);
+    int (*list)(env *e, const char *dir, char ***names, size_t *n);
+    int (*lock)(env *e, const char *path, int exclusive, env_lock **out);
+    void (*unlock)(env_lock *l);
+};
+
+struct env {
+    const struct env_ops *ops;
+};
+
+/* Every env_file starts with this header; envs extend it. */
+struct env_file {
+    env *env;
+    char *path;     /* owned copy of the path it was opened with */
+};
+
+/* The real POSIX env. Static storage; never freed. */
+env *env_posix(void);
+
+/* Opens path; *out is NULL on error (STOAT_ENOTFOUND if ENV_READ and missing). */
+static inline int env_open(env *e, const char *path, int flags, env_file **out)
+{
+    return e->ops->open(e, path, flags, out);
+}
+
+/* Reads up to len bytes at off; *nread < len only at end of file. */
+static inline int env_read_at(env_file *f, uint64_t off, void *buf, size_t len, size_t *nread)
+{
+    return f->env->ops->read_at(f, off, buf, len, nread);
+}
+
+/* Reads exactly len bytes at off; a short read is STOAT_ECORRUPT ("truncated"). */
+int env_read_exact(env_file *f, uint64_t off, void *buf, size_t len);
+
+static inline int env_append(env_file *f, const void *data, size_t len)
+{
+    return f->env->ops->append(f, data, len);
+}
+
+/* fdatasync: everything appended so far survives power loss. */
+static inline int env_sync(env_file *f)
+{
+    return f->env->ops->sync(f);
+}
+
+static inline int env_truncate(env_file *f, uint64_t len)
+{
+    return f->env->ops->truncate(f, len);
+}
+
+static inline int env_file_size(env_file *f, uint64_t *out)
+{
+    return f->env->ops->size(f, out);
+}
+
+/* Closes and frees f (NULL is fine). Does not sync. */
+static inline int env_close(env_file *f)
+{
+    return f ? f->env->ops->close(f) : 0;
+}
+
+static inline int env_remove(env *e, const char *path)
+{
+    return e->ops->remove(e, path);
+}
+
+/* Atomically replaces `to` with `from`; durable after env_sync_dir. */
+static inline int env_rename(env *e, const char *from, const char *to)
+{
+    return e->ops->rename(e, from, to);
+}
+
+/* Makes creations, removals and renames in dir durable. */
+static inline int env_sync_dir(env *e, const char *dir)
+{
+    return e->ops->sync_dir(e, dir);
+}
+
+/* Creates dir; 0 if it already exists as a directory. */
+static inline int env_mkdir(env *e, const char *path)
+{
+    return e->ops->mkdir(e, path);
+}
+
+/* 1 if path exists, 0 if not. */
+static inline int env_exists(env *e, const char *path)
+{
+    return e->ops->exists(e, path);
+}
+
+/* Names of the entries of dir, without "." and "..": a malloc'd array of
+ * malloc'd strings, freed with env_list_free. */
+static inline int env_list(env *e, const char *dir, char ***names, size_t *n)
+{
+    return e->ops->list(e, dir, names, n);
+}
+
+void env_list_free(char **names, size_t n);
+
+/*
+ * Takes an advisory lock on path (created if missing), shared or exclusive,
+ * without waiting: STOAT_EBUSY when another open file description, in this
+ * or another process, holds a conflicting lock.
+ */
+static inline int env_lock(env *e, const char *path, int exclusive, env_lock **out)
+{
+    return e->ops->lock(e, path, exclusive, out);
+}
+
+static inline void env_unlock(env *e, env_lock *l)
+{
+    if (l)
+        e->ops->unlock(l);
+}
+
+/* Reads a whole file into a malloc'd buffer. */
+int env_read_all(env *e, const char *path, char **data, size_t *len);
+
+/* Writes data to path atomically: path.tmp, fsync, rename, fsync of dir. */
+int env_write_atomic(env *e, const char *dir, const char *path, const void *data, size_t len);
+
+/* "dir/name" in a malloc'd string, NULL on ENOMEM. */
+char *env_join(const char *dir, const char *name);
+
+/*
+ * Fault-injecting env for tests. It wraps `base` and remembers, per path,
+ * how many bytes were synced; directory entries count as durable only
+ * after env_sync_dir of their directory.
+ */
+env *env_fault_new(env *base);
+void env_fault_free(env *e);
+
+/* The n-th append (1 = the next one) fails with err (EIO, ENOSPC, ...)
+ * and so does every later append; n <= 0 disables. */
+void env_fault_fail_append(env *e, long n, int err);
+/* The n-th sync (file or directory) fails with EIO, and every later one. */
+void env_fault_fail_sync(env *e, long n);
+/* Counts of appends and syncs seen so far. */
+long env_fault_appends(env *e);
+long env_fault_syncs(env *e);
+
+/*
+ * Power loss: from now on every operation fails with STOAT_EIO (the
+ * process is "dead"); call env_fault_drop_unsynced after closing handles.
+ */
+void env_fault_crash(env *e);
+
+/*
+ * Reverts the disk to what was durable: every file written through this env
+ * is truncated to its last synced length; files created since their
+ * directory was last synced are removed, and renames not followed by a
+ * sync of the directory are undone. Then clears the crash state and the
+ * failure settings, so the env can be used to reopen.
+ */
+int env_fault_drop_unsynced(env *e);
+
+#endif
