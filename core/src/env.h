@@ -24,7 +24,8 @@
 
 typedef struct env env;
 typedef struct env_file env_file;
-typedef struct env_lock env_lock;
+/* Locks are spelt `struct env_lock`: the name env_lock is the function. */
+struct env_lock;
 
 /* env_open flags */
 enum {
@@ -47,8 +48,8 @@ struct env_ops {
     int (*mkdir)(env *e, const char *path);
     int (*exists)(env *e, const char *path);
     int (*list)(env *e, const char *dir, char ***names, size_t *n);
-    int (*lock)(env *e, const char *path, int exclusive, env_lock **out);
-    void (*unlock)(env_lock *l);
+    int (*lock)(env *e, const char *path, int exclusive, struct env_lock **out);
+    void (*unlock)(struct env_lock *l);
 };
 
 struct env {
@@ -149,12 +150,12 @@ void env_list_free(char **names, size_t n);
  * without waiting: STOAT_EBUSY when another open file description, in this
  * or another process, holds a conflicting lock.
  */
-static inline int env_lock(env *e, const char *path, int exclusive, env_lock **out)
+static inline int env_lock(env *e, const char *path, int exclusive, struct env_lock **out)
 {
     return e->ops->lock(e, path, exclusive, out);
 }
 
-static inline void env_unlock(env *e, env_lock *l)
+static inline void env_unlock(env *e, struct env_lock *l)
 {
     if (l)
         e->ops->unlock(l);
