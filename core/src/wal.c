@@ -1,0 +1,270 @@
+/*
+ * wal.c - WAL record framing and replay (format: .notes/format-wal.md,
+ * merged into core/FORMAT.md "WAL").
+ *
+ * Owns the byte layout of a WAL file: the 16-byte header, the framing of a
+ * record (length, checksum, payload) and the entries of a payload. Replay
+ * reads the file front to back through a window buffer, verifies each
+ * record's checksum and parses all of its entries before it hands any of
+ * them to the callback, so a torn or damaged record is never half-applied.
+ *
+ * Torn versus corrupt: only damage that a crash during an append can leave
+ * behind counts as a torn tail (a record cut short by end of file, a last
+ * record whose checksum fails and that ends exactly at end of file, or
+ * zero bytes from a record start to end of file); replay then stops with 0
+ * and reports where the good prefix ends. Anything else is STOAT_ECORRUPT
+ * with the file and offset.
+ *
+ * Threads: no shared state; replay reads the file with positional reads,
+ * so it may run while nobody appends to the same file.
+ */
+/* env.h before buf.h (via wal.h): env_read_at's parameter `buf` would
+ * otherwise shadow the typedef and fail -Wshadow. */
+#include "env.h"
+#include "wal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "checksum.h"
+#include "coding.h"
+#include "ikey.h"
+#include "status.h"
+
+/* Bytes read at a time; a larger record is read whole. */
+#define WAL_READ_CHUNK (256u << 10)
+
+/* wal_record_check's verdict for a torn tail (errors are negative). */
+#define WAL_TORN 1
+
+int wal_encode_entry(buf *payload, slice ikey, slice value)
+{
+    if (ikey.len < IKEY_SUFFIX_LEN)
+        return status_err(STOAT_EINVAL, "wal: internal key of %zu bytes", ikey.len);
+    if (buf_reserve(payload, 2 * VARINT64_MAX_LEN + ikey.len + value.len) != 0)
+        return status_err(STOAT_ENOMEM, "wal: no memory for a %zu-byte entry",
+                          ikey.len + value.len);
+    /* Room is reserved, so neither append can fail half-way. */
+    buf_put_lenpref(payload, ikey.data, ikey.len);
+    buf_put_lenpref(payload, value.data, value.len);
+    return 0;
+}
+
+int wal_encode_record(buf *out, const void *payload, size_t len)
+{
+    if (len > WAL_MAX_RECORD)
+        return status_err(STOAT_ETOOBIG, "wal: record of %zu bytes exceeds %u", len,
+                          WAL_MAX_RECORD);
+    if (buf_reserve(out, WAL_RECORD_HEADER_LEN + len) != 0)
+        return status_err(STOAT_ENOMEM, "wal: no memory for a %zu-byte record", len);
+    buf_put_fixed32(out, (uint32_t)len);
+    buf_put_fixed32(out, checksum32(payload, len));
+    buf_append(out, payload, len);
+    return 0;
+}
+
+/* A window [win_off, win_off + win.len) of the file, refilled on demand. */
+typedef struct wal_reader {
+    env_file *f;
+    const char *path;
+    uint64_t size;
+    uint64_t win_off;
+    buf win;
+} wal_reader;
+
+/* Points *p at the file's bytes [off, off + len); the caller has checked
+ * that they lie within the file. */
+static int wal_reader_get(wal_reader *r, uint64_t off, size_t len, const char **p)
+{
+    size_t want;
+    int rc;
+
+    if (off >= r->win_off && off + len <= r->win_off + r->win.len) {
+        *p = r->win.data + (off - r->win_off);
+        return 0;
+    }
+    want = len > WAL_READ_CHUNK ? len : WAL_READ_CHUNK;
+    if (want > r->size - off)
+        want = (size_t)(r->size - off);
+    buf_reset(&r->win);
+    r->win_off = off;
+    if (buf_reserve(&r->win, want) != 0)
+        return status_err(STOAT_ENOMEM, "%s: no memory to read %zu bytes", r->path, want);
+    if ((rc = env_read_exact(r->f, off, r->win.data, want)) != 0)
+        return rc;
+    r->win.len = want;
+    *p = r->win.data;
+    return 0;
+}
+
+/* *zero = 1 when every byte from off to end of file is zero. */
+static int wal_zero_from(wal_reader *r, uint64_t off, int *zero)
+{
+    const char *p;
+    int rc;
+
+    *zero = 1;
+    while (off < r->size) {
+        size_t n = r->size - off < WAL_READ_CHUNK ? (size_t)(r->size - off) : WAL_READ_CHUNK;
+        if ((rc = wal_reader_get(r, off, n, &p)) != 0)
+            return rc;
+        for (size_t i = 0; i < n; i++) {
+            if (p[i] != 0) {
+                *zero = 0;
+                return 0;
+            }
+        }
+        off += n;
+    }
+    return 0;
+}
+
+static void wal_header_bytes(char *h)
+{
+    put_fixed64(h, WAL_MAGIC);
+    put_fixed32(h + 8, WAL_FORMAT_VERSION);
+    put_fixed32(h + 12, 0);
+}
+
+/*
+ * Checks the header. Returns 0 when it is good, WAL_TORN for a file that
+ * holds no header yet (empty, all zeros, or a cut-short prefix of the
+ * header), else an error.
+ */
+static int wal_check_header(wal_reader *r)
+{
+    char want[WAL_HEADER_LEN];
+    const char *p;
+    int rc, zero;
+
+    wal_header_bytes(want);
+    if (r->size < WAL_HEADER_LEN) {
+        if ((rc = wal_zero_from(r, 0, &zero)) != 0)
+            return rc;
+        if (zero || memcmp(r->win.data, want, (size_t)r->size) == 0)
+            return WAL_TORN;
+        return status_err(STOAT_ECORRUPT, "%s: bad WAL header: file of %llu bytes", r->path,
+                          (unsigned long long)r->size);
+    }
+    if ((rc = wal_reader_get(r, 0, WAL_HEADER_LEN, &p)) != 0)
+        return rc;
+    if (memcmp(p, want, WAL_HEADER_LEN) == 0)
+        return 0;
+    if (get_fixed64(p) == WAL_MAGIC && get_fixed32(p + 8) > WAL_FORMAT_VERSION)
+        return status_err(STOAT_ENOTSUP, "%s: WAL format version %u is newer than %u", r->path,
+                          get_fixed32(p + 8), WAL_FORMAT_VERSION);
+    if ((rc = wal_zero_from(r, 0, &zero)) != 0)
+        return rc;
+    if (zero)
+        return WAL_TORN;
+    return status_err(STOAT_ECORRUPT, "%s: bad WAL header at offset 0", r->path);
+}
+
+/*
+ * Checks the record at off. Returns 0 and its payload, WAL_TORN when it is
+ * a torn tail, or an error.
+ */
+static int wal_record_check(wal_reader *r, uint64_t off, const char **payload, uint32_t *plen)
+{
+    uint64_t rest = r->size - off;
+    const char *p;
+    uint32_t len;
+    int rc, zero;
+
+    if (rest < WAL_RECORD_HEADER_LEN)
+        return WAL_TORN;
+    if ((rc = wal_reader_get(r, off, WAL_RECORD_HEADER_LEN, &p)) != 0)
+        return rc;
+    len = get_fixed32(p);
+    if (len > rest - WAL_RECORD_HEADER_LEN)
+        return WAL_TORN;
+    if (len > WAL_MAX_RECORD)
+        return status_err(STOAT_ECORRUPT, "%s: record length %u too large at offset %llu",
+                          r->path, len, (unsigned long long)off);
+    if ((rc = wal_reader_get(r, off, WAL_RECORD_HEADER_LEN + (size_t)len, &p)) != 0)
+        return rc;
+    if (checksum32(p + WAL_RECORD_HEADER_LEN, len) == get_fixed32(p + 4)) {
+        *payload = p + WAL_RECORD_HEADER_LEN;
+        *plen = len;
+        return 0;
+    }
+    if (len == rest - WAL_RECORD_HEADER_LEN)
+        return WAL_TORN;
+    if ((rc = wal_zero_from(r, off, &zero)) != 0)
+        return rc;
+    if (zero)
+        return WAL_TORN;
+    return status_err(STOAT_ECORRUPT, "%s: bad checksum at offset %llu", r->path,
+                      (unsigned long long)off);
+}
+
+/* Parses the entry at *p (not past limit), advancing *p; -1 if malformed. */
+static int wal_entry_parse(const char **p, const char *limit, slice *ikey, slice *value)
+{
+    const char *q = *p;
+    uint64_t klen, vlen;
+    vstruct v;
+
+    if ((q = get_varint64(q, limit, &klen)) == NULL || klen > (uint64_t)(limit - q) ||
+        klen < IKEY_SUFFIX_LEN)
+        return -1;
+    *ikey = slice_make(q, (size_t)klen);
+    q += klen;
+    if ((q = get_varint64(q, limit, &vlen)) == NULL || vlen > (uint64_t)(limit - q))
+        return -1;
+    *value = slice_make(q, (size_t)vlen);
+    if (vstruct_decode(*value, &v) != 0)
+        return -1;
+    *p = q + vlen;
+    return 0;
+}
+
+/* Parses every entry of a checksummed payload, then hands them to fn. */
+static int wal_record_apply(wal_reader *r, uint64_t off, const char *payload, uint32_t len,
+                            wal_entry_fn fn, void *arg)
+{
+    const char *limit = payload + len, *p;
+    slice ikey, value;
+    int rc;
+
+    for (p = payload; p < limit;) {
+        if (wal_entry_parse(&p, limit, &ikey, &value) != 0)
+            return status_err(STOAT_ECORRUPT, "%s: malformed entry at offset %llu in record at %llu",
+                              r->path, (unsigned long long)(off + WAL_RECORD_HEADER_LEN +
+                                                            (uint64_t)(p - payload)),
+                              (unsigned long long)off);
+    }
+    for (p = payload; p < limit;) {
+        wal_entry_parse(&p, limit, &ikey, &value);
+        if ((rc = fn(arg, ikey, value)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int wal_replay(env_file *f, const char *path, wal_entry_fn fn, void *arg, uint64_t *good_len)
+{
+    wal_reader r = {f, path, 0, 0, {0}};
+    const char *payload = NULL;
+    uint64_t off = WAL_HEADER_LEN;
+    uint32_t len = 0;
+    int rc;
+
+    *good_len = 0;
+    if ((rc = env_file_size(f, &r.size)) != 0)
+        goto done;
+    if ((rc = wal_check_header(&r)) != 0)
+        goto done;
+    *good_len = off;
+    while (off < r.size) {
+        if ((rc = wal_record_check(&r, off, &payload, &len)) != 0)
+            break;
+        if ((rc = wal_record_apply(&r, off, payload, len, fn, arg)) != 0)
+            break;
+        off += WAL_RECORD_HEADER_LEN + (uint64_t)len;
+        *good_len = off;
+    }
+done:
+    buf_free(&r.win);
+    return rc == WAL_TORN ? 0 : rc;
+}
