@@ -12,7 +12,7 @@ CC ?= cc
 BUILD ?= build
 OPT ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g $(OPT) -fPIC -pthread \
-              -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+              -Wall -Wextra -Werror -Wstrict-prototypes \
               -Icore/include -Icore/src
 CFLAGS += $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 LDLIBS = -lzstd -llz4 -lxxhash -pthread

@@ -35,7 +35,7 @@ extern "C" {
 enum {
     STOAT_OK = 0,
     STOAT_ENOTFOUND = -1,   /* key absent (not a failure for get) */
-    STOAT_EINVAL = -2,      /* bad argument: empty or oversized key, bad option */
+    STOAT_EINVAL = -2,      /* bad argument: empty key, NULL pointer, bad option */
     STOAT_ECORRUPT = -3,    /* a file failed a checksum or is malformed */
     STOAT_EIO = -4,         /* the OS failed a file operation */
     STOAT_ENOMEM = -5,      /* out of memory */
@@ -152,6 +152,12 @@ int stoat_sync(stoat_db *db);
 
 /* Turns the active memtable into an SST now and waits until it is written. */
 int stoat_flush(stoat_db *db);
+
+/*
+ * Flushes, then compacts every level into the last one and waits: old
+ * versions and tombstones no reader needs are dropped on the way.
+ */
+int stoat_flatten(stoat_db *db);
 
 /*
  * Iterators read one consistent snapshot of the latest data, taken when

@@ -1,0 +1,137 @@
+/*
+ * db_impl.h - the database handle, shared by the db_*.c files.
+ *
+ *   db_open.c   open, recovery, close, the public argument checks helpers
+ *   db_write.c  the write path: writer queue, group commit, memtable room
+ *   db_read.c   get and the public iterator
+ *   db_bg.c     background threads: memtable flush and compaction
+ *
+ * Locking. `mu` guards the mutable state below (memtables, current
+ * version, writer queue, counters, snapshot list, background state).
+ * `manifest_mu` serialises edits of the version set: whoever holds it may
+ * log an edit and install the version it makes, so `current` changes only
+ * under both locks. Never take manifest_mu while holding mu.
+ *
+ * The write path lets one thread at a time, the front writer, append to
+ * the WAL and insert into the active memtable without holding mu; readers
+ * reach memtables lock-free. `last_version` is the newest version whose
+ * writes are all in the memtable: readers read at it.
+ */
+#ifndef STOAT_DB_IMPL_H
+#define STOAT_DB_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "block_cache.h"
+#include "buf.h"
+#include "compaction.h"
+#include "env.h"
+#include "manifest.h"
+#include "memtable.h"
+#include "status.h"
+#include "stoat.h"
+#include "table_cache.h"
+#include "version.h"
+
+#define DB_MAX_COMPACTORS 16
+
+/* One entry of a write: built by the API, versioned by the write path. */
+typedef struct db_write_op {
+    uint8_t meta;           /* 0 or VMETA_DELETE */
+    uint8_t user_meta;
+    uint64_t expires_at;
+    slice key;              /* borrowed from the caller for the write's duration */
+    slice value;
+} db_write_op;
+
+/* A thread waiting in the writer queue. */
+typedef struct db_writer {
+    const db_write_op *ops;
+    size_t n_ops;
+    int sync;               /* fsync the WAL before returning */
+    int rotate;             /* make the active memtable immutable (flush) */
+    int done;
+    int rc;
+    uint64_t version;       /* the version its ops got */
+    pthread_cond_t cv;
+    struct db_writer *next;
+} db_writer;
+
+/* A registered reader's snapshot (iterators, later transactions). */
+typedef struct db_snapshot {
+    uint64_t version;
+    struct db_snapshot *prev, *next;
+} db_snapshot;
+
+struct stoat_db {
+    char *dir;
+    stoat_options opts;
+    env *env;
+    unsigned long fork_gen;     /* fork generation at open (db_open.c) */
+    struct env_lock *lock;
+    int read_only;
+
+    pthread_mutex_t mu;
+    pthread_cond_t bg_cv;       /* wakes background threads */
+    pthread_cond_t done_cv;     /* flush or compaction finished, or error */
+    pthread_mutex_t manifest_mu;
+
+    memtable *mem;              /* active memtable; NULL when read-only */
+    memtable **imm;             /* immutable memtables, oldest first */
+    size_t n_imm, cap_imm;
+    version *current;
+    manifest *manifest;
+    table_cache *tc;
+    block_cache *bc;
+    level_options lopts;
+    sst_options sopts;
+
+    uint64_t next_file_id;      /* guarded by mu */
+    uint64_t next_version;      /* next version to hand out; guarded by mu */
+    _Atomic uint64_t last_version;
+
+    db_writer *writers_head, *writers_tail;
+    buf wal_payload;            /* used by the front writer only */
+    db_write_op *group_ops;     /* ditto */
+
+    db_snapshot snapshots;      /* list head (circular) */
+    int open_iters;
+
+    int bg_error;               /* sticky: first failure of a write or bg job */
+    char bg_msg[STATUS_MSG_MAX];
+    int closing;
+    int flushing;               /* the flusher is writing an SST */
+    int manual_compaction;      /* flatten in progress: automatic picks pause */
+    int running_compactions;
+    pthread_t flusher;
+    pthread_t compactors[DB_MAX_COMPACTORS];
+    int n_compactors;
+    int threads_started;
+
+    /* counters for stats and tests */
+    uint64_t stat_flushes, stat_compactions, stat_stall_micros, stat_slowdowns;
+};
+
+/* db_open.c */
+int db_check_handle(stoat_db *db);
+int db_check_key(const void *key, size_t klen);
+void db_set_bg_error_locked(stoat_db *db, int rc);
+uint64_t db_new_file_id(void *db);
+int db_push_imm_locked(stoat_db *db, memtable *m);
+
+/* db_write.c */
+int db_write(stoat_db *db, const db_write_op *ops, size_t n, int sync, int rotate);
+
+/* db_bg.c */
+int db_bg_start(stoat_db *db);
+void db_bg_stop(stoat_db *db);
+int db_install_edit(stoat_db *db, version_edit *edit);
+int db_wait_flushed_locked(stoat_db *db, uint64_t mem_id);
+int db_flatten(stoat_db *db);
+
+/* db_read.c */
+uint64_t db_oldest_snapshot_locked(stoat_db *db);
+
+#endif

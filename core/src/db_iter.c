@@ -1,0 +1,519 @@
+/*
+ * db_iter.c - what a reader at one version sees, over a merged internal
+ * iterator (the approach of LevelDB's DBIter).
+ *
+ * Entries are grouped: normally a group is one user key (all its versions),
+ * with all_versions a group is one internal key (the same user key and
+ * version can come from two sources, e.g. a memtable and the table it was
+ * flushed to; the newer source's copy wins). Versions above read_version
+ * are invisible. Of each group the first visible entry in internal order
+ * (newest version, newest source) is the one yielded, unless it is hidden:
+ * a tombstone or expired entry hides its whole user key (never with
+ * all_versions, which yields them so the caller sees the deletes).
+ *
+ * Bounds: prefix, lower and upper reduce to one half-open range of user
+ * keys [start, end): start = max(lower, prefix), end = min(upper, the
+ * prefix's successor). Seeks clamp their target into it; a scan stops at
+ * the first user key past the range edge it is heading to.
+ *
+ * Direction invariant. FWD: the internal iterator is positioned at the
+ * entry yielded (zero copy: key and vstruct borrow from it). BWD: the entry
+ * yielded was copied into saved_key/saved_val and the internal iterator is
+ * positioned before every entry of its group (or is exhausted), because
+ * finding a group's newest visible entry backward means scanning the group
+ * from oldest to newest and stepping past it. Switching direction re-walks
+ * the current group (next: forward over it; prev: backward before it).
+ *
+ * Errors (a bad internal key or vstruct is STOAT_ECORRUPT, the internal
+ * iterator's status, ENOMEM) are sticky: the iterator stays invalid and
+ * status() keeps the first code. One thread at a time.
+ */
+#include "db_iter.h"
+
+#include <assert.h>
+#include <stdlib.h>
+
+#include "buf.h"
+#include "status.h"
+
+enum { DB_ITER_FWD, DB_ITER_BWD };
+
+struct db_iter {
+    iter *in;
+    buf start, end;             /* user-key range [start, end) */
+    int has_start, has_end;
+    uint64_t read_version;
+    uint64_t now;
+    int all_versions;
+    int dir;
+    int valid;
+    int status;
+    slice cur_key;              /* internal key of the entry yielded */
+    vstruct cur;
+    buf saved_key;              /* BWD: the entry yielded; FWD: group to skip */
+    buf saved_val;
+    buf target;                 /* scratch for seek keys */
+};
+
+/* ---- bounds ------------------------------------------------------------ */
+
+static int db_iter_below(const db_iter *it, slice ukey)
+{
+    return it->has_start && slice_cmp(ukey, slice_make(it->start.data, it->start.len)) < 0;
+}
+
+static int db_iter_above(const db_iter *it, slice ukey)
+{
+    return it->has_end && slice_cmp(ukey, slice_make(it->end.data, it->end.len)) >= 0;
+}
+
+/* The smallest key above every key starting with p, into out; 0 when there
+ * is none (p empty or all 0xff bytes: the prefix range is unbounded). */
+static int db_iter_successor(slice p, buf *out)
+{
+    size_t n = p.len;
+
+    while (n > 0 && (unsigned char)p.data[n - 1] == 0xff)
+        n--;
+    if (n == 0)
+        return 0;
+    buf_reset(out);
+    if (buf_append(out, p.data, n) != 0)
+        return STOAT_ENOMEM;
+    out->data[n - 1] = (char)((unsigned char)out->data[n - 1] + 1);
+    return 1;
+}
+
+/* Sets b to the tighter of its current value (if set) and s. */
+static int db_iter_tighten(buf *b, int *has, slice s, int want_larger)
+{
+    if (*has) {
+        int c = slice_cmp(s, slice_make(b->data, b->len));
+        if (want_larger ? c <= 0 : c >= 0)
+            return 0;
+    }
+    buf_reset(b);
+    *has = 1;
+    return buf_append(b, s.data, s.len);
+}
+
+static int db_iter_set_bounds(db_iter *it, const db_iter_options *o)
+{
+    buf succ = {0};
+    int rc = 0, r;
+
+    if (o->lower.data && (rc = db_iter_tighten(&it->start, &it->has_start, o->lower, 1)) != 0)
+        goto out;
+    if (o->upper.data && (rc = db_iter_tighten(&it->end, &it->has_end, o->upper, 0)) != 0)
+        goto out;
+    if (o->prefix.len == 0)
+        goto out;
+    if ((rc = db_iter_tighten(&it->start, &it->has_start, o->prefix, 1)) != 0)
+        goto out;
+    if ((r = db_iter_successor(o->prefix, &succ)) < 0) {
+        rc = r;
+        goto out;
+    }
+    if (r == 1)
+        rc = db_iter_tighten(&it->end, &it->has_end, slice_make(succ.data, succ.len), 0);
+out:
+    buf_free(&succ);
+    return rc;
+}
+
+/* ---- entries ----------------------------------------------------------- */
+
+static void db_iter_fail(db_iter *it, int rc)
+{
+    if (it->status == 0)
+        it->status = rc;
+    it->valid = 0;
+}
+
+/* Reads the internal iterator's key, checking it can hold a suffix. */
+static int db_iter_ikey(db_iter *it, slice *ik)
+{
+    *ik = iter_key(it->in);
+    if (ik->len < IKEY_SUFFIX_LEN)
+        return status_err(STOAT_ECORRUPT, "db_iter: internal key of %zu bytes", ik->len);
+    return 0;
+}
+
+static int db_iter_decode(slice ik, slice enc, vstruct *vs)
+{
+    if (vstruct_decode(enc, vs) != 0)
+        return status_err(STOAT_ECORRUPT,
+                          "db_iter: malformed stored value (%zu bytes) of a key of %zu bytes "
+                          "at version %llu",
+                          enc.len, ik.len - IKEY_SUFFIX_LEN,
+                          (unsigned long long)ikey_version(ik));
+    return 0;
+}
+
+static int db_iter_hidden(const db_iter *it, const vstruct *vs)
+{
+    if (it->all_versions)
+        return 0;
+    if (vs->meta & VMETA_DELETE)
+        return 1;
+    return vs->expires_at != 0 && it->now != 0 && vs->expires_at <= it->now;
+}
+
+/* Compares ik's group with the saved entry's group. */
+static int db_iter_group_cmp(const db_iter *it, slice ik)
+{
+    slice saved = slice_make(it->saved_key.data, it->saved_key.len);
+
+    if (it->all_versions)
+        return ikey_cmp(ik, saved);
+    return slice_cmp(ikey_user(ik), ikey_user(saved));
+}
+
+static int db_iter_save_key(db_iter *it, slice ik)
+{
+    buf_reset(&it->saved_key);
+    if (buf_append(&it->saved_key, ik.data, ik.len) != 0)
+        return status_err(STOAT_ENOMEM, "db_iter: out of memory saving a key");
+    return 0;
+}
+
+/* When the internal iterator stops: its error, or 0 for a plain end. */
+static void db_iter_stop(db_iter *it)
+{
+    int rc = iter_status(it->in);
+
+    it->valid = 0;
+    if (rc != 0)
+        db_iter_fail(it, rc);
+}
+
+/* ---- forward ----------------------------------------------------------- */
+
+/*
+ * From the internal position onward, finds the first entry to yield. With
+ * skipping, entries of the saved group are passed over first (the group
+ * just yielded, or hidden).
+ */
+static void db_iter_find_next(db_iter *it, int skipping)
+{
+    slice ik;
+    vstruct vs;
+    int rc;
+
+    for (; iter_valid(it->in); iter_next(it->in)) {
+        if ((rc = db_iter_ikey(it, &ik)) != 0)
+            goto fail;
+        if (db_iter_above(it, ikey_user(ik)))
+            break;
+        if (ikey_version(ik) > it->read_version || db_iter_below(it, ikey_user(ik)))
+            continue;
+        if (skipping && db_iter_group_cmp(it, ik) <= 0)
+            continue;
+        if ((rc = db_iter_decode(ik, iter_value(it->in), &vs)) != 0)
+            goto fail;
+        if (db_iter_hidden(it, &vs)) {
+            if ((rc = db_iter_save_key(it, ik)) != 0)
+                goto fail;
+            skipping = 1;
+            continue;
+        }
+        it->cur_key = ik;
+        it->cur = vs;
+        it->valid = 1;
+        return;
+    }
+    db_iter_stop(it);
+    return;
+fail:
+    db_iter_fail(it, rc);
+}
+
+/* ---- backward ---------------------------------------------------------- */
+
+static int db_iter_save(db_iter *it, slice ik, slice enc)
+{
+    int rc;
+
+    if ((rc = db_iter_save_key(it, ik)) != 0)
+        return rc;
+    buf_reset(&it->saved_val);
+    if (buf_append(&it->saved_val, enc.data, enc.len) != 0)
+        return status_err(STOAT_ENOMEM, "db_iter: out of memory saving a value");
+    return 0;
+}
+
+/* Points the current entry at the saved copy (decoded before it was saved). */
+static void db_iter_use_saved(db_iter *it)
+{
+    it->cur_key = slice_make(it->saved_key.data, it->saved_key.len);
+    (void)vstruct_decode(slice_make(it->saved_val.data, it->saved_val.len), &it->cur);
+    it->valid = 1;
+}
+
+/*
+ * From the internal position backward, finds the group to yield: walks a
+ * group from its oldest entry to its newest, remembering the newest visible
+ * one, and stops at the first visible entry of an earlier group once that
+ * one is not hidden (the internal iterator is then just before the group).
+ */
+static void db_iter_find_prev(db_iter *it)
+{
+    int have = 0, rc;
+    slice ik, enc;
+    vstruct vs;
+
+    for (; iter_valid(it->in); iter_prev(it->in)) {
+        if ((rc = db_iter_ikey(it, &ik)) != 0)
+            goto fail;
+        if (db_iter_below(it, ikey_user(ik)))
+            break;
+        if (ikey_version(ik) > it->read_version || db_iter_above(it, ikey_user(ik)))
+            continue;
+        if (have && db_iter_group_cmp(it, ik) < 0)
+            break;
+        enc = iter_value(it->in);
+        if ((rc = db_iter_decode(ik, enc, &vs)) != 0)
+            goto fail;
+        have = !db_iter_hidden(it, &vs);
+        if (have && (rc = db_iter_save(it, ik, enc)) != 0)
+            goto fail;
+    }
+    if (!iter_valid(it->in) && iter_status(it->in) != 0) {
+        db_iter_stop(it);
+        return;
+    }
+    if (have)
+        db_iter_use_saved(it);
+    else
+        it->valid = 0;
+    return;
+fail:
+    db_iter_fail(it, rc);
+}
+
+/* ---- positioning ------------------------------------------------------- */
+
+/* The internal key ukey+version in it->target. */
+static int db_iter_target(db_iter *it, slice ukey, uint64_t version, slice *out)
+{
+    buf_reset(&it->target);
+    if (buf_reserve(&it->target, ukey.len + IKEY_SUFFIX_LEN) != 0)
+        return status_err(STOAT_ENOMEM, "db_iter: out of memory for a seek key");
+    it->target.len = ikey_encode(it->target.data, ukey.data, ukey.len, version);
+    *out = slice_make(it->target.data, it->target.len);
+    return 0;
+}
+
+/* Common start of every seek: 0 when the iterator may move. */
+static int db_iter_begin(db_iter *it)
+{
+    it->valid = 0;
+    return it->status == 0;
+}
+
+void db_iter_seek(db_iter *it, slice ukey)
+{
+    slice t;
+    int rc;
+
+    if (!db_iter_begin(it))
+        return;
+    if (db_iter_below(it, ukey))
+        ukey = slice_make(it->start.data, it->start.len);
+    if (db_iter_above(it, ukey))
+        return;
+    if ((rc = db_iter_target(it, ukey, IKEY_VERSION_MAX, &t)) != 0) {
+        db_iter_fail(it, rc);
+        return;
+    }
+    it->dir = DB_ITER_FWD;
+    iter_seek(it->in, t);
+    db_iter_find_next(it, 0);
+}
+
+void db_iter_seek_first(db_iter *it)
+{
+    if (it->has_start) {
+        db_iter_seek(it, slice_make(it->start.data, it->start.len));
+        return;
+    }
+    if (!db_iter_begin(it))
+        return;
+    it->dir = DB_ITER_FWD;
+    iter_seek_first(it->in);
+    db_iter_find_next(it, 0);
+}
+
+/* Lands before `end` (the entry (end, VERSION_MAX) itself is skipped as
+ * out of range by find_prev). */
+void db_iter_seek_last(db_iter *it)
+{
+    slice t;
+    int rc;
+
+    if (!db_iter_begin(it))
+        return;
+    it->dir = DB_ITER_BWD;
+    if (!it->has_end) {
+        iter_seek_last(it->in);
+    } else {
+        rc = db_iter_target(it, slice_make(it->end.data, it->end.len), IKEY_VERSION_MAX, &t);
+        if (rc != 0) {
+            db_iter_fail(it, rc);
+            return;
+        }
+        iter_seek_for_prev(it->in, t);
+    }
+    db_iter_find_prev(it);
+}
+
+/* Version 0 sorts after every other version of ukey, so the internal
+ * seek lands on ukey's oldest entry or before. */
+void db_iter_seek_for_prev(db_iter *it, slice ukey)
+{
+    slice t;
+    int rc;
+
+    if (db_iter_above(it, ukey)) {
+        db_iter_seek_last(it);
+        return;
+    }
+    if (!db_iter_begin(it) || db_iter_below(it, ukey))
+        return;
+    if ((rc = db_iter_target(it, ukey, 0, &t)) != 0) {
+        db_iter_fail(it, rc);
+        return;
+    }
+    it->dir = DB_ITER_BWD;
+    iter_seek_for_prev(it->in, t);
+    db_iter_find_prev(it);
+}
+
+/* ---- stepping ---------------------------------------------------------- */
+
+/*
+ * Backward, the internal iterator is before the saved group: step into it
+ * (or, if the walk ran off the start, seek to it), then skip it.
+ */
+void db_iter_next(db_iter *it)
+{
+    slice t;
+    int rc;
+
+    if (!db_iter_valid(it))
+        return;
+    if (it->dir == DB_ITER_FWD) {
+        if ((rc = db_iter_save_key(it, it->cur_key)) != 0)
+            goto fail;
+        iter_next(it->in);
+    } else if (iter_valid(it->in)) {
+        iter_next(it->in);
+    } else {
+        t = slice_make(it->saved_key.data, it->saved_key.len);
+        if (!it->all_versions && (rc = db_iter_target(it, ikey_user(t), IKEY_VERSION_MAX, &t)) != 0)
+            goto fail;
+        iter_seek(it->in, t);
+    }
+    it->dir = DB_ITER_FWD;
+    db_iter_find_next(it, 1);
+    return;
+fail:
+    db_iter_fail(it, rc);
+}
+
+/*
+ * Forward, the internal iterator is on the current entry, the first of its
+ * group: step back out of the group, then walk backward as usual.
+ */
+void db_iter_prev(db_iter *it)
+{
+    slice ik;
+    int rc;
+
+    if (!db_iter_valid(it))
+        return;
+    if (it->dir == DB_ITER_FWD) {
+        if ((rc = db_iter_save_key(it, it->cur_key)) != 0)
+            goto fail;
+        it->dir = DB_ITER_BWD;
+        for (iter_prev(it->in); iter_valid(it->in); iter_prev(it->in)) {
+            if ((rc = db_iter_ikey(it, &ik)) != 0)
+                goto fail;
+            if (db_iter_group_cmp(it, ik) < 0)
+                break;
+        }
+    }
+    db_iter_find_prev(it);
+    return;
+fail:
+    db_iter_fail(it, rc);
+}
+
+/* ---- accessors and lifetime -------------------------------------------- */
+
+int db_iter_valid(const db_iter *it)
+{
+    return it->valid && it->status == 0;
+}
+
+int db_iter_status(const db_iter *it)
+{
+    return it->status;
+}
+
+slice db_iter_key(const db_iter *it)
+{
+    assert(db_iter_valid(it));
+    return ikey_user(it->cur_key);
+}
+
+uint64_t db_iter_version(const db_iter *it)
+{
+    assert(db_iter_valid(it));
+    return ikey_version(it->cur_key);
+}
+
+const vstruct *db_iter_vstruct(const db_iter *it)
+{
+    assert(db_iter_valid(it));
+    return &it->cur;
+}
+
+int db_iter_new(iter *internal, const db_iter_options *o, db_iter **out)
+{
+    db_iter *it;
+    int rc;
+
+    *out = NULL;
+    if ((it = calloc(1, sizeof(*it))) == NULL) {
+        iter_free(internal);
+        return status_err(STOAT_ENOMEM, "db_iter: out of memory");
+    }
+    it->in = internal;
+    it->read_version = o->read_version;
+    it->now = o->now;
+    it->all_versions = o->all_versions;
+    it->dir = DB_ITER_FWD;
+    if ((rc = db_iter_set_bounds(it, o)) != 0) {
+        rc = status_err(rc, "db_iter: out of memory copying bounds");
+        goto fail;
+    }
+    *out = it;
+    return 0;
+fail:
+    db_iter_free(it);
+    return rc;
+}
+
+void db_iter_free(db_iter *it)
+{
+    if (it == NULL)
+        return;
+    iter_free(it->in);
+    buf_free(&it->start);
+    buf_free(&it->end);
+    buf_free(&it->saved_key);
+    buf_free(&it->saved_val);
+    buf_free(&it->target);
+    free(it);
+}

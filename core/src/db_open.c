@@ -1,0 +1,491 @@
+/*
+ * db_open.c - opening, recovering and closing a database; option defaults
+ * and the checks every public call makes.
+ *
+ * Open, in order: create the directory if asked; take LOCK (exclusive, or
+ * shared when read-only); replay the MANIFEST (or create one); check that
+ * every table it lists exists; remove files it does not know (unknown
+ * tables, WALs already flushed, a stale MANIFEST.tmp); replay the WALs
+ * still needed, oldest first, into immutable memtables queued for flush;
+ * start a fresh WAL; start the background threads. Nothing runs at load
+ * time: the fork generation hook is registered by the first open.
+ *
+ * A handle remembers the fork generation it was opened in: after fork()
+ * the child's generation differs and every call returns STOAT_EFORKED
+ * (the child has no background threads, and the lock belongs to the
+ * parent).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db_env.h"
+#include "db_impl.h"
+#include "status.h"
+
+#define DB_LOCK_NAME "LOCK"
+
+static _Atomic unsigned long fork_generation;
+static pthread_once_t fork_hook_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+    atomic_fetch_add(&fork_generation, 1);
+}
+
+static void fork_hook_register(void)
+{
+    pthread_atfork(NULL, NULL, fork_child);
+}
+
+void stoat_options_init(stoat_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->create_if_missing = 1;
+    o->sync = STOAT_SYNC_NONE;
+    o->memtable_size = 64ull << 20;
+    o->num_memtables = 4;
+    o->block_size = 4096;
+    o->compression = STOAT_COMPRESSION_LZ4;
+    o->zstd_level = 1;
+    o->bloom_fp_rate = 0.01;
+    o->cache_size = 256ull << 20;
+    o->max_open_files = 1000;
+    o->num_compactors = 2;
+    o->num_levels = 7;
+    o->base_level_size = 256ull << 20;
+    o->level_size_multiplier = 10;
+    o->table_size = 64ull << 20;
+    o->l0_compaction_trigger = 4;
+    o->l0_slowdown_trigger = 12;
+    o->l0_stall_trigger = 20;
+}
+
+static int options_check(const stoat_options *o)
+{
+#define BAD(cond, what) \
+    if (cond)           \
+        return status_err(STOAT_EINVAL, "option %s", what)
+    BAD(o->sync != STOAT_SYNC_NONE && o->sync != STOAT_SYNC_COMMIT, "sync: not a STOAT_SYNC_* value");
+    BAD(o->memtable_size < (64u << 10) || o->memtable_size > (2ull << 30),
+        "memtable_size: must be 64 KiB .. 2 GiB");
+    BAD(o->num_memtables < 2 || o->num_memtables > 64, "num_memtables: must be 2..64");
+    BAD(o->block_size < 256 || o->block_size > (4u << 20), "block_size: must be 256 B .. 4 MiB");
+    BAD(o->compression < STOAT_COMPRESSION_NONE || o->compression > STOAT_COMPRESSION_ZSTD,
+        "compression: not a STOAT_COMPRESSION_* value");
+    BAD(o->zstd_level < -7 || o->zstd_level > 22, "zstd_level: must be -7..22");
+    BAD(!(o->bloom_fp_rate >= 0 && o->bloom_fp_rate < 1), "bloom_fp_rate: must be in [0, 1)");
+    BAD(o->max_open_files < 16, "max_open_files: must be at least 16");
+    BAD(o->num_compactors < 1 || o->num_compactors > DB_MAX_COMPACTORS,
+        "num_compactors: must be 1..16");
+    BAD(o->num_levels < 2 || o->num_levels > MAX_LEVELS, "num_levels: must be 2..16");
+    BAD(o->base_level_size < (64u << 10), "base_level_size: must be at least 64 KiB");
+    BAD(o->level_size_multiplier < 2 || o->level_size_multiplier > 100,
+        "level_size_multiplier: must be 2..100");
+    BAD(o->table_size < (64u << 10), "table_size: must be at least 64 KiB");
+    BAD(o->l0_compaction_trigger < 1, "l0_compaction_trigger: must be at least 1");
+    BAD(o->l0_slowdown_trigger < o->l0_compaction_trigger,
+        "l0_slowdown_trigger: must be >= l0_compaction_trigger");
+    BAD(o->l0_stall_trigger < o->l0_slowdown_trigger,
+        "l0_stall_trigger: must be >= l0_slowdown_trigger");
+#undef BAD
+    return 0;
+}
+
+int db_check_handle(stoat_db *db)
+{
+    if (db == NULL)
+        return status_err(STOAT_EINVAL, "database handle is NULL");
+    if (db->fork_gen != atomic_load_explicit(&fork_generation, memory_order_relaxed))
+        return status_err(STOAT_EFORKED,
+                          "database handle used in a forked process: open it again there");
+    return 0;
+}
+
+int db_check_key(const void *key, size_t klen)
+{
+    if (klen == 0)
+        return status_err(STOAT_EINVAL, "empty key");
+    if (key == NULL)
+        return status_err(STOAT_EINVAL, "key is NULL");
+    if (klen > STOAT_MAX_KEY_SIZE)
+        return status_err(STOAT_ETOOBIG, "key of %zu bytes is over the maximum of %u", klen,
+                          STOAT_MAX_KEY_SIZE);
+    return 0;
+}
+
+void db_set_bg_error_locked(stoat_db *db, int rc)
+{
+    if (db->bg_error == 0 && rc != 0) {
+        db->bg_error = rc;
+        snprintf(db->bg_msg, sizeof(db->bg_msg), "%s", status_msg());
+    }
+    pthread_cond_broadcast(&db->done_cv);
+}
+
+uint64_t db_new_file_id(void *arg)
+{
+    stoat_db *db = arg;
+    uint64_t id;
+
+    pthread_mutex_lock(&db->mu);
+    id = db->next_file_id++;
+    pthread_mutex_unlock(&db->mu);
+    return id;
+}
+
+/* Parses "NNNNNN.ext" (digits only before the dot); 0 if it does not match. */
+static int parse_file_name(const char *name, const char *ext, uint64_t *id)
+{
+    const char *dot = strchr(name, '.');
+    uint64_t v = 0;
+
+    if (dot == NULL || dot == name || strcmp(dot + 1, ext) != 0)
+        return 0;
+    for (const char *p = name; p < dot; p++) {
+        if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10)
+            return 0;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    *id = v;
+    return 1;
+}
+
+static int version_has_table(const version *v, uint64_t id)
+{
+    for (int l = 0; l < v->num_levels; l++)
+        for (size_t i = 0; i < v->n[l]; i++)
+            if (v->tables[l][i]->id == id)
+                return 1;
+    return 0;
+}
+
+static int db_check_tables(stoat_db *db, uint64_t *max_version)
+{
+    const version *v = db->current;
+
+    for (int l = 0; l < v->num_levels; l++) {
+        for (size_t i = 0; i < v->n[l]; i++) {
+            const table_meta *t = v->tables[l][i];
+            char *path = sst_path(db->dir, t->id);
+            int exists;
+
+            if (path == NULL)
+                return STOAT_ENOMEM;
+            exists = env_exists(db->env, path);
+            free(path);
+            if (!exists)
+                return status_err(STOAT_ECORRUPT,
+                                  "%s: MANIFEST lists table %06llu.sst (level %d) but the file is "
+                                  "missing",
+                                  db->dir, (unsigned long long)t->id, l);
+            if (t->max_version > *max_version)
+                *max_version = t->max_version;
+        }
+    }
+    return 0;
+}
+
+int db_push_imm_locked(stoat_db *db, memtable *m)
+{
+    if (db->n_imm == db->cap_imm) {
+        size_t cap = db->cap_imm ? 2 * db->cap_imm : 8;
+        memtable **grown = realloc(db->imm, cap * sizeof(*grown));
+        if (grown == NULL)
+            return status_err(STOAT_ENOMEM, "out of memory queueing a memtable");
+        db->imm = grown;
+        db->cap_imm = cap;
+    }
+    db->imm[db->n_imm++] = m;
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Replays the WALs in ids (sorted) into immutable memtables. */
+static int db_replay_wals(stoat_db *db, const uint64_t *ids, size_t n, uint64_t *max_version)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t mv = 0;
+        memtable *m;
+        int rc = memtable_recover(db->env, db->dir, ids[i], db->opts.memtable_size,
+                                  db->read_only, &mv, &m);
+        if (rc != 0)
+            return rc;
+        if (mv > *max_version)
+            *max_version = mv;
+        if (memtable_count(m) == 0 && !db->read_only) {
+            memtable_mark_obsolete(m);
+            memtable_unref(m);
+            continue;
+        }
+        if ((rc = db_push_imm_locked(db, m)) != 0) {
+            memtable_unref(m);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Sorts the directory into what to keep, replay and remove. */
+static int db_scan_dir(stoat_db *db, const manifest_state *st, uint64_t *max_version)
+{
+    char **names = NULL;
+    size_t n = 0, n_wal = 0;
+    uint64_t *wal_ids = NULL, max_id = 0;
+    int rc;
+
+    if ((rc = env_list(db->env, db->dir, &names, &n)) != 0)
+        return rc;
+    if ((wal_ids = calloc(n + 1, sizeof(*wal_ids))) == NULL) {
+        rc = status_err(STOAT_ENOMEM, "out of memory scanning %s", db->dir);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t id;
+        int remove = 0;
+
+        if (parse_file_name(names[i], "sst", &id)) {
+            remove = !version_has_table(db->current, id);
+        } else if (parse_file_name(names[i], "wal", &id)) {
+            if (id < st->log_number)
+                remove = 1;
+            else
+                wal_ids[n_wal++] = id;
+        } else if (strcmp(names[i], "MANIFEST.tmp") == 0) {
+            remove = 1;
+            id = 0;
+        } else {
+            continue;
+        }
+        if (id > max_id)
+            max_id = id;
+        if (remove && !db->read_only) {
+            char *path = env_join(db->dir, names[i]);
+            rc = path ? env_remove(db->env, path) : STOAT_ENOMEM;
+            free(path);
+            if (rc != 0)
+                goto done;
+        }
+    }
+    if (max_id + 1 > db->next_file_id)
+        db->next_file_id = max_id + 1;
+    qsort(wal_ids, n_wal, sizeof(*wal_ids), cmp_u64);
+    rc = db_replay_wals(db, wal_ids, n_wal, max_version);
+done:
+    free(wal_ids);
+    env_list_free(names, n);
+    return rc;
+}
+
+static int db_load_manifest(stoat_db *db, manifest_state *st)
+{
+    int rc = manifest_open(db->env, db->dir, db->opts.num_levels, db->read_only, &db->current,
+                           st, &db->manifest);
+
+    if (rc == 0 && db->opts.error_if_exists)
+        return status_err(STOAT_EEXIST, "%s: a database exists (error_if_exists is set)",
+                          db->dir);
+    if (rc != STOAT_ENOTFOUND)
+        return rc;
+    if (db->read_only || !db->opts.create_if_missing)
+        return status_err(STOAT_ENOTFOUND, "%s: no stoat database here%s", db->dir,
+                          db->read_only ? " (read-only open)" : " (create_if_missing is off)");
+    st->next_file_id = 1;
+    st->log_number = 0;
+    st->last_version = 0;
+    if ((rc = manifest_create(db->env, db->dir, db->opts.num_levels, st, &db->manifest)) != 0)
+        return rc;
+    if ((db->current = version_new_empty(db->opts.num_levels)) == NULL)
+        return status_err(STOAT_ENOMEM, "out of memory creating the version set");
+    return 0;
+}
+
+static int db_recover(stoat_db *db)
+{
+    manifest_state st = {0};
+    uint64_t max_version = 0;
+    int rc;
+
+    if ((rc = db_load_manifest(db, &st)) != 0)
+        return rc;
+    db->next_file_id = st.next_file_id ? st.next_file_id : 1;
+    max_version = st.last_version;
+    if ((rc = db_check_tables(db, &max_version)) != 0)
+        return rc;
+    if ((rc = db_scan_dir(db, &st, &max_version)) != 0)
+        return rc;
+    db->next_version = max_version + 1;
+    atomic_store(&db->last_version, max_version);
+    if (db->read_only)
+        return 0;
+    rc = memtable_new(db->env, db->dir, db->next_file_id++, db->opts.memtable_size, &db->mem);
+    if (rc == 0)
+        rc = env_sync_dir(db->env, db->dir);
+    return rc;
+}
+
+static int db_alloc(const char *dir, const stoat_options *opts, env *e, stoat_db **out)
+{
+    stoat_db *db = calloc(1, sizeof(*db));
+
+    *out = NULL;
+    if (db == NULL || (db->dir = strdup(dir)) == NULL) {
+        free(db);
+        return status_err(STOAT_ENOMEM, "out of memory opening %s", dir);
+    }
+    db->opts = *opts;
+    db->env = e;
+    db->read_only = opts->read_only != 0;
+    db->fork_gen = atomic_load(&fork_generation);
+    pthread_mutex_init(&db->mu, NULL);
+    pthread_mutex_init(&db->manifest_mu, NULL);
+    pthread_cond_init(&db->bg_cv, NULL);
+    pthread_cond_init(&db->done_cv, NULL);
+    db->snapshots.next = db->snapshots.prev = &db->snapshots;
+    db->lopts = (level_options){
+        .num_levels = opts->num_levels,
+        .base_level_size = opts->base_level_size,
+        .level_size_multiplier = opts->level_size_multiplier,
+        .table_size = opts->table_size,
+        .l0_compaction_trigger = opts->l0_compaction_trigger,
+    };
+    db->sopts = (sst_options){
+        .block_size = opts->block_size,
+        .compression = opts->compression,
+        .zstd_level = opts->zstd_level,
+        .bloom_fp_rate = opts->bloom_fp_rate,
+    };
+    *out = db;
+    return 0;
+}
+
+static void db_free(stoat_db *db)
+{
+    if (db == NULL)
+        return;
+    memtable_unref(db->mem);
+    for (size_t i = 0; i < db->n_imm; i++)
+        memtable_unref(db->imm[i]);
+    free(db->imm);
+    /* Tables the current version drops here are live: nothing is removed. */
+    if (db->current)
+        version_unref(db->current);
+    manifest_close(db->manifest);
+    table_cache_free(db->tc);
+    block_cache_free(db->bc);
+    env_unlock(db->env, db->lock);
+    buf_free(&db->wal_payload);
+    free(db->group_ops);
+    pthread_mutex_destroy(&db->mu);
+    pthread_mutex_destroy(&db->manifest_mu);
+    pthread_cond_destroy(&db->bg_cv);
+    pthread_cond_destroy(&db->done_cv);
+    free(db->dir);
+    free(db);
+}
+
+static int db_lock_dir(stoat_db *db)
+{
+    char *path;
+    int rc;
+
+    if (!db->read_only || db->opts.create_if_missing) {
+        if (!db->read_only && (rc = env_mkdir(db->env, db->dir)) != 0)
+            return rc;
+    }
+    if ((path = env_join(db->dir, DB_LOCK_NAME)) == NULL)
+        return status_err(STOAT_ENOMEM, "out of memory");
+    if (db->read_only && !env_exists(db->env, path)) {
+        free(path);
+        return status_err(STOAT_ENOTFOUND, "%s: no stoat database here (read-only open)",
+                          db->dir);
+    }
+    rc = env_lock(db->env, path, !db->read_only, &db->lock);
+    free(path);
+    return rc;
+}
+
+int db_open_env(const char *dir, const stoat_options *opts, env *e, stoat_db **out)
+{
+    stoat_options defaults;
+    stoat_db *db = NULL;
+    int rc;
+
+    if (out == NULL)
+        return status_err(STOAT_EINVAL, "stoat_open: out is NULL");
+    *out = NULL;
+    if (dir == NULL || *dir == '\0')
+        return status_err(STOAT_EINVAL, "stoat_open: no directory given");
+    if (opts == NULL) {
+        stoat_options_init(&defaults);
+        opts = &defaults;
+    }
+    if ((rc = options_check(opts)) != 0)
+        return rc;
+    pthread_once(&fork_hook_once, fork_hook_register);
+    if ((rc = db_alloc(dir, opts, e, &db)) != 0)
+        return rc;
+    if ((rc = db_lock_dir(db)) != 0)
+        goto fail;
+    if ((rc = block_cache_new(opts->cache_size, &db->bc)) != 0)
+        goto fail;
+    if ((rc = table_cache_new(e, db->dir, opts->max_open_files, db->bc, &db->tc)) != 0)
+        goto fail;
+    if ((rc = db_recover(db)) != 0)
+        goto fail;
+    if (!db->read_only && (rc = db_bg_start(db)) != 0)
+        goto fail;
+    *out = db;
+    return 0;
+fail:
+    {
+        char msg[STATUS_MSG_MAX];
+        snprintf(msg, sizeof(msg), "%s", status_msg());
+        db_free(db);
+        status_set_msg(msg);
+    }
+    return rc;
+}
+
+int stoat_open(const char *dir, const stoat_options *opts, stoat_db **out)
+{
+    return db_open_env(dir, opts, env_posix(), out);
+}
+
+int stoat_close(stoat_db *db)
+{
+    int rc;
+
+    if (db == NULL)
+        return 0;
+    if ((rc = db_check_handle(db)) != 0)
+        return rc;
+    pthread_mutex_lock(&db->mu);
+    if (db->open_iters > 0) {
+        int n = db->open_iters;
+        pthread_mutex_unlock(&db->mu);
+        return status_err(STOAT_EBUSY, "stoat_close: %d iterator(s) still open", n);
+    }
+    db->closing = 1;
+    pthread_cond_broadcast(&db->bg_cv);
+    pthread_cond_broadcast(&db->done_cv);
+    while (db->writers_head != NULL)
+        pthread_cond_wait(&db->done_cv, &db->mu);
+    pthread_mutex_unlock(&db->mu);
+    db_bg_stop(db);
+    rc = db->bg_error;
+    if (rc != 0) {
+        status_set_msg(db->bg_msg);
+    } else if (db->mem != NULL && memtable_count(db->mem) > 0) {
+        rc = memtable_sync(db->mem);
+    }
+    db_free(db);
+    return rc;
+}

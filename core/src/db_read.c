@@ -1,0 +1,387 @@
+/*
+ * db_read.c - point reads and the public iterator.
+ *
+ * A read pins what it looks at under db->mu (the active and immutable
+ * memtables and the current version, each refcounted) and reads the
+ * version published in last_version; then it searches without the lock:
+ * memtables newest first, L0 tables newest first, then one table per
+ * deeper level. For one user key a shallower source always holds newer
+ * versions than a deeper one, so the first source that has a version
+ * at or below the read version has the answer.
+ *
+ * An iterator pins the same things for its whole life and registers its
+ * read version as a snapshot, so that compaction keeps what it may read.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db_impl.h"
+#include "db_iter.h"
+#include "ikey.h"
+#include "level_iter.h"
+#include "merge_iter.h"
+#include "status.h"
+
+/* What a read pins: memtables newest first, and a version. */
+typedef struct read_view {
+    memtable *mems_small[8];
+    memtable **mems;
+    size_t n_mems;
+    version *v;
+    uint64_t read_version;
+} read_view;
+
+static int read_view_pin(stoat_db *db, read_view *rv)
+{
+    size_t n;
+
+    pthread_mutex_lock(&db->mu);
+    n = db->n_imm + (db->mem != NULL);
+    rv->mems = n <= 8 ? rv->mems_small : malloc(n * sizeof(*rv->mems));
+    if (rv->mems == NULL) {
+        pthread_mutex_unlock(&db->mu);
+        return status_err(STOAT_ENOMEM, "out of memory reading");
+    }
+    rv->n_mems = 0;
+    if (db->mem)
+        rv->mems[rv->n_mems++] = db->mem;
+    for (size_t i = db->n_imm; i-- > 0;)
+        rv->mems[rv->n_mems++] = db->imm[i];
+    for (size_t i = 0; i < rv->n_mems; i++)
+        memtable_ref(rv->mems[i]);
+    rv->v = db->current;
+    version_ref(rv->v);
+    rv->read_version = atomic_load_explicit(&db->last_version, memory_order_acquire);
+    pthread_mutex_unlock(&db->mu);
+    return 0;
+}
+
+static void read_view_unpin_mems(read_view *rv)
+{
+    for (size_t i = 0; i < rv->n_mems; i++)
+        memtable_unref(rv->mems[i]);
+    if (rv->mems != rv->mems_small)
+        free(rv->mems);
+    rv->mems = NULL;
+    rv->n_mems = 0;
+}
+
+static void read_view_unpin(read_view *rv)
+{
+    read_view_unpin_mems(rv);
+    version_unref(rv->v);
+}
+
+/* Looks ukey up in one table: 0 found (into val), ENOTFOUND, or an error. */
+static int db_get_table(stoat_db *db, uint64_t id, slice ukey, uint64_t rv, buf *k, buf *val)
+{
+    sst_reader *r;
+    int rc;
+
+    if ((rc = table_cache_get(db->tc, id, &r)) != 0)
+        return rc;
+    rc = sst_reader_get(r, ukey, rv, k, val);
+    sst_reader_unref(r);
+    return rc;
+}
+
+/* Finds the newest stored value of ukey visible at rv, into val. */
+static int db_get_stored(stoat_db *db, read_view *rv, slice ukey, buf *val)
+{
+    const version *v = rv->v;
+    buf k = {0};
+    int rc = STOAT_ENOTFOUND;
+
+    for (size_t i = 0; i < rv->n_mems && rc == STOAT_ENOTFOUND; i++) {
+        slice fk, fv;
+        rc = memtable_get(rv->mems[i], ukey, rv->read_version, &fk, &fv);
+        if (rc == 0)
+            rc = buf_append(val, fv.data, fv.len);
+    }
+    for (size_t i = 0; i < v->n[0] && rc == STOAT_ENOTFOUND; i++) {
+        const table_meta *t = v->tables[0][i];
+        if (slice_cmp(ukey, table_smallest_ukey(t)) < 0 || slice_cmp(ukey, table_largest_ukey(t)) > 0)
+            continue;
+        rc = db_get_table(db, t->id, ukey, rv->read_version, &k, val);
+    }
+    for (int l = 1; l < v->num_levels && rc == STOAT_ENOTFOUND; l++) {
+        long i = version_find_table(v, l, ukey);
+        if (i >= 0)
+            rc = db_get_table(db, v->tables[l][i]->id, ukey, rv->read_version, &k, val);
+    }
+    buf_free(&k);
+    return rc;
+}
+
+int stoat_get(stoat_db *db, const void *key, size_t klen, void **val, size_t *vlen)
+{
+    read_view rv;
+    buf stored = {0};
+    vstruct vs;
+    int rc;
+
+    if (val == NULL || vlen == NULL)
+        return status_err(STOAT_EINVAL, "stoat_get: val and vlen must not be NULL");
+    *val = NULL;
+    *vlen = 0;
+    if ((rc = db_check_handle(db)) != 0 || (rc = db_check_key(key, klen)) != 0)
+        return rc;
+    if ((rc = read_view_pin(db, &rv)) != 0)
+        return rc;
+    rc = db_get_stored(db, &rv, slice_make(key, klen), &stored);
+    read_view_unpin(&rv);
+    if (rc != 0)
+        goto done;
+    if (vstruct_decode(slice_make(stored.data, stored.len), &vs) != 0) {
+        rc = status_err(STOAT_ECORRUPT, "%s: malformed stored value for a key of %zu bytes",
+                        db->dir, klen);
+        goto done;
+    }
+    if ((vs.meta & VMETA_DELETE) ||
+        (vs.expires_at != 0 && vs.expires_at <= (uint64_t)time(NULL))) {
+        rc = STOAT_ENOTFOUND;
+        goto done;
+    }
+    /* Hand out the stored buffer itself: shift the value to its front. */
+    memmove(stored.data, vs.value.data, vs.value.len);
+    *vlen = vs.value.len;
+    *val = stored.data;
+    if (*val == NULL && (*val = malloc(1)) == NULL)
+        rc = status_err(STOAT_ENOMEM, "out of memory");
+    return rc;
+done:
+    buf_free(&stored);
+    return rc;
+}
+
+void stoat_free(void *p)
+{
+    free(p);
+}
+
+/* Snapshots: the read versions registered readers still need. */
+
+static void db_snapshot_add_locked(stoat_db *db, db_snapshot *s)
+{
+    /* Versions only grow, so appending keeps the list sorted. */
+    s->prev = db->snapshots.prev;
+    s->next = &db->snapshots;
+    db->snapshots.prev->next = s;
+    db->snapshots.prev = s;
+}
+
+static void db_snapshot_remove_locked(db_snapshot *s)
+{
+    s->prev->next = s->next;
+    s->next->prev = s->prev;
+}
+
+uint64_t db_oldest_snapshot_locked(stoat_db *db)
+{
+    if (db->snapshots.next != &db->snapshots)
+        return db->snapshots.next->version;
+    return atomic_load(&db->last_version);
+}
+
+struct stoat_iter {
+    stoat_db *db;
+    db_iter *it;
+    version *v;
+    db_snapshot snap;
+    int status;
+};
+
+/* The internal iterators of a read view: memtables, L0 tables, levels. */
+static int db_children(stoat_db *db, read_view *rv, iter ***out, size_t *n_out)
+{
+    const version *v = rv->v;
+    size_t cap = rv->n_mems + v->n[0] + (size_t)v->num_levels, n = 0;
+    iter **children = calloc(cap, sizeof(*children));
+    int rc = 0;
+
+    if (children == NULL)
+        return status_err(STOAT_ENOMEM, "out of memory opening an iterator");
+    for (size_t i = 0; i < rv->n_mems && rc == 0; i++)
+        if ((children[n++] = memtable_iter(rv->mems[i])) == NULL)
+            rc = STOAT_ENOMEM;
+    for (size_t i = 0; i < v->n[0] && rc == 0; i++) {
+        sst_reader *r;
+        if ((rc = table_cache_get(db->tc, v->tables[0][i]->id, &r)) != 0)
+            break;
+        if ((children[n++] = sst_reader_iter(r)) == NULL)
+            rc = STOAT_ENOMEM;
+        sst_reader_unref(r);
+    }
+    for (int l = 1; l < v->num_levels && rc == 0; l++)
+        if (v->n[l] > 0 && (children[n++] = level_iter_new(v->tables[l], v->n[l], db->tc)) == NULL)
+            rc = STOAT_ENOMEM;
+    if (rc != 0) {
+        for (size_t i = 0; i < n; i++)
+            iter_free(children[i]);
+        free(children);
+        return rc == STOAT_ENOMEM ? status_err(rc, "out of memory opening an iterator") : rc;
+    }
+    *out = children;
+    *n_out = n;
+    return 0;
+}
+
+static void stoat_iter_release(stoat_iter *si)
+{
+    stoat_db *db = si->db;
+
+    if (si->it)
+        db_iter_free(si->it);
+    pthread_mutex_lock(&db->mu);
+    db_snapshot_remove_locked(&si->snap);
+    db->open_iters--;
+    pthread_mutex_unlock(&db->mu);
+    if (si->v)
+        version_unref(si->v);
+    free(si);
+}
+
+int stoat_iter_open(stoat_db *db, const stoat_iter_options *o, stoat_iter **out)
+{
+    stoat_iter_options none = {0};
+    db_iter_options dio = {0};
+    stoat_iter *si;
+    read_view rv;
+    iter **children = NULL, *merged;
+    size_t n = 0;
+    int rc;
+
+    if (out == NULL)
+        return status_err(STOAT_EINVAL, "stoat_iter_open: out is NULL");
+    *out = NULL;
+    if ((rc = db_check_handle(db)) != 0)
+        return rc;
+    if (o == NULL)
+        o = &none;
+    if ((o->prefix_len && !o->prefix) || (o->lower_len && !o->lower) || (o->upper_len && !o->upper))
+        return status_err(STOAT_EINVAL, "stoat_iter_open: a bound has a length but no bytes");
+    if ((si = calloc(1, sizeof(*si))) == NULL)
+        return status_err(STOAT_ENOMEM, "out of memory opening an iterator");
+    si->db = db;
+    if ((rc = read_view_pin(db, &rv)) != 0) {
+        free(si);
+        return rc;
+    }
+    pthread_mutex_lock(&db->mu);
+    si->snap.version = rv.read_version;
+    db_snapshot_add_locked(db, &si->snap);
+    db->open_iters++;
+    pthread_mutex_unlock(&db->mu);
+    si->v = rv.v;   /* the level iterators borrow its table lists */
+    rc = db_children(db, &rv, &children, &n);
+    read_view_unpin_mems(&rv);  /* the memtable iterators hold their own */
+    if (rc != 0)
+        goto fail;
+    merged = merge_iter_new(children, n);
+    free(children);
+    if (merged == NULL) {
+        rc = status_err(STOAT_ENOMEM, "out of memory opening an iterator");
+        goto fail;
+    }
+    dio.prefix = slice_make(o->prefix, o->prefix_len);
+    dio.lower = slice_make(o->lower, o->lower_len);
+    dio.upper = slice_make(o->upper, o->upper_len);
+    dio.read_version = rv.read_version;
+    dio.now = (uint64_t)time(NULL);
+    if ((rc = db_iter_new(merged, &dio, &si->it)) != 0)
+        goto fail;
+    *out = si;
+    return 0;
+fail:
+    stoat_iter_release(si);
+    return rc;
+}
+
+static int iter_check(stoat_iter *si)
+{
+    if (si == NULL)
+        return status_err(STOAT_EINVAL, "iterator is NULL");
+    return db_check_handle(si->db);
+}
+
+#define ITER_MOVE(si, call)                       \
+    do {                                          \
+        int rc_;                                  \
+        if ((rc_ = iter_check(si)) != 0)          \
+            return rc_;                           \
+        call;                                     \
+        return db_iter_status((si)->it);          \
+    } while (0)
+
+int stoat_iter_seek_first(stoat_iter *si) { ITER_MOVE(si, db_iter_seek_first(si->it)); }
+int stoat_iter_seek_last(stoat_iter *si) { ITER_MOVE(si, db_iter_seek_last(si->it)); }
+int stoat_iter_next(stoat_iter *si) { ITER_MOVE(si, db_iter_next(si->it)); }
+int stoat_iter_prev(stoat_iter *si) { ITER_MOVE(si, db_iter_prev(si->it)); }
+
+int stoat_iter_seek(stoat_iter *si, const void *key, size_t klen)
+{
+    if (key == NULL && klen > 0)
+        return status_err(STOAT_EINVAL, "stoat_iter_seek: key is NULL");
+    ITER_MOVE(si, db_iter_seek(si->it, slice_make(key, klen)));
+}
+
+int stoat_iter_seek_for_prev(stoat_iter *si, const void *key, size_t klen)
+{
+    if (key == NULL && klen > 0)
+        return status_err(STOAT_EINVAL, "stoat_iter_seek_for_prev: key is NULL");
+    ITER_MOVE(si, db_iter_seek_for_prev(si->it, slice_make(key, klen)));
+}
+
+int stoat_iter_valid(const stoat_iter *si)
+{
+    return si != NULL && si->it != NULL && db_iter_valid(si->it);
+}
+
+int stoat_iter_status(const stoat_iter *si)
+{
+    if (si == NULL)
+        return STOAT_EINVAL;
+    return db_iter_status(si->it);
+}
+
+int stoat_iter_key(stoat_iter *si, const void **key, size_t *klen)
+{
+    slice k;
+    int rc;
+
+    if ((rc = iter_check(si)) != 0)
+        return rc;
+    if (key == NULL || klen == NULL)
+        return status_err(STOAT_EINVAL, "stoat_iter_key: NULL out-parameter");
+    if (!db_iter_valid(si->it))
+        return status_err(STOAT_EINVAL, "stoat_iter_key: iterator is not positioned");
+    k = db_iter_key(si->it);
+    *key = k.data;
+    *klen = k.len;
+    return 0;
+}
+
+int stoat_iter_value(stoat_iter *si, const void **val, size_t *vlen)
+{
+    const vstruct *vs;
+    int rc;
+
+    if ((rc = iter_check(si)) != 0)
+        return rc;
+    if (val == NULL || vlen == NULL)
+        return status_err(STOAT_EINVAL, "stoat_iter_value: NULL out-parameter");
+    if (!db_iter_valid(si->it))
+        return status_err(STOAT_EINVAL, "stoat_iter_value: iterator is not positioned");
+    vs = db_iter_vstruct(si->it);
+    *val = vs->value.data;
+    *vlen = vs->value.len;
+    return 0;
+}
+
+void stoat_iter_close(stoat_iter *si)
+{
+    if (si == NULL || db_check_handle(si->db) != 0)
+        return;
+    stoat_iter_release(si);
+}
