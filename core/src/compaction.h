@@ -6,10 +6,11 @@
  * `compacting` (the caller holds the database mutex). Levels:
  *   - L0 tables overlap and come from flushes; L0 compacts into the base
  *     level, never below a non-empty level between them;
- *   - dynamic level sizes: the last non-empty level's target is its size,
- *     each level above is 1/multiplier of the one below, floored at
- *     base_level_size; the base level is the highest level whose target
- *     is at most base_level_size.
+ *   - dynamic level sizes: the last level's target is its size (at least
+ *     base_level_size), each level above is 1/multiplier of the one below,
+ *     floored at base_level_size; the base level is the deepest level
+ *     whose unfloored target is at most base_level_size, but never deeper
+ *     than the shallowest non-empty level of L1+.
  *   - a level's score is size / target (L0: tables / l0_compaction_trigger);
  *     tables whose tombstones make up a large share are picked even when
  *     their level is within target, so deletes free space.
@@ -39,11 +40,21 @@ typedef struct level_options {
     int level_size_multiplier;
     uint64_t table_size;
     int l0_compaction_trigger;
+    /* The oldest version any snapshot reads at (compaction_ctx's
+     * oldest_read_version), refreshed by the caller before each pick;
+     * 0 = unknown. A last-level table is compacted into itself for its
+     * tombstones only when its max_version is at or below this, so that
+     * the rewrite really drops them (else it would be picked again and
+     * again). */
+    uint64_t discard_version;
 } level_options;
 
 typedef struct compaction {
     int level;                  /* input level */
-    int out_level;              /* output level (level + 1, or base level for L0) */
+    int out_level;              /* output level: level + 1, or base level for L0, or a
+                                 * deeper level when those between are empty (manual);
+                                 * == level for a last-level table compacted into itself
+                                 * for its tombstones (inputs[1] then empty) */
     table_meta **inputs[2];     /* [0] from level, [1] from out_level; refs held */
     size_t n_inputs[2];
     int drop_tombstones;        /* no data below out_level overlaps the range */
@@ -61,7 +72,9 @@ void compaction_level_targets(const version *v, const level_options *o, uint64_t
 compaction *compaction_pick(version *v, const level_options *o);
 
 /* A compaction of every level into the last (flatten/compact-all), one
- * level at a time: the next step, or NULL when all data is in one level. */
+ * level at a time: the next step, or NULL when all data is in one level.
+ * Also NULL when the next step's inputs are already compacting: the
+ * caller pauses automatic compactions and waits for running ones first. */
 compaction *compaction_pick_manual(version *v, const level_options *o);
 
 /* Clears the inputs' compacting marks and frees c. */
