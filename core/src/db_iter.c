@@ -21,8 +21,9 @@
  * yielded was copied into saved_key/saved_val and the internal iterator is
  * positioned before every entry of its group (or is exhausted), because
  * finding a group's newest visible entry backward means scanning the group
- * from oldest to newest and stepping past it. Switching direction re-walks
- * the current group (next: forward over it; prev: backward before it).
+ * from oldest to newest and stepping past it. Switching direction: next
+ * re-enters the current group from before and skips it; prev steps back
+ * once, since what precedes the current entry in its group is invisible.
  *
  * Errors (a bad internal key or vstruct is STOAT_ECORRUPT, the internal
  * iterator's status, ENOMEM) are sticky: the iterator stays invalid and
@@ -393,60 +394,45 @@ void db_iter_seek_for_prev(db_iter *it, slice ukey)
 
 /*
  * Backward, the internal iterator is before the saved group: step into it
- * (or, if the walk ran off the start, seek to it), then skip it.
+ * (or, if the walk ran off the start, seek to the saved entry: any entry
+ * of its group before it is invisible), then skip the group.
  */
 void db_iter_next(db_iter *it)
 {
-    slice t;
     int rc;
 
     if (!db_iter_valid(it))
         return;
     if (it->dir == DB_ITER_FWD) {
-        if ((rc = db_iter_save_key(it, it->cur_key)) != 0)
-            goto fail;
+        if ((rc = db_iter_save_key(it, it->cur_key)) != 0) {
+            db_iter_fail(it, rc);
+            return;
+        }
         iter_next(it->in);
     } else if (iter_valid(it->in)) {
         iter_next(it->in);
     } else {
-        t = slice_make(it->saved_key.data, it->saved_key.len);
-        if (!it->all_versions && (rc = db_iter_target(it, ikey_user(t), IKEY_VERSION_MAX, &t)) != 0)
-            goto fail;
-        iter_seek(it->in, t);
+        iter_seek(it->in, slice_make(it->saved_key.data, it->saved_key.len));
     }
     it->dir = DB_ITER_FWD;
     db_iter_find_next(it, 1);
-    return;
-fail:
-    db_iter_fail(it, rc);
 }
 
 /*
- * Forward, the internal iterator is on the current entry, the first of its
- * group: step back out of the group, then walk backward as usual.
+ * Forward, the internal iterator is on the current entry, the first
+ * visible one of its group: whatever precedes it in the group is invisible
+ * (a newer version), so one step back is enough for the backward walk,
+ * which never reaches the current group again.
  */
 void db_iter_prev(db_iter *it)
 {
-    slice ik;
-    int rc;
-
     if (!db_iter_valid(it))
         return;
     if (it->dir == DB_ITER_FWD) {
-        if ((rc = db_iter_save_key(it, it->cur_key)) != 0)
-            goto fail;
         it->dir = DB_ITER_BWD;
-        for (iter_prev(it->in); iter_valid(it->in); iter_prev(it->in)) {
-            if ((rc = db_iter_ikey(it, &ik)) != 0)
-                goto fail;
-            if (db_iter_group_cmp(it, ik) < 0)
-                break;
-        }
+        iter_prev(it->in);
     }
     db_iter_find_prev(it);
-    return;
-fail:
-    db_iter_fail(it, rc);
 }
 
 /* ---- accessors and lifetime -------------------------------------------- */
