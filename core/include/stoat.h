@@ -92,10 +92,16 @@ typedef struct stoat_options {
     int l0_compaction_trigger;  /* 4: L0 tables that start a compaction */
     int l0_slowdown_trigger;    /* 12: L0 tables at which writes are slowed */
     int l0_stall_trigger;       /* 20: L0 tables at which writes wait for compaction */
+    int detect_conflicts;       /* 1: read-write transactions check for conflicts */
+    int num_versions_to_keep;   /* 1: versions of a key compaction keeps beyond readers' needs */
+    uint64_t max_txn_bytes;     /* 16 MiB: a transaction's writes (keys + values) at most */
+    uint64_t max_txn_entries;   /* 100000: a transaction's writes at most */
 } stoat_options;
 
 typedef struct stoat_db stoat_db;
 typedef struct stoat_iter stoat_iter;
+typedef struct stoat_txn stoat_txn;
+typedef struct stoat_batch stoat_batch;
 
 /* Iterator bounds. NULL pointers mean unbounded. The bytes are copied. */
 typedef struct stoat_iter_options {
@@ -106,7 +112,13 @@ typedef struct stoat_iter_options {
     const void *upper;          /* only keys < upper (exclusive) */
     size_t upper_len;
     int keys_only;              /* 1: stoat_iter_value is not needed */
+    int all_versions;           /* 1: every version of each key, newest first */
 } stoat_iter_options;
+
+/* Transaction flags */
+enum {
+    STOAT_TXN_READ_ONLY = 1     /* a snapshot that never conflicts and cannot write */
+};
 
 /* Names an error code ("corruption", ...). Static storage. */
 const char *stoat_strerror(int rc);
@@ -184,6 +196,109 @@ int stoat_iter_status(const stoat_iter *it);
 int stoat_iter_key(stoat_iter *it, const void **key, size_t *klen);
 int stoat_iter_value(stoat_iter *it, const void **val, size_t *vlen);
 void stoat_iter_close(stoat_iter *it);
+
+/* Metadata of the current entry: its version (commit timestamp), expiry
+ * (unix seconds, 0 = never), user-meta byte, and 1 in *deleted for a
+ * tombstone (seen only with all_versions). Any pointer may be NULL. */
+int stoat_iter_meta(stoat_iter *it, uint64_t *version, uint64_t *expires_at, uint8_t *user_meta,
+                    int *deleted);
+
+/*
+ * Transactions: optimistic MVCC with serializable snapshot isolation.
+ * A transaction reads the snapshot of its begin (plus its own writes) and
+ * buffers its writes; commit fails with STOAT_ECONFLICT when another
+ * transaction committed, after this one began, a key this one read or a
+ * key inside a range this one iterated. Read-only transactions never
+ * conflict. A transaction belongs to one thread at a time.
+ *
+ * Every transaction ends with stoat_txn_discard, which frees it (after a
+ * commit, or instead of one). Iterators opened on it must be closed first.
+ */
+int stoat_txn_begin(stoat_db *db, int flags, stoat_txn **out);
+
+/* A read-only transaction reading at an older version (what the database
+ * looked like after that commit), as far as compaction kept it. */
+int stoat_txn_begin_at(stoat_db *db, uint64_t read_version, stoat_txn **out);
+
+/* The version this transaction reads at. */
+uint64_t stoat_txn_read_version(const stoat_txn *txn);
+
+/*
+ * Reads key. *val is borrowed: valid until the next call on this
+ * transaction (or its discard). STOAT_ENOTFOUND when absent, deleted or
+ * expired.
+ */
+int stoat_txn_get(stoat_txn *txn, const void *key, size_t klen, const void **val, size_t *vlen);
+
+/* Like stoat_txn_get, also returning the entry's metadata (NULL ok). */
+int stoat_txn_get_meta(stoat_txn *txn, const void *key, size_t klen, const void **val,
+                       size_t *vlen, uint64_t *version, uint64_t *expires_at,
+                       uint8_t *user_meta);
+
+int stoat_txn_set(stoat_txn *txn, const void *key, size_t klen, const void *val, size_t vlen);
+
+/* Set with a time to live in seconds (0 = forever) and a user-meta byte. */
+int stoat_txn_set_ex(stoat_txn *txn, const void *key, size_t klen, const void *val, size_t vlen,
+                     uint64_t ttl_seconds, uint8_t user_meta);
+
+int stoat_txn_delete(stoat_txn *txn, const void *key, size_t klen);
+
+/* An iterator over the transaction's snapshot merged with its own pending
+ * writes (as they were when the iterator was opened). */
+int stoat_txn_iter_open(stoat_txn *txn, const stoat_iter_options *opts, stoat_iter **out);
+
+/*
+ * Commits: STOAT_ECONFLICT (nothing written: run the transaction again),
+ * STOAT_ETOOBIG is reported earlier, by the set that crossed the limit.
+ * After commit (either result) only stoat_txn_discard may follow.
+ */
+int stoat_txn_commit(stoat_txn *txn);
+
+/* Ends the transaction, dropping uncommitted writes; frees it. NULL ok. */
+void stoat_txn_discard(stoat_txn *txn);
+
+/*
+ * Write batches: fast, non-transactional bulk writes. Entries are committed
+ * in chunks as the batch fills (each chunk atomic, the batch as a whole
+ * not); stoat_batch_commit writes the rest and waits for it.
+ */
+int stoat_batch_new(stoat_db *db, stoat_batch **out);
+int stoat_batch_set(stoat_batch *b, const void *key, size_t klen, const void *val, size_t vlen);
+int stoat_batch_set_ex(stoat_batch *b, const void *key, size_t klen, const void *val,
+                       size_t vlen, uint64_t ttl_seconds, uint8_t user_meta);
+int stoat_batch_delete(stoat_batch *b, const void *key, size_t klen);
+int stoat_batch_commit(stoat_batch *b);
+void stoat_batch_free(stoat_batch *b);
+
+/* Deletes every key starting with prefix (all keys when plen is 0). */
+int stoat_drop_prefix(stoat_db *db, const void *prefix, size_t plen);
+int stoat_drop_all(stoat_db *db);
+
+/* Statistics, a snapshot taken by stoat_stats. */
+#define STOAT_STATS_LEVELS 16
+typedef struct stoat_stats {
+    int num_levels;
+    uint64_t level_tables[STOAT_STATS_LEVELS];
+    uint64_t level_bytes[STOAT_STATS_LEVELS];
+    uint64_t memtables;             /* active + immutable */
+    uint64_t memtable_bytes;        /* arena bytes in use */
+    uint64_t block_cache_bytes;
+    uint64_t block_cache_capacity;
+    uint64_t block_cache_hits;
+    uint64_t block_cache_misses;
+    uint64_t open_files;            /* SST readers open */
+    uint64_t last_version;          /* newest committed version */
+    uint64_t flushes;
+    uint64_t compactions;
+    uint64_t stall_micros;          /* time writers waited on back-pressure */
+    uint64_t vlog_files;
+    uint64_t vlog_bytes;
+    uint64_t vlog_garbage_bytes;
+    uint64_t txn_commits;
+    uint64_t txn_conflicts;
+} stoat_stats;
+
+int stoat_stats_get(stoat_db *db, stoat_stats *out);
 
 #ifdef __cplusplus
 }
