@@ -1,0 +1,77 @@
+/*
+ * block.h - reads one decompressed SST block and iterates over it.
+ *
+ * A block (see block_builder.h and core/FORMAT.md) holds entries whose
+ * keys are internal keys in ikey_cmp order, prefix-compressed against the
+ * previous key, with a full key at each restart point. A `block` is a
+ * borrowed view of such bytes plus where they came from (path, offset)
+ * for error messages; it does not own them.
+ *
+ * block_iter walks a block in both directions: seek binary searches the
+ * restart points and then scans; prev goes back to the restart point
+ * before the current entry and scans forward (LevelDB style). Any
+ * malformed entry stops the iterator with STOAT_ECORRUPT naming the file,
+ * the block offset and the entry offset; it never reads outside the block.
+ * key() and value() are borrowed until the iterator moves, is re-aimed or
+ * freed, or the block's bytes go away. One iterator, one thread; any
+ * number of iterators may share a block.
+ */
+#ifndef STOAT_BLOCK_H
+#define STOAT_BLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "slice.h"
+
+typedef struct block {
+    const char *data;       /* borrowed contents */
+    size_t len;
+    size_t restarts;        /* offset of the restart array = end of entries */
+    uint32_t n_restarts;
+    const char *path;       /* borrowed, for messages */
+    uint64_t offset;        /* the block's offset in its file, for messages */
+} block;
+
+/* Checks the restart array and fills *b. STOAT_ECORRUPT when the trailer
+ * does not fit in len. path and data must outlive *b. */
+int block_init(block *b, const char *data, size_t len, const char *path, uint64_t offset);
+
+typedef struct block_iter {
+    const block *b;         /* borrowed */
+    size_t cur;             /* offset of the current entry; b->restarts if none */
+    size_t next;            /* offset just past the current entry */
+    uint32_t restart_idx;   /* restart interval holding cur */
+    slice key;              /* into the block (full keys) or into key_buf */
+    slice value;            /* into the block */
+    int key_in_buf;
+    buf key_buf;            /* reused: keys rebuilt from a shared prefix */
+    int status;
+} block_iter;
+
+/* An iterator positioned nowhere, with no block. */
+void block_iter_init(block_iter *it);
+/* Aims the iterator at block b (borrowed), unpositioned; keeps its memory. */
+void block_iter_set(block_iter *it, const block *b);
+void block_iter_free(block_iter *it);
+
+static inline int block_iter_valid(const block_iter *it)
+{
+    return it->b != NULL && it->status == 0 && it->cur < it->b->restarts;
+}
+
+void block_iter_seek_first(block_iter *it);
+void block_iter_seek_last(block_iter *it);
+/* First entry with key >= target (ikey_cmp). */
+void block_iter_seek(block_iter *it, slice target);
+/* Last entry with key <= target. */
+void block_iter_seek_for_prev(block_iter *it, slice target);
+void block_iter_next(block_iter *it);
+void block_iter_prev(block_iter *it);
+
+static inline slice block_iter_key(const block_iter *it) { return it->key; }
+static inline slice block_iter_value(const block_iter *it) { return it->value; }
+static inline int block_iter_status(const block_iter *it) { return it->status; }
+
+#endif
