@@ -1,0 +1,256 @@
+/*
+ * engine_stoat.c - the stoat adapter (core/include/stoat.h).
+ *
+ * Settings: stoat's defaults from stoat_options_init (64 MiB memtables,
+ * LZ4, 1% bloom filters, 256 MiB block cache, 2 compactors) plus
+ * create_if_missing; --bloom_bits < 0 turns the bloom filter off as it does
+ * for the peers, any other value keeps stoat's 1% (about 10 bits per key).
+ * Durability: engine_config.sync selects STOAT_SYNC_COMMIT (each write is
+ * fsynced, with group commit) or STOAT_SYNC_NONE.
+ *
+ * Batches: stoat has no write-batch API yet, so a batch is its entries put
+ * one by one (with sync=1 each one waits for its fsync). When the batch
+ * API lands, batch_begin/put/commit become its begin/put/commit and
+ * nothing else changes.
+ *
+ * The stoat_db is thread-safe; a session only remembers it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "engine.h"
+#include "stoat.h"
+
+struct engine_db {
+    stoat_db *db;
+};
+
+struct engine_session {
+    stoat_db *db;
+};
+
+struct engine_iter {
+    stoat_iter *it;
+    stoat_db *db;
+};
+
+/* Records rc and stoat's detailed message; returns ENGINE_ERR. */
+static int sto_fail(stoat_db *db, const char *what, int rc)
+{
+    const char *msg = stoat_errmsg(db);
+
+    return engine_error("stoat %s: %s%s%s", what, stoat_strerror(rc),
+                        *msg ? ": " : "", msg);
+}
+
+static void sto_describe(const engine_config *cfg, char *buf, size_t len)
+{
+    stoat_options o;
+
+    stoat_options_init(&o);
+    snprintf(buf, len, "version %s; default options (%llu MiB memtable, %s, %llu MiB "
+             "cache, %d compactors), %s, %s", stoat_version(),
+             (unsigned long long)(o.memtable_size >> 20),
+             o.compression == STOAT_COMPRESSION_LZ4 ? "lz4" :
+             o.compression == STOAT_COMPRESSION_ZSTD ? "zstd" : "no compression",
+             (unsigned long long)(o.cache_size >> 20), o.num_compactors,
+             cfg->bloom_bits < 0 ? "no bloom filter" : "bloom filter 1%",
+             cfg->sync ? "sync writes" : "no sync");
+}
+
+static int sto_open(const engine_config *cfg, engine_db **out)
+{
+    engine_db *db = calloc(1, sizeof *db);
+    stoat_options o;
+    int rc;
+
+    *out = NULL;
+    if (db == NULL)
+        return engine_error("out of memory");
+    stoat_options_init(&o);
+    o.create_if_missing = 1;
+    o.sync = cfg->sync ? STOAT_SYNC_COMMIT : STOAT_SYNC_NONE;
+    if (cfg->bloom_bits < 0)
+        o.bloom_fp_rate = 0;
+    if ((rc = stoat_open(cfg->dir, &o, &db->db)) != 0) {
+        free(db);
+        return sto_fail(NULL, "open", rc);
+    }
+    *out = db;
+    return ENGINE_OK;
+}
+
+static int sto_close(engine_db *db)
+{
+    int rc;
+
+    if (db == NULL)
+        return ENGINE_OK;
+    rc = stoat_close(db->db);
+    free(db);
+    return rc ? engine_error("stoat close: %s", stoat_strerror(rc)) : ENGINE_OK;
+}
+
+static int sto_sync(engine_db *db)
+{
+    int rc = stoat_sync(db->db);
+
+    return rc ? sto_fail(db->db, "sync", rc) : ENGINE_OK;
+}
+
+static int sto_session_open(engine_db *db, engine_session **out)
+{
+    engine_session *s = malloc(sizeof *s);
+
+    *out = s;
+    if (s == NULL)
+        return engine_error("out of memory");
+    s->db = db->db;
+    return ENGINE_OK;
+}
+
+static void sto_session_close(engine_session *s)
+{
+    free(s);
+}
+
+static int sto_put(engine_session *s, const void *key, size_t klen,
+                         const void *val, size_t vlen)
+{
+    int rc = stoat_put(s->db, key, klen, val, vlen);
+
+    return rc ? sto_fail(s->db, "put", rc) : ENGINE_OK;
+}
+
+static int sto_del(engine_session *s, const void *key, size_t klen)
+{
+    int rc = stoat_delete(s->db, key, klen);
+
+    return rc ? sto_fail(s->db, "delete", rc) : ENGINE_OK;
+}
+
+static int sto_get(engine_session *s, const void *key, size_t klen, engine_buf *val)
+{
+    void *v = NULL;
+    size_t vlen = 0;
+    int rc = stoat_get(s->db, key, klen, &v, &vlen);
+
+    if (rc == STOAT_ENOTFOUND)
+        return ENGINE_NOTFOUND;
+    if (rc != 0)
+        return sto_fail(s->db, "get", rc);
+    rc = engine_buf_set(val, v, vlen);
+    stoat_free(v);
+    return rc;
+}
+
+static int sto_batch_begin(engine_session *s)
+{
+    (void)s;
+    return ENGINE_OK;
+}
+
+static int sto_batch_commit(engine_session *s)
+{
+    (void)s;
+    return ENGINE_OK;
+}
+
+static int sto_iter_open(engine_session *s, engine_iter **out)
+{
+    engine_iter *it = malloc(sizeof *it);
+    int rc;
+
+    *out = NULL;
+    if (it == NULL)
+        return engine_error("out of memory");
+    it->db = s->db;
+    if ((rc = stoat_iter_open(s->db, NULL, &it->it)) != 0) {
+        free(it);
+        return sto_fail(s->db, "iter_open", rc);
+    }
+    *out = it;
+    return ENGINE_OK;
+}
+
+/* Every move funnels through here: rc of the stoat call, named by what. */
+static int sto_iter_moved(engine_iter *it, const char *what, int rc)
+{
+    return rc ? sto_fail(it->db, what, rc) : ENGINE_OK;
+}
+
+static int sto_iter_seek_first(engine_iter *it)
+{
+    return sto_iter_moved(it, "seek_first", stoat_iter_seek_first(it->it));
+}
+
+static int sto_iter_seek_last(engine_iter *it)
+{
+    return sto_iter_moved(it, "seek_last", stoat_iter_seek_last(it->it));
+}
+
+static int sto_iter_seek(engine_iter *it, const void *key, size_t klen)
+{
+    return sto_iter_moved(it, "seek", stoat_iter_seek(it->it, key, klen));
+}
+
+static int sto_iter_next(engine_iter *it)
+{
+    return sto_iter_moved(it, "next", stoat_iter_next(it->it));
+}
+
+static int sto_iter_prev(engine_iter *it)
+{
+    return sto_iter_moved(it, "prev", stoat_iter_prev(it->it));
+}
+
+static int sto_iter_valid(engine_iter *it)
+{
+    return stoat_iter_valid(it->it);
+}
+
+static int sto_iter_key(engine_iter *it, const void **key, size_t *klen)
+{
+    return sto_iter_moved(it, "iter_key", stoat_iter_key(it->it, key, klen));
+}
+
+static int sto_iter_value(engine_iter *it, const void **val, size_t *vlen)
+{
+    return sto_iter_moved(it, "iter_value", stoat_iter_value(it->it, val, vlen));
+}
+
+static void sto_iter_close(engine_iter *it)
+{
+    if (it) {
+        stoat_iter_close(it->it);
+        free(it);
+    }
+}
+
+const engine_ops engine = {
+    .name = "stoat",
+    .marker = "MANIFEST",
+    .describe = sto_describe,
+    .open = sto_open,
+    .close = sto_close,
+    .sync = sto_sync,
+    .session_open = sto_session_open,
+    .session_close = sto_session_close,
+    .put = sto_put,
+    .del = sto_del,
+    .get = sto_get,
+    .batch_begin = sto_batch_begin,
+    .batch_put = sto_put,     /* no batch API yet: see the top */
+    .batch_del = sto_del,
+    .batch_commit = sto_batch_commit,
+    .iter_open = sto_iter_open,
+    .iter_seek_first = sto_iter_seek_first,
+    .iter_seek_last = sto_iter_seek_last,
+    .iter_seek = sto_iter_seek,
+    .iter_next = sto_iter_next,
+    .iter_prev = sto_iter_prev,
+    .iter_valid = sto_iter_valid,
+    .iter_key = sto_iter_key,
+    .iter_value = sto_iter_value,
+    .iter_close = sto_iter_close,
+};
