@@ -9,9 +9,10 @@
  * freed, the WAL closed and, if marked obsolete, removed when the last
  * reference goes.
  *
- * Invariants: the WAL holds at least every record appended with
- * memtable_log; wal_size is its length; min_version is UINT64_MAX while no
- * entry was added (no real version is UINT64_MAX, see IKEY_VERSION_MAX).
+ * Invariants: wal_size is the length of the WAL's good prefix: the header
+ * and every record recovered or appended since (a failed append is cut
+ * back off, see memtable_append_failed). min_version is UINT64_MAX while
+ * nothing was added (no real version is UINT64_MAX, see IKEY_VERSION_MAX).
  *
  * Threads: one writer (memtable_log, memtable_sync, memtable_add, serialised
  * by the caller); readers (get, iterators, the getters) run lock-free
@@ -52,6 +53,7 @@ struct memtable {
     arena *arena;
     skiplist sl;
     buf rec;
+    int broken;         /* a failed append could not be cut back */
     _Atomic uint64_t wal_size;
     _Atomic uint64_t min_version;
     _Atomic uint64_t max_version;
@@ -246,16 +248,38 @@ fail:
     return rc;
 }
 
+/*
+ * A failed append may have left part of a record behind; later records
+ * after it would turn a torn tail into mid-file corruption. So the file is
+ * cut back to its last good length, and if even that fails the WAL takes
+ * no more appends.
+ */
+static int memtable_append_failed(memtable *m, int rc)
+{
+    char msg[STATUS_MSG_MAX];
+
+    snprintf(msg, sizeof(msg), "%s", status_msg());
+    if (env_truncate(m->wal, atomic_load_explicit(&m->wal_size, memory_order_relaxed)) != 0)
+        m->broken = 1;
+    status_set_msg(msg);
+    return rc;
+}
+
 int memtable_log(memtable *m, const void *rec, size_t len)
 {
     int rc;
 
     if (m->wal == NULL)
         return status_err(STOAT_EREADONLY, "%s: read-only memtable", m->path);
+    if (m->broken)
+        return status_err(STOAT_EIO, "%s: an earlier append failed and could not be undone",
+                          m->path);
     buf_reset(&m->rec);
     if ((rc = wal_encode_record(&m->rec, rec, len)) != 0)
         return rc;
-    if ((rc = env_append(m->wal, m->rec.data, m->rec.len)) == 0)
+    if ((rc = env_append(m->wal, m->rec.data, m->rec.len)) != 0)
+        rc = memtable_append_failed(m, rc);
+    else
         atomic_fetch_add_explicit(&m->wal_size, m->rec.len, memory_order_relaxed);
     if (m->rec.cap > MEMTABLE_REC_KEEP)
         buf_free(&m->rec);
@@ -410,18 +434,19 @@ static void mt_iter_prev(iter *it)
         mi->node = skiplist_prev(&mi->m->sl, mi->node);
 }
 
+/* key() and value() of an invalid iterator are empty rather than garbage. */
 static slice mt_iter_key(const iter *it)
 {
     const mt_iter *mi = (const mt_iter *)it;
 
-    return skiplist_key(&mi->m->sl, mi->node);
+    return mi->node ? skiplist_key(&mi->m->sl, mi->node) : slice_make(NULL, 0);
 }
 
 static slice mt_iter_value(const iter *it)
 {
     const mt_iter *mi = (const mt_iter *)it;
 
-    return skiplist_value(&mi->m->sl, mi->node);
+    return mi->node ? skiplist_value(&mi->m->sl, mi->node) : slice_make(NULL, 0);
 }
 
 static int mt_iter_status(const iter *it)

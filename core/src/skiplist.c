@@ -144,7 +144,8 @@ static int sl_random_height(skiplist *sl)
 
 static int sl_full(const skiplist *sl, uint64_t need)
 {
-    return status_err(STOAT_ENOMEM, "skiplist: arena full (%llu of %llu bytes used, %llu more needed)",
+    return status_err(STOAT_ENOMEM,
+                      "skiplist: arena full (%llu of %llu bytes used, %llu more needed)",
                       (unsigned long long)arena_used(sl->arena),
                       (unsigned long long)arena_capacity(sl->arena), (unsigned long long)need);
 }

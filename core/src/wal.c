@@ -228,11 +228,12 @@ static int wal_record_apply(wal_reader *r, uint64_t off, const char *payload, ui
     int rc;
 
     for (p = payload; p < limit;) {
-        if (wal_entry_parse(&p, limit, &ikey, &value) != 0)
-            return status_err(STOAT_ECORRUPT, "%s: malformed entry at offset %llu in record at %llu",
-                              r->path, (unsigned long long)(off + WAL_RECORD_HEADER_LEN +
-                                                            (uint64_t)(p - payload)),
-                              (unsigned long long)off);
+        if (wal_entry_parse(&p, limit, &ikey, &value) != 0) {
+            uint64_t at = off + WAL_RECORD_HEADER_LEN + (uint64_t)(p - payload);
+            return status_err(STOAT_ECORRUPT,
+                              "%s: malformed entry at offset %llu in record at %llu", r->path,
+                              (unsigned long long)at, (unsigned long long)off);
+        }
     }
     for (p = payload; p < limit;) {
         wal_entry_parse(&p, limit, &ikey, &value);

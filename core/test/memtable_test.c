@@ -3,6 +3,8 @@
  * the WAL (clean, torn, corrupt, read-only, oversized), appends after
  * recovery, room accounting and WAL removal on the last unref.
  */
+#include <errno.h>
+
 #include "env.h"
 #include "ikey.h"
 #include "memtable.h"
@@ -81,7 +83,8 @@ static memtable *recover(uint64_t id, uint64_t arena, int read_only, uint64_t *m
     memtable *m = NULL;
     uint64_t v;
 
-    REQUIRE_OK(memtable_recover(env_posix(), test_tmpdir(), id, arena, read_only, maxv ? maxv : &v, &m));
+    REQUIRE_OK(memtable_recover(env_posix(), test_tmpdir(), id, arena, read_only,
+                                maxv ? maxv : &v, &m));
     return m;
 }
 
@@ -292,11 +295,12 @@ static void test_memtable_recover_errors(void)
     uint64_t maxv = 7;
     char *path = wal_path(8);
     char junk[40];
+    env *e = env_posix();
 
-    CHECK_RC(memtable_recover(env_posix(), test_tmpdir(), 99, ARENA, 0, &maxv, &m), STOAT_ENOTFOUND);
+    CHECK_RC(memtable_recover(e, test_tmpdir(), 99, ARENA, 0, &maxv, &m), STOAT_ENOTFOUND);
     CHECK(m == NULL && maxv == 0);
-    CHECK(!env_exists(env_posix(), path));
-    CHECK_RC(memtable_recover(env_posix(), test_tmpdir(), 99, ARENA, 1, &maxv, &m), STOAT_ENOTFOUND);
+    CHECK(!env_exists(e, path));
+    CHECK_RC(memtable_recover(e, test_tmpdir(), 99, ARENA, 1, &maxv, &m), STOAT_ENOTFOUND);
 
     REQUIRE_OK(memtable_new(env_posix(), test_tmpdir(), 8, ARENA, &m));
     put(m, "a", 1, "a1");
@@ -400,6 +404,66 @@ static void test_memtable_wal_removed_only_when_obsolete_and_unreferenced(void)
     free(p13);
 }
 
+static void test_memtable_failed_append_keeps_wal_replayable(void)
+{
+    env *e = env_fault_new(env_posix());
+    memtable *m;
+    uint64_t size;
+    uint64_t maxv;
+
+    REQUIRE(e != NULL);
+    REQUIRE_OK(memtable_new(e, test_tmpdir(), 14, ARENA, &m));
+    put(m, "a", 1, "a1");
+    size = memtable_wal_size(m);
+    env_fault_fail_append(e, 1, ENOSPC);
+    CHECK_RC(memtable_log(m, "\x08", 1), STOAT_ENOSPC);
+    CHECK(memtable_wal_size(m) == size);
+    env_fault_fail_append(e, 0, 0);
+    put(m, "b", 2, "b2");
+    memtable_unref(m);
+    REQUIRE_OK(memtable_recover(e, test_tmpdir(), 14, ARENA, 0, &maxv, &m));
+    CHECK(maxv == 2 && got(m, "a", 1, "a1", 1) && got(m, "b", 2, "b2", 2));
+    memtable_unref(m);
+    env_fault_free(e);
+}
+
+static void test_memtable_failed_create_leaves_no_wal(void)
+{
+    env *e = env_fault_new(env_posix());
+    memtable *m = (memtable *)1;
+    char *path = wal_path(15);
+
+    REQUIRE(e != NULL);
+    env_fault_fail_append(e, 1, EIO);
+    CHECK_RC(memtable_new(e, test_tmpdir(), 15, ARENA, &m), STOAT_EIO);
+    CHECK(m == NULL && !env_exists(e, path));
+    env_fault_free(e);
+    free(path);
+}
+
+static void test_memtable_power_loss_keeps_synced_records(void)
+{
+    env *e = env_fault_new(env_posix());
+    memtable *m;
+    uint64_t maxv;
+
+    REQUIRE(e != NULL);
+    REQUIRE_OK(memtable_new(e, test_tmpdir(), 16, ARENA, &m));
+    REQUIRE_OK(env_sync_dir(e, test_tmpdir()));
+    put(m, "a", 1, "a1");
+    put(m, "b", 2, "b2");
+    REQUIRE_OK(memtable_sync(m));
+    put(m, "c", 3, "c3");   /* never synced */
+    env_fault_crash(e);
+    memtable_unref(m);
+    REQUIRE_OK(env_fault_drop_unsynced(e));
+    REQUIRE_OK(memtable_recover(e, test_tmpdir(), 16, ARENA, 0, &maxv, &m));
+    CHECK(maxv == 2 && memtable_count(m) == 2);
+    CHECK(got(m, "b", 2, "b2", 2));
+    memtable_unref(m);
+    env_fault_free(e);
+}
+
 int main(int argc, char **argv)
 {
     TEST_RUN(test_memtable_get_newest_version_at_or_below);
@@ -413,5 +477,8 @@ int main(int argc, char **argv)
     TEST_RUN(test_memtable_recover_grows_a_small_arena);
     TEST_RUN(test_memtable_room_accounts_overhead);
     TEST_RUN(test_memtable_wal_removed_only_when_obsolete_and_unreferenced);
+    TEST_RUN(test_memtable_failed_append_keeps_wal_replayable);
+    TEST_RUN(test_memtable_failed_create_leaves_no_wal);
+    TEST_RUN(test_memtable_power_loss_keeps_synced_records);
     return test_summary();
 }

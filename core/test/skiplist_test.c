@@ -160,8 +160,10 @@ static void test_skiplist_orders_prefix_keys_by_user_key_first(void)
     REQUIRE_OK(arena_new(4096, &a));
     REQUIRE_OK(skiplist_init(&sl, a, 1));
     /* "aa"@9 sorts after "a"@1 although memcmp of the ikeys says otherwise. */
-    REQUIRE_OK(skiplist_insert(&sl, slice_make(k1, ikey_encode(k1, "aa", 2, 9)), slice_make("x", 1), NULL));
-    REQUIRE_OK(skiplist_insert(&sl, slice_make(k2, ikey_encode(k2, "a", 1, 1)), slice_make("y", 1), NULL));
+    REQUIRE_OK(skiplist_insert(&sl, slice_make(k1, ikey_encode(k1, "aa", 2, 9)),
+                               slice_make("x", 1), NULL));
+    REQUIRE_OK(skiplist_insert(&sl, slice_make(k2, ikey_encode(k2, "a", 1, 1)),
+                               slice_make("y", 1), NULL));
     node = skiplist_first(&sl);
     REQUIRE(node != 0);
     CHECK(skiplist_key(&sl, node).len == 9);
@@ -200,7 +202,8 @@ static void test_skiplist_full_arena_leaves_list_intact(void)
     CHECK(arena_used(a) == used);
     /* Replacing a value that does not fit fails too, and changes nothing. */
     REQUIRE(n > 0);
-    CHECK_RC(skiplist_insert(&sl, ent_key(&es[0]), slice_make(big, sizeof(big)), NULL), STOAT_ENOMEM);
+    CHECK_RC(skiplist_insert(&sl, ent_key(&es[0]), slice_make(big, sizeof(big)), NULL),
+             STOAT_ENOMEM);
     CHECK(arena_used(a) == used);
     n = model_sort(es, n);
     check_scan(&sl, es, n);
