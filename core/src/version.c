@@ -300,14 +300,15 @@ fail:
  * whose tables would fall off the end of a smaller num_levels. */
 static int apply_check_levels(const version *base, int num_levels, const version_edit *e)
 {
+    /* version_edit_add/del keep levels below MAX_LEVELS; beyond
+     * num_levels is a database opened with fewer levels than it has. */
     for (size_t a = 0; a < e->n_adds; a++)
         if (e->adds[a].level < 0 || e->adds[a].level >= num_levels)
-            return status_err(STOAT_ECORRUPT, "version: edit adds table %llu at L%d of %d levels",
+            return status_err(STOAT_EINVAL, "version: table %llu is in L%d but num_levels is %d",
                               (unsigned long long)e->adds[a].t->id, e->adds[a].level, num_levels);
     for (size_t d = 0; d < e->n_dels; d++)
         if (e->dels[d].level < 0 || e->dels[d].level >= num_levels)
-            return status_err(STOAT_ECORRUPT,
-                              "version: edit deletes table %llu at L%d of %d levels",
+            return status_err(STOAT_EINVAL, "version: table %llu is in L%d but num_levels is %d",
                               (unsigned long long)e->dels[d].id, e->dels[d].level, num_levels);
     for (int l = num_levels; base != NULL && l < base->num_levels; l++)
         if (base->n[l] != 0)
