@@ -11,11 +11,12 @@
  *
  * What is kept, for each user key, newest version first:
  *   - every version above oldest_read_version (some reader may see it);
- *   - the newest version at or below it (what the oldest reader sees),
- *     unless it is a tombstone or has expired and no deeper level holds
- *     the key range (drop_tombstones): then nothing older can resurface
- *     and it goes too;
- *   - nothing older than that one.
+ *   - the newest versions_to_keep versions at or below it (the newest of
+ *     them is what the oldest reader sees), unless that newest one is a
+ *     tombstone or has expired and no deeper level holds the key range
+ *     (drop_tombstones): then nothing older can resurface, and it goes
+ *     with everything older;
+ *   - nothing older than those.
  * The same internal key from two inputs (possible only through a crash
  * between writing a table and deleting its source) is written once.
  */
@@ -140,32 +141,49 @@ static int output_add(run_state *s, slice ikey, slice value)
     return sst_builder_add(s->b, ikey, value);
 }
 
-/* Decides, for one entry, whether a reader can still need it. */
-static int entry_needed(const compaction *c, const compaction_ctx *ctx, slice ikey, slice value,
-                        int *seen_visible)
+/* What the merge knows about the user key it is in. */
+typedef struct key_state {
+    int kept_old;       /* versions at or below oldest_read_version kept */
+    int drop_rest;      /* a dead newest version went: everything older goes */
+} key_state;
+
+static int entry_is_dead(const compaction_ctx *ctx, slice value)
 {
     vstruct vs;
 
+    if (vstruct_decode(value, &vs) != 0)
+        return 0;           /* keep what we cannot judge; readers report it */
+    if (vs.meta & VMETA_DELETE)
+        return 1;
+    return vs.expires_at != 0 && ctx->now != 0 && vs.expires_at <= ctx->now;
+}
+
+/* Decides, for one entry (newest first within its user key), whether a
+ * reader can still need it. */
+static int entry_needed(const compaction *c, const compaction_ctx *ctx, slice ikey, slice value,
+                        key_state *ks)
+{
+    int keep = ctx->versions_to_keep > 0 ? ctx->versions_to_keep : 1;
+
     if (ikey_version(ikey) > ctx->oldest_read_version)
         return 1;
-    if (*seen_visible)
-        return 0;           /* shadowed by a newer version every reader sees */
-    *seen_visible = 1;
-    if (!c->drop_tombstones)
-        return 1;
-    if (vstruct_decode(value, &vs) != 0)
-        return 1;           /* keep what we cannot judge; readers report it */
-    if (vs.meta & VMETA_DELETE)
+    if (ks->drop_rest || ks->kept_old >= keep)
         return 0;
-    if (vs.expires_at != 0 && ctx->now != 0 && vs.expires_at <= ctx->now)
+    if (ks->kept_old == 0 && c->drop_tombstones && entry_is_dead(ctx, value)) {
+        /* The oldest reader sees no value here and nothing deeper can
+         * resurface: the tombstone and all it shadows can go. */
+        ks->drop_rest = 1;
         return 0;
+    }
+    ks->kept_old++;
     return 1;
 }
 
 static int compaction_merge(run_state *s, iter *in)
 {
     buf last = {0};         /* the previous internal key seen */
-    int have_last = 0, seen_visible = 0, rc = 0;
+    key_state ks = {0};
+    int have_last = 0, rc = 0;
 
     for (iter_seek_first(in); iter_valid(in); iter_next(in)) {
         slice k = iter_key(in), v = iter_value(in);
@@ -176,13 +194,14 @@ static int compaction_merge(run_state *s, iter *in)
             break;
         }
         s->ctx->bytes_read += k.len + v.len;
-        new_user_key = !have_last || slice_cmp(ikey_user(k), ikey_user(slice_make(last.data, last.len))) != 0;
+        new_user_key =
+            !have_last || slice_cmp(ikey_user(k), ikey_user(slice_make(last.data, last.len))) != 0;
         if (!new_user_key && ikey_cmp(k, slice_make(last.data, last.len)) == 0) {
             s->ctx->entries_dropped++;
             continue;       /* the same entry from an older input */
         }
         if (new_user_key) {
-            seen_visible = 0;
+            ks = (key_state){0};
             /* Cut tables only between user keys, so that one key's
              * versions never straddle two tables of a level. */
             if (s->b && sst_builder_size(s->b) >= s->c->table_size && (rc = output_finish(s)) != 0)
@@ -192,7 +211,7 @@ static int compaction_merge(run_state *s, iter *in)
         if ((rc = buf_append(&last, k.data, k.len)) != 0)
             break;
         have_last = 1;
-        if (!entry_needed(s->c, s->ctx, k, v, &seen_visible)) {
+        if (!entry_needed(s->c, s->ctx, k, v, &ks)) {
             s->ctx->entries_dropped++;
             continue;
         }

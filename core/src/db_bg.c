@@ -212,6 +212,7 @@ static int db_run_compaction(stoat_db *db, compaction *c, uint64_t oldest)
         .sst = db->sopts,
         .oldest_read_version = oldest,
         .now = (uint64_t)time(NULL),
+        .versions_to_keep = db->opts.num_versions_to_keep,
         .new_file_id = db_new_file_id,
         .arg = db,
     };
@@ -255,8 +256,10 @@ static void *db_compactor_main(void *arg)
     while (!db->closing) {
         compaction *c = NULL;
 
-        if (!db->bg_error && !db->manual_compaction)
+        if (!db->bg_error && !db->manual_compaction) {
+            db->lopts.discard_version = db_oldest_snapshot_locked(db);
             c = compaction_pick(db->current, &db->lopts);
+        }
         if (c == NULL) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -332,6 +335,7 @@ int db_flatten(stoat_db *db)
             rc = status_err(STOAT_ECLOSED, "database is closing");
             break;
         }
+        db->lopts.discard_version = db_oldest_snapshot_locked(db);
         if ((c = compaction_pick_manual(db->current, &db->lopts)) == NULL)
             break;
         rc = db_compact_locked(db, c);

@@ -30,6 +30,7 @@
 #include "env.h"
 #include "manifest.h"
 #include "memtable.h"
+#include "oracle.h"
 #include "status.h"
 #include "stoat.h"
 #include "table_cache.h"
@@ -50,6 +51,8 @@ typedef struct db_write_op {
 typedef struct db_writer {
     const db_write_op *ops;
     size_t n_ops;
+    txn_reads *reads;       /* a transaction's reads to check, or NULL */
+    uint64_t read_version;  /* ... at this read version */
     int sync;               /* fsync the WAL before returning */
     int rotate;             /* make the active memtable immutable (flush) */
     int done;
@@ -96,8 +99,9 @@ struct stoat_db {
     buf wal_payload;            /* used by the front writer only */
     db_write_op *group_ops;     /* ditto */
 
-    db_snapshot snapshots;      /* list head (circular) */
-    int open_iters;
+    db_snapshot snapshots;      /* list head (circular), sorted by version */
+    oracle oracle;              /* recent commits, for conflict checks */
+    int open_iters;             /* iterators and transactions: close waits for none */
 
     int bg_error;               /* sticky: first failure of a write or bg job */
     char bg_msg[STATUS_MSG_MAX];
@@ -112,6 +116,7 @@ struct stoat_db {
 
     /* counters for stats and tests */
     uint64_t stat_flushes, stat_compactions, stat_stall_micros, stat_slowdowns;
+    uint64_t stat_commits, stat_conflicts;
 };
 
 /* db_open.c */
@@ -123,6 +128,11 @@ int db_push_imm_locked(stoat_db *db, memtable *m);
 
 /* db_write.c */
 int db_write(stoat_db *db, const db_write_op *ops, size_t n, int sync, int rotate);
+/* Commits a transaction's writes after checking its reads for conflicts
+ * (reads NULL: no check). */
+int db_write_txn(stoat_db *db, const db_write_op *ops, size_t n, txn_reads *reads,
+                 uint64_t read_version);
+int db_check_write_op(const db_write_op *op);
 
 /* db_bg.c */
 int db_bg_start(stoat_db *db);
@@ -133,5 +143,24 @@ int db_flatten(stoat_db *db);
 
 /* db_read.c */
 uint64_t db_oldest_snapshot_locked(stoat_db *db);
+void db_snapshot_add(stoat_db *db, db_snapshot *s);
+void db_snapshot_remove(stoat_db *db, db_snapshot *s);
+/* The stored value (vstruct bytes, tombstones included) of the newest
+ * version of ukey at or below read_version, into stored. */
+int db_get_at(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, uint64_t *version);
+/* Opens an iterator at read_version (0 = latest) merging `pending`
+ * (owned, may be NULL) ahead of the database. An iterator of a
+ * transaction tells it when it closes (with the key range it covered when
+ * track_range is set). */
+int db_iter_open(stoat_db *db, struct stoat_txn *txn, int track_range, uint64_t read_version,
+                 iter *pending, const stoat_iter_options *o, stoat_iter **out);
+/* Its transaction is gone: the iterator stops reporting to it. */
+void db_iter_detach(stoat_iter *it);
+
+/* txn.c */
+/* it closes; lo/hi are its covered range when it tracked one (data NULL =
+ * unbounded; both NULL with tracked 0 = nothing to record). */
+void txn_iter_closed(struct stoat_txn *txn, stoat_iter *it, int tracked, slice lo, slice hi);
+int db_check_iter_options(const stoat_iter_options *o);
 
 #endif

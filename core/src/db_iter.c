@@ -198,7 +198,7 @@ static void db_iter_stop(db_iter *it)
 static void db_iter_find_next(db_iter *it, int skipping)
 {
     slice ik;
-    vstruct vs;
+    vstruct vs = {0};
     int rc;
 
     for (; iter_valid(it->in); iter_next(it->in)) {
@@ -261,7 +261,7 @@ static void db_iter_find_prev(db_iter *it)
 {
     int have = 0, rc;
     slice ik, enc;
-    vstruct vs;
+    vstruct vs = {0};
 
     for (; iter_valid(it->in); iter_prev(it->in)) {
         if ((rc = db_iter_ikey(it, &ik)) != 0)

@@ -61,6 +61,10 @@ void stoat_options_init(stoat_options *o)
     o->l0_compaction_trigger = 4;
     o->l0_slowdown_trigger = 12;
     o->l0_stall_trigger = 20;
+    o->detect_conflicts = 1;
+    o->num_versions_to_keep = 1;
+    o->max_txn_bytes = 16ull << 20;
+    o->max_txn_entries = 100000;
 }
 
 static int options_check(const stoat_options *o)
@@ -90,6 +94,10 @@ static int options_check(const stoat_options *o)
         "l0_slowdown_trigger: must be >= l0_compaction_trigger");
     BAD(o->l0_stall_trigger < o->l0_slowdown_trigger,
         "l0_stall_trigger: must be >= l0_slowdown_trigger");
+    BAD(o->num_versions_to_keep < 1, "num_versions_to_keep: must be at least 1");
+    BAD(o->max_txn_entries < 1, "max_txn_entries: must be at least 1");
+    BAD(o->max_txn_bytes < 1 || o->max_txn_bytes > o->memtable_size / 2,
+        "max_txn_bytes: must be 1 .. memtable_size / 2 (a transaction fits in one memtable)");
 #undef BAD
     return 0;
 }
@@ -176,6 +184,8 @@ static int db_check_tables(stoat_db *db, uint64_t *max_version)
                 return STOAT_ENOMEM;
             exists = env_exists(db->env, path);
             free(path);
+            if (exists < 0)
+                return exists;
             if (!exists)
                 return status_err(STOAT_ECORRUPT,
                                   "%s: MANIFEST lists table %06llu.sst (level %d) but the file is "
@@ -382,6 +392,7 @@ static void db_free(stoat_db *db)
     block_cache_free(db->bc);
     env_unlock(db->env, db->lock);
     buf_free(&db->wal_payload);
+    oracle_free(&db->oracle);
     free(db->group_ops);
     pthread_mutex_destroy(&db->mu);
     pthread_mutex_destroy(&db->manifest_mu);
@@ -402,8 +413,10 @@ static int db_lock_dir(stoat_db *db)
     }
     if ((path = env_join(db->dir, DB_LOCK_NAME)) == NULL)
         return status_err(STOAT_ENOMEM, "out of memory");
-    if (db->read_only && !env_exists(db->env, path)) {
+    if (db->read_only && (rc = env_exists(db->env, path)) <= 0) {
         free(path);
+        if (rc < 0)
+            return rc;
         return status_err(STOAT_ENOTFOUND, "%s: no stoat database here (read-only open)",
                           db->dir);
     }
@@ -471,7 +484,8 @@ int stoat_close(stoat_db *db)
     if (db->open_iters > 0) {
         int n = db->open_iters;
         pthread_mutex_unlock(&db->mu);
-        return status_err(STOAT_EBUSY, "stoat_close: %d iterator(s) still open", n);
+        return status_err(STOAT_EBUSY, "stoat_close: %d iterator(s) or transaction(s) still open",
+                          n);
     }
     db->closing = 1;
     pthread_cond_broadcast(&db->bg_cv);

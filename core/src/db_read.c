@@ -32,7 +32,8 @@ typedef struct read_view {
     uint64_t read_version;
 } read_view;
 
-static int read_view_pin(stoat_db *db, read_view *rv)
+/* Pins the read structures; reads at read_version, or the latest when 0. */
+static int read_view_pin(stoat_db *db, read_view *rv, uint64_t read_version)
 {
     size_t n;
 
@@ -52,7 +53,8 @@ static int read_view_pin(stoat_db *db, read_view *rv)
         memtable_ref(rv->mems[i]);
     rv->v = db->current;
     version_ref(rv->v);
-    rv->read_version = atomic_load_explicit(&db->last_version, memory_order_acquire);
+    rv->read_version = read_version ? read_version
+                                    : atomic_load_explicit(&db->last_version, memory_order_acquire);
     pthread_mutex_unlock(&db->mu);
     return 0;
 }
@@ -73,7 +75,8 @@ static void read_view_unpin(read_view *rv)
     version_unref(rv->v);
 }
 
-/* Looks ukey up in one table: 0 found (into val), ENOTFOUND, or an error. */
+/* Looks ukey up in one table: 0 found (into k and val), ENOTFOUND, or an
+ * error. */
 static int db_get_table(stoat_db *db, uint64_t id, slice ukey, uint64_t rv, buf *k, buf *val)
 {
     sst_reader *r;
@@ -86,8 +89,9 @@ static int db_get_table(stoat_db *db, uint64_t id, slice ukey, uint64_t rv, buf 
     return rc;
 }
 
-/* Finds the newest stored value of ukey visible at rv, into val. */
-static int db_get_stored(stoat_db *db, read_view *rv, slice ukey, buf *val)
+/* Finds the newest stored value of ukey visible at rv, into val, and its
+ * version. */
+static int db_get_stored(stoat_db *db, read_view *rv, slice ukey, buf *val, uint64_t *ver)
 {
     const version *v = rv->v;
     buf k = {0};
@@ -96,8 +100,10 @@ static int db_get_stored(stoat_db *db, read_view *rv, slice ukey, buf *val)
     for (size_t i = 0; i < rv->n_mems && rc == STOAT_ENOTFOUND; i++) {
         slice fk, fv;
         rc = memtable_get(rv->mems[i], ukey, rv->read_version, &fk, &fv);
-        if (rc == 0)
-            rc = buf_append(val, fv.data, fv.len);
+        if (rc == 0) {
+            *ver = ikey_version(fk);
+            return buf_append(val, fv.data, fv.len);
+        }
     }
     for (size_t i = 0; i < v->n[0] && rc == STOAT_ENOTFOUND; i++) {
         const table_meta *t = v->tables[0][i];
@@ -110,13 +116,29 @@ static int db_get_stored(stoat_db *db, read_view *rv, slice ukey, buf *val)
         if (i >= 0)
             rc = db_get_table(db, v->tables[l][i]->id, ukey, rv->read_version, &k, val);
     }
+    if (rc == 0)
+        *ver = k.len >= IKEY_SUFFIX_LEN ? ikey_version(slice_make(k.data, k.len)) : 0;
     buf_free(&k);
+    return rc;
+}
+
+int db_get_at(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, uint64_t *version)
+{
+    read_view rv;
+    uint64_t ver = 0;
+    int rc;
+
+    if ((rc = read_view_pin(db, &rv, read_version)) != 0)
+        return rc;
+    rc = db_get_stored(db, &rv, ukey, stored, &ver);
+    if (version)
+        *version = ver;
+    read_view_unpin(&rv);
     return rc;
 }
 
 int stoat_get(stoat_db *db, const void *key, size_t klen, void **val, size_t *vlen)
 {
-    read_view rv;
     buf stored = {0};
     vstruct vs;
     int rc;
@@ -127,11 +149,7 @@ int stoat_get(stoat_db *db, const void *key, size_t klen, void **val, size_t *vl
     *vlen = 0;
     if ((rc = db_check_handle(db)) != 0 || (rc = db_check_key(key, klen)) != 0)
         return rc;
-    if ((rc = read_view_pin(db, &rv)) != 0)
-        return rc;
-    rc = db_get_stored(db, &rv, slice_make(key, klen), &stored);
-    read_view_unpin(&rv);
-    if (rc != 0)
+    if ((rc = db_get_at(db, slice_make(key, klen), 0, &stored, NULL)) != 0)
         goto done;
     if (vstruct_decode(slice_make(stored.data, stored.len), &vs) != 0) {
         rc = status_err(STOAT_ECORRUPT, "%s: malformed stored value for a key of %zu bytes",
@@ -164,17 +182,35 @@ void stoat_free(void *p)
 
 static void db_snapshot_add_locked(stoat_db *db, db_snapshot *s)
 {
-    /* Versions only grow, so appending keeps the list sorted. */
-    s->prev = db->snapshots.prev;
-    s->next = &db->snapshots;
-    db->snapshots.prev->next = s;
-    db->snapshots.prev = s;
+    db_snapshot *after = db->snapshots.prev;
+
+    /* Nearly always the newest: walk back from the tail. */
+    while (after != &db->snapshots && after->version > s->version)
+        after = after->prev;
+    s->prev = after;
+    s->next = after->next;
+    after->next->prev = s;
+    after->next = s;
 }
 
 static void db_snapshot_remove_locked(db_snapshot *s)
 {
     s->prev->next = s->next;
     s->next->prev = s->prev;
+}
+
+void db_snapshot_add(stoat_db *db, db_snapshot *s)
+{
+    pthread_mutex_lock(&db->mu);
+    db_snapshot_add_locked(db, s);
+    pthread_mutex_unlock(&db->mu);
+}
+
+void db_snapshot_remove(stoat_db *db, db_snapshot *s)
+{
+    pthread_mutex_lock(&db->mu);
+    db_snapshot_remove_locked(s);
+    pthread_mutex_unlock(&db->mu);
 }
 
 uint64_t db_oldest_snapshot_locked(stoat_db *db)
@@ -184,24 +220,103 @@ uint64_t db_oldest_snapshot_locked(stoat_db *db)
     return atomic_load(&db->last_version);
 }
 
+/*
+ * The hull of keys an iterator has covered, for a transaction's range set:
+ * a seek covers its target, every position its key, and running off an
+ * end covers everything up to that bound. lo/hi are inclusive.
+ */
+typedef struct iter_hull {
+    buf lo, hi;
+    int have, lo_inf, hi_inf;
+} iter_hull;
+
 struct stoat_iter {
     stoat_db *db;
+    struct stoat_txn *txn;      /* its transaction, or NULL */
+    int track_range;            /* record the covered range for the txn */
     db_iter *it;
     version *v;
     db_snapshot snap;
-    int status;
+    iter_hull hull;
+    buf lower_end, upper_end;   /* the bounds as hull ends */
+    int lower_inf, upper_inf;
 };
 
+static void hull_extend(iter_hull *h, slice k, int inf_lo, int inf_hi)
+{
+    if (inf_lo) {
+        h->lo_inf = 1;
+    } else if (!h->lo_inf && (!h->have || slice_cmp(k, slice_make(h->lo.data, h->lo.len)) < 0)) {
+        buf_reset(&h->lo);
+        buf_append(&h->lo, k.data, k.len);
+    }
+    if (inf_hi) {
+        h->hi_inf = 1;
+    } else if (!h->hi_inf && (!h->have || slice_cmp(k, slice_make(h->hi.data, h->hi.len)) > 0)) {
+        buf_reset(&h->hi);
+        buf_append(&h->hi, k.data, k.len);
+    }
+    h->have = 1;
+}
+
+/* After a move: the key reached, or the end run into. */
+static void hull_after_move(stoat_iter *si, int forward)
+{
+    if (!si->track_range)
+        return;
+    if (db_iter_valid(si->it))
+        hull_extend(&si->hull, db_iter_key(si->it), 0, 0);
+    else if (forward)
+        hull_extend(&si->hull, slice_make(si->upper_end.data, si->upper_end.len), 0, si->upper_inf);
+    else
+        hull_extend(&si->hull, slice_make(si->lower_end.data, si->lower_end.len), si->lower_inf, 0);
+}
+
+/* The bounds as inclusive hull ends: lower or prefix below; above, upper
+ * or the prefix's successor (inclusive: a little wider, never narrower). */
+static int iter_bound_ends(stoat_iter *si, const stoat_iter_options *o)
+{
+    int rc = 0;
+
+    si->lower_inf = si->upper_inf = 1;
+    if (o->lower_len || o->lower) {
+        si->lower_inf = 0;
+        rc = buf_append(&si->lower_end, o->lower, o->lower_len);
+    } else if (o->prefix_len) {
+        si->lower_inf = 0;
+        rc = buf_append(&si->lower_end, o->prefix, o->prefix_len);
+    }
+    if (rc == 0 && o->upper) {
+        si->upper_inf = 0;
+        rc = buf_append(&si->upper_end, o->upper, o->upper_len);
+    } else if (rc == 0 && o->prefix_len) {
+        size_t n = o->prefix_len;
+        const unsigned char *p = o->prefix;
+        while (n > 0 && p[n - 1] == 0xff)
+            n--;
+        if (n > 0) {
+            si->upper_inf = 0;
+            if ((rc = buf_append(&si->upper_end, p, n)) == 0)
+                si->upper_end.data[n - 1]++;
+        }
+    }
+    return rc;
+}
+
 /* The internal iterators of a read view: memtables, L0 tables, levels. */
-static int db_children(stoat_db *db, read_view *rv, iter ***out, size_t *n_out)
+static int db_children(stoat_db *db, read_view *rv, iter *pending, iter ***out, size_t *n_out)
 {
     const version *v = rv->v;
-    size_t cap = rv->n_mems + v->n[0] + (size_t)v->num_levels, n = 0;
+    size_t cap = 1 + rv->n_mems + v->n[0] + (size_t)v->num_levels, n = 0;
     iter **children = calloc(cap, sizeof(*children));
     int rc = 0;
 
-    if (children == NULL)
+    if (children == NULL) {
+        iter_free(pending);
         return status_err(STOAT_ENOMEM, "out of memory opening an iterator");
+    }
+    if (pending != NULL)
+        children[n++] = pending;    /* first: a transaction's writes win ties */
     for (size_t i = 0; i < rv->n_mems && rc == 0; i++)
         if ((children[n++] = memtable_iter(rv->mems[i])) == NULL)
             rc = STOAT_ENOMEM;
@@ -230,7 +345,12 @@ static int db_children(stoat_db *db, read_view *rv, iter ***out, size_t *n_out)
 static void stoat_iter_release(stoat_iter *si)
 {
     stoat_db *db = si->db;
+    iter_hull *h = &si->hull;
 
+    if (si->txn)
+        txn_iter_closed(si->txn, si, si->track_range && h->have,
+                        h->lo_inf ? slice_make(NULL, 0) : slice_make(h->lo.data, h->lo.len),
+                        h->hi_inf ? slice_make(NULL, 0) : slice_make(h->hi.data, h->hi.len));
     if (si->it)
         db_iter_free(si->it);
     pthread_mutex_lock(&db->mu);
@@ -239,12 +359,22 @@ static void stoat_iter_release(stoat_iter *si)
     pthread_mutex_unlock(&db->mu);
     if (si->v)
         version_unref(si->v);
+    buf_free(&h->lo);
+    buf_free(&h->hi);
+    buf_free(&si->lower_end);
+    buf_free(&si->upper_end);
     free(si);
 }
 
-int stoat_iter_open(stoat_db *db, const stoat_iter_options *o, stoat_iter **out)
+void db_iter_detach(stoat_iter *si)
 {
-    stoat_iter_options none = {0};
+    si->txn = NULL;
+    si->track_range = 0;
+}
+
+int db_iter_open(stoat_db *db, struct stoat_txn *txn, int track_range, uint64_t read_version,
+                 iter *pending, const stoat_iter_options *o, stoat_iter **out)
+{
     db_iter_options dio = {0};
     stoat_iter *si;
     read_view rv;
@@ -252,19 +382,13 @@ int stoat_iter_open(stoat_db *db, const stoat_iter_options *o, stoat_iter **out)
     size_t n = 0;
     int rc;
 
-    if (out == NULL)
-        return status_err(STOAT_EINVAL, "stoat_iter_open: out is NULL");
-    *out = NULL;
-    if ((rc = db_check_handle(db)) != 0)
-        return rc;
-    if (o == NULL)
-        o = &none;
-    if ((o->prefix_len && !o->prefix) || (o->lower_len && !o->lower) || (o->upper_len && !o->upper))
-        return status_err(STOAT_EINVAL, "stoat_iter_open: a bound has a length but no bytes");
-    if ((si = calloc(1, sizeof(*si))) == NULL)
+    if ((si = calloc(1, sizeof(*si))) == NULL) {
+        iter_free(pending);
         return status_err(STOAT_ENOMEM, "out of memory opening an iterator");
+    }
     si->db = db;
-    if ((rc = read_view_pin(db, &rv)) != 0) {
+    if ((rc = read_view_pin(db, &rv, read_version)) != 0) {
+        iter_free(pending);
         free(si);
         return rc;
     }
@@ -274,12 +398,15 @@ int stoat_iter_open(stoat_db *db, const stoat_iter_options *o, stoat_iter **out)
     db->open_iters++;
     pthread_mutex_unlock(&db->mu);
     si->v = rv.v;   /* the level iterators borrow its table lists */
-    rc = db_children(db, &rv, &children, &n);
+    rc = db_children(db, &rv, pending, &children, &n);
     read_view_unpin_mems(&rv);  /* the memtable iterators hold their own */
+    if (rc == 0 && (rc = iter_bound_ends(si, o)) != 0)
+        rc = status_err(rc, "out of memory opening an iterator");
     if (rc != 0)
         goto fail;
     merged = merge_iter_new(children, n);
     free(children);
+    children = NULL;
     if (merged == NULL) {
         rc = status_err(STOAT_ENOMEM, "out of memory opening an iterator");
         goto fail;
@@ -289,13 +416,43 @@ int stoat_iter_open(stoat_db *db, const stoat_iter_options *o, stoat_iter **out)
     dio.upper = slice_make(o->upper, o->upper_len);
     dio.read_version = rv.read_version;
     dio.now = (uint64_t)time(NULL);
+    dio.all_versions = o->all_versions;
     if ((rc = db_iter_new(merged, &dio, &si->it)) != 0)
         goto fail;
+    si->txn = txn;
+    si->track_range = track_range;
     *out = si;
     return 0;
 fail:
+    for (size_t i = 0; i < n && children; i++)
+        iter_free(children[i]);
+    free(children);
     stoat_iter_release(si);
     return rc;
+}
+
+int stoat_iter_open(stoat_db *db, const stoat_iter_options *o, stoat_iter **out)
+{
+    stoat_iter_options none = {0};
+    int rc;
+
+    if (out == NULL)
+        return status_err(STOAT_EINVAL, "stoat_iter_open: out is NULL");
+    *out = NULL;
+    if ((rc = db_check_handle(db)) != 0)
+        return rc;
+    if (o == NULL)
+        o = &none;
+    if ((rc = db_check_iter_options(o)) != 0)
+        return rc;
+    return db_iter_open(db, NULL, 0, 0, NULL, o, out);
+}
+
+int db_check_iter_options(const stoat_iter_options *o)
+{
+    if ((o->prefix_len && !o->prefix) || (o->lower_len && !o->lower) || (o->upper_len && !o->upper))
+        return status_err(STOAT_EINVAL, "iterator options: a bound has a length but no bytes");
+    return 0;
 }
 
 static int iter_check(stoat_iter *si)
@@ -305,32 +462,53 @@ static int iter_check(stoat_iter *si)
     return db_check_handle(si->db);
 }
 
-#define ITER_MOVE(si, call)                       \
-    do {                                          \
-        int rc_;                                  \
-        if ((rc_ = iter_check(si)) != 0)          \
-            return rc_;                           \
-        call;                                     \
-        return db_iter_status((si)->it);          \
+/* Runs a move, then records what it covered. `start` is where a seek
+ * begins covering (forward from a seek target, or back from it). */
+#define ITER_MOVE(si, call, forward, start)                              \
+    do {                                                                 \
+        int rc_;                                                         \
+        if ((rc_ = iter_check(si)) != 0)                                 \
+            return rc_;                                                  \
+        call;                                                            \
+        if ((si)->track_range && (start) != NULL)                        \
+            hull_extend(&(si)->hull, *(const slice *)(start), 0, 0);     \
+        hull_after_move(si, forward);                                    \
+        return db_iter_status((si)->it);                                 \
     } while (0)
 
-int stoat_iter_seek_first(stoat_iter *si) { ITER_MOVE(si, db_iter_seek_first(si->it)); }
-int stoat_iter_seek_last(stoat_iter *si) { ITER_MOVE(si, db_iter_seek_last(si->it)); }
-int stoat_iter_next(stoat_iter *si) { ITER_MOVE(si, db_iter_next(si->it)); }
-int stoat_iter_prev(stoat_iter *si) { ITER_MOVE(si, db_iter_prev(si->it)); }
+int stoat_iter_seek_first(stoat_iter *si)
+{
+    if (si && si->track_range)
+        hull_extend(&si->hull, slice_make(si->lower_end.data, si->lower_end.len), si->lower_inf, 0);
+    ITER_MOVE(si, db_iter_seek_first(si->it), 1, (const slice *)NULL);
+}
+
+int stoat_iter_seek_last(stoat_iter *si)
+{
+    if (si && si->track_range)
+        hull_extend(&si->hull, slice_make(si->upper_end.data, si->upper_end.len), 0, si->upper_inf);
+    ITER_MOVE(si, db_iter_seek_last(si->it), 0, (const slice *)NULL);
+}
+
+int stoat_iter_next(stoat_iter *si) { ITER_MOVE(si, db_iter_next(si->it), 1, (const slice *)NULL); }
+int stoat_iter_prev(stoat_iter *si) { ITER_MOVE(si, db_iter_prev(si->it), 0, (const slice *)NULL); }
 
 int stoat_iter_seek(stoat_iter *si, const void *key, size_t klen)
 {
+    slice target = slice_make(key, klen);
+
     if (key == NULL && klen > 0)
         return status_err(STOAT_EINVAL, "stoat_iter_seek: key is NULL");
-    ITER_MOVE(si, db_iter_seek(si->it, slice_make(key, klen)));
+    ITER_MOVE(si, db_iter_seek(si->it, target), 1, &target);
 }
 
 int stoat_iter_seek_for_prev(stoat_iter *si, const void *key, size_t klen)
 {
+    slice target = slice_make(key, klen);
+
     if (key == NULL && klen > 0)
         return status_err(STOAT_EINVAL, "stoat_iter_seek_for_prev: key is NULL");
-    ITER_MOVE(si, db_iter_seek_for_prev(si->it, slice_make(key, klen)));
+    ITER_MOVE(si, db_iter_seek_for_prev(si->it, target), 0, &target);
 }
 
 int stoat_iter_valid(const stoat_iter *si)
@@ -376,6 +554,28 @@ int stoat_iter_value(stoat_iter *si, const void **val, size_t *vlen)
     vs = db_iter_vstruct(si->it);
     *val = vs->value.data;
     *vlen = vs->value.len;
+    return 0;
+}
+
+int stoat_iter_meta(stoat_iter *si, uint64_t *version, uint64_t *expires_at, uint8_t *user_meta,
+                    int *deleted)
+{
+    const vstruct *vs;
+    int rc;
+
+    if ((rc = iter_check(si)) != 0)
+        return rc;
+    if (!db_iter_valid(si->it))
+        return status_err(STOAT_EINVAL, "stoat_iter_meta: iterator is not positioned");
+    vs = db_iter_vstruct(si->it);
+    if (version)
+        *version = db_iter_version(si->it);
+    if (expires_at)
+        *expires_at = vs->expires_at;
+    if (user_meta)
+        *user_meta = vs->user_meta;
+    if (deleted)
+        *deleted = (vs->meta & VMETA_DELETE) != 0;
     return 0;
 }
 

@@ -155,7 +155,7 @@ static int db_encode_group(stoat_db *db, db_writer *first, db_writer *last)
 
     buf_reset(&db->wal_payload);
     for (db_writer *w = first;; w = w->next) {
-        for (size_t i = 0; i < w->n_ops && rc == 0; i++) {
+        for (size_t i = 0; i < w->n_ops && rc == 0 && w->version != 0; i++) {
             const db_write_op *op = &w->ops[i];
             vstruct vs = {op->meta, op->user_meta, op->expires_at, op->value};
 
@@ -219,13 +219,50 @@ static int db_commit_group(stoat_db *db, int sync)
     return db_apply_payload(m, &db->wal_payload);
 }
 
+/*
+ * Gives w its version, unless it is a transaction that conflicts. While
+ * any snapshot is open (a transaction may be reading), commits are
+ * recorded so that later commits can be checked against them.
+ */
+static void db_assign_version_locked(stoat_db *db, db_writer *w)
+{
+    if (w->n_ops == 0)
+        return;
+    if (w->reads && oracle_conflicts(&db->oracle, w->read_version, w->reads)) {
+        w->rc = STOAT_ECONFLICT;
+        db->stat_conflicts++;
+        return;
+    }
+    if (db->snapshots.next != &db->snapshots) {
+        slice keys_small[16], *keys = keys_small;
+        int rc;
+        if (w->n_ops > 16 && (keys = malloc(w->n_ops * sizeof(*keys))) == NULL) {
+            w->rc = status_err(STOAT_ENOMEM, "out of memory recording a commit");
+            return;
+        }
+        for (size_t i = 0; i < w->n_ops; i++)
+            keys[i] = w->ops[i].key;
+        rc = oracle_record(&db->oracle, db->next_version, keys, w->n_ops);
+        if (keys != keys_small)
+            free(keys);
+        if (rc != 0) {
+            w->rc = status_err(rc, "out of memory recording a commit");
+            return;
+        }
+    }
+    w->version = db->next_version++;
+    if (w->reads)
+        db->stat_commits++;
+}
+
 /* Marks the group done, hands the queue to the next writer. */
 static void db_finish_group_locked(stoat_db *db, db_writer *self, db_writer *last, int rc)
 {
     for (;;) {
         db_writer *w = db->writers_head;
         db->writers_head = w->next;
-        w->rc = rc;
+        if (w->rc == 0)     /* a conflict found earlier stays */
+            w->rc = rc;
         w->done = 1;
         if (w != self)
             pthread_cond_signal(&w->cv);
@@ -253,9 +290,11 @@ static int db_lead_group_locked(stoat_db *db, db_writer *self)
         return 0;
     }
     if (rc == 0) {
+        oracle_prune(&db->oracle, db_oldest_snapshot_locked(db));
         for (db_writer *w = db->writers_head;; w = w->next) {
-            if (w->n_ops > 0)
-                top = w->version = db->next_version++;
+            db_assign_version_locked(db, w);
+            if (w->version)
+                top = w->version;
             if (w == last)
                 break;
         }
@@ -274,9 +313,30 @@ static int db_lead_group_locked(stoat_db *db, db_writer *self)
     return rc;
 }
 
+static int db_write_queued(stoat_db *db, db_writer *wp);
+
 int db_write(stoat_db *db, const db_write_op *ops, size_t n, int sync, int rotate)
 {
     db_writer w = {.ops = ops, .n_ops = n, .sync = sync, .rotate = rotate};
+    return db_write_queued(db, &w);
+}
+
+int db_write_txn(stoat_db *db, const db_write_op *ops, size_t n, txn_reads *reads,
+                 uint64_t read_version)
+{
+    db_writer w = {.ops = ops, .n_ops = n, .reads = reads, .read_version = read_version};
+    int rc = db_write_queued(db, &w);
+
+    if (rc == STOAT_ECONFLICT)
+        return status_err(rc, "transaction conflict: a key it read, or a key in a range it "
+                              "iterated, was committed by another transaction since it began");
+    return rc;
+}
+
+static int db_write_queued(stoat_db *db, db_writer *wp)
+{
+    db_writer w = *wp;
+    int rotate = w.rotate;
     int rc;
 
     if (db->read_only)
@@ -306,17 +366,26 @@ int db_write(stoat_db *db, const db_write_op *ops, size_t n, int sync, int rotat
     return rc;
 }
 
-static int db_put_op(stoat_db *db, const db_write_op *op)
+int db_check_write_op(const db_write_op *op)
 {
     int rc;
 
-    if ((rc = db_check_handle(db)) != 0 || (rc = db_check_key(op->key.data, op->key.len)) != 0)
+    if ((rc = db_check_key(op->key.data, op->key.len)) != 0)
         return rc;
     if (op->value.len > STOAT_MAX_VALUE_SIZE)
         return status_err(STOAT_ETOOBIG, "value of %zu bytes is over the maximum of %u",
                           op->value.len, STOAT_MAX_VALUE_SIZE);
     if (op->value.len > 0 && op->value.data == NULL)
         return status_err(STOAT_EINVAL, "value is NULL");
+    return 0;
+}
+
+static int db_put_op(stoat_db *db, const db_write_op *op)
+{
+    int rc;
+
+    if ((rc = db_check_handle(db)) != 0 || (rc = db_check_write_op(op)) != 0)
+        return rc;
     return db_write(db, op, 1, 0, 0);
 }
 

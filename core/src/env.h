@@ -72,9 +72,9 @@ static inline int env_open(env *e, const char *path, int flags, env_file **out)
 }
 
 /* Reads up to len bytes at off; *nread < len only at end of file. */
-static inline int env_read_at(env_file *f, uint64_t off, void *buf, size_t len, size_t *nread)
+static inline int env_read_at(env_file *f, uint64_t off, void *dst, size_t len, size_t *nread)
 {
-    return f->env->ops->read_at(f, off, buf, len, nread);
+    return f->env->ops->read_at(f, off, dst, len, nread);
 }
 
 /* Reads exactly len bytes at off; a short read is STOAT_ECORRUPT ("truncated"). */

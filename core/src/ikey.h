@@ -27,11 +27,11 @@
 #define IKEY_VERSION_MAX UINT64_MAX
 
 /* Writes user key + suffix at dst (ulen + 8 bytes); returns the length. */
-static inline size_t ikey_encode(char *dst, const void *ukey, size_t ulen, uint64_t version)
+static inline size_t ikey_encode(char *dst, const void *ukey, size_t ulen, uint64_t ver)
 {
     if (ulen)
         memcpy(dst, ukey, ulen);
-    put_be64(dst + ulen, UINT64_MAX - version);
+    put_be64(dst + ulen, UINT64_MAX - ver);
     return ulen + IKEY_SUFFIX_LEN;
 }
 

@@ -1,0 +1,47 @@
+/*
+ * db_stats.c - stoat_stats_get: one consistent look at the database's
+ * shape and counters, taken under db->mu.
+ */
+#include <string.h>
+
+#include "db_impl.h"
+#include "status.h"
+
+int stoat_stats_get(stoat_db *db, stoat_stats *out)
+{
+    block_cache_stats bcs;
+    const version *v;
+    int rc;
+
+    if (out == NULL)
+        return status_err(STOAT_EINVAL, "stoat_stats_get: out is NULL");
+    memset(out, 0, sizeof(*out));
+    if ((rc = db_check_handle(db)) != 0)
+        return rc;
+    block_cache_get_stats(db->bc, &bcs);
+    pthread_mutex_lock(&db->mu);
+    v = db->current;
+    out->num_levels = v->num_levels;
+    for (int l = 0; l < v->num_levels && l < STOAT_STATS_LEVELS; l++) {
+        out->level_tables[l] = v->n[l];
+        out->level_bytes[l] = version_level_bytes(v, l);
+    }
+    out->memtables = db->n_imm + (db->mem != NULL);
+    for (size_t i = 0; i < db->n_imm; i++)
+        out->memtable_bytes += memtable_arena_used(db->imm[i]);
+    if (db->mem)
+        out->memtable_bytes += memtable_arena_used(db->mem);
+    out->last_version = atomic_load(&db->last_version);
+    out->flushes = db->stat_flushes;
+    out->compactions = db->stat_compactions;
+    out->stall_micros = db->stat_stall_micros;
+    out->txn_commits = db->stat_commits;
+    out->txn_conflicts = db->stat_conflicts;
+    pthread_mutex_unlock(&db->mu);
+    out->block_cache_bytes = bcs.usage;
+    out->block_cache_capacity = bcs.capacity;
+    out->block_cache_hits = bcs.hits;
+    out->block_cache_misses = bcs.misses;
+    out->open_files = (uint64_t)table_cache_open_count(db->tc);
+    return 0;
+}

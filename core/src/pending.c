@@ -1,0 +1,272 @@
+/*
+ * pending.c - the buffered-writes map and its snapshot iterator.
+ *
+ * Entries are individually allocated (header, key and value in one block)
+ * and indexed by an open-addressing table of entry numbers, resized at
+ * half load. The iterator copies the entries' encoded internal keys and
+ * stored values into one sorted array at creation.
+ */
+#include "pending.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "checksum.h"
+#include "ikey.h"
+#include "stoat.h"
+
+static size_t slot_of(const pending *p, slice key)
+{
+    return (size_t)checksum64(key.data, key.len) & (p->n_slots - 1);
+}
+
+static pending_entry **pending_find(const pending *p, slice key, size_t *slot)
+{
+    if (p->n_slots == 0)
+        return NULL;
+    for (size_t s = slot_of(p, key);; s = (s + 1) & (p->n_slots - 1)) {
+        uint32_t e = p->slots[s];
+        if (e == 0) {
+            *slot = s;
+            return NULL;
+        }
+        if (slice_cmp(p->entries[e - 1]->key, key) == 0) {
+            *slot = s;
+            return &p->entries[e - 1];
+        }
+    }
+}
+
+static int pending_grow(pending *p)
+{
+    size_t n_slots = p->n_slots ? 2 * p->n_slots : 64;
+    uint32_t *slots = calloc(n_slots, sizeof(*slots));
+
+    if (slots == NULL)
+        return STOAT_ENOMEM;
+    free(p->slots);
+    p->slots = slots;
+    p->n_slots = n_slots;
+    for (size_t i = 0; i < p->n; i++) {
+        size_t s = slot_of(p, p->entries[i]->key);
+        while (slots[s] != 0)
+            s = (s + 1) & (n_slots - 1);
+        slots[s] = (uint32_t)(i + 1);
+    }
+    return 0;
+}
+
+static pending_entry *entry_new(uint8_t meta, uint8_t user_meta, uint64_t expires_at, slice key,
+                                slice value)
+{
+    pending_entry *e = malloc(sizeof(*e) + key.len + value.len);
+    char *p;
+
+    if (e == NULL)
+        return NULL;
+    p = (char *)(e + 1);
+    memcpy(p, key.data, key.len);
+    if (value.len)
+        memcpy(p + key.len, value.data, value.len);
+    *e = (pending_entry){meta, user_meta, expires_at, slice_make(p, key.len),
+                         slice_make(p + key.len, value.len)};
+    return e;
+}
+
+int pending_put(pending *p, uint8_t meta, uint8_t user_meta, uint64_t expires_at, slice key,
+                slice value)
+{
+    pending_entry **found, *e;
+    size_t slot = 0;
+
+    if ((p->n + 1) * 2 > p->n_slots && pending_grow(p) != 0)
+        return STOAT_ENOMEM;
+    if ((e = entry_new(meta, user_meta, expires_at, key, value)) == NULL)
+        return STOAT_ENOMEM;
+    if ((found = pending_find(p, key, &slot)) != NULL) {
+        p->bytes -= (*found)->key.len + (*found)->value.len;
+        free(*found);
+        *found = e;
+    } else {
+        if (p->n == p->cap) {
+            size_t cap = p->cap ? 2 * p->cap : 16;
+            pending_entry **grown = realloc(p->entries, cap * sizeof(*grown));
+            if (grown == NULL) {
+                free(e);
+                return STOAT_ENOMEM;
+            }
+            p->entries = grown;
+            p->cap = cap;
+        }
+        p->entries[p->n++] = e;
+        p->slots[slot] = (uint32_t)p->n;
+    }
+    p->bytes += key.len + value.len;
+    return 0;
+}
+
+const pending_entry *pending_get(const pending *p, slice key)
+{
+    size_t slot;
+    pending_entry **found = pending_find(p, key, &slot);
+
+    return found ? *found : NULL;
+}
+
+void pending_free(pending *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        free(p->entries[i]);
+    free(p->entries);
+    free(p->slots);
+    *p = (pending){0};
+}
+
+/* The snapshot iterator: a sorted array of (internal key, stored value). */
+
+typedef struct pend_item {
+    slice key, value;
+} pend_item;
+
+typedef struct pending_iter {
+    iter base;
+    pend_item *items;
+    size_t n;
+    size_t pos;                 /* n = not valid */
+    char *bytes;
+} pending_iter;
+
+static int pi_valid(const iter *it)
+{
+    const pending_iter *p = (const pending_iter *)it;
+    return p->pos < p->n;
+}
+
+static void pi_seek_first(iter *it)
+{
+    ((pending_iter *)it)->pos = 0;
+}
+
+static void pi_seek_last(iter *it)
+{
+    pending_iter *p = (pending_iter *)it;
+    p->pos = p->n ? p->n - 1 : 0;
+}
+
+/* Index of the first item >= target. */
+static size_t pi_lower_bound(const pending_iter *p, slice target)
+{
+    size_t lo = 0, hi = p->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ikey_cmp(p->items[mid].key, target) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void pi_seek(iter *it, slice target)
+{
+    pending_iter *p = (pending_iter *)it;
+    p->pos = pi_lower_bound(p, target);
+}
+
+static void pi_seek_for_prev(iter *it, slice target)
+{
+    pending_iter *p = (pending_iter *)it;
+    size_t i = pi_lower_bound(p, target);
+
+    if (i < p->n && ikey_cmp(p->items[i].key, target) == 0)
+        p->pos = i;
+    else
+        p->pos = i == 0 ? p->n : i - 1;
+}
+
+static void pi_next(iter *it)
+{
+    pending_iter *p = (pending_iter *)it;
+    if (p->pos < p->n)
+        p->pos++;
+}
+
+static void pi_prev(iter *it)
+{
+    pending_iter *p = (pending_iter *)it;
+    p->pos = p->pos == 0 || p->pos >= p->n ? p->n : p->pos - 1;
+}
+
+static slice pi_key(const iter *it)
+{
+    const pending_iter *p = (const pending_iter *)it;
+    return p->items[p->pos].key;
+}
+
+static slice pi_value(const iter *it)
+{
+    const pending_iter *p = (const pending_iter *)it;
+    return p->items[p->pos].value;
+}
+
+static int pi_status(const iter *it)
+{
+    (void)it;
+    return 0;
+}
+
+static void pi_free(iter *it)
+{
+    pending_iter *p = (pending_iter *)it;
+    free(p->items);
+    free(p->bytes);
+    free(p);
+}
+
+static const struct iter_ops pending_iter_ops = {
+    pi_valid, pi_seek_first, pi_seek_last, pi_seek, pi_seek_for_prev,
+    pi_next,  pi_prev,       pi_key,       pi_value, pi_status, pi_free,
+};
+
+static int cmp_items(const void *a, const void *b)
+{
+    return ikey_cmp(((const pend_item *)a)->key, ((const pend_item *)b)->key);
+}
+
+iter *pending_iter_new(const pending *p, uint64_t version)
+{
+    pending_iter *it = calloc(1, sizeof(*it));
+    size_t total = 0, off = 0;
+
+    if (it == NULL)
+        return NULL;
+    it->base.ops = &pending_iter_ops;
+    for (size_t i = 0; i < p->n; i++) {
+        const pending_entry *e = p->entries[i];
+        vstruct vs = {e->meta, e->user_meta, e->expires_at, e->value};
+        total += e->key.len + IKEY_SUFFIX_LEN + vstruct_encoded_len(&vs);
+    }
+    it->items = malloc((p->n ? p->n : 1) * sizeof(*it->items));
+    it->bytes = malloc(total ? total : 1);
+    if (it->items == NULL || it->bytes == NULL) {
+        pi_free(&it->base);
+        return NULL;
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        const pending_entry *e = p->entries[i];
+        vstruct vs = {e->meta, e->user_meta, e->expires_at, e->value};
+        size_t klen = ikey_encode(it->bytes + off, e->key.data, e->key.len, version);
+        size_t vlen;
+
+        it->items[i].key = slice_make(it->bytes + off, klen);
+        off += klen;
+        vlen = vstruct_encode(it->bytes + off, &vs);
+        it->items[i].value = slice_make(it->bytes + off, vlen);
+        off += vlen;
+    }
+    it->n = p->n;
+    it->pos = p->n;
+    qsort(it->items, it->n, sizeof(*it->items), cmp_items);
+    return &it->base;
+}

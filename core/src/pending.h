@@ -1,0 +1,53 @@
+/*
+ * pending.h - a transaction's buffered writes.
+ *
+ * A map from user key to the last write the transaction made to it (a
+ * value with its meta, user-meta and expiry, or a tombstone), kept until
+ * commit. It owns copies of every key and value. Iterating takes a sorted
+ * snapshot: later writes to the transaction do not show in an iterator
+ * already open. One thread at a time (the transaction's).
+ */
+#ifndef STOAT_PENDING_H
+#define STOAT_PENDING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iter.h"
+#include "slice.h"
+
+typedef struct pending_entry {
+    uint8_t meta;               /* 0 or VMETA_DELETE */
+    uint8_t user_meta;
+    uint64_t expires_at;
+    slice key;                  /* into the entry's own allocation */
+    slice value;
+} pending_entry;
+
+typedef struct pending {
+    pending_entry **entries;    /* in first-write order */
+    size_t n, cap;
+    uint32_t *slots;            /* open addressing: entry index + 1, 0 = empty */
+    size_t n_slots;
+    uint64_t bytes;             /* keys + values */
+} pending;
+
+/* Records a write, replacing an earlier write to the same key. */
+int pending_put(pending *p, uint8_t meta, uint8_t user_meta, uint64_t expires_at, slice key,
+                slice value);
+
+/* The transaction's last write to key, or NULL. Borrowed until the next
+ * pending_put of that key or pending_free. */
+const pending_entry *pending_get(const pending *p, slice key);
+
+/*
+ * A sorted snapshot of the writes as an internal iterator, each entry's
+ * internal key carrying `version` (the transaction's read version: equal
+ * to the snapshot's newest visible version, and merged ahead of it by
+ * giving this iterator the lowest child index). NULL on ENOMEM.
+ */
+iter *pending_iter_new(const pending *p, uint64_t version);
+
+void pending_free(pending *p);
+
+#endif

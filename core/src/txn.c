@@ -1,0 +1,304 @@
+/*
+ * txn.c - transactions: snapshot reads, buffered writes, commit.
+ *
+ * A transaction reads at the version published when it began and
+ * registers that version as a snapshot, so that compaction keeps every
+ * version it may read until it ends. Its writes wait in a pending map
+ * (pending.h) and are visible to its own reads and iterators. A read-write
+ * transaction records its read set (keys it got from the snapshot) and
+ * range set (the hulls its iterators covered, handed over when each
+ * closes); commit hands the writes to the write path, which checks that
+ * set against commits made since the read version (oracle.h) in the same
+ * critical section that gives the commit its version.
+ *
+ * Limits: max_txn_entries writes and max_txn_bytes of keys + values. The
+ * set that would cross a limit fails with STOAT_ETOOBIG and the
+ * transaction keeps what it had: a transaction never outgrows a memtable.
+ *
+ * One thread at a time uses a transaction.
+ */
+#include <stdlib.h>
+#include <time.h>
+
+#include "db_impl.h"
+#include "ikey.h"
+#include "oracle.h"
+#include "pending.h"
+#include "status.h"
+
+struct stoat_txn {
+    stoat_db *db;
+    int read_only;
+    int finished;               /* committed (or failed to): only discard remains */
+    uint64_t read_version;
+    db_snapshot snap;
+    pending writes;
+    txn_reads reads;
+    int track_reads;            /* read-write with detect_conflicts; -1: a range was lost */
+    stoat_iter **iters;         /* open iterators, detached at discard */
+    size_t n_iters, cap_iters;
+    buf scratch;                /* the last get's stored value */
+};
+
+static int txn_begin(stoat_db *db, int read_only, uint64_t read_version, stoat_txn **out)
+{
+    stoat_txn *t;
+    int rc;
+
+    if (out == NULL)
+        return status_err(STOAT_EINVAL, "stoat_txn_begin: out is NULL");
+    *out = NULL;
+    if ((rc = db_check_handle(db)) != 0)
+        return rc;
+    if (!read_only && db->read_only)
+        return status_err(STOAT_EREADONLY, "database %s is open read-only", db->dir);
+    if ((t = calloc(1, sizeof(*t))) == NULL)
+        return status_err(STOAT_ENOMEM, "out of memory beginning a transaction");
+    t->db = db;
+    t->read_only = read_only;
+    t->track_reads = !read_only && db->opts.detect_conflicts;
+    pthread_mutex_lock(&db->mu);
+    if (db->closing) {
+        pthread_mutex_unlock(&db->mu);
+        free(t);
+        return status_err(STOAT_ECLOSED, "database is closing");
+    }
+    t->read_version = read_version ? read_version : atomic_load(&db->last_version);
+    t->snap.version = t->read_version;
+    db->open_iters++;           /* a live transaction keeps close away too */
+    pthread_mutex_unlock(&db->mu);
+    db_snapshot_add(db, &t->snap);
+    *out = t;
+    return 0;
+}
+
+int stoat_txn_begin(stoat_db *db, int flags, stoat_txn **out)
+{
+    if (flags & ~STOAT_TXN_READ_ONLY)
+        return status_err(STOAT_EINVAL, "stoat_txn_begin: unknown flags 0x%x", (unsigned)flags);
+    return txn_begin(db, (flags & STOAT_TXN_READ_ONLY) != 0, 0, out);
+}
+
+int stoat_txn_begin_at(stoat_db *db, uint64_t read_version, stoat_txn **out)
+{
+    if (read_version == 0)
+        return status_err(STOAT_EINVAL, "stoat_txn_begin_at: read version 0");
+    if (db && read_version > atomic_load(&db->last_version))
+        return status_err(STOAT_EINVAL, "stoat_txn_begin_at: version %llu is not committed yet",
+                          (unsigned long long)read_version);
+    return txn_begin(db, 1, read_version, out);
+}
+
+uint64_t stoat_txn_read_version(const stoat_txn *t)
+{
+    return t ? t->read_version : 0;
+}
+
+static int txn_check(stoat_txn *t, int writing)
+{
+    int rc;
+
+    if (t == NULL)
+        return status_err(STOAT_EINVAL, "transaction is NULL");
+    if ((rc = db_check_handle(t->db)) != 0)
+        return rc;
+    if (t->finished)
+        return status_err(STOAT_EINVAL, "transaction already committed: only discard is allowed");
+    if (writing && t->read_only)
+        return status_err(STOAT_EREADONLY, "transaction is read-only");
+    return 0;
+}
+
+int stoat_txn_get_meta(stoat_txn *t, const void *key, size_t klen, const void **val,
+                       size_t *vlen, uint64_t *version, uint64_t *expires_at,
+                       uint8_t *user_meta)
+{
+    slice k = slice_make(key, klen);
+    const pending_entry *pe;
+    vstruct vs;
+    int rc;
+
+    if ((rc = txn_check(t, 0)) != 0 || (rc = db_check_key(key, klen)) != 0)
+        return rc;
+    if (val == NULL || vlen == NULL)
+        return status_err(STOAT_EINVAL, "stoat_txn_get: val and vlen must not be NULL");
+    *val = NULL;
+    *vlen = 0;
+    if ((pe = pending_get(&t->writes, k)) != NULL) {
+        /* Its own write: what the snapshot holds does not matter. It has
+         * no version until commit: report 0. */
+        vs = (vstruct){pe->meta, pe->user_meta, pe->expires_at, pe->value};
+        if (version)
+            *version = 0;
+    } else {
+        if (t->track_reads && txn_reads_add_key(&t->reads, k) != 0)
+            return status_err(STOAT_ENOMEM, "out of memory recording a read");
+        buf_reset(&t->scratch);
+        if ((rc = db_get_at(t->db, k, t->read_version, &t->scratch, version)) != 0)
+            return rc;
+        if (vstruct_decode(slice_make(t->scratch.data, t->scratch.len), &vs) != 0)
+            return status_err(STOAT_ECORRUPT, "%s: malformed stored value", t->db->dir);
+    }
+    if ((vs.meta & VMETA_DELETE) ||
+        (vs.expires_at != 0 && vs.expires_at <= (uint64_t)time(NULL)))
+        return STOAT_ENOTFOUND;
+    *val = vs.value.len ? vs.value.data : "";
+    *vlen = vs.value.len;
+    if (expires_at)
+        *expires_at = vs.expires_at;
+    if (user_meta)
+        *user_meta = vs.user_meta;
+    return 0;
+}
+
+int stoat_txn_get(stoat_txn *t, const void *key, size_t klen, const void **val, size_t *vlen)
+{
+    return stoat_txn_get_meta(t, key, klen, val, vlen, NULL, NULL, NULL);
+}
+
+static int txn_put(stoat_txn *t, uint8_t meta, const void *key, size_t klen, const void *val,
+                   size_t vlen, uint64_t ttl, uint8_t user_meta)
+{
+    db_write_op op = {.meta = meta, .user_meta = user_meta, .key = slice_make(key, klen),
+                      .value = slice_make(val, vlen)};
+    const pending_entry *old;
+    uint64_t bytes, entries;
+    int rc;
+
+    if ((rc = txn_check(t, 1)) != 0 || (rc = db_check_write_op(&op)) != 0)
+        return rc;
+    old = pending_get(&t->writes, op.key);
+    bytes = t->writes.bytes + klen + vlen - (old ? old->key.len + old->value.len : 0);
+    entries = t->writes.n + (old == NULL);
+    if (entries > t->db->opts.max_txn_entries || bytes > t->db->opts.max_txn_bytes)
+        return status_err(STOAT_ETOOBIG,
+                          "transaction too big: %llu writes, %llu bytes (limits %llu writes, "
+                          "%llu bytes: options max_txn_entries, max_txn_bytes)",
+                          (unsigned long long)entries, (unsigned long long)bytes,
+                          (unsigned long long)t->db->opts.max_txn_entries,
+                          (unsigned long long)t->db->opts.max_txn_bytes);
+    if (ttl != 0)
+        op.expires_at = (uint64_t)time(NULL) + ttl;
+    if ((rc = pending_put(&t->writes, op.meta, op.user_meta, op.expires_at, op.key, op.value)) != 0)
+        return status_err(rc, "out of memory buffering a write");
+    return 0;
+}
+
+int stoat_txn_set(stoat_txn *t, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    return txn_put(t, 0, key, klen, val, vlen, 0, 0);
+}
+
+int stoat_txn_set_ex(stoat_txn *t, const void *key, size_t klen, const void *val, size_t vlen,
+                     uint64_t ttl_seconds, uint8_t user_meta)
+{
+    if (ttl_seconds > (1ull << 40))
+        return status_err(STOAT_EINVAL, "ttl of %llu seconds is out of range",
+                          (unsigned long long)ttl_seconds);
+    return txn_put(t, 0, key, klen, val, vlen, ttl_seconds, user_meta);
+}
+
+int stoat_txn_delete(stoat_txn *t, const void *key, size_t klen)
+{
+    return txn_put(t, VMETA_DELETE, key, klen, NULL, 0, 0, 0);
+}
+
+int stoat_txn_iter_open(stoat_txn *t, const stoat_iter_options *o, stoat_iter **out)
+{
+    stoat_iter_options none = {0};
+    iter *pend = NULL;
+    int rc;
+
+    if (out == NULL)
+        return status_err(STOAT_EINVAL, "stoat_txn_iter_open: out is NULL");
+    *out = NULL;
+    if ((rc = txn_check(t, 0)) != 0)
+        return rc;
+    if (o == NULL)
+        o = &none;
+    if ((rc = db_check_iter_options(o)) != 0)
+        return rc;
+    if (t->n_iters == t->cap_iters) {
+        size_t cap = t->cap_iters ? 2 * t->cap_iters : 4;
+        stoat_iter **grown = realloc(t->iters, cap * sizeof(*grown));
+        if (grown == NULL)
+            return status_err(STOAT_ENOMEM, "out of memory opening an iterator");
+        t->iters = grown;
+        t->cap_iters = cap;
+    }
+    if (t->writes.n > 0 && (pend = pending_iter_new(&t->writes, t->read_version)) == NULL)
+        return status_err(STOAT_ENOMEM, "out of memory opening an iterator");
+    rc = db_iter_open(t->db, t, t->track_reads > 0, t->read_version, pend, o, out);
+    if (rc == 0)
+        t->iters[t->n_iters++] = *out;
+    return rc;
+}
+
+void txn_iter_closed(struct stoat_txn *t, stoat_iter *it, int tracked, slice lo, slice hi)
+{
+    for (size_t i = 0; i < t->n_iters; i++) {
+        if (t->iters[i] == it) {
+            t->iters[i] = t->iters[--t->n_iters];
+            break;
+        }
+    }
+    if (tracked && txn_reads_add_range(&t->reads, lo, hi) != 0)
+        t->track_reads = -1;    /* lost a range: commit must refuse */
+}
+
+/* The pending writes as write-path operations (borrowing their bytes). */
+static int txn_ops(stoat_txn *t, db_write_op **out)
+{
+    db_write_op *ops = malloc((t->writes.n ? t->writes.n : 1) * sizeof(*ops));
+
+    if (ops == NULL)
+        return status_err(STOAT_ENOMEM, "out of memory committing");
+    for (size_t i = 0; i < t->writes.n; i++) {
+        const pending_entry *e = t->writes.entries[i];
+        ops[i] = (db_write_op){e->meta, e->user_meta, e->expires_at, e->key, e->value};
+    }
+    *out = ops;
+    return 0;
+}
+
+int stoat_txn_commit(stoat_txn *t)
+{
+    db_write_op *ops = NULL;
+    int rc;
+
+    if ((rc = txn_check(t, 0)) != 0)
+        return rc;
+    if (t->n_iters > 0)
+        return status_err(STOAT_EINVAL, "stoat_txn_commit: %zu iterator(s) still open",
+                          t->n_iters);
+    t->finished = 1;
+    if (t->read_only || t->writes.n == 0)
+        return 0;
+    if (t->track_reads < 0)
+        return status_err(STOAT_ENOMEM, "out of memory recording an iterated range");
+    if ((rc = txn_ops(t, &ops)) != 0)
+        return rc;
+    rc = db_write_txn(t->db, ops, t->writes.n, t->track_reads ? &t->reads : NULL, t->read_version);
+    free(ops);
+    return rc;
+}
+
+void stoat_txn_discard(stoat_txn *t)
+{
+    stoat_db *db;
+
+    if (t == NULL || db_check_handle(t->db) != 0)
+        return;
+    db = t->db;
+    for (size_t i = 0; i < t->n_iters; i++)
+        db_iter_detach(t->iters[i]);
+    free(t->iters);
+    db_snapshot_remove(db, &t->snap);
+    pthread_mutex_lock(&db->mu);
+    db->open_iters--;
+    pthread_mutex_unlock(&db->mu);
+    pending_free(&t->writes);
+    txn_reads_free(&t->reads);
+    buf_free(&t->scratch);
+    free(t);
+}
