@@ -1,0 +1,786 @@
+/*
+ * sst_test.c - SST builder and reader: round trips with every compression
+ * type, point gets at every version, iteration both ways, seeks, large
+ * keys and values, properties, and damaged files (every damage is an
+ * error, never wrong data).
+ */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "checksum.h"
+#include "coding.h"
+#include "env.h"
+#include "ikey.h"
+#include "sst_builder.h"
+#include "sst_reader.h"
+#include "status.h"
+#include "test.h"
+
+/* The footer's tail, as sst_format.h lays it out. */
+#define FOOTER_LEN 68
+#define FOOTER_VERSION_AT 48
+#define FOOTER_CHECKSUM_AT 52
+
+/* Entries in ikey order: all bytes in one buffer, offsets in an array. */
+typedef struct entry {
+    size_t koff, klen, voff, vlen;
+} entry;
+
+typedef struct table_data {
+    buf bytes;
+    entry *e;
+    size_t n, cap;
+    uint64_t deletions;
+} table_data;
+
+static slice tk(const table_data *t, size_t i)
+{
+    return slice_make(t->bytes.data + t->e[i].koff, t->e[i].klen);
+}
+
+static slice tv(const table_data *t, size_t i)
+{
+    return slice_make(t->bytes.data + t->e[i].voff, t->e[i].vlen);
+}
+
+static void td_add(table_data *t, slice ukey, uint64_t version, uint8_t meta, slice value)
+{
+    char hdr[2 + VARINT64_MAX_LEN];
+    vstruct vs = {meta, 0, 0, slice_make(NULL, 0)};
+    entry *en;
+
+    if (t->n == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 1024;
+        REQUIRE((t->e = realloc(t->e, t->cap * sizeof(*t->e))) != NULL);
+    }
+    en = &t->e[t->n++];
+    REQUIRE_OK(buf_reserve(&t->bytes, ukey.len + IKEY_SUFFIX_LEN));
+    en->koff = t->bytes.len;
+    en->klen = ikey_encode(t->bytes.data + t->bytes.len, ukey.data, ukey.len, version);
+    t->bytes.len += en->klen;
+    en->voff = t->bytes.len;
+    REQUIRE_OK(buf_append(&t->bytes, hdr, vstruct_encode(hdr, &vs)));
+    REQUIRE_OK(buf_append(&t->bytes, value.data, value.len));
+    en->vlen = t->bytes.len - en->voff;
+    t->deletions += (meta & VMETA_DELETE) != 0;
+}
+
+static void td_free(table_data *t)
+{
+    buf_free(&t->bytes);
+    free(t->e);
+}
+
+static slice ukey_of(char *tmp, uint64_t i)
+{
+    return slice_make(tmp, (size_t)snprintf(tmp, 32, "key%08llu", (unsigned long long)i));
+}
+
+/* n entries: user keys key00000000.. (every third number, i % 3 == 2,
+ * absent), key i with versions 10 * (i % 3 + 1) down to 10 in steps of
+ * 10, some newest versions tombstones, values of varying length. */
+static void td_make(table_data *t, size_t n)
+{
+    char uk[32], val[200];
+    uint64_t s = 12345;
+
+    memset(t, 0, sizeof(*t));
+    for (uint64_t i = 0; t->n < n; i++) {
+        if (i % 3 == 2)
+            continue;
+        slice u = ukey_of(uk, i);
+        for (uint64_t v = i % 3 + 1; v >= 1 && t->n < n; v--) {
+            size_t vl = (size_t)snprintf(val, sizeof(val), "value-%llu-%llu-",
+                                         (unsigned long long)i, (unsigned long long)v);
+            size_t pad = test_rand(&s) % 100;
+            memset(val + vl, 'a' + (char)(i % 26), pad);
+            uint8_t meta = (i % 17 == 0 && v == i % 3 + 1) ? VMETA_DELETE : 0;
+            td_add(t, u, 10 * v, meta, slice_make(val, meta ? 0 : vl + pad));
+        }
+    }
+}
+
+static sst_options opts_with(int compression)
+{
+    sst_options o = {4096, compression, 1, 0.01};
+    return o;
+}
+
+static char *path_in_tmp(const char *name)
+{
+    char *p = env_join(test_tmpdir(), name);
+    REQUIRE(p != NULL);
+    return p;
+}
+
+static void build(const char *path, const sst_options *o, const table_data *t, sst_props *props)
+{
+    sst_builder *b;
+
+    REQUIRE_OK(sst_builder_new(env_posix(), path, o, &b));
+    for (size_t i = 0; i < t->n; i++) {
+        int rc = sst_builder_add(b, tk(t, i), tv(t, i));
+        if (rc != 0)
+            sst_builder_abandon(b);
+        REQUIRE_OK(rc);
+    }
+    REQUIRE_OK(sst_builder_finish(b, props));
+}
+
+static int iter_at(const iter *it, const table_data *t, size_t i)
+{
+    return iter_valid(it) && slice_cmp(iter_key(it), tk(t, i)) == 0 &&
+           slice_cmp(iter_value(it), tv(t, i)) == 0;
+}
+
+static void check_props(const sst_props *p, const table_data *t, const char *path)
+{
+    env_file *f;
+    uint64_t size;
+
+    CHECK(p->num_entries == t->n);
+    CHECK(p->num_deletions == t->deletions);
+    CHECK(p->min_version == 10 && p->max_version == 20);
+    CHECK(slice_cmp(slice_make(p->smallest.data, p->smallest.len), tk(t, 0)) == 0);
+    CHECK(slice_cmp(slice_make(p->largest.data, p->largest.len), tk(t, t->n - 1)) == 0);
+    REQUIRE_OK(env_open(env_posix(), path, ENV_READ, &f));
+    REQUIRE_OK(env_file_size(f, &size));
+    env_close(f);
+    CHECK(p->file_size == size);
+}
+
+/* Every entry by get at its own version, plus newer and older probes. */
+static void check_gets(sst_reader *r, const table_data *t)
+{
+    buf k = {0}, v = {0};
+    char uk[32];
+    size_t bad = 0;
+
+    for (size_t i = 0; i < t->n; i++) {
+        slice ik = tk(t, i), u = ikey_user(ik);
+        uint64_t ver = ikey_version(ik);
+        if (sst_reader_get(r, u, ver, &k, &v) != 0 ||
+            slice_cmp(slice_make(k.data, k.len), ik) != 0 ||
+            slice_cmp(slice_make(v.data, v.len), tv(t, i)) != 0)
+            bad++;
+        /* a version between this one and the next newer gives this one */
+        if (sst_reader_get(r, u, ver + 5, &k, &v) != 0 ||
+            slice_cmp(slice_make(k.data, k.len), ik) != 0)
+            bad++;
+        /* older than the oldest version: nothing */
+        if (ver == 10 && sst_reader_get(r, u, 9, &k, &v) != STOAT_ENOTFOUND)
+            bad++;
+    }
+    CHECK(bad == 0);
+    /* absent user keys, inside and outside the key range */
+    for (uint64_t i = 2; i < 3000; i += 3)
+        CHECK_RC(sst_reader_get(r, ukey_of(uk, i), UINT64_MAX, &k, &v), STOAT_ENOTFOUND);
+    CHECK_RC(sst_reader_get(r, slice_make("a", 1), UINT64_MAX, &k, &v), STOAT_ENOTFOUND);
+    CHECK_RC(sst_reader_get(r, slice_make("zzz", 3), UINT64_MAX, &k, &v), STOAT_ENOTFOUND);
+    CHECK(k.len == 0 && v.len == 0);
+    buf_free(&k);
+    buf_free(&v);
+}
+
+static void check_iteration(sst_reader *r, const table_data *t)
+{
+    iter *it = sst_reader_iter(r);
+    size_t i;
+
+    REQUIRE(it != NULL);
+    for (i = 0, iter_seek_first(it); iter_valid(it); iter_next(it), i++)
+        if (i >= t->n || !iter_at(it, t, i))
+            break;
+    CHECK(i == t->n && iter_status(it) == 0);
+    for (i = t->n, iter_seek_last(it); iter_valid(it); iter_prev(it), i--)
+        if (i == 0 || !iter_at(it, t, i - 1))
+            break;
+    CHECK(i == 0 && iter_status(it) == 0);
+    iter_free(it);
+}
+
+static void check_seeks(sst_reader *r, const table_data *t)
+{
+    iter *it = sst_reader_iter(r);
+    char probe[64], uk[32];
+    uint64_t s = 77;
+    size_t bad = 0;
+
+    REQUIRE(it != NULL);
+    for (int round = 0; round < 2000; round++) {
+        size_t i = (size_t)(test_rand(&s) % t->n);
+        iter_seek(it, tk(t, i));
+        bad += !iter_at(it, t, i);
+        iter_seek_for_prev(it, tk(t, i));
+        bad += !iter_at(it, t, i);
+        /* a missing user key: seek lands on the next, seek_for_prev on the
+         * previous; then step across the spot both ways */
+        slice u = ukey_of(uk, 3 * (test_rand(&s) % (t->n / 3)) + 2);
+        slice target = slice_make(probe, ikey_encode(probe, u.data, u.len, UINT64_MAX));
+        size_t j = 0, lo = 0, hi = t->n;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (ikey_cmp(tk(t, mid), target) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        j = lo;
+        iter_seek(it, target);
+        bad += j < t->n ? !iter_at(it, t, j) : iter_valid(it);
+        if (j < t->n && j > 0) {
+            iter_prev(it);
+            bad += !iter_at(it, t, j - 1);
+            iter_next(it);
+            bad += !iter_at(it, t, j);
+        }
+        iter_seek_for_prev(it, target);
+        bad += j > 0 ? !iter_at(it, t, j - 1) : iter_valid(it);
+    }
+    CHECK(bad == 0);
+    /* past both ends */
+    iter_seek(it, slice_make(probe, ikey_encode(probe, "zzz", 3, 0)));
+    CHECK(!iter_valid(it) && iter_status(it) == 0);
+    iter_seek_for_prev(it, slice_make(probe, ikey_encode(probe, "zzz", 3, 0)));
+    CHECK(iter_at(it, t, t->n - 1));
+    iter_seek_for_prev(it, slice_make(probe, ikey_encode(probe, "a", 1, 0)));
+    CHECK(!iter_valid(it) && iter_status(it) == 0);
+    iter_seek(it, slice_make(probe, ikey_encode(probe, "a", 1, 0)));
+    CHECK(iter_at(it, t, 0));
+    iter_prev(it);
+    CHECK(!iter_valid(it) && iter_status(it) == 0);
+    iter_free(it);
+}
+
+static void round_trip(int compression, int with_cache, size_t n)
+{
+    table_data t;
+    sst_options o = opts_with(compression);
+    sst_props props;
+    block_cache *bc = NULL;
+    sst_reader *r;
+    char *path = path_in_tmp("000001.sst");
+
+    td_make(&t, n);
+    build(path, &o, &t, &props);
+    check_props(&props, &t, path);
+    if (with_cache)
+        REQUIRE_OK(block_cache_new(8 << 20, &bc));
+    REQUIRE_OK(sst_reader_open(env_posix(), path, 1, bc, &r));
+    check_props(sst_reader_props(r), &t, path);
+    CHECK(sst_reader_id(r) == 1);
+    check_gets(r, &t);
+    check_iteration(r, &t);
+    check_seeks(r, &t);
+    sst_reader_unref(r);
+    block_cache_free(bc);
+    sst_props_free(&props);
+    td_free(&t);
+    free(path);
+}
+
+static void test_sst_round_trip_uncompressed(void)
+{
+    round_trip(STOAT_COMPRESSION_NONE, 1, 100000);
+}
+
+static void test_sst_round_trip_lz4(void)
+{
+    round_trip(STOAT_COMPRESSION_LZ4, 1, 100000);
+}
+
+static void test_sst_round_trip_zstd(void)
+{
+    round_trip(STOAT_COMPRESSION_ZSTD, 1, 100000);
+}
+
+static void test_sst_round_trip_without_block_cache(void)
+{
+    round_trip(STOAT_COMPRESSION_LZ4, 0, 20000); /* every read from disk */
+}
+
+static void test_sst_compression_shrinks_the_file(void)
+{
+    table_data t;
+    sst_props p[3];
+    char *path = path_in_tmp("000002.sst");
+
+    td_make(&t, 20000);
+    for (int c = 0; c < 3; c++) {
+        sst_options o = opts_with(c);
+        build(path, &o, &t, &p[c]);
+    }
+    CHECK(p[STOAT_COMPRESSION_LZ4].file_size < p[STOAT_COMPRESSION_NONE].file_size * 3 / 4);
+    CHECK(p[STOAT_COMPRESSION_ZSTD].file_size < p[STOAT_COMPRESSION_NONE].file_size * 3 / 4);
+    for (int c = 0; c < 3; c++)
+        sst_props_free(&p[c]);
+    td_free(&t);
+    free(path);
+}
+
+static void test_sst_large_value_and_key(void)
+{
+    size_t big_v = 5u << 20, big_k = STOAT_MAX_KEY_SIZE;
+    char *vb = malloc(big_v), *kb = malloc(big_k);
+    table_data t;
+    sst_options o = opts_with(STOAT_COMPRESSION_LZ4);
+    sst_props props;
+    block_cache *bc;
+    sst_reader *r;
+    buf k = {0}, v = {0};
+    char uk[32];
+    char *path = path_in_tmp("000003.sst");
+
+    REQUIRE(vb != NULL && kb != NULL);
+    for (size_t i = 0; i < big_v; i++)
+        vb[i] = (char)(i * 7 + i / 4096);
+    memset(kb, 'q', big_k);
+    memset(&t, 0, sizeof(t));
+    for (uint64_t i = 0; i < 100; i++)
+        td_add(&t, ukey_of(uk, i), 5, 0, slice_make("small", 5));
+    td_add(&t, ukey_of(uk, 100), 5, 0, slice_make(vb, big_v));
+    for (uint64_t i = 101; i < 200; i++)
+        td_add(&t, ukey_of(uk, i), 5, 0, slice_make("small", 5));
+    td_add(&t, slice_make(kb, big_k), 5, 0, slice_make("big key", 7));
+    build(path, &o, &t, &props);
+    REQUIRE_OK(block_cache_new(64 << 20, &bc));
+    REQUIRE_OK(sst_reader_open(env_posix(), path, 3, bc, &r));
+    REQUIRE_OK(sst_reader_get(r, ukey_of(uk, 100), 5, &k, &v));
+    CHECK(v.len == tv(&t, 100).len && memcmp(v.data, tv(&t, 100).data, v.len) == 0);
+    REQUIRE_OK(sst_reader_get(r, slice_make(kb, big_k), 9, &k, &v));
+    CHECK(k.len == big_k + 8 && slice_cmp(slice_make(v.data, v.len), tv(&t, 200)) == 0);
+    REQUIRE_OK(sst_reader_get(r, ukey_of(uk, 99), 5, &k, &v));
+    REQUIRE_OK(sst_reader_get(r, ukey_of(uk, 101), 5, &k, &v));
+    check_iteration(r, &t);
+    sst_reader_unref(r);
+    block_cache_free(bc);
+    buf_free(&k);
+    buf_free(&v);
+    sst_props_free(&props);
+    td_free(&t);
+    free(vb);
+    free(kb);
+    free(path);
+}
+
+static void test_sst_empty_table(void)
+{
+    sst_options o = opts_with(STOAT_COMPRESSION_ZSTD);
+    sst_builder *b;
+    sst_props props;
+    sst_reader *r;
+    iter *it;
+    buf k = {0}, v = {0};
+    char *path = path_in_tmp("000004.sst");
+
+    REQUIRE_OK(sst_builder_new(env_posix(), path, &o, &b));
+    CHECK(sst_builder_entries(b) == 0);
+    REQUIRE_OK(sst_builder_finish(b, &props));
+    CHECK(props.num_entries == 0 && props.smallest.len == 0 && props.file_size > 0);
+    REQUIRE_OK(sst_reader_open(env_posix(), path, 4, NULL, &r));
+    CHECK_RC(sst_reader_get(r, slice_make("x", 1), 1, &k, &v), STOAT_ENOTFOUND);
+    it = sst_reader_iter(r);
+    REQUIRE(it != NULL);
+    iter_seek_first(it);
+    CHECK(!iter_valid(it));
+    iter_seek_last(it);
+    CHECK(!iter_valid(it) && iter_status(it) == 0);
+    iter_free(it);
+    sst_reader_unref(r);
+    sst_props_free(&props);
+    free(path);
+}
+
+static void test_sst_without_filter(void)
+{
+    table_data t;
+    sst_options o = opts_with(STOAT_COMPRESSION_NONE), of = o;
+    sst_props p1, p2;
+    sst_reader *r;
+    char uk[32];
+    char *path = path_in_tmp("000005.sst");
+
+    td_make(&t, 3000);
+    o.bloom_fp_rate = 0;
+    build(path, &of, &t, &p1);
+    build(path, &o, &t, &p2);
+    CHECK(p2.file_size < p1.file_size); /* no filter block */
+    REQUIRE_OK(sst_reader_open(env_posix(), path, 5, NULL, &r));
+    CHECK(sst_reader_may_contain(r, ukey_of(uk, 2)) == 1);
+    check_gets(r, &t);
+    sst_reader_unref(r);
+    sst_props_free(&p1);
+    sst_props_free(&p2);
+    td_free(&t);
+    free(path);
+}
+
+static void test_sst_filter_rules_out_absent_keys(void)
+{
+    table_data t;
+    sst_options o = opts_with(STOAT_COMPRESSION_NONE);
+    sst_props p;
+    sst_reader *r;
+    char uk[32];
+    int maybe = 0;
+    char *path = path_in_tmp("000006.sst");
+
+    td_make(&t, 10000);
+    build(path, &o, &t, &p);
+    REQUIRE_OK(sst_reader_open(env_posix(), path, 6, NULL, &r));
+    for (size_t i = 0; i < t.n; i++)
+        CHECK(sst_reader_may_contain(r, ikey_user(tk(&t, i))));
+    for (uint64_t i = 2; i < 30000; i += 3)
+        maybe += sst_reader_may_contain(r, ukey_of(uk, i));
+    CHECK(maybe < 200); /* 10000 probes at 1% */
+    sst_reader_unref(r);
+    sst_props_free(&p);
+    td_free(&t);
+    free(path);
+}
+
+static void test_sst_builder_rejects_bad_input(void)
+{
+    sst_options o = opts_with(STOAT_COMPRESSION_NONE);
+    sst_builder *b;
+    char k1[16], k2[16];
+    char *path = path_in_tmp("000007.sst");
+    size_t l1 = ikey_encode(k1, "b", 1, 5), l2 = ikey_encode(k2, "a", 1, 5);
+
+    o.compression = 7;
+    CHECK_RC(sst_builder_new(env_posix(), path, &o, &b), STOAT_EINVAL);
+    o.compression = STOAT_COMPRESSION_NONE;
+    REQUIRE_OK(sst_builder_new(env_posix(), path, &o, &b));
+    REQUIRE_OK(sst_builder_add(b, slice_make(k1, l1), slice_make("\0\0\0", 3)));
+    CHECK_RC(sst_builder_add(b, slice_make(k2, l2), slice_make("\0\0\0", 3)), STOAT_EINVAL);
+    CHECK_RC(sst_builder_add(b, slice_make(k1, l1), slice_make("\0\0\0", 3)), STOAT_EINVAL);
+    CHECK_RC(sst_builder_add(b, slice_make("short", 5), slice_make("", 0)), STOAT_EINVAL);
+    CHECK(sst_builder_entries(b) == 1);
+    CHECK(env_exists(env_posix(), path) == 1);
+    sst_builder_abandon(b);
+    CHECK(env_exists(env_posix(), path) == 0);
+    sst_builder_abandon(NULL);
+    free(path);
+}
+
+static void test_sst_builder_size_tracks_the_file(void)
+{
+    table_data t;
+    sst_options o = opts_with(STOAT_COMPRESSION_NONE);
+    sst_builder *b;
+    sst_props props;
+    uint64_t last = 0;
+    char *path = path_in_tmp("000008.sst");
+
+    td_make(&t, 20000);
+    REQUIRE_OK(sst_builder_new(env_posix(), path, &o, &b));
+    for (size_t i = 0; i < t.n; i++) {
+        REQUIRE_OK(sst_builder_add(b, tk(&t, i), tv(&t, i)));
+        CHECK(sst_builder_size(b) >= last);
+        last = sst_builder_size(b);
+    }
+    CHECK(sst_builder_entries(b) == t.n);
+    REQUIRE_OK(sst_builder_finish(b, &props));
+    CHECK(last <= props.file_size && props.file_size < last + last / 10);
+    CHECK(props.raw_key_bytes > 0 && props.raw_value_bytes > 0);
+    sst_props_free(&props);
+    td_free(&t);
+    free(path);
+}
+
+static void test_sst_iterator_keeps_reader_alive(void)
+{
+    table_data t;
+    sst_options o = opts_with(STOAT_COMPRESSION_LZ4);
+    sst_props props;
+    sst_reader *r;
+    iter *it;
+    size_t i;
+    char *path = path_in_tmp("000009.sst");
+
+    td_make(&t, 5000);
+    build(path, &o, &t, &props);
+    REQUIRE_OK(sst_reader_open(env_posix(), path, 9, NULL, &r));
+    it = sst_reader_iter(r);
+    REQUIRE(it != NULL);
+    sst_reader_unref(r); /* the iterator's reference keeps it open */
+    for (i = 0, iter_seek_first(it); iter_valid(it) && iter_at(it, &t, i); iter_next(it))
+        i++;
+    CHECK(i == t.n);
+    iter_free(it);
+    sst_props_free(&props);
+    td_free(&t);
+    free(path);
+}
+
+/* ---- damage ---- */
+
+static void file_read(const char *path, char **data, size_t *len)
+{
+    REQUIRE_OK(env_read_all(env_posix(), path, data, len));
+}
+
+static void file_write(const char *path, const char *data, size_t len)
+{
+    env_file *f;
+
+    REQUIRE_OK(env_open(env_posix(), path, ENV_WRITE | ENV_TRUNC, &f));
+    REQUIRE_OK(env_append(f, data, len));
+    env_close(f);
+}
+
+static int open_rc(const char *path)
+{
+    sst_reader *r = NULL;
+    int rc = sst_reader_open(env_posix(), path, 1, NULL, &r);
+
+    sst_reader_unref(r);
+    return rc;
+}
+
+/* Builds a small table; returns its bytes (malloc'd) for mutation. */
+static void small_table(const char *path, int compression, table_data *t, char **data, size_t *len)
+{
+    sst_options o = opts_with(compression);
+    sst_props props;
+
+    td_make(t, 2000);
+    build(path, &o, t, &props);
+    sst_props_free(&props);
+    file_read(path, data, len);
+}
+
+static void test_sst_flipped_data_byte_is_corruption(void)
+{
+    table_data t;
+    sst_reader *r;
+    block_cache *bc;
+    buf k = {0}, v = {0};
+    char *data, *path = path_in_tmp("000010.sst");
+    size_t len, n = 0;
+    iter *it;
+
+    REQUIRE_OK(block_cache_new(1 << 20, &bc));
+    small_table(path, STOAT_COMPRESSION_LZ4, &t, &data, &len);
+    data[100] ^= 0x20; /* inside the first data block */
+    file_write(path, data, len);
+    REQUIRE_OK(sst_reader_open(env_posix(), path, 10, bc, &r));
+    CHECK_RC(sst_reader_get(r, ikey_user(tk(&t, 0)), 100, &k, &v), STOAT_ECORRUPT);
+    CHECK(strstr(status_msg(), "000010.sst: block at offset 0: bad checksum") != NULL);
+    CHECK(k.len == 0 && v.len == 0);
+    /* a key in a later block still reads */
+    REQUIRE_OK(sst_reader_get(r, ikey_user(tk(&t, t.n - 1)), 100, &k, &v));
+    it = sst_reader_iter(r);
+    REQUIRE(it != NULL);
+    for (iter_seek_first(it); iter_valid(it); iter_next(it))
+        n++;
+    CHECK(n == 0 && iter_status(it) == STOAT_ECORRUPT);
+    iter_free(it);
+    /* backwards, the damage is met after the good blocks */
+    it = sst_reader_iter(r);
+    for (n = t.n, iter_seek_last(it); iter_valid(it); iter_prev(it), n--)
+        if (!iter_at(it, &t, n - 1))
+            break;
+    CHECK(!iter_valid(it) && iter_status(it) == STOAT_ECORRUPT && n > 0 && n < t.n);
+    iter_free(it);
+    sst_reader_unref(r);
+    block_cache_free(bc);
+    buf_free(&k);
+    buf_free(&v);
+    td_free(&t);
+    free(data);
+    free(path);
+}
+
+static void test_sst_flipped_index_footer_or_truncation_fails_open(void)
+{
+    table_data t;
+    char *data, *copy, *path = path_in_tmp("000011.sst");
+    size_t len, foot, index_off;
+
+    small_table(path, STOAT_COMPRESSION_NONE, &t, &data, &len);
+    REQUIRE((copy = malloc(len)) != NULL);
+    foot = len - FOOTER_LEN;
+    index_off = (size_t)get_fixed64(data + foot + 32);
+    REQUIRE(index_off < foot);
+    /* a byte of the index block */
+    memcpy(copy, data, len);
+    copy[index_off + 3] ^= 1;
+    file_write(path, copy, len);
+    CHECK_RC(open_rc(path), STOAT_ECORRUPT);
+    CHECK(strstr(status_msg(), "bad checksum") != NULL);
+    /* a byte of a footer handle, and of the magic */
+    memcpy(copy, data, len);
+    copy[foot + 33] ^= 1;
+    file_write(path, copy, len);
+    CHECK_RC(open_rc(path), STOAT_ECORRUPT);
+    CHECK(strstr(status_msg(), "000011.sst: bad footer checksum") != NULL);
+    memcpy(copy, data, len);
+    copy[len - 1] ^= 1;
+    file_write(path, copy, len);
+    CHECK_RC(open_rc(path), STOAT_ECORRUPT);
+    /* truncated anywhere */
+    size_t cuts[] = {0, 1, FOOTER_LEN - 1, FOOTER_LEN, len / 2, len - FOOTER_LEN, len - 1};
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+        file_write(path, data, cuts[i]);
+        CHECK_RC(open_rc(path), STOAT_ECORRUPT);
+        CHECK(strstr(status_msg(), "000011.sst") != NULL);
+    }
+    /* intact again: opens */
+    file_write(path, data, len);
+    CHECK_RC(open_rc(path), 0);
+    free(path);
+    path = path_in_tmp("missing.sst");
+    CHECK_RC(open_rc(path), STOAT_ENOTFOUND);
+    td_free(&t);
+    free(copy);
+    free(data);
+    free(path);
+}
+
+static void test_sst_unknown_format_version_is_not_supported(void)
+{
+    table_data t;
+    char *data, *path = path_in_tmp("000012.sst");
+    size_t len, foot;
+
+    small_table(path, STOAT_COMPRESSION_NONE, &t, &data, &len);
+    foot = len - FOOTER_LEN;
+    put_fixed32(data + foot + FOOTER_VERSION_AT, 2);
+    put_fixed64(data + foot + FOOTER_CHECKSUM_AT, checksum64(data + foot, FOOTER_CHECKSUM_AT));
+    file_write(path, data, len);
+    CHECK_RC(open_rc(path), STOAT_ENOTSUP);
+    CHECK(strstr(status_msg(), "version 2") != NULL);
+    td_free(&t);
+    free(data);
+    free(path);
+}
+
+/* Flip each byte of a small table in turn: open fails, or every get and
+ * the whole iteration return the right data or STOAT_ECORRUPT. */
+static void test_sst_any_flipped_byte_is_caught(void)
+{
+    table_data t;
+    sst_options o = opts_with(STOAT_COMPRESSION_LZ4);
+    sst_props props;
+    char *data, uk[32], *path = path_in_tmp("000013.sst");
+    size_t len, wrong = 0, opened = 0;
+    buf k = {0}, v = {0};
+
+    o.block_size = 256;
+    memset(&t, 0, sizeof(t));
+    for (uint64_t i = 0; i < 40; i++)
+        td_add(&t, ukey_of(uk, i), 7, 0, slice_make("some value bytes", 16));
+    build(path, &o, &t, &props);
+    file_read(path, &data, &len);
+    for (size_t pos = 0; pos < len; pos++) {
+        sst_reader *r;
+        iter *it;
+        size_t i;
+        data[pos] ^= 0x04;
+        file_write(path, data, len);
+        data[pos] ^= 0x04;
+        if (sst_reader_open(env_posix(), path, 13, NULL, &r) != 0)
+            continue;
+        opened++;
+        for (i = 0; i < t.n; i++) {
+            int rc = sst_reader_get(r, ikey_user(tk(&t, i)), 7, &k, &v);
+            if (rc != STOAT_ECORRUPT &&
+                (rc != 0 || slice_cmp(slice_make(v.data, v.len), tv(&t, i)) != 0))
+                wrong++;
+        }
+        it = sst_reader_iter(r);
+        REQUIRE(it != NULL);
+        for (i = 0, iter_seek_first(it); iter_valid(it); iter_next(it), i++)
+            wrong += !iter_at(it, &t, i);
+        wrong += iter_status(it) == 0 ? i != t.n : iter_status(it) != STOAT_ECORRUPT;
+        iter_free(it);
+        sst_reader_unref(r);
+    }
+    CHECK(wrong == 0);
+    CHECK(opened > 0 && opened < len); /* data-block damage opens, meta damage does not */
+    buf_free(&k);
+    buf_free(&v);
+    sst_props_free(&props);
+    td_free(&t);
+    free(data);
+    free(path);
+}
+
+/* ---- threads ---- */
+
+typedef struct reader_arg {
+    sst_reader *r;
+    const table_data *t;
+    uint64_t seed;
+    size_t bad;
+} reader_arg;
+
+static void *reader_thread(void *p)
+{
+    reader_arg *a = p;
+    buf k = {0}, v = {0};
+
+    for (int n = 0; n < 5000; n++) {
+        size_t i = (size_t)(test_rand(&a->seed) % a->t->n);
+        slice ik = tk(a->t, i);
+        if (sst_reader_get(a->r, ikey_user(ik), ikey_version(ik), &k, &v) != 0 ||
+            slice_cmp(slice_make(v.data, v.len), tv(a->t, i)) != 0)
+            a->bad++;
+    }
+    buf_free(&k);
+    buf_free(&v);
+    return NULL;
+}
+
+static void test_sst_concurrent_gets_share_reader_and_cache(void)
+{
+    table_data t;
+    sst_options o = opts_with(STOAT_COMPRESSION_LZ4);
+    sst_props props;
+    block_cache *bc;
+    sst_reader *r;
+    pthread_t th[4];
+    reader_arg args[4];
+    char *path = path_in_tmp("000014.sst");
+
+    td_make(&t, 30000);
+    build(path, &o, &t, &props);
+    REQUIRE_OK(block_cache_new(256 << 10, &bc)); /* small: evictions happen */
+    REQUIRE_OK(sst_reader_open(env_posix(), path, 14, bc, &r));
+    for (int i = 0; i < 4; i++) {
+        args[i] = (reader_arg){r, &t, (uint64_t)i + 1, 0};
+        REQUIRE(pthread_create(&th[i], NULL, reader_thread, &args[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(args[i].bad == 0);
+    }
+    sst_reader_unref(r);
+    block_cache_free(bc);
+    sst_props_free(&props);
+    td_free(&t);
+    free(path);
+}
+
+int main(int argc, char **argv)
+{
+    TEST_RUN(test_sst_round_trip_uncompressed);
+    TEST_RUN(test_sst_round_trip_lz4);
+    TEST_RUN(test_sst_round_trip_zstd);
+    TEST_RUN(test_sst_round_trip_without_block_cache);
+    TEST_RUN(test_sst_compression_shrinks_the_file);
+    TEST_RUN(test_sst_large_value_and_key);
+    TEST_RUN(test_sst_empty_table);
+    TEST_RUN(test_sst_without_filter);
+    TEST_RUN(test_sst_filter_rules_out_absent_keys);
+    TEST_RUN(test_sst_builder_rejects_bad_input);
+    TEST_RUN(test_sst_builder_size_tracks_the_file);
+    TEST_RUN(test_sst_iterator_keeps_reader_alive);
+    TEST_RUN(test_sst_flipped_data_byte_is_corruption);
+    TEST_RUN(test_sst_flipped_index_footer_or_truncation_fails_open);
+    TEST_RUN(test_sst_unknown_format_version_is_not_supported);
+    TEST_RUN(test_sst_any_flipped_byte_is_caught);
+    TEST_RUN(test_sst_concurrent_gets_share_reader_and_cache);
+    return test_summary();
+}
