@@ -94,7 +94,7 @@ typedef struct stoat_options {
     int l0_stall_trigger;       /* 20: L0 tables at which writes wait for compaction */
     int detect_conflicts;       /* 1: read-write transactions check for conflicts */
     int num_versions_to_keep;   /* 1: versions of a key compaction keeps beyond readers' needs */
-    uint64_t max_txn_bytes;     /* 16 MiB: a transaction's writes (keys + values) at most */
+    uint64_t max_txn_bytes;     /* 0 = memtable_size / 4: a transaction's keys + values at most */
     uint64_t max_txn_entries;   /* 100000: a transaction's writes at most */
 } stoat_options;
 

@@ -63,7 +63,7 @@ void stoat_options_init(stoat_options *o)
     o->l0_stall_trigger = 20;
     o->detect_conflicts = 1;
     o->num_versions_to_keep = 1;
-    o->max_txn_bytes = 16ull << 20;
+    o->max_txn_bytes = 0;
     o->max_txn_entries = 100000;
 }
 
@@ -96,8 +96,8 @@ static int options_check(const stoat_options *o)
         "l0_stall_trigger: must be >= l0_slowdown_trigger");
     BAD(o->num_versions_to_keep < 1, "num_versions_to_keep: must be at least 1");
     BAD(o->max_txn_entries < 1, "max_txn_entries: must be at least 1");
-    BAD(o->max_txn_bytes < 1 || o->max_txn_bytes > o->memtable_size / 2,
-        "max_txn_bytes: must be 1 .. memtable_size / 2 (a transaction fits in one memtable)");
+    BAD(o->max_txn_bytes > o->memtable_size / 2,
+        "max_txn_bytes: must be at most memtable_size / 2 (a transaction fits in one memtable)");
 #undef BAD
     return 0;
 }
@@ -351,6 +351,8 @@ static int db_alloc(const char *dir, const stoat_options *opts, env *e, stoat_db
         return status_err(STOAT_ENOMEM, "out of memory opening %s", dir);
     }
     db->opts = *opts;
+    if (db->opts.max_txn_bytes == 0)
+        db->opts.max_txn_bytes = db->opts.memtable_size / 4;
     db->env = e;
     db->read_only = opts->read_only != 0;
     db->fork_gen = atomic_load(&fork_generation);
@@ -407,18 +409,17 @@ static int db_lock_dir(stoat_db *db)
     char *path;
     int rc;
 
-    if (!db->read_only || db->opts.create_if_missing) {
-        if (!db->read_only && (rc = env_mkdir(db->env, db->dir)) != 0)
-            return rc;
-    }
+    if (!db->read_only && db->opts.create_if_missing && (rc = env_mkdir(db->env, db->dir)) != 0)
+        return rc;
     if ((path = env_join(db->dir, DB_LOCK_NAME)) == NULL)
         return status_err(STOAT_ENOMEM, "out of memory");
-    if (db->read_only && (rc = env_exists(db->env, path)) <= 0) {
+    /* Without create_if_missing, touch nothing where no database is. */
+    if ((db->read_only || !db->opts.create_if_missing) && (rc = env_exists(db->env, path)) <= 0) {
         free(path);
         if (rc < 0)
             return rc;
-        return status_err(STOAT_ENOTFOUND, "%s: no stoat database here (read-only open)",
-                          db->dir);
+        return status_err(STOAT_ENOTFOUND, "%s: no stoat database here%s", db->dir,
+                          db->read_only ? " (read-only open)" : " (create_if_missing is off)");
     }
     rc = env_lock(db->env, path, !db->read_only, &db->lock);
     free(path);
