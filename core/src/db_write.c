@@ -60,6 +60,14 @@ static int db_rotate_locked(stoat_db *db, uint64_t arena)
     int rc;
 
     pthread_mutex_unlock(&db->mu);
+    /* A WAL stops growing here: sync it once, so that stoat_sync (which
+     * syncs the active WAL) covers everything written before. */
+    rc = memtable_sync(db->mem);
+    if (rc != 0) {
+        pthread_mutex_lock(&db->mu);
+        db_set_bg_error_locked(db, rc);
+        return rc;
+    }
     rc = memtable_new(db->env, db->dir, id, arena, &m);
     if (rc == 0)
         rc = env_sync_dir(db->env, db->dir);   /* the new WAL must survive power loss */
