@@ -13,11 +13,10 @@
  * use only their own state plus pread on the shared file, so any number
  * of threads may use one reader. The table iterator (sst_iter) is a
  * two-level iterator: a block_iter over the index picks the data block,
- * a second block_iter walks it; the iterator pins its current block.
+ * a second block_iter walks it; the iterator pins its current block and
+ * drops the pin when it runs off either end. Its first error is sticky:
+ * later moves do nothing, valid() is 0 and status() returns it.
  */
-/* env.h first: its env_read_at names a parameter `buf`, which -Wshadow
- * flags when buf.h's typedef (pulled in by sst_reader.h) comes before. */
-#include "env.h"
 #include "sst_reader.h"
 
 #include <stdatomic.h>

@@ -32,7 +32,8 @@ int sst_reader_may_contain(const sst_reader *r, slice ukey);
  */
 int sst_reader_get(sst_reader *r, slice ukey, uint64_t version, buf *ikey_out, buf *value_out);
 
-/* An iterator over the table; holds a reference to r until freed. */
+/* An iterator over the table; holds a reference to r until freed. NULL on
+ * ENOMEM. After an error it stays invalid with that status (sticky). */
 iter *sst_reader_iter(sst_reader *r);
 
 const sst_props *sst_reader_props(const sst_reader *r);

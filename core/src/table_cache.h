@@ -24,7 +24,9 @@ int table_cache_get(table_cache *tc, uint64_t id, sst_reader **out);
 /* Forgets table id (its file is being removed); drops its cached blocks. */
 void table_cache_evict(table_cache *tc, uint64_t id);
 
-/* Readers currently open (file descriptors held). */
+/* Readers currently held open by the cache (<= capacity). Readers evicted
+ * while a caller still uses them stay open until released and are not
+ * counted here. */
 int table_cache_open_count(table_cache *tc);
 
 #endif
