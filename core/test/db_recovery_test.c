@@ -1,0 +1,511 @@
+/*
+ * db_recovery_test.c - power loss and failed writes, simulated with the
+ * fault env (env.h): what was durable survives, nothing else appears.
+ *
+ * A run writes a random sequence of puts and deletes over a small key
+ * space, recording every attempted operation in a history. "Durable" is
+ * the length of the history prefix that must survive: every write
+ * acknowledged under STOAT_SYNC_COMMIT, or every write before the last
+ * successful stoat_sync under STOAT_SYNC_NONE. At a random point the disk
+ * "loses power" (env_fault_crash) or starts failing appends or syncs; the
+ * run stops at the first failed call, closes, drops what was not synced
+ * and reopens. The recovered database must then equal the history applied
+ * up to some prefix p with durable <= p <= attempted: everything durable
+ * is there, every value is one that was written (values carry their tag
+ * and are checked byte for byte), and nothing newer shows without
+ * everything older (recovery is a prefix: no holes).
+ *
+ * STOAT_SEED replays a run (the seed is printed); STOAT_RECOVERY_ITERS
+ * sets the number of random runs (default 50, for slow sanitizer builds).
+ */
+#include <errno.h>
+#include <time.h>
+
+#include "db_env.h"
+#include "db_util.h"
+#include "test.h"
+
+#define RKEYS 300
+#define ABSENT UINT64_MAX
+
+typedef struct op {
+    int key;
+    uint64_t tag;           /* ABSENT: a delete */
+} op;
+
+typedef struct run {
+    const char *dir;
+    env *fault;
+    stoat_options opts;
+    stoat_db *db;
+    op *ops;                /* attempted operations, in order */
+    long n, cap;
+    long durable;           /* ops[0..durable) must survive */
+    uint64_t next_tag;
+    uint64_t rng;
+    char how[160];          /* what this cycle did, for failure messages */
+} run;
+
+static uint64_t rnd(run *r, uint64_t n)
+{
+    return test_rand(&r->rng) % n;
+}
+
+static void key_of(int i, char out[16])
+{
+    snprintf(out, 16, "r%03u", (unsigned)i % 1000u);
+}
+
+/* A value is its tag (8 bytes) then tag-derived bytes: tag % 200 of them. */
+static size_t value_of(uint64_t tag, char *out)
+{
+    size_t len = 8 + tag % 200;
+
+    memcpy(out, &tag, 8);
+    dbu_value(tag, out + 8, len - 8);
+    return len;
+}
+
+/* The tag a stored value carries, or ABSENT if the value is not one we wrote. */
+static uint64_t tag_of(const void *val, size_t vlen)
+{
+    char want[256];
+    uint64_t tag;
+
+    if (vlen < 8)
+        return ABSENT;
+    memcpy(&tag, val, 8);
+    if (tag == ABSENT || value_of(tag, want) != vlen || memcmp(want, val, vlen) != 0)
+        return ABSENT;
+    return tag;
+}
+
+static void run_open(run *r, env *e)
+{
+    int rc = db_open_env(r->dir, &r->opts, e, &r->db);
+
+    if (rc != 0)
+        test_fail(__FILE__, __LINE__, "reopen of %s: %s: %s", r->dir, stoat_strerror(rc),
+                  stoat_errmsg(NULL));
+    REQUIRE(rc == 0);
+}
+
+/* Attempts one random write (or a flush); returns its rc. */
+static int run_one_op(run *r)
+{
+    char k[16], val[256];
+    op o;
+    int rc;
+
+    /* Under SYNC_COMMIT runs are short (fsyncs): flush more often. */
+    if (rnd(r, r->opts.sync == STOAT_SYNC_COMMIT ? 25 : 200) == 0)
+        return stoat_flush(r->db);
+    o.key = (int)rnd(r, RKEYS);
+    o.tag = rnd(r, 5) == 0 ? ABSENT : ++r->next_tag;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 1024;
+        r->ops = realloc(r->ops, sizeof(op) * (size_t)r->cap);
+        REQUIRE(r->ops != NULL);
+    }
+    r->ops[r->n++] = o;
+    key_of(o.key, k);
+    if (o.tag == ABSENT)
+        rc = stoat_delete(r->db, k, 4);
+    else
+        rc = stoat_put(r->db, k, 4, val, value_of(o.tag, val));
+    if (rc == 0 && r->opts.sync == STOAT_SYNC_COMMIT)
+        r->durable = r->n;
+    return rc;
+}
+
+/*
+ * Writes until `ops` operations are done or one fails; under SYNC_NONE,
+ * syncs now and then. Returns 0 or the first error.
+ */
+static int run_ops(run *r, long ops)
+{
+    for (long i = 0; i < ops; i++) {
+        int rc = run_one_op(r);
+
+        if (rc != 0)
+            return rc;
+        if (r->opts.sync == STOAT_SYNC_NONE && rnd(r, 60) == 0) {
+            if ((rc = stoat_sync(r->db)) != 0)
+                return rc;
+            r->durable = r->n;
+        }
+    }
+    return 0;
+}
+
+/* Reads every key; *bad counts values that were never written. */
+static void read_state(run *r, uint64_t *got, int *bad)
+{
+    *bad = 0;
+    for (int i = 0; i < RKEYS; i++) {
+        char k[16];
+        void *v = NULL;
+        size_t vlen;
+        int rc;
+
+        key_of(i, k);
+        rc = stoat_get(r->db, k, 4, &v, &vlen);
+        got[i] = ABSENT;
+        if (rc == 0 && (got[i] = tag_of(v, vlen)) == ABSENT)
+            (*bad)++;
+        else if (rc != 0 && rc != STOAT_ENOTFOUND)
+            test_fail(__FILE__, __LINE__, "get %s: %s: %s", k, stoat_strerror(rc),
+                      stoat_errmsg(r->db));
+        stoat_free(v);
+    }
+}
+
+/* A full scan must agree with the gets. */
+static void check_scan(run *r, const uint64_t *got)
+{
+    stoat_iter *it;
+    int i = -1, bad = 0;
+
+    REQUIRE_OK(stoat_iter_open(r->db, NULL, &it));
+    for (stoat_iter_seek_first(it); stoat_iter_valid(it); stoat_iter_next(it)) {
+        const void *k, *v;
+        size_t klen, vlen;
+        char want[16];
+
+        while (++i < RKEYS && got[i] == ABSENT)
+            ;
+        REQUIRE_OK(stoat_iter_key(it, &k, &klen));
+        REQUIRE_OK(stoat_iter_value(it, &v, &vlen));
+        key_of(i < RKEYS ? i : 0, want);
+        bad += i >= RKEYS || klen != 4 || memcmp(k, want, 4) != 0 || tag_of(v, vlen) != got[i];
+    }
+    CHECK_RC(stoat_iter_status(it), 0);
+    while (++i < RKEYS && got[i] == ABSENT)
+        ;
+    CHECK(bad == 0 && i >= RKEYS);
+    stoat_iter_close(it);
+}
+
+/*
+ * Finds p in [durable, n] with state == ops[0..p) applied; returns it, or
+ * -1 (after printing what differs at p = durable).
+ */
+static long matching_prefix(run *r, const uint64_t *got)
+{
+    uint64_t exp[RKEYS];
+    long diff = 0;
+
+    for (int i = 0; i < RKEYS; i++)
+        exp[i] = ABSENT;
+    for (long p = 0; p < r->durable; p++)
+        exp[r->ops[p].key] = r->ops[p].tag;
+    for (int i = 0; i < RKEYS; i++)
+        diff += exp[i] != got[i];
+    for (long p = r->durable;; p++) {
+        const op *o;
+
+        if (diff == 0)
+            return p;
+        if (p == r->n)
+            break;
+        o = &r->ops[p];
+        diff -= exp[o->key] != got[o->key];
+        exp[o->key] = o->tag;
+        diff += exp[o->key] != got[o->key];
+    }
+    for (long p = 0; p < r->durable; p++)
+        exp[r->ops[p].key] = r->ops[p].tag;
+    for (int i = 0, shown = 0; i < RKEYS && shown < 5; i++) {
+        if (exp[i] != got[i] && ++shown)
+            fprintf(stderr, "  key r%03d: durable state %lld, recovered %lld\n", i,
+                    (long long)exp[i], (long long)got[i]);
+    }
+    return -1;
+}
+
+/* Checks the reopened database against the history; trims it to what survived. */
+static void run_verify(run *r, const char *when)
+{
+    uint64_t got[RKEYS];
+    int bad;
+    long p;
+
+    read_state(r, got, &bad);
+    CHECK(bad == 0);
+    check_scan(r, got);
+    p = matching_prefix(r, got);
+    if (p < 0)
+        test_fail(__FILE__, __LINE__, "%s: recovered state is no prefix of the history "
+                  "(durable %ld of %ld attempted; %s, %s)", when, r->durable, r->n,
+                  r->opts.sync == STOAT_SYNC_COMMIT ? "sync commit" : "sync none", r->how);
+    REQUIRE(p >= 0);
+    r->n = r->durable = p;
+}
+
+/* Arms one random fault; the returned budget of operations comes first. */
+static long arm_fault(run *r, int *crash)
+{
+    uint64_t kind = rnd(r, 4);
+    long n = 0, budget;
+
+    *crash = kind <= 1;
+    if (kind == 2)
+        env_fault_fail_append(r->fault, n = 1 + (long)rnd(r, 400), rnd(r, 2) ? EIO : ENOSPC);
+    if (kind == 3)
+        env_fault_fail_sync(r->fault, n = 1 + (long)rnd(r, 40));
+    /* Every write under SYNC_COMMIT costs an fsync: fewer of them. */
+    budget = (long)rnd(r, r->opts.sync == STOAT_SYNC_COMMIT ? 120 : 900);
+    snprintf(r->how, sizeof(r->how), "%s %ld after up to %ld ops",
+             kind <= 1 ? "crash" : kind == 2 ? "failed append" : "failed sync", n, budget);
+    return budget;
+}
+
+/* One cycle: write, fail, close, lose power, reopen (maybe crashing once
+ * more inside recovery), verify. */
+static void run_cycle(run *r, const char *when)
+{
+    int crash, posix;
+    long budget = arm_fault(r, &crash);
+
+    run_ops(r, budget);
+    if (crash)
+        env_fault_crash(r->fault);
+    stoat_close(r->db); /* an error here is expected */
+    r->db = NULL;
+    REQUIRE_OK(env_fault_drop_unsynced(r->fault));
+    if (rnd(r, 4) == 0) {
+        long n = 1 + (long)rnd(r, 4);
+
+        /* Power fails again while recovery writes. */
+        snprintf(r->how + strlen(r->how), sizeof(r->how) - strlen(r->how),
+                 ", recovery crashed at append %ld", n);
+        env_fault_fail_append(r->fault, n, EIO);
+        if (db_open_env(r->dir, &r->opts, r->fault, &r->db) == 0) {
+            env_fault_crash(r->fault);
+            stoat_close(r->db);
+            r->db = NULL;
+        }
+        REQUIRE_OK(env_fault_drop_unsynced(r->fault));
+    }
+    posix = rnd(r, 2) == 0;
+    snprintf(r->how + strlen(r->how), sizeof(r->how) - strlen(r->how), ", reopened over %s",
+             posix ? "env_posix" : "the fault env");
+    run_open(r, posix ? env_posix() : r->fault);
+    run_verify(r, when);
+    if (posix) {
+        /* Go on over a new fault env: the old one's picture of the files
+         * is stale now. */
+        if (stoat_close(r->db) != 0)
+            test_fail(__FILE__, __LINE__, "%s: close after recovery: %s", when,
+                      stoat_errmsg(NULL));
+        env_fault_free(r->fault);
+        REQUIRE((r->fault = env_fault_new(env_posix())) != NULL);
+        run_open(r, r->fault);
+    }
+}
+
+static void run_iteration(uint64_t seed, int i)
+{
+    char dir[DBU_PATH_MAX], name[32], when[64];
+    run r;
+
+    memset(&r, 0, sizeof(r));
+    r.rng = seed + (uint64_t)i * 0x9e3779b97f4a7c15ull;
+    snprintf(name, sizeof(name), "r%d", i);
+    r.dir = dbu_path(dir, test_tmpdir(), name);
+    REQUIRE((r.fault = env_fault_new(env_posix())) != NULL);
+    dbu_small_options(&r.opts);
+    if (rnd(&r, 4) == 0)
+        r.opts.sync = STOAT_SYNC_COMMIT;
+    run_open(&r, r.fault);
+    for (int cycle = 0; cycle < 1 + (int)rnd(&r, 3); cycle++) {
+        snprintf(when, sizeof(when), "run %d, cycle %d", i, cycle);
+        run_cycle(&r, when);
+        if (test_failed_now)
+            break;
+    }
+    CHECK_RC(stoat_close(r.db), 0);
+    env_fault_free(r.fault);
+    free(r.ops);
+}
+
+static void test_db_recovery_random_power_loss(void)
+{
+    const char *s = getenv("STOAT_SEED"), *n = getenv("STOAT_RECOVERY_ITERS");
+    uint64_t seed = s && *s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid();
+    long iters = n && *n ? strtol(n, NULL, 0) : 50;
+    struct timespec t0, t1;
+
+    printf("recovery: seed %llu (replay with STOAT_SEED=%llu), %ld runs\n",
+           (unsigned long long)seed, (unsigned long long)seed, iters);
+    fflush(stdout);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long i = 0; i < iters && !test_failed_now; i++)
+        run_iteration(seed, (int)i);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("recovery: %.2f s\n",
+           (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+}
+
+/* Opens a fresh run in dir with the given sync mode. */
+static void run_start(run *r, const char *dir, int sync)
+{
+    memset(r, 0, sizeof(*r));
+    r->rng = 12345;
+    r->dir = dir;
+    REQUIRE((r->fault = env_fault_new(env_posix())) != NULL);
+    dbu_small_options(&r->opts);
+    r->opts.sync = sync;
+    run_open(r, r->fault);
+}
+
+static void run_finish(run *r)
+{
+    CHECK_RC(stoat_close(r->db), 0);
+    env_fault_free(r->fault);
+    free(r->ops);
+}
+
+/* Power loss, drop, reopen over the same env, verify. */
+static void run_crash_and_verify(run *r, const char *when)
+{
+    env_fault_crash(r->fault);
+    stoat_close(r->db);
+    REQUIRE_OK(env_fault_drop_unsynced(r->fault));
+    run_open(r, r->fault);
+    run_verify(r, when);
+}
+
+static void test_db_recovery_commit_writes_survive(void)
+{
+    run r;
+
+    run_start(&r, test_tmpdir(), STOAT_SYNC_COMMIT);
+    REQUIRE_OK(run_ops(&r, 300));
+    CHECK(r.durable == r.n);
+    run_crash_and_verify(&r, "after 300 committed writes");
+    CHECK(r.n == r.durable);
+    run_finish(&r);
+}
+
+/* Without sync, a crash keeps the synced writes and a prefix of the rest. */
+static void test_db_recovery_unsynced_tail_is_a_prefix(void)
+{
+    run r;
+
+    run_start(&r, test_tmpdir(), STOAT_SYNC_NONE);
+    for (int i = 0; i < 500; i++)
+        REQUIRE_OK(run_one_op(&r));
+    REQUIRE_OK(stoat_sync(r.db));
+    r.durable = r.n;
+    for (int i = 0; i < 700; i++)
+        REQUIRE_OK(run_one_op(&r));
+    run_crash_and_verify(&r, "after a sync and 700 unsynced writes");
+    CHECK(r.n >= 500);
+    run_finish(&r);
+}
+
+/*
+ * stoat_sync makes everything written so far durable, also what sits in
+ * an immutable memtable whose flush has not finished: write until the
+ * memtable rotates (a second WAL appears), sync, lose power at once.
+ */
+static void test_db_recovery_sync_covers_immutable_memtables(void)
+{
+    static char names[DBU_MAX_FILES][64];
+
+    for (int round = 0; round < 3 && !test_failed_now; round++) {
+        char dir[DBU_PATH_MAX], name[32];
+        run r;
+        int i;
+
+        snprintf(name, sizeof(name), "s%d", round);
+        run_start(&r, dbu_subdir(dir, name), STOAT_SYNC_NONE);
+        snprintf(r.how, sizeof(r.how), "crash right after a sync that followed a rotation");
+        for (i = 0; i < 5000 && dbu_list(dir, ".wal", names) < 2; i++)
+            REQUIRE_OK(run_one_op(&r));
+        REQUIRE(i < 5000);
+        REQUIRE_OK(stoat_sync(r.db));
+        r.durable = r.n;
+        run_crash_and_verify(&r, name);
+        CHECK(r.n == r.durable);
+        run_finish(&r);
+    }
+}
+
+/* A failed fsync is sticky: later writes fail too, and nothing is retried. */
+static void test_db_recovery_failed_sync_is_sticky(void)
+{
+    run r;
+
+    run_start(&r, test_tmpdir(), STOAT_SYNC_COMMIT);
+    REQUIRE_OK(run_ops(&r, 30));
+    env_fault_fail_sync(r.fault, 1);
+    CHECK(run_one_op(&r) < 0);
+    CHECK(strlen(stoat_errmsg(r.db)) > 0);
+    CHECK(run_one_op(&r) < 0);
+    CHECK(stoat_sync(r.db) < 0);
+    CHECK(stoat_close(r.db) < 0);
+    REQUIRE_OK(env_fault_drop_unsynced(r.fault));
+    run_open(&r, r.fault);
+    run_verify(&r, "after a failed sync");
+    run_finish(&r);
+}
+
+/* A full disk is reported as STOAT_ENOSPC; what was committed stays. */
+static void test_db_recovery_disk_full(void)
+{
+    run r;
+    int rc = 0;
+
+    run_start(&r, test_tmpdir(), STOAT_SYNC_COMMIT);
+    REQUIRE_OK(run_ops(&r, 30));
+    env_fault_fail_append(r.fault, 1, ENOSPC);
+    for (int i = 0; i < 10 && rc == 0; i++)
+        rc = run_one_op(&r);
+    CHECK_RC(rc, STOAT_ENOSPC);
+    stoat_close(r.db);
+    REQUIRE_OK(env_fault_drop_unsynced(r.fault));
+    run_open(&r, r.fault);
+    run_verify(&r, "after a full disk");
+    run_finish(&r);
+}
+
+/*
+ * Crashes at each early append and sync of a flush (the SST, the manifest
+ * edit, the directory): every committed write survives each one.
+ */
+static void test_db_recovery_crash_during_flush(void)
+{
+    for (long n = 1; n <= 12 && !test_failed_now; n++) {
+        char dir[DBU_PATH_MAX], name[32];
+        run r;
+
+        snprintf(name, sizeof(name), "f%ld", n);
+        run_start(&r, dbu_subdir(dir, name), STOAT_SYNC_NONE);
+        for (int i = 0; i < 150; i++)
+            REQUIRE_OK(run_one_op(&r));
+        REQUIRE_OK(stoat_sync(r.db));
+        r.durable = r.n;
+        if (n % 2)
+            env_fault_fail_append(r.fault, (n + 1) / 2, EIO);
+        else
+            env_fault_fail_sync(r.fault, n / 2);
+        stoat_flush(r.db);
+        run_crash_and_verify(&r, name);
+        CHECK(r.n == r.durable);
+        run_finish(&r);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    TEST_RUN(test_db_recovery_commit_writes_survive);
+    TEST_RUN(test_db_recovery_unsynced_tail_is_a_prefix);
+    TEST_RUN(test_db_recovery_sync_covers_immutable_memtables);
+    TEST_RUN(test_db_recovery_failed_sync_is_sticky);
+    TEST_RUN(test_db_recovery_disk_full);
+    TEST_RUN(test_db_recovery_crash_during_flush);
+    TEST_RUN(test_db_recovery_random_power_loss);
+    return test_summary();
+}
