@@ -1,0 +1,145 @@
+-- stoat.base: what every part of the Lua face shares: the loaded C library,
+-- the out-parameters and scratch structs, the error strings and the
+-- argument checks.
+--
+-- The library is found, in order: $STOAT_LIB (a path to libstoat.so), then
+-- "libstoat" on package.cpath (the source tree's build/ and a rock tree's
+-- lib/lua/5.1/), then the system loader (ffi.load "stoat").
+--
+-- The out-parameters are allocated once per process and shared by every
+-- handle: that is safe because each is read right after the C call that
+-- filled it, with no yield and no call into stoat in between. Nothing here
+-- records a "current" database or transaction, so any number of coroutines
+-- may each run their own transactions.
+--
+-- Errors: a failed C call becomes `nil, "<word>: <detail>"`, the word
+-- stable per code (see WORDS), the detail from stoat_errmsg. Misuse (a wrong
+-- argument type, an unknown option, a closed handle) raises with error().
+
+local ffi = require "ffi"
+local cdef = require "stoat.cdef"
+
+local ffi_string = ffi.string
+local type, tostring, error, pairs = type, tostring, error, pairs
+local floor = math.floor
+
+local M = {}
+
+local function load_library()
+    local path = os.getenv("STOAT_LIB")
+    if path and path ~= "" then
+        return ffi.load(path)
+    end
+    path = package.searchpath("libstoat", package.cpath)
+    if path then
+        return ffi.load(path)
+    end
+    local ok, lib = pcall(ffi.load, "stoat")
+    if not ok then
+        error("stoat: libstoat.so is neither on package.cpath (" .. package.cpath
+              .. ") nor known to the system loader; set STOAT_LIB to its path ("
+              .. tostring(lib) .. ")", 0)
+    end
+    return lib
+end
+
+local C = load_library()
+M.C = C
+
+-- The declarations must describe the library actually loaded.
+local lib_version = ffi_string(C.stoat_version())
+local want = cdef.defines.STOAT_VERSION_MAJOR .. "." .. cdef.defines.STOAT_VERSION_MINOR .. "."
+if lib_version:sub(1, #want) ~= want then
+    error("stoat: the library is version " .. lib_version .. " but the Lua module binds "
+          .. cdef.defines.STOAT_VERSION_STRING, 0)
+end
+M.version = lib_version
+M.defines = cdef.defines
+
+-- Shared out-parameters (see the header) and scratch structs.
+M.ptr_out = ffi.new("const void *[1]")
+M.mem_out = ffi.new("void *[1]")
+M.len_out = ffi.new("size_t[1]")
+M.db_out = ffi.new("stoat_db *[1]")
+M.txn_out = ffi.new("stoat_txn *[1]")
+M.iter_out = ffi.new("stoat_iter *[1]")
+M.batch_out = ffi.new("stoat_batch *[1]")
+M.u64_out = ffi.new("uint64_t[2]")
+M.u8_out = ffi.new("uint8_t[1]")
+
+local WORDS = {
+    [C.STOAT_ENOTFOUND] = "not found", -- only where absence is a failure (open)
+    [C.STOAT_EINVAL] = "invalid",
+    [C.STOAT_ECORRUPT] = "corruption",
+    [C.STOAT_EIO] = "io",
+    [C.STOAT_ENOMEM] = "out of memory",
+    [C.STOAT_EBUSY] = "busy",
+    [C.STOAT_ECLOSED] = "closed",
+    [C.STOAT_EFORKED] = "forked",
+    [C.STOAT_ECONFLICT] = "conflict",
+    [C.STOAT_ETOOBIG] = "too big",
+    [C.STOAT_EREADONLY] = "read only",
+    [C.STOAT_ENOSPC] = "no space",
+    [C.STOAT_ENOTSUP] = "not supported",
+    [C.STOAT_EEXIST] = "exists",
+}
+M.WORDS = WORDS
+
+-- "<word>: <detail>" for the code rc of the call that just failed. Must be
+-- called before the next call into stoat, which may replace the detail.
+function M.errstr(rc)
+    local detail = ffi_string(C.stoat_errmsg(nil))
+    if detail == "" then
+        detail = ffi_string(C.stoat_strerror(rc))
+    end
+    return (WORDS[rc] or "unknown error " .. tostring(rc)) .. ": " .. detail
+end
+
+-- The usual failure return: nil, "<word>: <detail>".
+function M.fail(rc)
+    return nil, M.errstr(rc)
+end
+
+-- Raises a misuse error at the given level (counted from the caller of the
+-- function that calls raise: 1 blames that function's caller).
+function M.raise(level, fmt, ...)
+    error("stoat: " .. fmt:format(...), level + 2)
+end
+local raise = M.raise
+
+-- Checks that v is a string; what names it ("txn:get: key").
+function M.check_string(v, what, level)
+    if type(v) ~= "string" then
+        raise(level + 1, "%s must be a string (got %s)", what, type(v))
+    end
+end
+
+function M.check_integer(v, what, min, max, level)
+    if type(v) ~= "number" or v ~= floor(v) or v < min or v > max then
+        raise(level + 1, "%s must be an integer in %d..%d (got %s)", what, min, max, tostring(v))
+    end
+end
+
+-- Checks an options table against spec (name -> Lua type). nil is allowed
+-- and returns nil. Unknown keys and wrong types raise.
+function M.check_options(opts, spec, what, level)
+    if opts == nil then
+        return nil
+    end
+    if type(opts) ~= "table" then
+        raise(level + 1, "%s: options must be a table (got %s)", what, type(opts))
+    end
+    for k, v in pairs(opts) do
+        local want_type = spec[k]
+        if want_type == nil then
+            raise(level + 1, "%s: unknown option '%s'", what, tostring(k))
+        end
+        if type(v) ~= want_type then
+            raise(level + 1, "%s: option '%s' must be a %s (got %s)", what, tostring(k),
+                  want_type, type(v))
+        end
+    end
+    return opts
+end
+
+return M

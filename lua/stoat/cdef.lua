@@ -1,0 +1,202 @@
+-- stoat.cdef: the one ffi.cdef of the module, a copy of core/include/stoat.h.
+--
+-- `declarations` holds every declaration of stoat.h, comments and
+-- preprocessor lines stripped; `defines` holds the values of its #define
+-- constants, which the FFI cannot parse: they are declared as static const
+-- ints (so C.STOAT_STATS_LEVELS sizes the stats arrays as in C) and kept as
+-- Lua values. spec/cdef_spec.lua checks both against stoat.h token by token:
+-- change them together. Requiring this module runs ffi.cdef once (require
+-- caches it); the FFI C namespace is process-wide and every name is
+-- prefixed stoat_/STOAT_.
+
+local ffi = require "ffi"
+
+local M = {}
+
+M.defines = {
+    STOAT_VERSION_MAJOR = 0,
+    STOAT_VERSION_MINOR = 1,
+    STOAT_VERSION_PATCH = 0,
+    STOAT_VERSION_STRING = "0.1.0",
+    STOAT_MAX_KEY_SIZE = 65536,
+    STOAT_MAX_VALUE_SIZE = 1073741824,
+    STOAT_STATS_LEVELS = 16,
+}
+
+M.declarations = [[
+enum {
+    STOAT_OK = 0,
+    STOAT_ENOTFOUND = -1,
+    STOAT_EINVAL = -2,
+    STOAT_ECORRUPT = -3,
+    STOAT_EIO = -4,
+    STOAT_ENOMEM = -5,
+    STOAT_EBUSY = -6,
+    STOAT_ECLOSED = -7,
+    STOAT_EFORKED = -8,
+    STOAT_ECONFLICT = -9,
+    STOAT_ETOOBIG = -10,
+    STOAT_EREADONLY = -11,
+    STOAT_ENOSPC = -12,
+    STOAT_ENOTSUP = -13,
+    STOAT_EEXIST = -14
+};
+
+enum {
+    STOAT_COMPRESSION_NONE = 0,
+    STOAT_COMPRESSION_LZ4 = 1,
+    STOAT_COMPRESSION_ZSTD = 2
+};
+
+enum {
+    STOAT_SYNC_NONE = 0,
+    STOAT_SYNC_COMMIT = 1
+};
+
+typedef struct stoat_options {
+    int create_if_missing;
+    int error_if_exists;
+    int read_only;
+    int sync;
+    uint64_t memtable_size;
+    int num_memtables;
+    uint32_t block_size;
+    int compression;
+    int zstd_level;
+    double bloom_fp_rate;
+    uint64_t cache_size;
+    int max_open_files;
+    int num_compactors;
+    int num_levels;
+    uint64_t base_level_size;
+    int level_size_multiplier;
+    uint64_t table_size;
+    int l0_compaction_trigger;
+    int l0_slowdown_trigger;
+    int l0_stall_trigger;
+    int detect_conflicts;
+    int num_versions_to_keep;
+    uint64_t max_txn_bytes;
+    uint64_t max_txn_entries;
+} stoat_options;
+
+typedef struct stoat_db stoat_db;
+typedef struct stoat_iter stoat_iter;
+typedef struct stoat_txn stoat_txn;
+typedef struct stoat_batch stoat_batch;
+
+typedef struct stoat_iter_options {
+    const void *prefix;
+    size_t prefix_len;
+    const void *lower;
+    size_t lower_len;
+    const void *upper;
+    size_t upper_len;
+    int keys_only;
+    int all_versions;
+} stoat_iter_options;
+
+enum {
+    STOAT_TXN_READ_ONLY = 1
+};
+
+const char *stoat_strerror(int rc);
+const char *stoat_errmsg(const stoat_db *db);
+const char *stoat_version(void);
+void stoat_options_init(stoat_options *opts);
+int stoat_open(const char *dir, const stoat_options *opts, stoat_db **out);
+int stoat_close(stoat_db *db);
+
+int stoat_put(stoat_db *db, const void *key, size_t klen, const void *val, size_t vlen);
+int stoat_delete(stoat_db *db, const void *key, size_t klen);
+int stoat_get(stoat_db *db, const void *key, size_t klen, void **val, size_t *vlen);
+void stoat_free(void *p);
+int stoat_sync(stoat_db *db);
+int stoat_flush(stoat_db *db);
+int stoat_flatten(stoat_db *db);
+
+int stoat_iter_open(stoat_db *db, const stoat_iter_options *opts, stoat_iter **out);
+int stoat_iter_seek_first(stoat_iter *it);
+int stoat_iter_seek_last(stoat_iter *it);
+int stoat_iter_seek(stoat_iter *it, const void *key, size_t klen);
+int stoat_iter_seek_for_prev(stoat_iter *it, const void *key, size_t klen);
+int stoat_iter_next(stoat_iter *it);
+int stoat_iter_prev(stoat_iter *it);
+int stoat_iter_valid(const stoat_iter *it);
+int stoat_iter_status(const stoat_iter *it);
+int stoat_iter_key(stoat_iter *it, const void **key, size_t *klen);
+int stoat_iter_value(stoat_iter *it, const void **val, size_t *vlen);
+void stoat_iter_close(stoat_iter *it);
+int stoat_iter_meta(stoat_iter *it, uint64_t *version, uint64_t *expires_at, uint8_t *user_meta,
+                    int *deleted);
+
+int stoat_txn_begin(stoat_db *db, int flags, stoat_txn **out);
+int stoat_txn_begin_at(stoat_db *db, uint64_t read_version, stoat_txn **out);
+uint64_t stoat_txn_read_version(const stoat_txn *txn);
+int stoat_txn_get(stoat_txn *txn, const void *key, size_t klen, const void **val, size_t *vlen);
+int stoat_txn_get_meta(stoat_txn *txn, const void *key, size_t klen, const void **val,
+                       size_t *vlen, uint64_t *version, uint64_t *expires_at,
+                       uint8_t *user_meta);
+int stoat_txn_set(stoat_txn *txn, const void *key, size_t klen, const void *val, size_t vlen);
+int stoat_txn_set_ex(stoat_txn *txn, const void *key, size_t klen, const void *val, size_t vlen,
+                     uint64_t ttl_seconds, uint8_t user_meta);
+int stoat_txn_delete(stoat_txn *txn, const void *key, size_t klen);
+int stoat_txn_iter_open(stoat_txn *txn, const stoat_iter_options *opts, stoat_iter **out);
+int stoat_txn_commit(stoat_txn *txn);
+void stoat_txn_discard(stoat_txn *txn);
+
+int stoat_batch_new(stoat_db *db, stoat_batch **out);
+int stoat_batch_set(stoat_batch *b, const void *key, size_t klen, const void *val, size_t vlen);
+int stoat_batch_set_ex(stoat_batch *b, const void *key, size_t klen, const void *val,
+                       size_t vlen, uint64_t ttl_seconds, uint8_t user_meta);
+int stoat_batch_delete(stoat_batch *b, const void *key, size_t klen);
+int stoat_batch_commit(stoat_batch *b);
+void stoat_batch_free(stoat_batch *b);
+
+int stoat_drop_prefix(stoat_db *db, const void *prefix, size_t plen);
+int stoat_drop_all(stoat_db *db);
+
+typedef struct stoat_stats {
+    int num_levels;
+    uint64_t level_tables[STOAT_STATS_LEVELS];
+    uint64_t level_bytes[STOAT_STATS_LEVELS];
+    uint64_t memtables;
+    uint64_t memtable_bytes;
+    uint64_t block_cache_bytes;
+    uint64_t block_cache_capacity;
+    uint64_t block_cache_hits;
+    uint64_t block_cache_misses;
+    uint64_t open_files;
+    uint64_t last_version;
+    uint64_t flushes;
+    uint64_t compactions;
+    uint64_t stall_micros;
+    uint64_t vlog_files;
+    uint64_t vlog_bytes;
+    uint64_t vlog_garbage_bytes;
+    uint64_t txn_commits;
+    uint64_t txn_conflicts;
+} stoat_stats;
+
+int stoat_stats_get(stoat_db *db, stoat_stats *out);
+]]
+
+-- The integer #defines, as C constants the declarations can use.
+local function constants(defines)
+    local names = {}
+    for name, value in pairs(defines) do
+        if type(value) == "number" then
+            names[#names + 1] = name
+        end
+    end
+    table.sort(names)
+    local out = {}
+    for i, name in ipairs(names) do
+        out[i] = ("static const int %s = %d;"):format(name, defines[name])
+    end
+    return table.concat(out, "\n")
+end
+
+ffi.cdef(constants(M.defines) .. "\n" .. M.declarations)
+
+return M

@@ -1,0 +1,210 @@
+-- stoat.txn: transactions as closures, iterators as generators.
+--
+-- db:update(fn) and db:view(fn) begin a transaction, call fn(txn) under
+-- pcall, then commit (update) and always end it: after fn returns, the txn
+-- object is dead and its iterators are closed (LuaJIT has no <close>, so
+-- the closure is the scope). A conflict at commit runs fn again with a new
+-- transaction, up to `retries` times. Both return fn's own return values
+-- (all of them, nils included), or nil, err. fn failing by raising, or by
+-- returning nil, err (err not nil: the Lua convention, as in
+-- `return txn:set(k, v)`), discards the transaction.
+--
+-- txn:pairs{...} opens one C iterator and returns one closure; each step
+-- is a few FFI calls and the strings it returns, nothing else allocated.
+-- keys_only never asks C for the value. An iterator is closed when it is
+-- exhausted, reaches its limit, or its transaction ends; a generator
+-- called after its transaction ended raises.
+--
+-- Coroutines: fn may yield; each transaction is its own object and nothing
+-- here is global but the out-parameters of stoat.base, which are read
+-- right after the call that filled them. Lifetimes: see stoat.handle.
+
+local ffi = require "ffi"
+local base = require "stoat.base"
+local handle = require "stoat.handle"
+
+local C = base.C
+local ffi_string = ffi.string
+local fail, errstr, raise = base.fail, base.errstr, base.raise
+local check_string, check_options = base.check_string, base.check_options
+local check_integer = base.check_integer
+local ptr_out, len_out, txn_out = base.ptr_out, base.len_out, base.txn_out
+local u64_out, u8_out = base.u64_out, base.u8_out
+local type, getmetatable, setmetatable, select = type, getmetatable, setmetatable, select
+local pcall, tonumber = pcall, tonumber
+local ceil = math.ceil
+
+local M = {}
+
+local Txn = {}
+Txn.__index = Txn
+M.Txn = Txn
+
+-- The live C transaction of self, or raises (level: see base.raise).
+local function live(self, level)
+    if getmetatable(self) ~= Txn then
+        raise(level + 1, "expected a transaction as self (use txn:method(), not txn.method())")
+    end
+    if self._node.dead then
+        raise(level + 1, "transaction is closed (used after its closure returned)")
+    end
+    return self._ptr
+end
+
+local SET_OPTIONS = { ttl = "number", meta = "number" }
+
+-- TTL in whole seconds (fractions round up: ttl = 0.5 must still expire)
+-- and user-meta byte of a set's options table. Shared with stoat.batch.
+function M.set_options(opts, what, level)
+    check_options(opts, SET_OPTIONS, what, level + 1)
+    local ttl, meta = opts.ttl or 0, opts.meta or 0
+    if ttl < 0 or ttl ~= ttl or ttl == math.huge then
+        raise(level + 1, "%s: option 'ttl' must be a non-negative number of seconds", what)
+    end
+    check_integer(meta, what .. ": option 'meta'", 0, 255, level + 1)
+    return ceil(ttl), meta
+end
+local set_options = M.set_options
+
+-- Begins a transaction on database object db; flags: 0 or read-only.
+function M.begin(db, flags)
+    local rc = C.stoat_txn_begin(db._ptr, flags, txn_out)
+    if rc ~= 0 then
+        return fail(rc)
+    end
+    local node = handle.new(db._node, txn_out[0], C.stoat_txn_discard)
+    local ptr = handle.attach(txn_out[0], node)
+    return setmetatable({ _ptr = ptr, _node = node, _db = db }, Txn)
+end
+
+-- Ends a transaction: closes its iterators, discards it (after its commit,
+-- or instead of one). Idempotent.
+function M.finish(txn)
+    handle.close_now(txn._ptr, txn._node)
+end
+local finish = M.finish
+
+-- Returns value | nil (absent, deleted or expired) | nil, err.
+function Txn:get(key)
+    local ptr = live(self, 1)
+    check_string(key, "txn:get: key", 1)
+    local rc = C.stoat_txn_get(ptr, key, #key, ptr_out, len_out)
+    if rc == 0 then
+        return ffi_string(ptr_out[0], len_out[0])
+    elseif rc == C.STOAT_ENOTFOUND then
+        return nil
+    end
+    return fail(rc)
+end
+
+-- Returns value, user-meta byte, expiry (unix seconds, 0 = never) and
+-- version | nil | nil, err.
+function Txn:get_meta(key)
+    local ptr = live(self, 1)
+    check_string(key, "txn:get_meta: key", 1)
+    local rc = C.stoat_txn_get_meta(ptr, key, #key, ptr_out, len_out, u64_out, u64_out + 1,
+                                    u8_out)
+    if rc == 0 then
+        return ffi_string(ptr_out[0], len_out[0]), u8_out[0], tonumber(u64_out[1]),
+               tonumber(u64_out[0])
+    elseif rc == C.STOAT_ENOTFOUND then
+        return nil
+    end
+    return fail(rc)
+end
+
+-- Buffers key = value; opts: { ttl = seconds, meta = 0..255 }. Returns
+-- true | nil, err ("too big: ..." once the transaction is over its limit).
+function Txn:set(key, value, opts)
+    local ptr = live(self, 1)
+    check_string(key, "txn:set: key", 1)
+    check_string(value, "txn:set: value", 1)
+    local rc
+    if opts == nil then
+        rc = C.stoat_txn_set(ptr, key, #key, value, #value)
+    else
+        local ttl, meta = set_options(opts, "txn:set", 1)
+        rc = C.stoat_txn_set_ex(ptr, key, #key, value, #value, ttl, meta)
+    end
+    if rc ~= 0 then
+        return fail(rc)
+    end
+    return true
+end
+
+function Txn:delete(key)
+    local ptr = live(self, 1)
+    check_string(key, "txn:delete: key", 1)
+    local rc = C.stoat_txn_delete(ptr, key, #key)
+    if rc ~= 0 then
+        return fail(rc)
+    end
+    return true
+end
+
+-- The version (commit timestamp) this transaction reads at.
+function Txn:read_version()
+    return tonumber(C.stoat_txn_read_version(live(self, 1)))
+end
+
+require("stoat.iter").install(Txn, live)
+
+-- fn's results, after ending txn: commits first when commit is true.
+-- Returns the results, or nil, err, or retries (a tail call, so the stack
+-- does not grow) on a conflict while tries remain.
+local function conclude(db, fn, flags, tries, txn, ok, ...)
+    if not ok then
+        finish(txn)
+        return nil, (...)
+    end
+    if (...) == nil and select(2, ...) ~= nil then
+        -- fn returned nil, err: a failure by Lua convention, not committed.
+        finish(txn)
+        return ...
+    end
+    if flags == 0 then
+        handle.close_kids(txn._node) -- C commits only without open iterators
+        local rc = C.stoat_txn_commit(txn._ptr)
+        if rc ~= 0 then
+            local err = errstr(rc)
+            finish(txn)
+            if rc == C.STOAT_ECONFLICT and tries > 0 then
+                return M.run(db, fn, flags, tries - 1)
+            end
+            return nil, err
+        end
+    end
+    finish(txn)
+    return ...
+end
+
+-- Runs fn(txn) in a new transaction (flags 0: read-write, committed).
+function M.run(db, fn, flags, tries)
+    local txn, err = M.begin(db, flags)
+    if txn == nil then
+        return nil, err
+    end
+    return conclude(db, fn, flags, tries, txn, pcall(fn, txn))
+end
+
+local UPDATE_OPTIONS = { retries = "number" }
+
+-- db:update(fn, {retries = 10}) and db:view(fn); level as in base.raise.
+function M.update(db, fn, opts, level)
+    if type(fn) ~= "function" then
+        raise(level + 1, "db:update: expected a function (got %s)", type(fn))
+    end
+    check_options(opts, UPDATE_OPTIONS, "db:update", level + 1)
+    local retries = opts and opts.retries or 10
+    check_integer(retries, "db:update: option 'retries'", 0, 1e9, level + 1)
+    return M.run(db, fn, 0, retries)
+end
+
+function M.view(db, fn, level)
+    if type(fn) ~= "function" then
+        raise(level + 1, "db:view: expected a function (got %s)", type(fn))
+    end
+    return M.run(db, fn, C.STOAT_TXN_READ_ONLY, 0)
+end
+
+return M

@@ -1,0 +1,221 @@
+-- txn:pairs: order, bounds, limit, keys_only, pending writes, lifetimes.
+
+local stoat = require "stoat"
+local h = require "helpers"
+
+-- Committed keys (some flushed to a table, some in the memtable) and the
+-- pending writes of the transaction that iterates.
+local FLUSHED = { "a", "a\0", "ab", "abc", "b", "b\0z", "b1" }
+local MEMTABLE = { "b2", "ba", "c", "\0", "\255\255" }
+local PENDING_SET = { "b15", "bz", "d" }
+local PENDING_DELETE = { "abc", "c" }
+
+local function fill(db)
+    for _, k in ipairs(FLUSHED) do assert.is_true(db:set(k, "v:" .. k)) end
+    assert.is_true(db:flush())
+    for _, k in ipairs(MEMTABLE) do assert.is_true(db:set(k, "v:" .. k)) end
+end
+
+local function pending(txn)
+    for _, k in ipairs(PENDING_SET) do assert.is_true(txn:set(k, "p:" .. k)) end
+    for _, k in ipairs(PENDING_DELETE) do assert.is_true(txn:delete(k)) end
+end
+
+-- What txn:pairs(o) must yield, as a list of "key=value" strings.
+local function model(o)
+    local live = {}
+    for _, k in ipairs(FLUSHED) do live[k] = "v:" .. k end
+    for _, k in ipairs(MEMTABLE) do live[k] = "v:" .. k end
+    for _, k in ipairs(PENDING_SET) do live[k] = "p:" .. k end
+    for _, k in ipairs(PENDING_DELETE) do live[k] = nil end
+    local keys = {}
+    for _, k in ipairs(h.sorted_keys(live)) do
+        if (o.prefix == nil or k:sub(1, #o.prefix) == o.prefix)
+            and (o.start == nil or k >= o.start) and (o.stop == nil or k < o.stop) then
+            keys[#keys + 1] = k
+        end
+    end
+    local out = {}
+    local first, last, step = 1, #keys, 1
+    if o.reverse then first, last, step = #keys, 1, -1 end
+    for i = first, last, step do
+        if o.limit and #out >= o.limit then break end
+        out[#out + 1] = keys[i] .. "=" .. (o.keys_only and "nil" or live[keys[i]])
+    end
+    return out
+end
+
+local function collect(txn, o)
+    local out = {}
+    for k, v in txn:pairs(o) do out[#out + 1] = k .. "=" .. tostring(v) end
+    return out
+end
+
+-- Every combination of the options, each value or absent.
+local function combinations()
+    local choices = {
+        prefix = { false, "b", "a", "zz" },
+        start = { false, "a\0", "b1", "\0" },
+        stop = { false, "b2", "c", "a" },
+        reverse = { false, true },
+        limit = { false, 0, 2 },
+        keys_only = { false, true },
+    }
+    local names = h.sorted_keys(choices)
+    local all = { {} }
+    for _, name in ipairs(names) do
+        local next_all = {}
+        for _, partial in ipairs(all) do
+            for _, value in ipairs(choices[name]) do
+                local o = {}
+                for k, v in pairs(partial) do o[k] = v end
+                if value ~= false or name == "reverse" or name == "keys_only" then
+                    o[name] = value
+                end
+                next_all[#next_all + 1] = o
+            end
+        end
+        all = next_all
+    end
+    return all
+end
+
+local function describe_options(o)
+    local parts = {}
+    for _, k in ipairs(h.sorted_keys(o)) do parts[#parts + 1] = k .. "=" .. ("%q"):format(o[k]) end
+    return "{" .. table.concat(parts, ", ") .. "}"
+end
+
+describe("txn:pairs", function()
+    it("yields keys in byte order forwards and backwards with every option combination",
+       function()
+        local db = h.open_db(finally)
+        fill(db)
+        local all = combinations()
+        assert.are.equal(4 * 4 * 4 * 2 * 3 * 2, #all)
+        local got = assert(db:update(function(txn)
+            pending(txn)
+            local results = {}
+            for i, o in ipairs(all) do results[i] = collect(txn, o) end
+            return results
+        end))
+        for i, o in ipairs(all) do
+            assert.are.same(model(o), got[i], describe_options(o))
+        end
+    end)
+
+    it("yields nothing on an empty database", function()
+        local db = h.open_db(finally)
+        local n = db:view(function(txn)
+            local count = 0
+            for _ in txn:pairs() do count = count + 1 end
+            for _ in txn:pairs{ reverse = true } do count = count + 1 end
+            return count
+        end)
+        assert.are.equal(0, n)
+    end)
+
+    it("yields a nil value and the key alone when keys_only is set", function()
+        local db = h.open_db(finally)
+        assert.is_true(db:set("k", "v"))
+        local n, k, v = db:view(function(txn)
+            local gen = txn:pairs{ keys_only = true }
+            return (function(...) return select("#", ...), ... end)(gen())
+        end)
+        assert.are.same({ 1, "k" }, { n, k, v })
+    end)
+
+    it("does not see writes made after it was opened", function()
+        local db = h.open_db(finally)
+        for i = 1, 5 do assert.is_true(db:set("k" .. i, "v")) end
+        local seen = db:update(function(txn)
+            local n = 0
+            for k in txn:pairs() do
+                n = n + 1
+                txn:set(k .. "x", "new")
+            end
+            return n
+        end)
+        assert.are.equal(5, seen)
+        assert.are.equal("new", db:get("k3x"))
+    end)
+
+    it("lets the transaction commit after a loop left by break", function()
+        local db = h.open_db(finally)
+        for i = 1, 5 do assert.is_true(db:set("k" .. i, "v")) end
+        assert.is_true(db:update(function(txn)
+            for k in txn:pairs() do
+                if k == "k2" then break end
+            end
+            txn:set("after", "break")
+            return true
+        end))
+        assert.are.equal("break", db:get("after"))
+    end)
+
+    it("keeps returning nil once exhausted", function()
+        local db = h.open_db(finally)
+        assert.is_true(db:set("k", "v"))
+        db:view(function(txn)
+            local gen = txn:pairs()
+            assert.are.equal("k", (gen()))
+            assert.is_nil(gen())
+            assert.is_nil(gen())
+            gen = txn:pairs{ limit = 0 }
+            assert.is_nil(gen())
+            assert.is_nil(gen())
+        end)
+    end)
+
+    it("raises when used outside its transaction", function()
+        local db = h.open_db(finally)
+        assert.is_true(db:set("a", "1"))
+        assert.is_true(db:set("b", "2"))
+        local gen = db:view(function(txn)
+            local g = txn:pairs()
+            g()
+            return g
+        end)
+        assert.error_matches(gen, "iterator used outside its transaction", 1, true)
+    end)
+
+    it("raises when an option is unknown or has the wrong type", function()
+        local db = h.open_db(finally)
+        for _, bad in ipairs({ { prefx = "a" }, { limit = -1 }, { limit = 1.5 },
+                               { reverse = 1 }, { start = 5 }, { keys_only = "yes" } }) do
+            local ok, err = db:view(function(txn) txn:pairs(bad) end)
+            assert.is_nil(ok)
+            assert.matches("txn:pairs: ", err, 1, true)
+        end
+        local ok, err = db:view(function(txn) txn:pairs("prefix") end)
+        assert.is_nil(ok)
+        assert.matches("options must be a table", err, 1, true)
+    end)
+
+    it("returns nil, corruption from the closure when a table is damaged", function()
+        local db, path = h.open_db(finally, { compression = "none" })
+        local value = ("x"):rep(200)
+        for i = 1, 500 do assert.is_true(db:set(("k%04d"):format(i), value)) end
+        assert.is_true(db:flush())
+        db:close()
+        local ok, out = h.run("ls " .. h.shell_quote(path) .. " | grep '\\.sst$' | head -n 1")
+        assert.is_true(ok, out)
+        local sst = path .. "/" .. out:match("[^\n]+")
+        local f = assert(io.open(sst, "r+b"))
+        f:seek("set", 1000)
+        f:write(("\0"):rep(64))
+        f:close()
+        local err
+        db, err = stoat.open(path)
+        if db == nil then -- the damage may be found when the table is opened
+            assert.matches("^corruption: ", err)
+            return
+        end
+        ok, err = db:view(function(txn)
+            for _ in txn:pairs() do end
+        end)
+        db:close()
+        assert.is_nil(ok)
+        assert.matches("^corruption: ", err)
+    end)
+end)
