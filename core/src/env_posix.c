@@ -20,6 +20,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -36,9 +37,11 @@ typedef struct posix_file {
     int fd;
 } posix_file;
 
-/* env_lock is opaque in env.h; this env's locks are posix_flocks. */
+/* env_lock is opaque in env.h; this env's locks are posix_flocks, kept
+ * in a list so that a forked child can let go of them (below). */
 typedef struct posix_flock {
     int fd;
+    struct posix_flock *prev, *next;
 } posix_flock;
 
 /* The largest single read or write request: keeps ssize_t results exact. */
@@ -324,6 +327,42 @@ static int posix_lock_open(const char *path, int exclusive)
 }
 
 /*
+ * A forked child shares its parent's open file descriptions, flock locks
+ * included: if it kept the descriptors, the lock would outlive the
+ * parent's close. So the child closes its copies at once (an atfork
+ * handler registered by the first lock, never at load time); the parent's
+ * lock is untouched, and the child's inherited handles refuse all use
+ * (STOAT_EFORKED) and never unlock.
+ */
+static pthread_mutex_t flock_list_mu = PTHREAD_MUTEX_INITIALIZER;
+static posix_flock flock_list = {-1, &flock_list, &flock_list};
+static pthread_once_t flock_atfork_once = PTHREAD_ONCE_INIT;
+
+static void flock_prepare(void)
+{
+    pthread_mutex_lock(&flock_list_mu);
+}
+
+static void flock_parent(void)
+{
+    pthread_mutex_unlock(&flock_list_mu);
+}
+
+static void flock_child(void)
+{
+    for (posix_flock *l = flock_list.next; l != &flock_list; l = l->next) {
+        close(l->fd);
+        l->fd = -1;
+    }
+    pthread_mutex_unlock(&flock_list_mu);
+}
+
+static void flock_atfork_register(void)
+{
+    pthread_atfork(flock_prepare, flock_parent, flock_child);
+}
+
+/*
  * flock locks belong to the open file description, so a second
  * posix_lock of the same path in this process conflicts with the first,
  * just as another process would: two handles on one database must not
@@ -336,6 +375,7 @@ static int posix_lock(env *e, const char *path, int exclusive, struct env_lock *
 
     (void)e;
     *out = NULL;
+    pthread_once(&flock_atfork_once, flock_atfork_register);
     if ((fd = posix_lock_open(path, exclusive)) < 0)
         return posix_err(errno, "open lock file", path);
     do
@@ -355,6 +395,12 @@ static int posix_lock(env *e, const char *path, int exclusive, struct env_lock *
         return status_err(STOAT_ENOMEM, "lock %s: out of memory", path);
     }
     l->fd = fd;
+    pthread_mutex_lock(&flock_list_mu);
+    l->prev = &flock_list;
+    l->next = flock_list.next;
+    flock_list.next->prev = l;
+    flock_list.next = l;
+    pthread_mutex_unlock(&flock_list_mu);
     *out = (struct env_lock *)l;
     return 0;
 }
@@ -364,7 +410,12 @@ static void posix_unlock(struct env_lock *el)
 {
     posix_flock *l = (posix_flock *)el;
 
-    close(l->fd);
+    pthread_mutex_lock(&flock_list_mu);
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    pthread_mutex_unlock(&flock_list_mu);
+    if (l->fd >= 0)
+        close(l->fd);
     free(l);
 }
 

@@ -94,15 +94,19 @@ int sst_footer_decode(const char *src, const char *path, sst_footer *f)
     if (get_fixed64(src + SST_FOOTER_LEN - 8) != SST_MAGIC)
         return status_err(STOAT_ECORRUPT, "%s: bad magic number in footer (not an SST file)",
                           path);
-    /* The last 20 bytes (version, checksum, magic) keep their places in
-     * every format version, so the version is read before the checksum,
-     * whose coverage a later version may change. */
+    /* The checksum comes first: a damaged version field is damage, not a
+     * newer format. Only an intact footer can claim another version. */
     f->version = get_fixed32(src + ck_at - 4);
+    if (get_fixed64(src + ck_at) != checksum64(src, ck_at)) {
+        if (f->version != SST_FORMAT_VERSION)
+            return status_err(STOAT_ECORRUPT, "%s: bad footer checksum (footer claims format "
+                              "version %u; this build reads version %d)",
+                              path, (unsigned)f->version, SST_FORMAT_VERSION);
+        return status_err(STOAT_ECORRUPT, "%s: bad footer checksum", path);
+    }
     if (f->version != SST_FORMAT_VERSION)
         return status_err(STOAT_ENOTSUP, "%s: SST format version %u not supported (this build "
                           "reads version %d)", path, (unsigned)f->version, SST_FORMAT_VERSION);
-    if (get_fixed64(src + ck_at) != checksum64(src, ck_at))
-        return status_err(STOAT_ECORRUPT, "%s: bad footer checksum", path);
     f->filter = sst_fixed_handle_get(src);
     f->props = sst_fixed_handle_get(src + SST_HANDLE_LEN);
     f->index = sst_fixed_handle_get(src + 2 * SST_HANDLE_LEN);
