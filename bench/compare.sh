@@ -26,6 +26,11 @@ THREADS=${THREADS:-1}
 OUT=${OUT:-bench/RESULTS.md}
 ENGINES=${ENGINES:-stoat leveldb rocksdb lmdb}
 SIZES="100 1024 16384"
+# The peers stoat is compared with (no ratio columns without stoat).
+PEERS=""
+case " $ENGINES " in
+    *" stoat "*) for e in $ENGINES; do [ "$e" = stoat ] || PEERS="$PEERS $e"; done ;;
+esac
 BENCHMARKS=fillseq,fillrandom,overwrite,readrandom,readmissing,readseq,readreverse,seekrandom,readwhilewriting
 ROWS="fillseq fillrandom overwrite readrandom readmissing readseq readreverse seekrandom readwhilewriting fillsync"
 
@@ -100,6 +105,7 @@ parse() {
 
 # value ENGINE SIZE BENCH METRIC: one figure, or empty.
 value() {
+    [ -f "$work/$1-$2.parsed" ] || return 0
     awk -v b="$3" -v m="$4" '$1 == b && $2 == m { v = $3 } END { print v }' "$work/$1-$2.parsed"
 }
 
@@ -117,8 +123,7 @@ row() {   # row LABEL SIZE BENCH METRIC
         v=$(value "$e" "$2" "$3" "$4")
         line="$line ${v:--} |"
     done
-    for e in $ENGINES; do
-        [ "$e" = stoat ] && continue
+    for e in $PEERS; do
         line="$line $(ratio "$s" "$(value "$e" "$2" "$3" "$4")") |"
     done
     echo "$line"
@@ -127,10 +132,7 @@ row() {   # row LABEL SIZE BENCH METRIC
 header() {
     local line="| $1 |" sep="|---|" e
     for e in $ENGINES; do line="$line $e |"; sep="$sep---:|"; done
-    for e in $ENGINES; do
-        [ "$e" = stoat ] && continue
-        line="$line stoat/$e |"; sep="$sep---:|"
-    done
+    for e in $PEERS; do line="$line stoat/$e |"; sep="$sep---:|"; done
     echo "$line"
     echo "$sep"
 }
@@ -158,6 +160,17 @@ tables() {
     done
 }
 
+# The commit the tools were built from, flagging uncommitted changes.
+source_version() {
+    local v
+    v=$(git rev-parse --short HEAD 2>/dev/null) || { echo "an unknown commit"; return; }
+    if [ -n "$(git status --porcelain -- core bench 2>/dev/null)" ]; then
+        echo "commit $v with uncommitted changes"
+    else
+        echo "commit $v"
+    fi
+}
+
 asserts_note() {
     local e lib
     for e in leveldb rocksdb; do
@@ -181,7 +194,7 @@ report() {
     cat <<EOF
 # stoat and its peers: db_bench workloads
 
-Written by \`bench/compare.sh${1:+ $1}\` on $(date -u '+%Y-%m-%d %H:%M UTC'). Every engine runs
+Written by \`bench/compare.sh${1:+ $1}\` on $(date -u '+%Y-%m-%d %H:%M UTC'), stoat at $(source_version). Every engine runs
 the same driver (bench/driver.c, bench/workload.c) through its adapter
 (bench/engine_*.c), one after another, each on a fresh directory; see
 bench/README.md for the settings of each engine and what the figures mean.
