@@ -96,7 +96,9 @@ static void probe_gets(probe *p, stoat_db *db, int n)
 
         key_of(i, k);
         rc = stoat_get(db, k, strlen(k), &v, &vlen);
-        if (rc != 0)
+        if (rc == STOAT_ENOTFOUND)
+            probe_error(p, rc, "a key was lost (get said not found)");
+        else if (rc != 0)
             probe_error(p, rc, stoat_errmsg(db));
         else if (!dbu_value_is((uint64_t)i, vlen_of(i), v, vlen))
             p->wrong++;
@@ -297,6 +299,8 @@ static void test_db_corruption_wal_torn_tail(void)
     dbu_truncate(wal, offs[WAL_PUTS - 1] + 8 + lens[WAL_PUTS - 1] / 2);
     p = probe_db(test_tmpdir(), WAL_PUTS - 1, 1);
     CHECK(p.open_rc == 0 && p.wrong == 0 && p.corrupt == 0);
+    /* A read-only open leaves the torn tail where it is. */
+    CHECK(dbu_file_size(wal) == offs[WAL_PUTS - 1] + 8 + lens[WAL_PUTS - 1] / 2);
     db = open_db(test_tmpdir());
     key_of(WAL_PUTS - 1, k);
     CHECK_RC(stoat_get(db, k, strlen(k), &v, &vlen), STOAT_ENOTFOUND);
@@ -566,6 +570,36 @@ static void test_db_corruption_manifest_torn_tail(void)
     CHECK(p.open_rc == 0 && p.wrong == 0 && p.corrupt == 0);
 }
 
+/*
+ * A MANIFEST cut short before the end of its first record (the snapshot,
+ * which creation and rewrites make durable before the file has its name)
+ * cannot be a torn tail: it is damage, and no table may be deleted.
+ */
+static void test_db_corruption_manifest_cut_before_snapshot(void)
+{
+    char m[DBU_PATH_MAX], work[DBU_PATH_MAX], pristine[DBU_PATH_MAX];
+    uint64_t offs[64], cut[5] = {0, 10, LOG_HEADER_LEN, LOG_HEADER_LEN + 4, 0};
+    uint32_t lens[64];
+    uint64_t sst_bytes;
+
+    make_tables_db(dbu_subdir(pristine, "db"));
+    REQUIRE(log_records(dbu_path(m, pristine, "MANIFEST"), offs, lens, 64) >= 1);
+    cut[4] = offs[0] + 8 + lens[0] - 1;
+    sst_bytes = dbu_dir_bytes(pristine, ".sst");
+    dbu_path(work, test_tmpdir(), "work");
+    for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
+        probe p;
+        char what[64];
+
+        dbu_copy_dir(pristine, work);
+        dbu_truncate(dbu_path(m, work, "MANIFEST"), cut[i]);
+        p = probe_db(work, 1200, 0);
+        snprintf(what, sizeof(what), "MANIFEST cut to %llu bytes", (unsigned long long)cut[i]);
+        CHECK_CAUGHT(p, what);
+        CHECK(dbu_dir_bytes(work, ".sst") == sst_bytes);
+    }
+}
+
 static void test_db_corruption_missing_table(void)
 {
     static char names[DBU_MAX_FILES][64];
@@ -585,22 +619,58 @@ static void test_db_corruption_missing_table(void)
     CHECK_RC(p.open_rc, STOAT_ECORRUPT);
 }
 
-/* Tables the manifest does not list are removed by a writable open only. */
+/*
+ * Tables the manifest does not list are removed by a writable open only;
+ * files that are not the database's are left alone.
+ */
 static void test_db_corruption_unknown_table_removed(void)
 {
-    char path[DBU_PATH_MAX];
+    char path[DBU_PATH_MAX], mine[DBU_PATH_MAX];
     probe p;
 
     make_tables_db(test_tmpdir());
     dbu_path(path, test_tmpdir(), "000999.sst");
     dbu_write_file(path, "not a table", 11);
+    dbu_write_file(dbu_path(mine, test_tmpdir(), "notes.txt"), "mine", 4);
     p = probe_db(test_tmpdir(), 1200, 1);
     CHECK(p.open_rc == 0 && p.wrong == 0 && p.corrupt == 0);
     CHECK(dbu_exists(path));
     p = probe_db(test_tmpdir(), 1200, 0);
     CHECK(p.open_rc == 0 && p.wrong == 0 && p.corrupt == 0);
     CHECK(!dbu_exists(path));
+    CHECK(dbu_exists(mine));
     CHECK(dbu_exists(dbu_path(path, test_tmpdir(), "MANIFEST")));
+}
+
+/* A WAL cut inside its header (or empty) is a torn, empty WAL. */
+static void test_db_corruption_wal_cut_in_header(void)
+{
+    static const uint64_t cut[] = {0, 5, LOG_HEADER_LEN};
+    char wal[DBU_PATH_MAX], work[DBU_PATH_MAX], pristine[DBU_PATH_MAX];
+    stoat_db *db;
+
+    dbu_subdir(pristine, "db");
+    db = open_db(pristine);
+    put_keys(db, 0, 200);
+    REQUIRE_OK(stoat_flush(db));
+    put_keys(db, 200, 300);
+    REQUIRE_OK(stoat_close(db));
+    only_file(pristine, ".wal", wal);
+    dbu_path(work, test_tmpdir(), "work");
+    for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
+        char w[DBU_PATH_MAX];
+        probe p;
+
+        dbu_copy_dir(pristine, work);
+        dbu_truncate(dbu_path(w, work, strrchr(wal, '/') + 1), cut[i]);
+        p = probe_db(work, 200, 0);
+        CHECK(p.open_rc == 0 && p.wrong == 0 && p.corrupt == 0);
+        db = open_db(work);
+        put_keys(db, 200, 300);
+        REQUIRE_OK(stoat_close(db));
+        p = probe_db(work, 300, 0);
+        CHECK(p.open_rc == 0 && p.wrong == 0 && p.corrupt == 0);
+    }
 }
 
 int main(int argc, char **argv)
@@ -609,6 +679,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_db_corruption_wal_checksum_and_length);
     TEST_RUN(test_db_corruption_wal_torn_tail);
     TEST_RUN(test_db_corruption_wal_tail_variants);
+    TEST_RUN(test_db_corruption_wal_cut_in_header);
     TEST_RUN(test_db_corruption_sst_data_blocks);
     TEST_RUN(test_db_corruption_sst_index_filter_props);
     TEST_RUN(test_db_corruption_sst_footer);
@@ -616,6 +687,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_db_corruption_sst_truncated);
     TEST_RUN(test_db_corruption_manifest_middle_record);
     TEST_RUN(test_db_corruption_manifest_torn_tail);
+    TEST_RUN(test_db_corruption_manifest_cut_before_snapshot);
     TEST_RUN(test_db_corruption_missing_table);
     TEST_RUN(test_db_corruption_unknown_table_removed);
     return test_summary();

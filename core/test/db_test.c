@@ -507,6 +507,24 @@ static void test_db_iterator_snapshot_survives_compaction(void)
     REQUIRE_OK(stoat_close(db));
 }
 
+/* Flatten leaves every table in the last level and nothing above it. */
+static void test_db_flatten_fills_only_the_last_level(void)
+{
+    static uint64_t model[NKEYS];
+    stoat_db *db = build_layers(model);
+    stoat_stats st;
+
+    REQUIRE_OK(stoat_flatten(db));
+    REQUIRE_OK(stoat_stats_get(db, &st));
+    REQUIRE(st.num_levels == 7);
+    for (int l = 0; l < st.num_levels - 1; l++)
+        CHECK(st.level_tables[l] == 0 && st.level_bytes[l] == 0);
+    CHECK(st.level_tables[st.num_levels - 1] > 0);
+    CHECK(st.flushes > 0 && st.compactions > 0);
+    check_all_gets(db, model);
+    REQUIRE_OK(stoat_close(db));
+}
+
 /* Overwriting one key many times leaves one version after flatten. */
 static void test_db_flatten_drops_old_versions(void)
 {
@@ -703,6 +721,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_db_iterator_seeks_and_direction_changes);
     TEST_RUN(test_db_iterator_prefix_and_bounds);
     TEST_RUN(test_db_iterator_snapshot_survives_compaction);
+    TEST_RUN(test_db_flatten_fills_only_the_last_level);
     TEST_RUN(test_db_flatten_drops_old_versions);
     TEST_RUN(test_db_flatten_drops_tombstones);
     TEST_RUN(test_db_deleted_key_never_comes_back);
