@@ -13,7 +13,8 @@
 -- Keys and values are Lua strings, binary-safe. Failures return nil and
 -- "<word>: <detail>" (words: conflict, corruption, io, closed, too big,
 -- busy, read only, no space, forked, invalid, out of memory, not
--- supported, exists); misuse raises; a missing key is a plain nil.
+-- supported, exists, and not found from open); misuse raises; a missing
+-- key is a plain nil.
 --
 -- A database object may be used by any number of coroutines of its Lua
 -- state; each db:update/view runs its own transaction. Open the database

@@ -48,6 +48,13 @@ describe("db:update", function()
         assert.is_nil(db:get("k"))
     end)
 
+    it("returns an error string when the closure raises nil", function()
+        local db = h.open_db(finally)
+        local ok, err = db:update(function() error() end)
+        assert.is_nil(ok)
+        assert.are.equal("string", type(err))
+    end)
+
     it("passes a table error through unchanged", function()
         local db = h.open_db(finally)
         local e = { code = 42 }
@@ -156,6 +163,20 @@ describe("db:update", function()
                              "'retries'", 1, true)
         assert.error_matches(function() db:view(nil) end, "db:view: expected a function", 1,
                              true)
+    end)
+end)
+
+describe("db:close inside a closure", function()
+    it("makes update return a closed error and commit nothing", function()
+        local db = h.open_db(finally)
+        local ok, err = db:update(function(txn)
+            txn:set("k", "v")
+            db:close()
+            return true
+        end)
+        assert.is_nil(ok)
+        assert.matches("^closed: ", err)
+        assert.is_true(db:is_closed())
     end)
 end)
 

@@ -1,4 +1,4 @@
--- stoat.txn: transactions as closures, iterators as generators.
+-- stoat.txn: transactions as closures.
 --
 -- db:update(fn) and db:view(fn) begin a transaction, call fn(txn) under
 -- pcall, then commit (update) and always end it: after fn returns, the txn
@@ -7,13 +7,11 @@
 -- transaction, up to `retries` times. Both return fn's own return values
 -- (all of them, nils included), or nil, err. fn failing by raising, or by
 -- returning nil, err (err not nil: the Lua convention, as in
--- `return txn:set(k, v)`), discards the transaction.
+-- `return txn:set(k, v)`), discards the transaction; an error value
+-- raised by fn is returned as it is (a table stays a table).
 --
--- txn:pairs{...} opens one C iterator and returns one closure; each step
--- is a few FFI calls and the strings it returns, nothing else allocated.
--- keys_only never asks C for the value. An iterator is closed when it is
--- exhausted, reaches its limit, or its transaction ends; a generator
--- called after its transaction ended raises.
+-- The txn object: get, get_meta, set, delete, read_version here; pairs in
+-- stoat/iter.lua. Each method checks that the transaction is alive.
 --
 -- Coroutines: fn may yield; each transaction is its own object and nothing
 -- here is global but the out-parameters of stoat.base, which are read
@@ -68,6 +66,9 @@ local set_options = M.set_options
 
 -- Begins a transaction on database object db; flags: 0 or read-only.
 function M.begin(db, flags)
+    if db._node.dead then
+        raise(1, "database is closed")
+    end
     local rc = C.stoat_txn_begin(db._ptr, flags, txn_out)
     if rc ~= 0 then
         return fail(rc)
@@ -149,13 +150,21 @@ end
 
 require("stoat.iter").install(Txn, live)
 
--- fn's results, after ending txn: commits first when commit is true.
--- Returns the results, or nil, err, or retries (a tail call, so the stack
--- does not grow) on a conflict while tries remain.
+-- Ends txn after fn returned (ok, ...) from pcall, committing it first
+-- when it is read-write (flags 0). Returns fn's results, or nil, err, or
+-- on a conflict while tries remain runs fn again (a tail call: the stack
+-- does not grow).
 local function conclude(db, fn, flags, tries, txn, ok, ...)
     if not ok then
         finish(txn)
-        return nil, (...)
+        local err = ...
+        if err == nil then
+            err = "error: the closure raised nil"
+        end
+        return nil, err
+    end
+    if txn._node.dead then
+        return nil, "closed: the database was closed during the transaction"
     end
     if (...) == nil and select(2, ...) ~= nil then
         -- fn returned nil, err: a failure by Lua convention, not committed.
