@@ -57,6 +57,9 @@ end
 -- field of stoat_options by name (see stoat/options.lua). db | nil, err.
 function stoat.open(dir, opts)
     check_string(dir, "open: dir", 1)
+    if dir:find("\0", 1, true) then
+        raise(1, "open: dir must not contain a zero byte")
+    end
     local o = options.build(opts, 1)
     local rc = C.stoat_open(dir, o, base.db_out)
     if rc ~= 0 then

@@ -54,9 +54,9 @@ end
 -- Every combination of the options, each value or absent.
 local function combinations()
     local choices = {
-        prefix = { false, "b", "a", "zz" },
-        start = { false, "a\0", "b1", "\0" },
-        stop = { false, "b2", "c", "a" },
+        prefix = { false, "b", "a", "zz", "" },
+        start = { false, "a\0", "b1", "\0", "" },
+        stop = { false, "b2", "c", "a", "" },
         reverse = { false, true },
         limit = { false, 0, 2 },
         keys_only = { false, true },
@@ -92,7 +92,7 @@ describe("txn:pairs", function()
         local db = h.open_db(finally)
         fill(db)
         local all = combinations()
-        assert.are.equal(4 * 4 * 4 * 2 * 3 * 2, #all)
+        assert.are.equal(5 * 5 * 5 * 2 * 3 * 2, #all)
         local got = assert(db:update(function(txn)
             pending(txn)
             local results = {}

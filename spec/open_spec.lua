@@ -77,6 +77,8 @@ describe("stoat.open", function()
     it("raises when dir or the options are not a string and a table", function()
         assert.error_matches(function() stoat.open(nil) end,
                              "stoat: open: dir must be a string (got nil)", 1, true)
+        assert.error_matches(function() stoat.open("/tmp/a\0b") end,
+                             "stoat: open: dir must not contain a zero byte", 1, true)
         assert.error_matches(function() stoat.open("/nonexistent", "fast") end,
                              "stoat: open: options must be a table (got string)", 1, true)
     end)
