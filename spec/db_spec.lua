@@ -85,6 +85,8 @@ describe("db:get/set/delete", function()
         assert.error_matches(function() db:set("k", "v", { tll = 1 }) end,
                              "unknown option 'tll'", 1, true)
         assert.error_matches(function() db:set("k", "v", { ttl = -1 }) end, "'ttl'", 1, true)
+        assert.error_matches(function() db:set("k", "v", { ttl = 0 / 0 }) end, "'ttl'", 1, true)
+        assert.error_matches(function() db:set("k", "v", { ttl = 1e300 }) end, "'ttl'", 1, true)
         assert.error_matches(function() db:set("k", "v", { meta = 256 }) end, "'meta'", 1, true)
         assert.error_matches(function() db:set("k", "v", { meta = "x" }) end, "'meta'", 1, true)
     end)

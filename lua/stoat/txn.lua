@@ -56,8 +56,8 @@ local SET_OPTIONS = { ttl = "number", meta = "number" }
 function M.set_options(opts, what, level)
     check_options(opts, SET_OPTIONS, what, level + 1)
     local ttl, meta = opts.ttl or 0, opts.meta or 0
-    if ttl < 0 or ttl ~= ttl or ttl == math.huge then
-        raise(level + 1, "%s: option 'ttl' must be a non-negative number of seconds", what)
+    if not (ttl >= 0 and ttl <= 2 ^ 53) then -- also refuses NaN
+        raise(level + 1, "%s: option 'ttl' must be a number of seconds in 0..2^53", what)
     end
     check_integer(meta, what .. ": option 'meta'", 0, 255, level + 1)
     return ceil(ttl), meta
