@@ -351,6 +351,12 @@ static int replay(manifest *m, const char *data, size_t len, version **v, uint64
             return rc;
         off += MANIFEST_RECORD_HEADER_LEN + plen;
     }
+    /* The first record, a snapshot, is durable before the file gets its
+     * name (creation and rewrites both): without it the file is damaged,
+     * not torn, and an empty version would disown every table. */
+    if (off == MANIFEST_HEADER_LEN)
+        return status_err(STOAT_ECORRUPT, "%s: no complete snapshot record (%zu bytes)", m->path,
+                          len);
     *good_len = off;
     return 0;
 }
