@@ -16,7 +16,7 @@
  * everything older (recovery is a prefix: no holes).
  *
  * STOAT_SEED replays a run (the seed is printed); STOAT_RECOVERY_ITERS
- * sets the number of random runs (default 50, for slow sanitizer builds).
+ * sets the number of random runs (default 40, for slow sanitizer builds).
  */
 #include <errno.h>
 #include <time.h>
@@ -26,6 +26,7 @@
 #include "test.h"
 
 #define RKEYS 300
+#define RKEY_MAX 4096
 #define ABSENT UINT64_MAX
 
 typedef struct op {
@@ -41,6 +42,7 @@ typedef struct run {
     op *ops;                /* attempted operations, in order */
     long n, cap;
     long durable;           /* ops[0..durable) must survive */
+    size_t klen;            /* key length: "rNNN" padded with 'p' */
     uint64_t next_tag;
     uint64_t rng;
     char how[160];          /* what this cycle did, for failure messages */
@@ -51,9 +53,14 @@ static uint64_t rnd(run *r, uint64_t n)
     return test_rand(&r->rng) % n;
 }
 
-static void key_of(int i, char out[16])
+/* Key i of the run into out (r->klen bytes, at most RKEY_MAX). */
+static void key_of(const run *r, int i, char *out)
 {
-    snprintf(out, 16, "r%03u", (unsigned)i % 1000u);
+    char head[8];
+
+    snprintf(head, sizeof(head), "r%03u", (unsigned)i % 1000u);
+    memcpy(out, head, 4);
+    memset(out + 4, 'p', r->klen - 4);
 }
 
 /* A value is its tag (8 bytes) then tag-derived bytes: tag % 200 of them. */
@@ -93,7 +100,7 @@ static void run_open(run *r, env *e)
 /* Attempts one random write (or a flush); returns its rc. */
 static int run_one_op(run *r)
 {
-    char k[16], val[256];
+    char k[RKEY_MAX], val[256];
     op o;
     int rc;
 
@@ -108,11 +115,11 @@ static int run_one_op(run *r)
         REQUIRE(r->ops != NULL);
     }
     r->ops[r->n++] = o;
-    key_of(o.key, k);
+    key_of(r, o.key, k);
     if (o.tag == ABSENT)
-        rc = stoat_delete(r->db, k, 4);
+        rc = stoat_delete(r->db, k, r->klen);
     else
-        rc = stoat_put(r->db, k, 4, val, value_of(o.tag, val));
+        rc = stoat_put(r->db, k, r->klen, val, value_of(o.tag, val));
     if (rc == 0 && r->opts.sync == STOAT_SYNC_COMMIT)
         r->durable = r->n;
     return rc;
@@ -143,18 +150,18 @@ static void read_state(run *r, uint64_t *got, int *bad)
 {
     *bad = 0;
     for (int i = 0; i < RKEYS; i++) {
-        char k[16];
+        char k[RKEY_MAX];
         void *v = NULL;
         size_t vlen;
         int rc;
 
-        key_of(i, k);
-        rc = stoat_get(r->db, k, 4, &v, &vlen);
+        key_of(r, i, k);
+        rc = stoat_get(r->db, k, r->klen, &v, &vlen);
         got[i] = ABSENT;
         if (rc == 0 && (got[i] = tag_of(v, vlen)) == ABSENT)
             (*bad)++;
         else if (rc != 0 && rc != STOAT_ENOTFOUND)
-            test_fail(__FILE__, __LINE__, "get %s: %s: %s", k, stoat_strerror(rc),
+            test_fail(__FILE__, __LINE__, "get %.4s: %s: %s", k, stoat_strerror(rc),
                       stoat_errmsg(r->db));
         stoat_free(v);
     }
@@ -170,14 +177,15 @@ static void check_scan(run *r, const uint64_t *got)
     for (stoat_iter_seek_first(it); stoat_iter_valid(it); stoat_iter_next(it)) {
         const void *k, *v;
         size_t klen, vlen;
-        char want[16];
+        char want[RKEY_MAX];
 
         while (++i < RKEYS && got[i] == ABSENT)
             ;
         REQUIRE_OK(stoat_iter_key(it, &k, &klen));
         REQUIRE_OK(stoat_iter_value(it, &v, &vlen));
-        key_of(i < RKEYS ? i : 0, want);
-        bad += i >= RKEYS || klen != 4 || memcmp(k, want, 4) != 0 || tag_of(v, vlen) != got[i];
+        key_of(r, i < RKEYS ? i : 0, want);
+        bad += i >= RKEYS || klen != r->klen || memcmp(k, want, klen) != 0 ||
+               tag_of(v, vlen) != got[i];
     }
     CHECK_RC(stoat_iter_status(it), 0);
     while (++i < RKEYS && got[i] == ABSENT)
@@ -310,6 +318,7 @@ static void run_iteration(uint64_t seed, int i)
     run r;
 
     memset(&r, 0, sizeof(r));
+    r.klen = 4;
     r.rng = seed + (uint64_t)i * 0x9e3779b97f4a7c15ull;
     snprintf(name, sizeof(name), "r%d", i);
     r.dir = dbu_path(dir, test_tmpdir(), name);
@@ -333,7 +342,7 @@ static void test_db_recovery_random_power_loss(void)
 {
     const char *s = getenv("STOAT_SEED"), *n = getenv("STOAT_RECOVERY_ITERS");
     uint64_t seed = s && *s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid();
-    long iters = n && *n ? strtol(n, NULL, 0) : 50;
+    long iters = n && *n ? strtol(n, NULL, 0) : 40;
     struct timespec t0, t1;
 
     printf("recovery: seed %llu (replay with STOAT_SEED=%llu), %ld runs\n",
@@ -352,6 +361,7 @@ static void run_start(run *r, const char *dir, int sync)
 {
     memset(r, 0, sizeof(*r));
     r->rng = 12345;
+    r->klen = 4;
     r->dir = dir;
     REQUIRE((r->fault = env_fault_new(env_posix())) != NULL);
     dbu_small_options(&r->opts);
@@ -381,9 +391,9 @@ static void test_db_recovery_commit_writes_survive(void)
     run r;
 
     run_start(&r, test_tmpdir(), STOAT_SYNC_COMMIT);
-    REQUIRE_OK(run_ops(&r, 300));
+    REQUIRE_OK(run_ops(&r, 150));
     CHECK(r.durable == r.n);
-    run_crash_and_verify(&r, "after 300 committed writes");
+    run_crash_and_verify(&r, "after 150 committed writes");
     CHECK(r.n == r.durable);
     run_finish(&r);
 }
@@ -498,6 +508,55 @@ static void test_db_recovery_crash_during_flush(void)
     }
 }
 
+/* A write and a flush: one manifest edit at least. */
+static int write_and_flush(run *r)
+{
+    int rc = run_one_op(r);
+
+    return rc ? rc : stoat_flush(r->db);
+}
+
+/*
+ * Power loss at each step around a MANIFEST rewrite (MANIFEST.tmp, fsync,
+ * rename, fsync of the directory). Keys of 3000 bytes make every edit
+ * big, so a few flushes take a new database's MANIFEST past its 64 KiB
+ * rewrite threshold; the next edit rewrites it. The k-th sync or append
+ * from there fails, and the recovered database is checked against the
+ * history.
+ */
+static void test_db_recovery_crash_during_manifest_rewrite(void)
+{
+    int rewrites = 0;
+
+    for (long k = 1; k <= 16 && !test_failed_now; k++) {
+        char dir[DBU_PATH_MAX], m[DBU_PATH_MAX], name[32];
+        uint64_t size;
+        run r;
+
+        snprintf(name, sizeof(name), "m%ld", k);
+        run_start(&r, dbu_subdir(dir, name), STOAT_SYNC_NONE);
+        r.klen = 3000;
+        dbu_path(m, dir, "MANIFEST");
+        while (dbu_file_size(m) <= 64 << 10)
+            REQUIRE_OK(write_and_flush(&r));
+        if (k % 2)
+            env_fault_fail_sync(r.fault, (k + 1) / 2);
+        else
+            env_fault_fail_append(r.fault, k / 2, EIO);
+        size = dbu_file_size(m);
+        for (int i = 0; i < 3 && write_and_flush(&r) == 0; i++) {
+            rewrites += dbu_file_size(m) < size;
+            size = dbu_file_size(m);
+        }
+        snprintf(r.how, sizeof(r.how), "manifest rewrite, %s %ld",
+                 k % 2 ? "failed sync" : "failed append", (k + 1) / 2);
+        run_crash_and_verify(&r, name);
+        run_finish(&r);
+    }
+    printf("manifest rewrite: %d rounds got through a rewrite\n", rewrites);
+    CHECK(rewrites > 0);
+}
+
 int main(int argc, char **argv)
 {
     TEST_RUN(test_db_recovery_commit_writes_survive);
@@ -506,6 +565,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_db_recovery_failed_sync_is_sticky);
     TEST_RUN(test_db_recovery_disk_full);
     TEST_RUN(test_db_recovery_crash_during_flush);
+    TEST_RUN(test_db_recovery_crash_during_manifest_rewrite);
     TEST_RUN(test_db_recovery_random_power_loss);
     return test_summary();
 }
