@@ -5,7 +5,8 @@
 # bench/RESULTS.md: a table per value size with each engine's figures and
 # stoat's ratio to each peer, the machine, the date and the exact commands.
 #
-#   --small   fewer entries (finishes in a few minutes on 2 cores)
+#   --small   a quarter of the entries (about 2 minutes on 2 cores; the
+#             full run takes about 15)
 #
 # Environment: BUILD (build directory, default build), THREADS (--threads,
 # default 1), OUT (result file, default bench/RESULTS.md), ENGINES (default
@@ -37,8 +38,8 @@ ROWS="fillseq fillrandom overwrite readrandom readmissing readseq readreverse se
 # Entries per value size: about the same raw bytes for each size.
 entries() {
     case "$mode:$1" in
-        small:100) echo 200000 ;;   small:1024) echo 50000 ;;  small:16384) echo 5000 ;;
-        full:100) echo 1000000 ;;   full:1024) echo 200000 ;;  full:16384) echo 20000 ;;
+        small:100) echo 500000 ;;   small:1024) echo 100000 ;;  small:16384) echo 10000 ;;
+        full:100) echo 2000000 ;;   full:1024) echo 400000 ;;  full:16384) echo 40000 ;;
     esac
 }
 # fillsync writes num/1000 entries (as db_bench does); it runs on its own
