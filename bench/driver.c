@@ -126,12 +126,14 @@ static void bench_run_threads(bench *b, const bench_def *def, bench_thread *t,
     int64_t ops = (def->reads && b->f.reads >= 0 ? b->f.reads : b->f.num) / def->divisor;
     int readers = def->writer ? n - 1 : n, failed = 0;
 
+    if (ops < 1 && def->divisor > 1)
+        ops = 1;    /* fillsync on a small --num still writes something */
     atomic_store(&b->readers_left, readers);
     pthread_barrier_init(&start, NULL, (unsigned)n);
     for (int i = 0; i < n; i++) {
         t[i].b = b;
         t[i].index = i;
-        t[i].ops = ops > 0 ? ops : 1;
+        t[i].ops = ops;
         t[i].fn = i < readers ? def->fn : workload_write_while_reading;
         t[i].start = &start;
         gen_rand_seed(&t[i].rand, b->f.seed + (uint64_t)ordinal * 1000 + (uint64_t)i);
