@@ -363,7 +363,9 @@ static int db_write_queued(stoat_db *db, db_writer *wp)
         db->writers_tail = &w;
         while (!w.done && db->writers_head != &w)
             pthread_cond_wait(&w.cv, &db->mu);
-        rc = w.done ? w.rc : db_lead_group_locked(db, &w);
+        if (!w.done)
+            db_lead_group_locked(db, &w);
+        rc = w.rc;   /* the group's result, or this writer's own conflict */
         if (rc != 0 && w.done && db->bg_error)
             status_set_msg(db->bg_msg);
     }
