@@ -178,25 +178,33 @@ static void test_db_process_fork_gets_eforked(void)
 /*
  * A child forked while the database was open must not keep its directory
  * lock: once the parent closes, the parent (or anyone) can open it again
- * while the child lives on.
+ * while the child lives on. The parent waits until the child runs, since
+ * the child lets go of the lock in the fork itself (an atfork handler),
+ * which the parent cannot wait for otherwise.
  */
 static void test_db_process_fork_child_does_not_keep_lock(void)
 {
     stoat_db *db = open_rw(test_tmpdir());
-    int p[2], status;
+    int hold[2], ready[2], status;
     pid_t pid;
     char c = 0;
 
-    REQUIRE(pipe(p) == 0);
+    REQUIRE(pipe(hold) == 0 && pipe(ready) == 0);
     fflush(NULL);
     pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
         alarm(30);
-        close(p[1]);
-        _exit(read(p[0], &c, 1) < 0); /* lives until the parent writes */
+        close(hold[1]);
+        close(ready[0]);
+        if (write(ready[1], &c, 1) != 1)
+            _exit(1);
+        _exit(read(hold[0], &c, 1) < 0); /* lives until the parent writes */
     }
-    close(p[0]);
+    close(hold[0]);
+    close(ready[1]);
+    REQUIRE(read(ready[0], &c, 1) == 1);
+    close(ready[0]);
     CHECK_RC(stoat_close(db), 0);
     db = NULL;
     {
@@ -205,9 +213,10 @@ static void test_db_process_fork_child_does_not_keep_lock(void)
         dbu_small_options(&o);
         CHECK_RC(stoat_open(test_tmpdir(), &o, &db), 0);
     }
-    CHECK(write(p[1], &c, 1) == 1);
-    close(p[1]);
+    CHECK(write(hold[1], &c, 1) == 1);
+    close(hold[1]);
     REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CHECK_RC(stoat_close(db), 0);
 }
 
