@@ -315,6 +315,7 @@ static void run_cycle(run *r, const char *when)
 static void run_iteration(uint64_t seed, int i)
 {
     char dir[DBU_PATH_MAX], name[32], when[64];
+    int cycles;
     run r;
 
     memset(&r, 0, sizeof(r));
@@ -327,7 +328,8 @@ static void run_iteration(uint64_t seed, int i)
     if (rnd(&r, 4) == 0)
         r.opts.sync = STOAT_SYNC_COMMIT;
     run_open(&r, r.fault);
-    for (int cycle = 0; cycle < 1 + (int)rnd(&r, 3); cycle++) {
+    cycles = 1 + (int)rnd(&r, 3);
+    for (int cycle = 0; cycle < cycles; cycle++) {
         snprintf(when, sizeof(when), "run %d, cycle %d", i, cycle);
         run_cycle(&r, when);
         if (test_failed_now)
