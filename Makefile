@@ -28,7 +28,7 @@ DEB_PACKAGES = build-essential libzstd-dev liblz4-dev libxxhash-dev \
                luajit2 libluajit2-5.1-dev lua-busted luarocks lua-check \
                nginx libnginx-mod-http-lua valgrind
 
-.PHONY: all lib test test-c test-lua asan tsan deps clean examples quickstart install
+.PHONY: all lib test test-c asan tsan deps deps-bench clean examples quickstart
 
 all: lib examples
 
@@ -88,3 +88,10 @@ deps:
 
 clean:
 	rm -rf build build-asan build-tsan
+
+# The Lua face (install, lint) and the benchmark tools (bench, bench-peers).
+include lua/lua.mk
+include bench/bench.mk
+
+deps-bench:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="libleveldb-dev librocksdb-dev liblmdb-dev linux-perf"
