@@ -111,7 +111,8 @@ int oracle_conflicts(const oracle *o, uint64_t read_version, txn_reads *r)
 {
     if (r->n_fps == 0 && r->n_ranges == 0)
         return 0;
-    qsort(r->fps, r->n_fps, sizeof(*r->fps), cmp_fp);
+    if (r->n_fps > 1)
+        qsort(r->fps, r->n_fps, sizeof(*r->fps), cmp_fp);
     for (const oracle_commit *c = o->head; c != NULL; c = c->next) {
         if (c->version <= read_version)
             continue;
@@ -153,7 +154,8 @@ int oracle_record(oracle *o, uint64_t version, const slice *keys, size_t n)
         c->fps[i] = oracle_fingerprint(keys[i]);
         off += keys[i].len;
     }
-    qsort(c->fps, n, sizeof(*c->fps), cmp_fp);
+    if (n > 1)
+        qsort(c->fps, n, sizeof(*c->fps), cmp_fp);
     if (o->tail)
         o->tail->next = c;
     else
