@@ -74,6 +74,8 @@ static int txn_begin(stoat_db *db, int read_only, uint64_t read_version, stoat_t
 
 int stoat_txn_begin(stoat_db *db, int flags, stoat_txn **out)
 {
+    if (out != NULL)
+        *out = NULL;
     if (flags & ~STOAT_TXN_READ_ONLY)
         return status_err(STOAT_EINVAL, "stoat_txn_begin: unknown flags 0x%x", (unsigned)flags);
     return txn_begin(db, (flags & STOAT_TXN_READ_ONLY) != 0, 0, out);
@@ -81,6 +83,8 @@ int stoat_txn_begin(stoat_db *db, int flags, stoat_txn **out)
 
 int stoat_txn_begin_at(stoat_db *db, uint64_t read_version, stoat_txn **out)
 {
+    if (out != NULL)
+        *out = NULL;
     if (read_version == 0)
         return status_err(STOAT_EINVAL, "stoat_txn_begin_at: read version 0");
     if (db && read_version > atomic_load(&db->last_version))

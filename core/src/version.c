@@ -8,12 +8,13 @@
  * version.
  *
  * Invariants of every version version_apply returns:
- *   - L0 is ordered newest first: max_version descending, then id
- *     descending (ids only grow, so among tables with equal max_version the
- *     later file is newer). Ordering by max_version rather than by id alone
- *     keeps readers right even if an output with a new id carries older
- *     data (a future L0->L0 compaction); a lookup can stop at the first L0
- *     table that holds the key.
+ *   - L0 is ordered newest source first: id descending. Every L0 table is
+ *     a flush, and flushes happen in memtable order with growing ids. The
+ *     order is by source, not by max_version, because an entry can be
+ *     rewritten under its old version (value-log GC moves a value and keeps
+ *     its version): the later copy of an internal key must win, and it
+ *     lives in the later table. A lookup stops at the first L0 table that
+ *     holds the key.
  *   - L1+ are sorted by smallest internal key (ikey_cmp) and their user-key
  *     ranges are disjoint: table i's largest user key < table i+1's
  *     smallest user key (one user key's versions never straddle tables).
@@ -176,8 +177,6 @@ static int cmp_l0(const void *a, const void *b)
 {
     const table_meta *x = *(table_meta *const *)a, *y = *(table_meta *const *)b;
 
-    if (x->max_version != y->max_version)
-        return x->max_version > y->max_version ? -1 : 1;
     return x->id > y->id ? -1 : x->id < y->id ? 1 : 0;
 }
 

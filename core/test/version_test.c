@@ -53,17 +53,17 @@ static void test_version_l0_newest_first_and_l1_sorted(void)
     version_edit_init(&e);
     add(&e, 0, mk(3, "a", "z", 30));
     add(&e, 0, mk(5, "a", "z", 50));
-    add(&e, 0, mk(4, "a", "z", 50));   /* same max_version: id breaks the tie */
-    add(&e, 0, mk(7, "a", "z", 20));   /* newer id but older data */
+    add(&e, 0, mk(4, "a", "z", 50));
+    add(&e, 0, mk(7, "a", "z", 20));   /* the latest flush, even with older versions */
     add(&e, 1, mk(9, "m", "p", 5));
     add(&e, 1, mk(8, "a", "c", 5));
     add(&e, 1, mk(10, "x", "y", 5));
     REQUIRE_OK(version_apply(NULL, 4, &e, &v));
     REQUIRE(v->n[0] == 4 && v->n[1] == 3 && v->n[2] == 0);
-    CHECK(v->tables[0][0]->id == 5);
-    CHECK(v->tables[0][1]->id == 4);
-    CHECK(v->tables[0][2]->id == 3);
-    CHECK(v->tables[0][3]->id == 7);
+    CHECK(v->tables[0][0]->id == 7);   /* newest source (id) first */
+    CHECK(v->tables[0][1]->id == 5);
+    CHECK(v->tables[0][2]->id == 4);
+    CHECK(v->tables[0][3]->id == 3);
     CHECK(v->tables[1][0]->id == 8);
     CHECK(v->tables[1][1]->id == 9);
     CHECK(v->tables[1][2]->id == 10);
