@@ -1,6 +1,7 @@
 # stoat - the only build entry.
 #
-#   make            libstoat.so and libstoat.a in build/
+#   make            libstoat.so, libstoat.a and the C examples in build/
+#   make quickstart runs examples/quickstart.lua (the README's first command)
 #   make test       every test of the project (C tests, then Lua specs)
 #   make asan       ASan + UBSan build of the library and the C tests, run
 #   make deps       installs the Debian packages the build and tests need
@@ -59,8 +60,10 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libstoat.a
 
 examples: $(EXAMPLES)
 
-quickstart: $(BUILD)/examples/quickstart
-	$(BUILD)/examples/quickstart
+# The README's first command: the Lua quick start (the C one is
+# build/examples/quickstart, built by `make`).
+quickstart: lib
+	luajit examples/quickstart.lua
 
 test: lib $(TESTS)
 	@BUILD=$(BUILD) sh core/test/run.sh $(TESTS)
