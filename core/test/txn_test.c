@@ -407,6 +407,117 @@ static void test_txn_lost_update_threads(void)
     REQUIRE_OK(stoat_close(sh.db));
 }
 
+/*
+ * A transaction that read a key must conflict when a plain put of that key
+ * committed after its read version, even when the put was in flight (given
+ * its version, not yet published) as the transaction began. One thread
+ * puts "c" blindly; this one reads and rewrites it in transactions. Every
+ * committed transaction's previous version of "c" must be at or below its
+ * read version.
+ */
+#define CP_MAX_TXNS 100000
+#define CP_SECONDS 0.7
+
+typedef struct cp_shared {
+    stoat_db *db;
+    atomic_int stop;
+    atomic_long errors;
+} cp_shared;
+
+static void *cp_putter(void *arg)
+{
+    cp_shared *sh = arg;
+
+    while (!atomic_load(&sh->stop))
+        if (stoat_put(sh->db, "c", 1, "p", 1) != 0)
+            atomic_fetch_add(&sh->errors, 1);
+    return NULL;
+}
+
+/* Runs transactions on "c" for a while; their read versions into rv[]. */
+static void cp_run_txns(stoat_db *db, uint64_t *rv)
+{
+    struct timespec t0, t1;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int j = 0; j < CP_MAX_TXNS; j++) {
+        stoat_txn *t;
+        char buf[32];
+
+        REQUIRE_OK(stoat_txn_begin(db, 0, &t));
+        txn_get_s(t, "c", buf, sizeof(buf));
+        snprintf(buf, sizeof(buf), "t%d", j);
+        txn_set_s(t, "c", buf);
+        if (stoat_txn_commit(t) == 0)
+            rv[j] = stoat_txn_read_version(t);
+        stoat_txn_discard(t);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if ((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9 > CP_SECONDS)
+            break;
+    }
+}
+
+/* Walks the versions of "c" oldest first; counts missed conflicts. */
+static long cp_missed(stoat_db *db, const uint64_t *rv, long *n_txns)
+{
+    stoat_iter_options o = {.prefix = "c", .prefix_len = 1, .all_versions = 1};
+    stoat_iter *it;
+    uint64_t prev = 0;
+    long missed = 0;
+
+    REQUIRE_OK(stoat_iter_open(db, &o, &it));
+    REQUIRE_OK(stoat_iter_seek_last(it));
+    while (stoat_iter_valid(it)) {
+        const void *v;
+        size_t vlen;
+        uint64_t ver = 0;
+        char buf[32];
+
+        REQUIRE_OK(stoat_iter_value(it, &v, &vlen));
+        REQUIRE_OK(stoat_iter_meta(it, &ver, NULL, NULL, NULL));
+        REQUIRE(vlen < sizeof(buf));
+        memcpy(buf, v, vlen);
+        buf[vlen] = '\0';
+        if (buf[0] == 't') {
+            long j = strtol(buf + 1, NULL, 10);
+            REQUIRE(j >= 0 && j < CP_MAX_TXNS && rv[j] != 0);
+            missed += prev > rv[j];
+            (*n_txns)++;
+        }
+        prev = ver;
+        REQUIRE_OK(stoat_iter_prev(it));
+    }
+    stoat_iter_close(it);
+    return missed;
+}
+
+static void test_txn_conflict_with_concurrent_puts(void)
+{
+    stoat_options o;
+    cp_shared sh = {0};
+    uint64_t *rv = calloc(CP_MAX_TXNS, sizeof(*rv));
+    pthread_t th;
+    long n_txns = 0, missed;
+
+    REQUIRE(rv != NULL);
+    stoat_options_init(&o);
+    o.num_versions_to_keep = 1 << 30;   /* every version stays for the check */
+    sh.db = open_named("db", &o);
+    put_s(sh.db, "c", "0");
+    REQUIRE(pthread_create(&th, NULL, cp_putter, &sh) == 0);
+    cp_run_txns(sh.db, rv);
+    atomic_store(&sh.stop, 1);
+    pthread_join(th, NULL);
+    CHECK(atomic_load(&sh.errors) == 0);
+    missed = cp_missed(sh.db, rv, &n_txns);
+    if (missed != 0)
+        test_fail(__FILE__, __LINE__, "%ld of %ld committed transactions missed a conflict",
+                  missed, n_txns);
+    CHECK(n_txns > 0);
+    free(rv);
+    REQUIRE_OK(stoat_close(sh.db));
+}
+
 /* ---- read your own writes ----------------------------------------------- */
 
 static void test_txn_read_own_writes_get(void)
@@ -1213,6 +1324,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_txn_write_skew_without_detection);
     TEST_RUN(test_txn_lost_update);
     TEST_RUN(test_txn_lost_update_threads);
+    TEST_RUN(test_txn_conflict_with_concurrent_puts);
     TEST_RUN(test_txn_read_own_writes_get);
     TEST_RUN(test_txn_read_own_writes_iter);
     TEST_RUN(test_txn_phantom);
