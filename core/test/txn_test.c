@@ -3,8 +3,8 @@
  * the public API (issue 4).
  *
  * Covers: serializability (write skew over 100,000 interleaved attempts,
- * lost updates, phantoms in iterated ranges and point reads of absent
- * keys), read-your-own-writes for gets and for iterators in both
+ * lost updates, conflicts with concurrent plain puts, phantoms in iterated
+ * ranges and point reads of absent keys), read-your-own-writes for gets and for iterators in both
  * directions, read-only transactions, the transaction size limits, TTL
  * expiry before and after compaction, reading at old versions with
  * num_versions_to_keep, all-versions iteration and entry metadata,
@@ -13,9 +13,9 @@
  *
  * Each test opens its own database in a fresh directory. Values are short
  * strings; an absent key reads as "-" so that expectations are plain
- * strings. The only thread-using test (lost update) keeps the harness's
- * CHECK/REQUIRE on the main thread: workers only count. The TTL test
- * sleeps about one second; everything else runs without waiting.
+ * strings. The tests with threads (lost update, concurrent puts) keep the
+ * harness's CHECK/REQUIRE on the main thread: workers only count. The TTL
+ * test sleeps up to a second; everything else runs without waiting.
  */
 #include <pthread.h>
 #include <stdatomic.h>
