@@ -31,6 +31,7 @@ local C = base.C
 local ffi_string = ffi.string
 local fail, raise, check_string = base.fail, base.raise, base.check_string
 local mem_out, len_out, txn_out = base.mem_out, base.len_out, base.txn_out
+local u64_out = base.u64_out
 local getmetatable, setmetatable, tonumber, ipairs = getmetatable, setmetatable, tonumber, ipairs
 
 local stoat = {
@@ -175,6 +176,21 @@ end
 function DB:sync() return simple(self, C.stoat_sync) end
 function DB:flush() return simple(self, C.stoat_flush) end
 function DB:flatten() return simple(self, C.stoat_flatten) end
+
+-- Value-log GC: loops by itself until no file has more than `ratio` garbage
+-- (default 0.5); returns the bytes reclaimed, or nil, err.
+function DB:gc(ratio)
+    local ptr = live(self, 1)
+    if ratio == nil then ratio = 0.5 end
+    if type(ratio) ~= "number" or not (ratio > 0 and ratio < 1) then
+        raise(1, "db:gc: ratio must be a number in (0, 1) (got %s)", tostring(ratio))
+    end
+    local rc = C.stoat_gc(ptr, ratio, u64_out)
+    if rc ~= 0 then
+        return fail(rc)
+    end
+    return tonumber(u64_out[0])
+end
 function DB:drop_all() return simple(self, C.stoat_drop_all) end
 
 -- Deletes every key starting with prefix. true | nil, err.

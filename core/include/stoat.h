@@ -96,6 +96,10 @@ typedef struct stoat_options {
     int num_versions_to_keep;   /* 1: versions of a key compaction keeps beyond readers' needs */
     uint64_t max_txn_bytes;     /* 0 = memtable_size / 4: a transaction's keys + values at most */
     uint64_t max_txn_entries;   /* 100000: a transaction's writes at most */
+    uint32_t value_threshold;   /* 1 KiB: values this long or longer go to the value log */
+    uint64_t value_log_file_size; /* 256 MiB: a value-log file rolls over at this size */
+    int auto_gc;                /* 1: value-log GC runs in the background by itself */
+    double auto_gc_ratio;       /* 0.5: garbage share of a file that starts automatic GC */
 } stoat_options;
 
 typedef struct stoat_db stoat_db;
@@ -269,6 +273,18 @@ int stoat_batch_set_ex(stoat_batch *b, const void *key, size_t klen, const void 
 int stoat_batch_delete(stoat_batch *b, const void *key, size_t klen);
 int stoat_batch_commit(stoat_batch *b);
 void stoat_batch_free(stoat_batch *b);
+
+/*
+ * Value-log garbage collection: rewrites the live values of every value-log
+ * file whose garbage share exceeds discard_ratio (0 < ratio < 1) into new
+ * files and deletes the old ones, looping until no file qualifies. It
+ * flushes and compacts first, so garbage from recent overwrites and deletes
+ * counts. A file an open snapshot (transaction or iterator) may still read
+ * is deleted when the last such snapshot ends. *reclaimed (may be NULL)
+ * gets the bytes of value log freed (files deleted minus values
+ * rewritten). With auto_gc on, this also happens in the background.
+ */
+int stoat_gc(stoat_db *db, double discard_ratio, uint64_t *reclaimed);
 
 /* Deletes every key starting with prefix (all keys when plen is 0). */
 int stoat_drop_prefix(stoat_db *db, const void *prefix, size_t plen);

@@ -65,7 +65,7 @@ static int batch_flush(stoat_batch *b)
         const struct batch_entry *e = &b->entries[i];
         ops[i] = (db_write_op){e->meta, e->user_meta, e->expires_at,
                                slice_make(b->data.data + e->koff, e->klen),
-                               slice_make(b->data.data + e->voff, e->vlen)};
+                               slice_make(b->data.data + e->voff, e->vlen), 0};
     }
     rc = db_write(b->db, ops, b->n, 0, 0);
     b->n = 0;

@@ -179,6 +179,13 @@ static int entry_needed(const compaction *c, const compaction_ctx *ctx, slice ik
     return 1;
 }
 
+static void compaction_drop(compaction_ctx *ctx, slice ikey, slice value)
+{
+    ctx->entries_dropped++;
+    if (ctx->on_drop)
+        ctx->on_drop(ctx->arg, ikey, value);
+}
+
 static int compaction_merge(run_state *s, iter *in)
 {
     buf last = {0};         /* the previous internal key seen */
@@ -197,7 +204,7 @@ static int compaction_merge(run_state *s, iter *in)
         new_user_key =
             !have_last || slice_cmp(ikey_user(k), ikey_user(slice_make(last.data, last.len))) != 0;
         if (!new_user_key && ikey_cmp(k, slice_make(last.data, last.len)) == 0) {
-            s->ctx->entries_dropped++;
+            compaction_drop(s->ctx, k, v);
             continue;       /* the same entry from an older input */
         }
         if (new_user_key) {
@@ -212,7 +219,7 @@ static int compaction_merge(run_state *s, iter *in)
             break;
         have_last = 1;
         if (!entry_needed(s->c, s->ctx, k, v, &ks)) {
-            s->ctx->entries_dropped++;
+            compaction_drop(s->ctx, k, v);
             continue;
         }
         if ((rc = output_add(s, k, v)) != 0)

@@ -88,6 +88,9 @@ typedef struct compaction_ctx {
     uint64_t oldest_read_version;   /* the oldest snapshot any reader holds */
     uint64_t now;                   /* unix seconds for TTL; 0 = none expire */
     int versions_to_keep;           /* at or below oldest_read_version (>= 1) */
+    /* Called for every entry the compaction drops (value-log discard
+     * statistics); may be NULL. */
+    void (*on_drop)(void *arg, slice ikey, slice value);
     /* Allocates a file id for an output table (thread-safe). */
     uint64_t (*new_file_id)(void *arg);
     void *arg;

@@ -213,6 +213,7 @@ static int db_run_compaction(stoat_db *db, compaction *c, uint64_t oldest)
         .oldest_read_version = oldest,
         .now = (uint64_t)time(NULL),
         .versions_to_keep = db->opts.num_versions_to_keep,
+        .on_drop = db_gc_on_drop,
         .new_file_id = db_new_file_id,
         .arg = db,
     };
@@ -224,6 +225,9 @@ static int db_run_compaction(stoat_db *db, compaction *c, uint64_t oldest)
     if (rc == 0)
         rc = db_install_edit(db, &edit);
     version_edit_free(&edit);
+    /* Counted garbage is advisory: a failed save is retried next time. */
+    if (rc == 0 && db->disc)
+        discard_save(db->disc);
     return rc;
 }
 

@@ -5,6 +5,7 @@
  *   db_write.c  the write path: writer queue, group commit, memtable room
  *   db_read.c   get and the public iterator
  *   db_bg.c     background threads: memtable flush and compaction
+ *   db_gc.c     value-log garbage collection, by call and in the background
  *
  * Locking. `mu` guards the mutable state below (memtables, current
  * version, writer queue, counters, snapshot list, background state).
@@ -27,6 +28,7 @@
 #include "block_cache.h"
 #include "buf.h"
 #include "compaction.h"
+#include "discard.h"
 #include "env.h"
 #include "manifest.h"
 #include "memtable.h"
@@ -35,6 +37,7 @@
 #include "stoat.h"
 #include "table_cache.h"
 #include "version.h"
+#include "vlog.h"
 
 #define DB_MAX_COMPACTORS 16
 
@@ -45,6 +48,7 @@ typedef struct db_write_op {
     uint64_t expires_at;
     slice key;              /* borrowed from the caller for the write's duration */
     slice value;
+    uint64_t version;       /* 0: the commit's version; else kept (GC rewrites) */
 } db_write_op;
 
 /* A thread waiting in the writer queue. */
@@ -55,6 +59,9 @@ typedef struct db_writer {
     uint64_t read_version;  /* ... at this read version */
     int sync;               /* fsync the WAL before returning */
     int rotate;             /* make the active memtable immutable (flush) */
+    int gc;                 /* a GC rewrite: ops keep their versions, no oracle record */
+    uint8_t *skip;          /* GC: skip[i] set when ops[i]'s key was written after
+                               read_version (its rewrite would resurrect it) */
     int done;
     int rc;
     uint64_t version;       /* the version its ops got */
@@ -88,6 +95,8 @@ struct stoat_db {
     manifest *manifest;
     table_cache *tc;
     block_cache *bc;
+    vlog *vlog;
+    discard *disc;
     level_options lopts;
     sst_options sopts;
 
@@ -97,7 +106,20 @@ struct stoat_db {
 
     db_writer *writers_head, *writers_tail;
     buf wal_payload;            /* used by the front writer only */
-    db_write_op *group_ops;     /* ditto */
+    buf vlog_keys;              /* ditto: internal keys of separated values */
+    slice *vlog_ikeys, *vlog_vals;  /* ditto */
+    vptr *vlog_ptrs;            /* ditto */
+    size_t vlog_cap;
+
+    /* value-log GC (db_gc.c) */
+    pthread_mutex_t gc_mu;      /* one GC at a time */
+    struct gc_pending {         /* rewritten files waiting for old readers */
+        uint32_t fid;
+        uint64_t done_version;  /* delete once no snapshot is older */
+    } *gc_pending;
+    size_t n_gc_pending, cap_gc_pending;  /* guarded by mu */
+    pthread_t gc_thread;
+    int gc_thread_started;
 
     db_snapshot snapshots;      /* list head (circular), sorted by version */
     oracle oracle;              /* recent commits, for conflict checks */
@@ -117,6 +139,7 @@ struct stoat_db {
     /* counters for stats and tests */
     uint64_t stat_flushes, stat_compactions, stat_stall_micros, stat_slowdowns;
     uint64_t stat_commits, stat_conflicts;
+    uint64_t stat_gc_runs, stat_gc_reclaimed, stat_gc_rewritten;
 };
 
 /* db_open.c */
@@ -128,11 +151,25 @@ int db_push_imm_locked(stoat_db *db, memtable *m);
 
 /* db_write.c */
 int db_write(stoat_db *db, const db_write_op *ops, size_t n, int sync, int rotate);
+/* Writes GC rewrites (ops with their versions kept, each its key's newest
+ * version as of read_version). An op whose key was written after
+ * read_version is skipped and flagged in skip[]. *done_version gets a
+ * version after which every new snapshot sees the rewrites. */
+int db_write_gc(stoat_db *db, const db_write_op *ops, size_t n, uint64_t read_version,
+                uint8_t *skip, uint64_t *done_version);
 /* Commits a transaction's writes after checking its reads for conflicts
  * (reads NULL: no check). */
 int db_write_txn(stoat_db *db, const db_write_op *ops, size_t n, txn_reads *reads,
                  uint64_t read_version);
 int db_check_write_op(const db_write_op *op);
+
+/* db_gc.c */
+int db_gc_start(stoat_db *db);
+void db_gc_stop(stoat_db *db);
+/* Deletes rewritten files no snapshot can reach any more (mu not held). */
+void db_gc_reap(stoat_db *db);
+/* A dropped entry's value-log bytes become garbage (compaction). */
+void db_gc_on_drop(void *db, slice ikey, slice value);
 
 /* db_bg.c */
 int db_bg_start(stoat_db *db);
@@ -144,10 +181,19 @@ int db_flatten(stoat_db *db);
 /* db_read.c */
 uint64_t db_oldest_snapshot_locked(stoat_db *db);
 void db_snapshot_add(stoat_db *db, db_snapshot *s);
+void db_snapshot_add_locked(stoat_db *db, db_snapshot *s);
 void db_snapshot_remove(stoat_db *db, db_snapshot *s);
 /* The stored value (vstruct bytes, tombstones included) of the newest
  * version of ukey at or below read_version, into stored. */
 int db_get_at(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, uint64_t *version);
+/*
+ * Reads ukey at read_version (0 = latest) as a reader sees it: STOAT_ENOTFOUND
+ * when absent, deleted or expired; else *vs describes it and vs->value is
+ * the value, separated values read from the value log into vbuf. stored
+ * holds the stored bytes vs borrows from.
+ */
+int db_read_value(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, buf *vbuf,
+                  vstruct *vs, uint64_t *version);
 /* Opens an iterator at read_version (0 = latest) merging `pending`
  * (owned, may be NULL) ahead of the database. An iterator of a
  * transaction tells it when it closes (with the key range it covered when

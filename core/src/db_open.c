@@ -65,6 +65,10 @@ void stoat_options_init(stoat_options *o)
     o->num_versions_to_keep = 1;
     o->max_txn_bytes = 0;
     o->max_txn_entries = 100000;
+    o->value_threshold = 1024;
+    o->value_log_file_size = 256ull << 20;
+    o->auto_gc = 1;
+    o->auto_gc_ratio = 0.5;
 }
 
 static int options_check(const stoat_options *o)
@@ -96,6 +100,10 @@ static int options_check(const stoat_options *o)
         "l0_stall_trigger: must be >= l0_slowdown_trigger");
     BAD(o->num_versions_to_keep < 1, "num_versions_to_keep: must be at least 1");
     BAD(o->max_txn_entries < 1, "max_txn_entries: must be at least 1");
+    BAD(o->value_threshold < 1, "value_threshold: must be at least 1");
+    BAD(o->value_log_file_size < (1u << 20) || o->value_log_file_size > (4ull << 30),
+        "value_log_file_size: must be 1 MiB .. 4 GiB");
+    BAD(!(o->auto_gc_ratio > 0 && o->auto_gc_ratio < 1), "auto_gc_ratio: must be in (0, 1)");
     BAD(o->max_txn_bytes > o->memtable_size / 2,
         "max_txn_bytes: must be at most memtable_size / 2 (a transaction fits in one memtable)");
 #undef BAD
@@ -218,6 +226,62 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Writes a printable form of key (escaped, shortened) into out. */
+static void key_printable(slice key, char *out, size_t cap)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < key.len && n + 5 < cap; i++) {
+        unsigned char c = (unsigned char)key.data[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            out[n++] = (char)c;
+        else
+            n += (size_t)snprintf(out + n, cap - n, "\\x%02x", c);
+    }
+    if (n + 5 < cap || key.len == 0)
+        out[n] = '\0';
+    else
+        snprintf(out + cap - 5, 5, "...");
+}
+
+/*
+ * Every value pointer a WAL restores must point at a complete value-log
+ * record with a good checksum: a WAL record may have reached the disk
+ * while the value it points to did not (no sync, power loss). That is
+ * corruption naming the key, never a silently missing value.
+ */
+static int db_check_value_pointers(stoat_db *db, memtable *m, uint64_t wal_id)
+{
+    iter *it = memtable_iter(m);
+    int rc = 0;
+
+    if (it == NULL)
+        return status_err(STOAT_ENOMEM, "out of memory checking value pointers");
+    for (iter_seek_first(it); iter_valid(it) && rc == 0; iter_next(it)) {
+        slice k = iter_key(it);
+        vstruct vs;
+        vptr p;
+
+        if (vstruct_decode(iter_value(it), &vs) != 0 || !(vs.meta & VMETA_VPTR))
+            continue;
+        vptr_decode(vs.value.data, &p);
+        rc = db->vlog ? vlog_check(db->vlog, &p, k) : STOAT_ENOTFOUND;
+        if (rc != 0) {
+            char msg[STATUS_MSG_MAX], key[96];
+            snprintf(msg, sizeof(msg), "%s", status_msg());
+            key_printable(ikey_user(k), key, sizeof(key));
+            rc = status_err(STOAT_ECORRUPT,
+                            "%s/%06llu.wal: key \"%s\" (version %llu) points at value-log record "
+                            "%06u:%llu that is missing or damaged: %s",
+                            db->dir, (unsigned long long)wal_id, key,
+                            (unsigned long long)ikey_version(k), p.fid,
+                            (unsigned long long)p.offset, msg);
+        }
+    }
+    iter_free(it);
+    return rc;
+}
+
 /* Replays the WALs in ids (sorted) into immutable memtables. */
 static int db_replay_wals(stoat_db *db, const uint64_t *ids, size_t n, uint64_t *max_version)
 {
@@ -230,6 +294,10 @@ static int db_replay_wals(stoat_db *db, const uint64_t *ids, size_t n, uint64_t 
             return rc;
         if (mv > *max_version)
             *max_version = mv;
+        if ((rc = db_check_value_pointers(db, m, ids[i])) != 0) {
+            memtable_unref(m);
+            return rc;
+        }
         if (memtable_count(m) == 0 && !db->read_only) {
             memtable_mark_obsolete(m);
             memtable_unref(m);
@@ -317,6 +385,29 @@ static int db_load_manifest(stoat_db *db, manifest_state *st)
     return 0;
 }
 
+/* The value log and its discard counts. The counts are advisory: a
+ * damaged DISCARD file is replaced by zero counts (GC then finds garbage
+ * again as compaction goes), never a reason not to open. */
+static int db_open_value_log(stoat_db *db)
+{
+    vlog_options vo = {.file_size = db->opts.value_log_file_size, .read_only = db->read_only};
+    int rc;
+
+    if ((rc = vlog_open(db->env, db->dir, &vo, &db->vlog)) != 0)
+        return rc;
+    rc = discard_open(db->env, db->dir, db->read_only, &db->disc);
+    if (rc == STOAT_ECORRUPT && !db->read_only) {
+        char *path = env_join(db->dir, "DISCARD");
+        if (path == NULL)
+            return status_err(STOAT_ENOMEM, "out of memory");
+        rc = env_remove(db->env, path);
+        free(path);
+        if (rc == 0)
+            rc = discard_open(db->env, db->dir, db->read_only, &db->disc);
+    }
+    return rc;
+}
+
 static int db_recover(stoat_db *db)
 {
     manifest_state st = {0};
@@ -328,6 +419,8 @@ static int db_recover(stoat_db *db)
     db->next_file_id = st.next_file_id ? st.next_file_id : 1;
     max_version = st.last_version;
     if ((rc = db_check_tables(db, &max_version)) != 0)
+        return rc;
+    if ((rc = db_open_value_log(db)) != 0)
         return rc;
     if ((rc = db_scan_dir(db, &st, &max_version)) != 0)
         return rc;
@@ -358,6 +451,7 @@ static int db_alloc(const char *dir, const stoat_options *opts, env *e, stoat_db
     db->fork_gen = atomic_load(&fork_generation);
     pthread_mutex_init(&db->mu, NULL);
     pthread_mutex_init(&db->manifest_mu, NULL);
+    pthread_mutex_init(&db->gc_mu, NULL);
     pthread_cond_init(&db->bg_cv, NULL);
     pthread_cond_init(&db->done_cv, NULL);
     db->snapshots.next = db->snapshots.prev = &db->snapshots;
@@ -390,12 +484,21 @@ static void db_free(stoat_db *db)
     if (db->current)
         version_unref(db->current);
     manifest_close(db->manifest);
+    if (db->disc && !db->read_only)
+        discard_save(db->disc);
+    discard_close(db->disc);
+    vlog_close(db->vlog);
+    free(db->vlog_ikeys);
+    free(db->vlog_vals);
+    free(db->vlog_ptrs);
+    buf_free(&db->vlog_keys);
+    free(db->gc_pending);
+    pthread_mutex_destroy(&db->gc_mu);
     table_cache_free(db->tc);
     block_cache_free(db->bc);
     env_unlock(db->env, db->lock);
     buf_free(&db->wal_payload);
     oracle_free(&db->oracle);
-    free(db->group_ops);
     pthread_mutex_destroy(&db->mu);
     pthread_mutex_destroy(&db->manifest_mu);
     pthread_cond_destroy(&db->bg_cv);
@@ -454,7 +557,7 @@ int db_open_env(const char *dir, const stoat_options *opts, env *e, stoat_db **o
         goto fail;
     if ((rc = db_recover(db)) != 0)
         goto fail;
-    if (!db->read_only && (rc = db_bg_start(db)) != 0)
+    if (!db->read_only && ((rc = db_bg_start(db)) != 0 || (rc = db_gc_start(db)) != 0))
         goto fail;
     *out = db;
     return 0;
@@ -462,6 +565,8 @@ fail:
     {
         char msg[STATUS_MSG_MAX];
         snprintf(msg, sizeof(msg), "%s", status_msg());
+        db_gc_stop(db);
+        db_bg_stop(db);     /* sets closing: threads that started end */
         db_free(db);
         status_set_msg(msg);
     }
@@ -494,12 +599,14 @@ int stoat_close(stoat_db *db)
     while (db->writers_head != NULL)
         pthread_cond_wait(&db->done_cv, &db->mu);
     pthread_mutex_unlock(&db->mu);
+    db_gc_stop(db);
     db_bg_stop(db);
     rc = db->bg_error;
     if (rc != 0) {
         status_set_msg(db->bg_msg);
     } else if (db->mem != NULL && memtable_count(db->mem) > 0) {
-        rc = memtable_sync(db->mem);
+        if ((rc = vlog_sync(db->vlog)) == 0)
+            rc = memtable_sync(db->mem);
     }
     db_free(db);
     return rc;

@@ -89,8 +89,14 @@ static int db_get_table(stoat_db *db, uint64_t id, slice ukey, uint64_t rv, buf 
     return rc;
 }
 
-/* Finds the newest stored value of ukey visible at rv, into val, and its
- * version. */
+/*
+ * Finds the newest stored value of ukey visible at rv, into val, and its
+ * version. Sources are searched newest first and the first that holds a
+ * version at or below rv has the answer: a newer source never holds an
+ * older version of a key than a deeper one (flushes and compactions move
+ * data down in order, and value-log GC only rewrites a key's newest
+ * version, checked at commit: db_write.c).
+ */
 static int db_get_stored(stoat_db *db, read_view *rv, slice ukey, buf *val, uint64_t *ver)
 {
     const version *v = rv->v;
@@ -107,9 +113,9 @@ static int db_get_stored(stoat_db *db, read_view *rv, slice ukey, buf *val, uint
     }
     for (size_t i = 0; i < v->n[0] && rc == STOAT_ENOTFOUND; i++) {
         const table_meta *t = v->tables[0][i];
-        if (slice_cmp(ukey, table_smallest_ukey(t)) < 0 || slice_cmp(ukey, table_largest_ukey(t)) > 0)
-            continue;
-        rc = db_get_table(db, t->id, ukey, rv->read_version, &k, val);
+        if (slice_cmp(ukey, table_smallest_ukey(t)) >= 0 &&
+            slice_cmp(ukey, table_largest_ukey(t)) <= 0)
+            rc = db_get_table(db, t->id, ukey, rv->read_version, &k, val);
     }
     for (int l = 1; l < v->num_levels && rc == STOAT_ENOTFOUND; l++) {
         long i = version_find_table(v, l, ukey);
@@ -137,9 +143,66 @@ int db_get_at(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, uint
     return rc;
 }
 
+/* Reads the separated value vs points to (its key: ukey at version) into
+ * vbuf, and points vs->value at it. */
+static int db_read_vlog(stoat_db *db, slice ukey, uint64_t version, vstruct *vs, buf *vbuf)
+{
+    char ik_small[128], *ik = ik_small;
+    vptr p;
+    int rc;
+
+    if (ukey.len + IKEY_SUFFIX_LEN > sizeof(ik_small) &&
+        (ik = malloc(ukey.len + IKEY_SUFFIX_LEN)) == NULL)
+        return status_err(STOAT_ENOMEM, "out of memory reading a value");
+    ikey_encode(ik, ukey.data, ukey.len, version);
+    vptr_decode(vs->value.data, &p);
+    rc = db->vlog ? vlog_read(db->vlog, &p, slice_make(ik, ukey.len + IKEY_SUFFIX_LEN), vbuf)
+                  : status_err(STOAT_ECORRUPT, "%s: value pointer without a value log", db->dir);
+    if (ik != ik_small)
+        free(ik);
+    if (rc == 0)
+        vs->value = slice_make(vbuf->data, vbuf->len);
+    return rc;
+}
+
+int db_read_value(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, buf *vbuf,
+                  vstruct *vs, uint64_t *version)
+{
+    uint64_t ver = 0;
+    int rc;
+
+    /* A value-log file may vanish under a reader that does not hold a
+     * snapshot, once GC has moved its values: looking again finds the
+     * moved copy. Twice is enough; a third miss is damage. */
+    for (int attempt = 0;; attempt++) {
+        buf_reset(stored);
+        if ((rc = db_get_at(db, ukey, read_version, stored, &ver)) != 0)
+            return rc;
+        if (vstruct_decode(slice_make(stored->data, stored->len), vs) != 0)
+            return status_err(STOAT_ECORRUPT, "%s: malformed stored value for a key of %zu bytes",
+                              db->dir, ukey.len);
+        if ((vs->meta & VMETA_DELETE) ||
+            (vs->expires_at != 0 && vs->expires_at <= (uint64_t)time(NULL)))
+            return STOAT_ENOTFOUND;
+        if (!(vs->meta & VMETA_VPTR))
+            break;
+        rc = db_read_vlog(db, ukey, ver, vs, vbuf);
+        if (rc == 0)
+            break;
+        if (rc != STOAT_ENOTFOUND)
+            return rc;
+        if (attempt == 2)
+            return status_err(STOAT_ECORRUPT, "%s: value of a key of %zu bytes points into a "
+                              "missing value-log file", db->dir, ukey.len);
+    }
+    if (version)
+        *version = ver;
+    return 0;
+}
+
 int stoat_get(stoat_db *db, const void *key, size_t klen, void **val, size_t *vlen)
 {
-    buf stored = {0};
+    buf stored = {0}, vbuf = {0};
     vstruct vs;
     int rc;
 
@@ -149,27 +212,20 @@ int stoat_get(stoat_db *db, const void *key, size_t klen, void **val, size_t *vl
     *vlen = 0;
     if ((rc = db_check_handle(db)) != 0 || (rc = db_check_key(key, klen)) != 0)
         return rc;
-    if ((rc = db_get_at(db, slice_make(key, klen), 0, &stored, NULL)) != 0)
-        goto done;
-    if (vstruct_decode(slice_make(stored.data, stored.len), &vs) != 0) {
-        rc = status_err(STOAT_ECORRUPT, "%s: malformed stored value for a key of %zu bytes",
-                        db->dir, klen);
-        goto done;
+    rc = db_read_value(db, slice_make(key, klen), 0, &stored, &vbuf, &vs, NULL);
+    if (rc == 0) {
+        /* Hand out a buffer that holds exactly the value. */
+        buf *own = vbuf.data && vs.value.data == vbuf.data ? &vbuf : &stored;
+        if (vs.value.len)
+            memmove(own->data, vs.value.data, vs.value.len);
+        *vlen = vs.value.len;
+        *val = own->data;
+        own->data = NULL;
+        if (*val == NULL && (*val = malloc(1)) == NULL)
+            rc = status_err(STOAT_ENOMEM, "out of memory");
     }
-    if ((vs.meta & VMETA_DELETE) ||
-        (vs.expires_at != 0 && vs.expires_at <= (uint64_t)time(NULL))) {
-        rc = STOAT_ENOTFOUND;
-        goto done;
-    }
-    /* Hand out the stored buffer itself: shift the value to its front. */
-    memmove(stored.data, vs.value.data, vs.value.len);
-    *vlen = vs.value.len;
-    *val = stored.data;
-    if (*val == NULL && (*val = malloc(1)) == NULL)
-        rc = status_err(STOAT_ENOMEM, "out of memory");
-    return rc;
-done:
     buf_free(&stored);
+    buf_free(&vbuf);
     return rc;
 }
 
@@ -180,7 +236,7 @@ void stoat_free(void *p)
 
 /* Snapshots: the read versions registered readers still need. */
 
-static void db_snapshot_add_locked(stoat_db *db, db_snapshot *s)
+void db_snapshot_add_locked(stoat_db *db, db_snapshot *s)
 {
     db_snapshot *after = db->snapshots.prev;
 
@@ -208,9 +264,14 @@ void db_snapshot_add(stoat_db *db, db_snapshot *s)
 
 void db_snapshot_remove(stoat_db *db, db_snapshot *s)
 {
+    size_t pending;
+
     pthread_mutex_lock(&db->mu);
     db_snapshot_remove_locked(s);
+    pending = db->n_gc_pending;
     pthread_mutex_unlock(&db->mu);
+    if (pending > 0)    /* a value-log file may have waited for this reader */
+        db_gc_reap(db);
 }
 
 uint64_t db_oldest_snapshot_locked(stoat_db *db)
@@ -239,6 +300,8 @@ struct stoat_iter {
     db_snapshot snap;
     iter_hull hull;
     buf lower_end, upper_end;   /* the bounds as hull ends */
+    buf vbuf;                   /* the current separated value, once read */
+    int vbuf_valid;             /* vbuf holds the current entry's value */
     int lower_inf, upper_inf;
 };
 
@@ -353,8 +416,8 @@ static void stoat_iter_release(stoat_iter *si)
                         h->hi_inf ? slice_make(NULL, 0) : slice_make(h->hi.data, h->hi.len));
     if (si->it)
         db_iter_free(si->it);
+    db_snapshot_remove(db, &si->snap);
     pthread_mutex_lock(&db->mu);
-    db_snapshot_remove_locked(&si->snap);
     db->open_iters--;
     pthread_mutex_unlock(&db->mu);
     if (si->v)
@@ -363,6 +426,7 @@ static void stoat_iter_release(stoat_iter *si)
     buf_free(&h->hi);
     buf_free(&si->lower_end);
     buf_free(&si->upper_end);
+    buf_free(&si->vbuf);
     free(si);
 }
 
@@ -469,6 +533,7 @@ static int iter_check(stoat_iter *si)
         int rc_;                                                         \
         if ((rc_ = iter_check(si)) != 0)                                 \
             return rc_;                                                  \
+        (si)->vbuf_valid = 0;                                            \
         call;                                                            \
         if ((si)->track_range && (start) != NULL)                        \
             hull_extend(&(si)->hull, *(const slice *)(start), 0, 0);     \
@@ -543,6 +608,7 @@ int stoat_iter_key(stoat_iter *si, const void **key, size_t *klen)
 int stoat_iter_value(stoat_iter *si, const void **val, size_t *vlen)
 {
     const vstruct *vs;
+    vstruct sep;
     int rc;
 
     if ((rc = iter_check(si)) != 0)
@@ -552,6 +618,24 @@ int stoat_iter_value(stoat_iter *si, const void **val, size_t *vlen)
     if (!db_iter_valid(si->it))
         return status_err(STOAT_EINVAL, "stoat_iter_value: iterator is not positioned");
     vs = db_iter_vstruct(si->it);
+    if (vs->meta & VMETA_VPTR) {
+        /* Read lazily, once per position: a keys-only walk never pays. */
+        if (!si->vbuf_valid) {
+            sep = *vs;
+            buf_reset(&si->vbuf);
+            rc = db_read_vlog(si->db, db_iter_key(si->it), db_iter_version(si->it), &sep,
+                              &si->vbuf);
+            if (rc == STOAT_ENOTFOUND)  /* its snapshot keeps every file it needs */
+                rc = status_err(STOAT_ECORRUPT, "%s: value points into a missing value-log "
+                                "file", si->db->dir);
+            if (rc != 0)
+                return rc;
+            si->vbuf_valid = 1;
+        }
+        *val = si->vbuf.data ? si->vbuf.data : "";
+        *vlen = si->vbuf.len;
+        return 0;
+    }
     *val = vs->value.data;
     *vlen = vs->value.len;
     return 0;

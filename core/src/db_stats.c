@@ -2,6 +2,7 @@
  * db_stats.c - stoat_stats_get: one consistent look at the database's
  * shape and counters, taken under db->mu.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "db_impl.h"
@@ -43,5 +44,17 @@ int stoat_stats_get(stoat_db *db, stoat_stats *out)
     out->block_cache_hits = bcs.hits;
     out->block_cache_misses = bcs.misses;
     out->open_files = (uint64_t)table_cache_open_count(db->tc);
+    if (db->vlog != NULL) {
+        uint32_t *fids = NULL;
+        size_t n = 0;
+        if (vlog_files(db->vlog, &fids, &n) == 0) {
+            out->vlog_files = n;
+            for (size_t i = 0; i < n; i++)
+                out->vlog_bytes += vlog_file_size(db->vlog, fids[i]);
+            free(fids);
+        }
+        out->vlog_garbage_bytes = discard_total(db->disc);
+        out->open_files += (uint64_t)vlog_open_count(db->vlog);
+    }
     return 0;
 }

@@ -50,6 +50,17 @@ static uint64_t now_micros(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* fsync of the value log, then of m's WAL: a durable WAL record never
+ * points at a value-log record that is not. */
+static int db_sync_logs(stoat_db *db, memtable *m)
+{
+    int rc;
+
+    if (db->vlog != NULL && (rc = vlog_sync(db->vlog)) != 0)
+        return rc;
+    return memtable_sync(m);
+}
+
 /* Makes the active memtable immutable and starts a new one of at least
  * arena bytes. Called by the front writer with mu held; drops it while
  * creating the file. */
@@ -62,7 +73,7 @@ static int db_rotate_locked(stoat_db *db, uint64_t arena)
     pthread_mutex_unlock(&db->mu);
     /* A WAL stops growing here: sync it once, so that stoat_sync (which
      * syncs the active WAL) covers everything written before. */
-    rc = memtable_sync(db->mem);
+    rc = db_sync_logs(db, db->mem);
     if (rc != 0) {
         pthread_mutex_lock(&db->mu);
         db_set_bg_error_locked(db, rc);
@@ -155,10 +166,92 @@ static db_writer *db_build_group_locked(stoat_db *db, uint64_t *bytes, uint64_t 
     return last;
 }
 
-/* Encodes the group's entries, each writer's under its own version. */
+static inline int op_skipped(const db_writer *w, size_t i)
+{
+    return w->skip != NULL && w->skip[i];
+}
+
+static inline int op_separated(const stoat_db *db, const db_write_op *op)
+{
+    return db->vlog != NULL && !(op->meta & VMETA_DELETE) &&
+           op->value.len >= db->opts.value_threshold;
+}
+
+static inline uint64_t op_version(const db_writer *w, const db_write_op *op)
+{
+    return op->version ? op->version : w->version;
+}
+
+static int db_vlog_reserve(stoat_db *db, size_t n)
+{
+    if (n <= db->vlog_cap)
+        return 0;
+    free(db->vlog_ikeys);
+    free(db->vlog_vals);
+    free(db->vlog_ptrs);
+    db->vlog_ikeys = malloc(n * sizeof(*db->vlog_ikeys));
+    db->vlog_vals = malloc(n * sizeof(*db->vlog_vals));
+    db->vlog_ptrs = malloc(n * sizeof(*db->vlog_ptrs));
+    db->vlog_cap = n;
+    if (db->vlog_ikeys && db->vlog_vals && db->vlog_ptrs)
+        return 0;
+    db->vlog_cap = 0;
+    return status_err(STOAT_ENOMEM, "out of memory writing to the value log");
+}
+
+/*
+ * Appends the group's large values to the value log in one batch; their
+ * pointers land in db->vlog_ptrs, in op order. A failure leaves no record
+ * behind and nothing else written: the group just fails.
+ */
+static int db_separate_values(stoat_db *db, db_writer *first, db_writer *last, size_t *n_sep)
+{
+    size_t n = 0, key_bytes = 0;
+    int rc;
+
+    *n_sep = 0;
+    for (db_writer *w = first;; w = w->next) {
+        for (size_t i = 0; w->version != 0 && i < w->n_ops; i++) {
+            if (!op_skipped(w, i) && op_separated(db, &w->ops[i])) {
+                n++;
+                key_bytes += w->ops[i].key.len + IKEY_SUFFIX_LEN;
+            }
+        }
+        if (w == last)
+            break;
+    }
+    if (n == 0)
+        return 0;
+    buf_reset(&db->vlog_keys);
+    if ((rc = db_vlog_reserve(db, n)) != 0 || (rc = buf_reserve(&db->vlog_keys, key_bytes)) != 0)
+        return rc;
+    n = 0;
+    for (db_writer *w = first;; w = w->next) {
+        for (size_t i = 0; w->version != 0 && i < w->n_ops; i++) {
+            const db_write_op *op = &w->ops[i];
+            char *k = db->vlog_keys.data + db->vlog_keys.len;
+            if (op_skipped(w, i) || !op_separated(db, op))
+                continue;
+            db->vlog_keys.len += ikey_encode(k, op->key.data, op->key.len, op_version(w, op));
+            db->vlog_ikeys[n] = slice_make(k, op->key.len + IKEY_SUFFIX_LEN);
+            db->vlog_vals[n++] = op->value;
+        }
+        if (w == last)
+            break;
+    }
+    if ((rc = vlog_append_batch(db->vlog, db->vlog_ikeys, db->vlog_vals, n, db->vlog_ptrs)) != 0)
+        return rc;
+    *n_sep = n;
+    return 0;
+}
+
+/* Encodes the group's entries into the WAL payload, each writer's under
+ * its own version, separated values as their pointers. */
 static int db_encode_group(stoat_db *db, db_writer *first, db_writer *last)
 {
-    buf key = {0}, val = {0};
+    buf *key = &db->vlog_keys;   /* reused: the value log has its copies */
+    char ptr[VPTR_LEN], vbuf_small[64];
+    size_t j = 0;
     int rc = 0;
 
     buf_reset(&db->wal_payload);
@@ -166,24 +259,29 @@ static int db_encode_group(stoat_db *db, db_writer *first, db_writer *last)
         for (size_t i = 0; i < w->n_ops && rc == 0 && w->version != 0; i++) {
             const db_write_op *op = &w->ops[i];
             vstruct vs = {op->meta, op->user_meta, op->expires_at, op->value};
+            char *val;
 
-            buf_reset(&key);
-            buf_reset(&val);
-            if ((rc = buf_reserve(&key, op->key.len + IKEY_SUFFIX_LEN)) != 0 ||
-                (rc = buf_reserve(&val, vstruct_encoded_len(&vs))) != 0)
+            if (op_skipped(w, i))
+                continue;
+            if (op_separated(db, op)) {
+                vptr_encode(ptr, &db->vlog_ptrs[j++]);
+                vs.meta |= VMETA_VPTR;
+                vs.value = slice_make(ptr, VPTR_LEN);
+            }
+            buf_reset(key);
+            if ((rc = buf_reserve(key, op->key.len + IKEY_SUFFIX_LEN + vstruct_encoded_len(&vs))) != 0)
                 break;
-            key.len = ikey_encode(key.data, op->key.data, op->key.len, w->version);
-            val.len = vstruct_encode(val.data, &vs);
-            rc = wal_encode_entry(&db->wal_payload, slice_make(key.data, key.len),
-                                  slice_make(val.data, val.len));
+            key->len = ikey_encode(key->data, op->key.data, op->key.len, op_version(w, op));
+            val = vstruct_encoded_len(&vs) <= sizeof(vbuf_small) ? vbuf_small : key->data + key->len;
+            rc = wal_encode_entry(&db->wal_payload, slice_make(key->data, key->len),
+                                  slice_make(val, vstruct_encode(val, &vs)));
         }
         if (rc != 0 || w == last)
             break;
     }
-    buf_free(&key);
-    buf_free(&val);
     return rc;
 }
+
 
 /* Inserts the logged payload (which this process just encoded) into the
  * memtable. */
@@ -218,6 +316,8 @@ static int db_commit_group(stoat_db *db, int sync)
     memtable *m = db->mem;  /* only the front writer swaps it */
     int rc;
 
+    if (sync && db->vlog != NULL && (rc = vlog_sync(db->vlog)) != 0)
+        return rc;
     if (db->wal_payload.len == 0)
         return sync ? memtable_sync(m) : 0;
     if ((rc = memtable_log(m, db->wal_payload.data, db->wal_payload.len)) != 0)
@@ -227,37 +327,55 @@ static int db_commit_group(stoat_db *db, int sync)
     return db_apply_payload(m, &db->wal_payload);
 }
 
+/* Records w's keys as committed at version, for later conflict checks. */
+static int db_record_commit_locked(stoat_db *db, const db_writer *w, uint64_t version)
+{
+    slice keys_small[16], *keys = keys_small;
+    int rc;
+
+    if (w->n_ops > 16 && (keys = malloc(w->n_ops * sizeof(*keys))) == NULL)
+        return status_err(STOAT_ENOMEM, "out of memory recording a commit");
+    for (size_t i = 0; i < w->n_ops; i++)
+        keys[i] = w->ops[i].key;
+    rc = oracle_record(&db->oracle, version, keys, w->n_ops);
+    if (keys != keys_small)
+        free(keys);
+    return rc ? status_err(rc, "out of memory recording a commit") : 0;
+}
+
 /*
- * Gives w its version, unless it is a transaction that conflicts. While
- * any snapshot is open (a transaction may be reading), commits are
- * recorded so that later commits can be checked against them.
+ * Gives w its version, unless it is a transaction that conflicts. Every
+ * commit is recorded, so that later commits can be checked against it: a
+ * transaction may begin after this version is given out but before it is
+ * published, and then reads below it. oracle_prune drops the record once
+ * no snapshot can be older.
  */
 static void db_assign_version_locked(stoat_db *db, db_writer *w)
 {
     if (w->n_ops == 0)
         return;
+    if (w->gc) {
+        /*
+         * A move of values, not a change: no conflicts, and only the
+         * version that tells later snapshots from earlier ones. A key
+         * written since GC judged it gets no rewrite: its old value would
+         * land in a newer source than the newer version, which readers
+         * stopping at the first source would then miss (and a tombstone
+         * dropped later would let it resurface).
+         */
+        for (size_t i = 0; i < w->n_ops; i++)
+            w->skip[i] = (uint8_t)oracle_written_after(&db->oracle, w->read_version,
+                                                       w->ops[i].key);
+        w->version = db->next_version++;
+        return;
+    }
     if (w->reads && oracle_conflicts(&db->oracle, w->read_version, w->reads)) {
         w->rc = STOAT_ECONFLICT;
         db->stat_conflicts++;
         return;
     }
-    if (db->snapshots.next != &db->snapshots) {
-        slice keys_small[16], *keys = keys_small;
-        int rc;
-        if (w->n_ops > 16 && (keys = malloc(w->n_ops * sizeof(*keys))) == NULL) {
-            w->rc = status_err(STOAT_ENOMEM, "out of memory recording a commit");
-            return;
-        }
-        for (size_t i = 0; i < w->n_ops; i++)
-            keys[i] = w->ops[i].key;
-        rc = oracle_record(&db->oracle, db->next_version, keys, w->n_ops);
-        if (keys != keys_small)
-            free(keys);
-        if (rc != 0) {
-            w->rc = status_err(rc, "out of memory recording a commit");
-            return;
-        }
-    }
+    if ((w->rc = db_record_commit_locked(db, w, db->next_version)) != 0)
+        return;
     w->version = db->next_version++;
     if (w->reads)
         db->stat_commits++;
@@ -306,8 +424,11 @@ static int db_lead_group_locked(stoat_db *db, db_writer *self)
             if (w == last)
                 break;
         }
+        size_t n_sep;
         pthread_mutex_unlock(&db->mu);
-        rc = db_encode_group(db, db->writers_head, last);
+        rc = db_separate_values(db, db->writers_head, last, &n_sep);
+        if (rc == 0)
+            rc = db_encode_group(db, db->writers_head, last);
         if (rc == 0 && (rc = db_commit_group(db, sync)) != 0) {
             pthread_mutex_lock(&db->mu);
             db_set_bg_error_locked(db, rc);
@@ -338,6 +459,16 @@ int db_write_txn(stoat_db *db, const db_write_op *ops, size_t n, txn_reads *read
     if (rc == STOAT_ECONFLICT)
         return status_err(rc, "transaction conflict: a key it read, or a key in a range it "
                               "iterated, was committed by another transaction since it began");
+    return rc;
+}
+
+int db_write_gc(stoat_db *db, const db_write_op *ops, size_t n, uint64_t read_version,
+                uint8_t *skip, uint64_t *done_version)
+{
+    db_writer w = {.ops = ops, .n_ops = n, .gc = 1, .read_version = read_version, .skip = skip};
+    int rc = db_write_queued(db, &w);
+
+    *done_version = w.version;
     return rc;
 }
 
@@ -373,6 +504,7 @@ static int db_write_queued(stoat_db *db, db_writer *wp)
         rc = db_wait_flushed_locked(db, w.version);
     pthread_mutex_unlock(&db->mu);
     pthread_cond_destroy(&w.cv);
+    wp->version = w.version;
     return rc;
 }
 

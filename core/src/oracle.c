@@ -126,6 +126,34 @@ int oracle_conflicts(const oracle *o, uint64_t read_version, txn_reads *r)
     return 0;
 }
 
+static int fps_contain(const uint64_t *fps, size_t n, uint64_t fp)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (fps[mid] < fp)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && fps[lo] == fp;
+}
+
+int oracle_written_after(const oracle *o, uint64_t version, slice key)
+{
+    uint64_t fp = oracle_fingerprint(key);
+
+    for (const oracle_commit *c = o->head; c != NULL; c = c->next) {
+        if (c->version <= version || !fps_contain(c->fps, c->n, fp))
+            continue;
+        for (size_t i = 0; i < c->n; i++)
+            if (slice_cmp(c->keys[i], key) == 0)
+                return 1;
+    }
+    return 0;
+}
+
 int oracle_record(oracle *o, uint64_t version, const slice *keys, size_t n)
 {
     oracle_commit *c = calloc(1, sizeof(*c));

@@ -52,6 +52,10 @@ typedef struct oracle {
 /* 1 if a transaction reading at read_version with reads r conflicts. */
 int oracle_conflicts(const oracle *o, uint64_t read_version, txn_reads *r);
 
+/* 1 if a commit recorded above version wrote key (exact: fingerprints
+ * narrow the search, keys decide). */
+int oracle_written_after(const oracle *o, uint64_t version, slice key);
+
 /* Records a commit at version with the written keys (copied). */
 int oracle_record(oracle *o, uint64_t version, const slice *keys, size_t n);
 

@@ -38,6 +38,7 @@ struct stoat_txn {
     stoat_iter **iters;         /* open iterators, detached at discard */
     size_t n_iters, cap_iters;
     buf scratch;                /* the last get's stored value */
+    buf vscratch;               /* ... and its separated value */
 };
 
 static int txn_begin(stoat_db *db, int read_only, uint64_t read_version, stoat_txn **out)
@@ -65,9 +66,11 @@ static int txn_begin(stoat_db *db, int read_only, uint64_t read_version, stoat_t
     }
     t->read_version = read_version ? read_version : atomic_load(&db->last_version);
     t->snap.version = t->read_version;
+    /* Registered in the same critical section: no commit above the read
+     * version may be pruned from the oracle before it is. */
+    db_snapshot_add_locked(db, &t->snap);
     db->open_iters++;           /* a live transaction keeps close away too */
     pthread_mutex_unlock(&db->mu);
-    db_snapshot_add(db, &t->snap);
     *out = t;
     return 0;
 }
@@ -137,11 +140,9 @@ int stoat_txn_get_meta(stoat_txn *t, const void *key, size_t klen, const void **
     } else {
         if (t->track_reads && txn_reads_add_key(&t->reads, k) != 0)
             return status_err(STOAT_ENOMEM, "out of memory recording a read");
-        buf_reset(&t->scratch);
-        if ((rc = db_get_at(t->db, k, t->read_version, &t->scratch, version)) != 0)
+        rc = db_read_value(t->db, k, t->read_version, &t->scratch, &t->vscratch, &vs, version);
+        if (rc != 0)
             return rc;
-        if (vstruct_decode(slice_make(t->scratch.data, t->scratch.len), &vs) != 0)
-            return status_err(STOAT_ECORRUPT, "%s: malformed stored value", t->db->dir);
     }
     if ((vs.meta & VMETA_DELETE) ||
         (vs.expires_at != 0 && vs.expires_at <= (uint64_t)time(NULL)))
@@ -259,7 +260,7 @@ static int txn_ops(stoat_txn *t, db_write_op **out)
         return status_err(STOAT_ENOMEM, "out of memory committing");
     for (size_t i = 0; i < t->writes.n; i++) {
         const pending_entry *e = t->writes.entries[i];
-        ops[i] = (db_write_op){e->meta, e->user_meta, e->expires_at, e->key, e->value};
+        ops[i] = (db_write_op){e->meta, e->user_meta, e->expires_at, e->key, e->value, 0};
     }
     *out = ops;
     return 0;
@@ -304,5 +305,6 @@ void stoat_txn_discard(stoat_txn *t)
     pending_free(&t->writes);
     txn_reads_free(&t->reads);
     buf_free(&t->scratch);
+    buf_free(&t->vscratch);
     free(t);
 }

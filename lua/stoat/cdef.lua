@@ -78,6 +78,10 @@ typedef struct stoat_options {
     int num_versions_to_keep;
     uint64_t max_txn_bytes;
     uint64_t max_txn_entries;
+    uint32_t value_threshold;
+    uint64_t value_log_file_size;
+    int auto_gc;
+    double auto_gc_ratio;
 } stoat_options;
 
 typedef struct stoat_db stoat_db;
@@ -152,6 +156,8 @@ int stoat_batch_set_ex(stoat_batch *b, const void *key, size_t klen, const void 
 int stoat_batch_delete(stoat_batch *b, const void *key, size_t klen);
 int stoat_batch_commit(stoat_batch *b);
 void stoat_batch_free(stoat_batch *b);
+
+int stoat_gc(stoat_db *db, double discard_ratio, uint64_t *reclaimed);
 
 int stoat_drop_prefix(stoat_db *db, const void *prefix, size_t plen);
 int stoat_drop_all(stoat_db *db);

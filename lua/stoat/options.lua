@@ -55,6 +55,10 @@ local FIELDS = {
     num_versions_to_keep = "int",
     max_txn_bytes = "u64",
     max_txn_entries = "u64",
+    value_threshold = "u32",
+    value_log_file_size = "u64",
+    auto_gc = "flag",
+    auto_gc_ratio = "double",
 }
 M.FIELDS = FIELDS
 
