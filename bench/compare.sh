@@ -6,7 +6,7 @@
 # stoat's ratio to each peer, the machine, the date and the exact commands.
 #
 #   --small   a quarter of the entries (about 2 minutes on 2 cores; the
-#             full run takes about 15)
+#             full run about 12)
 #
 # Environment: BUILD (build directory, default build), THREADS (--threads,
 # default 1), OUT (result file, default bench/RESULTS.md), ENGINES (default
