@@ -315,6 +315,7 @@ int main(int argc, char **argv)
     b.cfg.dir = b.f.db;
     b.cfg.threads = b.f.threads + 1;
     b.cfg.bloom_bits = b.f.bloom_bits;
+    b.cfg.value_threshold = b.f.value_threshold;
     if (gen_values_init(&b.values, b.f.compression_ratio, b.f.value_size, b.f.seed) != 0) {
         fprintf(stderr, "out of memory\n");
         return 1;

@@ -53,6 +53,7 @@ typedef struct engine_config {
     int threads;        /* sessions that may be open at once */
     int bloom_bits;     /* bloom filter bits per key for LSM peers; <0 keeps
                          * the engine's own default */
+    int value_threshold; /* stoat only: its value_threshold option; 0 = default */
 } engine_config;
 
 /* A growable buffer owned by the caller; get fills it. */

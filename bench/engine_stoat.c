@@ -74,6 +74,8 @@ static int sto_open(const engine_config *cfg, engine_db **out)
     o.sync = cfg->sync ? STOAT_SYNC_COMMIT : STOAT_SYNC_NONE;
     if (cfg->bloom_bits < 0)
         o.bloom_fp_rate = 0;
+    if (cfg->value_threshold > 0)
+        o.value_threshold = (uint32_t)cfg->value_threshold;
     if ((rc = stoat_open(cfg->dir, &o, &db->db)) != 0) {
         free(db);
         return sto_fail(NULL, "open", rc);

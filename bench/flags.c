@@ -40,6 +40,7 @@ static const flag_def flag_defs[] = {
     F("histogram", FLAG_BOOL, histogram, "print latency percentiles"),
     F("use_existing_db", FLAG_BOOL, use_existing_db, "keep the database in --db"),
     F("bloom_bits", FLAG_INT, bloom_bits, "LevelDB/RocksDB bloom bits per key (-1: none)"),
+    F("value_threshold", FLAG_INT, value_threshold, "stoat: values this long go to the value log (0: default)"),
     F("seed", FLAG_U64, seed, "seed of the pseudo-random generators"),
     F("db", FLAG_STR, db, "database directory"),
 };

@@ -30,6 +30,7 @@ typedef struct bench_flags {
     int histogram;              /* print latency percentiles */
     int use_existing_db;        /* keep the database found in --db */
     int bloom_bits;             /* peers' bloom filter bits per key; <0: none */
+    int value_threshold;        /* stoat: value_threshold option; 0: its default */
     uint64_t seed;              /* base of every thread's generator */
     const char *db;             /* database directory */
     char db_default[512];       /* storage for the default --db */
