@@ -3,11 +3,13 @@
  * replaying them at open, and rewriting the file as one snapshot.
  *
  * Format (core/FORMAT.md, "MANIFEST"): a 16-byte header (fixed64 magic,
- * fixed32 format version, fixed32 0), then records framed like the WAL's:
- * fixed32 payload length, fixed32 checksum32(payload), payload. A payload
- * is one version_edit as a sequence of varint tags, each followed by its
- * fields (MTAG_*). The first record of a file written by create or a
- * rewrite is a snapshot: the counters plus one "add" per table.
+ * fixed32 format version, fixed32 0), then records framed like the WAL's
+ * (wal_record_header_*): a 12-byte header of fixed32 payload length,
+ * fixed32 checksum32(payload) and fixed32 checksum32(those 8 bytes), then
+ * the payload. A payload is one version_edit as a sequence of varint
+ * tags, each followed by its fields (MTAG_*). The first record of a file
+ * written by create or a rewrite is a snapshot: the counters plus one
+ * "add" per table.
  *
  * Owns: the open MANIFEST (an append handle), the counters in force
  * (manifest_state: the maximum of every value the edits carried), and the
@@ -35,9 +37,10 @@
 #include "checksum.h"
 #include "coding.h"
 #include "status.h"
+#include "wal.h"
 
 #define MANIFEST_HEADER_LEN 16
-#define MANIFEST_RECORD_HEADER_LEN 8
+#define MANIFEST_RECORD_HEADER_LEN WAL_RECORD_HEADER_LEN
 #define MANIFEST_MIN_REWRITE (64u * 1024)
 
 /* Payload tags; values are fixed by the format. */
@@ -140,8 +143,7 @@ static int frame_record(buf *b, size_t from)
 
     if (len > UINT32_MAX)
         return status_err(STOAT_ETOOBIG, "MANIFEST: record of %zu bytes", len);
-    put_fixed32(hdr, (uint32_t)len);
-    put_fixed32(hdr + 4, checksum32(b->data + from, len));
+    wal_record_header_encode(hdr, b->data + from, (uint32_t)len);
     if (buf_reserve(b, sizeof(hdr)) != 0)
         return status_err(STOAT_ENOMEM, "MANIFEST: out of memory");
     memmove(b->data + from + sizeof(hdr), b->data + from, len);
@@ -320,34 +322,59 @@ out:
     return rc;
 }
 
+/* check_record's verdict for a torn tail (errors are negative). */
+#define MANIFEST_TORN 1
+
+/*
+ * Checks the record at off of data[0, len): 0 and its payload length,
+ * MANIFEST_TORN when it is a torn tail, or STOAT_ECORRUPT. The length is
+ * used only once the record header's own check has passed.
+ */
+static int check_record(const manifest *m, const char *data, size_t len, size_t off,
+                        size_t *plen)
+{
+    size_t rest = len - off;
+    const char *h = data + off;
+
+    if (rest < MANIFEST_RECORD_HEADER_LEN)
+        return MANIFEST_TORN;
+    if (!wal_record_header_ok(h)) {
+        if (all_zero(h, rest))
+            return MANIFEST_TORN;
+        return status_err(STOAT_ECORRUPT, "%s: bad checksum at offset %zu (record header)",
+                          m->path, off);
+    }
+    *plen = get_fixed32(h);
+    if (*plen > rest - MANIFEST_RECORD_HEADER_LEN)
+        return MANIFEST_TORN;
+    if (checksum32(h + MANIFEST_RECORD_HEADER_LEN, *plen) == get_fixed32(h + 4))
+        return 0;
+    if (*plen == rest - MANIFEST_RECORD_HEADER_LEN)
+        return MANIFEST_TORN;
+    return status_err(STOAT_ECORRUPT, "%s: bad checksum at offset %zu", m->path, off);
+}
+
 /*
  * Replays every record of data into *v. *good_len gets the end of the last
  * good record: less than len when the file ends in a torn tail (a cut
- * record header or payload, a last record whose checksum fails and that
- * ends exactly at end of file, or zero bytes), which the caller truncates.
+ * record header, an intact header whose payload runs past end of file, a
+ * last record whose payload checksum fails and that ends exactly at end of
+ * file, or zero bytes), which the caller truncates.
  */
 static int replay(manifest *m, const char *data, size_t len, version **v, uint64_t *good_len)
 {
-    size_t off = MANIFEST_HEADER_LEN;
+    size_t off = MANIFEST_HEADER_LEN, plen = 0;
     int rc;
 
     if ((rc = check_header(m, data, len)) != 0)
         return rc;
     while (off < len) {
-        size_t rest = len - off, plen;
-        const char *payload = data + off + MANIFEST_RECORD_HEADER_LEN;
-
-        if (all_zero(data + off, rest) || rest < MANIFEST_RECORD_HEADER_LEN)
+        if ((rc = check_record(m, data, len, off, &plen)) == MANIFEST_TORN)
             break;
-        plen = get_fixed32(data + off);
-        if (plen > rest - MANIFEST_RECORD_HEADER_LEN)
-            break;
-        if (checksum32(payload, plen) != get_fixed32(data + off + 4)) {
-            if (plen == rest - MANIFEST_RECORD_HEADER_LEN)
-                break;
-            return status_err(STOAT_ECORRUPT, "%s: bad checksum at offset %zu", m->path, off);
-        }
-        if ((rc = replay_record(m, payload, plen, off, v)) != 0)
+        if (rc != 0)
+            return rc;
+        rc = replay_record(m, data + off + MANIFEST_RECORD_HEADER_LEN, plen, off, v);
+        if (rc != 0)
             return rc;
         off += MANIFEST_RECORD_HEADER_LEN + plen;
     }

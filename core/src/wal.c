@@ -1,19 +1,23 @@
 /*
- * wal.c - WAL record framing and replay (format: .notes/format-wal.md,
- * merged into core/FORMAT.md "WAL").
+ * wal.c - WAL record framing and replay (format: core/FORMAT.md, "WAL").
  *
  * Owns the byte layout of a WAL file: the 16-byte header, the framing of a
- * record (length, checksum, payload) and the entries of a payload. Replay
- * reads the file front to back through a window buffer, verifies each
- * record's checksum and parses all of its entries before it hands any of
- * them to the callback, so a torn or damaged record is never half-applied.
+ * record (a 12-byte header of length, payload checksum and a check of
+ * those 8 bytes, then the payload) and the entries of a payload. The
+ * MANIFEST borrows the record framing. Replay reads the file front to back
+ * through a window buffer, verifies each record's header and checksum and
+ * parses all of its entries before it hands any of them to the callback,
+ * so a torn or damaged record is never half-applied.
  *
  * Torn versus corrupt: only damage that a crash during an append can leave
- * behind counts as a torn tail (a record cut short by end of file, a last
- * record whose checksum fails and that ends exactly at end of file, or
- * zero bytes from a record start to end of file); replay then stops with 0
- * and reports where the good prefix ends. Anything else is STOAT_ECORRUPT
- * with the file and offset.
+ * behind counts as a torn tail: less than a record header at end of file,
+ * an intact record header whose payload runs past end of file, a last
+ * record whose payload checksum fails and that ends exactly at end of
+ * file, or zero bytes from a record start to end of file. Replay then
+ * stops with 0 and reports where the good prefix ends. Anything else is
+ * STOAT_ECORRUPT with the file and offset; in particular a length is
+ * believed only once its header's check has passed, so a damaged length
+ * can never pass for a cut-short record and hide the records after it.
  *
  * Threads: no shared state; replay reads the file with positional reads,
  * so it may run while nobody appends to the same file.
@@ -57,10 +61,23 @@ int wal_encode_record(buf *out, const void *payload, size_t len)
                           WAL_MAX_RECORD);
     if (buf_reserve(out, WAL_RECORD_HEADER_LEN + len) != 0)
         return status_err(STOAT_ENOMEM, "wal: no memory for a %zu-byte record", len);
-    buf_put_fixed32(out, (uint32_t)len);
-    buf_put_fixed32(out, checksum32(payload, len));
+    /* Room is reserved: the appends cannot fail. */
+    wal_record_header_encode(out->data + out->len, payload, (uint32_t)len);
+    out->len += WAL_RECORD_HEADER_LEN;
     buf_append(out, payload, len);
     return 0;
+}
+
+void wal_record_header_encode(char *h, const void *payload, uint32_t len)
+{
+    put_fixed32(h, len);
+    put_fixed32(h + 4, checksum32(payload, len));
+    put_fixed32(h + 8, checksum32(h, 8));
+}
+
+int wal_record_header_ok(const char *h)
+{
+    return checksum32(h, 8) == get_fixed32(h + 8);
 }
 
 /* A window [win_off, win_off + win.len) of the file, refilled on demand. */
@@ -160,27 +177,44 @@ static int wal_check_header(wal_reader *r)
     return status_err(STOAT_ECORRUPT, "%s: bad WAL header at offset 0", r->path);
 }
 
+/* A record header at off whose check fails: a torn tail if nothing but
+ * zeros follows from there, else corruption. */
+static int wal_bad_record_header(wal_reader *r, uint64_t off)
+{
+    int rc, zero;
+
+    if ((rc = wal_zero_from(r, off, &zero)) != 0)
+        return rc;
+    if (zero)
+        return WAL_TORN;
+    return status_err(STOAT_ECORRUPT, "%s: bad checksum at offset %llu (record header)",
+                      r->path, (unsigned long long)off);
+}
+
 /*
  * Checks the record at off. Returns 0 and its payload, WAL_TORN when it is
- * a torn tail, or an error.
+ * a torn tail, or an error. The length is used only once the header's
+ * check has passed.
  */
 static int wal_record_check(wal_reader *r, uint64_t off, const char **payload, uint32_t *plen)
 {
     uint64_t rest = r->size - off;
     const char *p;
     uint32_t len;
-    int rc, zero;
+    int rc;
 
     if (rest < WAL_RECORD_HEADER_LEN)
         return WAL_TORN;
     if ((rc = wal_reader_get(r, off, WAL_RECORD_HEADER_LEN, &p)) != 0)
         return rc;
+    if (!wal_record_header_ok(p))
+        return wal_bad_record_header(r, off);
     len = get_fixed32(p);
-    if (len > rest - WAL_RECORD_HEADER_LEN)
-        return WAL_TORN;
     if (len > WAL_MAX_RECORD)
         return status_err(STOAT_ECORRUPT, "%s: record length %u too large at offset %llu",
                           r->path, len, (unsigned long long)off);
+    if (len > rest - WAL_RECORD_HEADER_LEN)
+        return WAL_TORN;
     if ((rc = wal_reader_get(r, off, WAL_RECORD_HEADER_LEN + (size_t)len, &p)) != 0)
         return rc;
     if (checksum32(p + WAL_RECORD_HEADER_LEN, len) == get_fixed32(p + 4)) {
@@ -188,11 +222,9 @@ static int wal_record_check(wal_reader *r, uint64_t off, const char **payload, u
         *plen = len;
         return 0;
     }
+    /* An intact header is not all zeros, so only a record that ends the
+     * file can be the torn one. */
     if (len == rest - WAL_RECORD_HEADER_LEN)
-        return WAL_TORN;
-    if ((rc = wal_zero_from(r, off, &zero)) != 0)
-        return rc;
-    if (zero)
         return WAL_TORN;
     return status_err(STOAT_ECORRUPT, "%s: bad checksum at offset %llu", r->path,
                       (unsigned long long)off);

@@ -11,17 +11,19 @@
  * (the end of the last record of a WAL or MANIFEST) is not damage: it is
  * cut off and the database opens with what came before.
  *
- * File layouts used to aim the damage (see .notes/format-*.md): WAL and
+ * File layouts used to aim the damage (see core/FORMAT.md): WAL and
  * MANIFEST are a 16-byte header and records "fixed32 len | fixed32
- * checksum | payload"; an SST ends in a 68-byte footer whose first 48
- * bytes are the filter, properties and index handles (fixed64 offset,
- * fixed64 size), and every stored block is followed by a 13-byte trailer.
+ * checksum(payload) | fixed32 checksum(the 8 bytes before) | payload";
+ * an SST ends in a 68-byte footer whose first 48 bytes are the filter,
+ * properties and index handles (fixed64 offset, fixed64 size), and every
+ * stored block is followed by a 13-byte trailer.
  */
 #include "db_util.h"
 #include "test.h"
 
 #define CKEYS 1500
 #define LOG_HEADER_LEN 16
+#define LOG_REC_HEADER 12
 #define SST_FOOTER 68
 #define SST_TRAILER 13
 
@@ -187,17 +189,17 @@ static int log_records(const char *path, uint64_t *offs, uint32_t *lens, int max
     uint64_t at = LOG_HEADER_LEN;
     int n = 0;
 
-    while (at + 8 <= len && n < max) {
+    while (at + LOG_REC_HEADER <= len && n < max) {
         uint32_t plen = (uint32_t)(unsigned char)data[at] |
                         (uint32_t)(unsigned char)data[at + 1] << 8 |
                         (uint32_t)(unsigned char)data[at + 2] << 16 |
                         (uint32_t)(unsigned char)data[at + 3] << 24;
 
-        if (at + 8 + plen > len)
+        if (at + LOG_REC_HEADER + plen > len)
             break;
         offs[n] = at;
         lens[n++] = plen;
-        at += 8 + plen;
+        at += LOG_REC_HEADER + plen;
     }
     free(data);
     return n;
@@ -242,7 +244,7 @@ static void test_db_corruption_wal_middle_record(void)
 
     make_wal_db(test_tmpdir(), wal);
     REQUIRE(log_records(wal, offs, lens, WAL_PUTS + 1) == WAL_PUTS);
-    dbu_flip(wal, offs[50] + 8 + lens[50] / 2);
+    dbu_flip(wal, offs[50] + LOG_REC_HEADER + lens[50] / 2);
     p = probe_db(test_tmpdir(), WAL_PUTS, 1);
     CHECK_RC(p.open_rc, STOAT_ECORRUPT);
     CHECK(strstr(p.msg, strrchr(wal, '/') + 1) != NULL);
@@ -251,26 +253,45 @@ static void test_db_corruption_wal_middle_record(void)
     CHECK(strstr(p.msg, strrchr(wal, '/') + 1) != NULL);
 }
 
+/*
+ * Damage to a record header in the middle of a WAL is corruption, at a
+ * writable open too: the file is not cut back, so no later record is
+ * dropped. Above all a damaged length that now points past end of file
+ * must not pass for a record cut short by a crash (a torn tail).
+ */
 static void test_db_corruption_wal_checksum_and_length(void)
 {
     char wal[DBU_PATH_MAX];
     uint64_t offs[WAL_PUTS + 1];
     uint32_t lens[WAL_PUTS + 1];
+    uint64_t size;
     probe p;
 
     make_wal_db(test_tmpdir(), wal);
     REQUIRE(log_records(wal, offs, lens, WAL_PUTS + 1) == WAL_PUTS);
-    dbu_flip(wal, offs[10] + 5); /* checksum */
+    size = dbu_file_size(wal);
+    REQUIRE(offs[20] + LOG_REC_HEADER + (lens[20] ^ 0xff00u) > size);
+    const uint64_t at[] = {
+        3,              /* magic */
+        offs[10] + 5,   /* payload checksum (covered by the header's check) */
+        offs[20],       /* low byte of the length: still inside the file */
+        offs[20] + 1,   /* a length byte: now past end of file */
+        offs[20] + 3,   /* high byte of the length: past the record limit */
+        offs[30] + 9,   /* the header's own check */
+    };
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+        dbu_flip(wal, at[i]);
+        p = probe_db(test_tmpdir(), WAL_PUTS, 0);
+        CHECK_RC(p.open_rc, STOAT_ECORRUPT);
+        CHECK(strstr(p.msg, strrchr(wal, '/') + 1) != NULL);
+        CHECK(dbu_file_size(wal) == size);
+        p = probe_db(test_tmpdir(), WAL_PUTS, 1);
+        CHECK_RC(p.open_rc, STOAT_ECORRUPT);
+        dbu_flip(wal, at[i]);
+    }
+    /* Repaired, every record is still there. */
     p = probe_db(test_tmpdir(), WAL_PUTS, 0);
-    CHECK_RC(p.open_rc, STOAT_ECORRUPT);
-    dbu_flip(wal, offs[10] + 5);
-    dbu_flip(wal, offs[20]); /* low byte of the length: still inside the file */
-    p = probe_db(test_tmpdir(), WAL_PUTS, 0);
-    CHECK_RC(p.open_rc, STOAT_ECORRUPT);
-    dbu_flip(wal, offs[20]);
-    dbu_flip(wal, 3); /* magic */
-    p = probe_db(test_tmpdir(), WAL_PUTS, 0);
-    CHECK_RC(p.open_rc, STOAT_ECORRUPT);
+    CHECK(p.open_rc == 0 && p.wrong == 0 && p.corrupt == 0);
 }
 
 /* A WAL cut inside its last record opens with every record before it. */
@@ -286,11 +307,11 @@ static void test_db_corruption_wal_torn_tail(void)
 
     make_wal_db(test_tmpdir(), wal);
     REQUIRE(log_records(wal, offs, lens, WAL_PUTS + 1) == WAL_PUTS);
-    dbu_truncate(wal, offs[WAL_PUTS - 1] + 8 + lens[WAL_PUTS - 1] / 2);
+    dbu_truncate(wal, offs[WAL_PUTS - 1] + LOG_REC_HEADER + lens[WAL_PUTS - 1] / 2);
     p = probe_db(test_tmpdir(), WAL_PUTS - 1, 1);
     CHECK(p.open_rc == 0 && p.wrong == 0 && p.corrupt == 0);
     /* A read-only open leaves the torn tail where it is. */
-    CHECK(dbu_file_size(wal) == offs[WAL_PUTS - 1] + 8 + lens[WAL_PUTS - 1] / 2);
+    CHECK(dbu_file_size(wal) == offs[WAL_PUTS - 1] + LOG_REC_HEADER + lens[WAL_PUTS - 1] / 2);
     db = open_db(test_tmpdir());
     key_of(WAL_PUTS - 1, k);
     CHECK_RC(stoat_get(db, k, strlen(k), &v, &vlen), STOAT_ENOTFOUND);
@@ -313,8 +334,8 @@ static void test_db_corruption_wal_tail_variants(void)
     dbu_append(wal, zeros, sizeof(zeros));
     p = probe_db(test_tmpdir(), WAL_PUTS, 1);
     CHECK(p.open_rc == 0 && p.wrong == 0 && p.corrupt == 0);
-    dbu_truncate(wal, offs[WAL_PUTS - 1] + 8 + lens[WAL_PUTS - 1]);
-    dbu_flip(wal, offs[WAL_PUTS - 1] + 8 + 3);
+    dbu_truncate(wal, offs[WAL_PUTS - 1] + LOG_REC_HEADER + lens[WAL_PUTS - 1]);
+    dbu_flip(wal, offs[WAL_PUTS - 1] + LOG_REC_HEADER + 3);
     p = probe_db(test_tmpdir(), WAL_PUTS - 1, 0);
     CHECK(p.open_rc == 0 && p.wrong == 0 && p.corrupt == 0);
 }
@@ -517,32 +538,85 @@ static void test_db_corruption_manifest_middle_record(void)
     dbu_path(m, test_tmpdir(), "MANIFEST");
     n = log_records(m, offs, lens, 64);
     REQUIRE(n >= 3);
-    dbu_flip(m, offs[1] + 8 + lens[1] / 2);
+    dbu_flip(m, offs[1] + LOG_REC_HEADER + lens[1] / 2);
     p = probe_db(test_tmpdir(), 1200, 0);
     CHECK_RC(p.open_rc, STOAT_ECORRUPT);
     CHECK(strstr(p.msg, "MANIFEST") != NULL);
     p = probe_db(test_tmpdir(), 1200, 1);
     CHECK_RC(p.open_rc, STOAT_ECORRUPT);
-    dbu_flip(m, offs[1] + 8 + lens[1] / 2);
+    dbu_flip(m, offs[1] + LOG_REC_HEADER + lens[1] / 2);
     dbu_flip(m, 0);
     p = probe_db(test_tmpdir(), 1200, 0);
     CHECK_RC(p.open_rc, STOAT_ECORRUPT);
 }
 
-/* A partial record or zeros after the last record: opens with everything. */
-static void test_db_corruption_manifest_torn_tail(void)
+/*
+ * A damaged record header in the middle of the MANIFEST is corruption:
+ * were a length pointing past end of file taken for a torn tail, the file
+ * would be cut there and the tables added after it deleted.
+ */
+static void test_db_corruption_manifest_record_header(void)
 {
-    char m[DBU_PATH_MAX], zeros[64] = {0};
-    const unsigned char partial[12] = {100, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8};
+    char m[DBU_PATH_MAX];
+    uint64_t offs[64], size, sst_bytes;
+    uint32_t lens[64];
     probe p;
 
     make_tables_db(test_tmpdir());
     dbu_path(m, test_tmpdir(), "MANIFEST");
-    dbu_append(m, partial, sizeof(partial));
+    REQUIRE(log_records(m, offs, lens, 64) >= 3);
+    size = dbu_file_size(m);
+    REQUIRE(offs[1] + LOG_REC_HEADER + (lens[1] ^ 0xff00u) > size);
+    sst_bytes = dbu_dir_bytes(test_tmpdir(), ".sst");
+    const uint64_t at[] = {
+        offs[1] + 1,    /* a length byte: now past end of file */
+        offs[1],        /* low byte of the length */
+        offs[1] + 10,   /* the header's own check */
+        offs[1] + 4,    /* payload checksum (covered by the header's check) */
+    };
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+        dbu_flip(m, at[i]);
+        p = probe_db(test_tmpdir(), 1200, 0);
+        CHECK_RC(p.open_rc, STOAT_ECORRUPT);
+        CHECK(strstr(p.msg, "MANIFEST") != NULL);
+        CHECK(dbu_file_size(m) == size);
+        CHECK(dbu_dir_bytes(test_tmpdir(), ".sst") == sst_bytes);
+        p = probe_db(test_tmpdir(), 1200, 1);
+        CHECK_RC(p.open_rc, STOAT_ECORRUPT);
+        dbu_flip(m, at[i]);
+    }
+    p = probe_db(test_tmpdir(), 1200, 0);
+    CHECK(p.open_rc == 0 && p.wrong == 0 && p.corrupt == 0);
+}
+
+/*
+ * A partial record (a cut header, or an intact header whose payload was
+ * cut short) or zeros after the last record: opens with everything.
+ */
+static void test_db_corruption_manifest_torn_tail(void)
+{
+    char m[DBU_PATH_MAX], zeros[64] = {0}, *data;
+    uint64_t offs[64];
+    uint32_t lens[64];
+    size_t len;
+    int n;
+    probe p;
+
+    make_tables_db(test_tmpdir());
+    dbu_path(m, test_tmpdir(), "MANIFEST");
+    REQUIRE((n = log_records(m, offs, lens, 64)) >= 2);
+    data = dbu_read_file(m, &len);
+    /* The last record once more, cut inside its payload, then inside its
+     * header: what a crash during an append leaves. */
+    dbu_append(m, data + offs[n - 1], LOG_REC_HEADER + lens[n - 1] / 2);
     p = probe_db(test_tmpdir(), 1200, 1);
     CHECK(p.open_rc == 0 && p.wrong == 0 && p.corrupt == 0);
     p = probe_db(test_tmpdir(), 1200, 0);
     CHECK(p.open_rc == 0 && p.wrong == 0 && p.corrupt == 0);
+    dbu_append(m, data + offs[n - 1], LOG_REC_HEADER - 1);
+    p = probe_db(test_tmpdir(), 1200, 0);
+    CHECK(p.open_rc == 0 && p.wrong == 0 && p.corrupt == 0);
+    free(data);
     dbu_append(m, zeros, sizeof(zeros));
     p = probe_db(test_tmpdir(), 1200, 0);
     CHECK(p.open_rc == 0 && p.wrong == 0 && p.corrupt == 0);
@@ -572,7 +646,7 @@ static void test_db_corruption_manifest_cut_before_snapshot(void)
 
     make_tables_db(dbu_subdir(pristine, "db"));
     REQUIRE(log_records(dbu_path(m, pristine, "MANIFEST"), offs, lens, 64) >= 1);
-    cut[4] = offs[0] + 8 + lens[0] - 1;
+    cut[4] = offs[0] + LOG_REC_HEADER + lens[0] - 1;
     sst_bytes = dbu_dir_bytes(pristine, ".sst");
     dbu_path(work, test_tmpdir(), "work");
     for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
@@ -674,6 +748,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_db_corruption_sst_sweep);
     TEST_RUN(test_db_corruption_sst_truncated);
     TEST_RUN(test_db_corruption_manifest_middle_record);
+    TEST_RUN(test_db_corruption_manifest_record_header);
     TEST_RUN(test_db_corruption_manifest_torn_tail);
     TEST_RUN(test_db_corruption_manifest_cut_before_snapshot);
     TEST_RUN(test_db_corruption_missing_table);

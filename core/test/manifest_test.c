@@ -1,15 +1,18 @@
 /*
  * manifest_test.c - MANIFEST create/append/reopen round trips, rewrites,
- * torn tails, corruption, and failed writes under env_fault.
+ * torn tails, corruption (damaged record headers above all), and failed
+ * writes under env_fault.
  */
 #include "ikey.h"
 #include "manifest.h"
 #include "checksum.h"
 #include "coding.h"
 #include "status.h"
+#include "wal.h"
 #include "test.h"
 
 #define NL 4
+#define HDR WAL_RECORD_HEADER_LEN   /* a MANIFEST record header */
 
 static table_meta *mk(uint64_t id, const char *lo, const char *hi, size_t pad)
 {
@@ -279,9 +282,9 @@ static void test_manifest_torn_tail_is_truncated(void)
     manifest_close(m);
     version_unref(v);
 
-    /* A record cut short: its header claims 40 bytes, 10 are there. */
-    put_fixed32(rec, 40);
-    REQUIRE_OK(append_raw(rec, 18));
+    /* A record cut short: its intact header claims 40 bytes, 10 are there. */
+    wal_record_header_encode(rec, rec + HDR, 40);
+    REQUIRE_OK(append_raw(rec, HDR + 10));
     reopen_expect_tail_cut(good, 1);
     reopen_expect_tail_cut(good, 0);
 }
@@ -306,11 +309,11 @@ static void test_manifest_torn_tail_variants(void)
     reopen_expect_tail_cut(good, 0);
     good = file_size("MANIFEST");
 
-    /* A whole last record whose checksum fails. */
-    put_fixed32(rec, 4);
-    put_fixed32(rec + 4, 12345);
-    memcpy(rec + 8, "\x01\x02\x03\x04", 4);
-    REQUIRE_OK(append_raw(rec, 12));
+    /* A whole last record whose payload checksum fails. */
+    memcpy(rec + HDR, "\x01\x02\x03\x04", 4);
+    wal_record_header_encode(rec, rec + HDR, 4);
+    rec[HDR + 2] ^= 0x10;
+    REQUIRE_OK(append_raw(rec, HDR + 4));
     reopen_expect_tail_cut(good, 0);
 }
 
@@ -328,14 +331,58 @@ static void test_manifest_bad_checksum_in_middle_is_corrupt(void)
     version_unref(v);
     /* The snapshot record of create starts at 16; the first edit follows. */
     REQUIRE_OK(env_read_all(env_posix(), path_of("MANIFEST"), &data, &len));
-    first_edit = 16 + 8 + get_fixed32(data + 16);
+    first_edit = 16 + HDR + get_fixed32(data + 16);
     free(data);
-    flip(first_edit + 8 + 3, 0x40);
+    flip(first_edit + HDR + 3, 0x40);
     CHECK_RC(manifest_open(env_posix(), test_tmpdir(), NL, 0, &v2, &st, &m), STOAT_ECORRUPT);
     CHECK(v2 == NULL && m == NULL);
     snprintf(want, sizeof(want), "bad checksum at offset %llu", (unsigned long long)first_edit);
     CHECK(strstr(status_msg(), want) != NULL);
     CHECK(strstr(status_msg(), "MANIFEST") != NULL);
+}
+
+/*
+ * A damaged record header is corruption, in the middle of the file or at
+ * its end: a length made to point past end of file must not pass for a
+ * torn tail, which would cut off the records after it. The file is left
+ * as it was.
+ */
+static void test_manifest_damaged_record_header_is_corrupt(void)
+{
+    version *v = NULL, *v2 = NULL;
+    manifest *m = two_edits(&v);
+    manifest_state st;
+    uint64_t rec[3], size;
+    char *data = NULL, want[80];
+    size_t len = 0;
+
+    REQUIRE(m != NULL);
+    manifest_close(m);
+    version_unref(v);
+    REQUIRE_OK(env_read_all(env_posix(), path_of("MANIFEST"), &data, &len));
+    rec[0] = 16;
+    for (int i = 1; i < 3; i++)
+        rec[i] = rec[i - 1] + HDR + get_fixed32(data + rec[i - 1]);
+    REQUIRE(rec[2] + HDR + get_fixed32(data + rec[2]) == len);
+    free(data);
+    size = file_size("MANIFEST");
+    for (int r = 1; r < 3; r++) {
+        for (uint64_t at = rec[r]; at < rec[r] + HDR; at++) {
+            flip(at, 0xff);     /* bytes 1-3: the length now reaches past EOF */
+            CHECK_RC(manifest_open(env_posix(), test_tmpdir(), NL, 0, &v2, &st, &m),
+                     STOAT_ECORRUPT);
+            CHECK(v2 == NULL && m == NULL);
+            snprintf(want, sizeof(want), "bad checksum at offset %llu (record header)",
+                     (unsigned long long)rec[r]);
+            CHECK(strstr(status_msg(), want) != NULL);
+            CHECK(file_size("MANIFEST") == size);
+            flip(at, 0xff);
+        }
+    }
+    REQUIRE_OK(manifest_open(env_posix(), test_tmpdir(), NL, 1, &v2, &st, &m));
+    CHECK(v2->n[0] == 1 && v2->n[1] == 1);
+    manifest_close(m);
+    version_unref(v2);
 }
 
 static void test_manifest_bad_header(void)
@@ -363,7 +410,7 @@ static void test_manifest_unknown_tag_is_corrupt(void)
     version *v = NULL;
     manifest *m = two_edits(&v);
     manifest_state st;
-    char rec[16];
+    char rec[HDR + 2];
 
     REQUIRE(m != NULL);
     manifest_close(m);
@@ -371,11 +418,10 @@ static void test_manifest_unknown_tag_is_corrupt(void)
     v = NULL;
     m = NULL;
     /* Well framed, checksum right, tag 99. */
-    rec[8] = 99;
-    rec[9] = 1;
-    put_fixed32(rec, 2);
-    put_fixed32(rec + 4, checksum32(rec + 8, 2));
-    REQUIRE_OK(append_raw(rec, 10));
+    rec[HDR] = 99;
+    rec[HDR + 1] = 1;
+    wal_record_header_encode(rec, rec + HDR, 2);
+    REQUIRE_OK(append_raw(rec, sizeof(rec)));
     CHECK_RC(manifest_open(env_posix(), test_tmpdir(), NL, 0, &v, &st, &m), STOAT_ECORRUPT);
     CHECK(strstr(status_msg(), "unknown tag 99") != NULL);
 }
@@ -478,6 +524,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_manifest_torn_tail_is_truncated);
     TEST_RUN(test_manifest_torn_tail_variants);
     TEST_RUN(test_manifest_bad_checksum_in_middle_is_corrupt);
+    TEST_RUN(test_manifest_damaged_record_header_is_corrupt);
     TEST_RUN(test_manifest_bad_header);
     TEST_RUN(test_manifest_unknown_tag_is_corrupt);
     TEST_RUN(test_manifest_refuses_bad_edit);

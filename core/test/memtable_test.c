@@ -225,7 +225,7 @@ static void test_memtable_recovers_from_wal(void)
 static void test_memtable_recovers_after_torn_tail_and_accepts_appends(void)
 {
     memtable *m;
-    char *path = wal_path(5);
+    char *path = wal_path(5), torn[WAL_RECORD_HEADER_LEN + 100] = {0};
     uint64_t good, maxv;
 
     REQUIRE_OK(memtable_new(env_posix(), test_tmpdir(), 5, ARENA, &m));
@@ -233,8 +233,10 @@ static void test_memtable_recovers_after_torn_tail_and_accepts_appends(void)
     put(m, "b", 2, "b2");
     good = memtable_wal_size(m);
     memtable_unref(m);
-    /* A record cut short by a crash: header says 100 bytes, 5 follow. */
-    append_raw(path, "\x64\x00\x00\x00\x01\x02\x03\x04hello", 13);
+    /* A record cut short by a crash: its intact header says 100 bytes, 5 follow. */
+    memcpy(torn + WAL_RECORD_HEADER_LEN, "hello", 5);
+    wal_record_header_encode(torn, torn + WAL_RECORD_HEADER_LEN, 100);
+    append_raw(path, torn, WAL_RECORD_HEADER_LEN + 5);
 
     m = recover(5, ARENA, 0, &maxv);
     CHECK(maxv == 2 && memtable_count(m) == 2);

@@ -1,9 +1,11 @@
 /*
  * wal_test.c - WAL framing and replay: round trips, torn tails at every
- * byte, corruption in the middle, zero tails, bad headers and malformed
- * payloads.
+ * byte, corruption in the middle (damaged lengths above all), zero tails,
+ * bad headers and malformed payloads.
  */
 #include "env.h"
+#include "checksum.h"
+#include "coding.h"
 #include "ikey.h"
 #include "status.h"
 #include "wal.h"
@@ -181,7 +183,7 @@ static void test_wal_flipped_byte_in_earlier_record_is_corrupt(void)
     char expect[128];
 
     build_wal(&wal, 3, starts, &want);
-    for (uint64_t at = starts[1] + 4; at < starts[2]; at++) {
+    for (uint64_t at = starts[1]; at < starts[2]; at++) {
         seen s = {0};
         wal.data[at] ^= 0x01;
         CHECK_RC(replay_bytes(wal.data, wal.len, &s, &good), STOAT_ECORRUPT);
@@ -195,6 +197,67 @@ static void test_wal_flipped_byte_in_earlier_record_is_corrupt(void)
     }
     buf_free(&wal);
     buf_free(&want);
+}
+
+/*
+ * A damaged length is caught by the record header's own check, wherever
+ * it points: in the middle of the file it is corruption, never a torn
+ * tail that would drop the records after it; so it is in the last record,
+ * since a crash does not damage a header it wrote whole.
+ */
+static void test_wal_damaged_length_is_corrupt_not_torn(void)
+{
+    buf wal = {0}, want = {0};
+    uint64_t starts[4], good;
+    char expect[128];
+
+    build_wal(&wal, 3, starts, &want);
+    for (int r = 1; r < 3; r++) {
+        for (int i = 0; i < 4; i++) {
+            seen s = {0};
+            uint64_t at = starts[r] + (uint64_t)i;
+
+            wal.data[at] ^= (char)0xff;     /* i > 0: the length is past EOF */
+            CHECK_RC(replay_bytes(wal.data, wal.len, &s, &good), STOAT_ECORRUPT);
+            snprintf(expect, sizeof(expect), "bad checksum at offset %llu (record header)",
+                     (unsigned long long)starts[r]);
+            CHECK(strstr(status_msg(), expect) != NULL);
+            CHECK(good == starts[r] && s.n == r * (r + 1) / 2);
+            wal.data[at] ^= (char)0xff;
+            buf_free(&s.all);
+        }
+    }
+    buf_free(&wal);
+    buf_free(&want);
+}
+
+/* An intact header is believed: past end of file it is a torn tail, over
+ * the record limit it is corruption. */
+static void test_wal_intact_header_length(void)
+{
+    buf wal = {0}, want = {0};
+    uint64_t starts[3], good;
+    char h[WAL_RECORD_HEADER_LEN];
+    seen s = {0};
+
+    build_wal(&wal, 2, starts, &want);
+    wal_record_header_encode(h, "", 0);
+    put_fixed32(h, 100);
+    put_fixed32(h + 8, checksum32(h, 8));
+    REQUIRE(wal_record_header_ok(h));
+    buf_append(&wal, h, sizeof(h));
+    buf_append(&wal, "hello", 5);
+    CHECK_RC(replay_bytes(wal.data, wal.len, &s, &good), 0);
+    CHECK(good == starts[2] && s.n == 3);
+    put_fixed32(h, WAL_MAX_RECORD + 1);
+    put_fixed32(h + 8, checksum32(h, 8));
+    memcpy(wal.data + starts[2], h, sizeof(h));
+    CHECK_RC(replay_bytes(wal.data, wal.len, &s, &good), STOAT_ECORRUPT);
+    CHECK(strstr(status_msg(), "too large") != NULL);
+    CHECK(good == starts[2]);
+    buf_free(&wal);
+    buf_free(&want);
+    buf_free(&s.all);
 }
 
 static void test_wal_zero_tail_is_torn(void)
@@ -327,6 +390,13 @@ static void test_wal_encode_rejects_bad_input(void)
     CHECK(b.len == 0);
     REQUIRE_OK(wal_encode_record(&b, "", 0));
     CHECK(b.len == WAL_RECORD_HEADER_LEN);
+    CHECK(get_fixed32(b.data) == 0 && get_fixed32(b.data + 4) == checksum32("", 0));
+    CHECK(wal_record_header_ok(b.data));
+    for (size_t i = 0; i < WAL_RECORD_HEADER_LEN; i++) {
+        b.data[i] ^= 0x01;
+        CHECK(!wal_record_header_ok(b.data));
+        b.data[i] ^= 0x01;
+    }
     buf_free(&b);
 }
 
@@ -337,6 +407,8 @@ int main(int argc, char **argv)
     TEST_RUN(test_wal_torn_tail_at_every_byte_truncates_to_previous_record);
     TEST_RUN(test_wal_bad_last_record_at_eof_is_torn);
     TEST_RUN(test_wal_flipped_byte_in_earlier_record_is_corrupt);
+    TEST_RUN(test_wal_damaged_length_is_corrupt_not_torn);
+    TEST_RUN(test_wal_intact_header_length);
     TEST_RUN(test_wal_zero_tail_is_torn);
     TEST_RUN(test_wal_torn_or_zero_header_is_empty);
     TEST_RUN(test_wal_bad_header_is_corrupt);
