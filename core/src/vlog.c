@@ -32,6 +32,7 @@
  * active) are written with both held.
  */
 #include "env.h"
+#include "file_window.h"
 #include "vlog.h"
 
 #include <assert.h>
@@ -350,67 +351,12 @@ static void vlog_header_encode(char *h, uint32_t fid)
     put_fixed32(h + 12, fid);
 }
 
-/* A window [off, off + b.len) of a file, refilled on demand. */
-typedef struct vlog_window {
-    env_file *f;
-    const char *path;
-    uint64_t size;
-    uint64_t off;
-    buf b;
-} vlog_window;
-
-/* Points *p at the file's bytes [off, off + len), which lie within size. */
-static int vlog_window_get(vlog_window *w, uint64_t off, size_t len, const char **p)
-{
-    size_t want;
-    int rc;
-
-    if (off >= w->off && off + len <= w->off + w->b.len) {
-        *p = w->b.data + (off - w->off);
-        return 0;
-    }
-    want = len > VLOG_READ_CHUNK ? len : VLOG_READ_CHUNK;
-    if (want > w->size - off)
-        want = (size_t)(w->size - off);
-    buf_reset(&w->b);
-    w->off = off;
-    if (buf_reserve(&w->b, want) != 0)
-        return status_err(STOAT_ENOMEM, "%s: no memory to read %zu bytes", w->path, want);
-    if ((rc = env_read_exact(w->f, off, w->b.data, want)) != 0)
-        return rc;
-    w->b.len = want;
-    *p = w->b.data;
-    return 0;
-}
-
-/* *zero = 1 when every byte from off to the end is zero. */
-static int vlog_zeros_from(vlog_window *w, uint64_t off, int *zero)
-{
-    const char *p;
-    int rc;
-
-    *zero = 1;
-    while (off < w->size) {
-        size_t n = w->size - off < VLOG_READ_CHUNK ? (size_t)(w->size - off) : VLOG_READ_CHUNK;
-        if ((rc = vlog_window_get(w, off, n, &p)) != 0)
-            return rc;
-        for (size_t i = 0; i < n; i++) {
-            if (p[i] != 0) {
-                *zero = 0;
-                return 0;
-            }
-        }
-        off += n;
-    }
-    return 0;
-}
-
 /*
  * 0 when the file starts with the header of fid; VLOG_TORN when it holds
  * no header yet (shorter than one and a prefix of it, or all zeros);
  * STOAT_ENOTSUP for a newer format; else STOAT_ECORRUPT.
  */
-static int vlog_header_check(vlog_window *w, uint32_t fid)
+static int vlog_header_check(file_window *w, uint32_t fid)
 {
     char want[VLOG_HEADER_LEN];
     size_t n = w->size < VLOG_HEADER_LEN ? (size_t)w->size : VLOG_HEADER_LEN;
@@ -418,7 +364,7 @@ static int vlog_header_check(vlog_window *w, uint32_t fid)
     int rc, zero;
 
     vlog_header_encode(want, fid);
-    if (n > 0 && (rc = vlog_window_get(w, 0, n, &p)) != 0)
+    if (n > 0 && (rc = file_window_get(w, 0, n, &p)) != 0)
         return rc;
     if (memcmp(p, want, n) == 0)
         return n == VLOG_HEADER_LEN ? 0 : VLOG_TORN;
@@ -430,7 +376,7 @@ static int vlog_header_check(vlog_window *w, uint32_t fid)
         get_fixed32(p + 8) == VLOG_FORMAT_VERSION)
         return status_err(STOAT_ECORRUPT, "%s: header names file %u", w->path,
                           get_fixed32(p + 12));
-    if ((rc = vlog_zeros_from(w, 0, &zero)) != 0)
+    if ((rc = file_window_zeros_from(w, 0, &zero)) != 0)
         return rc;
     if (zero)
         return VLOG_TORN;
@@ -453,7 +399,7 @@ static int vlog_rec_header_ok(const char *h)
  * of file, or zeros to the end) or VLOG_REC_LOST (bad header, non-zero
  * bytes after it: the next record cannot be found).
  */
-static int vlog_rec_classify(vlog_window *w, uint64_t off, const char **rec, uint64_t *len)
+static int vlog_rec_classify(file_window *w, uint64_t off, const char **rec, uint64_t *len)
 {
     uint64_t rest = w->size - off;
     const char *p;
@@ -461,17 +407,17 @@ static int vlog_rec_classify(vlog_window *w, uint64_t off, const char **rec, uin
 
     if (rest < VLOG_REC_HEADER_LEN)
         return VLOG_REC_TORN;
-    if ((rc = vlog_window_get(w, off, VLOG_REC_HEADER_LEN, &p)) != 0)
+    if ((rc = file_window_get(w, off, VLOG_REC_HEADER_LEN, &p)) != 0)
         return rc;
     if (!vlog_rec_header_ok(p)) {
-        if ((rc = vlog_zeros_from(w, off, &zero)) != 0)
+        if ((rc = file_window_zeros_from(w, off, &zero)) != 0)
             return rc;
         return zero ? VLOG_REC_TORN : VLOG_REC_LOST;
     }
     *len = vlog_record_len(get_fixed32(p), get_fixed32(p + 4));
     if (*len > rest)
         return VLOG_REC_TORN;
-    if ((rc = vlog_window_get(w, off, (size_t)*len, &p)) != 0)
+    if ((rc = file_window_get(w, off, (size_t)*len, &p)) != 0)
         return rc;
     *rec = p;
     if (checksum64(p, (size_t)*len - 8) == get_fixed64(p + *len - 8))
@@ -481,7 +427,7 @@ static int vlog_rec_classify(vlog_window *w, uint64_t off, const char **rec, uin
 
 /* State of a walk over a file's records. */
 typedef struct vlog_walk {
-    vlog_window w;
+    file_window w;
     uint32_t fid;
     int strict;             /* scan: damage is an error; recovery: noted */
     vlog_scan_fn fn;        /* NULL: nothing handed out */
@@ -570,14 +516,13 @@ static int vlog_list(vlog *l, uint32_t **fids, size_t *n)
 }
 
 /* Opens a file found at open and checks its header; *w keeps it. */
-static int vlog_file_load(vlog *l, vlog_file *vf, int flags, vlog_window *w, int *torn)
+static int vlog_file_load(vlog *l, vlog_file *vf, int flags, file_window *w, int *torn)
 {
     int rc;
 
     if ((rc = env_open(l->env, vf->path, flags, &vf->f)) != 0)
         return rc;
-    w->f = vf->f;
-    w->path = vf->path;
+    file_window_init(w, vf->f, vf->path, 0, VLOG_READ_CHUNK);
     if ((rc = env_file_size(vf->f, &w->size)) != 0)
         return rc;
     vf->size = w->size;
@@ -600,7 +545,7 @@ static int vlog_add_sealed(vlog *l, vlog_file *vf)
 
 static int vlog_open_older(vlog *l, uint32_t fid)
 {
-    vlog_window w = {0};
+    file_window w = {0};
     vlog_file *vf = vlog_file_new(l, fid);
     int rc, torn;
 
@@ -608,7 +553,7 @@ static int vlog_open_older(vlog *l, uint32_t fid)
         return status_err(STOAT_ENOMEM, "vlog: out of memory");
     if ((rc = vlog_file_load(l, vf, ENV_READ, &w, &torn)) == 0)
         rc = vlog_add_sealed(l, vf);
-    buf_free(&w.b);
+    file_window_free(&w);
     if (rc != 0)
         vlog_file_destroy(l, vf);
     return rc;
@@ -619,7 +564,7 @@ static int vlog_open_older(vlog *l, uint32_t fid)
  * (writable) cuts the rest off. *seal = 1 when appends must not continue
  * in it (full, or its record chain is broken and it is left as it is).
  */
-static int vlog_recover_tail(vlog *l, vlog_file *vf, vlog_window *w, int torn, int *seal)
+static int vlog_recover_tail(vlog *l, vlog_file *vf, file_window *w, int torn, int *seal)
 {
     char h[VLOG_HEADER_LEN];
     vlog_walk k = {0};
@@ -658,7 +603,7 @@ static int vlog_create_locked(vlog *l);
 
 static int vlog_open_newest(vlog *l, uint32_t fid)
 {
-    vlog_window w = {0};
+    file_window w = {0};
     vlog_file *vf = vlog_file_new(l, fid);
     int rc, torn, seal = 0;
 
@@ -667,7 +612,7 @@ static int vlog_open_newest(vlog *l, uint32_t fid)
     rc = vlog_file_load(l, vf, l->opts.read_only ? ENV_READ : ENV_WRITE, &w, &torn);
     if (rc == 0)
         rc = vlog_recover_tail(l, vf, &w, torn, &seal);
-    buf_free(&w.b);
+    file_window_free(&w);
     if (rc != 0)
         goto fail;
     if (l->opts.read_only || seal) {
@@ -1160,8 +1105,7 @@ int vlog_scan(vlog *l, uint32_t fid, vlog_scan_fn fn, void *arg)
         vlog_unref(l, vf);
         return status_err(STOAT_EINVAL, "%s: scan of the active value log file", vf->path);
     }
-    k.w.f = vf->f;
-    k.w.path = vf->path;
+    file_window_init(&k.w, vf->f, vf->path, k.w.size, VLOG_READ_CHUNK);
     k.fid = fid;
     k.strict = 1;
     k.fn = fn;
@@ -1170,7 +1114,7 @@ int vlog_scan(vlog *l, uint32_t fid, vlog_scan_fn fn, void *arg)
         rc = vlog_walk_run(&k);
     else if (rc == VLOG_TORN)
         rc = 0;     /* a file that never got its header holds no records */
-    buf_free(&k.w.b);
+    file_window_free(&k.w);
     vlog_unref(l, vf);
     return rc;
 }

@@ -25,6 +25,7 @@
 /* env.h before buf.h (via wal.h): env_read_at's parameter `buf` would
  * otherwise shadow the typedef and fail -Wshadow. */
 #include "env.h"
+#include "file_window.h"
 #include "wal.h"
 
 #include <stdlib.h>
@@ -80,62 +81,6 @@ int wal_record_header_ok(const char *h)
     return checksum32(h, 8) == get_fixed32(h + 8);
 }
 
-/* A window [win_off, win_off + win.len) of the file, refilled on demand. */
-typedef struct wal_reader {
-    env_file *f;
-    const char *path;
-    uint64_t size;
-    uint64_t win_off;
-    buf win;
-} wal_reader;
-
-/* Points *p at the file's bytes [off, off + len); the caller has checked
- * that they lie within the file. */
-static int wal_reader_get(wal_reader *r, uint64_t off, size_t len, const char **p)
-{
-    size_t want;
-    int rc;
-
-    if (off >= r->win_off && off + len <= r->win_off + r->win.len) {
-        *p = r->win.data + (off - r->win_off);
-        return 0;
-    }
-    want = len > WAL_READ_CHUNK ? len : WAL_READ_CHUNK;
-    if (want > r->size - off)
-        want = (size_t)(r->size - off);
-    buf_reset(&r->win);
-    r->win_off = off;
-    if (buf_reserve(&r->win, want) != 0)
-        return status_err(STOAT_ENOMEM, "%s: no memory to read %zu bytes", r->path, want);
-    if ((rc = env_read_exact(r->f, off, r->win.data, want)) != 0)
-        return rc;
-    r->win.len = want;
-    *p = r->win.data;
-    return 0;
-}
-
-/* *zero = 1 when every byte from off to end of file is zero. */
-static int wal_zero_from(wal_reader *r, uint64_t off, int *zero)
-{
-    const char *p;
-    int rc;
-
-    *zero = 1;
-    while (off < r->size) {
-        size_t n = r->size - off < WAL_READ_CHUNK ? (size_t)(r->size - off) : WAL_READ_CHUNK;
-        if ((rc = wal_reader_get(r, off, n, &p)) != 0)
-            return rc;
-        for (size_t i = 0; i < n; i++) {
-            if (p[i] != 0) {
-                *zero = 0;
-                return 0;
-            }
-        }
-        off += n;
-    }
-    return 0;
-}
-
 static void wal_header_bytes(char *h)
 {
     put_fixed64(h, WAL_MAGIC);
@@ -148,7 +93,7 @@ static void wal_header_bytes(char *h)
  * holds no header yet (empty, all zeros, or a cut-short prefix of the
  * header), else an error.
  */
-static int wal_check_header(wal_reader *r)
+static int wal_check_header(file_window *r)
 {
     char want[WAL_HEADER_LEN];
     const char *p;
@@ -156,21 +101,23 @@ static int wal_check_header(wal_reader *r)
 
     wal_header_bytes(want);
     if (r->size < WAL_HEADER_LEN) {
-        if ((rc = wal_zero_from(r, 0, &zero)) != 0)
+        if ((rc = file_window_zeros_from(r, 0, &zero)) != 0)
             return rc;
-        if (zero || memcmp(r->win.data, want, (size_t)r->size) == 0)
+        if (!zero && (rc = file_window_get(r, 0, (size_t)r->size, &p)) != 0)
+            return rc;
+        if (zero || memcmp(p, want, (size_t)r->size) == 0)
             return WAL_TORN;
         return status_err(STOAT_ECORRUPT, "%s: bad WAL header: file of %llu bytes", r->path,
                           (unsigned long long)r->size);
     }
-    if ((rc = wal_reader_get(r, 0, WAL_HEADER_LEN, &p)) != 0)
+    if ((rc = file_window_get(r, 0, WAL_HEADER_LEN, &p)) != 0)
         return rc;
     if (memcmp(p, want, WAL_HEADER_LEN) == 0)
         return 0;
     if (get_fixed64(p) == WAL_MAGIC && get_fixed32(p + 8) > WAL_FORMAT_VERSION)
         return status_err(STOAT_ENOTSUP, "%s: WAL format version %u is newer than %u", r->path,
                           get_fixed32(p + 8), WAL_FORMAT_VERSION);
-    if ((rc = wal_zero_from(r, 0, &zero)) != 0)
+    if ((rc = file_window_zeros_from(r, 0, &zero)) != 0)
         return rc;
     if (zero)
         return WAL_TORN;
@@ -179,11 +126,11 @@ static int wal_check_header(wal_reader *r)
 
 /* A record header at off whose check fails: a torn tail if nothing but
  * zeros follows from there, else corruption. */
-static int wal_bad_record_header(wal_reader *r, uint64_t off)
+static int wal_bad_record_header(file_window *r, uint64_t off)
 {
     int rc, zero;
 
-    if ((rc = wal_zero_from(r, off, &zero)) != 0)
+    if ((rc = file_window_zeros_from(r, off, &zero)) != 0)
         return rc;
     if (zero)
         return WAL_TORN;
@@ -196,7 +143,7 @@ static int wal_bad_record_header(wal_reader *r, uint64_t off)
  * a torn tail, or an error. The length is used only once the header's
  * check has passed.
  */
-static int wal_record_check(wal_reader *r, uint64_t off, const char **payload, uint32_t *plen)
+static int wal_record_check(file_window *r, uint64_t off, const char **payload, uint32_t *plen)
 {
     uint64_t rest = r->size - off;
     const char *p;
@@ -205,7 +152,7 @@ static int wal_record_check(wal_reader *r, uint64_t off, const char **payload, u
 
     if (rest < WAL_RECORD_HEADER_LEN)
         return WAL_TORN;
-    if ((rc = wal_reader_get(r, off, WAL_RECORD_HEADER_LEN, &p)) != 0)
+    if ((rc = file_window_get(r, off, WAL_RECORD_HEADER_LEN, &p)) != 0)
         return rc;
     if (!wal_record_header_ok(p))
         return wal_bad_record_header(r, off);
@@ -215,7 +162,7 @@ static int wal_record_check(wal_reader *r, uint64_t off, const char **payload, u
                           r->path, len, (unsigned long long)off);
     if (len > rest - WAL_RECORD_HEADER_LEN)
         return WAL_TORN;
-    if ((rc = wal_reader_get(r, off, WAL_RECORD_HEADER_LEN + (size_t)len, &p)) != 0)
+    if ((rc = file_window_get(r, off, WAL_RECORD_HEADER_LEN + (size_t)len, &p)) != 0)
         return rc;
     if (checksum32(p + WAL_RECORD_HEADER_LEN, len) == get_fixed32(p + 4)) {
         *payload = p + WAL_RECORD_HEADER_LEN;
@@ -252,7 +199,7 @@ static int wal_entry_parse(const char **p, const char *limit, slice *ikey, slice
 }
 
 /* Parses every entry of a checksummed payload, then hands them to fn. */
-static int wal_record_apply(wal_reader *r, uint64_t off, const char *payload, uint32_t len,
+static int wal_record_apply(file_window *r, uint64_t off, const char *payload, uint32_t len,
                             wal_entry_fn fn, void *arg)
 {
     const char *limit = payload + len, *p;
@@ -277,13 +224,14 @@ static int wal_record_apply(wal_reader *r, uint64_t off, const char *payload, ui
 
 int wal_replay(env_file *f, const char *path, wal_entry_fn fn, void *arg, uint64_t *good_len)
 {
-    wal_reader r = {f, path, 0, 0, {0}};
+    file_window r;
     const char *payload = NULL;
     uint64_t off = WAL_HEADER_LEN;
     uint32_t len = 0;
     int rc;
 
     *good_len = 0;
+    file_window_init(&r, f, path, 0, WAL_READ_CHUNK);
     if ((rc = env_file_size(f, &r.size)) != 0)
         goto done;
     if ((rc = wal_check_header(&r)) != 0)
@@ -298,6 +246,6 @@ int wal_replay(env_file *f, const char *path, wal_entry_fn fn, void *arg, uint64
         *good_len = off;
     }
 done:
-    buf_free(&r.win);
+    file_window_free(&r);
     return rc == WAL_TORN ? 0 : rc;
 }
