@@ -4,6 +4,8 @@
 #   make quickstart runs examples/quickstart.lua (the README's first command)
 #   make test       every test of the project (C tests, then Lua specs)
 #   make asan       ASan + UBSan build of the library and the C tests, run
+#   make tsan       ThreadSanitizer over the threaded tests (bank test included)
+#   make valgrind   the C tests under valgrind (leaks are failures)
 #   make deps       installs the Debian packages the build and tests need
 #   make clean
 #
@@ -29,7 +31,7 @@ DEB_PACKAGES = build-essential libzstd-dev liblz4-dev libxxhash-dev \
                luajit2 libluajit2-5.1-dev lua-busted luarocks lua-check \
                nginx libnginx-mod-http-lua valgrind
 
-.PHONY: all lib test test-c asan tsan deps deps-bench clean examples quickstart
+.PHONY: all lib test test-c asan tsan valgrind deps deps-bench clean examples quickstart
 
 all: lib examples
 
@@ -76,9 +78,24 @@ asan:
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" test-c
 
+# ThreadSanitizer over the tests that run threads against one database:
+# the bank test (30 s, STOAT_BANK_SECONDS overrides), transactions, the
+# skiplist's lock-free readers, the database's concurrent readers/writers.
+TSAN_TESTS = txn_bank_test txn_test skiplist_test db_test vlog_db_test
 tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 \
-	  EXTRA_CFLAGS="-fsanitize=thread" EXTRA_LDFLAGS="-fsanitize=thread" test-c
+	  EXTRA_CFLAGS="-fsanitize=thread" EXTRA_LDFLAGS="-fsanitize=thread" \
+	  $(TSAN_TESTS:%=build-tsan/test/%)
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" BUILD=build-tsan STOAT_NO_LUA=1 \
+	  sh core/test/run.sh $(TSAN_TESTS:%=build-tsan/test/%)
+
+# Valgrind (memcheck, leaks are errors) over every C test, the long ones
+# scaled down through their environment knobs.
+valgrind: $(TESTS)
+	STOAT_MODEL_OPS=20000 STOAT_BANK_SECONDS=3 STOAT_GC_TEST_SCALE=0.01 \
+	  STOAT_RECOVERY_ITERS=5 STOAT_NO_LUA=1 \
+	  TEST_WRAPPER="valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
+	  sh core/test/run.sh $(TESTS)
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \

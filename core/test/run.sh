@@ -1,13 +1,13 @@
 #!/bin/sh
-# Runs every test binary given as an argument, then (unless STOAT_NO_LUA is
-# set) the busted specs, and prints the sum as the last line:
-# "N passed, N failed".
+# Runs every test binary given as an argument (under $TEST_WRAPPER, e.g.
+# valgrind, when set), then (unless STOAT_NO_LUA is set) the busted specs,
+# and prints the sum as the last line: "N passed, N failed".
 passed=0
 failed=0
 log=${TMPDIR:-/tmp}/stoat-test-$$.log
 for t in "$@"; do
     echo "== $t"
-    "$t" >"$log" 2>&1
+    $TEST_WRAPPER "$t" >"$log" 2>&1
     code=$?
     grep -v '^PASS ' "$log"
     last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
