@@ -67,8 +67,8 @@ function stoat.open(dir, opts)
         return fail(rc)
     end
     local node = handle.new(nil, base.db_out[0], C.stoat_close)
-    local ptr = handle.attach(base.db_out[0], node)
-    return setmetatable({ _ptr = ptr, _node = node, dir = dir }, DB)
+    return setmetatable({ _ptr = node.addr, _gc = handle.attach(node), _node = node, dir = dir },
+                        DB)
 end
 
 -- Closes the database, after closing what is still open on it (iterators,
@@ -81,7 +81,7 @@ function DB:close()
     if self._node.dead then
         return true
     end
-    local rc = handle.close_now(self._ptr, self._node)
+    local rc = handle.close_now(self._gc, self._node)
     if rc ~= 0 then
         return fail(rc)
     end

@@ -58,6 +58,35 @@ describe("handle", function()
         assert.is_nil(next(db.kids))
     end)
 
+    it("frees a handle when its token is collected", function()
+        local log = {}
+        local n = handle.new(nil, "x", function(addr) log[#log + 1] = addr end)
+        local held = { token = handle.attach(n) } -- luacheck: ignore 241 (a GC root to drop)
+        held.token = nil
+        collectgarbage()
+        collectgarbage()
+        assert.are.same({ "x" }, log)
+        assert.is_true(n.dead)
+    end)
+
+    it("does not free a newer handle at the same address when an old token is collected",
+       function()
+        local log = {}
+        local function free(addr) log[#log + 1] = addr end
+        local old = handle.new(nil, "addr", free)
+        local held = { old = handle.attach(old) } -- luacheck: ignore 241 (a GC root to drop)
+        handle.close(old)          -- closed by its parent, say: the token keeps its finalizer
+        local new = handle.new(nil, "addr", free)
+        local new_token = handle.attach(new)
+        held.old = nil
+        collectgarbage()
+        collectgarbage()
+        assert.are.same({ "addr" }, log)
+        assert.is_false(new.dead)
+        assert.are.equal(0, handle.close_now(new_token, new))
+        assert.are.same({ "addr", "addr" }, log)
+    end)
+
     it("returns the free function's code from close, once", function()
         local n = handle.new(nil, "x", function() return -4 end)
         assert.are.equal(-4, handle.close(n))

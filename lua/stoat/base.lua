@@ -20,8 +20,9 @@ local ffi = require "ffi"
 local cdef = require "stoat.cdef"
 
 local ffi_string = ffi.string
-local type, tostring, error, pairs = type, tostring, error, pairs
+local type, tostring, error, pairs, ipairs = type, tostring, error, pairs, ipairs
 local floor = math.floor
+local has_nkeys, nkeys = pcall(require, "table.nkeys") -- OpenResty's LuaJIT has it
 
 local M = {}
 
@@ -140,6 +141,47 @@ function M.check_options(opts, spec, what, level)
         end
     end
     return opts
+end
+local check_options = M.check_options
+
+-- Returns check(opts, what, level), which does check_options(opts, spec,
+-- what, level), without a loop when opts holds only known keys of the
+-- right types. A loop in a function called from a hot loop (an option
+-- check per seek, per set with a TTL) gets a trace of its own, and the
+-- caller's trace then cannot continue past it ("NYI: return to lower
+-- frame"): the rest of the caller's loop body would run interpreted. So
+-- the checks are unrolled, generated once per spec, and unknown keys are
+-- counted with table.nkeys (compiled). Any problem, and every check where
+-- table.nkeys is missing, goes to check_options, which raises the precise
+-- error.
+function M.options_checker(spec)
+    if not has_nkeys then
+        return function(opts, what, level)
+            check_options(opts, spec, what, level + 1) -- not a tail call: see below
+            return opts
+        end
+    end
+    local names = {}
+    for name in pairs(spec) do
+        names[#names + 1] = name
+    end
+    table.sort(names)
+    -- slow(...) is only called to raise, and never as a tail call, so
+    -- that the error levels count this function's frame.
+    local src = { "local type, nkeys, slow, spec = ...",
+                  "return function(opts, what, level)",
+                  "    if opts == nil then return nil end",
+                  "    local n, v = 0, nil",
+                  "    if type(opts) ~= 'table' then slow(opts, spec, what, level + 1) end" }
+    for _, name in ipairs(names) do
+        src[#src + 1] = ("    v = opts[%q]; if v ~= nil then n = n + 1; if type(v) ~= %q then "
+                         .. "slow(opts, spec, what, level + 1) end end"):format(name, spec[name])
+    end
+    src[#src + 1] = "    if nkeys(opts) ~= n then slow(opts, spec, what, level + 1) end"
+    src[#src + 1] = "    return opts"
+    src[#src + 1] = "end"
+    local chunk = assert(loadstring(table.concat(src, "\n"), "=stoat.base options_checker"))
+    return chunk(type, nkeys, check_options, spec)
 end
 
 return M

@@ -41,8 +41,8 @@ function M.new(db)
         return fail(rc)
     end
     local node = handle.new(db._node, base.batch_out[0], C.stoat_batch_free)
-    local ptr = handle.attach(base.batch_out[0], node)
-    return setmetatable({ _ptr = ptr, _node = node, _db = db }, Batch)
+    return setmetatable({ _ptr = node.addr, _gc = handle.attach(node), _node = node, _db = db },
+                        Batch)
 end
 
 function Batch:set(key, value, opts)
@@ -80,7 +80,7 @@ function Batch:commit()
     if rc ~= 0 then
         ok, err = fail(rc)
     end
-    handle.close_now(ptr, self._node)
+    handle.close_now(self._gc, self._node)
     return ok, err
 end
 
@@ -89,7 +89,7 @@ function Batch:close()
     if getmetatable(self) ~= Batch then
         raise(1, "expected a batch as self (use b:close(), not b.close())")
     end
-    handle.close_now(self._ptr, self._node)
+    handle.close_now(self._gc, self._node)
 end
 
 return M

@@ -3,23 +3,31 @@
 -- Every C handle (database, transaction, iterator, batch) has a node:
 --   { addr = <pointer>, free = <C function>, parent = <node>|nil,
 --     kids = { [node] = true }, live = <number of kids>,
---     dead = <freed>, orphan = <its Lua object was collected> }
+--     dead = <freed>, orphan = <its Lua object was collected>,
+--     serial = <its token's number, see below> }
 -- A database's kids are its transactions and batches; a transaction's kids
 -- are its iterators. Invariant: a node is freed only after all its kids
 -- are (C requires iterators closed before their transaction is discarded
 -- and everything closed before the database), whatever order Lua frees
 -- things in:
 --   * close(node) closes the kids first, then the node;
---   * the ffi.gc finalizer of a handle marks its node orphan and frees it
+--   * the finalizer of a handle's token marks its node orphan and frees it
 --     only when it has no live kids; otherwise the last kid to go frees it.
 -- So when a database, its transaction and its iterator become garbage in
 -- the same cycle, the order in which their finalizers run does not matter.
 --
--- node.addr is a pointer cdata of its own, distinct from the one carrying
--- the finalizer: a finalizer that referenced its own cdata would keep it
--- alive for ever (the finalizer table has weak keys, strong values).
--- The Lua objects check node.dead before each call, so a handle used after
--- it was freed raises instead of touching freed memory.
+-- Finalizers without a closure per handle: a function created per handle
+-- would abort the JIT trace of any loop that opens handles (an iterator per
+-- seek, a batch per chunk). Instead each handle gets a token, a small cdata
+-- holding a serial number, with one shared finalizer; the Lua object of the
+-- handle holds the token (and nothing else does), so the token becomes
+-- garbage with the object, and its finalizer finds the node by serial in
+-- `by_serial`. Serials are never reused, so a late finalizer can never hit
+-- a newer handle that got the freed handle's address. The node must not
+-- reference its token: parents keep their kids' nodes alive, which would
+-- keep the token alive for ever. The Lua objects check node.dead before
+-- each call, so a handle used after it was freed raises instead of
+-- touching freed memory.
 --
 -- Single Lua state, no threads: finalizers run on the same state, between
 -- VM instructions, never concurrently with this code.
@@ -28,10 +36,14 @@ local ffi = require "ffi"
 
 local M = {}
 
+local token_type = ffi.typeof("double[1]")
+local by_serial = {} -- serial -> node, for the finalizers
+local last_serial = 0
+
 -- A node for the handle at addr, freed by free(addr), under parent (or nil).
 function M.new(parent, addr, free)
     local n = { addr = addr, free = free, parent = parent, kids = {}, live = 0,
-                dead = false, orphan = false }
+                dead = false, orphan = false, serial = 0 } -- 0: no token yet
     if parent ~= nil then
         parent.kids[n] = true
         parent.live = parent.live + 1
@@ -43,6 +55,7 @@ end
 -- only waiting for its last kid. Returns the code free returned (0 if none).
 local function release(n)
     n.dead = true
+    by_serial[n.serial] = nil
     local rc = n.free(n.addr) or 0
     local p = n.parent
     if p ~= nil then
@@ -55,8 +68,14 @@ local function release(n)
     return rc
 end
 
--- Closes a node's kids (recursively), leaving the node itself open.
+-- Closes a node's kids (recursively), leaving the node itself open. Most
+-- nodes have none (iterators never do): no loop then, so closing one in a
+-- hot loop (an iterator per seek, a transaction per update) does not end
+-- the caller's JIT trace at a loop of its own.
 function M.close_kids(n)
+    if n.live == 0 then
+        return
+    end
     for kid in pairs(n.kids) do
         M.close(kid)
     end
@@ -88,15 +107,26 @@ function M.collect(n)
 end
 local collect = M.collect
 
--- Returns ptr with a finalizer for node n attached. ptr must be a different
--- cdata object than n.addr (read the out-parameter twice).
-function M.attach(ptr, n)
-    return ffi.gc(ptr, function() collect(n) end)
+-- The finalizer shared by every token.
+local function finalize(token)
+    local n = by_serial[token[0]]
+    if n ~= nil then
+        collect(n)
+    end
 end
 
--- Detaches the finalizer from ptr and closes n now.
-function M.close_now(ptr, n)
-    ffi.gc(ptr, nil)
+-- A token for node n, with the finalizer that collects n attached. The Lua
+-- object of the handle must hold it, and nothing else (see the header).
+function M.attach(n)
+    last_serial = last_serial + 1
+    n.serial = last_serial
+    by_serial[last_serial] = n
+    return ffi.gc(token_type(last_serial), finalize)
+end
+
+-- Detaches the finalizer from token (attach's) and closes n now.
+function M.close_now(token, n)
+    ffi.gc(token, nil)
     return M.close(n)
 end
 

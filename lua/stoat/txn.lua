@@ -24,7 +24,7 @@ local handle = require "stoat.handle"
 local C = base.C
 local ffi_string = ffi.string
 local fail, errstr, raise = base.fail, base.errstr, base.raise
-local check_string, check_options = base.check_string, base.check_options
+local check_string, options_checker = base.check_string, base.options_checker
 local check_integer = base.check_integer
 local ptr_out, len_out, txn_out = base.ptr_out, base.len_out, base.txn_out
 local u64_out, u8_out = base.u64_out, base.u8_out
@@ -49,12 +49,12 @@ local function live(self, level)
     return self._ptr
 end
 
-local SET_OPTIONS = { ttl = "number", meta = "number" }
+local check_set_options = options_checker({ ttl = "number", meta = "number" })
 
 -- TTL in whole seconds (fractions round up: ttl = 0.5 must still expire)
 -- and user-meta byte of a set's options table. Shared with stoat.batch.
 function M.set_options(opts, what, level)
-    check_options(opts, SET_OPTIONS, what, level + 1)
+    check_set_options(opts, what, level + 1)
     local ttl, meta = opts.ttl or 0, opts.meta or 0
     if not (ttl >= 0 and ttl <= 2 ^ 53) then -- also refuses NaN
         raise(level + 1, "%s: option 'ttl' must be a number of seconds in 0..2^53", what)
@@ -74,14 +74,14 @@ function M.begin(db, flags)
         return fail(rc)
     end
     local node = handle.new(db._node, txn_out[0], C.stoat_txn_discard)
-    local ptr = handle.attach(txn_out[0], node)
-    return setmetatable({ _ptr = ptr, _node = node, _db = db }, Txn)
+    return setmetatable({ _ptr = node.addr, _gc = handle.attach(node), _node = node, _db = db },
+                        Txn)
 end
 
 -- Ends a transaction: closes its iterators, discards it (after its commit,
 -- or instead of one). Idempotent.
 function M.finish(txn)
-    handle.close_now(txn._ptr, txn._node)
+    handle.close_now(txn._gc, txn._node)
 end
 local finish = M.finish
 
@@ -196,14 +196,14 @@ function M.run(db, fn, flags, tries)
     return conclude(db, fn, flags, tries, txn, pcall(fn, txn))
 end
 
-local UPDATE_OPTIONS = { retries = "number" }
+local check_update_options = options_checker({ retries = "number" })
 
 -- db:update(fn, {retries = 10}) and db:view(fn); level as in base.raise.
 function M.update(db, fn, opts, level)
     if type(fn) ~= "function" then
         raise(level + 1, "db:update: expected a function (got %s)", type(fn))
     end
-    check_options(opts, UPDATE_OPTIONS, "db:update", level + 1)
+    check_update_options(opts, "db:update", level + 1)
     local retries = opts and opts.retries or 10
     check_integer(retries, "db:update: option 'retries'", 0, 1e9, level + 1)
     return M.run(db, fn, 0, retries)
