@@ -5,27 +5,44 @@
 # bench/RESULTS.md: a table per value size with each engine's figures and
 # stoat's ratio to each peer, the machine, the date and the exact commands.
 #
+# bench/compare.sh --lua [--small] - instead runs the C tool (stoat_bench)
+# and the Lua one (luajit bench/lua_bench.lua) on the same workloads, RUNS
+# rounds alternating which goes first, for 100 B and 1 KiB values, and
+# rewrites only the "Lua vs C" section of RESULTS.md: medians of ops/sec
+# and the Lua/C ratio per benchmark, keeping the section's hand-written
+# analysis (the block between its analysis markers).
+#
 #   --small   a quarter of the entries (about 2 minutes on 2 cores; the
-#             full run about 12)
+#             full run about 12; with --lua about 3 and 12)
+#
+# RESULTS.md sections written by other tools sit between
+# "<!-- begin NAME -->" and "<!-- end NAME -->" lines at the end of the
+# file; each mode rewrites its own part and keeps every such block.
 #
 # Environment: BUILD (build directory, default build), THREADS (--threads,
 # default 1), OUT (result file, default bench/RESULTS.md), ENGINES (default
-# "stoat leveldb rocksdb lmdb"). An engine whose tool is missing or fails is
-# reported as such; the others still run.
+# "stoat leveldb rocksdb lmdb"), RUNS (--lua rounds, default 5), LUAJIT
+# (default luajit). An engine whose tool is missing or fails is reported as
+# such; the others still run.
 set -u
 
 cd "$(dirname "$0")/.." || exit 1
 mode=full
-case "${1:-}" in
-    --small) mode=small ;;
-    "") ;;
-    *) echo "usage: bench/compare.sh [--small]" >&2; exit 2 ;;
-esac
+lua=0
+for arg in "$@"; do
+    case "$arg" in
+        --small) mode=small ;;
+        --lua) lua=1 ;;
+        *) echo "usage: bench/compare.sh [--lua] [--small]" >&2; exit 2 ;;
+    esac
+done
 
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-1}
 OUT=${OUT:-bench/RESULTS.md}
 ENGINES=${ENGINES:-stoat leveldb rocksdb lmdb}
+RUNS=${RUNS:-5}
+LUAJIT=${LUAJIT:-luajit}
 SIZES="100 1024 16384"
 # The peers stoat is compared with (no ratio columns without stoat).
 PEERS=""
@@ -231,6 +248,215 @@ $(cat "$work/commands")
 EOF
 }
 
+# --lua: the C tool against the Lua one, same workloads --------------------
+
+LUA_SIZES="100 1024"
+LUA_BENCHMARKS=fillrandom,readrandom,readseq,readreverse,seekrandom
+# fillbatch is fillrandom --batch=100, run as a second invocation.
+LUA_ROWS="fillrandom fillbatch readrandom readseq readreverse seekrandom"
+
+lua_build() {
+    local mk="make -f Makefile -f bench/bench.mk"
+
+    grep -q 'bench/bench.mk' Makefile && mk=make
+    $mk BUILD="$BUILD" lib bench >"$work/build.log" 2>&1 || {
+        echo "compare: building libstoat.so and stoat_bench failed:" >&2
+        tail -n 20 "$work/build.log" >&2
+        exit 1
+    }
+}
+
+# lua_run c|lua SIZE ROUND: both invocations into $work/lua-TOOL-SIZE-ROUND.out
+lua_run() {
+    local t=$1 size=$2 round=$3 num db log cmd args
+    num=$(entries "$size")
+    db="$work/db-$t-$size"
+    log="$work/lua-$t-$size-$round.out"
+    if [ "$t" = c ]; then
+        cmd="$BUILD/bench/stoat_bench"
+    else
+        cmd="env STOAT_LIB=$lib $LUAJIT bench/lua_bench.lua"
+    fi
+    : >"$log"
+    for args in "--benchmarks=$LUA_BENCHMARKS" "--benchmarks=fillrandom --batch=100"; do
+        [ "$round" = 1 ] && echo "$cmd $args --num=$num --value_size=$size --db=DIR" >>"$work/commands"
+        echo "## invocation: $args" >>"$log"
+        if ! $cmd $args --num="$num" --value_size="$size" --db="$db" >>"$log" 2>"$work/err"; then
+            echo "FAILED: $t: $(tail -n 3 "$work/err" | tr '\n' ' ')" >>"$log"
+        fi
+        rm -rf "$db"
+    done
+}
+
+# Lines "bench ops" of one lua_run output; the batch fill is "fillbatch".
+lua_parse() {
+    awk '
+        /^## invocation:/ { inv++ }
+        / micros\/op .* ops\/sec;/ {
+            name = $1
+            if (inv == 2 && name == "fillrandom") name = "fillbatch"
+            for (i = 2; i <= NF; i++) if ($i == "ops/sec;") print name, $(i - 1)
+        }
+    ' "$1"
+}
+
+# lua_figures SIZE BENCH: "c_median lua_median lowest_ratio highest_ratio
+# rounds" over the rounds where both tools reported BENCH (empty if none).
+lua_figures() {
+    local r c l
+    for r in $(seq 1 "$RUNS"); do
+        c=$(awk -v b="$2" '$1 == b { print $2 }' "$work/lua-c-$1-$r.parsed")
+        l=$(awk -v b="$2" '$1 == b { print $2 }' "$work/lua-lua-$1-$r.parsed")
+        [ -n "$c" ] && [ -n "$l" ] && echo "$c $l"
+    done | awk '
+        function median(a, n,   i, j, t) {
+            for (i = 2; i <= n; i++)
+                for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
+                    t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
+                }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        $1 > 0 {
+            n++; c[n] = $1; l[n] = $2; r = $2 / $1
+            if (n == 1 || r < lo) lo = r
+            if (n == 1 || r > hi) hi = r
+        }
+        END { if (n) printf "%d %d %.2f %.2f %d\n", median(c, n), median(l, n), lo, hi, n }
+    '
+}
+
+lua_api() {
+    case "$1" in
+        fillrandom) echo 'set: `db:set(k, v)`' ;;
+        fillbatch) echo 'set: `db:batch()`, 100 x `b:set(k, v)`, `b:commit()`' ;;
+        readrandom) echo 'get: `db:get(k)`' ;;
+        readseq) echo 'scan: `db:view`, `for k, v in txn:pairs{limit = n}`' ;;
+        readreverse) echo 'scan: `txn:pairs{reverse = true, limit = n}`' ;;
+        seekrandom) echo 'seek: `txn:pairs{start = k, limit = 1}` per seek' ;;
+    esac
+}
+
+lua_tables() {
+    local size b f c l lo hi n ratio target
+    for size in $LUA_SIZES; do
+        echo "### ${size}-byte values, $(entries "$size") entries"
+        echo
+        echo "| benchmark | Lua API | C ops/sec | Lua ops/sec | Lua/C | Lua/C per round | target |"
+        echo "|---|---|---:|---:|---:|---|---|"
+        for b in $LUA_ROWS; do
+            f=$(lua_figures "$size" "$b")
+            if [ -z "$f" ]; then
+                echo "| $b | $(lua_api "$b") | - | - | - | - | - |"
+                continue
+            fi
+            read -r c l lo hi n <<<"$f"
+            ratio=$(awk -v a="$l" -v b="$c" 'BEGIN { printf "%.2f", a / b }')
+            case "$b" in
+                fillrandom|readrandom|readseq)
+                    target=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.8 ? "met (>= 0.80)" : "missed (< 0.80)") }') ;;
+                *) target="-" ;;
+            esac
+            echo "| $b | $(lua_api "$b") | $c | $l | **$ratio** | $lo - $hi ($n) | $target |"
+        done
+        echo
+    done
+}
+
+# The hand-written analysis of the section now in $OUT (between its
+# markers), or a placeholder.
+lua_analysis() {
+    if [ -f "$OUT" ] && grep -q '^<!-- begin lua-vs-c-analysis -->$' "$OUT"; then
+        sed -n '/^<!-- begin lua-vs-c-analysis -->$/,/^<!-- end lua-vs-c-analysis -->$/p' "$OUT"
+    else
+        printf '%s\n' '<!-- begin lua-vs-c-analysis -->' '### Analysis' '' '(not written yet)' \
+            '<!-- end lua-vs-c-analysis -->'
+    fi
+}
+
+lua_report() {
+    cat <<EOF
+<!-- begin lua-vs-c -->
+## Lua vs C
+
+Written by \`bench/compare.sh --lua${1:+ $1}\` on $(date -u '+%Y-%m-%d %H:%M UTC'), stoat at $(source_version),
+$($LUAJIT -v 2>&1 | awk '{ print $1, $2; exit }'). The C tool (bench/stoat_bench: stoat_* calls through
+bench/engine_stoat.c) and the Lua one (bench/lua_bench.lua: the Lua module
+as an application uses it, on libstoat.so of the same build) run the same
+workloads with the same keys, values and random streams, $RUNS rounds,
+alternating which goes first; each invocation starts from a fresh
+directory. Figures are medians of ops/sec over the rounds; Lua/C is the
+ratio of the medians, "per round" the lowest and highest ratio of the two
+tools' runs of one round (and the number of rounds). Target (issues 5 and
+6): Lua at no less than 0.8 x C for set, get and scan.
+
+- CPU: $(nproc) x $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo); kernel $(uname -sr); databases on $(df -PT "${TMPDIR:-/tmp}" | awk 'NR == 2 { print $2 }')
+- Load average before and after the run (the machine is shared, so the
+  rounds vary; both tools see the same conditions only on average):
+  $load_before and $(cut -d' ' -f1-3 /proc/loadavg)
+- No fsync per write (--sync=0); 16-byte keys; one thread
+
+$(lua_tables)
+
+Commands (DIR: a fresh directory under \${TMPDIR:-/tmp}, deleted after each run):
+
+\`\`\`
+$(cat "$work/commands")
+\`\`\`
+
+$(lua_analysis)
+<!-- end lua-vs-c -->
+EOF
+}
+
+lua_main() {
+    local size round t order
+    lua_build
+    lib=$(cd "$BUILD" && pwd)/libstoat.so
+    : >"$work/commands"
+    load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+    for size in $LUA_SIZES; do
+        echo "compare: C and Lua, $size-byte values, $RUNS rounds" >&2
+        for round in $(seq 1 "$RUNS"); do
+            # Alternate which tool goes first, so drift hits both alike.
+            if [ $((round % 2)) = 1 ]; then order="c lua"; else order="lua c"; fi
+            for t in $order; do
+                lua_run "$t" "$size" "$round"
+                lua_parse "$work/lua-$t-$size-$round.out" >"$work/lua-$t-$size-$round.parsed"
+            done
+        done
+        grep -h '^FAILED' "$work"/lua-*-"$size"-*.out >&2
+    done
+    lua_report "$([ "$mode" = small ] && echo --small)" >"$work/section.md"
+    { blocks "$OUT" lua-vs-c; echo; cat "$work/section.md"; } >"$work/results.md"
+    cp "$work/results.md" "$OUT"
+    echo "compare: wrote the Lua vs C section of $OUT" >&2
+}
+
+# blocks FILE: the marked blocks of FILE ("<!-- begin NAME -->" to
+# "<!-- end NAME -->" at the top level), each after a blank line.
+# blocks FILE NAME: all of FILE but the block NAME, trailing blank lines cut.
+blocks() {
+    [ -f "$1" ] || return 0
+    awk -v skip="${2:-}" '
+        name == "" && /^<!-- begin [A-Za-z0-9_-]+ -->$/ {
+            name = $3
+            if (skip == "") print ""
+        }
+        name == "" && skip != "" { lines[++n] = $0 }
+        name != "" && skip == "" { print }
+        name != "" && $0 == "<!-- end " name " -->" { name = "" }
+        END {
+            while (n > 0 && lines[n] == "") n--
+            for (i = 1; i <= n; i++) print lines[i]
+        }
+    ' "$1"
+}
+
+if [ "$lua" = 1 ]; then
+    lua_main
+    exit
+fi
+
 build
 : >"$work/commands"
 for size in $SIZES; do
@@ -239,5 +465,7 @@ for size in $SIZES; do
         parse "$work/$e-$size.out" >"$work/$e-$size.parsed"
     done
 done
-report "$([ "$mode" = small ] && echo --small)" >"$OUT"
+report "$([ "$mode" = small ] && echo --small)" >"$work/results.md"
+blocks "$OUT" >>"$work/results.md"
+cp "$work/results.md" "$OUT"
 echo "compare: wrote $OUT" >&2
