@@ -50,4 +50,19 @@ int bloom_filter_valid(slice filter);
  * malformed filter answers 1. */
 int bloom_may_contain(slice filter, slice ukey);
 
+/*
+ * A filter checked and decoded once for many probes (a reader keeps one
+ * per table): the same answers as bloom_may_contain. Borrows the
+ * filter's bytes.
+ */
+typedef struct bloom_filter {
+    const unsigned char *bits;
+    uint64_t nbits;
+    int probes;
+} bloom_filter;
+
+/* -1 (and f zeroed) if the filter is malformed, as bloom_filter_valid. */
+int bloom_filter_init(bloom_filter *f, slice filter);
+int bloom_filter_may_contain(const bloom_filter *f, slice ukey);
+
 #endif
