@@ -1,21 +1,38 @@
 /*
- * block_cache.c - sharded LRU of decompressed blocks.
+ * block_cache.c - sharded cache of decompressed blocks, CLOCK eviction.
  *
  * BLOCK_CACHE_SHARDS shards, picked by the top bits of a hash of (table
  * id, offset), each with its own mutex, hash table (chained, grown by
  * doubling) and a capacity of capacity / BLOCK_CACHE_SHARDS. An entry's
  * refs count its users plus one for the cache while it is in the table
- * (in_cache). Entries in the cache and unpinned (refs == 1) sit on the
- * shard's LRU list, oldest first; pinned ones are on no list. usage is
- * the sum of the charges (len) of entries in the cache, pinned or not;
- * after every insert and release, unpinned entries are evicted oldest
- * first until usage <= capacity. An entry that leaves the cache while
- * pinned is freed by its last release. All fields of an entry except
- * data/len/key are guarded by its shard's mutex.
+ * (in_cache). usage is the sum of the charges (len) of the entries in
+ * the cache, pinned or not.
+ *
+ * Eviction is CLOCK, an approximation of LRU that keeps hits cheap: the
+ * entries in the cache form a ring; a hit only sets the entry's visited
+ * bit (no list surgery touching its neighbours). When usage exceeds the
+ * capacity the hand sweeps the ring: a pinned entry (refs > 1) is passed,
+ * a visited one loses its bit and is passed, any other is evicted. New
+ * entries join the ring just behind the hand, the last place it reaches.
+ * Two turns of the hand clear every bit, so a sweep stops after 2n + 1
+ * steps: by then whatever is left is pinned. A block larger than its
+ * shard's capacity is never cached (it would only flush the shard).
+ *
+ * Locking: everything but refs and usage is guarded by the shard's mutex,
+ * and usage is written only under it. Pins are taken under the mutex
+ * (lookup, insert); release drops one without it. That is safe because
+ * only the cache's own reference keeps an unpinned entry alive and only a
+ * thread holding the mutex can add a pin: when the sweep sees refs == 1
+ * under the mutex, nobody else holds or can obtain the entry. Whoever
+ * drops refs to 0 frees the entry (an entry that left the cache while
+ * pinned is freed by its last release). After a release leaves an entry
+ * unpinned in a shard over its capacity, the releaser sweeps under the
+ * mutex, so usage returns under the capacity once nothing is pinned.
  */
 #include "block_cache.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,10 +45,11 @@ struct block_handle {
     uint64_t table_id, offset, hash;
     char *data;
     size_t len;
-    uint32_t refs;
+    atomic_uint refs;
     int in_cache;
+    int visited;                /* CLOCK bit: hit since the hand last passed */
     block_handle *chain;        /* next in the hash bucket */
-    block_handle *prev, *next;  /* LRU list, when in_cache && refs == 1 */
+    block_handle *prev, *next;  /* the ring, while in_cache */
 };
 
 typedef struct cache_shard {
@@ -39,8 +57,9 @@ typedef struct cache_shard {
     block_handle **buckets;
     size_t n_buckets;           /* a power of two, or 0 */
     size_t n_entries;
-    uint64_t capacity, usage, hits, misses;
-    block_handle lru;           /* sentinel: lru.next is the oldest */
+    uint64_t capacity, hits, misses;
+    _Atomic uint64_t usage;     /* written under mu; release reads it without */
+    block_handle *hand;         /* next entry the sweep looks at; NULL: empty ring */
 } cache_shard;
 
 struct block_cache {
@@ -78,7 +97,7 @@ int block_cache_new(uint64_t capacity, block_cache **out)
         if (pthread_mutex_init(&s->mu, NULL) != 0)
             goto fail;
         s->capacity = capacity / BLOCK_CACHE_SHARDS + (i < (int)(capacity % BLOCK_CACHE_SHARDS));
-        s->lru.next = s->lru.prev = &s->lru;
+        atomic_init(&s->usage, 0);
     }
     *out = c;
     return 0;
@@ -115,19 +134,39 @@ void block_cache_free(block_cache *c)
     free(c);
 }
 
-static void lru_remove(block_handle *h)
+/* Takes h off the ring, moving the hand on if it pointed at h. */
+static void ring_remove(cache_shard *s, block_handle *h)
 {
-    h->prev->next = h->next;
-    h->next->prev = h->prev;
+    if (h->next == h) {
+        s->hand = NULL;
+    } else {
+        h->prev->next = h->next;
+        h->next->prev = h->prev;
+        if (s->hand == h)
+            s->hand = h->next;
+    }
     h->prev = h->next = NULL;
 }
 
-static void lru_append(cache_shard *s, block_handle *h)
+/* Puts h on the ring just behind the hand: the sweep reaches it last. */
+static void ring_insert(cache_shard *s, block_handle *h)
 {
-    h->next = &s->lru;
-    h->prev = s->lru.prev;
+    if (s->hand == NULL) {
+        h->prev = h->next = h;
+        s->hand = h;
+        return;
+    }
+    h->next = s->hand;
+    h->prev = s->hand->prev;
     h->prev->next = h;
-    s->lru.prev = h;
+    s->hand->prev = h;
+}
+
+static void usage_add_locked(cache_shard *s, int64_t delta)
+{
+    uint64_t u = atomic_load_explicit(&s->usage, memory_order_relaxed);
+
+    atomic_store_explicit(&s->usage, u + (uint64_t)delta, memory_order_relaxed);
 }
 
 static block_handle **shard_slot_locked(cache_shard *s, uint64_t hash, uint64_t table_id,
@@ -164,39 +203,48 @@ static void shard_grow_locked(cache_shard *s)
     s->n_buckets = n;
 }
 
-/* Drops the cache's reference; returns 1 if the caller must free h. */
-static int shard_unref_locked(cache_shard *s, block_handle *h)
-{
-    if (--h->refs == 0)
-        return 1;
-    if (h->in_cache && h->refs == 1)
-        lru_append(s, h);
-    return 0;
-}
-
-/* Takes h (found at *slot) out of the table; returns 1 to free it. */
+/* Takes h (found at *slot) out of the table and drops the cache's
+ * reference; returns 1 if that was the last one (the caller frees h). */
 static int shard_remove_locked(cache_shard *s, block_handle **slot)
 {
     block_handle *h = *slot;
 
     *slot = h->chain;
     h->chain = NULL;
-    if (h->prev != NULL)
-        lru_remove(h);
+    ring_remove(s, h);
     h->in_cache = 0;
-    s->usage -= h->len;
+    usage_add_locked(s, -(int64_t)h->len);
     s->n_entries--;
-    return --h->refs == 0;
+    return atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1;
 }
 
+/* The CLOCK sweep (see the top of the file). */
 static void shard_evict_locked(cache_shard *s)
 {
-    while (s->usage > s->capacity && s->lru.next != &s->lru) {
-        block_handle *h = s->lru.next;
-        block_handle **slot = shard_slot_locked(s, h->hash, h->table_id, h->offset);
-        if (shard_remove_locked(s, slot))
-            handle_free(h);
+    size_t budget = 2 * s->n_entries + 1;
+
+    while (atomic_load_explicit(&s->usage, memory_order_relaxed) > s->capacity &&
+           s->hand != NULL && budget-- > 0) {
+        block_handle *h = s->hand, **slot;
+        if (atomic_load_explicit(&h->refs, memory_order_acquire) > 1) {
+            s->hand = h->next;
+        } else if (h->visited) {
+            h->visited = 0;
+            s->hand = h->next;
+        } else {
+            slot = shard_slot_locked(s, h->hash, h->table_id, h->offset);
+            if (shard_remove_locked(s, slot))
+                handle_free(h);
+        }
     }
+}
+
+/* A new pin on h, found in the table (the caller holds its shard's mutex). */
+static block_handle *handle_pin_locked(block_handle *h)
+{
+    atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+    h->visited = 1;
+    return h;
 }
 
 block_handle *block_cache_lookup(block_cache *c, uint64_t table_id, uint64_t offset)
@@ -208,15 +256,33 @@ block_handle *block_cache_lookup(block_cache *c, uint64_t table_id, uint64_t off
     pthread_mutex_lock(&s->mu);
     slot = shard_slot_locked(s, hash, table_id, offset);
     if (slot != NULL && *slot != NULL) {
-        h = *slot;
-        if (h->refs++ == 1)
-            lru_remove(h);
+        h = handle_pin_locked(*slot);
         s->hits++;
     } else {
         s->misses++;
     }
     pthread_mutex_unlock(&s->mu);
     return h;
+}
+
+/* Puts the new entry h in the table (it is pinned by the caller). */
+static void shard_add_locked(cache_shard *s, block_handle *h)
+{
+    block_handle **slot;
+
+    if (s->n_entries >= s->n_buckets)
+        shard_grow_locked(s);
+    if (s->n_buckets == 0)
+        return; /* no memory for a table: passed through uncached */
+    slot = &s->buckets[h->hash & (s->n_buckets - 1)];
+    h->chain = *slot;
+    *slot = h;
+    h->in_cache = 1;
+    atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+    ring_insert(s, h);
+    usage_add_locked(s, (int64_t)h->len);
+    s->n_entries++;
+    shard_evict_locked(s);
 }
 
 block_handle *block_cache_insert(block_cache *c, uint64_t table_id, uint64_t offset, char *data,
@@ -229,9 +295,7 @@ block_handle *block_cache_insert(block_cache *c, uint64_t table_id, uint64_t off
     pthread_mutex_lock(&s->mu);
     slot = shard_slot_locked(s, hash, table_id, offset);
     if (slot != NULL && *slot != NULL) {
-        h = *slot;
-        if (h->refs++ == 1)
-            lru_remove(h);
+        h = handle_pin_locked(*slot);
         pthread_mutex_unlock(&s->mu);
         free(data);
         return h;
@@ -246,21 +310,9 @@ block_handle *block_cache_insert(block_cache *c, uint64_t table_id, uint64_t off
     h->hash = hash;
     h->data = data;
     h->len = len;
-    h->refs = 1;
-    if (s->capacity > 0) {
-        if (s->n_entries >= s->n_buckets)
-            shard_grow_locked(s);
-        if (s->n_buckets > 0) {
-            slot = &s->buckets[hash & (s->n_buckets - 1)];
-            h->chain = *slot;
-            *slot = h;
-            h->in_cache = 1;
-            h->refs++;
-            s->usage += len;
-            s->n_entries++;
-            shard_evict_locked(s);
-        }
-    }
+    atomic_init(&h->refs, 1);
+    if (s->capacity > 0 && len <= s->capacity)
+        shard_add_locked(s, h);
     pthread_mutex_unlock(&s->mu);
     return h;
 }
@@ -278,18 +330,21 @@ size_t block_handle_len(const block_handle *h)
 void block_cache_release(block_cache *c, block_handle *h)
 {
     cache_shard *s;
-    int dead;
+    unsigned before;
 
     if (h == NULL)
         return;
-    s = block_cache_shard(c, h->hash);
-    pthread_mutex_lock(&s->mu);
-    dead = shard_unref_locked(s, h);
-    if (!dead)
+    s = block_cache_shard(c, h->hash); /* h may be freed by others once unpinned */
+    before = atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel);
+    if (before == 1) {
+        handle_free(h); /* it had left the cache: this was the last pin */
+        return;
+    }
+    if (before == 2 && atomic_load_explicit(&s->usage, memory_order_relaxed) > s->capacity) {
+        pthread_mutex_lock(&s->mu);
         shard_evict_locked(s);
-    pthread_mutex_unlock(&s->mu);
-    if (dead)
-        handle_free(h);
+        pthread_mutex_unlock(&s->mu);
+    }
 }
 
 void block_cache_erase_table(block_cache *c, uint64_t table_id)
@@ -329,7 +384,7 @@ void block_cache_get_stats(block_cache *c, block_cache_stats *out)
     for (int i = 0; i < BLOCK_CACHE_SHARDS; i++) {
         cache_shard *s = &c->shards[i];
         pthread_mutex_lock(&s->mu);
-        out->usage += s->usage;
+        out->usage += atomic_load_explicit(&s->usage, memory_order_relaxed);
         out->hits += s->hits;
         out->misses += s->misses;
         out->entries += s->n_entries;

@@ -1,6 +1,7 @@
 /*
- * block_cache_test.c - hits and misses, LRU eviction under the budget,
- * pinned entries outliving eviction and erasure, pass-through mode, and
+ * block_cache_test.c - hits and misses, eviction under the budget (recent
+ * and recently hit entries kept), pinned entries outliving eviction and
+ * erasure, releases evicting down to the budget, pass-through mode, and
  * concurrent use.
  */
 #include <pthread.h>
@@ -131,6 +132,25 @@ static void test_block_cache_pinned_entry_survives_eviction(void)
     block_cache_free(c);
 }
 
+/* Pins hold the shard over its capacity; the releases bring it back. */
+static void test_block_cache_release_evicts_down_to_capacity(void)
+{
+    block_cache *c;
+    block_cache_stats st;
+    block_handle *h[50];
+
+    REQUIRE_OK(block_cache_new(16 * 1000, &c)); /* 1000 bytes a shard */
+    for (int i = 0; i < 50; i++)
+        REQUIRE((h[i] = block_cache_insert(c, 3, (uint64_t)i, block_of(400, 'q'), 400)) != NULL);
+    block_cache_get_stats(c, &st);
+    CHECK(st.entries == 50 && st.usage == 50 * 400); /* all pinned: nothing evicted */
+    for (int i = 0; i < 50; i++)
+        block_cache_release(c, h[i]);
+    block_cache_get_stats(c, &st);
+    CHECK(st.usage <= 16 * 1000 && st.entries > 0);
+    block_cache_free(c);
+}
+
 static void test_block_cache_erase_table_spares_others(void)
 {
     block_cache *c;
@@ -243,6 +263,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_block_cache_usage_stays_under_capacity);
     TEST_RUN(test_block_cache_lru_keeps_recently_used);
     TEST_RUN(test_block_cache_pinned_entry_survives_eviction);
+    TEST_RUN(test_block_cache_release_evicts_down_to_capacity);
     TEST_RUN(test_block_cache_erase_table_spares_others);
     TEST_RUN(test_block_cache_zero_capacity_passes_through);
     TEST_RUN(test_block_cache_oversized_entry_not_kept);
