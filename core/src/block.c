@@ -8,6 +8,11 @@
  * other keys are rebuilt in the iterator's key_buf, which is reused.
  * Invariant while valid: restart_off(restart_idx) <= cur < next <=
  * b->restarts. One thread per iterator.
+ *
+ * block_get is the point lookup of sst_reader_get: the same restart
+ * search and scan as block_iter_seek, without an iterator, rebuilding
+ * keys straight into the caller's buffer (which ends up holding the key
+ * found), so a get allocates nothing here.
  */
 #include "block.h"
 
@@ -75,30 +80,55 @@ static void block_iter_corrupt(block_iter *it, size_t pos, const char *what)
     block_iter_invalidate(it);
 }
 
-/* Offset of restart point i, checked to lie within the entries. */
-static int block_iter_restart(block_iter *it, uint32_t i, size_t *off)
-{
-    size_t o = get_fixed32(it->b->data + it->b->restarts + 4 * (size_t)i);
+/* Where and why a block is damaged, for the caller's message. */
+typedef struct block_damage {
+    size_t pos;
+    const char *what;
+} block_damage;
 
-    if (o >= it->b->restarts) {
-        block_iter_corrupt(it, it->b->restarts + 4 * (size_t)i, "bad restart offset");
+/* Offset of restart point i, checked to lie within the entries. */
+static inline int block_restart_off(const block *b, uint32_t i, size_t *off, block_damage *d)
+{
+    size_t o = get_fixed32(b->data + b->restarts + 4 * (size_t)i);
+
+    if (o >= b->restarts) {
+        d->pos = b->restarts + 4 * (size_t)i;
+        d->what = "bad restart offset";
         return -1;
     }
     *off = o;
     return 0;
 }
 
+static int block_iter_restart(block_iter *it, uint32_t i, size_t *off)
+{
+    block_damage d;
+
+    if (block_restart_off(it->b, i, off, &d) != 0) {
+        block_iter_corrupt(it, d.pos, d.what);
+        return -1;
+    }
+    return 0;
+}
+
 /* Decodes the entry header at pos: shared, non_shared, value length, and
  * where the key suffix starts. -1 when it does not fit in the entries. */
-static int block_decode_header(const block *b, size_t pos, uint32_t *shared,
-                               uint32_t *non_shared, uint32_t *vlen, const char **suffix)
+static inline int block_decode_header(const block *b, size_t pos, uint32_t *shared,
+                                      uint32_t *non_shared, uint32_t *vlen, const char **suffix)
 {
     const char *p = b->data + pos, *limit = b->data + b->restarts;
 
-    if ((p = get_varint32(p, limit, shared)) == NULL ||
-        (p = get_varint32(p, limit, non_shared)) == NULL ||
-        (p = get_varint32(p, limit, vlen)) == NULL)
+    /* Nearly always each of the three fits in one byte (below 128). */
+    if (limit - p >= 3 && ((p[0] | p[1] | p[2]) & 0x80) == 0) {
+        *shared = (unsigned char)p[0];
+        *non_shared = (unsigned char)p[1];
+        *vlen = (unsigned char)p[2];
+        p += 3;
+    } else if ((p = get_varint32(p, limit, shared)) == NULL ||
+               (p = get_varint32(p, limit, non_shared)) == NULL ||
+               (p = get_varint32(p, limit, vlen)) == NULL) {
         return -1;
+    }
     if ((uint64_t)*non_shared + *vlen > (uint64_t)(limit - p))
         return -1;
     *suffix = p;
@@ -230,28 +260,49 @@ void block_iter_prev(block_iter *it)
         block_iter_corrupt(it, it->cur, "entries overlap");
 }
 
-/* The full key stored at restart point idx, without moving. */
-static int block_iter_restart_key(block_iter *it, uint32_t idx, slice *key)
+/* The full key stored at restart point idx. */
+static int block_restart_key(const block *b, uint32_t idx, slice *key, block_damage *d)
 {
     uint32_t shared, non_shared, vlen;
     const char *suffix;
     size_t off;
 
-    if (block_iter_restart(it, idx, &off) != 0)
+    if (block_restart_off(b, idx, &off, d) != 0)
         return -1;
-    if (block_decode_header(it->b, off, &shared, &non_shared, &vlen, &suffix) != 0 ||
+    if (block_decode_header(b, off, &shared, &non_shared, &vlen, &suffix) != 0 ||
         shared != 0 || non_shared < IKEY_SUFFIX_LEN) {
-        block_iter_corrupt(it, off, "bad restart entry");
+        d->pos = off;
+        d->what = "bad restart entry";
         return -1;
     }
     *key = slice_make(suffix, non_shared);
     return 0;
 }
 
+/* The last restart point whose key is < target (0 when none is): where
+ * the scan for the first key >= target starts. b has entries. */
+static int block_search_restarts(const block *b, slice target, uint32_t *idx, block_damage *d)
+{
+    uint32_t left = 0, right = b->n_restarts - 1;
+    slice k;
+
+    while (left < right) {
+        uint32_t mid = left + (right - left + 1) / 2;
+        if (block_restart_key(b, mid, &k, d) != 0)
+            return -1;
+        if (ikey_cmp(k, target) < 0)
+            left = mid;
+        else
+            right = mid - 1;
+    }
+    *idx = left;
+    return 0;
+}
+
 void block_iter_seek(block_iter *it, slice target)
 {
-    uint32_t left = 0, right;
-    slice k;
+    block_damage d;
+    uint32_t idx;
 
     if (it->b == NULL || it->status != 0)
         return;
@@ -265,21 +316,73 @@ void block_iter_seek(block_iter *it, slice target)
         block_iter_invalidate(it);
         return;
     }
-    /* The last restart whose key is < target: the scan starts there. */
-    right = it->b->n_restarts - 1;
-    while (left < right) {
-        uint32_t mid = left + (right - left + 1) / 2;
-        if (block_iter_restart_key(it, mid, &k) != 0)
-            return;
-        if (ikey_cmp(k, target) < 0)
-            left = mid;
-        else
-            right = mid - 1;
+    if (block_search_restarts(it->b, target, &idx, &d) != 0) {
+        block_iter_corrupt(it, d.pos, d.what);
+        return;
     }
-    if (block_iter_to_restart(it, left) != 0)
+    if (block_iter_to_restart(it, idx) != 0)
         return;
     while (block_iter_valid(it) && ikey_cmp(it->key, target) < 0)
         block_iter_step(it);
+}
+
+static int block_corrupt(const block *b, const block_damage *d)
+{
+    return status_err(STOAT_ECORRUPT, "%s: block at offset %llu: %s at %zu", b->path,
+                      (unsigned long long)b->offset, d->what, d->pos);
+}
+
+/* Scans from the entry at pos (a restart point) for the first key >=
+ * target, rebuilding each key in *key. */
+static int block_get_scan(const block *b, size_t pos, slice target, buf *key, slice *value)
+{
+    block_damage d = {pos, "bad entry"};
+    uint32_t shared, non_shared, vlen;
+    const char *suffix;
+
+    buf_reset(key);
+    while (pos < b->restarts) {
+        d.pos = pos;
+        if (block_decode_header(b, pos, &shared, &non_shared, &vlen, &suffix) != 0)
+            return block_corrupt(b, &d);
+        if (shared > key->len || (size_t)shared + non_shared < IKEY_SUFFIX_LEN) {
+            d.what = "bad key length";
+            return block_corrupt(b, &d);
+        }
+        key->len = shared;
+        if (buf_append(key, suffix, non_shared) != 0)
+            return status_err(STOAT_ENOMEM, "%s: out of memory reading a block", b->path);
+        if (ikey_cmp(slice_make(key->data, key->len), target) >= 0) {
+            *value = slice_make(suffix + non_shared, vlen);
+            return 0;
+        }
+        pos = (size_t)(suffix - b->data) + non_shared + vlen;
+    }
+    return STOAT_ENOTFOUND;
+}
+
+int block_get(const block *b, slice target, buf *key, slice *value)
+{
+    block_damage d;
+    uint32_t idx;
+    size_t pos;
+    int rc;
+
+    buf_reset(key);
+    *value = slice_make(NULL, 0);
+    if (target.len < IKEY_SUFFIX_LEN)
+        return status_err(STOAT_EINVAL, "block get: target of %zu bytes is not an internal key",
+                          target.len);
+    if (b->restarts == 0)
+        return STOAT_ENOTFOUND;
+    if (block_search_restarts(b, target, &idx, &d) != 0 ||
+        block_restart_off(b, idx, &pos, &d) != 0)
+        return block_corrupt(b, &d);
+    if ((rc = block_get_scan(b, pos, target, key, value)) != 0) {
+        buf_reset(key);
+        *value = slice_make(NULL, 0);
+    }
+    return rc;
 }
 
 void block_iter_seek_for_prev(block_iter *it, slice target)

@@ -70,6 +70,17 @@ void block_iter_seek_for_prev(block_iter *it, slice target);
 void block_iter_next(block_iter *it);
 void block_iter_prev(block_iter *it);
 
+/*
+ * Point lookup: the first entry of b with key >= target (ikey_cmp), as
+ * block_iter_seek finds it, without an iterator. 0: its key is copied
+ * into *key and *value is borrowed from b's bytes. STOAT_ENOTFOUND when
+ * every key is < target; STOAT_ECORRUPT naming the file, block and entry;
+ * STOAT_ENOMEM; EINVAL when target is shorter than an internal key. *key
+ * is scratch during the search: it is empty, and *value empty, unless 0
+ * is returned. Thread-safe for any number of callers sharing b.
+ */
+int block_get(const block *b, slice target, buf *key, slice *value);
+
 static inline slice block_iter_key(const block_iter *it) { return it->key; }
 static inline slice block_iter_value(const block_iter *it) { return it->value; }
 static inline int block_iter_status(const block_iter *it) { return it->status; }

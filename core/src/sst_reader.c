@@ -2,18 +2,26 @@
  * sst_reader.c - opens an SSTable, answers point lookups, and iterates.
  *
  * Open reads the footer and the three meta blocks (index, filter,
- * properties), verifying every checksum, and keeps them in memory for
- * the reader's life. Data blocks are read on demand: the stored bytes and
- * trailer are read in one call, the checksum is verified before anything
- * else looks at them, then they are decompressed; with a block cache the
- * decompressed block is shared under the key (table id, offset), without
- * one the reader of the block owns it (sst_pin covers both).
+ * properties), verifying every checksum. The index block is decoded once,
+ * there, into an array (sst_index): per data block its last key and its
+ * handle, validated (keys strictly increasing, handles inside the data
+ * area), so a lookup is a binary search over memory with no parsing. The
+ * search first compares "tags": 8 bytes of each user key taken after the
+ * prefix that all the index's user keys share, as a big-endian integer;
+ * only equal tags need the full key (see sst_tag). The filter is
+ * likewise prepared once (bloom_filter).
+ *
+ * Data blocks are read on demand: the stored bytes and trailer are read
+ * in one call, the checksum is verified before anything else looks at
+ * them, then they are decompressed; with a block cache the decompressed
+ * block is shared under the key (table id, offset), without one the
+ * reader of the block owns it (sst_pin covers both).
  *
  * The reader is immutable after open; refs is atomic. Gets and iterators
  * use only their own state plus pread on the shared file, so any number
  * of threads may use one reader. The table iterator (sst_iter) is a
- * two-level iterator: a block_iter over the index picks the data block,
- * a second block_iter walks it; the iterator pins its current block and
+ * two-level iterator: a position in the index array picks the data
+ * block, a block_iter walks it; the iterator pins its current block and
  * drops the pin when it runs off either end. Its first error is sticky:
  * later moves do nothing, valid() is 0 and status() returns it.
  */
@@ -31,6 +39,22 @@
 #include "sst_format.h"
 #include "status.h"
 
+/* One data block as the index names it. */
+typedef struct sst_index_entry {
+    size_t key_off;         /* its last internal key: keys.data + key_off */
+    size_t key_len;
+    sst_handle h;
+} sst_index_entry;
+
+/* The decoded index block: entry i is data block i, in file order. */
+typedef struct sst_index {
+    size_t n;
+    sst_index_entry *e;
+    uint64_t *tags;         /* tags[i] = sst_tag(user key of entry i) */
+    size_t prefix_len;      /* every entry's user key starts with these bytes of keys */
+    buf keys;               /* the entries' keys, back to back */
+} sst_index;
+
 struct sst_reader {
     atomic_int refs;
     env *env;
@@ -40,10 +64,9 @@ struct sst_reader {
     block_cache *cache;     /* borrowed; may be NULL */
     uint64_t data_end;      /* data blocks lie in [0, data_end) */
     sst_props props;
-    char *index_data;
-    block index;
+    sst_index index;
     char *filter_data;      /* NULL: no filter */
-    slice filter;
+    bloom_filter filter;
 };
 
 /* A data block in use: pinned in the cache, or owned when there is none. */
@@ -120,9 +143,10 @@ fail:
     return rc;
 }
 
-/* Pins the data block at h and parses it into *b. */
-static int sst_reader_pin(sst_reader *r, sst_handle h, sst_pin *pin, block *b)
+/* Pins data block i (of the index) and parses it into *b. */
+static int sst_reader_pin(sst_reader *r, size_t i, sst_pin *pin, block *b)
 {
+    sst_handle h = r->index.e[i].h;
     const char *data;
     char *raw;
     size_t len;
@@ -174,6 +198,122 @@ static int sst_reader_load_footer(sst_reader *r, sst_footer *f, uint64_t *footer
     return 0;
 }
 
+static slice sst_index_key(const sst_index *ix, size_t i)
+{
+    return slice_make(ix->keys.data + ix->e[i].key_off, ix->e[i].key_len);
+}
+
+/*
+ * The tag of user key u: its 8 bytes after the first `from`, zero-padded,
+ * as a big-endian integer. For keys that share their first `from` bytes,
+ * tags order like the keys themselves except that ties are possible:
+ * u < v implies tag(u) <= tag(v) (the first differing byte decides both,
+ * and padding with 0 never puts a key above a longer one it prefixes), so
+ * tag(u) < tag(v) implies u < v, and only equal tags need a full compare.
+ */
+static inline uint64_t sst_tag(slice u, size_t from)
+{
+    char b[8] = {0};
+    size_t n = u.len > from ? u.len - from : 0;
+
+    memcpy(b, u.data + from, n < 8 ? n : 8);
+    return get_be64(b);
+}
+
+static void sst_index_free(sst_index *ix)
+{
+    free(ix->e);
+    free(ix->tags);
+    buf_free(&ix->keys);
+    memset(ix, 0, sizeof(*ix));
+}
+
+/* Checks the entry the iterator over the index block (at offset off) is
+ * on and appends it to ix, which has room for it. */
+static int sst_index_add(sst_reader *r, sst_index *ix, const block_iter *it, uint64_t off)
+{
+    sst_index_entry *e = &ix->e[ix->n];
+    slice key = block_iter_key(it);
+    sst_handle h;
+
+    if (sst_handle_get(block_iter_value(it), &h) != 0)
+        return status_err(STOAT_ECORRUPT, "%s: block at offset %llu: bad index entry at %zu",
+                          r->path, (unsigned long long)off, it->cur);
+    if (h.size > r->data_end || h.offset > r->data_end - h.size ||
+        r->data_end - h.size - h.offset < SST_TRAILER_LEN)
+        return sst_reader_corrupt(r, h.offset, "index names a block outside the data area");
+    if (ix->n > 0 && ikey_cmp(sst_index_key(ix, ix->n - 1), key) >= 0)
+        return sst_reader_corrupt(r, h.offset, "index keys out of order");
+    e->key_off = ix->keys.len;
+    e->key_len = key.len;
+    e->h = h;
+    if (buf_append(&ix->keys, key.data, key.len) != 0)
+        return status_err(STOAT_ENOMEM, "%s: out of memory for the index", r->path);
+    ix->n++;
+    return 0;
+}
+
+/* Grows the entry array to hold at least n + 1 entries. */
+static int sst_index_reserve(sst_reader *r, sst_index *ix, size_t *cap)
+{
+    sst_index_entry *e;
+    size_t ncap;
+
+    if (ix->n < *cap)
+        return 0;
+    ncap = *cap ? 2 * *cap : 64;
+    if ((e = realloc(ix->e, ncap * sizeof(*e))) == NULL)
+        return status_err(STOAT_ENOMEM, "%s: out of memory for the index", r->path);
+    ix->e = e;
+    *cap = ncap;
+    return 0;
+}
+
+/* The prefix shared by the first and last user keys is shared by all
+ * (they are sorted); the tags start after it. */
+static int sst_index_tag(sst_reader *r, sst_index *ix)
+{
+    slice first, last;
+    size_t p = 0;
+
+    if (ix->n == 0)
+        return 0;
+    if ((ix->tags = malloc(ix->n * sizeof(*ix->tags))) == NULL)
+        return status_err(STOAT_ENOMEM, "%s: out of memory for the index", r->path);
+    first = ikey_user(sst_index_key(ix, 0));
+    last = ikey_user(sst_index_key(ix, ix->n - 1));
+    while (p < first.len && p < last.len && first.data[p] == last.data[p])
+        p++;
+    ix->prefix_len = p;
+    for (size_t i = 0; i < ix->n; i++)
+        ix->tags[i] = sst_tag(ikey_user(sst_index_key(ix, i)), p);
+    return 0;
+}
+
+/* Decodes the index block (raw, len bytes at offset off) into r->index. */
+static int sst_reader_decode_index(sst_reader *r, const char *raw, size_t len, uint64_t off)
+{
+    sst_index *ix = &r->index;
+    block_iter it;
+    block b;
+    size_t cap = 0;
+    int rc;
+
+    if ((rc = block_init(&b, raw, len, r->path, off)) != 0)
+        return rc;
+    block_iter_init(&it);
+    block_iter_set(&it, &b);
+    for (block_iter_seek_first(&it); block_iter_valid(&it); block_iter_next(&it))
+        if ((rc = sst_index_reserve(r, ix, &cap)) != 0 ||
+            (rc = sst_index_add(r, ix, &it, off)) != 0)
+            goto out;
+    if ((rc = block_iter_status(&it)) == 0)
+        rc = sst_index_tag(r, ix);
+out:
+    block_iter_free(&it);
+    return rc;
+}
+
 /* Reads the index, filter and properties blocks named by the footer. */
 static int sst_reader_load_meta(sst_reader *r, const sst_footer *f, uint64_t footer_off)
 {
@@ -182,17 +322,18 @@ static int sst_reader_load_meta(sst_reader *r, const sst_footer *f, uint64_t foo
     size_t len;
     int rc;
 
-    if ((rc = sst_reader_read_block(r, f->index, footer_off, &r->index_data, &len)) != 0 ||
-        (rc = block_init(&r->index, r->index_data, len, r->path, f->index.offset)) != 0)
+    r->data_end = f->filter.size > 0 ? f->filter.offset : f->props.offset;
+    if ((rc = sst_reader_read_block(r, f->index, footer_off, &data, &len)) != 0)
         return rc;
-    r->data_end = f->props.offset;
+    rc = sst_reader_decode_index(r, data, len, f->index.offset);
+    free(data);
+    if (rc != 0)
+        return rc;
     if (f->filter.size > 0) {
         if ((rc = sst_reader_read_block(r, f->filter, footer_off, &r->filter_data, &len)) != 0)
             return rc;
-        r->filter = slice_make(r->filter_data, len);
-        if (!bloom_filter_valid(r->filter))
+        if (bloom_filter_init(&r->filter, slice_make(r->filter_data, len)) != 0)
             return sst_reader_corrupt(r, f->filter.offset, "bad bloom filter");
-        r->data_end = f->filter.offset;
     }
     if ((rc = sst_reader_read_block(r, f->props, footer_off, &data, &len)) != 0)
         return rc;
@@ -212,7 +353,7 @@ static void sst_reader_free(sst_reader *r)
         return;
     env_close(r->file);
     sst_props_free(&r->props);
-    free(r->index_data);
+    sst_index_free(&r->index);
     free(r->filter_data);
     free(r->path);
     free(r);
@@ -247,83 +388,80 @@ fail:
 
 int sst_reader_may_contain(const sst_reader *r, slice ukey)
 {
-    return r->filter_data == NULL || bloom_may_contain(r->filter, ukey);
+    return r->filter_data == NULL || bloom_filter_may_contain(&r->filter, ukey);
 }
 
-/* The data block named by the index entry the iterator is on. */
-static int sst_reader_index_handle(const sst_reader *r, const block_iter *ix, sst_handle *h)
+/* The first index entry whose key is >= target (n when none): the only
+ * data block that may hold target's first entry at or after it. */
+static size_t sst_index_find(const sst_index *ix, slice target)
 {
-    if (sst_handle_get(block_iter_value(ix), h) != 0)
-        return status_err(STOAT_ECORRUPT, "%s: block at offset %llu: bad index entry at %zu",
-                          r->path, (unsigned long long)r->index.offset, ix->cur);
-    return 0;
-}
+    slice u = ikey_user(target);
+    size_t lo = 0, hi = ix->n, p = ix->prefix_len;
+    uint64_t tag;
+    int c;
 
-/* Finds the first entry >= target in the table; 0 and *found = 0 if none. */
-static int sst_reader_find(sst_reader *r, slice target, block_iter *ix, block_iter *data,
-                           block *b, sst_pin *pin, int *found)
-{
-    sst_handle h;
-    int rc;
-
-    *found = 0;
-    block_iter_set(ix, &r->index);
-    block_iter_seek(ix, target);
-    if (!block_iter_valid(ix))
-        return block_iter_status(ix);
-    if ((rc = sst_reader_index_handle(r, ix, &h)) != 0 || (rc = sst_reader_pin(r, h, pin, b)) != 0)
-        return rc;
-    block_iter_set(data, b);
-    block_iter_seek(data, target);
-    if (block_iter_valid(data)) {
-        *found = 1;
+    if (ix->n == 0)
         return 0;
+    /* A key outside the prefix sorts before or after every entry (and a
+     * key that is a proper prefix of it, before: sst_tag needs len >= p). */
+    c = memcmp(u.data, ix->keys.data + ix->e[0].key_off, u.len < p ? u.len : p);
+    if (c < 0 || (c == 0 && u.len < p))
+        return 0;
+    if (c > 0)
+        return ix->n;
+    tag = sst_tag(u, p);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ix->tags[mid] < tag ||
+            (ix->tags[mid] == tag && ikey_cmp(sst_index_key(ix, mid), target) < 0))
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    if ((rc = block_iter_status(data)) != 0)
-        return rc;
-    /* The index said this block's last key is >= target. */
-    return sst_reader_corrupt(r, h.offset, "index key past the block's last key");
+    return lo;
 }
+
+/* Room for the seek key of most gets without a malloc. */
+#define SST_GET_KEY_SMALL 256
 
 int sst_reader_get(sst_reader *r, slice ukey, uint64_t version, buf *ikey_out, buf *value_out)
 {
-    block_iter ix, data;
+    char small[SST_GET_KEY_SMALL], *tk = small;
     sst_pin pin = {NULL, NULL};
+    slice target, value;
+    size_t i;
     block b;
-    slice key;
-    int rc, found = 0;
+    int rc;
 
     buf_reset(ikey_out);
     buf_reset(value_out);
     if (!sst_reader_may_contain(r, ukey))
         return STOAT_ENOTFOUND;
-    block_iter_init(&ix);
-    block_iter_init(&data);
-    /* ikey_out holds the target until the answer replaces it. */
-    if ((rc = buf_reserve(ikey_out, ukey.len + IKEY_SUFFIX_LEN)) != 0)
-        goto done;
-    ikey_out->len = ikey_encode(ikey_out->data, ukey.data, ukey.len, version);
-    rc = sst_reader_find(r, slice_make(ikey_out->data, ikey_out->len), &ix, &data, &b, &pin,
-                         &found);
-    buf_reset(ikey_out);
-    if (rc != 0)
-        goto done;
+    if (ukey.len + IKEY_SUFFIX_LEN > sizeof(small) &&
+        (tk = malloc(ukey.len + IKEY_SUFFIX_LEN)) == NULL)
+        return status_err(STOAT_ENOMEM, "%s: out of memory for a key", r->path);
+    target = slice_make(tk, ikey_encode(tk, ukey.data, ukey.len, version));
     rc = STOAT_ENOTFOUND;
-    key = block_iter_key(&data);
-    if (!found || slice_cmp(ikey_user(key), ukey) != 0)
+    if ((i = sst_index_find(&r->index, target)) == r->index.n)
         goto done;
-    if ((rc = buf_append(ikey_out, key.data, key.len)) != 0 ||
-        (rc = buf_append(value_out, block_iter_value(&data).data, block_iter_value(&data).len)))
+    if ((rc = sst_reader_pin(r, i, &pin, &b)) != 0)
         goto done;
-    rc = 0;
+    /* ikey_out ends up holding the key found */
+    rc = block_get(&b, target, ikey_out, &value);
+    if (rc == STOAT_ENOTFOUND) /* the index said this block's last key is >= target */
+        rc = sst_reader_corrupt(r, b.offset, "index key past the block's last key");
+    else if (rc == 0 && slice_cmp(ikey_user(slice_make(ikey_out->data, ikey_out->len)), ukey) != 0)
+        rc = STOAT_ENOTFOUND;
+    if (rc == 0)
+        rc = buf_append(value_out, value.data, value.len);
 done:
     if (rc != 0) {
         buf_reset(ikey_out);
         buf_reset(value_out);
     }
-    block_iter_free(&ix);
-    block_iter_free(&data);
     sst_reader_unpin(r, &pin);
+    if (tk != small)
+        free(tk);
     return rc;
 }
 
@@ -353,19 +491,17 @@ void sst_reader_unref(sst_reader *r)
 typedef struct sst_iter {
     iter base;
     sst_reader *r;
-    block_iter index;
+    size_t bi;          /* index entry of the current block; r->index.n: none */
     block_iter data;
-    block blk;          /* the current data block, pinned by pin */
+    block blk;          /* the current data block, pinned by pin, while bi < n */
     sst_pin pin;
-    uint64_t blk_off;
-    int has_blk;
     int status;
 } sst_iter;
 
 static void sst_iter_drop_block(sst_iter *it)
 {
     sst_reader_unpin(it->r, &it->pin);
-    it->has_blk = 0;
+    it->bi = it->r->index.n;
 }
 
 static void sst_iter_fail(sst_iter *it, int rc)
@@ -374,50 +510,45 @@ static void sst_iter_fail(sst_iter *it, int rc)
     sst_iter_drop_block(it);
 }
 
-/* Aims the data iterator (unpositioned) at the block the index is on. */
-static int sst_iter_load_block(sst_iter *it)
+/* Aims the data iterator (unpositioned) at block i; -1 after a failure. */
+static int sst_iter_load_block(sst_iter *it, size_t i)
 {
-    sst_handle h;
     int rc;
 
-    if ((rc = sst_reader_index_handle(it->r, &it->index, &h)) != 0)
-        goto fail;
-    if (!it->has_blk || it->blk_off != h.offset) {
+    if (it->bi != i) {
         sst_iter_drop_block(it);
-        if ((rc = sst_reader_pin(it->r, h, &it->pin, &it->blk)) != 0)
-            goto fail;
-        it->has_blk = 1;
-        it->blk_off = h.offset;
+        if ((rc = sst_reader_pin(it->r, i, &it->pin, &it->blk)) != 0) {
+            sst_iter_fail(it, rc);
+            return -1;
+        }
+        it->bi = i;
     }
     block_iter_set(&it->data, &it->blk);
     return 0;
-fail:
-    sst_iter_fail(it, rc);
-    return rc;
 }
 
-/* Once the index has moved: load its block, or stop at the end. */
-static int sst_iter_index_moved(sst_iter *it)
+/* The data iterator ran off its block: fails on its error, else 0. */
+static int sst_iter_block_done(sst_iter *it)
 {
-    if (!block_iter_valid(&it->index)) {
-        if (block_iter_status(&it->index) != 0)
-            sst_iter_fail(it, block_iter_status(&it->index));
-        else
-            sst_iter_drop_block(it);
+    if (block_iter_status(&it->data) != 0) {
+        sst_iter_fail(it, block_iter_status(&it->data));
         return -1;
     }
-    return sst_iter_load_block(it);
+    return 0;
 }
 
 static void sst_iter_skip_forward(sst_iter *it)
 {
-    while (it->status == 0 && it->has_blk && !block_iter_valid(&it->data)) {
-        if (block_iter_status(&it->data) != 0) {
-            sst_iter_fail(it, block_iter_status(&it->data));
+    size_t n = it->r->index.n;
+
+    while (it->status == 0 && it->bi < n && !block_iter_valid(&it->data)) {
+        if (sst_iter_block_done(it) != 0)
+            return;
+        if (it->bi + 1 == n) {
+            sst_iter_drop_block(it);
             return;
         }
-        block_iter_next(&it->index);
-        if (sst_iter_index_moved(it) != 0)
+        if (sst_iter_load_block(it, it->bi + 1) != 0)
             return;
         block_iter_seek_first(&it->data);
     }
@@ -425,13 +556,16 @@ static void sst_iter_skip_forward(sst_iter *it)
 
 static void sst_iter_skip_backward(sst_iter *it)
 {
-    while (it->status == 0 && it->has_blk && !block_iter_valid(&it->data)) {
-        if (block_iter_status(&it->data) != 0) {
-            sst_iter_fail(it, block_iter_status(&it->data));
+    size_t n = it->r->index.n;
+
+    while (it->status == 0 && it->bi < n && !block_iter_valid(&it->data)) {
+        if (sst_iter_block_done(it) != 0)
+            return;
+        if (it->bi == 0) {
+            sst_iter_drop_block(it);
             return;
         }
-        block_iter_prev(&it->index);
-        if (sst_iter_index_moved(it) != 0)
+        if (sst_iter_load_block(it, it->bi - 1) != 0)
             return;
         block_iter_seek_last(&it->data);
     }
@@ -441,7 +575,7 @@ static int sst_iter_valid(const iter *base)
 {
     const sst_iter *it = (const sst_iter *)base;
 
-    return it->status == 0 && it->has_blk && block_iter_valid(&it->data);
+    return it->status == 0 && it->bi < it->r->index.n && block_iter_valid(&it->data);
 }
 
 static void sst_iter_seek_first(iter *base)
@@ -450,8 +584,7 @@ static void sst_iter_seek_first(iter *base)
 
     if (it->status != 0)
         return;
-    block_iter_seek_first(&it->index);
-    if (sst_iter_index_moved(it) != 0)
+    if (it->r->index.n == 0 || sst_iter_load_block(it, 0) != 0)
         return;
     block_iter_seek_first(&it->data);
     sst_iter_skip_forward(it);
@@ -463,8 +596,7 @@ static void sst_iter_seek_last(iter *base)
 
     if (it->status != 0)
         return;
-    block_iter_seek_last(&it->index);
-    if (sst_iter_index_moved(it) != 0)
+    if (it->r->index.n == 0 || sst_iter_load_block(it, it->r->index.n - 1) != 0)
         return;
     block_iter_seek_last(&it->data);
     sst_iter_skip_backward(it);
@@ -473,11 +605,15 @@ static void sst_iter_seek_last(iter *base)
 static void sst_iter_seek(iter *base, slice target)
 {
     sst_iter *it = (sst_iter *)base;
+    size_t i;
 
     if (it->status != 0)
         return;
-    block_iter_seek(&it->index, target);
-    if (sst_iter_index_moved(it) != 0)
+    if ((i = sst_index_find(&it->r->index, target)) == it->r->index.n) {
+        sst_iter_drop_block(it);
+        return;
+    }
+    if (sst_iter_load_block(it, i) != 0)
         return;
     block_iter_seek(&it->data, target);
     sst_iter_skip_forward(it);
@@ -503,7 +639,8 @@ static void sst_iter_next(iter *base)
     if (!sst_iter_valid(base))
         return;
     block_iter_next(&it->data);
-    sst_iter_skip_forward(it);
+    if (!block_iter_valid(&it->data))
+        sst_iter_skip_forward(it);
 }
 
 static void sst_iter_prev(iter *base)
@@ -513,7 +650,8 @@ static void sst_iter_prev(iter *base)
     if (!sst_iter_valid(base))
         return;
     block_iter_prev(&it->data);
-    sst_iter_skip_backward(it);
+    if (!block_iter_valid(&it->data))
+        sst_iter_skip_backward(it);
 }
 
 static slice sst_iter_key(const iter *base)
@@ -536,7 +674,6 @@ static void sst_iter_free(iter *base)
     sst_iter *it = (sst_iter *)base;
 
     sst_iter_drop_block(it);
-    block_iter_free(&it->index);
     block_iter_free(&it->data);
     sst_reader_unref(it->r);
     free(it);
@@ -557,8 +694,7 @@ iter *sst_reader_iter(sst_reader *r)
     it->base.ops = &sst_iter_ops;
     it->r = r;
     sst_reader_ref(r);
-    block_iter_init(&it->index);
-    block_iter_set(&it->index, &r->index);
+    it->bi = r->index.n;
     block_iter_init(&it->data);
     return &it->base;
 }

@@ -1,6 +1,7 @@
 /*
- * block_test.c - block builder and block iterator: round trips, seeks in
- * both directions, large entries, and damaged blocks.
+ * block_test.c - block builder, block iterator and point lookup: round
+ * trips, seeks in both directions, block_get against seek, large entries,
+ * and damaged blocks.
  */
 #include <stdlib.h>
 
@@ -164,6 +165,53 @@ static void test_block_seek_lands_on_first_key_at_or_after(void)
     free_keys(v, n);
 }
 
+/* block_get finds what block_iter_seek finds, for present keys, keys
+ * between them, and keys past either end, with any restart interval. */
+static void test_block_get_agrees_with_seek(void)
+{
+    block_builder bb;
+    block b;
+    block_iter it;
+    slice contents, val;
+    buf key = {0};
+    char probe[64];
+    size_t n, mismatches = 0;
+    kv *v = make_keys(1500, 5, &n);
+
+    for (int interval = 1; interval <= 32; interval *= 4) {
+        block_builder_init(&bb, interval);
+        block_iter_init(&it);
+        build(&bb, v, n, &b, &contents);
+        block_iter_set(&it, &b);
+        for (size_t i = 0; i < n; i++) {
+            slice targets[2] = {K(&v[i]), {probe, 0}};
+            /* version 0: after every entry of this user key */
+            targets[1].len = ikey_encode(probe, v[i].key, v[i].klen - IKEY_SUFFIX_LEN, 0);
+            for (int t = 0; t < 2; t++) {
+                int rc = block_get(&b, targets[t], &key, &val);
+                block_iter_seek(&it, targets[t]);
+                if (!block_iter_valid(&it))
+                    mismatches += rc != STOAT_ENOTFOUND || key.len != 0 || val.len != 0;
+                else
+                    mismatches += rc != 0 ||
+                                  slice_cmp(slice_make(key.data, key.len), block_iter_key(&it)) ||
+                                  slice_cmp(val, block_iter_value(&it));
+            }
+        }
+        CHECK(block_get(&b, slice_make("\0\0\0\0\0\0\0\0", 8), &key, &val) == 0);
+        CHECK(slice_cmp(slice_make(key.data, key.len), K(&v[0])) == 0 &&
+              slice_cmp(val, V(&v[0])) == 0);
+        CHECK(block_get(&b, slice_make(probe, ikey_encode(probe, "zzz", 3, 0)), &key, &val) ==
+              STOAT_ENOTFOUND);
+        CHECK(block_get(&b, slice_make("short", 5), &key, &val) == STOAT_EINVAL);
+        block_iter_free(&it);
+        block_builder_free(&bb);
+    }
+    CHECK(mismatches == 0);
+    buf_free(&key);
+    free_keys(v, n);
+}
+
 static void test_block_next_prev_zigzag(void)
 {
     size_t n;
@@ -280,6 +328,8 @@ static void test_block_damage_never_reads_out_of_bounds(void)
     slice contents;
     uint64_t s = 99;
     int corrupt_seen = 0;
+    buf key = {0};
+    slice val;
 
     block_builder_init(&bb, 4);
     block_iter_init(&it);
@@ -305,11 +355,18 @@ static void test_block_damage_never_reads_out_of_bounds(void)
                 block_iter_prev(&it);
             CHECK(block_iter_status(&it) == 0 || block_iter_status(&it) == STOAT_ECORRUPT);
             corrupt_seen += block_iter_status(&it) == STOAT_ECORRUPT;
+            for (int g = 0; g < 8; g++) {
+                int rc = block_get(&b, K(&v[test_rand(&s) % n]), &key, &val);
+                CHECK(rc == 0 || rc == STOAT_ENOTFOUND || rc == STOAT_ECORRUPT);
+                CHECK(rc == 0 || (key.len == 0 && val.len == 0));
+                corrupt_seen += rc == STOAT_ECORRUPT;
+            }
         }
         free(copy);
     }
     CHECK(corrupt_seen > 0);
     CHECK(strstr(status_msg(), "test: block at offset 0") != NULL || corrupt_seen == 0);
+    buf_free(&key);
     block_iter_free(&it);
     block_builder_free(&bb);
     free_keys(v, n);
@@ -331,6 +388,7 @@ int main(int argc, char **argv)
 {
     TEST_RUN(test_block_round_trip_forward_and_backward);
     TEST_RUN(test_block_seek_lands_on_first_key_at_or_after);
+    TEST_RUN(test_block_get_agrees_with_seek);
     TEST_RUN(test_block_next_prev_zigzag);
     TEST_RUN(test_block_empty_block_has_no_entries);
     TEST_RUN(test_block_large_key_and_value);

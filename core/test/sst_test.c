@@ -299,6 +299,116 @@ static void test_sst_round_trip_without_block_cache(void)
     round_trip(STOAT_COMPRESSION_LZ4, 0, 20000); /* every read from disk */
 }
 
+static int ukey_cmp_qsort(const void *a, const void *b)
+{
+    const slice *x = a, *y = b;
+    return slice_cmp(*x, *y);
+}
+
+/* The first entry of t at or after target (t->n when none). */
+static size_t td_lower_bound(const table_data *t, slice target)
+{
+    size_t lo = 0, hi = t->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ikey_cmp(tk(t, mid), target) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Looks up target's user key at its version and seeks target; both
+ * must agree with t. Returns the number of wrong answers. */
+static size_t probe_table(sst_reader *r, iter *it, const table_data *t, slice target, buf *k,
+                          buf *v)
+{
+    size_t j = td_lower_bound(t, target), bad = 0;
+    int hit = j < t->n && slice_cmp(ikey_user(tk(t, j)), ikey_user(target)) == 0;
+    int rc = sst_reader_get(r, ikey_user(target), ikey_version(target), k, v);
+
+    if (hit)
+        bad += rc != 0 || slice_cmp(slice_make(k->data, k->len), tk(t, j)) != 0 ||
+               slice_cmp(slice_make(v->data, v->len), tv(t, j)) != 0;
+    else
+        bad += rc != STOAT_ENOTFOUND;
+    iter_seek(it, target);
+    bad += j < t->n ? !iter_at(it, t, j) : iter_valid(it) || iter_status(it) != 0;
+    return bad;
+}
+
+/*
+ * The index is searched by 8-byte tags taken after the prefix all its
+ * keys share, then by full keys on ties: user keys that share a long
+ * prefix and differ only far beyond it (every tag ties), keys ending in
+ * zero bytes (which tie with their shorter prefix), keys that prefix
+ * others, and probes that leave the shared prefix on either side.
+ */
+static void test_sst_index_search_with_shared_prefixes_and_tag_ties(void)
+{
+    static const char *probes[] = {"", "t", "tenant/", "tenant/0041/zzzz", "tenant/0042",
+                                   "tenant/0042/", "tenant/0042/\xff", "tenant/0043/",
+                                   "tenant/0042/AAAAAAAAAAAAAAA", "tenant/0042/x\x01"};
+    sst_options o = opts_with(STOAT_COMPRESSION_NONE);
+    char raw[600][40], probe[64];
+    slice uk[600];
+    table_data t;
+    sst_props props;
+    sst_reader *r;
+    iter *it;
+    buf k = {0}, v = {0};
+    size_t n = 0, bad = 0;
+    char *path = path_in_tmp("000015.sst");
+
+    for (int i = 0; i < 400; i++) /* tags all "AAAAAAAA" */
+        uk[n] = slice_make(raw[n], (size_t)snprintf(raw[n], 40, "tenant/0042/AAAAAAAAAAAA%06d",
+                                                    i * 7919 % 1000)), n++;
+    for (int i = 0; i < 12; i++) { /* "x", "x\0", "x\0\0", ... */
+        memcpy(raw[n], "tenant/0042/x\0\0\0\0\0\0\0\0\0\0\0", 13 + (size_t)i);
+        uk[n] = slice_make(raw[n], 13 + (size_t)i), n++;
+    }
+    for (int i = 0; i < 150; i++) /* prefixes of each other */
+        uk[n] = slice_make(raw[n], (size_t)snprintf(raw[n], 40, "tenant/0042/p%d", i)), n++;
+    qsort(uk, n, sizeof(*uk), ukey_cmp_qsort);
+    memset(&t, 0, sizeof(t));
+    for (size_t i = 0; i < n; i++)
+        for (uint64_t ver = 20; ver >= 10; ver -= 10)
+            td_add(&t, uk[i], ver, 0, slice_make("v", 1));
+    o.block_size = 256; /* a few entries a block: a large index */
+    build(path, &o, &t, &props);
+    REQUIRE_OK(sst_reader_open(env_posix(), path, 15, NULL, &r));
+    REQUIRE((it = sst_reader_iter(r)) != NULL);
+    for (size_t i = 0; i < t.n; i++) {
+        slice u = ikey_user(tk(&t, i));
+        bad += probe_table(r, it, &t, tk(&t, i), &k, &v);
+        bad += probe_table(r, it, &t, slice_make(probe, ikey_encode(probe, u.data, u.len, 15)),
+                           &k, &v);
+        bad += probe_table(r, it, &t, slice_make(probe, ikey_encode(probe, u.data, u.len, 5)),
+                           &k, &v);
+        /* a user key just above u: u ++ "\0" */
+        memcpy(probe, u.data, u.len);
+        probe[u.len] = 0;
+        bad += probe_table(r, it, &t, slice_make(probe, ikey_encode(probe, probe, u.len + 1, 99)),
+                           &k, &v);
+    }
+    for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++)
+        for (uint64_t ver = 0; ver <= 30; ver += 15)
+            bad += probe_table(r, it, &t,
+                               slice_make(probe, ikey_encode(probe, probes[i], strlen(probes[i]),
+                                                             ver)),
+                               &k, &v);
+    CHECK(bad == 0);
+    iter_free(it);
+    sst_reader_unref(r);
+    buf_free(&k);
+    buf_free(&v);
+    sst_props_free(&props);
+    td_free(&t);
+    free(path);
+}
+
 static void test_sst_compression_shrinks_the_file(void)
 {
     table_data t;
@@ -769,6 +879,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_sst_round_trip_lz4);
     TEST_RUN(test_sst_round_trip_zstd);
     TEST_RUN(test_sst_round_trip_without_block_cache);
+    TEST_RUN(test_sst_index_search_with_shared_prefixes_and_tag_ties);
     TEST_RUN(test_sst_compression_shrinks_the_file);
     TEST_RUN(test_sst_large_value_and_key);
     TEST_RUN(test_sst_empty_table);
