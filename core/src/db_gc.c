@@ -23,6 +23,10 @@
  *     snapshot older than the move is gone (db_gc_reap); plain gets, which
  *     hold no snapshot, look the key up again when a file vanishes under
  *     them (db_read.c);
+ *   - WALs not yet flushed may still hold entries pointing into the file
+ *     (older versions, or values moved since), and WAL replay checks every
+ *     pointer: the file is deleted only once every memtable that existed
+ *     when it was collected is flushed (stoat_gc flushes for that);
  *   - before deletion, the file's discard count is set to its whole size:
  *     if a crash loses the deletion, the file comes back as all garbage,
  *     and the next GC finds nothing live in it and deletes it again.
@@ -77,14 +81,29 @@ static int gc_pending_add(stoat_db *db, uint32_t fid, uint64_t done_version)
         db->gc_pending = grown;
         db->cap_gc_pending = cap;
     }
-    db->gc_pending[db->n_gc_pending++] = (struct gc_pending){fid, done_version};
+    /* Every WAL that may point into fid belongs to this memtable or an
+     * older one: fid was sealed before its collection began. */
+    db->gc_pending[db->n_gc_pending++] =
+        (struct gc_pending){fid, done_version, memtable_id(db->mem)};
 out:
     pthread_mutex_unlock(&db->mu);
     return rc;
 }
 
-/* Deletes every waiting file that no snapshot can reach any more. The
- * deletions run without db->mu (they may wait for a value-log sync). */
+/* The id of the oldest memtable with entries not yet flushed: every WAL
+ * older than it holds nothing any more (mu held). Any write that pointed
+ * into a collected file was applied to its memtable before the collection
+ * (its barrier), so an empty active memtable's WAL points nowhere. */
+static uint64_t gc_oldest_wal_locked(const stoat_db *db)
+{
+    if (db->n_imm > 0)
+        return memtable_id(db->imm[0]);
+    return memtable_count(db->mem) > 0 ? memtable_id(db->mem) : UINT64_MAX;
+}
+
+/* Deletes every waiting file that no snapshot and no live WAL can reach
+ * any more. The deletions run without db->mu (they may wait for a
+ * value-log sync). */
 void db_gc_reap(stoat_db *db)
 {
     uint32_t ready[16];
@@ -94,8 +113,9 @@ void db_gc_reap(stoat_db *db)
         return;
     pthread_mutex_lock(&db->mu);
     for (size_t i = 0; i < db->n_gc_pending && n_ready < 16;) {
-        int reachable = db->snapshots.next != &db->snapshots &&
-                        db->snapshots.next->version < db->gc_pending[i].done_version;
+        int reachable = (db->snapshots.next != &db->snapshots &&
+                         db->snapshots.next->version < db->gc_pending[i].done_version) ||
+                        gc_oldest_wal_locked(db) <= db->gc_pending[i].wal_id;
         if (reachable) {
             i++;
             continue;
@@ -322,6 +342,21 @@ static int gc_loop(stoat_db *db, double ratio, uint64_t *reclaimed)
     return rc;
 }
 
+/* Collected files wait for the WALs that may point into them: flushes
+ * those, so that the files go now (unless a snapshot still needs them). */
+static int gc_release(stoat_db *db)
+{
+    int waits = 0, rc = 0;
+
+    pthread_mutex_lock(&db->mu);
+    for (size_t i = 0; i < db->n_gc_pending && !waits; i++)
+        waits = gc_oldest_wal_locked(db) <= db->gc_pending[i].wal_id;
+    pthread_mutex_unlock(&db->mu);
+    if (waits && (rc = db_write(db, NULL, 0, 0, 1)) == 0)
+        db_gc_reap(db);
+    return rc;
+}
+
 int stoat_gc(stoat_db *db, double discard_ratio, uint64_t *reclaimed)
 {
     uint64_t total = 0;
@@ -340,6 +375,8 @@ int stoat_gc(stoat_db *db, double discard_ratio, uint64_t *reclaimed)
     rc = db_flatten(db);
     if (rc == 0)
         rc = gc_loop(db, discard_ratio, &total);
+    if (rc == 0)
+        rc = gc_release(db);
     pthread_mutex_unlock(&db->gc_mu);
     if (reclaimed)
         *reclaimed = total;
@@ -364,6 +401,8 @@ static void *db_gc_main(void *arg)
         pthread_mutex_unlock(&db->mu);
         if (pthread_mutex_trylock(&db->gc_mu) == 0) {
             rc = gc_loop(db, db->opts.auto_gc_ratio, &reclaimed);
+            if (rc == 0)
+                rc = gc_release(db);
             pthread_mutex_unlock(&db->gc_mu);
         }
         db_gc_reap(db);

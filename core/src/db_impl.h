@@ -116,6 +116,7 @@ struct stoat_db {
     struct gc_pending {         /* rewritten files waiting for old readers */
         uint32_t fid;
         uint64_t done_version;  /* delete once no snapshot is older */
+        uint64_t wal_id;        /* ... and this memtable and older are flushed */
     } *gc_pending;
     size_t n_gc_pending, cap_gc_pending;  /* guarded by mu */
     pthread_t gc_thread;
