@@ -411,7 +411,7 @@ EOF
 lua_main() {
     local size round t order
     lua_build
-    lib=$(cd "$BUILD" && pwd)/libstoat.so
+    lib=$BUILD/libstoat.so  # relative to the repository root, where this runs
     : >"$work/commands"
     load_before=$(cut -d' ' -f1-3 /proc/loadavg)
     for size in $LUA_SIZES; do
