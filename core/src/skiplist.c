@@ -1,22 +1,34 @@
 /*
  * skiplist.c - arena skiplist of internal keys with lock-free readers.
  *
- * Node layout in the arena (8-byte aligned, one allocation per node):
+ * Node layout at the bottom of the arena (8-byte aligned, one allocation
+ * per node):
  *
  *     _Atomic u64 value    (len << 32) | arena offset of the value bytes
  *     u32 key_len
  *     u8  height, 3 bytes padding
  *     _Atomic u32 next[height]
- *     key bytes (key_len), then the first value's bytes
+ *     key bytes (key_len)
+ *
+ * Values are allocated from the top of the arena, apart from their nodes.
+ * Why: an insert's search visits some 30 nodes, nearly all cache misses in
+ * a large memtable, and keeping values out of the nodes packs up to three
+ * times as many nodes per cache level and page. In a test of 400,000
+ * random inserts it saved about a fifth of the time with 100-byte values
+ * and a tenth even with 19-byte ones (value-log pointers), against values
+ * inline; a scan in key order, which reads every value, got no slower.
  *
  * Invariants: at every level the links run in strictly increasing ikey_cmp
  * order and end in 0; a node linked at level i is linked at every level
- * below i; the head's tower has SKIPLIST_MAX_HEIGHT links and no key.
- * Publication (the whole threading story): the writer fills a node,
- * including its own links, before a release store makes it reachable, level
- * 0 first; readers load links and values with acquire. The list's height is
- * a hint for where searches start: a reader that sees a new height before
- * the head's links at that height just finds 0 there and moves down.
+ * below i; the head's tower has SKIPLIST_MAX_HEIGHT links and no key. The
+ * splice holds, at every level, the last node <= the last key inserted:
+ * the search path of that key, valid because only the writer changes the
+ * list. Publication (the whole threading story): the writer fills a node,
+ * including its own links and value, before a release store makes it
+ * reachable, level 0 first; readers load links and values with acquire.
+ * The list's height is a hint for where searches start: a reader that sees
+ * a new height before the head's links at that height just finds 0 there
+ * and moves down.
  */
 #include "skiplist.h"
 
@@ -39,6 +51,14 @@ typedef struct sl_node {
 _Static_assert(sizeof(sl_node) == 16, "node header is 16 bytes");
 _Static_assert(SKIPLIST_NODE_OVERHEAD <= 96, "MEMTABLE_ENTRY_OVERHEAD covers a node");
 
+/* A search target: an internal key given as its user key and suffix, so
+ * that a lookup by user key and version needs no contiguous copy. */
+typedef struct sl_target {
+    const char *ukey;
+    size_t ulen;
+    const char *suffix;     /* IKEY_SUFFIX_LEN bytes */
+} sl_target;
+
 static sl_node *sl_node_at(const skiplist *sl, uint32_t off)
 {
     return arena_ptr(sl->arena, off);
@@ -49,9 +69,14 @@ static uint32_t sl_next_at(const skiplist *sl, uint32_t off, int level)
     return atomic_load_explicit(&sl_node_at(sl, off)->next[level], memory_order_acquire);
 }
 
+static const char *sl_key_bytes(const sl_node *n)
+{
+    return (const char *)n + sizeof(sl_node) + 4u * n->height;
+}
+
 static slice sl_node_key(const sl_node *n)
 {
-    return slice_make((const char *)n + sizeof(sl_node) + 4u * n->height, n->key_len);
+    return slice_make(sl_key_bytes(n), n->key_len);
 }
 
 static uint64_t sl_pack(uint32_t off, uint32_t len)
@@ -59,31 +84,83 @@ static uint64_t sl_pack(uint32_t off, uint32_t len)
     return ((uint64_t)len << 32) | off;
 }
 
-/* Orders a node's key against the internal key ukey ++ suffix (8 bytes). */
-static int sl_cmp(const skiplist *sl, uint32_t node, slice ukey, const char *suffix)
+/* Eight bytes as a big-endian number: one load and a byte swap (the
+ * compiler does not turn coding.h's byte loop into that). */
+static inline uint64_t sl_load_be64(const char *p)
 {
-    slice k = sl_node_key(sl_node_at(sl, node));
-    int c = slice_cmp(ikey_user(k), ukey);
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
 
-    if (c != 0)
-        return c;
-    return memcmp(k.data + k.len - IKEY_SUFFIX_LEN, suffix, IKEY_SUFFIX_LEN);
+    memcpy(&v, p, sizeof(v));
+    return __builtin_bswap64(v);
+#else
+    return get_be64(p);
+#endif
 }
 
 /*
- * Walks down from the head towards ukey ++ suffix. Returns the first node
- * >= it (0 if none); *lt gets the last node < it (the head if none), and
+ * memcmp's sign, eight bytes at a time: big-endian numbers order like
+ * their bytes. Keys here are short, and the two calls to memcmp per
+ * comparison were a sixth of all the time spent comparing.
+ */
+static inline int sl_bytes_cmp(const char *a, const char *b, size_t n)
+{
+    for (; n >= 8; a += 8, b += 8, n -= 8) {
+        uint64_t x = sl_load_be64(a), y = sl_load_be64(b);
+        if (x != y)
+            return x < y ? -1 : 1;
+    }
+    for (; n > 0; a++, b++, n--) {
+        if (*a != *b)
+            return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+    }
+    return 0;
+}
+
+/* Orders node's internal key against the target, as ikey_cmp does: user
+ * keys bytewise with the shorter first on a common prefix, then suffixes. */
+static inline int sl_cmp(const sl_node *node, const sl_target *t)
+{
+    const char *k = sl_key_bytes(node);
+    size_t ulen = node->key_len - IKEY_SUFFIX_LEN;
+    int c;
+
+    if (ulen == t->ulen) {
+        if ((c = sl_bytes_cmp(k, t->ukey, ulen)) != 0)
+            return c;
+        return sl_bytes_cmp(k + ulen, t->suffix, IKEY_SUFFIX_LEN);
+    }
+    c = sl_bytes_cmp(k, t->ukey, ulen < t->ulen ? ulen : t->ulen);
+    return c != 0 ? c : ulen < t->ulen ? -1 : 1;
+}
+
+static sl_target sl_target_of(slice ikey)
+{
+    sl_target t = {ikey.data, ikey.len - IKEY_SUFFIX_LEN, ikey.data + ikey.len - IKEY_SUFFIX_LEN};
+
+    assert(ikey.len >= IKEY_SUFFIX_LEN);
+    return t;
+}
+
+/* 1 if node is 0 (the end) or its key >= the target. */
+static int sl_at_or_after(const skiplist *sl, uint32_t node, const sl_target *t)
+{
+    return node == 0 || sl_cmp(sl_node_at(sl, node), t) >= 0;
+}
+
+/*
+ * Walks down from the head towards the target. Returns the first node >=
+ * it (0 if none); *lt gets the last node < it (the head if none), and
  * prevs, when not NULL, the last node < it at every level in use.
  */
-static uint32_t sl_search(const skiplist *sl, slice ukey, const char *suffix, uint32_t *lt,
-                          uint32_t *prevs)
+static uint32_t sl_search(const skiplist *sl, const sl_target *t, uint32_t *lt, uint32_t *prevs)
 {
     uint32_t x = sl->head, next;
     int level = atomic_load_explicit(&sl->height, memory_order_relaxed) - 1;
 
     for (;;) {
         next = sl_next_at(sl, x, level);
-        if (next != 0 && sl_cmp(sl, next, ukey, suffix) < 0) {
+        if (next != 0 && sl_cmp(sl_node_at(sl, next), t) < 0) {
             x = next;
             continue;
         }
@@ -95,12 +172,6 @@ static uint32_t sl_search(const skiplist *sl, slice ukey, const char *suffix, ui
     }
     *lt = x;
     return next;
-}
-
-static uint32_t sl_search_ikey(const skiplist *sl, slice ikey, uint32_t *lt, uint32_t *prevs)
-{
-    assert(ikey.len >= IKEY_SUFFIX_LEN);
-    return sl_search(sl, ikey_user(ikey), ikey.data + ikey.len - IKEY_SUFFIX_LEN, lt, prevs);
 }
 
 int skiplist_init(skiplist *sl, arena *a, uint64_t seed)
@@ -116,8 +187,10 @@ int skiplist_init(skiplist *sl, arena *a, uint64_t seed)
     atomic_init(&h->value, 0);
     h->key_len = 0;
     h->height = SKIPLIST_MAX_HEIGHT;
-    for (int i = 0; i < SKIPLIST_MAX_HEIGHT; i++)
+    for (int i = 0; i < SKIPLIST_MAX_HEIGHT; i++) {
         atomic_init(&h->next[i], 0);
+        sl->splice[i] = off;
+    }
     sl->arena = a;
     sl->head = off;
     atomic_init(&sl->height, 1);
@@ -150,64 +223,97 @@ static int sl_full(const skiplist *sl, uint64_t need)
                       (unsigned long long)arena_capacity(sl->arena), (unsigned long long)need);
 }
 
-/* Copies value into the arena and swaps it into node in one atomic store. */
-static int sl_replace(skiplist *sl, uint32_t node, slice value)
+/* Copies value to the top of the arena: its offset, 0 if there is no room.
+ * An empty value needs no bytes; any nonzero offset does for it. */
+static uint32_t sl_value_new(skiplist *sl, slice value)
 {
     uint32_t off;
 
-    if (value.len > UINT32_MAX || (off = arena_alloc(sl->arena, value.len, 1)) == 0)
+    if (value.len == 0)
+        return sl->head;
+    if (value.len > UINT32_MAX || (off = arena_alloc_back(sl->arena, value.len, 1)) == 0)
+        return 0;
+    memcpy(arena_ptr(sl->arena, off), value.data, value.len);
+    return off;
+}
+
+/* Copies value into the arena and swaps it into node in one atomic store. */
+static int sl_replace(skiplist *sl, uint32_t node, slice value)
+{
+    uint32_t off = sl_value_new(sl, value);
+
+    if (off == 0)
         return sl_full(sl, value.len);
-    if (value.len)
-        memcpy(arena_ptr(sl->arena, off), value.data, value.len);
     atomic_store_explicit(&sl_node_at(sl, node)->value, sl_pack(off, (uint32_t)value.len),
                           memory_order_release);
     return 0;
 }
 
-/* Allocates and fills a node of the given height; 0 when the arena is full. */
+static uint64_t sl_node_len(int height, slice ikey)
+{
+    return sizeof(sl_node) + 4u * (uint64_t)height + ikey.len;
+}
+
+/* Arena bytes a new entry needs at most: node, its alignment padding and
+ * its value. */
+static uint64_t sl_entry_need(int height, slice ikey, slice value)
+{
+    return sl_node_len(height, ikey) + alignof(sl_node) - 1 + value.len;
+}
+
+/*
+ * Allocates and fills a node of the given height and its value; 0 when the
+ * arena is full. Room for both is checked first (with the node's worst
+ * alignment padding): this writer is the arena's only allocator, so
+ * nothing is consumed when either would not fit.
+ */
 static uint32_t sl_node_new(skiplist *sl, int height, slice ikey, slice value)
 {
-    uint64_t tower = 4u * (uint64_t)height;
-    uint64_t len = sizeof(sl_node) + tower + ikey.len + value.len;
-    uint32_t off;
+    uint32_t off, voff;
     sl_node *n;
-    char *key;
 
-    if (ikey.len > UINT32_MAX || value.len > UINT32_MAX || len > ARENA_MAX_CAPACITY)
+    if (ikey.len > UINT32_MAX || value.len > UINT32_MAX ||
+        sl_entry_need(height, ikey, value) > arena_capacity(sl->arena) - arena_used(sl->arena))
         return 0;
-    if ((off = arena_alloc(sl->arena, (size_t)len, alignof(sl_node))) == 0)
-        return 0;
+    off = arena_alloc(sl->arena, (size_t)sl_node_len(height, ikey), alignof(sl_node));
+    voff = sl_value_new(sl, value);
+    assert(off != 0 && voff != 0);
     n = arena_ptr(sl->arena, off);
     n->key_len = (uint32_t)ikey.len;
     n->height = (uint8_t)height;
-    key = (char *)n + sizeof(sl_node) + tower;
-    memcpy(key, ikey.data, ikey.len);
-    if (value.len)
-        memcpy(key + ikey.len, value.data, value.len);
-    atomic_init(&n->value, sl_pack(off + (uint32_t)(sizeof(sl_node) + tower + ikey.len),
-                                   (uint32_t)value.len));
+    memcpy((char *)n + sizeof(sl_node) + 4u * (uint32_t)height, ikey.data, ikey.len);
+    atomic_init(&n->value, sl_pack(voff, (uint32_t)value.len));
     return off;
 }
 
-int skiplist_insert(skiplist *sl, slice ikey, slice value, int *added)
+/*
+ * Where ikey goes: its predecessor at every level into prevs, and the
+ * first node >= it (returned). When ikey comes right after the last key
+ * inserted, with nothing in between at level 0 (sequential inserts), the
+ * splice is that answer already: every level's gap around the last key
+ * contains level 0's gap (see the invariants). Otherwise a full search.
+ */
+static uint32_t sl_locate(skiplist *sl, const sl_target *t, uint32_t *prevs)
 {
-    uint32_t prevs[SKIPLIST_MAX_HEIGHT], lt, ge, off;
-    int height = atomic_load_explicit(&sl->height, memory_order_relaxed), h;
-    sl_node *n;
+    uint32_t lt, ge, last = sl->splice[0];
+    int height = atomic_load_explicit(&sl->height, memory_order_relaxed);
 
-    if (added)
-        *added = 0;
-    if (ikey.len < IKEY_SUFFIX_LEN)
-        return status_err(STOAT_EINVAL, "skiplist: internal key of %zu bytes", ikey.len);
+    if (last != sl->head && sl_cmp(sl_node_at(sl, last), t) < 0 &&
+        sl_at_or_after(sl, ge = sl_next_at(sl, last, 0), t)) {
+        memcpy(prevs, sl->splice, sizeof(sl->splice));
+        return ge;
+    }
     for (int i = height; i < SKIPLIST_MAX_HEIGHT; i++)
         prevs[i] = sl->head;
-    ge = sl_search_ikey(sl, ikey, &lt, prevs);
-    if (ge != 0 && sl_cmp(sl, ge, ikey_user(ikey), ikey.data + ikey.len - IKEY_SUFFIX_LEN) == 0)
-        return sl_replace(sl, ge, value);
-    h = sl_random_height(sl);
-    if ((off = sl_node_new(sl, h, ikey, value)) == 0)
-        return sl_full(sl, sizeof(sl_node) + 4u * h + ikey.len + value.len);
-    n = arena_ptr(sl->arena, off);
+    return sl_search(sl, t, &lt, prevs);
+}
+
+/* Links node (height h) after prevs, bottom-up; it becomes the splice. */
+static void sl_link(skiplist *sl, uint32_t off, int h, const uint32_t *prevs)
+{
+    sl_node *n = arena_ptr(sl->arena, off);
+    int height = atomic_load_explicit(&sl->height, memory_order_relaxed);
+
     /* The node's own links first (it is invisible), then publish bottom-up. */
     for (int i = 0; i < h; i++)
         atomic_init(&n->next[i], sl_next_at(sl, prevs[i], i));
@@ -215,6 +321,28 @@ int skiplist_insert(skiplist *sl, slice ikey, slice value, int *added)
         atomic_store_explicit(&sl_node_at(sl, prevs[i])->next[i], off, memory_order_release);
     if (h > height)
         atomic_store_explicit(&sl->height, h, memory_order_relaxed);
+    for (int i = 0; i < SKIPLIST_MAX_HEIGHT; i++)
+        sl->splice[i] = i < h ? off : prevs[i];
+}
+
+int skiplist_insert(skiplist *sl, slice ikey, slice value, int *added)
+{
+    uint32_t prevs[SKIPLIST_MAX_HEIGHT], ge, off;
+    sl_target t;
+    int h;
+
+    if (added)
+        *added = 0;
+    if (ikey.len < IKEY_SUFFIX_LEN)
+        return status_err(STOAT_EINVAL, "skiplist: internal key of %zu bytes", ikey.len);
+    t = sl_target_of(ikey);
+    ge = sl_locate(sl, &t, prevs);
+    if (ge != 0 && sl_cmp(sl_node_at(sl, ge), &t) == 0)
+        return sl_replace(sl, ge, value);
+    h = sl_random_height(sl);
+    if ((off = sl_node_new(sl, h, ikey, value)) == 0)
+        return sl_full(sl, sl_entry_need(h, ikey, value));
+    sl_link(sl, off, h, prevs);
     atomic_fetch_add_explicit(&sl->count, 1, memory_order_relaxed);
     if (added)
         *added = 1;
@@ -245,16 +373,18 @@ uint32_t skiplist_last(const skiplist *sl)
 
 uint32_t skiplist_seek(const skiplist *sl, slice target)
 {
+    sl_target t = sl_target_of(target);
     uint32_t lt;
 
-    return sl_search_ikey(sl, target, &lt, NULL);
+    return sl_search(sl, &t, &lt, NULL);
 }
 
 uint32_t skiplist_seek_for_prev(const skiplist *sl, slice target)
 {
-    uint32_t lt, ge = sl_search_ikey(sl, target, &lt, NULL);
+    sl_target t = sl_target_of(target);
+    uint32_t lt, ge = sl_search(sl, &t, &lt, NULL);
 
-    if (ge != 0 && ikey_cmp(skiplist_key(sl, ge), target) == 0)
+    if (ge != 0 && sl_cmp(sl_node_at(sl, ge), &t) == 0)
         return ge;
     return lt == sl->head ? 0 : lt;
 }
@@ -266,20 +396,27 @@ uint32_t skiplist_next(const skiplist *sl, uint32_t node)
 
 uint32_t skiplist_prev(const skiplist *sl, uint32_t node)
 {
+    sl_target t = sl_target_of(skiplist_key(sl, node));
     uint32_t lt;
 
-    sl_search_ikey(sl, skiplist_key(sl, node), &lt, NULL);
+    sl_search(sl, &t, &lt, NULL);
     return lt == sl->head ? 0 : lt;
 }
 
 uint32_t skiplist_find(const skiplist *sl, slice ukey, uint64_t version)
 {
     char suffix[IKEY_SUFFIX_LEN];
+    sl_target t = {ukey.data, ukey.len, suffix};
+    const sl_node *n;
     uint32_t lt, ge;
 
     put_be64(suffix, UINT64_MAX - version);
-    ge = sl_search(sl, ukey, suffix, &lt, NULL);
-    if (ge == 0 || slice_cmp(ikey_user(skiplist_key(sl, ge)), ukey) != 0)
+    ge = sl_search(sl, &t, &lt, NULL);
+    if (ge == 0)
+        return 0;
+    n = sl_node_at(sl, ge);
+    if (n->key_len - IKEY_SUFFIX_LEN != ukey.len ||
+        sl_bytes_cmp(sl_key_bytes(n), ukey.data, ukey.len) != 0)
         return 0;
     return ge;
 }

@@ -3,15 +3,18 @@
  *
  * Nodes, keys and values all live in the arena and link to each other by
  * uint32 arena offsets; a node handle is its offset, 0 meaning "none".
+ * Nodes with their keys fill the arena from the bottom, values from the
+ * top, so that searches walk densely packed nodes.
  * Entries are ordered by ikey_cmp (ikey.h) and are never removed: the list
  * dies with its arena. Every internal key appears at most once; inserting
  * an existing one replaces its value in one atomic store.
  *
- * Threads: one writer at a time (the caller serialises skiplist_insert);
- * any number of readers run concurrently with it and without locks. A node
- * is fully written before it is linked, level 0 first, with release
- * stores; readers follow links with acquire loads, so a reader sees either
- * the old list or the new node complete with its key and value.
+ * Threads: one writer at a time (the caller serialises skiplist_insert),
+ * which is also the only allocator of the arena; any number of readers
+ * run concurrently with it and without locks. A node is fully written
+ * before it is linked, level 0 first, with release stores; readers follow
+ * links with acquire loads, so a reader sees either the old list or the
+ * new node complete with its key and value.
  *
  * Keys and values returned by skiplist_key/skiplist_value are borrowed
  * from the arena and stay valid as long as the arena lives (a replaced
@@ -41,6 +44,9 @@ typedef struct skiplist {
     _Atomic int height;     /* levels in use, 1..SKIPLIST_MAX_HEIGHT */
     _Atomic uint64_t count; /* distinct internal keys */
     uint64_t rnd;           /* xorshift state for tower heights (writer only) */
+    /* Writer only: at every level, the last node <= the last key inserted
+     * (the head if none), so an insert right after it needs no search. */
+    uint32_t splice[SKIPLIST_MAX_HEIGHT];
 } skiplist;
 
 /* Sets up an empty list in arena a (allocates its head node): STOAT_ENOMEM

@@ -1,7 +1,8 @@
 /*
  * skiplist_test.c - order, navigation, replacement, arena exhaustion and
  * concurrent lock-free readers of the arena skiplist, checked against a
- * sorted array model.
+ * sorted array model; inline and out-of-line values; sequential runs that
+ * take the splice instead of a search.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -14,7 +15,7 @@
 typedef struct ent {
     char key[24];
     size_t klen;
-    char val[8];
+    char val[64];
     size_t vlen;
     int seq;    /* insertion order, to keep the latest of duplicates */
 } ent;
@@ -47,6 +48,13 @@ static size_t model_sort(ent *es, size_t n)
 
 /* Random user keys over a tiny alphabet, so prefixes ("a" vs "aa") and
  * many versions of one user key are common. */
+static void random_value(uint64_t *rs, ent *e, size_t min_len, size_t max_len)
+{
+    e->vlen = min_len + test_rand(rs) % (max_len - min_len + 1);
+    for (size_t i = 0; i < e->vlen; i++)
+        e->val[i] = (char)test_rand(rs);
+}
+
 static void random_ent(uint64_t *rs, ent *e, int seq)
 {
     char ukey[12];
@@ -56,9 +64,7 @@ static void random_ent(uint64_t *rs, ent *e, int seq)
     for (size_t i = 0; i < ulen; i++)
         ukey[i] = (char)('a' + test_rand(rs) % 3);
     e->klen = ikey_encode(e->key, ukey, ulen, version);
-    e->vlen = 1 + test_rand(rs) % 8;
-    for (size_t i = 0; i < e->vlen; i++)
-        e->val[i] = (char)test_rand(rs);
+    random_value(rs, e, 1, 8);
     e->seq = seq;
 }
 
@@ -176,7 +182,9 @@ static void test_skiplist_orders_prefix_keys_by_user_key_first(void)
     arena_free(a);
 }
 
-static void test_skiplist_full_arena_leaves_list_intact(void)
+/* Fills a small arena with values of min_len..max_len bytes until an
+ * insert fails, then checks that the failure changed nothing. */
+static void fill_until_full(size_t min_len, size_t max_len)
 {
     enum { N = 4000 };
     ent *es = calloc(N, sizeof(*es));
@@ -192,6 +200,7 @@ static void test_skiplist_full_arena_leaves_list_intact(void)
     REQUIRE_OK(skiplist_init(&sl, a, 3));
     for (int i = 0; i < N; i++) {
         random_ent(&rs, &es[n], i);
+        random_value(&rs, &es[n], min_len, max_len);
         used = arena_used(a);
         rc = skiplist_insert(&sl, ent_key(&es[n]), ent_val(&es[n]), NULL);
         if (rc != 0)
@@ -208,6 +217,60 @@ static void test_skiplist_full_arena_leaves_list_intact(void)
     n = model_sort(es, n);
     check_scan(&sl, es, n);
     check_seeks(&sl, es, n, &rs);
+    arena_free(a);
+    free(es);
+}
+
+static void test_skiplist_full_arena_leaves_list_intact(void)
+{
+    fill_until_full(1, 8);      /* values inline in their nodes */
+    fill_until_full(30, 64);    /* values at the top of the arena */
+    fill_until_full(0, 64);
+}
+
+/* Ascending runs of keys (the splice's case) broken by random keys,
+ * re-inserts of existing keys and runs of versions of one user key, with
+ * values inline and out of line, against the model. */
+static void test_skiplist_sequential_runs_match_sorted_model(void)
+{
+    enum { N = 20000 };
+    ent *es = calloc(N, sizeof(*es));
+    uint64_t rs = 77;
+    arena *a = NULL;
+    skiplist sl;
+    size_t n;
+    int i = 0;
+
+    REQUIRE(es != NULL);
+    REQUIRE_OK(arena_new(8 << 20, &a));
+    REQUIRE_OK(skiplist_init(&sl, a, 5));
+    while (i < N) {
+        uint64_t start = test_rand(&rs) % 100000, run = 1 + test_rand(&rs) % 300;
+        int kind = (int)(test_rand(&rs) % 4);
+
+        for (uint64_t j = 0; j < run && i < N; j++, i++) {
+            char ukey[16];
+            ent *e = &es[i];
+
+            if (kind == 3 && i > 0) {       /* an earlier key again, new value */
+                *e = es[test_rand(&rs) % (uint64_t)i];
+            } else if (kind == 2) {         /* versions of one key, newest first */
+                snprintf(ukey, sizeof(ukey), "v%06llu", (unsigned long long)start);
+                e->klen = ikey_encode(e->key, ukey, 7, 1000000 - j);
+            } else {                        /* ascending keys, some of other lengths */
+                snprintf(ukey, sizeof(ukey), "k%06llu%s", (unsigned long long)(start + j),
+                         kind == 1 && j % 7 == 0 ? "x" : "");
+                e->klen = ikey_encode(e->key, ukey, strlen(ukey), 1 + j % 3);
+            }
+            random_value(&rs, e, 0, 64);
+            e->seq = i;
+            REQUIRE_OK(skiplist_insert(&sl, ent_key(e), ent_val(e), NULL));
+        }
+    }
+    n = model_sort(es, N);
+    check_scan(&sl, es, n);
+    for (size_t j = 0; j < n; j += 97)
+        CHECK(node_is(&sl, skiplist_seek(&sl, ent_key(&es[j])), &es[j]));
     arena_free(a);
     free(es);
 }
@@ -348,6 +411,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_skiplist_matches_sorted_model);
     TEST_RUN(test_skiplist_orders_prefix_keys_by_user_key_first);
     TEST_RUN(test_skiplist_full_arena_leaves_list_intact);
+    TEST_RUN(test_skiplist_sequential_runs_match_sorted_model);
     TEST_RUN(test_skiplist_tiny_arena_has_no_room_for_head);
     TEST_RUN(test_skiplist_concurrent_readers_see_intact_order);
     return test_summary();
