@@ -294,8 +294,9 @@ static int gc_collect_file(stoat_db *db, uint32_t fid, uint64_t *reclaimed)
     return rc;
 }
 
-/* The sealed file with the largest garbage share above ratio, or 0. */
-static uint32_t gc_pick(stoat_db *db, double ratio)
+/* The sealed file below limit with the largest garbage share above ratio,
+ * or 0. */
+static uint32_t gc_pick(stoat_db *db, double ratio, uint32_t limit)
 {
     uint32_t active = vlog_active_fid(db->vlog), best = 0;
     double best_share = ratio;
@@ -309,7 +310,7 @@ static uint32_t gc_pick(stoat_db *db, double ratio)
         uint64_t size = vlog_file_size(db->vlog, e[i].fid);
         double share;
 
-        if (e[i].fid == active || gc_pending_has_locked(db, e[i].fid))
+        if (e[i].fid == active || e[i].fid >= limit || gc_pending_has_locked(db, e[i].fid))
             continue;
         if (size == 0) {
             discard_forget(db->disc, e[i].fid);     /* its file is gone */
@@ -326,7 +327,9 @@ static uint32_t gc_pick(stoat_db *db, double ratio)
     return best;
 }
 
-/* Collects every qualifying file; gc_mu held. */
+/* Collects every qualifying file sealed before it began (files sealed
+ * since, by writers going on meanwhile, wait for the next round: writers
+ * faster than GC would keep it busy forever); gc_mu held. */
 static int gc_loop(stoat_db *db, double ratio, uint64_t *reclaimed)
 {
     uint32_t active = vlog_active_fid(db->vlog), fid;
@@ -337,7 +340,8 @@ static int gc_loop(stoat_db *db, double ratio, uint64_t *reclaimed)
     if (size > 0 && (double)discard_get(db->disc, active) / (double)size > ratio &&
         (rc = vlog_rotate(db->vlog)) != 0)
         return rc;
-    while (rc == 0 && (fid = gc_pick(db, ratio)) != 0)
+    active = vlog_active_fid(db->vlog);
+    while (rc == 0 && (fid = gc_pick(db, ratio, active)) != 0)
         rc = gc_collect_file(db, fid, reclaimed);
     return rc;
 }
