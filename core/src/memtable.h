@@ -27,7 +27,7 @@ typedef struct memtable memtable;
 
 /* Bytes of arena one entry costs at most beyond its key and value
  * (node with a full tower, alignment). */
-#define MEMTABLE_ENTRY_OVERHEAD 96
+#define MEMTABLE_ENTRY_OVERHEAD 128
 
 /*
  * Creates an empty memtable with an arena of arena_size bytes and a new,

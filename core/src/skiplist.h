@@ -29,8 +29,9 @@
 #include "arena.h"
 #include "slice.h"
 
-/* With branching 1/4, 18 levels serve 4^18 entries, far beyond any arena. */
-#define SKIPLIST_MAX_HEIGHT 18
+/* With branching 1/2, 24 levels serve 2^24 entries well; a list with
+ * more still works, its top level just holds more nodes. */
+#define SKIPLIST_MAX_HEIGHT 24
 
 /* Arena bytes a node costs beyond its key and value, at most: header,
  * full tower and 8-byte alignment padding. */
@@ -73,6 +74,10 @@ uint32_t skiplist_seek(const skiplist *sl, slice target);
 /* Last node <= target (an internal key). */
 uint32_t skiplist_seek_for_prev(const skiplist *sl, slice target);
 uint32_t skiplist_next(const skiplist *sl, uint32_t node);
+/* A hint for a scan in key order that is at node (not 0): asks the CPU to
+ * fetch node's value and the next node into the cache, so that their
+ * misses overlap the caller's work on node. Changes nothing. */
+void skiplist_prefetch(const skiplist *sl, uint32_t node);
 /* The node before `node` (a search from the head: O(log n)). */
 uint32_t skiplist_prev(const skiplist *sl, uint32_t node);
 
