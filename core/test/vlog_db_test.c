@@ -1238,7 +1238,8 @@ static void test_vlog_db_gc_concurrent_no_wrong_reads(void)
  * moment (env_fault_crash from a thread). n and the moment are drawn from
  * what an undisturbed GC of the same kind of load does (a calibration
  * run). Then close, drop what was not synced, reopen: every key has its
- * value from before GC, and a GC of the recovered database keeps them.
+ * value from before GC, and (every fourth run) so after a GC of the
+ * recovered database.
  */
 #define F_KEYS 300
 #define F_RUNS 100
@@ -1353,8 +1354,10 @@ static int fault_run(const char *dir, int mode, const fault_calib *cal, uint64_t
                   stoat_errmsg(NULL));
     REQUIRE(rc == 0);
     vd_check_model(db, model, F_KEYS);
-    REQUIRE_OK(stoat_gc(db, 0.2, NULL));
-    vd_check_model(db, model, F_KEYS);
+    if (mode < 0 || rnd(rng, 4) == 0) {   /* the recovered files collect too */
+        REQUIRE_OK(stoat_gc(db, 0.2, NULL));
+        vd_check_model(db, model, F_KEYS);
+    }
     REQUIRE_OK(stoat_close(db));
     env_fault_free(fault);
     return rc_gc;
