@@ -277,12 +277,15 @@ void stoat_batch_free(stoat_batch *b);
 /*
  * Value-log garbage collection: rewrites the live values of every value-log
  * file whose garbage share exceeds discard_ratio (0 < ratio < 1) into new
- * files and deletes the old ones, looping until no file qualifies. It
- * flushes and compacts first, so garbage from recent overwrites and deletes
- * counts. A file an open snapshot (transaction or iterator) may still read
- * is deleted when the last such snapshot ends. *reclaimed (may be NULL)
- * gets the bytes of value log freed (files deleted minus values
- * rewritten). With auto_gc on, this also happens in the background.
+ * files and deletes the old ones, looping until no file that existed when
+ * the call began qualifies. It flushes and compacts first, so garbage from
+ * recent overwrites and deletes counts. A file an open snapshot
+ * (transaction or iterator) may still read is deleted when the last such
+ * snapshot ends. A file with a damaged record is left as it is (its other
+ * values still read): the call collects the others, then returns
+ * STOAT_ECORRUPT naming it. *reclaimed (may be NULL) gets the bytes of
+ * value log freed (files deleted minus values rewritten). With auto_gc on,
+ * this also happens in the background (which skips damaged files quietly).
  */
 int stoat_gc(stoat_db *db, double discard_ratio, uint64_t *reclaimed);
 

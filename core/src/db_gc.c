@@ -36,6 +36,7 @@
  * provides as it goes; stoat_gc first flushes and compacts everything so
  * that garbage from recent overwrites and deletes is counted at once.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -296,6 +297,27 @@ static int gc_collect_file(stoat_db *db, uint32_t fid, uint64_t *reclaimed)
 
 /* The sealed file below limit with the largest garbage share above ratio,
  * or 0. */
+/* A file whose scan met damage stays where it is (its other values still
+ * read) and is not picked again in this process: one bad record must not
+ * stop the collection of every other file, nor the writes. (gc_mu held) */
+static int gc_damaged_has(const stoat_db *db, uint32_t fid)
+{
+    for (size_t i = 0; i < db->n_gc_damaged; i++)
+        if (db->gc_damaged[i] == fid)
+            return 1;
+    return 0;
+}
+
+static void gc_damaged_add(stoat_db *db, uint32_t fid)
+{
+    uint32_t *grown = realloc(db->gc_damaged, (db->n_gc_damaged + 1) * sizeof(*grown));
+
+    if (grown != NULL) {
+        db->gc_damaged = grown;
+        db->gc_damaged[db->n_gc_damaged++] = fid;
+    }
+}
+
 static uint32_t gc_pick(stoat_db *db, double ratio, uint32_t limit)
 {
     uint32_t active = vlog_active_fid(db->vlog), best = 0;
@@ -310,7 +332,8 @@ static uint32_t gc_pick(stoat_db *db, double ratio, uint32_t limit)
         uint64_t size = vlog_file_size(db->vlog, e[i].fid);
         double share;
 
-        if (e[i].fid == active || e[i].fid >= limit || gc_pending_has_locked(db, e[i].fid))
+        if (e[i].fid == active || e[i].fid >= limit || gc_pending_has_locked(db, e[i].fid) ||
+            gc_damaged_has(db, e[i].fid))
             continue;
         if (size == 0) {
             discard_forget(db->disc, e[i].fid);     /* its file is gone */
@@ -330,19 +353,37 @@ static uint32_t gc_pick(stoat_db *db, double ratio, uint32_t limit)
 /* Collects every qualifying file sealed before it began (files sealed
  * since, by writers going on meanwhile, wait for the next round: writers
  * faster than GC would keep it busy forever); gc_mu held. */
-static int gc_loop(stoat_db *db, double ratio, uint64_t *reclaimed)
+/* Collects the files sealed so far whose garbage passes ratio (gc_mu
+ * held). A file met damaged is skipped from then on; `retry_damaged`
+ * (an explicit stoat_gc) tries such files once more, so that the caller
+ * hears about the damage. */
+static int gc_loop(stoat_db *db, double ratio, int retry_damaged, uint64_t *reclaimed)
 {
     uint32_t active = vlog_active_fid(db->vlog), fid;
     uint64_t size = active ? vlog_file_size(db->vlog, active) : 0;
-    int rc = 0;
+    char damage[STATUS_MSG_MAX];
+    int rc = 0, damaged = 0;
+
+    if (retry_damaged)
+        db->n_gc_damaged = 0;
 
     /* Garbage in the active file counts too: seal it so it can go. */
     if (size > 0 && (double)discard_get(db->disc, active) / (double)size > ratio &&
         (rc = vlog_rotate(db->vlog)) != 0)
         return rc;
     active = vlog_active_fid(db->vlog);
-    while (rc == 0 && (fid = gc_pick(db, ratio, active)) != 0)
+    while (rc == 0 && (fid = gc_pick(db, ratio, active)) != 0) {
         rc = gc_collect_file(db, fid, reclaimed);
+        if (rc == STOAT_ECORRUPT) {
+            /* Reported (the message names the file), then the others. */
+            gc_damaged_add(db, fid);
+            snprintf(damage, sizeof(damage), "%s", status_msg());
+            damaged = 1;
+            rc = 0;
+        }
+    }
+    if (rc == 0 && damaged)
+        rc = status_err(STOAT_ECORRUPT, "value-log GC left a damaged file alone: %s", damage);
     return rc;
 }
 
@@ -378,7 +419,7 @@ int stoat_gc(stoat_db *db, double discard_ratio, uint64_t *reclaimed)
     /* Garbage is counted by compaction: make it see everything first. */
     rc = db_flatten(db);
     if (rc == 0)
-        rc = gc_loop(db, discard_ratio, &total);
+        rc = gc_loop(db, discard_ratio, 1, &total);
     if (rc == 0)
         rc = gc_release(db);
     pthread_mutex_unlock(&db->gc_mu);
@@ -404,14 +445,16 @@ static void *db_gc_main(void *arg)
             continue;
         pthread_mutex_unlock(&db->mu);
         if (pthread_mutex_trylock(&db->gc_mu) == 0) {
-            rc = gc_loop(db, db->opts.auto_gc_ratio, &reclaimed);
+            rc = gc_loop(db, db->opts.auto_gc_ratio, 0, &reclaimed);
             if (rc == 0)
                 rc = gc_release(db);
             pthread_mutex_unlock(&db->gc_mu);
         }
         db_gc_reap(db);
         pthread_mutex_lock(&db->mu);
-        if (rc != 0 && rc != STOAT_ECLOSED)
+        /* Damage GC met is the readers' to report, for the keys it holds:
+         * it must not stop the writes (the file is left alone). */
+        if (rc != 0 && rc != STOAT_ECLOSED && rc != STOAT_ECORRUPT)
             db_set_bg_error_locked(db, rc);
     }
     pthread_mutex_unlock(&db->mu);

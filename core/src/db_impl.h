@@ -119,6 +119,8 @@ struct stoat_db {
         uint64_t wal_id;        /* ... and this memtable and older are flushed */
     } *gc_pending;
     size_t n_gc_pending, cap_gc_pending;  /* guarded by mu */
+    uint32_t *gc_damaged;       /* files whose scan met damage: not collected */
+    size_t n_gc_damaged;        /* guarded by gc_mu */
     pthread_t gc_thread;
     int gc_thread_started;
 

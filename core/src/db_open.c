@@ -493,6 +493,7 @@ static void db_free(stoat_db *db)
     free(db->vlog_ptrs);
     buf_free(&db->vlog_keys);
     free(db->gc_pending);
+    free(db->gc_damaged);
     pthread_mutex_destroy(&db->gc_mu);
     table_cache_free(db->tc);
     block_cache_free(db->bc);

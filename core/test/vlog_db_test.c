@@ -415,6 +415,58 @@ static void test_vlog_db_corrupt_record(void)
     REQUIRE_OK(stoat_close(db));
 }
 
+/*
+ * GC that meets a damaged record leaves that file alone and reports it,
+ * collects the other files, and never stops the writes: the background
+ * thread does not turn the damage into the sticky error, and stoat_gc
+ * returns STOAT_ECORRUPT naming the file after collecting the rest.
+ */
+static void test_vlog_db_gc_leaves_damaged_file_alone(void)
+{
+    enum { N = 1000, LEN = 2000 };
+    const char *dir = test_tmpdir();
+    char name[64], p[DBU_PATH_MAX];
+    uint64_t model[N], off, reclaimed = 0, tag;
+    stoat_options o;
+    stoat_db *db;
+
+    vd_options(&o);
+    db = vd_open(dir, &o);
+    vd_fill(db, model, 0, N, 1, LEN);
+    REQUIRE_OK(stoat_flush(db));
+    REQUIRE_OK(stoat_close(db));
+    REQUIRE(vd_find_value(dir, model[100], LEN, name, &off));
+    dbu_flip(dbu_path(p, dir, name), off + LEN / 2);
+
+    /* The background thread meets the damage: writes go on. */
+    o.auto_gc = 1;
+    o.auto_gc_ratio = 0.3;
+    db = vd_open(dir, &o);
+    vd_fill(db, model, 200, N / 2, 100000, LEN);    /* the damaged file is mostly garbage */
+    REQUIRE_OK(stoat_flatten(db));
+    usleep(2500 * 1000);                            /* the background thread's turn */
+    vd_put(db, 5, 777, LEN);
+    model[5] = 777;
+    REQUIRE_OK(stoat_close(db));
+
+    /* An explicit GC collects what it can, then reports the damage. */
+    o.auto_gc = 0;
+    db = vd_open(dir, &o);
+    vd_fill(db, model, N / 2, N, 200000, LEN);      /* now the other files too */
+    CHECK_RC(stoat_gc(db, 0.3, &reclaimed), STOAT_ECORRUPT);
+    CHECK(strstr(stoat_errmsg(db), name) != NULL);
+    CHECK(reclaimed > 0);
+    for (uint32_t i = 0; i < N; i++) {
+        int rc = vd_read(db, i, &tag);
+        if (i == 100)
+            CHECK_RC(rc, STOAT_ECORRUPT);   /* never overwritten: still damaged */
+        else if (rc != 0 || tag != model[i])
+            test_fail(__FILE__, __LINE__, "key %u: rc %d (%s), tag %llx want %llx", i, rc,
+                      stoat_errmsg(db), (unsigned long long)tag, (unsigned long long)model[i]);
+    }
+    REQUIRE_OK(stoat_close(db));
+}
+
 /* Counts the entries a keys-only walk sees; the iterator's status in *rc. */
 static uint32_t vd_count_keys(stoat_iter *it, int *rc)
 {
@@ -1420,6 +1472,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_vlog_db_threshold_boundary);
     TEST_RUN(test_vlog_db_big_value);
     TEST_RUN(test_vlog_db_corrupt_record);
+    TEST_RUN(test_vlog_db_gc_leaves_damaged_file_alone);
     TEST_RUN(test_vlog_db_keys_only_reads_no_value);
     TEST_RUN(test_vlog_db_wal_points_past_log_end);
     TEST_RUN(test_vlog_db_discard_counts_survive_reopen);
