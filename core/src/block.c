@@ -5,9 +5,18 @@
  * and shared prefix is bounds-checked before use, and a failure puts the
  * iterator in a sticky error state (status != 0, not valid). Keys at
  * restart points (shared == 0) are returned straight from the block;
- * other keys are rebuilt in the iterator's key_buf, which is reused.
+ * other keys are rebuilt in the iterator's key buffer: key_inline, or
+ * key_heap once a key outgrows it (kept for the iterator's life).
  * Invariant while valid: restart_off(restart_idx) <= cur < next <=
  * b->restarts. One thread per iterator.
+ *
+ * Going backward, entries can only be decoded forward from a restart
+ * point, so prev scans the current entry's interval from its start; it
+ * keeps every entry it passes (offsets, value, a copy of the key) in the
+ * backward cache, and while the cache belongs to the current position
+ * (prev_at == cur) the next prev just pops its last entry. Anything that
+ * moves the iterator otherwise leaves prev_at behind, which retires the
+ * cache; block_iter_set resets it (a new block).
  *
  * block_get is the point lookup of sst_reader_get: the same restart
  * search and scan as block_iter_seek, without an iterator, rebuilding
@@ -16,6 +25,8 @@
  */
 #include "block.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "coding.h"
@@ -47,6 +58,7 @@ bad:
 void block_iter_init(block_iter *it)
 {
     memset(it, 0, sizeof(*it));
+    it->prev_at = SIZE_MAX;
 }
 
 void block_iter_set(block_iter *it, const block *b)
@@ -56,13 +68,16 @@ void block_iter_set(block_iter *it, const block *b)
     it->restart_idx = b->n_restarts;
     it->key = it->value = slice_make(NULL, 0);
     it->key_in_buf = 0;
+    it->prev_at = SIZE_MAX;
     it->status = 0;
 }
 
 void block_iter_free(block_iter *it)
 {
-    buf_free(&it->key_buf);
-    it->b = NULL;
+    free(it->key_heap);
+    free(it->prev);
+    buf_free(&it->prev_keys);
+    block_iter_init(it);
 }
 
 static void block_iter_invalidate(block_iter *it)
@@ -71,6 +86,12 @@ static void block_iter_invalidate(block_iter *it)
     it->restart_idx = it->b->n_restarts;
     it->key = it->value = slice_make(NULL, 0);
     it->key_in_buf = 0;
+}
+
+static void block_iter_nomem(block_iter *it)
+{
+    it->status = status_err(STOAT_ENOMEM, "%s: out of memory reading a block", it->b->path);
+    block_iter_invalidate(it);
 }
 
 static void block_iter_corrupt(block_iter *it, size_t pos, const char *what)
@@ -111,67 +132,113 @@ static int block_iter_restart(block_iter *it, uint32_t i, size_t *off)
     return 0;
 }
 
-/* Decodes the entry header at pos: shared, non_shared, value length, and
- * where the key suffix starts. -1 when it does not fit in the entries. */
-static inline int block_decode_header(const block *b, size_t pos, uint32_t *shared,
-                                      uint32_t *non_shared, uint32_t *vlen, const char **suffix)
+/* One entry's header, decoded and checked. */
+typedef struct block_entry {
+    uint32_t shared, non_shared, vlen;
+    const char *suffix;     /* the key suffix; the value follows it */
+    size_t next;            /* offset of the entry after it */
+} block_entry;
+
+/* The three header varints at p, any length; NULL if they run past limit. */
+static const char *block_decode_varints(const char *p, const char *limit, block_entry *e)
+{
+    if ((p = get_varint32(p, limit, &e->shared)) == NULL ||
+        (p = get_varint32(p, limit, &e->non_shared)) == NULL)
+        return NULL;
+    return get_varint32(p, limit, &e->vlen);
+}
+
+/* Decodes the entry at pos, whose predecessor's key is prev_len bytes
+ * (0 at a restart point): -1 with *d filled when it does not fit in the
+ * entries or its key lengths are impossible. */
+static inline int block_entry_decode(const block *b, size_t pos, size_t prev_len, block_entry *e,
+                                     block_damage *d)
 {
     const char *p = b->data + pos, *limit = b->data + b->restarts;
 
+    d->pos = pos;
+    d->what = "bad entry";
     /* Nearly always each of the three fits in one byte (below 128). */
     if (limit - p >= 3 && ((p[0] | p[1] | p[2]) & 0x80) == 0) {
-        *shared = (unsigned char)p[0];
-        *non_shared = (unsigned char)p[1];
-        *vlen = (unsigned char)p[2];
+        e->shared = (unsigned char)p[0];
+        e->non_shared = (unsigned char)p[1];
+        e->vlen = (unsigned char)p[2];
         p += 3;
-    } else if ((p = get_varint32(p, limit, shared)) == NULL ||
-               (p = get_varint32(p, limit, non_shared)) == NULL ||
-               (p = get_varint32(p, limit, vlen)) == NULL) {
+    } else if ((p = block_decode_varints(p, limit, e)) == NULL) {
         return -1;
     }
-    if ((uint64_t)*non_shared + *vlen > (uint64_t)(limit - p))
+    if ((uint64_t)e->non_shared + e->vlen > (uint64_t)(limit - p))
         return -1;
-    *suffix = p;
+    if (e->shared > prev_len || (size_t)e->shared + e->non_shared < IKEY_SUFFIX_LEN) {
+        d->what = "bad key length";
+        return -1;
+    }
+    e->suffix = p;
+    e->next = (size_t)(p - b->data) + e->non_shared + e->vlen;
     return 0;
+}
+
+/* Grows the key buffer to at least n bytes, moving its first `keep`
+ * bytes along. NULL on ENOMEM. */
+static char *block_iter_key_grow(block_iter *it, size_t n, size_t keep)
+{
+    size_t cap = it->key_heap ? it->key_cap : sizeof(it->key_inline);
+    char *p;
+
+    cap = n > 2 * cap ? n : 2 * cap;
+    if (it->key_heap != NULL) {
+        if ((p = realloc(it->key_heap, cap)) == NULL)
+            return NULL;
+    } else {
+        if ((p = malloc(cap)) == NULL)
+            return NULL;
+        memcpy(p, it->key_inline, keep);
+    }
+    it->key_heap = p;
+    it->key_cap = cap;
+    return p;
+}
+
+/* The key buffer, made to hold n bytes (see block_iter_key_grow). */
+static inline char *block_iter_key_room(block_iter *it, size_t n, size_t keep)
+{
+    if (it->key_heap == NULL)
+        return n <= sizeof(it->key_inline) ? it->key_inline : block_iter_key_grow(it, n, keep);
+    return n <= it->key_cap ? it->key_heap : block_iter_key_grow(it, n, keep);
 }
 
 /* Makes the entry at pos current; its shared prefix comes from it->key. */
 static int block_iter_parse(block_iter *it, size_t pos)
 {
-    uint32_t shared, non_shared, vlen;
-    const char *suffix;
+    block_damage d;
+    block_entry e;
+    char *kb;
 
-    if (block_decode_header(it->b, pos, &shared, &non_shared, &vlen, &suffix) != 0) {
-        block_iter_corrupt(it, pos, "bad entry");
+    if (block_entry_decode(it->b, pos, it->key.len, &e, &d) != 0) {
+        block_iter_corrupt(it, d.pos, d.what);
         return -1;
     }
-    if (shared > it->key.len || (size_t)shared + non_shared < IKEY_SUFFIX_LEN) {
-        block_iter_corrupt(it, pos, "bad key length");
-        return -1;
-    }
-    if (shared == 0) {
-        it->key = slice_make(suffix, non_shared);
+    if (e.shared == 0) {
+        it->key = slice_make(e.suffix, e.non_shared);
         it->key_in_buf = 0;
     } else {
-        if (!it->key_in_buf) {
-            buf_reset(&it->key_buf);
-            if (buf_append(&it->key_buf, it->key.data, shared) != 0)
-                goto nomem;
+        /* The prefix is in the buffer already, or (key in the block or the
+         * backward cache, never in the buffer) copied there. */
+        if ((kb = block_iter_key_room(it, (size_t)e.shared + e.non_shared,
+                                      it->key_in_buf ? e.shared : 0)) == NULL) {
+            block_iter_nomem(it);
+            return -1;
         }
-        it->key_buf.len = shared;
-        if (buf_append(&it->key_buf, suffix, non_shared) != 0)
-            goto nomem;
-        it->key = slice_make(it->key_buf.data, it->key_buf.len);
+        if (!it->key_in_buf)
+            memcpy(kb, it->key.data, e.shared);
+        memcpy(kb + e.shared, e.suffix, e.non_shared);
+        it->key = slice_make(kb, (size_t)e.shared + e.non_shared);
         it->key_in_buf = 1;
     }
-    it->value = slice_make(suffix + non_shared, vlen);
+    it->value = slice_make(e.suffix + e.non_shared, e.vlen);
     it->cur = pos;
-    it->next = (size_t)(suffix - it->b->data) + non_shared + vlen;
+    it->next = e.next;
     return 0;
-nomem:
-    it->status = status_err(STOAT_ENOMEM, "%s: out of memory reading a block", it->b->path);
-    block_iter_invalidate(it);
-    return -1;
 }
 
 static int block_iter_to_restart(block_iter *it, uint32_t idx)
@@ -213,6 +280,59 @@ void block_iter_seek_first(block_iter *it)
     block_iter_to_restart(it, 0);
 }
 
+/* Appends the current entry to the backward cache. */
+static int block_iter_push_prev(block_iter *it)
+{
+    block_prev_entry *e;
+
+    if (it->n_prev == it->prev_cap) {
+        size_t cap = it->prev_cap ? 2 * it->prev_cap : 16;
+        if ((e = realloc(it->prev, cap * sizeof(*e))) == NULL)
+            return -1;
+        it->prev = e;
+        it->prev_cap = cap;
+    }
+    e = &it->prev[it->n_prev];
+    e->cur = it->cur;
+    e->next = it->next;
+    e->key_off = it->prev_keys.len;
+    e->key_len = it->key.len;
+    e->val_off = (size_t)(it->value.data - it->b->data);
+    e->val_len = it->value.len;
+    if (buf_append(&it->prev_keys, it->key.data, it->key.len) != 0)
+        return -1;
+    it->n_prev++;
+    return 0;
+}
+
+/*
+ * Decodes restart interval idx from its start up to the entry that ends
+ * at `end`, which becomes current; the entries before it go to the
+ * backward cache. end must be where an entry ends (else "entries
+ * overlap").
+ */
+static void block_iter_scan_to(block_iter *it, uint32_t idx, size_t end)
+{
+    it->n_prev = 0;
+    buf_reset(&it->prev_keys);
+    it->prev_at = SIZE_MAX;
+    if (block_iter_to_restart(it, idx) != 0)
+        return;
+    while (it->next < end) {
+        if (block_iter_push_prev(it) != 0) {
+            block_iter_nomem(it);
+            return;
+        }
+        if (block_iter_parse(it, it->next) != 0)
+            return;
+    }
+    if (it->next != end) {
+        block_iter_corrupt(it, it->cur, "entries overlap");
+        return;
+    }
+    it->prev_at = it->cur;
+}
+
 void block_iter_seek_last(block_iter *it)
 {
     if (it->b == NULL || it->status != 0)
@@ -221,11 +341,7 @@ void block_iter_seek_last(block_iter *it)
         block_iter_invalidate(it);
         return;
     }
-    if (block_iter_to_restart(it, it->b->n_restarts - 1) != 0)
-        return;
-    while (it->next < it->b->restarts)
-        if (block_iter_parse(it, it->next) != 0)
-            return;
+    block_iter_scan_to(it, it->b->n_restarts - 1, it->b->restarts);
 }
 
 void block_iter_next(block_iter *it)
@@ -234,12 +350,29 @@ void block_iter_next(block_iter *it)
         block_iter_step(it);
 }
 
+/* Makes the last entry of the backward cache current. */
+static void block_iter_pop_prev(block_iter *it)
+{
+    const block_prev_entry *e = &it->prev[--it->n_prev];
+
+    it->cur = e->cur;
+    it->next = e->next;
+    it->key = slice_make(it->prev_keys.data + e->key_off, e->key_len);
+    it->key_in_buf = 0;
+    it->value = slice_make(it->b->data + e->val_off, e->val_len);
+    it->prev_at = it->cur;
+}
+
 void block_iter_prev(block_iter *it)
 {
     size_t original = it->cur, off;
 
     if (!block_iter_valid(it))
         return;
+    if (it->prev_at == it->cur && it->n_prev > 0) {
+        block_iter_pop_prev(it); /* same interval: restart_idx stays */
+        return;
+    }
     for (;;) {
         if (block_iter_restart(it, it->restart_idx, &off) != 0)
             return;
@@ -251,31 +384,22 @@ void block_iter_prev(block_iter *it)
         }
         it->restart_idx--;
     }
-    if (block_iter_to_restart(it, it->restart_idx) != 0)
-        return;
-    while (it->next < original)
-        if (block_iter_parse(it, it->next) != 0)
-            return;
-    if (it->next != original)
-        block_iter_corrupt(it, it->cur, "entries overlap");
+    block_iter_scan_to(it, it->restart_idx, original);
 }
 
 /* The full key stored at restart point idx. */
 static int block_restart_key(const block *b, uint32_t idx, slice *key, block_damage *d)
 {
-    uint32_t shared, non_shared, vlen;
-    const char *suffix;
+    block_entry e;
     size_t off;
 
     if (block_restart_off(b, idx, &off, d) != 0)
         return -1;
-    if (block_decode_header(b, off, &shared, &non_shared, &vlen, &suffix) != 0 ||
-        shared != 0 || non_shared < IKEY_SUFFIX_LEN) {
-        d->pos = off;
+    if (block_entry_decode(b, off, 0, &e, d) != 0) { /* 0: it shares nothing */
         d->what = "bad restart entry";
         return -1;
     }
-    *key = slice_make(suffix, non_shared);
+    *key = slice_make(e.suffix, e.non_shared);
     return 0;
 }
 
@@ -299,6 +423,49 @@ static int block_search_restarts(const block *b, slice target, uint32_t *idx, bl
     return 0;
 }
 
+/*
+ * From restart point idx on, makes the first entry with key >= target
+ * current (or runs past the end). Unlike stepping, every key is rebuilt
+ * in the key buffer, restart keys too, so the loop stays tight.
+ */
+static void block_iter_seek_scan(block_iter *it, uint32_t idx, slice target)
+{
+    const block *b = it->b;
+    block_damage d;
+    block_entry e = {0};
+    size_t pos, len = 0;
+    char *kb = NULL;
+
+    if (block_iter_restart(it, idx, &pos) != 0)
+        return;
+    for (; pos < b->restarts; pos = e.next) {
+        if (block_entry_decode(b, pos, len, &e, &d) != 0) {
+            block_iter_corrupt(it, d.pos, d.what);
+            return;
+        }
+        if ((kb = block_iter_key_room(it, (size_t)e.shared + e.non_shared, e.shared)) == NULL) {
+            block_iter_nomem(it);
+            return;
+        }
+        memcpy(kb + e.shared, e.suffix, e.non_shared);
+        len = (size_t)e.shared + e.non_shared;
+        if (ikey_cmp(slice_make(kb, len), target) >= 0)
+            break;
+    }
+    if (pos >= b->restarts) {
+        block_iter_invalidate(it);
+        return;
+    }
+    it->cur = pos;
+    it->next = e.next;
+    it->key = slice_make(kb, len);
+    it->key_in_buf = 1;
+    it->value = slice_make(e.suffix + e.non_shared, e.vlen);
+    while (idx + 1 < b->n_restarts && get_fixed32(b->data + b->restarts + 4 * (size_t)(idx + 1)) <= pos)
+        idx++;
+    it->restart_idx = idx;
+}
+
 void block_iter_seek(block_iter *it, slice target)
 {
     block_damage d;
@@ -320,10 +487,7 @@ void block_iter_seek(block_iter *it, slice target)
         block_iter_corrupt(it, d.pos, d.what);
         return;
     }
-    if (block_iter_to_restart(it, idx) != 0)
-        return;
-    while (block_iter_valid(it) && ikey_cmp(it->key, target) < 0)
-        block_iter_step(it);
+    block_iter_seek_scan(it, idx, target);
 }
 
 static int block_corrupt(const block *b, const block_damage *d)
@@ -336,27 +500,20 @@ static int block_corrupt(const block *b, const block_damage *d)
  * target, rebuilding each key in *key. */
 static int block_get_scan(const block *b, size_t pos, slice target, buf *key, slice *value)
 {
-    block_damage d = {pos, "bad entry"};
-    uint32_t shared, non_shared, vlen;
-    const char *suffix;
+    block_damage d;
+    block_entry e;
 
     buf_reset(key);
-    while (pos < b->restarts) {
-        d.pos = pos;
-        if (block_decode_header(b, pos, &shared, &non_shared, &vlen, &suffix) != 0)
+    for (; pos < b->restarts; pos = e.next) {
+        if (block_entry_decode(b, pos, key->len, &e, &d) != 0)
             return block_corrupt(b, &d);
-        if (shared > key->len || (size_t)shared + non_shared < IKEY_SUFFIX_LEN) {
-            d.what = "bad key length";
-            return block_corrupt(b, &d);
-        }
-        key->len = shared;
-        if (buf_append(key, suffix, non_shared) != 0)
+        key->len = e.shared;
+        if (buf_append(key, e.suffix, e.non_shared) != 0)
             return status_err(STOAT_ENOMEM, "%s: out of memory reading a block", b->path);
         if (ikey_cmp(slice_make(key->data, key->len), target) >= 0) {
-            *value = slice_make(suffix + non_shared, vlen);
+            *value = slice_make(e.suffix + e.non_shared, e.vlen);
             return 0;
         }
-        pos = (size_t)(suffix - b->data) + non_shared + vlen;
     }
     return STOAT_ENOTFOUND;
 }

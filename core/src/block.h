@@ -9,7 +9,8 @@
  *
  * block_iter walks a block in both directions: seek binary searches the
  * restart points and then scans; prev goes back to the restart point
- * before the current entry and scans forward (LevelDB style). Any
+ * before the current entry and scans forward (LevelDB style), keeping
+ * the entries it passes so the next prevs in that interval are O(1). Any
  * malformed entry stops the iterator with STOAT_ECORRUPT naming the file,
  * the block offset and the entry offset; it never reads outside the block.
  * key() and value() are borrowed until the iterator moves, is re-aimed or
@@ -38,19 +39,40 @@ typedef struct block {
  * does not fit in len. path and data must outlive *b. */
 int block_init(block *b, const char *data, size_t len, const char *path, uint64_t offset);
 
+/* Keys up to this long are rebuilt inside the iterator, without malloc. */
+#define BLOCK_ITER_KEY_INLINE 64
+
+/* One entry of the backward cache (see block_iter_prev). */
+typedef struct block_prev_entry {
+    size_t cur, next;       /* the entry's offset and the one after it */
+    size_t key_off;         /* its key: prev_keys.data + key_off */
+    size_t key_len;
+    size_t val_off;         /* its value: b->data + val_off */
+    size_t val_len;
+} block_prev_entry;
+
 typedef struct block_iter {
     const block *b;         /* borrowed */
     size_t cur;             /* offset of the current entry; b->restarts if none */
     size_t next;            /* offset just past the current entry */
     uint32_t restart_idx;   /* restart interval holding cur */
-    slice key;              /* into the block (full keys) or into key_buf */
+    slice key;              /* into the block, the key buffer or prev_keys */
     slice value;            /* into the block */
-    int key_in_buf;
-    buf key_buf;            /* reused: keys rebuilt from a shared prefix */
+    int key_in_buf;         /* key is in the key buffer */
+    char *key_heap;         /* the key buffer when longer than key_inline */
+    size_t key_cap;         /* bytes at key_heap */
+    char key_inline[BLOCK_ITER_KEY_INLINE];
+    /* Backward cache: the entries before cur in its restart interval, in
+     * order, valid while cur == prev_at (SIZE_MAX: none). */
+    block_prev_entry *prev;
+    size_t n_prev, prev_cap;
+    size_t prev_at;
+    buf prev_keys;
     int status;
 } block_iter;
 
-/* An iterator positioned nowhere, with no block. */
+/* An iterator positioned nowhere, with no block. An initialised iterator
+ * must not be copied or moved (its key may point into itself). */
 void block_iter_init(block_iter *it);
 /* Aims the iterator at block b (borrowed), unpositioned; keeps its memory. */
 void block_iter_set(block_iter *it, const block *b);

@@ -246,6 +246,61 @@ static void test_block_next_prev_zigzag(void)
     free_keys(v, n);
 }
 
+/* Random walks mixing next, prev, seeks and re-aiming at another block
+ * and back: prev's backward cache never answers for a stale position.
+ * The second block is the first with its user keys in upper case: every
+ * entry at the same offset, with other key bytes. */
+static void test_block_prev_cache_survives_seeks_and_reaims(void)
+{
+    size_t n[2];
+    kv *v[2] = {make_keys(400, 21, &n[0]), make_keys(400, 21, &n[1])};
+    block_builder bb[2];
+    block b[2];
+    block_iter it;
+    slice contents;
+    uint64_t s = 5;
+    size_t i = 0, bad = 0;
+    int cur = 0;
+
+    for (size_t j = 0; j < n[1]; j++)
+        for (size_t c = 0; c + IKEY_SUFFIX_LEN < v[1][j].klen; c++)
+            v[1][j].key[c] = (char)(v[1][j].key[c] - 'a' + 'A');
+    block_iter_init(&it);
+    for (int k = 0; k < 2; k++) {
+        block_builder_init(&bb[k], 8);
+        build(&bb[k], v[k], n[k], &b[k], &contents);
+    }
+    CHECK(b[0].len == b[1].len);
+    block_iter_set(&it, &b[0]);
+    block_iter_seek_last(&it);
+    i = n[0] - 1;
+    for (int step = 0; step < 20000; step++) {
+        uint64_t op = test_rand(&s) % 10;
+        if (op < 4 && i > 0) {
+            block_iter_prev(&it);
+            i--;
+        } else if (op < 7 && i + 1 < n[cur]) {
+            block_iter_next(&it);
+            i++;
+        } else if (op < 9) {
+            i = (size_t)(test_rand(&s) % n[cur]);
+            block_iter_seek(&it, K(&v[cur][i]));
+        } else {
+            cur = !cur;
+            block_iter_set(&it, &b[cur]);
+            i = (size_t)(test_rand(&s) % n[cur]);
+            block_iter_seek(&it, K(&v[cur][i]));
+        }
+        bad += !at(&it, &v[cur][i]);
+    }
+    CHECK(bad == 0);
+    block_iter_free(&it);
+    for (int k = 0; k < 2; k++) {
+        block_builder_free(&bb[k]);
+        free_keys(v[k], n[k]);
+    }
+}
+
 static void test_block_empty_block_has_no_entries(void)
 {
     block_builder bb;
@@ -390,6 +445,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_block_seek_lands_on_first_key_at_or_after);
     TEST_RUN(test_block_get_agrees_with_seek);
     TEST_RUN(test_block_next_prev_zigzag);
+    TEST_RUN(test_block_prev_cache_survives_seeks_and_reaims);
     TEST_RUN(test_block_empty_block_has_no_entries);
     TEST_RUN(test_block_large_key_and_value);
     TEST_RUN(test_block_damage_never_reads_out_of_bounds);
