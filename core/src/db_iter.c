@@ -33,6 +33,7 @@
 
 #include <assert.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "buf.h"
 #include "status.h"
@@ -53,7 +54,8 @@ struct db_iter {
     vstruct cur;
     buf saved_key;              /* BWD: the entry yielded; FWD: group to skip */
     buf saved_val;
-    buf target;                 /* scratch for seek keys */
+    buf target;                 /* scratch for seek keys too long for target_small */
+    char target_small[64];      /* scratch for the others: most seeks allocate nothing */
 };
 
 /* ---- bounds ------------------------------------------------------------ */
@@ -170,10 +172,22 @@ static int db_iter_group_cmp(const db_iter *it, slice ik)
     return slice_cmp(ikey_user(ik), ikey_user(saved));
 }
 
+/* b = a copy of s. Called once or twice an entry: the buffer is nearly
+ * always big enough already, so that case costs one memcpy. */
+static inline int db_iter_copy(buf *b, slice s)
+{
+    b->len = 0;
+    if (s.len > b->cap && buf_reserve(b, s.len) != 0)
+        return STOAT_ENOMEM;
+    if (s.len > 0)
+        memcpy(b->data, s.data, s.len);
+    b->len = s.len;
+    return 0;
+}
+
 static int db_iter_save_key(db_iter *it, slice ik)
 {
-    buf_reset(&it->saved_key);
-    if (buf_append(&it->saved_key, ik.data, ik.len) != 0)
+    if (db_iter_copy(&it->saved_key, ik) != 0)
         return status_err(STOAT_ENOMEM, "db_iter: out of memory saving a key");
     return 0;
 }
@@ -237,8 +251,7 @@ static int db_iter_save(db_iter *it, slice ik, slice enc)
 
     if ((rc = db_iter_save_key(it, ik)) != 0)
         return rc;
-    buf_reset(&it->saved_val);
-    if (buf_append(&it->saved_val, enc.data, enc.len) != 0)
+    if (db_iter_copy(&it->saved_val, enc) != 0)
         return status_err(STOAT_ENOMEM, "db_iter: out of memory saving a value");
     return 0;
 }
@@ -294,14 +307,19 @@ fail:
 
 /* ---- positioning ------------------------------------------------------- */
 
-/* The internal key ukey+version in it->target. */
+/* The internal key ukey+version, in target_small or target (borrowed
+ * until the next call). */
 static int db_iter_target(db_iter *it, slice ukey, uint64_t version, slice *out)
 {
-    buf_reset(&it->target);
-    if (buf_reserve(&it->target, ukey.len + IKEY_SUFFIX_LEN) != 0)
-        return status_err(STOAT_ENOMEM, "db_iter: out of memory for a seek key");
-    it->target.len = ikey_encode(it->target.data, ukey.data, ukey.len, version);
-    *out = slice_make(it->target.data, it->target.len);
+    char *dst = it->target_small;
+
+    if (ukey.len + IKEY_SUFFIX_LEN > sizeof(it->target_small)) {
+        buf_reset(&it->target);
+        if (buf_reserve(&it->target, ukey.len + IKEY_SUFFIX_LEN) != 0)
+            return status_err(STOAT_ENOMEM, "db_iter: out of memory for a seek key");
+        dst = it->target.data;
+    }
+    *out = slice_make(dst, ikey_encode(dst, ukey.data, ukey.len, version));
     return 0;
 }
 

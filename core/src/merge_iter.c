@@ -41,6 +41,11 @@ typedef struct merge_iter {
     int status;
 } merge_iter;
 
+/* merge_iter_new places the three arrays right after the struct. */
+_Static_assert(sizeof(merge_iter) % _Alignof(iter *) == 0 &&
+               sizeof(iter *) % _Alignof(slice) == 0 && sizeof(slice) % _Alignof(size_t) == 0,
+               "merge arrays stay aligned after the struct");
+
 /* 1 when child a's entry comes out before child b's in the direction. */
 static inline int merge_before(const merge_iter *m, size_t a, size_t b)
 {
@@ -245,9 +250,6 @@ static void merge_free(iter *it)
 
     for (size_t i = 0; i < m->n; i++)
         iter_free(m->children[i]);
-    free(m->children);
-    free(m->keys);
-    free(m->heap);
     free(m);
 }
 
@@ -258,37 +260,36 @@ static const struct iter_ops merge_ops = {
 
 /*
  * A single child is returned as it is: it already is its own merge. With
- * no children the merge is simply always invalid.
+ * no children the merge is simply always invalid. The merge and its
+ * three arrays are one allocation (an iterator is often opened for a
+ * single seek).
  */
 iter *merge_iter_new(iter **children, size_t n)
 {
     merge_iter *m;
     size_t alloc_n = n ? n : 1;
+    char *p;
 
     if (n == 1)
         return children[0];
-    if ((m = calloc(1, sizeof(*m))) == NULL)
-        goto fail;
+    /* children, keys and heap follow the struct, each aligned (asserted
+     * below the struct). */
+    m = calloc(1, sizeof(*m) + alloc_n * (sizeof(*m->children) + sizeof(*m->keys) +
+                                          sizeof(*m->heap)));
+    if (m == NULL) {
+        for (size_t i = 0; i < n; i++)
+            iter_free(children[i]);
+        status_err(STOAT_ENOMEM, "merge_iter: out of memory for %zu children", n);
+        return NULL;
+    }
+    p = (char *)(m + 1);
     m->base.ops = &merge_ops;
-    m->children = calloc(alloc_n, sizeof(*m->children));
-    m->keys = calloc(alloc_n, sizeof(*m->keys));
-    m->heap = calloc(alloc_n, sizeof(*m->heap));
-    if (m->children == NULL || m->keys == NULL || m->heap == NULL)
-        goto fail;
+    m->children = (iter **)p;
+    m->keys = (slice *)(p + alloc_n * sizeof(*m->children));
+    m->heap = (size_t *)(p + alloc_n * (sizeof(*m->children) + sizeof(*m->keys)));
     for (size_t i = 0; i < n; i++)
         m->children[i] = children[i];
     m->n = n;
     m->dir = MERGE_FWD;
     return &m->base;
-fail:
-    if (m) {
-        free(m->children);
-        free(m->keys);
-        free(m->heap);
-        free(m);
-    }
-    for (size_t i = 0; i < n; i++)
-        iter_free(children[i]);
-    status_err(STOAT_ENOMEM, "merge_iter: out of memory for %zu children", n);
-    return NULL;
 }

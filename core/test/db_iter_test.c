@@ -511,6 +511,41 @@ static void test_db_iter_reports_errors(void)
     db_iter_free(it);
 }
 
+/* Seek keys and bounds longer than the iterator's inline scratch. */
+static void test_db_iter_long_keys(void)
+{
+    static char ik[4][320], enc[4][8];
+    static char uk[4][300];
+    static const size_t len[4] = {40, 70, 150, 290};
+    vec_entry e[4];
+    db_iter_options o = {0};
+    db_iter *it;
+    iter *kid;
+    vstruct vs = {0};
+
+    vs.value = slice_make("v", 1);
+    for (int i = 0; i < 4; i++) { /* "kkk...k" of growing length: sorted */
+        memset(uk[i], 'k', len[i]);
+        e[i].key = slice_make(ik[i], ikey_encode(ik[i], uk[i], len[i], 1));
+        e[i].value = slice_make(enc[i], vstruct_encode(enc[i], &vs));
+    }
+    o.read_version = 1;
+    o.upper = slice_make(uk[3], 200); /* between keys 2 and 3 */
+    REQUIRE((kid = vec_iter_new(e, 4)) != NULL);
+    REQUIRE_OK(db_iter_new(kid, &o, &it));
+    for (int i = 0; i < 3; i++) {
+        db_iter_seek(it, slice_make(uk[i], len[i]));
+        CHECK(db_iter_valid(it) && db_iter_key(it).len == len[i]);
+        db_iter_seek_for_prev(it, slice_make(uk[i], len[i] + 1));
+        CHECK(db_iter_valid(it) && db_iter_key(it).len == len[i]);
+    }
+    db_iter_seek(it, slice_make(uk[3], 100));
+    CHECK(db_iter_valid(it) && db_iter_key(it).len == 150);
+    db_iter_seek_last(it);
+    CHECK(db_iter_valid(it) && db_iter_key(it).len == 150);
+    db_iter_free(it);
+}
+
 static void test_db_iter_empty_range(void)
 {
     static hcase hc;
@@ -538,6 +573,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_db_iter_stops_at_bounds);
     TEST_RUN(test_db_iter_reports_errors);
     TEST_RUN(test_db_iter_empty_range);
+    TEST_RUN(test_db_iter_long_keys);
     TEST_RUN(test_db_iter_matches_model);
     return test_summary();
 }
