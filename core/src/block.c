@@ -507,9 +507,12 @@ static int block_get_scan(const block *b, size_t pos, slice target, buf *key, sl
     for (; pos < b->restarts; pos = e.next) {
         if (block_entry_decode(b, pos, key->len, &e, &d) != 0)
             return block_corrupt(b, &d);
+        /* key keeps its first e.shared bytes (buf_reserve counts from len) */
         key->len = e.shared;
-        if (buf_append(key, e.suffix, e.non_shared) != 0)
+        if (e.non_shared > key->cap - key->len && buf_reserve(key, e.non_shared) != 0)
             return status_err(STOAT_ENOMEM, "%s: out of memory reading a block", b->path);
+        memcpy(key->data + key->len, e.suffix, e.non_shared);
+        key->len += e.non_shared;
         if (ikey_cmp(slice_make(key->data, key->len), target) >= 0) {
             *value = slice_make(e.suffix + e.non_shared, e.vlen);
             return 0;

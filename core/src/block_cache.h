@@ -25,6 +25,13 @@ void block_cache_free(block_cache *c);
 block_handle *block_cache_lookup(block_cache *c, uint64_t table_id, uint64_t offset);
 
 /*
+ * The size to malloc for a block of len bytes so that block_cache_insert
+ * adopts it without moving it (the entry's bookkeeping goes right after
+ * the bytes). Any malloc'd size is accepted; this one saves a copy.
+ */
+size_t block_cache_alloc_size(size_t len);
+
+/*
  * Takes ownership of data (malloc'd, len bytes) and returns a pinned
  * handle to it. If the key is already present the existing entry is
  * returned and data is freed. NULL only on ENOMEM (data freed then too).

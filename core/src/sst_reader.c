@@ -81,7 +81,8 @@ static int sst_reader_corrupt(const sst_reader *r, uint64_t off, const char *wha
                       (unsigned long long)off, what);
 }
 
-/* Expands stored bytes (trailer already checked) into a malloc'd block. */
+/* Expands stored bytes (trailer already checked) into a malloc'd block,
+ * sized for the block cache to adopt (block_cache_alloc_size). */
 static int sst_reader_expand(const sst_reader *r, sst_handle h, char *stored, int type,
                              uint32_t raw_len, char **out)
 {
@@ -95,7 +96,7 @@ static int sst_reader_expand(const sst_reader *r, sst_handle h, char *stored, in
     }
     if (type != STOAT_COMPRESSION_LZ4 && type != STOAT_COMPRESSION_ZSTD)
         return sst_reader_corrupt(r, h.offset, "unknown compression type");
-    if ((raw = malloc(raw_len ? raw_len : 1)) == NULL)
+    if ((raw = malloc(block_cache_alloc_size(raw_len))) == NULL)
         return status_err(STOAT_ENOMEM, "%s: no memory for a block of %u bytes", r->path,
                           (unsigned)raw_len);
     if (decompress_block(type, stored, (size_t)h.size, raw, raw_len) != 0) {
@@ -116,6 +117,7 @@ static int sst_reader_read_block(const sst_reader *r, sst_handle h, uint64_t lim
 {
     char *stored = NULL, *trailer;
     uint32_t raw_len;
+    size_t alloc;
     int rc;
 
     *out = NULL;
@@ -123,7 +125,11 @@ static int sst_reader_read_block(const sst_reader *r, sst_handle h, uint64_t lim
     if (limit < SST_TRAILER_LEN || h.size > limit - SST_TRAILER_LEN ||
         h.offset > limit - SST_TRAILER_LEN - h.size || h.size > SIZE_MAX - SST_TRAILER_LEN)
         return sst_reader_corrupt(r, h.offset, "bad block handle");
-    if ((stored = malloc((size_t)h.size + SST_TRAILER_LEN)) == NULL)
+    /* Uncompressed, the stored bytes are the block: room for the cache. */
+    alloc = block_cache_alloc_size((size_t)h.size);
+    if (alloc < (size_t)h.size + SST_TRAILER_LEN)
+        alloc = (size_t)h.size + SST_TRAILER_LEN;
+    if ((stored = malloc(alloc)) == NULL)
         return status_err(STOAT_ENOMEM, "%s: no memory for a block of %llu bytes", r->path,
                           (unsigned long long)h.size);
     if ((rc = env_read_exact(r->file, h.offset, stored, (size_t)h.size + SST_TRAILER_LEN)) != 0)
