@@ -22,8 +22,10 @@
  * of threads may use one reader. The table iterator (sst_iter) is a
  * two-level iterator: a position in the index array picks the data
  * block, a block_iter walks it; the iterator pins its current block and
- * drops the pin when it runs off either end. Its first error is sticky:
- * later moves do nothing, valid() is 0 and status() returns it.
+ * drops the pin when it runs off either end, and prefetches the memory
+ * of the next block in its direction from where that block was last
+ * seen in the cache (sst_block_hint). Its first error is sticky: later
+ * moves do nothing, valid() is 0 and status() returns it.
  */
 #include "sst_reader.h"
 
