@@ -95,8 +95,10 @@ static void check_scan(const skiplist *sl, const ent *es, size_t n)
     size_t i;
 
     CHECK(skiplist_count(sl) == n);
-    for (i = 0; i < n && node != 0; i++, node = skiplist_next(sl, node))
+    for (i = 0; i < n && node != 0; i++, node = skiplist_next(sl, node)) {
+        skiplist_prefetch(sl, node);   /* a hint: must read only what is there */
         REQUIRE(node_is(sl, node, &es[i]));
+    }
     CHECK(i == n && node == 0);
     node = skiplist_last(sl);
     for (i = n; i > 0 && node != 0; i--, node = skiplist_prev(sl, node))
