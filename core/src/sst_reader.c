@@ -59,11 +59,11 @@ typedef struct sst_index {
 
 /*
  * Where data block i was last seen in the block cache: its bytes and
- * length, recorded at every pin. Iterators moving through the table use
- * the next block's hint only as prefetch addresses (sst_iter_prefetch):
- * it is never dereferenced, so a stale hint (the block evicted, its
- * memory reused) costs nothing but a useless prefetch. Relaxed atomics:
- * any value read is as good as another.
+ * length, recorded at every pin. Iterators use the next block's hint,
+ * and gets their block's, only as prefetch addresses
+ * (sst_reader_prefetch): a hint is never dereferenced, so a stale one
+ * (the block evicted, its memory reused) costs nothing but a useless
+ * prefetch. Relaxed atomics: any value read is as good as another.
  */
 typedef struct sst_block_hint {
     atomic_uintptr_t data;
@@ -451,6 +451,43 @@ static size_t sst_index_find(const sst_index *ix, slice target)
     return lo;
 }
 
+#if defined(__GNUC__)
+#define SST_PREFETCH(p) __builtin_prefetch((const void *)(p))
+#else
+#define SST_PREFETCH(p) ((void)(p))
+#endif
+
+/*
+ * Asks for block i's memory ahead of its use: the line just past its
+ * bytes, where the cache keeps its entry (the lookup reads it first),
+ * and the lines a walk into it starts with: the first two going forward,
+ * the restart array at the end going backward. An iterator asks for the
+ * next block when it enters one, so a scan crossing into a block does
+ * not stall on those misses (the TLB's included) one after the other; a
+ * get asks for its block before the cache lookup, whose own misses then
+ * overlap that one. The addresses come from the hint (sst_block_hint);
+ * a prefetch never faults, whatever the address.
+ */
+static void sst_reader_prefetch(const sst_reader *r, size_t i, int forward)
+{
+    uintptr_t data;
+    size_t len;
+
+    if (r->hints == NULL || i >= r->index.n)
+        return;
+    data = atomic_load_explicit(&r->hints[i].data, memory_order_relaxed);
+    len = atomic_load_explicit(&r->hints[i].len, memory_order_relaxed);
+    if (data == 0)
+        return;
+    SST_PREFETCH(data + len);
+    if (forward) {
+        SST_PREFETCH(data);
+        SST_PREFETCH(data + 64);
+    } else if (len > 64) {
+        SST_PREFETCH(data + len - 64);
+    }
+}
+
 /* Room for the seek key of most gets without a malloc. */
 #define SST_GET_KEY_SMALL 256
 
@@ -474,6 +511,7 @@ int sst_reader_get(sst_reader *r, slice ukey, uint64_t version, buf *ikey_out, b
     rc = STOAT_ENOTFOUND;
     if ((i = sst_index_find(&r->index, target)) == r->index.n)
         goto done;
+    sst_reader_prefetch(r, i, 1);
     if ((rc = sst_reader_pin(r, i, &pin, &b)) != 0)
         goto done;
     /* ikey_out ends up holding the key found */
@@ -540,41 +578,6 @@ static void sst_iter_fail(sst_iter *it, int rc)
     sst_iter_drop_block(it);
 }
 
-#if defined(__GNUC__)
-#define SST_PREFETCH(p) __builtin_prefetch((const void *)(p))
-#else
-#define SST_PREFETCH(p) ((void)(p))
-#endif
-
-/*
- * Asks for block i's memory ahead of the iterator reaching it: the line
- * just past its bytes, where the cache keeps its entry (the next lookup
- * reads it first), and the lines a walk into it starts with: the first
- * two going forward, the restart array at the end going backward. A
- * scan crossing into a block otherwise stalls on those misses, the
- * TLB's included, one after the other. The addresses come from the hint
- * (see sst_block_hint); a prefetch never faults, whatever the address.
- */
-static void sst_iter_prefetch(const sst_iter *it, size_t i, int forward)
-{
-    uintptr_t data;
-    size_t len;
-
-    if (it->r->hints == NULL || i >= it->r->index.n)
-        return;
-    data = atomic_load_explicit(&it->r->hints[i].data, memory_order_relaxed);
-    len = atomic_load_explicit(&it->r->hints[i].len, memory_order_relaxed);
-    if (data == 0)
-        return;
-    SST_PREFETCH(data + len);
-    if (forward) {
-        SST_PREFETCH(data);
-        SST_PREFETCH(data + 64);
-    } else if (len > 64) {
-        SST_PREFETCH(data + len - 64);
-    }
-}
-
 /* Aims the data iterator (unpositioned) at block i and prefetches the
  * block after it in the direction of travel; -1 after a failure. */
 static int sst_iter_load_block(sst_iter *it, size_t i, int forward)
@@ -588,7 +591,7 @@ static int sst_iter_load_block(sst_iter *it, size_t i, int forward)
             return -1;
         }
         it->bi = i;
-        sst_iter_prefetch(it, forward ? i + 1 : i - 1, forward); /* 0 - 1 wraps: ignored */
+        sst_reader_prefetch(it->r, forward ? i + 1 : i - 1, forward); /* 0 - 1 wraps: ignored */
     }
     block_iter_set(&it->data, &it->blk);
     return 0;
