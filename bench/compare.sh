@@ -68,7 +68,7 @@ trap 'rm -rf "$work"' EXIT
 
 # Builds the tools; the peers need the Debian packages, stoat its library.
 build() {
-    local mk="make -f Makefile -f bench/bench.mk"
+    local mk="make"
 
     grep -q 'bench/bench.mk' Makefile && mk=make
     $mk BUILD="$BUILD" bench-peers >"$work/build.log" 2>&1 ||
@@ -256,7 +256,7 @@ LUA_BENCHMARKS=fillrandom,readrandom,readseq,readreverse,seekrandom
 LUA_ROWS="fillrandom fillbatch readrandom readseq readreverse seekrandom"
 
 lua_build() {
-    local mk="make -f Makefile -f bench/bench.mk"
+    local mk="make"
 
     grep -q 'bench/bench.mk' Makefile && mk=make
     $mk BUILD="$BUILD" lib bench >"$work/build.log" 2>&1 || {
