@@ -41,24 +41,8 @@
 #include "sst_format.h"
 #include "status.h"
 
-/* One data block as the index names it. */
-typedef struct sst_index_entry {
-    size_t key_off;         /* its last internal key: keys.data + key_off */
-    size_t key_len;
-    sst_handle h;
-} sst_index_entry;
-
-/* The decoded index block: entry i is data block i, in file order. */
-typedef struct sst_index {
-    size_t n;
-    sst_index_entry *e;
-    uint64_t *tags;         /* tags[i] = sst_tag(user key of entry i) */
-    size_t prefix_len;      /* every entry's user key starts with these bytes of keys */
-    buf keys;               /* the entries' keys, back to back */
-} sst_index;
-
 /*
- * Where data block i was last seen in the block cache: its bytes and
+ * Where a data block was last seen in the block cache: its bytes and
  * length, recorded at every pin. Iterators use the next block's hint,
  * and gets their block's, only as prefetch addresses
  * (sst_reader_prefetch): a hint is never dereferenced, so a stale one
@@ -70,6 +54,29 @@ typedef struct sst_block_hint {
     atomic_size_t len;
 } sst_block_hint;
 
+/* One data block as the index names it; its handle and its hint share a
+ * cache line (a get reads both). */
+typedef struct sst_index_entry {
+    sst_handle h;
+    sst_block_hint hint;
+} sst_index_entry;
+
+/* Where an entry's key is in the index's key bytes. */
+typedef struct sst_key_ref {
+    size_t off;
+    size_t len;
+} sst_key_ref;
+
+/* The decoded index block: entry i is data block i, in file order. */
+typedef struct sst_index {
+    size_t n;
+    sst_index_entry *e;
+    sst_key_ref *key_at;    /* key_at[i]: the last internal key of block i */
+    uint64_t *tags;         /* tags[i] = sst_tag(user key of entry i) */
+    size_t prefix_len;      /* every entry's user key starts with these bytes of keys */
+    buf keys;               /* the entries' keys, back to back */
+} sst_index;
+
 struct sst_reader {
     atomic_int refs;
     env *env;
@@ -80,7 +87,6 @@ struct sst_reader {
     uint64_t data_end;      /* data blocks lie in [0, data_end) */
     sst_props props;
     sst_index index;
-    sst_block_hint *hints;  /* index.n, when there is a cache */
     char *filter_data;      /* NULL: no filter */
     bloom_filter filter;
 };
@@ -190,8 +196,8 @@ static int sst_reader_pin(sst_reader *r, size_t i, sst_pin *pin, block *b)
 parse:
     data = block_handle_data(pin->h);
     len = block_handle_len(pin->h);
-    atomic_store_explicit(&r->hints[i].data, (uintptr_t)data, memory_order_relaxed);
-    atomic_store_explicit(&r->hints[i].len, len, memory_order_relaxed);
+    atomic_store_explicit(&r->index.e[i].hint.data, (uintptr_t)data, memory_order_relaxed);
+    atomic_store_explicit(&r->index.e[i].hint.len, len, memory_order_relaxed);
     return block_init(b, data, len, r->path, h.offset);
 }
 
@@ -226,7 +232,7 @@ static int sst_reader_load_footer(sst_reader *r, sst_footer *f, uint64_t *footer
 
 static slice sst_index_key(const sst_index *ix, size_t i)
 {
-    return slice_make(ix->keys.data + ix->e[i].key_off, ix->e[i].key_len);
+    return slice_make(ix->keys.data + ix->key_at[i].off, ix->key_at[i].len);
 }
 
 /*
@@ -249,6 +255,7 @@ static inline uint64_t sst_tag(slice u, size_t from)
 static void sst_index_free(sst_index *ix)
 {
     free(ix->e);
+    free(ix->key_at);
     free(ix->tags);
     buf_free(&ix->keys);
     memset(ix, 0, sizeof(*ix));
@@ -270,19 +277,22 @@ static int sst_index_add(sst_reader *r, sst_index *ix, const block_iter *it, uin
         return sst_reader_corrupt(r, h.offset, "index names a block outside the data area");
     if (ix->n > 0 && ikey_cmp(sst_index_key(ix, ix->n - 1), key) >= 0)
         return sst_reader_corrupt(r, h.offset, "index keys out of order");
-    e->key_off = ix->keys.len;
-    e->key_len = key.len;
+    ix->key_at[ix->n].off = ix->keys.len;
+    ix->key_at[ix->n].len = key.len;
     e->h = h;
+    atomic_init(&e->hint.data, 0);
+    atomic_init(&e->hint.len, 0);
     if (buf_append(&ix->keys, key.data, key.len) != 0)
         return status_err(STOAT_ENOMEM, "%s: out of memory for the index", r->path);
     ix->n++;
     return 0;
 }
 
-/* Grows the entry array to hold at least n + 1 entries. */
+/* Grows the entry arrays to hold at least n + 1 entries. */
 static int sst_index_reserve(sst_reader *r, sst_index *ix, size_t *cap)
 {
     sst_index_entry *e;
+    sst_key_ref *k;
     size_t ncap;
 
     if (ix->n < *cap)
@@ -291,6 +301,9 @@ static int sst_index_reserve(sst_reader *r, sst_index *ix, size_t *cap)
     if ((e = realloc(ix->e, ncap * sizeof(*e))) == NULL)
         return status_err(STOAT_ENOMEM, "%s: out of memory for the index", r->path);
     ix->e = e;
+    if ((k = realloc(ix->key_at, ncap * sizeof(*k))) == NULL)
+        return status_err(STOAT_ENOMEM, "%s: out of memory for the index", r->path);
+    ix->key_at = k;
     *cap = ncap;
     return 0;
 }
@@ -335,9 +348,6 @@ static int sst_reader_decode_index(sst_reader *r, const char *raw, size_t len, u
             goto out;
     if ((rc = block_iter_status(&it)) == 0)
         rc = sst_index_tag(r, ix);
-    if (rc == 0 && r->cache != NULL && ix->n > 0 &&
-        (r->hints = calloc(ix->n, sizeof(*r->hints))) == NULL)
-        rc = status_err(STOAT_ENOMEM, "%s: out of memory for the index", r->path);
 out:
     block_iter_free(&it);
     return rc;
@@ -383,7 +393,6 @@ static void sst_reader_free(sst_reader *r)
     env_close(r->file);
     sst_props_free(&r->props);
     sst_index_free(&r->index);
-    free(r->hints);
     free(r->filter_data);
     free(r->path);
     free(r);
@@ -434,7 +443,7 @@ static size_t sst_index_find(const sst_index *ix, slice target)
         return 0;
     /* A key outside the prefix sorts before or after every entry (and a
      * key that is a proper prefix of it, before: sst_tag needs len >= p). */
-    c = memcmp(u.data, ix->keys.data + ix->e[0].key_off, u.len < p ? u.len : p);
+    c = memcmp(u.data, ix->keys.data + ix->key_at[0].off, u.len < p ? u.len : p);
     if (c < 0 || (c == 0 && u.len < p))
         return 0;
     if (c > 0)
@@ -473,10 +482,10 @@ static void sst_reader_prefetch(const sst_reader *r, size_t i, int forward)
     uintptr_t data;
     size_t len;
 
-    if (r->hints == NULL || i >= r->index.n)
+    if (i >= r->index.n)
         return;
-    data = atomic_load_explicit(&r->hints[i].data, memory_order_relaxed);
-    len = atomic_load_explicit(&r->hints[i].len, memory_order_relaxed);
+    data = atomic_load_explicit(&r->index.e[i].hint.data, memory_order_relaxed);
+    len = atomic_load_explicit(&r->index.e[i].hint.len, memory_order_relaxed);
     if (data == 0)
         return;
     SST_PREFETCH(data + len);
