@@ -103,29 +103,42 @@ static int sst_reader_corrupt(const sst_reader *r, uint64_t off, const char *wha
                       (unsigned long long)off, what);
 }
 
-/* Expands stored bytes (trailer already checked) into a malloc'd block,
- * sized for the block cache to adopt (block_cache_alloc_size). */
-static int sst_reader_expand(const sst_reader *r, sst_handle h, char *stored, int type,
+/* Stored blocks up to this size (trailer included) are read into a
+ * buffer on the stack, the common case: no malloc and free per read. */
+#define SST_READ_STACK 8192
+
+/*
+ * Makes the stored bytes at `stored` (trailer already checked) a malloc'd
+ * block, sized for the block cache to adopt (block_cache_alloc_size):
+ * decompressed into a new buffer, or, uncompressed, stored itself when it
+ * is malloc'd (own) or a copy of it. On success an owned stored buffer
+ * belongs to *out or has been freed; on failure it is the caller's.
+ */
+static int sst_reader_expand(const sst_reader *r, sst_handle h, char *stored, int own, int type,
                              uint32_t raw_len, char **out)
 {
     char *raw;
 
-    if (type == STOAT_COMPRESSION_NONE) {
-        if (raw_len != h.size)
-            return sst_reader_corrupt(r, h.offset, "raw block length mismatch");
+    if (type == STOAT_COMPRESSION_NONE && raw_len != h.size)
+        return sst_reader_corrupt(r, h.offset, "raw block length mismatch");
+    if (type == STOAT_COMPRESSION_NONE && own) {
         *out = stored;
         return 0;
     }
-    if (type != STOAT_COMPRESSION_LZ4 && type != STOAT_COMPRESSION_ZSTD)
+    if (type != STOAT_COMPRESSION_NONE && type != STOAT_COMPRESSION_LZ4 &&
+        type != STOAT_COMPRESSION_ZSTD)
         return sst_reader_corrupt(r, h.offset, "unknown compression type");
     if ((raw = malloc(block_cache_alloc_size(raw_len))) == NULL)
         return status_err(STOAT_ENOMEM, "%s: no memory for a block of %u bytes", r->path,
                           (unsigned)raw_len);
-    if (decompress_block(type, stored, (size_t)h.size, raw, raw_len) != 0) {
+    if (type == STOAT_COMPRESSION_NONE) {
+        memcpy(raw, stored, raw_len);
+    } else if (decompress_block(type, stored, (size_t)h.size, raw, raw_len) != 0) {
         free(raw);
         return sst_reader_corrupt(r, h.offset, "bad compressed data");
     }
-    free(stored);
+    if (own)
+        free(stored);
     *out = raw;
     return 0;
 }
@@ -137,9 +150,9 @@ static int sst_reader_expand(const sst_reader *r, sst_handle h, char *stored, in
 static int sst_reader_read_block(const sst_reader *r, sst_handle h, uint64_t limit, char **out,
                                  size_t *len)
 {
-    char *stored = NULL, *trailer;
+    char small[SST_READ_STACK], *stored = small, *trailer;
+    size_t n = (size_t)h.size + SST_TRAILER_LEN, alloc;
     uint32_t raw_len;
-    size_t alloc;
     int rc;
 
     *out = NULL;
@@ -147,14 +160,14 @@ static int sst_reader_read_block(const sst_reader *r, sst_handle h, uint64_t lim
     if (limit < SST_TRAILER_LEN || h.size > limit - SST_TRAILER_LEN ||
         h.offset > limit - SST_TRAILER_LEN - h.size || h.size > SIZE_MAX - SST_TRAILER_LEN)
         return sst_reader_corrupt(r, h.offset, "bad block handle");
-    /* Uncompressed, the stored bytes are the block: room for the cache. */
-    alloc = block_cache_alloc_size((size_t)h.size);
-    if (alloc < (size_t)h.size + SST_TRAILER_LEN)
-        alloc = (size_t)h.size + SST_TRAILER_LEN;
-    if ((stored = malloc(alloc)) == NULL)
-        return status_err(STOAT_ENOMEM, "%s: no memory for a block of %llu bytes", r->path,
-                          (unsigned long long)h.size);
-    if ((rc = env_read_exact(r->file, h.offset, stored, (size_t)h.size + SST_TRAILER_LEN)) != 0)
+    if (n > sizeof(small)) {
+        /* Uncompressed, the stored bytes are the block: room for the cache. */
+        alloc = block_cache_alloc_size((size_t)h.size);
+        if ((stored = malloc(alloc > n ? alloc : n)) == NULL)
+            return status_err(STOAT_ENOMEM, "%s: no memory for a block of %llu bytes", r->path,
+                              (unsigned long long)h.size);
+    }
+    if ((rc = env_read_exact(r->file, h.offset, stored, n)) != 0)
         goto fail;
     trailer = stored + h.size;
     if (get_fixed64(trailer + 5) != checksum64(stored, (size_t)h.size + 5)) {
@@ -162,12 +175,14 @@ static int sst_reader_read_block(const sst_reader *r, sst_handle h, uint64_t lim
         goto fail;
     }
     raw_len = get_fixed32(trailer + 1);
-    if ((rc = sst_reader_expand(r, h, stored, (unsigned char)trailer[0], raw_len, out)) != 0)
+    if ((rc = sst_reader_expand(r, h, stored, stored != small, (unsigned char)trailer[0], raw_len,
+                                out)) != 0)
         goto fail;
     *len = raw_len;
     return 0;
 fail:
-    free(stored);
+    if (stored != small)
+        free(stored);
     return rc;
 }
 
