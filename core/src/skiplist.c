@@ -83,19 +83,6 @@ static uint64_t sl_pack(uint32_t off, uint32_t len)
     return ((uint64_t)len << 32) | off;
 }
 
-/* Eight bytes as a big-endian number: one load and a byte swap (the
- * compiler does not turn coding.h's byte loop into that). */
-static inline uint64_t sl_load_be64(const char *p)
-{
-#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint64_t v;
-
-    memcpy(&v, p, sizeof(v));
-    return __builtin_bswap64(v);
-#else
-    return get_be64(p);
-#endif
-}
 
 /*
  * memcmp's sign, eight bytes at a time: big-endian numbers order like
@@ -105,7 +92,7 @@ static inline uint64_t sl_load_be64(const char *p)
 static inline int sl_bytes_cmp(const char *a, const char *b, size_t n)
 {
     for (; n >= 8; a += 8, b += 8, n -= 8) {
-        uint64_t x = sl_load_be64(a), y = sl_load_be64(b);
+        uint64_t x = get_be64(a), y = get_be64(b);
         if (x != y)
             return x < y ? -1 : 1;
     }
