@@ -32,6 +32,7 @@
  * mutex, so usage returns under the capacity once nothing is pinned.
  */
 #include "block_cache.h"
+#include "perturb.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -296,6 +297,7 @@ block_handle *block_cache_lookup(block_cache *c, uint64_t table_id, uint64_t off
     cache_shard *s = block_cache_shard(c, hash);
     block_handle **slot, *h = NULL;
 
+    PERTURB("block_cache_lookup");
     pthread_mutex_lock(&s->mu);
     slot = shard_slot_locked(s, hash, table_id, offset);
     if (slot != NULL && *slot != NULL) {
@@ -373,7 +375,9 @@ void block_cache_release(block_cache *c, block_handle *h)
     if (h == NULL)
         return;
     s = block_cache_shard(c, h->hash); /* h may be freed by others once unpinned */
+    PERTURB("block_cache_release");
     before = atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel);
+    PERTURB("block_cache_released");
     if (before == 1) {
         handle_free(h); /* it had left the cache: this was the last pin */
         return;

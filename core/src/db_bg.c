@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "db_impl.h"
+#include "perturb.h"
 #include "ikey.h"
 #include "sst_builder.h"
 #include "status.h"
@@ -72,6 +73,7 @@ int db_install_edit(stoat_db *db, version_edit *edit)
         rc = manifest_append(db->manifest, cur, edit);
     if (rc == 0)
         rc = version_apply(cur, db->opts.num_levels, edit, &next);
+    PERTURB("version_install");
     pthread_mutex_lock(&db->mu);
     if (rc == 0) {
         db_mark_deleted_tables(db, cur, edit);
@@ -182,6 +184,7 @@ static void *db_flusher_main(void *arg)
         db->flushing = 1;
         pthread_mutex_unlock(&db->mu);
         rc = db_flush_one(db, m);
+        PERTURB("flush_installed");
         pthread_mutex_lock(&db->mu);
         db->flushing = 0;
         if (rc == 0) {
@@ -221,7 +224,9 @@ static int db_run_compaction(stoat_db *db, compaction *c, uint64_t oldest)
     int rc;
 
     version_edit_init(&edit);
+    PERTURB("compaction_start");
     rc = compaction_run(c, &ctx, &edit);
+    PERTURB("compaction_run");
     if (rc == 0)
         rc = db_install_edit(db, &edit);
     version_edit_free(&edit);

@@ -42,6 +42,7 @@
 #include <time.h>
 
 #include "db_impl.h"
+#include "perturb.h"
 #include "ikey.h"
 #include "status.h"
 
@@ -265,7 +266,9 @@ static int gc_collect_file(stoat_db *db, uint32_t fid, uint64_t *reclaimed)
     snap.version = g.snap_version = atomic_load(&db->last_version);
     db_snapshot_add_locked(db, &snap);
     pthread_mutex_unlock(&db->mu);
+    PERTURB("gc_snapshot");
     rc = vlog_scan(db->vlog, fid, gc_scan_record, &g);
+    PERTURB("gc_scanned");
     if (rc == 0)
         rc = gc_flush(&g);
     /* The moved values must be durable before the file may go. */

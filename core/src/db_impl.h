@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "block_cache.h"
 #include "buf.h"
@@ -205,6 +206,9 @@ int db_iter_open(stoat_db *db, struct stoat_txn *txn, int track_range, uint64_t 
                  iter *pending, const stoat_iter_options *o, stoat_iter **out);
 /* Its transaction is gone: the iterator stops reporting to it. */
 void db_iter_detach(stoat_iter *it);
+/* Test support: prints the iterator's read version, each source's
+ * position and the tables of its version. */
+void db_iter_describe(stoat_iter *it, FILE *f);
 
 /* txn.c */
 /* it closes; lo/hi are its covered range when it tracked one (data NULL =

@@ -12,11 +12,13 @@
  * An iterator pins the same things for its whole life and registers its
  * read version as a snapshot, so that compaction keeps what it may read.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "db_impl.h"
+#include "perturb.h"
 #include "db_iter.h"
 #include "ikey.h"
 #include "level_iter.h"
@@ -303,6 +305,10 @@ struct stoat_iter {
     buf vbuf;                   /* the current separated value, once read */
     int vbuf_valid;             /* vbuf holds the current entry's value */
     int lower_inf, upper_inf;
+    iter **srcs;                /* borrowed: the merge's children, for describing */
+    uint64_t *src_ids;          /* memtable or table id per source; level in src_level */
+    int *src_level;             /* -1 memtable, -2 pending, else level */
+    size_t n_srcs;
 };
 
 static void hull_extend(iter_hull *h, slice k, int inf_lo, int inf_hi)
@@ -405,6 +411,94 @@ static int db_children(stoat_db *db, read_view *rv, iter *pending, iter ***out, 
     return 0;
 }
 
+/* Remembers which source each child of the merge reads, for
+ * db_iter_describe (best effort: without memory, nothing is noted). */
+static void db_iter_note_sources(stoat_iter *si, const read_view *rv, int has_pending,
+                                 iter **children, size_t n)
+{
+    const version *v = rv->v;
+    size_t k = 0;
+
+    si->srcs = malloc(n * sizeof(*si->srcs));
+    si->src_ids = malloc(n * sizeof(*si->src_ids));
+    si->src_level = malloc(n * sizeof(*si->src_level));
+    if (si->srcs == NULL || si->src_ids == NULL || si->src_level == NULL)
+        return;
+    if (has_pending) {
+        si->src_ids[k] = 0;
+        si->src_level[k++] = -2;
+    }
+    for (size_t i = 0; i < rv->n_mems; i++) {
+        si->src_ids[k] = memtable_id(rv->mems[i]);
+        si->src_level[k++] = -1;
+    }
+    for (size_t i = 0; i < v->n[0]; i++) {
+        si->src_ids[k] = v->tables[0][i]->id;
+        si->src_level[k++] = 0;
+    }
+    for (int l = 1; l < v->num_levels; l++) {
+        if (v->n[l] > 0) {
+            si->src_ids[k] = v->n[l];
+            si->src_level[k++] = l;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        si->srcs[i] = children[i];
+    si->n_srcs = k == n ? n : 0;
+}
+
+static void describe_bytes(FILE *f, slice s)
+{
+    for (size_t i = 0; i < s.len; i++)
+        fprintf(f, "%02x", (unsigned char)s.data[i]);
+}
+
+static void describe_ikey(FILE *f, slice ik)
+{
+    if (ik.len < IKEY_SUFFIX_LEN) {
+        fprintf(f, "<short %zu>", ik.len);
+        return;
+    }
+    describe_bytes(f, ikey_user(ik));
+    fprintf(f, "@%llu", (unsigned long long)ikey_version(ik));
+}
+
+void db_iter_describe(stoat_iter *si, FILE *f)
+{
+    const version *v = si->v;
+
+    fprintf(f, "iterator: read version %llu, %zu sources\n",
+            (unsigned long long)si->snap.version, si->n_srcs);
+    for (size_t i = 0; i < si->n_srcs; i++) {
+        iter *c = si->srcs[i];
+        if (si->src_level[i] == -1)
+            fprintf(f, "  src %zu memtable %llu: ", i, (unsigned long long)si->src_ids[i]);
+        else if (si->src_level[i] == 0)
+            fprintf(f, "  src %zu L0 table %llu: ", i, (unsigned long long)si->src_ids[i]);
+        else if (si->src_level[i] > 0)
+            fprintf(f, "  src %zu L%d (%llu tables): ", i, si->src_level[i],
+                    (unsigned long long)si->src_ids[i]);
+        else
+            fprintf(f, "  src %zu pending: ", i);
+        if (iter_valid(c))
+            describe_ikey(f, iter_key(c));
+        else
+            fprintf(f, "invalid, status %d", iter_status(c));
+        fprintf(f, "\n");
+    }
+    for (int l = 0; l < v->num_levels; l++) {
+        for (size_t i = 0; i < v->n[l]; i++) {
+            const table_meta *t = v->tables[l][i];
+            fprintf(f, "  L%d table %llu [", l, (unsigned long long)t->id);
+            describe_ikey(f, slice_make(t->smallest.data, t->smallest.len));
+            fprintf(f, " .. ");
+            describe_ikey(f, slice_make(t->largest.data, t->largest.len));
+            fprintf(f, "] versions %llu..%llu\n", (unsigned long long)t->min_version,
+                    (unsigned long long)t->max_version);
+        }
+    }
+}
+
 static void stoat_iter_release(stoat_iter *si)
 {
     stoat_db *db = si->db;
@@ -427,6 +521,9 @@ static void stoat_iter_release(stoat_iter *si)
     buf_free(&si->lower_end);
     buf_free(&si->upper_end);
     buf_free(&si->vbuf);
+    free(si->srcs);
+    free(si->src_ids);
+    free(si->src_level);
     free(si);
 }
 
@@ -456,6 +553,7 @@ int db_iter_open(stoat_db *db, struct stoat_txn *txn, int track_range, uint64_t 
         free(si);
         return rc;
     }
+    PERTURB("iter_open");
     pthread_mutex_lock(&db->mu);
     si->snap.version = rv.read_version;
     db_snapshot_add_locked(db, &si->snap);
@@ -463,6 +561,8 @@ int db_iter_open(stoat_db *db, struct stoat_txn *txn, int track_range, uint64_t 
     pthread_mutex_unlock(&db->mu);
     si->v = rv.v;   /* the level iterators borrow its table lists */
     rc = db_children(db, &rv, pending, &children, &n);
+    if (rc == 0)
+        db_iter_note_sources(si, &rv, pending != NULL, children, n);
     read_view_unpin_mems(&rv);  /* the memtable iterators hold their own */
     if (rc == 0 && (rc = iter_bound_ends(si, o)) != 0)
         rc = status_err(rc, "out of memory opening an iterator");

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "db_impl.h"
+#include "perturb.h"
 #include "ikey.h"
 #include "status.h"
 #include "wal.h"
@@ -71,6 +72,7 @@ static int db_rotate_locked(stoat_db *db, uint64_t arena)
     int rc;
 
     pthread_mutex_unlock(&db->mu);
+    PERTURB("memtable_rotate");
     /* A WAL stops growing here: sync it once, so that stoat_sync (which
      * syncs the active WAL) covers everything written before. */
     rc = db_sync_logs(db, db->mem);
@@ -426,6 +428,7 @@ static int db_lead_group_locked(stoat_db *db, db_writer *self)
         }
         size_t n_sep;
         pthread_mutex_unlock(&db->mu);
+        PERTURB("write_group");
         rc = db_separate_values(db, db->writers_head, last, &n_sep);
         if (rc == 0)
             rc = db_encode_group(db, db->writers_head, last);

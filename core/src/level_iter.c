@@ -20,6 +20,7 @@
  * otherwise shadow version.h's typedef (-Wshadow). */
 #include "ikey.h"
 #include "level_iter.h"
+#include "perturb.h"
 
 #include <stdlib.h>
 
@@ -58,6 +59,7 @@ static int level_open(level_iter *li, size_t i)
     if (li->idx == i && li->cur != NULL)
         return 0;
     level_close(li);
+    PERTURB("level_iter_switch");
     if ((rc = table_cache_get(li->tc, li->tables[i]->id, &r)) != 0) {
         level_fail(li, rc);
         return rc;

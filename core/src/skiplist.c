@@ -31,6 +31,7 @@
  * and moves down.
  */
 #include "skiplist.h"
+#include "perturb.h"
 
 #include <assert.h>
 #include <stdalign.h>
@@ -308,8 +309,10 @@ static void sl_link(skiplist *sl, uint32_t off, int h, const uint32_t *prevs)
     /* The node's own links first (it is invisible), then publish bottom-up. */
     for (int i = 0; i < h; i++)
         atomic_init(&n->next[i], sl_next_at(sl, prevs[i], i));
-    for (int i = 0; i < h; i++)
+    for (int i = 0; i < h; i++) {
         atomic_store_explicit(&sl_node_at(sl, prevs[i])->next[i], off, memory_order_release);
+        PERTURB("skiplist_link");
+    }
     if (h > height)
         atomic_store_explicit(&sl->height, h, memory_order_relaxed);
     for (int i = 0; i < SKIPLIST_MAX_HEIGHT; i++)
@@ -328,6 +331,7 @@ int skiplist_insert(skiplist *sl, slice ikey, slice value, int *added)
         return status_err(STOAT_EINVAL, "skiplist: internal key of %zu bytes", ikey.len);
     t = sl_target_of(ikey);
     ge = sl_locate(sl, &t, prevs);
+    PERTURB("skiplist_splice");
     if (ge != 0 && sl_cmp(sl_node_at(sl, ge), &t) == 0)
         return sl_replace(sl, ge, value);
     h = sl_random_height(sl);

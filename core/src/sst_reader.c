@@ -28,6 +28,7 @@
  * moves do nothing, valid() is 0 and status() returns it.
  */
 #include "sst_reader.h"
+#include "perturb.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -503,6 +504,7 @@ static void sst_reader_prefetch(const sst_reader *r, size_t i, int forward)
     len = atomic_load_explicit(&r->index.e[i].hint.len, memory_order_relaxed);
     if (data == 0)
         return;
+    PERTURB("sst_prefetch");
     SST_PREFETCH(data + len);
     if (forward) {
         SST_PREFETCH(data);
@@ -610,6 +612,7 @@ static int sst_iter_load_block(sst_iter *it, size_t i, int forward)
 
     if (it->bi != i) {
         sst_iter_drop_block(it);
+        PERTURB("sst_iter_switch");
         if ((rc = sst_reader_pin(it->r, i, &it->pin, &it->blk)) != 0) {
             sst_iter_fail(it, rc);
             return -1;

@@ -18,6 +18,7 @@
  */
 #include <time.h>
 
+#include "db_impl.h"
 #include "db_util.h"
 #include "test.h"
 
@@ -307,13 +308,89 @@ static int model_step(const model *m, const scan_bounds *b, int at, int dir)
     return -1;
 }
 
+static void print_hex(const char *label, const void *p, size_t len)
+{
+    fprintf(stderr, "    %s (%zu bytes): ", label, len);
+    for (size_t i = 0; i < len; i++)
+        fprintf(stderr, "%02x", ((const unsigned char *)p)[i]);
+    fprintf(stderr, "\n");
+}
+
+/* Where (k, klen) sits in the model: its rank and state, or where it would go. */
+static void print_model_key(const model *m, const char *label, const void *k, size_t klen)
+{
+    int r = lower_bound(m, k, klen);
+
+    if (r < m->n && bytes_cmp(m->key[r], m->klen[r], k, klen) == 0)
+        fprintf(stderr, "    %s is model key #%d, %s\n", label, r,
+                m->tag[r] == ABSENT ? "absent" : "present");
+    else
+        fprintf(stderr, "    %s is not in the key space (would be rank %d)\n", label, r);
+}
+
+/* A second look at the same keys: a fresh iterator and point reads. */
+static void diagnose_again(const model *m, stoat_db *db, const scan_bounds *b, int want, int dir)
+{
+    stoat_iter *it2;
+    void *v = NULL;
+    size_t vlen = 0;
+    int rc;
+
+    rc = stoat_get(db, m->key[want], m->klen[want], &v, &vlen);
+    fprintf(stderr, "    get(expected) now: %s\n", stoat_strerror(rc));
+    stoat_free(v);
+    if (stoat_iter_open(db, &b->io, &it2) != 0)
+        return;
+    if (dir > 0)
+        stoat_iter_seek(it2, m->key[want], m->klen[want]);
+    else
+        stoat_iter_seek_for_prev(it2, m->key[want], m->klen[want]);
+    if (stoat_iter_valid(it2)) {
+        const void *k;
+        size_t klen;
+        stoat_iter_key(it2, &k, &klen);
+        print_hex("a fresh iterator's seek to the expected key yields", k, klen);
+    } else {
+        fprintf(stderr, "    a fresh iterator's seek yields nothing (status %d)\n",
+                stoat_iter_status(it2));
+    }
+    stoat_iter_close(it2);
+}
+
+/* Everything a diagnosis of a wrong key needs, on stderr. */
+static void diagnose_wrong_key(model *m, stoat_db *db, stoat_iter *it, const scan_bounds *b,
+                               int want, int dir, int step, const void *k, size_t klen)
+{
+    uint64_t ver = 0;
+    int deleted = 0;
+
+    if (m->mismatches > 3)
+        return;
+    stoat_iter_meta(it, &ver, NULL, NULL, &deleted);
+    fprintf(stderr, "  wrong key at op %ld, step %d of a %s scan (bounds kind lo %d hi %d):\n",
+            m->op, step, dir > 0 ? "forward" : "backward", b->lo, b->hi);
+    print_hex("expected", m->key[want], m->klen[want]);
+    print_hex("yielded", k, klen);
+    fprintf(stderr, "    yielded version %llu%s\n", (unsigned long long)ver,
+            deleted ? " (deleted)" : "");
+    print_model_key(m, "yielded", k, klen);
+    if (b->io.prefix)
+        print_hex("prefix", b->io.prefix, b->io.prefix_len);
+    if (b->io.lower)
+        print_hex("lower", b->io.lower, b->io.lower_len);
+    if (b->io.upper)
+        print_hex("upper", b->io.upper, b->io.upper_len);
+    db_iter_describe(it, stderr);
+    diagnose_again(m, db, b, want, dir);
+}
+
 /*
  * Compares up to `steps` entries of it, moving in direction dir, with the
  * model from rank `want`. Returns the rank the iterator should be at
  * after the walk, or -2 once it has gone wrong.
  */
-static int compare_walk(model *m, stoat_iter *it, const scan_bounds *b, int want, int dir,
-                        int steps)
+static int compare_walk(model *m, stoat_db *db, stoat_iter *it, const scan_bounds *b, int want,
+                        int dir, int steps)
 {
     for (int n = 0; n < steps && want >= 0; n++) {
         const void *k, *v;
@@ -329,6 +406,7 @@ static int compare_walk(model *m, stoat_iter *it, const scan_bounds *b, int want
         }
         if (bytes_cmp(k, klen, m->key[want], m->klen[want]) != 0) {
             mismatch(m, "scan yielded a wrong key", want);
+            diagnose_wrong_key(m, db, it, b, want, dir, n, k, klen);
             return -2;
         }
         if (!dbu_value_is(m->tag[want], m->vlen[want], v, vlen)) {
@@ -393,14 +471,14 @@ static void op_scan(model *m, stoat_db *db)
         return;
     }
     want = random_seek(m, it, &b, &dir);
-    at = compare_walk(m, it, &b, want, dir, SCAN_MAX);
+    at = compare_walk(m, db, it, &b, want, dir, SCAN_MAX);
     /* Sometimes turn around: the entry before the current one comes next. */
     if (at >= 0 && rnd(m, 4) == 0) {
         if (dir > 0)
             stoat_iter_prev(it);
         else
             stoat_iter_next(it);
-        compare_walk(m, it, &b, model_step(m, &b, at, -dir), -dir, 10);
+        compare_walk(m, db, it, &b, model_step(m, &b, at, -dir), -dir, 10);
     }
     stoat_iter_close(it);
 }
@@ -418,7 +496,7 @@ static void full_compare(model *m, stoat_db *db)
         return;
     }
     stoat_iter_seek_first(it);
-    compare_walk(m, it, &b, model_step(m, &b, -1, 1), 1, m->n + 1);
+    compare_walk(m, db, it, &b, model_step(m, &b, -1, 1), 1, m->n + 1);
     stoat_iter_close(it);
 }
 
