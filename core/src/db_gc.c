@@ -104,9 +104,11 @@ static uint64_t gc_oldest_wal_locked(const stoat_db *db)
 }
 
 /* Deletes every waiting file that no snapshot and no live WAL can reach
- * any more. The deletions run without db->mu (they may wait for a
- * value-log sync). */
-void db_gc_reap(stoat_db *db)
+ * any more (gc_mu held: a file leaves the waiting list before it leaves
+ * the disk and the discard counts, and a GC pick in between would take it
+ * for a live file full of garbage). The deletions run without db->mu
+ * (they may wait for a value-log sync). */
+static void gc_reap_locked(stoat_db *db)
 {
     uint32_t ready[16];
     size_t n_ready = 0;
@@ -134,6 +136,16 @@ void db_gc_reap(stoat_db *db)
     }
     if (n_ready > 0)
         discard_save(db->disc);
+}
+
+void db_gc_reap(stoat_db *db)
+{
+    /* Busy: a GC is running, and it reaps when it ends (or the background
+     * thread does at its next turn). */
+    if (db->vlog == NULL || pthread_mutex_trylock(&db->gc_mu) != 0)
+        return;
+    gc_reap_locked(db);
+    pthread_mutex_unlock(&db->gc_mu);
 }
 
 /* One file's collection in progress. */
@@ -294,7 +306,7 @@ static int gc_collect_file(stoat_db *db, uint32_t fid, uint64_t *reclaimed)
     buf_free(&g.stored);
     free(g.entries);
     free(g.skip);
-    db_gc_reap(db);
+    gc_reap_locked(db);
     return rc;
 }
 
@@ -401,7 +413,7 @@ static int gc_release(stoat_db *db)
         waits = gc_oldest_wal_locked(db) <= db->gc_pending[i].wal_id;
     pthread_mutex_unlock(&db->mu);
     if (waits && (rc = db_write(db, NULL, 0, 0, 1)) == 0)
-        db_gc_reap(db);
+        gc_reap_locked(db);
     return rc;
 }
 

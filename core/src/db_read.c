@@ -387,7 +387,7 @@ static int db_children(stoat_db *db, read_view *rv, iter *pending, iter ***out, 
     if (pending != NULL)
         children[n++] = pending;    /* first: a transaction's writes win ties */
     for (size_t i = 0; i < rv->n_mems && rc == 0; i++)
-        if ((children[n++] = memtable_iter(rv->mems[i])) == NULL)
+        if ((children[n++] = memtable_iter_at(rv->mems[i], rv->read_version)) == NULL)
             rc = STOAT_ENOMEM;
     for (size_t i = 0; i < v->n[0] && rc == 0; i++) {
         sst_reader *r;
