@@ -51,16 +51,16 @@ end
 
 local check_set_options = options_checker({ ttl = "number", meta = "number" })
 
--- TTL in whole seconds (fractions round up: ttl = 0.5 must still expire)
--- and user-meta byte of a set's options table. Shared with stoat.batch.
+-- TTL in milliseconds (from seconds, rounded up) and user-meta byte of a
+-- set's options table. Shared with stoat.batch.
 function M.set_options(opts, what, level)
     check_set_options(opts, what, level + 1)
     local ttl, meta = opts.ttl or 0, opts.meta or 0
-    if not (ttl >= 0 and ttl <= 2 ^ 53) then -- also refuses NaN
-        raise(level + 1, "%s: option 'ttl' must be a number of seconds in 0..2^53", what)
+    if not (ttl >= 0 and ttl <= 2 ^ 40) then -- also refuses NaN
+        raise(level + 1, "%s: option 'ttl' must be a number of seconds in 0..2^40", what)
     end
     check_integer(meta, what .. ": option 'meta'", 0, 255, level + 1)
-    return ceil(ttl), meta
+    return ceil(ttl * 1000), meta
 end
 local set_options = M.set_options
 
@@ -98,7 +98,7 @@ function Txn:get(key)
     return fail(rc)
 end
 
--- Returns value, user-meta byte, expiry (unix seconds, 0 = never) and
+-- Returns value, user-meta byte, expiry (unix seconds, ms fraction; 0 = never) and
 -- version | nil | nil, err.
 function Txn:get_meta(key)
     local ptr = live(self, 1)
@@ -106,7 +106,7 @@ function Txn:get_meta(key)
     local rc = C.stoat_txn_get_meta(ptr, key, #key, ptr_out, len_out, u64_out, u64_out + 1,
                                     u8_out)
     if rc == 0 then
-        return ffi_string(ptr_out[0], len_out[0]), u8_out[0], tonumber(u64_out[1]),
+        return ffi_string(ptr_out[0], len_out[0]), u8_out[0], tonumber(u64_out[1]) / 1000,
                tonumber(u64_out[0])
     elseif rc == C.STOAT_ENOTFOUND then
         return nil
