@@ -3,8 +3,9 @@
 -- argument checks.
 --
 -- The library is found, in order: $STOAT_LIB (a path to libstoat.so), then
--- "libstoat" on package.cpath (the source tree's build/ and a rock tree's
--- lib/lua/5.1/), then the system loader (ffi.load "stoat").
+-- the path in stoat/libpath.lua beside this file (written by `make
+-- install`, so by the rock too), then "libstoat" on package.cpath (the
+-- source tree's build/), then the system loader (ffi.load "stoat").
 --
 -- The out-parameters are allocated once per process and shared by every
 -- handle: that is safe because each is read right after the C call that
@@ -36,6 +37,17 @@ local function load_library()
     local path = os.getenv("STOAT_LIB")
     if path and path ~= "" then
         return ffi.load(path)
+    end
+    local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")
+    local f = here and io.open(here .. "/libpath.lua", "rb")
+    if f then
+        f:close()
+        path = dofile(here .. "/libpath.lua")
+        local lib = type(path) == "string" and io.open(path, "rb")
+        if lib then
+            lib:close()
+            return ffi.load(path)
+        end
     end
     path = package.searchpath("libstoat", package.cpath)
     if path then
