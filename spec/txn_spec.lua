@@ -475,3 +475,13 @@ describe("nested db:update", function()
         assert.are.same({ nil, "y" }, { db:get("outer"), db:get("inner") })
     end)
 end)
+
+describe("txn after db:close", function()
+    it("raises misuse when its closure had returned before the close", function()
+        local db = h.open_db(finally)
+        local saved
+        assert(db:update(function(txn) saved = txn end))
+        db:close()
+        assert.error_matches(function() saved:get("k") end, "transaction is closed", 1, true)
+    end)
+end)

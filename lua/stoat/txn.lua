@@ -57,18 +57,18 @@ local Txn = {}
 Txn.__index = Txn
 M.Txn = Txn
 
--- The live C transaction of self, or raises (level: see base.raise): a
--- failure "closed: ..." when its database was closed under it, misuse
--- otherwise.
+-- The live C transaction of self, or raises (level: see base.raise):
+-- misuse once its closure returned, else a failure "closed: ..." when its
+-- database was closed under it.
 local function live(self, level)
     if getmetatable(self) ~= Txn then
         raise(level + 1, "expected a transaction as self (use txn:method(), not txn.method())")
     end
     if self._node.dead then
-        if self._db._node.dead then
-            raise_failure(self, base.CLOSED_DURING)
+        if self._ended or not self._db._node.dead then
+            raise(level + 1, "transaction is closed (used after its closure returned)")
         end
-        raise(level + 1, "transaction is closed (used after its closure returned)")
+        raise_failure(self, base.CLOSED_DURING)
     end
     return self._ptr
 end
@@ -87,12 +87,14 @@ function M.begin(db, flags, at)
     end
     local node = handle.new(db._node, txn_out[0], C.stoat_txn_discard)
     return setmetatable({ _ptr = node.addr, _gc = handle.attach(node), _node = node, _db = db,
-                          _codec = db._codec, _err = false, _raised = false }, Txn)
+                          _codec = db._codec, _err = false, _raised = false, _ended = false },
+                        Txn)
 end
 
 -- Ends a transaction: closes its iterators, discards it (after its commit,
 -- or instead of one). Idempotent.
 function M.finish(txn)
+    txn._ended = true
     handle.close_now(txn._gc, txn._node)
 end
 local finish = M.finish
