@@ -75,7 +75,8 @@ end
 -- iterator; node, its handle node; _gc, its finalizer token (see
 -- stoat.handle); txn, its transaction object (false for db:pairs); db, its
 -- database object; decode, the codec's decode (or false); reverse,
--- keys_only, meta, all_versions, limit as given; count of entries
+-- keys_only, meta, all_versions, limit as given; plain, neither meta nor
+-- all_versions nor a codec (the step's fast path); count of entries
 -- yielded; started (positioned once); ended (closed by the end of the
 -- scan, not by its transaction).
 local Iter = {}
@@ -167,11 +168,19 @@ function Iter.__call(self)
         fail_closed(self, rc)
     end
     local key = ffi_string(ptr_out[0], len_out[0])
+    if self.keys_only then
+        if self.plain then
+            return key
+        end
+    elseif self.plain then
+        rc = C.stoat_iter_value(ptr, ptr_out, len_out)
+        if rc ~= 0 then
+            fail_closed(self, rc)
+        end
+        return key, ffi_string(ptr_out[0], len_out[0])
+    end
     if self.meta or self.all_versions then
         return step_meta(self, ptr, key)
-    end
-    if self.keys_only then
-        return key
     end
     return key, value_of(self, ptr)
 end
@@ -205,12 +214,13 @@ function M.open(db, txn, txn_ptr, opts, what, level)
     end
     local node = handle.new(parent, iter_out[0], C.stoat_iter_close)
     local codec = db._codec
+    local meta, all_versions = opts and opts.meta or false, opts and opts.all_versions or false
     return setmetatable({ ptr = node.addr, node = node, _gc = handle.attach(node),
                           txn = txn or false, db = db, decode = codec and codec.decode or false,
+                          plain = not (meta or all_versions or codec),
                           reverse = opts and opts.reverse or false,
                           keys_only = opts and opts.keys_only or false,
-                          meta = opts and opts.meta or false,
-                          all_versions = opts and opts.all_versions or false, limit = limit,
+                          meta = meta, all_versions = all_versions, limit = limit,
                           count = 0, started = false, ended = false }, Iter)
 end
 
