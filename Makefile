@@ -29,7 +29,7 @@ TESTS := $(TEST_SRCS:core/test/%.c=$(BUILD)/test/%)
 EXAMPLES := $(BUILD)/examples/quickstart
 
 DEB_PACKAGES = build-essential libzstd-dev liblz4-dev libxxhash-dev \
-               luajit2 libluajit2-5.1-dev lua-busted luarocks lua-check \
+               luajit2 libluajit2-5.1-dev lua-busted luarocks lua-check lua-cjson \
                nginx libnginx-mod-http-lua valgrind
 
 .PHONY: all lib test test-c asan tsan valgrind stress deps deps-bench clean examples quickstart

@@ -265,7 +265,7 @@ static int gc_scan_record(void *arg, const vptr *p, slice ikey, slice value)
 /* Moves file fid's live values and schedules its deletion. */
 static int gc_collect_file(stoat_db *db, uint32_t fid, uint64_t *reclaimed)
 {
-    gc_run g = {.db = db, .fid = fid, .now = (uint64_t)time(NULL)};
+    gc_run g = {.db = db, .fid = fid, .now = db_clock_ms(0)};
     db_snapshot snap;
     uint64_t size = vlog_file_size(db->vlog, fid);
     int rc;

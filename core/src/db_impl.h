@@ -216,4 +216,9 @@ void db_iter_describe(stoat_iter *it, FILE *f);
 void txn_iter_closed(struct stoat_txn *txn, stoat_iter *it, int tracked, slice lo, slice hi);
 int db_check_iter_options(const stoat_iter_options *o);
 
+/* Unix time in milliseconds (CLOCK_REALTIME), rounded up when round_up is
+ * set: expiries are computed rounded up and compared rounded down, so an
+ * entry never expires before its ttl has passed. */
+uint64_t db_clock_ms(int round_up);
+
 #endif

@@ -167,6 +167,19 @@ static int db_read_vlog(stoat_db *db, slice ukey, uint64_t version, vstruct *vs,
     return rc;
 }
 
+uint64_t db_clock_ms(int round_up)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + ((uint64_t)ts.tv_nsec + (round_up ? 999999 : 0)) / 1000000;
+}
+
+uint64_t stoat_clock_ms(void)
+{
+    return db_clock_ms(0);
+}
+
 int db_read_value(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, buf *vbuf,
                   vstruct *vs, uint64_t *version)
 {
@@ -184,7 +197,7 @@ int db_read_value(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, 
             return status_err(STOAT_ECORRUPT, "%s: malformed stored value for a key of %zu bytes",
                               db->dir, ukey.len);
         if ((vs->meta & VMETA_DELETE) ||
-            (vs->expires_at != 0 && vs->expires_at <= (uint64_t)time(NULL)))
+            (vs->expires_at != 0 && vs->expires_at <= db_clock_ms(0)))
             return STOAT_ENOTFOUND;
         if (!(vs->meta & VMETA_VPTR))
             break;
@@ -579,7 +592,7 @@ int db_iter_open(stoat_db *db, struct stoat_txn *txn, int track_range, uint64_t 
     dio.lower = slice_make(o->lower, o->lower_len);
     dio.upper = slice_make(o->upper, o->upper_len);
     dio.read_version = rv.read_version;
-    dio.now = (uint64_t)time(NULL);
+    dio.now = db_clock_ms(0);
     dio.all_versions = o->all_versions;
     if ((rc = db_iter_new(merged, &dio, &si->it)) != 0)
         goto fail;
