@@ -236,4 +236,6 @@ function DB:is_closed()
     return self._node.dead
 end
 
+require("stoat.migrate").install(DB) -- db:each_batch, db:migrate
+
 return stoat

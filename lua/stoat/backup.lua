@@ -374,6 +374,9 @@ function Reader:frame()
         self:fail("truncated frame header at offset %d", self.offset)
     end
     local len = get_fixed32(head, 2)
+    if self.offset == 0 and (sub(head, 1, 1) ~= "H" or len > 4096) then
+        self:fail("not a stoat backup (no header)")
+    end
     local payload = len > 0 and self.fh:read(len) or ""
     local tail = self.fh:read(4)
     if payload == nil or #payload < len or tail == nil or #tail < 4 then

@@ -78,7 +78,7 @@ local function parse(def, argv, first)
         local a = argv[i]
         if not flags_done and a == "--" then
             flags_done = true
-        elseif not flags_done and a:sub(1, 1) == "-" and #a > 1 and not def.stop_flags_at then
+        elseif not flags_done and a:sub(1, 1) == "-" and #a > 1 then
             local name, value = a:match("^%-%-([%w-]+)=(.*)$")
             if not name then
                 name = a:match("^%-%-([%w-]+)$") or SHORT[a:match("^%-(%a)$") or ""]
