@@ -144,15 +144,19 @@ describe("stoat command", function()
             assert.are.equal(0, status)
             assert.are.equal("alice", out)
             status, out = stoat_cmd("get " .. p .. " --escaped 'bin\\x00'")
+            assert.are.equal(0, status)
             assert.are.equal("v\t\255", out)
             status, out = stoat_cmd("scan " .. p)
+            assert.are.equal(0, status)
             assert.are.equal("bin\\x00\tv\\t\\xff\nuser:1\talice\nuser:2\tbob\n", out)
             status, out = stoat_cmd("scan " .. p .. " --prefix user: --reverse --keys-only")
+            assert.are.equal(0, status)
             assert.are.equal("user:2\nuser:1\n", out)
             assert.are.equal(0, (stoat_cmd("delete " .. p .. " user:1")))
             local err
             status, out, err = stoat_cmd("get " .. p .. " user:1")
             assert.are.equal(1, status)
+            assert.are.equal("", out)
             assert.matches("not found", err)
             assert.are.equal("bob", contents(path)["user:2"][1])
             assert.are.equal(9, contents(path)["user:2"][2])
@@ -192,8 +196,9 @@ describe("stoat command", function()
                 for i = 1, 60 do assert(db:set("k" .. i, ("x"):rep(40000))) end
                 for i = 1, 60 do assert(db:delete("k" .. i)) end
             end, { value_log_file_size = 1024 * 1024, auto_gc = false })
-            local status, out, err = stoat_cmd("flatten " .. q(path))
+            local status, _, err = stoat_cmd("flatten " .. q(path))
             assert.are.equal(0, status, err)
+            local out
             assert.matches("flatten: done", err)
             status, out = stoat_cmd("gc --ratio 0.3 " .. q(path))
             assert.are.equal(0, status)
@@ -230,7 +235,7 @@ describe("stoat command", function()
             assert(db:set("empty", ""))
             assert(db:set("ttl", "soon", { ttl = 3600, meta = 200 }))
             assert(db:set("big", random_bytes(3000)))
-            for i = 1, 200 do
+            for _ = 1, 200 do
                 assert(db:set(random_bytes(math.random(1, 40)), random_bytes(math.random(0, 200))))
             end
         end
@@ -313,8 +318,7 @@ describe("stoat command", function()
                     assert(db:delete("big"))
                     assert(db:flatten())
                 end,
-                function(db) -- nothing changed
-                end,
+                function() end, -- nothing changed
                 function(db)
                     assert(db:set("big", ("C"):rep(6000)))
                     assert(db:set("ttl", "x", { ttl = 1000, meta = 3 }))
