@@ -50,6 +50,10 @@ build = {
         LIBDIR = "$(LIBDIR)",
         LUADIR = "$(LUADIR)",
     },
+    -- The `stoat` command (a LuaJIT script; see `stoat help`).
+    install = {
+        bin = { stoat = "bin/stoat" },
+    },
 }
 
 test = {
