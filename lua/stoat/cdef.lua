@@ -159,6 +159,8 @@ void stoat_batch_free(stoat_batch *b);
 
 int stoat_gc(stoat_db *db, double discard_ratio, uint64_t *reclaimed);
 
+int stoat_verify(stoat_db *db, char **report, size_t *report_len);
+
 int stoat_drop_prefix(stoat_db *db, const void *prefix, size_t plen);
 int stoat_drop_all(stoat_db *db);
 

@@ -3,7 +3,7 @@
 --   stoat help [COMMAND]            stoat COMMAND --help
 --   stoat info DIR|FILE [--json] [--count]
 --   stoat get|set|delete|scan DIR ...
---   stoat gc DIR [--ratio R]        stoat flatten DIR
+--   stoat gc DIR [--ratio R]        stoat flatten DIR      stoat verify DIR
 --   stoat dump DIR [--prefix P] [--format jsonl|tsv] > FILE
 --   stoat load DIR [--format jsonl|tsv] [FILE] < FILE
 --   stoat backup DIR [--since VERSION] > FILE
@@ -892,6 +892,63 @@ reached.]],
 })
 
 ---------------------------------------------------------------------------
+-- verify
+
+local ffi = require "ffi"
+
+-- stoat_verify on database object db: ok (true when sound), report text.
+local function verify_db(db)
+    local C = require("stoat.base").C
+    local out, len = ffi.new("char *[1]"), ffi.new("size_t[1]")
+    local rc = C.stoat_verify(db._ptr, out, len)
+    local report = ""
+    if out[0] ~= nil then
+        report = ffi.string(out[0], len[0])
+        C.stoat_free(out[0])
+    end
+    if rc ~= 0 and rc ~= C.STOAT_ECORRUPT then
+        failure(require("stoat.base").errstr(rc))
+    end
+    return rc == 0, report
+end
+
+command("verify", {
+    usage = "stoat verify DIR",
+    min = 1, names = { "DIR" },
+    help = [[
+Checks every checksum of the database's files and every value pointer:
+each table whole (every block, the order of its entries), each value
+pointer in them (the value-log record exists, passes its checks and holds
+the same key), each record of each sealed value-log file; opening checks
+the MANIFEST and the WALs. Exit 0 when sound; exit 1 with one line per
+problem on stdout, naming the file, the record (offset) and the keys
+concerned. Opens the database read-only.]],
+    run = function(o)
+        local dir = o.args[1]
+        if exists(dir .. "/MANIFEST") then
+            local db, err = stoat.open(dir, { read_only = true, create_if_missing = false })
+            if db == nil and err:match("^corruption") then
+                stdout:write(err:gsub("^corruption: ", ""), "\n")
+                failure(dir .. " is damaged: it does not open")
+            elseif db then
+                db:close()
+            end
+        end
+        return with_db(dir, "read", function(db)
+            local ok, report = verify_db(db)
+            stdout:write(report)
+            if not ok then
+                local n = select(2, report:gsub("\n", ""))
+                failure(("%s is damaged: %d problem%s (listed on stdout)"):format(dir, n,
+                        n == 1 and "" or "s"))
+            end
+            if not o.quiet then stderr:write("verify: ", dir, " is sound\n") end
+            return 0
+        end)
+    end,
+})
+
+---------------------------------------------------------------------------
 -- run
 
 command("run", {
@@ -938,6 +995,7 @@ local SUMMARY = {
     get = "print a value", set = "set a value", delete = "delete a key",
     scan = "list keys and values", gc = "value-log garbage collection",
     flatten = "compact everything into the last level",
+    verify = "check every checksum and value pointer",
     dump = "write entries as JSON lines or TSV", load = "read entries written by dump",
     backup = "a full or incremental backup stream", restore = "apply backups in order",
     run = "run a Lua script with the database open", help = "this text, or a command's",
