@@ -269,7 +269,6 @@ end
 
 -- Writes a backup of db to out (a file handle or a function(s)). opts:
 --   since        0 (default): full; V: what changed after version V
---   prefix       only keys starting with it (a partial backup)
 --   progress     an object with :add(n) and optional :total(n), or nil
 --   on_frame     function(info) called after each frame (tests use it to
 --                write to the database while the backup runs)
@@ -293,7 +292,7 @@ function M.write(db, out, opts)
                   .. version .. ")", 0)
         end
         if progress and progress.total then
-            progress:total(M.walk(txn, { prefix = opts.prefix, keys_only = true,
+            progress:total(M.walk(txn, { keys_only = true,
                                          since = kind == KIND_INCREMENTAL and since or nil },
                                   function() end))
         end
@@ -306,7 +305,7 @@ function M.write(db, out, opts)
                 if on_frame then on_frame(info) end
             end
         end
-        M.walk(txn, { prefix = opts.prefix, since = kind == KIND_INCREMENTAL and since or nil },
+        M.walk(txn, { since = kind == KIND_INCREMENTAL and since or nil },
                function(key, value, _, expires_at, user_meta, deleted)
             local rec
             if deleted then
@@ -325,7 +324,7 @@ function M.write(db, out, opts)
         end)
         cut("E")
         if kind == KIND_INCREMENTAL then
-            M.walk(txn, { prefix = opts.prefix, keys_only = true }, function(key)
+            M.walk(txn, { keys_only = true }, function(key)
                 local rec = varint(#key) .. key
                 n = n + 1
                 parts[n] = rec

@@ -801,9 +801,9 @@ is written).
 -- backup, restore
 
 command("backup", {
-    usage = "stoat backup DIR [--since VERSION] [--prefix P] [--output FILE] > FILE",
+    usage = "stoat backup DIR [--since VERSION] [--output FILE] > FILE",
     min = 1, names = { "DIR" },
-    flags = { since = "number", prefix = "string", output = "string" },
+    flags = { since = "number", output = "string" },
     help = [[
 Writes a backup of one consistent snapshot to stdout (or FILE): a
 versioned, checksummed stream (core/FORMAT.md, "Backup stream") that can
@@ -814,7 +814,6 @@ as --since next time. Refuses to write to a terminal.
 
   --since VERSION   an incremental backup after VERSION (from the previous
                     backup's summary, or `stoat info FILE`)
-  --prefix P        only keys starting with P
   --output FILE     write to FILE instead of stdout]],
     run = function(o)
         local since = o.since or 0
@@ -830,8 +829,8 @@ as --since next time. Refuses to write to a terminal.
         end
         local info = with_db(o.args[1], "read", function(db)
             local p = new_progress(o, "backup", "entries")
-            local res = check(backup.write(db, out, { since = since, prefix = o.prefix,
-                                                      progress = p }))
+            local res = check(backup.write(db, out, { since = since,
+                                                      progress = not o.quiet and p or nil }))
             p:finish()
             return res
         end)
@@ -871,6 +870,7 @@ reached.]],
             local total = 0
             for _, f in ipairs(files) do total = total + (file_size(f) or 0) end
             check_p:total(total)
+            apply_p:total(total)
             local res = check(backup.restore(db, files, {
                 dir = dir, progress = apply_p, check_progress = check_p,
                 on_file = function(path, hdr, stats)
