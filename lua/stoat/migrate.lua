@@ -33,7 +33,8 @@
 -- err, and what was committed before stays (run it again to go on).
 --
 -- Returns the number of keys passed to fn by this call, and the total
--- over every run of this state_key.
+-- over every run of this state_key. Option on_batch(processed, total) is
+-- called after each committed batch (for progress).
 --
 -- Limits: a resumed run (after a crash or a kill) reads the first run's
 -- snapshot again with stoat_txn_begin_at, "as far as compaction kept it":
