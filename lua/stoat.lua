@@ -208,7 +208,7 @@ local STATS_FIELDS = {
     "memtables", "memtable_bytes", "block_cache_bytes", "block_cache_capacity",
     "block_cache_hits", "block_cache_misses", "open_files", "last_version", "flushes",
     "compactions", "stall_micros", "vlog_files", "vlog_bytes", "vlog_garbage_bytes",
-    "txn_commits", "txn_conflicts",
+    "txn_commits", "txn_conflicts", "table_entries", "table_deletions", "memtable_entries",
 }
 
 -- A snapshot of the statistics as a table: the stoat_stats fields by name

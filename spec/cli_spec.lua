@@ -177,6 +177,7 @@ describe("stoat command", function()
             assert.are.equal(1, info.format.manifest)
             assert.are.equal(450, info.version)
             assert.are.equal(300, info.keys.count)
+            assert.is_true(info.keys.estimate >= 300 and info.keys.estimate <= 450)
             assert.is_true(#info.levels >= 2)
             local tables = 0
             for _, l in ipairs(info.levels) do tables = tables + l.tables end
@@ -188,6 +189,7 @@ describe("stoat command", function()
             status, out = stoat_cmd("info " .. q(path))
             assert.are.equal(0, status)
             assert.matches("version      450", out, 1, true)
+            assert.matches("keys         about %d+", out)
             assert.matches("000001.vlog", out, 1, true)
         end)
 

@@ -329,6 +329,12 @@ typedef struct stoat_stats {
     uint64_t vlog_garbage_bytes;
     uint64_t txn_commits;
     uint64_t txn_conflicts;
+    /* For estimates of the number of keys: entries (every version and
+     * tombstone) in the tables, the tombstones among them, and entries in
+     * the memtables. */
+    uint64_t table_entries;
+    uint64_t table_deletions;
+    uint64_t memtable_entries;
 } stoat_stats;
 
 int stoat_stats_get(stoat_db *db, stoat_stats *out);

@@ -184,6 +184,9 @@ typedef struct stoat_stats {
     uint64_t vlog_garbage_bytes;
     uint64_t txn_commits;
     uint64_t txn_conflicts;
+    uint64_t table_entries;
+    uint64_t table_deletions;
+    uint64_t memtable_entries;
 } stoat_stats;
 
 int stoat_stats_get(stoat_db *db, stoat_stats *out);

@@ -330,6 +330,9 @@ local function gather_info(dir, o)
                       garbage_bytes = s.vlog_garbage_bytes }
         info.bytes = { lsm = lsm, vlog = s.vlog_bytes, memtables = s.memtable_bytes,
                        total = lsm + s.vlog_bytes + s.memtable_bytes }
+        -- As RocksDB estimates: each tombstone hides one older entry.
+        info.keys = { estimate = math.max(0, s.table_entries - 2 * s.table_deletions)
+                                 + s.memtable_entries, exact = false }
         if o.count then
             local n, kb, vb = 0, 0, 0
             view(db, function(txn)
@@ -338,7 +341,8 @@ local function gather_info(dir, o)
                 end
                 return true
             end)
-            info.keys = { count = n, key_bytes = kb, value_bytes = vb, exact = true }
+            info.keys = { count = n, key_bytes = kb, value_bytes = vb, exact = true,
+                          estimate = info.keys.estimate }
         end
         info.stats = s
         info.stats.levels = nil
@@ -383,11 +387,12 @@ local function print_info(info)
     w("version      %d (newest commit)", info.version)
     w("size         %s: tables %s, value log %s, memtables %s", mb(info.bytes.total),
       mb(info.bytes.lsm), mb(info.bytes.vlog), mb(info.bytes.memtables))
-    if info.keys then
+    if info.keys.exact then
         w("keys         %d (exact count), keys %s, values %s", info.keys.count,
           mb(info.keys.key_bytes), mb(info.keys.value_bytes))
     else
-        w("keys         not counted (the library keeps no estimate; --count scans them)")
+        w("keys         about %d (from table and memtable entry counts, minus tombstones and "
+          .. "what they hide; --count counts them)", info.keys.estimate)
     end
     w("levels")
     for _, l in ipairs(info.levels) do
@@ -434,8 +439,8 @@ Given a backup file instead of a directory, checks it whole (every
 checksum) and shows its kind, versions and counts.
 
   --json    one JSON object instead of text
-  --count   count keys and their bytes exactly with a scan (the library
-            keeps no estimate)]],
+  --count   count keys and their bytes exactly with a scan (without it,
+            the key count is an estimate from entry counts)]],
     run = function(o)
         local path = o.args[1]
         local f = io.open(path .. "/MANIFEST", "rb")
