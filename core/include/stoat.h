@@ -303,6 +303,20 @@ void stoat_batch_free(stoat_batch *b);
  */
 int stoat_gc(stoat_db *db, double discard_ratio, uint64_t *reclaimed);
 
+/*
+ * Checks the database's files: every block of every table (checksums and
+ * entry order), every value pointer in them (the record exists, passes its
+ * checks and holds the same key), every record of every sealed value-log
+ * file; the MANIFEST and the WALs are checked by stoat_open. Returns 0 when
+ * all is sound, STOAT_ECORRUPT when something is damaged, another error
+ * when the walk itself failed. *report (may be NULL) gets a malloc'd,
+ * NUL-terminated text, one line per problem naming the file, the record
+ * (offset) and the keys concerned ("" when sound); free it with
+ * stoat_free. *report_len (may be NULL) gets its length. Runs beside
+ * readers, writers and background work.
+ */
+int stoat_verify(stoat_db *db, char **report, size_t *report_len);
+
 /* Deletes every key starting with prefix (all keys when plen is 0). */
 int stoat_drop_prefix(stoat_db *db, const void *prefix, size_t plen);
 int stoat_drop_all(stoat_db *db);
@@ -329,6 +343,12 @@ typedef struct stoat_stats {
     uint64_t vlog_garbage_bytes;
     uint64_t txn_commits;
     uint64_t txn_conflicts;
+    /* For estimates of the number of keys: entries (every version and
+     * tombstone) in the tables, the tombstones among them, and entries in
+     * the memtables. */
+    uint64_t table_entries;
+    uint64_t table_deletions;
+    uint64_t memtable_entries;
 } stoat_stats;
 
 int stoat_stats_get(stoat_db *db, stoat_stats *out);
