@@ -34,7 +34,9 @@ typedef struct read_view {
     uint64_t read_version;
 } read_view;
 
-/* Pins the read structures; reads at read_version, or the latest when 0. */
+/* Pins the read structures; reads at read_version, or the latest for
+ * DB_READ_LATEST. (0 once meant the latest too, so that a transaction
+ * begun before the first commit, at version 0, saw later commits.) */
 static int read_view_pin(stoat_db *db, read_view *rv, uint64_t read_version)
 {
     size_t n;
@@ -55,8 +57,9 @@ static int read_view_pin(stoat_db *db, read_view *rv, uint64_t read_version)
         memtable_ref(rv->mems[i]);
     rv->v = db->current;
     version_ref(rv->v);
-    rv->read_version = read_version ? read_version
-                                    : atomic_load_explicit(&db->last_version, memory_order_acquire);
+    rv->read_version = read_version != DB_READ_LATEST
+                           ? read_version
+                           : atomic_load_explicit(&db->last_version, memory_order_acquire);
     pthread_mutex_unlock(&db->mu);
     return 0;
 }
@@ -187,7 +190,7 @@ static int db_version_superseded(stoat_db *db, slice ukey, uint64_t version)
 {
     buf stored = {0};
     uint64_t newest = 0;
-    int rc = db_get_at(db, ukey, 0, &stored, &newest);
+    int rc = db_get_at(db, ukey, DB_READ_LATEST, &stored, &newest);
 
     buf_free(&stored);
     return rc == 0 && newest > version;
@@ -221,7 +224,7 @@ int db_read_value(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, 
             return rc;
         /* A reader at an older version: its version may be one GC did not
          * move (a plain get looks again instead: it reads the newest). */
-        if (read_version != 0 && db_version_superseded(db, ukey, ver)) {
+        if (read_version != DB_READ_LATEST && db_version_superseded(db, ukey, ver)) {
             status_clear();
             return STOAT_ENOTFOUND;
         }
@@ -246,7 +249,7 @@ int stoat_get(stoat_db *db, const void *key, size_t klen, void **val, size_t *vl
     *vlen = 0;
     if ((rc = db_check_handle(db)) != 0 || (rc = db_check_key(key, klen)) != 0)
         return rc;
-    rc = db_read_value(db, slice_make(key, klen), 0, &stored, &vbuf, &vs, NULL);
+    rc = db_read_value(db, slice_make(key, klen), DB_READ_LATEST, &stored, &vbuf, &vs, NULL);
     if (rc == 0) {
         /* Hand out a buffer that holds exactly the value. */
         buf *own = vbuf.data && vs.value.data == vbuf.data ? &vbuf : &stored;
@@ -641,7 +644,7 @@ int stoat_iter_open(stoat_db *db, const stoat_iter_options *o, stoat_iter **out)
         o = &none;
     if ((rc = db_check_iter_options(o)) != 0)
         return rc;
-    return db_iter_open(db, NULL, 0, 0, NULL, o, out);
+    return db_iter_open(db, NULL, 0, DB_READ_LATEST, NULL, o, out);
 }
 
 int db_check_iter_options(const stoat_iter_options *o)
