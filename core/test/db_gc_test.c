@@ -81,8 +81,9 @@ static void check_amplification(stoat_db *db, const char *when)
     CHECK((double)bytes <= MAX_AMPLIFICATION * (double)live);
 }
 
-/* Overwrites every value under an open snapshot; `during` runs while the
- * reader is still open (a gc, a flatten, a close+reopen is not possible). */
+/* Overwrites every value under an open snapshot, runs `during` (NULL or a
+ * flatten) and a gc while the reader is still open, then ends the reader:
+ * the compactions in between had to keep the old versions for it. */
 static stoat_db *overwrite_under_reader(stoat_db *db, int (*during)(stoat_db *))
 {
     stoat_txn *reader;
