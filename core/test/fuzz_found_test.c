@@ -82,7 +82,7 @@ static void test_fuzz_found_sst_huge_uncompressed_length_is_corrupt(void)
     dbu_path(path, test_tmpdir(), "000001.sst");
     REQUIRE_OK(sst_builder_new(env_posix(), path, &so, &b));
     for (int i = 0; i < 10; i++) {
-        char k[8];
+        char k[16];
         snprintf(k, sizeof(k), "k%d", i);
         REQUIRE_OK(sst_builder_add(b, slice_make(ik, ikey_encode(ik, k, strlen(k), 1)),
                                    slice_make("\0\0\0v", 4)));
