@@ -7,6 +7,8 @@
 #   make tsan       ThreadSanitizer over the threaded tests (bank test included)
 #   make valgrind   the C tests under valgrind (leaks are failures)
 #   make stress     the concurrency hunt for STRESS_SECONDS (see core/test/stress.sh)
+#   make fuzz       every libFuzzer target (core/fuzz/) for FUZZ_SECONDS (60) each
+#   make crash-test the kill loop (core/test/crash_loop.c) for CRASH_SECONDS (300)
 #   make deps       installs the Debian packages the build and tests need
 #   make clean
 #
@@ -30,9 +32,10 @@ EXAMPLES := $(BUILD)/examples/quickstart
 
 DEB_PACKAGES = build-essential libzstd-dev liblz4-dev libxxhash-dev \
                luajit2 libluajit2-5.1-dev lua-busted luarocks lua-check lua-cjson \
-               nginx libnginx-mod-http-lua valgrind
+               nginx libnginx-mod-http-lua valgrind clang
 
-.PHONY: all lib test test-c asan tsan valgrind stress deps deps-bench clean examples quickstart
+.PHONY: all lib test test-c asan tsan valgrind stress deps deps-bench clean examples quickstart \
+        fuzz fuzz-build crash-test
 
 all: lib examples
 
@@ -57,6 +60,17 @@ $(BUILD)/test/%: core/test/%.c $(BUILD)/obj/test.o $(BUILD)/libstoat.a core/test
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Icore/test -o $@ $< $(BUILD)/obj/test.o $(BUILD)/libstoat.a $(LDFLAGS) $(LDLIBS)
 
+# The kill loop: a short run (STOAT_CRASH_SECONDS, 5) in `make test`, a
+# long one in `make crash-test`.
+$(BUILD)/crash_loop: core/test/crash_loop.c $(BUILD)/obj/test.o $(BUILD)/libstoat.a core/test/test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icore/test -o $@ $< $(BUILD)/obj/test.o $(BUILD)/libstoat.a $(LDFLAGS) $(LDLIBS)
+
+CRASH_SECONDS ?= 300
+crash-test: $(BUILD)/crash_loop
+	STOAT_CRASH_SECONDS=$(CRASH_SECONDS) STOAT_NO_LUA=1 BUILD=$(BUILD) \
+	  sh core/test/run.sh $(BUILD)/crash_loop
+
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libstoat.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libstoat.a $(LDFLAGS) $(LDLIBS)
@@ -68,8 +82,8 @@ examples: $(EXAMPLES)
 quickstart: lib
 	luajit examples/quickstart.lua
 
-test: lib $(TESTS)
-	@BUILD=$(BUILD) sh core/test/run.sh $(TESTS)
+test: lib $(TESTS) $(BUILD)/crash_loop
+	@BUILD=$(BUILD) sh core/test/run.sh $(TESTS) $(BUILD)/crash_loop core/fuzz/short.sh
 
 test-c: $(TESTS)
 	@BUILD=$(BUILD) STOAT_NO_LUA=1 sh core/test/run.sh $(TESTS)
@@ -109,6 +123,30 @@ stress:
 	$(MAKE) BUILD=build-stress EXTRA_CFLAGS=-DSTOAT_PERTURB $(STRESS_TESTS:%=build-stress/test/%)
 	sh core/test/stress.sh build-stress
 
+# libFuzzer targets for every parser of bytes from disk plus a
+# differential one (core/fuzz/fuzz_*.c), built with clang under ASan and
+# UBSan in build-fuzz/. `make fuzz` runs each for FUZZ_SECONDS from its
+# seed corpus core/fuzz/corpus/<target>/ (new inputs go to
+# build-fuzz/corpus/<target>/); `make test` runs each for a few seconds
+# (core/fuzz/short.sh, skipped with a message when clang is missing).
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_SRCS := $(wildcard core/fuzz/fuzz_*.c)
+FUZZ_TARGETS := $(FUZZ_SRCS:core/fuzz/%.c=build-fuzz/fuzz/%)
+
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=$(FUZZ_CC) OPT=-O1 \
+	  EXTRA_CFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" EXTRA_LDFLAGS="$(FUZZ_SAN)" \
+	  build-fuzz/libstoat.a $(FUZZ_TARGETS)
+
+build-fuzz/fuzz/%: core/fuzz/%.c $(wildcard core/fuzz/*.h) build-fuzz/libstoat.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icore/fuzz -fsanitize=fuzzer -o $@ $< build-fuzz/libstoat.a $(LDFLAGS) $(LDLIBS)
+
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) sh core/fuzz/run.sh $(FUZZ_TARGETS)
+
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
@@ -119,7 +157,7 @@ deps:
 	else echo "deps: run as root: apt-get install -y$$missing"; exit 1; fi
 
 clean:
-	rm -rf build build-asan build-tsan build-stress
+	rm -rf build build-asan build-tsan build-stress build-fuzz
 
 # The Lua face (install, lint) and the benchmark tools (bench, bench-peers).
 include lua/lua.mk

@@ -101,7 +101,8 @@ typedef struct stoat_options {
     int l0_slowdown_trigger;    /* 12: L0 tables at which writes are slowed */
     int l0_stall_trigger;       /* 20: L0 tables at which writes wait for compaction */
     int detect_conflicts;       /* 1: read-write transactions check for conflicts */
-    int num_versions_to_keep;   /* 1: versions of a key compaction keeps beyond readers' needs */
+    int num_versions_to_keep;   /* 1: versions of a key compaction keeps beyond readers' needs
+                                 * (value-log GC keeps only the newest one's value) */
     uint64_t max_txn_bytes;     /* 0 = memtable_size / 4: a transaction's keys + values at most */
     uint64_t max_txn_entries;   /* 100000: a transaction's writes at most */
     uint32_t value_threshold;   /* 1 KiB: values this long or longer go to the value log */
@@ -206,7 +207,10 @@ int stoat_iter_valid(const stoat_iter *it);
 int stoat_iter_status(const stoat_iter *it);
 /*
  * Key and value of the current entry. Borrowed: valid until the iterator
- * next moves or is closed. Value may fail (a read of a damaged block).
+ * next moves or is closed. Value may fail (a read of a damaged block), and
+ * is STOAT_ENOTFOUND for an older version (all_versions, or a transaction
+ * begun at an older version) whose value value-log GC has collected: GC
+ * keeps only the newest version of a key.
  */
 int stoat_iter_key(stoat_iter *it, const void **key, size_t *klen);
 int stoat_iter_value(stoat_iter *it, const void **val, size_t *vlen);
@@ -232,7 +236,9 @@ int stoat_iter_meta(stoat_iter *it, uint64_t *version, uint64_t *expires_at, uin
 int stoat_txn_begin(stoat_db *db, int flags, stoat_txn **out);
 
 /* A read-only transaction reading at an older version (what the database
- * looked like after that commit), as far as compaction kept it. */
+ * looked like after that commit), as far as compaction and value-log GC
+ * kept it: a version since superseded whose value GC collected reads as
+ * absent (STOAT_ENOTFOUND), as one compaction dropped would. */
 int stoat_txn_begin_at(stoat_db *db, uint64_t read_version, stoat_txn **out);
 
 /* The version this transaction reads at. */

@@ -19,6 +19,16 @@
  *   - nothing older than those.
  * The same internal key from two inputs (possible only through a crash
  * between writing a table and deleting its source) is written once.
+ *
+ * Kept only for a reader: an entry kept that the same rules with no
+ * reader open (oldest_read_version infinite) would drop is counted in its
+ * output table's num_stale, with stale_version the newest version of its
+ * user key (once no snapshot is older than that, every version of the key
+ * is at or below the oldest read version and the rules drop it). The
+ * picker rewrites such a table when that time has come, so the entry's
+ * value-log garbage is counted then (issue 16: before, a table in the last
+ * level was never compacted again and its garbage stayed for ever). The
+ * counts live in the table's manifest entry, so a restart keeps them.
  */
 #include "compaction.h"
 
@@ -81,6 +91,8 @@ typedef struct run_state {
     uint64_t b_id;
     uint64_t *outputs;          /* ids of finished outputs, removed on failure */
     size_t n_outputs, cap_outputs;
+    uint64_t num_stale;         /* of the table being written: kept only for a reader */
+    uint64_t stale_version;
 } run_state;
 
 static int output_finish(run_state *s)
@@ -116,6 +128,9 @@ static int output_finish(run_state *s)
     t->num_deletions = props.num_deletions;
     t->min_version = props.min_version;
     t->max_version = props.max_version;
+    t->num_stale = s->num_stale;
+    t->stale_version = s->stale_version;
+    s->num_stale = s->stale_version = 0;
     rc = version_edit_add(s->edit, s->c->out_level, t);
     table_meta_unref(t);
     s->ctx->bytes_written += props.file_size;
@@ -159,13 +174,13 @@ static int entry_is_dead(const compaction_ctx *ctx, slice value)
 }
 
 /* Decides, for one entry (newest first within its user key), whether a
- * reader can still need it. */
-static int entry_needed(const compaction *c, const compaction_ctx *ctx, slice ikey, slice value,
-                        key_state *ks)
+ * reader reading at `oldest` or later can still need it. */
+static int entry_needed(const compaction *c, const compaction_ctx *ctx, uint64_t oldest,
+                        slice ikey, slice value, key_state *ks)
 {
     int keep = ctx->versions_to_keep > 0 ? ctx->versions_to_keep : 1;
 
-    if (ikey_version(ikey) > ctx->oldest_read_version)
+    if (ikey_version(ikey) > oldest)
         return 1;
     if (ks->drop_rest || ks->kept_old >= keep)
         return 0;
@@ -190,6 +205,8 @@ static int compaction_merge(run_state *s, iter *in)
 {
     buf last = {0};         /* the previous internal key seen */
     key_state ks = {0};
+    key_state ks_alone = {0};   /* the same decisions with no reader open */
+    uint64_t key_newest = 0;    /* the newest version of the user key */
     int have_last = 0, rc = 0;
 
     for (iter_seek_first(in); iter_valid(in); iter_next(in)) {
@@ -208,7 +225,8 @@ static int compaction_merge(run_state *s, iter *in)
             continue;       /* the same entry from an older input */
         }
         if (new_user_key) {
-            ks = (key_state){0};
+            ks = ks_alone = (key_state){0};
+            key_newest = ikey_version(k);
             /* Cut tables only between user keys, so that one key's
              * versions never straddle two tables of a level. */
             if (s->b && sst_builder_size(s->b) >= s->c->table_size && (rc = output_finish(s)) != 0)
@@ -218,12 +236,18 @@ static int compaction_merge(run_state *s, iter *in)
         if ((rc = buf_append(&last, k.data, k.len)) != 0)
             break;
         have_last = 1;
-        if (!entry_needed(s->c, s->ctx, k, v, &ks)) {
+        int alone = entry_needed(s->c, s->ctx, UINT64_MAX, k, v, &ks_alone);
+        if (!entry_needed(s->c, s->ctx, s->ctx->oldest_read_version, k, v, &ks)) {
             compaction_drop(s->ctx, k, v);
             continue;
         }
         if ((rc = output_add(s, k, v)) != 0)
             break;
+        if (!alone) {
+            s->num_stale++;
+            if (key_newest > s->stale_version)
+                s->stale_version = key_newest;
+        }
     }
     if (rc == 0)
         rc = iter_status(in);

@@ -45,7 +45,8 @@ typedef struct level_options {
      * 0 = unknown. A last-level table is compacted into itself for its
      * tombstones only when its max_version is at or below this, so that
      * the rewrite really drops them (else it would be picked again and
-     * again). */
+     * again); likewise a table with entries kept only for a reader
+     * (table_meta.num_stale) once its stale_version is at or below it. */
     uint64_t discard_version;
 } level_options;
 
@@ -72,7 +73,9 @@ void compaction_level_targets(const version *v, const level_options *o, uint64_t
 compaction *compaction_pick(version *v, const level_options *o);
 
 /* A compaction of every level into the last (flatten/compact-all), one
- * level at a time: the next step, or NULL when all data is in one level.
+ * level at a time: the next step, or NULL when all data is in one level
+ * and no table of it holds entries kept for readers gone since (those are
+ * compacted into themselves, one table a step).
  * Also NULL when the next step's inputs are already compacting: the
  * caller pauses automatic compactions and waits for running ones first. */
 compaction *compaction_pick_manual(version *v, const level_options *o);

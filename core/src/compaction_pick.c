@@ -24,6 +24,11 @@
  *      space: such a table moves down a level, or, in the deepest
  *      non-empty level, is compacted into itself (when every version in it
  *      is at or below discard_version, so the rewrite drops them).
+ *   3. otherwise, tables of L1+ holding entries kept only for a reader
+ *      that has gone since (num_stale, stale_version <= discard_version),
+ *      so that their value-log garbage gets counted: moved down a level,
+ *      or compacted into itself in the deepest non-empty level. The same
+ *      in a manual compaction once all data is in one level.
  * A candidate touching a table that is already compacting is skipped; a
  * concurrently running compaction's output range then never meets ours
  * (each level's inputs are a contiguous run of its tables).
@@ -299,8 +304,50 @@ static compaction *pick_tombstones(version *v, const level_options *o, int n)
     return pick_with_overlap(v, o, best_level, best_level + 1, &best, 1, best_ratio);
 }
 
+/* Does t hold entries kept only for readers that are all gone now? */
+static int stale_due(const table_meta *t, const level_options *o)
+{
+    return t->num_stale > 0 && o->discard_version != 0 && t->stale_version <= o->discard_version;
+}
+
+/* The deepest non-empty level of L1+, or 0. */
+static int deepest_level(const version *v, int n)
+{
+    for (int l = n - 1; l >= 1; l--)
+        if (v->n[l] != 0)
+            return l;
+    return 0;
+}
+
+/* A table holding entries that no reader needs any more, which the first
+ * compaction will drop (compaction.c, "kept only for a reader"): the one
+ * with the most of them whose compaction can start now. */
+static compaction *pick_stale(version *v, const level_options *o, int n)
+{
+    int deepest = deepest_level(v, n), best_level = 0;
+    table_meta *best = NULL;
+
+    for (int l = 1; l <= deepest; l++) {
+        for (size_t i = 0; i < v->n[l]; i++) {
+            table_meta *t = v->tables[l][i];
+
+            if (t->compacting || !stale_due(t, o) || (best && t->num_stale <= best->num_stale))
+                continue;
+            best = t;
+            best_level = l;
+        }
+    }
+    if (best == NULL)
+        return NULL;
+    if (best_level == deepest)
+        return compaction_new(v, o, deepest, deepest, &best, 1, NULL, 0, 0.0);
+    return pick_with_overlap(v, o, best_level, best_level + 1, &best, 1, 0.0);
+}
+
 compaction *compaction_pick(version *v, const level_options *o)
 {
+    compaction *c;
+
     uint64_t targets[MAX_LEVELS];
     double score[MAX_LEVELS];
     int order[MAX_LEVELS], n = pick_num_levels(v, o), base, k = 0;
@@ -320,12 +367,14 @@ compaction *compaction_pick(version *v, const level_options *o)
     }
     for (int i = 0; i < k; i++) {
         int l = order[i];
-        compaction *c = l == 0 ? pick_l0(v, o, base, score[l]) : pick_level(v, o, l, score[l]);
+        c = l == 0 ? pick_l0(v, o, base, score[l]) : pick_level(v, o, l, score[l]);
 
         if (c != NULL)
             return c;
     }
-    return pick_tombstones(v, o, n);
+    if ((c = pick_tombstones(v, o, n)) != NULL)
+        return c;
+    return pick_stale(v, o, n);
 }
 
 compaction *compaction_pick_manual(version *v, const level_options *o)
@@ -340,8 +389,10 @@ compaction *compaction_pick_manual(version *v, const level_options *o)
         else
             dst = l;
     }
-    if (src < 0 || n < 2 || (dst < 0 && src > 0))
-        return NULL;            /* empty, or all data in one level >= 1 */
+    if (src < 0 || n < 2)
+        return NULL;            /* empty */
+    if (dst < 0 && src > 0)     /* all data in one level >= 1: done, but */
+        return pick_stale(v, o, n); /* for what readers kept (issue 16) */
     if (dst < 0)
         dst = n - 1;            /* only L0 holds data */
     if (any_compacting(v->tables[src], v->n[src]))

@@ -71,3 +71,17 @@ int decompress_block(int type, const void *src, size_t len, void *dst, size_t ra
     return status_err(STOAT_ECORRUPT, "compressed block (type %d) does not expand to %zu bytes",
                       type, raw_len);
 }
+
+int decompress_size_ok(int type, const void *src, size_t len, size_t raw_len)
+{
+    switch (type) {
+    case STOAT_COMPRESSION_NONE:
+        return len == raw_len;
+    case STOAT_COMPRESSION_LZ4:
+        return raw_len <= LZ4_MAX_INPUT_SIZE && (uint64_t)raw_len <= 255 * (uint64_t)len + 64;
+    case STOAT_COMPRESSION_ZSTD:
+        return ZSTD_getFrameContentSize(src, len) == (unsigned long long)raw_len;
+    default:
+        return 0;
+    }
+}

@@ -21,4 +21,11 @@ int compress_block(int type, int zstd_level, const void *src, size_t len, buf *o
  * STOAT_ECORRUPT when the data is damaged or does not expand to raw_len. */
 int decompress_block(int type, const void *src, size_t len, void *dst, size_t raw_len);
 
+/* 0 when len compressed bytes of this type cannot expand to raw_len (a
+ * caller checks before allocating raw_len bytes): lz4 expands at most 255
+ * times, and a zstd frame (compress_block always writes one that states
+ * its size) must state raw_len. 1 when it may. Found by fuzz_sst_table: a
+ * damaged length made a reader allocate gigabytes first. */
+int decompress_size_ok(int type, const void *src, size_t len, size_t raw_len);
+
 #endif

@@ -5,7 +5,11 @@
  *
  * Counting: compaction calls db_gc_on_drop for every entry it drops; a
  * dropped value pointer adds its record's bytes to its file's discard count
- * (discard.h), saved after each compaction.
+ * (discard.h), saved after each compaction. A version a compaction keeps
+ * only for an open snapshot is counted later: its table records it
+ * (table_meta.num_stale, in the MANIFEST), and once that snapshot is gone
+ * compaction_pick rewrites the table, dropping and so counting it
+ * (issue 16; before, such garbage in the last level was never counted).
  *
  * Collecting one file (gc_collect_file): first a barrier through the
  * writer queue (every write that appended to the file is then published),

@@ -187,18 +187,22 @@ uint64_t db_oldest_snapshot_locked(stoat_db *db);
 void db_snapshot_add(stoat_db *db, db_snapshot *s);
 void db_snapshot_add_locked(stoat_db *db, db_snapshot *s);
 void db_snapshot_remove(stoat_db *db, db_snapshot *s);
+/* The read version that means "the latest published": reads take
+ * last_version when they start. Any other value, 0 included (a snapshot
+ * of a database with no commit yet: nothing is visible), is read as is. */
+#define DB_READ_LATEST UINT64_MAX
 /* The stored value (vstruct bytes, tombstones included) of the newest
  * version of ukey at or below read_version, into stored. */
 int db_get_at(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, uint64_t *version);
 /*
- * Reads ukey at read_version (0 = latest) as a reader sees it: STOAT_ENOTFOUND
+ * Reads ukey at read_version (or DB_READ_LATEST) as a reader sees it: STOAT_ENOTFOUND
  * when absent, deleted or expired; else *vs describes it and vs->value is
  * the value, separated values read from the value log into vbuf. stored
  * holds the stored bytes vs borrows from.
  */
 int db_read_value(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, buf *vbuf,
                   vstruct *vs, uint64_t *version);
-/* Opens an iterator at read_version (0 = latest) merging `pending`
+/* Opens an iterator at read_version (or DB_READ_LATEST) merging `pending`
  * (owned, may be NULL) ahead of the database. An iterator of a
  * transaction tells it when it closes (with the key range it covered when
  * track_range is set). */

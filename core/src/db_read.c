@@ -34,7 +34,9 @@ typedef struct read_view {
     uint64_t read_version;
 } read_view;
 
-/* Pins the read structures; reads at read_version, or the latest when 0. */
+/* Pins the read structures; reads at read_version, or the latest for
+ * DB_READ_LATEST. (0 once meant the latest too, so that a transaction
+ * begun before the first commit, at version 0, saw later commits.) */
 static int read_view_pin(stoat_db *db, read_view *rv, uint64_t read_version)
 {
     size_t n;
@@ -55,8 +57,9 @@ static int read_view_pin(stoat_db *db, read_view *rv, uint64_t read_version)
         memtable_ref(rv->mems[i]);
     rv->v = db->current;
     version_ref(rv->v);
-    rv->read_version = read_version ? read_version
-                                    : atomic_load_explicit(&db->last_version, memory_order_acquire);
+    rv->read_version = read_version != DB_READ_LATEST
+                           ? read_version
+                           : atomic_load_explicit(&db->last_version, memory_order_acquire);
     pthread_mutex_unlock(&db->mu);
     return 0;
 }
@@ -180,6 +183,32 @@ uint64_t stoat_clock_ms(void)
     return db_clock_ms(0);
 }
 
+/*
+ * ukey's value at `version` points into a value-log file that is gone: is
+ * that version superseded, i.e. has the key a newer version now?
+ *
+ * Issue 16, item 2: value-log GC moves only a key's newest version (db_gc.c),
+ * so an older one (kept by num_versions_to_keep, or read by a transaction
+ * begun at an older version after the collection) may point into a
+ * collected file. Such a version reads as absent, exactly as if compaction
+ * had dropped it: num_versions_to_keep and stoat_txn_begin_at promise
+ * history only "as far as compaction kept it". Keeping it instead would
+ * make GC rewrite every retained old version together with every newer
+ * version of its key (a moved version must land in a source no older than
+ * the versions it could shadow), multiplying GC's writes by up to
+ * num_versions_to_keep for history few readers ask for. The newest
+ * version is always moved, so a missing file under it stays corruption.
+ */
+static int db_version_superseded(stoat_db *db, slice ukey, uint64_t version)
+{
+    buf stored = {0};
+    uint64_t newest = 0;
+    int rc = db_get_at(db, ukey, DB_READ_LATEST, &stored, &newest);
+
+    buf_free(&stored);
+    return rc == 0 && newest > version;
+}
+
 int db_read_value(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, buf *vbuf,
                   vstruct *vs, uint64_t *version)
 {
@@ -206,6 +235,12 @@ int db_read_value(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, 
             break;
         if (rc != STOAT_ENOTFOUND)
             return rc;
+        /* A reader at an older version: its version may be one GC did not
+         * move (a plain get looks again instead: it reads the newest). */
+        if (read_version != DB_READ_LATEST && db_version_superseded(db, ukey, ver)) {
+            status_clear();
+            return STOAT_ENOTFOUND;
+        }
         if (attempt == 2)
             return status_err(STOAT_ECORRUPT, "%s: value of a key of %zu bytes points into a "
                               "missing value-log file", db->dir, ukey.len);
@@ -227,7 +262,7 @@ int stoat_get(stoat_db *db, const void *key, size_t klen, void **val, size_t *vl
     *vlen = 0;
     if ((rc = db_check_handle(db)) != 0 || (rc = db_check_key(key, klen)) != 0)
         return rc;
-    rc = db_read_value(db, slice_make(key, klen), 0, &stored, &vbuf, &vs, NULL);
+    rc = db_read_value(db, slice_make(key, klen), DB_READ_LATEST, &stored, &vbuf, &vs, NULL);
     if (rc == 0) {
         /* Hand out a buffer that holds exactly the value. */
         buf *own = vbuf.data && vs.value.data == vbuf.data ? &vbuf : &stored;
@@ -622,7 +657,7 @@ int stoat_iter_open(stoat_db *db, const stoat_iter_options *o, stoat_iter **out)
         o = &none;
     if ((rc = db_check_iter_options(o)) != 0)
         return rc;
-    return db_iter_open(db, NULL, 0, 0, NULL, o, out);
+    return db_iter_open(db, NULL, 0, DB_READ_LATEST, NULL, o, out);
 }
 
 int db_check_iter_options(const stoat_iter_options *o)
@@ -738,7 +773,13 @@ int stoat_iter_value(stoat_iter *si, const void **val, size_t *vlen)
             buf_reset(&si->vbuf);
             rc = db_read_vlog(si->db, db_iter_key(si->it), db_iter_version(si->it), &sep,
                               &si->vbuf);
-            if (rc == STOAT_ENOTFOUND)  /* its snapshot keeps every file it needs */
+            /* Its snapshot keeps every file its newest versions need;
+             * an older version's may have been collected (absent). */
+            if (rc == STOAT_ENOTFOUND &&
+                db_version_superseded(si->db, db_iter_key(si->it), db_iter_version(si->it)))
+                return status_err(STOAT_ENOTFOUND, "%s: the value of this older version was "
+                                  "collected by value-log GC", si->db->dir);
+            if (rc == STOAT_ENOTFOUND)
                 rc = status_err(STOAT_ECORRUPT, "%s: value points into a missing value-log "
                                 "file", si->db->dir);
             if (rc != 0)

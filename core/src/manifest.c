@@ -49,7 +49,8 @@ enum {
     MTAG_LOG_NUMBER = 2,
     MTAG_LAST_VERSION = 3,
     MTAG_ADD_TABLE = 4,
-    MTAG_DEL_TABLE = 5
+    MTAG_DEL_TABLE = 5,
+    MTAG_ADD_TABLE_STALE = 6    /* tag 4's fields + num_stale, stale_version (format 2) */
 };
 
 struct manifest {
@@ -82,7 +83,7 @@ static int encode_add(buf *b, int level, const table_meta *t)
 {
     int rc = 0;
 
-    rc |= buf_put_varint(b, MTAG_ADD_TABLE);
+    rc |= buf_put_varint(b, t->num_stale ? MTAG_ADD_TABLE_STALE : MTAG_ADD_TABLE);
     rc |= buf_put_varint(b, (uint64_t)level);
     rc |= buf_put_varint(b, t->id);
     rc |= buf_put_varint(b, t->file_size);
@@ -92,6 +93,10 @@ static int encode_add(buf *b, int level, const table_meta *t)
     rc |= buf_put_varint(b, t->max_version);
     rc |= buf_put_lenpref(b, t->smallest.data, t->smallest.len);
     rc |= buf_put_lenpref(b, t->largest.data, t->largest.len);
+    if (t->num_stale) {
+        rc |= buf_put_varint(b, t->num_stale);
+        rc |= buf_put_varint(b, t->stale_version);
+    }
     return rc ? STOAT_ENOMEM : 0;
 }
 
@@ -197,10 +202,11 @@ static int rd_key(reader *r, slice *s)
 /* decode_field results besides 0 */
 enum { FIELD_MALFORMED = 1, FIELD_UNKNOWN = 2 };
 
-/* One MTAG_ADD_TABLE's fields into e: 0, FIELD_MALFORMED, or an error. */
-static int decode_add(reader *r, version_edit *e)
+/* One MTAG_ADD_TABLE's (with `stale`, MTAG_ADD_TABLE_STALE's) fields into
+ * e: 0, FIELD_MALFORMED, or an error. */
+static int decode_add(reader *r, version_edit *e, int stale)
 {
-    uint64_t level, id, size, f[4];
+    uint64_t level, id, size, f[6] = {0};
     slice lo, hi;
     table_meta *t;
     int rc;
@@ -212,12 +218,16 @@ static int decode_add(reader *r, version_edit *e)
             return FIELD_MALFORMED;
     if (!rd_key(r, &lo) || !rd_key(r, &hi) || level >= MAX_LEVELS)
         return FIELD_MALFORMED;
+    if (stale && (!rd_varint(r, &f[4]) || !rd_varint(r, &f[5]) || f[4] == 0))
+        return FIELD_MALFORMED;
     if ((t = table_meta_new(id, size, lo, hi)) == NULL)
         return status_err(STOAT_ENOMEM, "MANIFEST: out of memory");
     t->num_entries = f[0];
     t->num_deletions = f[1];
     t->min_version = f[2];
     t->max_version = f[3];
+    t->num_stale = f[4];
+    t->stale_version = f[5];
     rc = version_edit_add(e, (int)level, t);
     table_meta_unref(t);
     return rc;
@@ -242,7 +252,8 @@ static int decode_field(reader *r, version_edit *e, uint64_t *tag)
         e->has_last_version = 1;
         return rd_varint(r, &e->last_version) ? 0 : FIELD_MALFORMED;
     case MTAG_ADD_TABLE:
-        return decode_add(r, e);
+    case MTAG_ADD_TABLE_STALE:
+        return decode_add(r, e, *tag == MTAG_ADD_TABLE_STALE);
     case MTAG_DEL_TABLE:
         if (!rd_varint(r, &level) || !rd_varint(r, &id) || level >= MAX_LEVELS)
             return FIELD_MALFORMED;
@@ -289,7 +300,8 @@ static int check_header(const manifest *m, const char *data, size_t len)
         return status_err(STOAT_ECORRUPT, "%s: %zu bytes, shorter than its header", m->path, len);
     if (get_fixed64(data) != MANIFEST_MAGIC)
         return status_err(STOAT_ECORRUPT, "%s: bad magic", m->path);
-    if (get_fixed32(data + 8) != MANIFEST_FORMAT_VERSION || get_fixed32(data + 12) != 0)
+    if (get_fixed32(data + 8) < MANIFEST_FORMAT_VERSION_MIN ||
+        get_fixed32(data + 8) > MANIFEST_FORMAT_VERSION || get_fixed32(data + 12) != 0)
         return status_err(STOAT_ENOTSUP, "%s: format version %u (flags %u) not supported",
                           m->path, get_fixed32(data + 8), get_fixed32(data + 12));
     return 0;
@@ -452,6 +464,26 @@ fail:
     return rc;
 }
 
+static int write_tmp(manifest *m, const buf *b);
+
+/* Replaces a file of an older format version with b (a snapshot in the
+ * current one) before anything is appended to it: an older binary must
+ * see a version it refuses, not a tag it calls corruption. */
+static int upgrade_format(manifest *m, const buf *b)
+{
+    int rc;
+
+    if ((rc = write_tmp(m, b)) != 0 || (rc = env_rename(m->env, m->tmp_path, m->path)) != 0) {
+        (void)env_remove(m->env, m->tmp_path);
+        return rc;
+    }
+    env_close(m->f);
+    m->f = NULL;
+    if ((rc = env_sync_dir(m->env, m->dir)) != 0)
+        return rc;
+    return env_open(m->env, m->path, ENV_WRITE, &m->f);
+}
+
 /* Cuts a torn tail off and opens the file for appends. */
 static int open_for_append(manifest *m, uint64_t len, uint64_t good_len)
 {
@@ -499,6 +531,11 @@ int manifest_open(env *e, const char *dir, int num_levels, int read_only, versio
     if ((rc = encode_file(&b, cur, &m->st)) != 0)
         goto fail;
     m->size = good_len;
+    if (!read_only && get_fixed32(data + 8) != MANIFEST_FORMAT_VERSION) {
+        if ((rc = upgrade_format(m, &b)) != 0)
+            goto fail;
+        m->size = b.len;
+    }
     set_rewrite_at(m, b.len);
     buf_free(&b);
     free(data);

@@ -18,7 +18,10 @@
 #include "version.h"
 
 #define MANIFEST_MAGIC 0x464e4d54414f5453ull  /* "STOATMNF" little-endian */
-#define MANIFEST_FORMAT_VERSION 1
+/* 2 added tag 6 (a table with entries kept only for a reader). Format 1
+ * files are read, and rewritten as format 2 by a writable open. */
+#define MANIFEST_FORMAT_VERSION 2
+#define MANIFEST_FORMAT_VERSION_MIN 1
 
 typedef struct manifest manifest;
 

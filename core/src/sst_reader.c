@@ -129,6 +129,8 @@ static int sst_reader_expand(const sst_reader *r, sst_handle h, char *stored, in
     if (type != STOAT_COMPRESSION_NONE && type != STOAT_COMPRESSION_LZ4 &&
         type != STOAT_COMPRESSION_ZSTD)
         return sst_reader_corrupt(r, h.offset, "unknown compression type");
+    if (!decompress_size_ok(type, stored, (size_t)h.size, raw_len))
+        return sst_reader_corrupt(r, h.offset, "bad uncompressed length");
     if ((raw = malloc(block_cache_alloc_size(raw_len))) == NULL)
         return status_err(STOAT_ENOMEM, "%s: no memory for a block of %u bytes", r->path,
                           (unsigned)raw_len);

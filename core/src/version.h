@@ -32,6 +32,13 @@ struct table_meta {
     uint64_t num_deletions;
     uint64_t min_version;
     uint64_t max_version;
+    /* Entries a compaction kept only because a reader's snapshot needed
+     * them (older versions it would have dropped with no reader open),
+     * and the oldest read version at which all of them can go: once no
+     * snapshot is older, compaction_pick rewrites the table to drop them
+     * and so counts their value-log garbage (issue 16). 0 and 0: none. */
+    uint64_t num_stale;
+    uint64_t stale_version;
     buf smallest;               /* internal keys */
     buf largest;
     atomic_int refs;

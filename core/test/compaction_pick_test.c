@@ -402,6 +402,57 @@ static void test_compaction_pick_manual_step_count(void)
     version_unref(v);
 }
 
+/* Tables with entries kept only for a reader (issue 16) are compacted
+ * once no snapshot is older than their stale_version: in the last level
+ * into themselves (also by a manual compaction, when all data is in one
+ * level), above it down one level; never while a reader may need them. */
+static void test_compaction_pick_tables_kept_for_a_reader(void)
+{
+    spec sp[] = {
+        {3, 1, "a", "f", 10, 5, 0, 90}, {6, 2, "a", "c", 10, 5, 0, 50},
+        {6, 3, "d", "k", 10, 5, 0, 60}, {6, 4, "m", "p", 10, 5, 0, 70},
+    };
+    level_options o = opts;
+    version *v = build(sp, 4);
+    compaction *c;
+
+    REQUIRE(v != NULL);
+    v->tables[6][1]->num_stale = 3;
+    v->tables[6][1]->stale_version = 40;
+    v->tables[3][0]->num_stale = 1;
+    v->tables[3][0]->stale_version = 80;
+    o.discard_version = 39;             /* a reader at 39 still needs them */
+    CHECK(compaction_pick(v, &o) == NULL);
+    o.discard_version = 0;              /* unknown */
+    CHECK(compaction_pick(v, &o) == NULL);
+    o.discard_version = 40;
+    REQUIRE((c = compaction_pick(v, &o)) != NULL);
+    CHECK(c->level == 6 && c->out_level == 6 && c->n_inputs[0] == 1 && c->n_inputs[1] == 0);
+    CHECK(has_input(c, 0, 3) && c->drop_tombstones);
+    compaction_release(c);
+    v->tables[6][1]->compacting = 1;
+    o.discard_version = 100;            /* L3's is due too: it moves down */
+    REQUIRE((c = compaction_pick(v, &o)) != NULL);
+    CHECK(c->level == 3 && c->out_level == 4 && has_input(c, 0, 1));
+    compaction_release(c);
+    v->tables[6][1]->compacting = 0;
+    version_unref(v);
+
+    /* All data in the last level: a manual compaction picks the table. */
+    spec last[] = {{6, 2, "a", "c", 10, 5, 0, 50}, {6, 3, "d", "k", 10, 5, 0, 60}};
+    REQUIRE((v = build(last, 2)) != NULL);
+    o.discard_version = 100;
+    CHECK(compaction_pick_manual(v, &o) == NULL);
+    v->tables[6][0]->num_stale = 2;
+    v->tables[6][0]->stale_version = 50;
+    REQUIRE((c = compaction_pick_manual(v, &o)) != NULL);
+    CHECK(c->level == 6 && c->out_level == 6 && has_input(c, 0, 2) && c->n_inputs[0] == 1);
+    compaction_release(c);
+    o.discard_version = 49;
+    CHECK(compaction_pick_manual(v, &o) == NULL);
+    version_unref(v);
+}
+
 int main(int argc, char **argv)
 {
     TEST_RUN(test_compaction_pick_empty_db_sends_l0_to_last_level);
@@ -414,5 +465,6 @@ int main(int argc, char **argv)
     TEST_RUN(test_compaction_pick_tombstone_heavy_tables);
     TEST_RUN(test_compaction_pick_manual_flatten_ends_in_one_level);
     TEST_RUN(test_compaction_pick_manual_step_count);
+    TEST_RUN(test_compaction_pick_tables_kept_for_a_reader);
     return test_summary();
 }

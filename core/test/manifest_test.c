@@ -114,6 +114,7 @@ static int same_table(const table_meta *a, const table_meta *b)
     return a->id == b->id && a->file_size == b->file_size &&
            a->num_entries == b->num_entries && a->num_deletions == b->num_deletions &&
            a->min_version == b->min_version && a->max_version == b->max_version &&
+           a->num_stale == b->num_stale && a->stale_version == b->stale_version &&
            a->smallest.len == b->smallest.len && a->largest.len == b->largest.len &&
            memcmp(a->smallest.data, b->smallest.data, a->smallest.len) == 0 &&
            memcmp(a->largest.data, b->largest.data, a->largest.len) == 0;
@@ -516,6 +517,68 @@ static void test_manifest_crash_during_rewrite_keeps_edits(void)
     env_fault_free(fe);
 }
 
+/* A table with entries kept only for a reader (tag 6) keeps its counts
+ * through an append, a reopen and a rewrite (issue 16). */
+static void test_manifest_stale_counts_survive_reopen(void)
+{
+    manifest_state st = {5, 1, 7};
+    version *v = version_new_empty(NL), *v2 = NULL;
+    manifest *m = NULL;
+    table_meta *t = mk(3, "a", "b", 0);
+
+    REQUIRE(v != NULL && t != NULL);
+    t->num_stale = 17;
+    t->stale_version = 29;
+    REQUIRE_OK(manifest_create(env_posix(), test_tmpdir(), NL, &st, &m));
+    REQUIRE_OK(add_one(m, &v, 2, t));
+    REQUIRE_OK(add_one(m, &v, 1, mk(4, "c", "d", 0)));
+    manifest_close(m);
+    REQUIRE_OK(manifest_open(env_posix(), test_tmpdir(), NL, 0, &v2, &st, &m));
+    CHECK(same_version(v, v2));
+    REQUIRE(v2->n[2] == 1);
+    CHECK(v2->tables[2][0]->num_stale == 17 && v2->tables[2][0]->stale_version == 29);
+    CHECK(v2->tables[1][0]->num_stale == 0 && v2->tables[1][0]->stale_version == 0);
+    manifest_close(m);
+    version_unref(v2);
+    version_unref(v);
+}
+
+/* A format 1 file opens; a writable open rewrites it as format 2 before
+ * it could append a tag 6 to it, a read-only one leaves it alone. */
+static void test_manifest_format_1_is_upgraded(void)
+{
+    version *v = NULL, *v2 = NULL;
+    manifest *m = two_edits(&v);
+    manifest_state st;
+    char *data = NULL;
+    size_t len = 0;
+
+    REQUIRE(m != NULL);
+    manifest_close(m);
+    m = NULL;
+    flip(8, 0x03);                                  /* format version 2 -> 1 */
+    REQUIRE_OK(manifest_open(env_posix(), test_tmpdir(), NL, 1, &v2, &st, &m));
+    CHECK(same_version(v, v2));
+    manifest_close(m);
+    version_unref(v2);
+    REQUIRE_OK(env_read_all(env_posix(), path_of("MANIFEST"), &data, &len));
+    CHECK(len > 12 && get_fixed32(data + 8) == 1);
+    free(data);
+    REQUIRE_OK(manifest_open(env_posix(), test_tmpdir(), NL, 0, &v2, &st, &m));
+    CHECK(same_version(v, v2));
+    REQUIRE_OK(env_read_all(env_posix(), path_of("MANIFEST"), &data, &len));
+    CHECK(len > 12 && get_fixed32(data + 8) == MANIFEST_FORMAT_VERSION);
+    CHECK(len == manifest_size(m));
+    free(data);
+    manifest_close(m);
+    version_unref(v2);
+    REQUIRE_OK(manifest_open(env_posix(), test_tmpdir(), NL, 0, &v2, &st, &m));
+    CHECK(same_version(v, v2));
+    manifest_close(m);
+    version_unref(v2);
+    version_unref(v);
+}
+
 int main(int argc, char **argv)
 {
     TEST_RUN(test_manifest_round_trip);
@@ -530,5 +593,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_manifest_refuses_bad_edit);
     TEST_RUN(test_manifest_failed_sync_is_sticky);
     TEST_RUN(test_manifest_crash_during_rewrite_keeps_edits);
+    TEST_RUN(test_manifest_stale_counts_survive_reopen);
+    TEST_RUN(test_manifest_format_1_is_upgraded);
     return test_summary();
 }
