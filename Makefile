@@ -16,13 +16,17 @@ BUILD ?= build
 OPT ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g $(OPT) -fPIC -pthread \
               -Wall -Wextra -Werror -Wstrict-prototypes \
-              -Icore/include -Icore/src
+              -Icore/include -Icore/src $(LAYER_DIRS:%=-Icore/src/%) -Icore/src/compat
 CFLAGS += $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 LDLIBS = -lzstd -llz4 -lxxhash -pthread
 LDFLAGS += $(EXTRA_LDFLAGS)
 
-SRCS := $(wildcard core/src/*.c)
+LAYER_DIRS = base env log mem table vlog lsm mvcc db
+SRCS := $(wildcard core/src/*/*.c)
 OBJS := $(SRCS:core/src/%.c=$(BUILD)/obj/%.o)
+HDRS := $(wildcard core/src/*/*.h) core/include/stoat.h
+TEST_SUPPORT_OBJS := $(BUILD)/obj/test/test.o $(BUILD)/obj/test/support/env_fault.o
+.SECONDARY: $(TEST_SUPPORT_OBJS)
 TEST_SRCS := $(wildcard core/test/*_test.c)
 TESTS := $(TEST_SRCS:core/test/%.c=$(BUILD)/test/%)
 EXAMPLES := $(BUILD)/examples/quickstart
@@ -37,7 +41,7 @@ all: lib examples
 
 lib: $(BUILD)/libstoat.so $(BUILD)/libstoat.a
 
-$(BUILD)/obj/%.o: core/src/%.c $(wildcard core/src/*.h) core/include/stoat.h
+$(BUILD)/obj/%.o: core/src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -48,13 +52,15 @@ $(BUILD)/libstoat.a: $(OBJS)
 $(BUILD)/libstoat.so: $(OBJS)
 	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/obj/test.o: core/test/test.c core/test/test.h
+# Test support (the harness, the fault env) is linked into test binaries
+# only, never into the library.
+$(BUILD)/obj/test/%.o: core/test/%.c core/test/test.h $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Icore/test -c -o $@ $<
 
-$(BUILD)/test/%: core/test/%.c $(BUILD)/obj/test.o $(BUILD)/libstoat.a core/test/test.h
+$(BUILD)/test/%: core/test/%.c $(TEST_SUPPORT_OBJS) $(BUILD)/libstoat.a core/test/test.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icore/test -o $@ $< $(BUILD)/obj/test.o $(BUILD)/libstoat.a $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -Icore/test -o $@ $< $(TEST_SUPPORT_OBJS) $(BUILD)/libstoat.a $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libstoat.a
 	@mkdir -p $(dir $@)

@@ -1,0 +1,1 @@
+#include "visible_iter.h"

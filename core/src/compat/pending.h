@@ -1,0 +1,1 @@
+#include "txn_writes.h"
