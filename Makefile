@@ -2,7 +2,8 @@
 #
 #   make            libstoat.so, libstoat.a and the C examples in build/
 #   make quickstart runs examples/quickstart.lua (the README's first command)
-#   make test       every test of the project (C tests, then Lua specs)
+#   make test       every test of the project (layer check, C tests, Lua specs)
+#   make check-layers  fails when a core/src file includes across its layers
 #   make asan       ASan + UBSan build of the library and the C tests, run
 #   make tsan       ThreadSanitizer over the threaded tests (bank test included)
 #   make valgrind   the C tests under valgrind (leaks are failures)
@@ -16,7 +17,7 @@ BUILD ?= build
 OPT ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g $(OPT) -fPIC -pthread \
               -Wall -Wextra -Werror -Wstrict-prototypes \
-              -Icore/include -Icore/src $(LAYER_DIRS:%=-Icore/src/%) -Icore/src/compat
+              -Icore/include -Icore/src
 CFLAGS += $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 LDLIBS = -lzstd -llz4 -lxxhash -pthread
 LDFLAGS += $(EXTRA_LDFLAGS)
@@ -35,7 +36,7 @@ DEB_PACKAGES = build-essential libzstd-dev liblz4-dev libxxhash-dev \
                luajit2 libluajit2-5.1-dev lua-busted luarocks lua-check \
                nginx libnginx-mod-http-lua valgrind
 
-.PHONY: all lib test test-c asan tsan valgrind deps deps-bench clean examples quickstart
+.PHONY: all lib check-layers test test-c asan tsan valgrind deps deps-bench clean examples quickstart
 
 all: lib examples
 
@@ -73,10 +74,13 @@ examples: $(EXAMPLES)
 quickstart: lib
 	luajit examples/quickstart.lua
 
-test: lib $(TESTS)
+check-layers:
+	@sh core/check_layers.sh
+
+test: check-layers lib $(TESTS)
 	@BUILD=$(BUILD) sh core/test/run.sh $(TESTS)
 
-test-c: $(TESTS)
+test-c: check-layers $(TESTS)
 	@BUILD=$(BUILD) STOAT_NO_LUA=1 sh core/test/run.sh $(TESTS)
 
 asan:

@@ -3,9 +3,9 @@
  * choice of inputs: L0 trigger, level overflow, compacting tables
  * skipped, tombstone-heavy tables, manual flatten.
  */
-#include "ikey.h"
-#include "compaction.h"
-#include "status.h"
+#include "base/ikey.h"
+#include "lsm/compaction.h"
+#include "base/status.h"
 #include "test.h"
 
 #define NL 7

@@ -18,7 +18,7 @@
  */
 #include <time.h>
 
-#include "db_impl.h"
+#include "db/db.h"
 #include "db_util.h"
 #include "test.h"
 

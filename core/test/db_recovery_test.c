@@ -21,7 +21,7 @@
 #include <errno.h>
 #include <time.h>
 
-#include "db_env.h"
+#include "db/db_env.h"
 #include "db_util.h"
 #include "test.h"
 

@@ -6,13 +6,13 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "ikey.h"
-#include "db_iter.h"
-#include "env.h"
-#include "level_iter.h"
-#include "merge_iter.h"
-#include "sst_builder.h"
-#include "table_cache.h"
+#include "base/ikey.h"
+#include "mvcc/visible_iter.h"
+#include "env/env.h"
+#include "lsm/level_iter.h"
+#include "base/merge_iter.h"
+#include "table/sst_builder.h"
+#include "table/table_cache.h"
 #include "test.h"
 
 #define MAX_ENTRIES 1024

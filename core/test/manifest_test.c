@@ -3,12 +3,12 @@
  * torn tails, corruption (damaged record headers above all), and failed
  * writes under env_fault.
  */
-#include "ikey.h"
-#include "manifest.h"
-#include "checksum.h"
-#include "coding.h"
-#include "status.h"
-#include "wal.h"
+#include "base/ikey.h"
+#include "lsm/manifest.h"
+#include "base/checksum.h"
+#include "base/coding.h"
+#include "base/status.h"
+#include "log/wal.h"
 #include "test.h"
 
 #define NL 4

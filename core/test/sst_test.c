@@ -7,13 +7,13 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "checksum.h"
-#include "coding.h"
-#include "env.h"
-#include "ikey.h"
-#include "sst_builder.h"
-#include "sst_reader.h"
-#include "status.h"
+#include "base/checksum.h"
+#include "base/coding.h"
+#include "env/env.h"
+#include "base/ikey.h"
+#include "table/sst_builder.h"
+#include "table/sst_reader.h"
+#include "base/status.h"
 #include "test.h"
 
 /* The footer's tail, as sst_format.h lays it out. */

@@ -2,9 +2,9 @@
  * version_test.c - table_meta refcounts, version_apply (order, deletions,
  * overlap rejection) and the version queries.
  */
-#include "ikey.h"
-#include "version.h"
-#include "status.h"
+#include "base/ikey.h"
+#include "lsm/version.h"
+#include "base/status.h"
 #include "test.h"
 
 /* A table over user keys [lo, hi] with versions up to max_version. */

@@ -8,8 +8,8 @@
  * and every move of the iterator is checked against the list a simple
  * model computes.
  */
-#include "db_iter.h"
-#include "merge_iter.h"
+#include "mvcc/visible_iter.h"
+#include "base/merge_iter.h"
 #include "test.h"
 #include "vec_iter.h"
 

@@ -27,7 +27,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#include "db_env.h"
+#include "db/db_env.h"
 #include "db_util.h"
 #include "test.h"
 

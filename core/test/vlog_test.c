@@ -9,10 +9,10 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include "env.h"
-#include "ikey.h"
-#include "status.h"
-#include "vlog.h"
+#include "env/env.h"
+#include "base/ikey.h"
+#include "base/status.h"
+#include "vlog/vlog.h"
 #include "test.h"
 
 /* One record a test wrote: internal key, how to rebuild its value, where. */

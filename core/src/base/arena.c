@@ -16,12 +16,12 @@
  * random walks of a 64 MiB skiplist their TLB misses: it made no
  * measurable difference on the benchmark machine, a VM, and was dropped.)
  */
-#include "arena.h"
+#include "base/arena.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "status.h"
+#include "base/status.h"
 
 /* The first offset handed out; 0..7 are reserved so that 0 means null. */
 #define ARENA_FIRST 8

@@ -1,12 +1,12 @@
 /*
  * buf.c - growable byte buffer.
  */
-#include "buf.h"
+#include "base/buf.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "coding.h"
+#include "base/coding.h"
 #include "stoat.h"
 
 int buf_reserve(buf *b, size_t n)

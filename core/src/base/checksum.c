@@ -1,7 +1,7 @@
 /*
  * checksum.c - XXH3-64 over one or two buffers (libxxhash).
  */
-#include "checksum.h"
+#include "base/checksum.h"
 
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>

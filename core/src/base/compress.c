@@ -1,13 +1,13 @@
 /*
  * compress.c - lz4 and zstd behind one pair of functions.
  */
-#include "compress.h"
+#include "base/compress.h"
 
 #include <lz4.h>
 #include <zstd.h>
 #include <string.h>
 
-#include "status.h"
+#include "base/status.h"
 
 int compress_block(int type, int zstd_level, const void *src, size_t len, buf *out)
 {

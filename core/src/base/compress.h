@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "buf.h"
+#include "base/buf.h"
 
 /* Appends the compressed form of src to out. Returns 0, STOAT_EINVAL for an
  * unknown type or STOAT_ENOMEM. When compression does not shrink the data

@@ -17,8 +17,8 @@
 
 #include <stdint.h>
 
-#include "coding.h"
-#include "slice.h"
+#include "base/coding.h"
+#include "base/slice.h"
 
 #define IKEY_SUFFIX_LEN 8
 

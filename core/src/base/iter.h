@@ -11,7 +11,7 @@
 #ifndef STOAT_ITER_H
 #define STOAT_ITER_H
 
-#include "slice.h"
+#include "base/slice.h"
 
 typedef struct iter iter;
 

@@ -21,12 +21,12 @@
  * valid() becomes 0 and status() returns that code until the next seek.
  * One thread at a time, like every iterator.
  */
-#include "merge_iter.h"
+#include "base/merge_iter.h"
 
 #include <stdlib.h>
 
-#include "ikey.h"
-#include "status.h"
+#include "base/ikey.h"
+#include "base/status.h"
 
 enum { MERGE_FWD, MERGE_BWD };
 

@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "iter.h"
+#include "base/iter.h"
 
 /* Takes ownership of the n children (and of the array's contents, not the
  * array). NULL on ENOMEM, after freeing the children. */

@@ -2,7 +2,7 @@
  * perturb.c - random delays at marked points (perturb.h), compiled to
  * nothing unless STOAT_PERTURB is defined.
  */
-#include "perturb.h"
+#include "base/perturb.h"
 
 #ifdef STOAT_PERTURB
 #include <pthread.h>

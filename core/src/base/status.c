@@ -1,7 +1,7 @@
 /*
  * status.c - error names and thread-local detailed messages.
  */
-#include "status.h"
+#include "base/status.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "db_impl.h"
-#include "ikey.h"
-#include "status.h"
+#include "db/db.h"
+#include "base/ikey.h"
+#include "base/status.h"
 
 struct stoat_batch {
     stoat_db *db;

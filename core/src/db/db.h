@@ -26,19 +26,19 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "block_cache.h"
-#include "buf.h"
-#include "compaction.h"
-#include "discard.h"
-#include "env.h"
-#include "manifest.h"
-#include "memtable.h"
-#include "oracle.h"
-#include "status.h"
+#include "table/block_cache.h"
+#include "base/buf.h"
+#include "lsm/compaction.h"
+#include "vlog/discard.h"
+#include "env/env.h"
+#include "lsm/manifest.h"
+#include "mem/memtable.h"
+#include "mvcc/oracle.h"
+#include "base/status.h"
 #include "stoat.h"
-#include "table_cache.h"
-#include "version.h"
-#include "vlog.h"
+#include "table/table_cache.h"
+#include "lsm/version.h"
+#include "vlog/vlog.h"
 
 #define DB_MAX_COMPACTORS 16
 

@@ -8,7 +8,7 @@
 #ifndef STOAT_DB_ENV_H
 #define STOAT_DB_ENV_H
 
-#include "env.h"
+#include "env/env.h"
 #include "stoat.h"
 
 int db_open_env(const char *dir, const stoat_options *opts, env *e, stoat_db **out);

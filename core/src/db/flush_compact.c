@@ -20,11 +20,11 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "db_impl.h"
-#include "perturb.h"
-#include "ikey.h"
-#include "sst_builder.h"
-#include "status.h"
+#include "db/db.h"
+#include "base/perturb.h"
+#include "base/ikey.h"
+#include "table/sst_builder.h"
+#include "base/status.h"
 
 /* Called when the last version listing a deleted table lets go of it. */
 static void db_table_obsolete(void *arg, table_meta *t)

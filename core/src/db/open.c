@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "db_env.h"
-#include "db_impl.h"
-#include "status.h"
+#include "db/db_env.h"
+#include "db/db.h"
+#include "base/status.h"
 
 #define DB_LOCK_NAME "LOCK"
 

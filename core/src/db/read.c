@@ -17,13 +17,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "db_impl.h"
-#include "perturb.h"
-#include "db_iter.h"
-#include "ikey.h"
-#include "level_iter.h"
-#include "merge_iter.h"
-#include "status.h"
+#include "db/db.h"
+#include "base/perturb.h"
+#include "mvcc/visible_iter.h"
+#include "base/ikey.h"
+#include "lsm/level_iter.h"
+#include "base/merge_iter.h"
+#include "base/status.h"
 
 /* What a read pins: memtables newest first, and a version. */
 typedef struct read_view {

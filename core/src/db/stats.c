@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "db_impl.h"
-#include "status.h"
+#include "db/db.h"
+#include "base/status.h"
 
 int stoat_stats_get(stoat_db *db, stoat_stats *out)
 {

@@ -20,11 +20,11 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "db_impl.h"
-#include "ikey.h"
-#include "oracle.h"
-#include "pending.h"
-#include "status.h"
+#include "db/db.h"
+#include "base/ikey.h"
+#include "mvcc/oracle.h"
+#include "mvcc/txn_writes.h"
+#include "base/status.h"
 
 struct stoat_txn {
     stoat_db *db;

@@ -41,10 +41,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "db_impl.h"
-#include "perturb.h"
-#include "ikey.h"
-#include "status.h"
+#include "db/db.h"
+#include "base/perturb.h"
+#include "base/ikey.h"
+#include "base/status.h"
 
 void db_gc_on_drop(void *arg, slice ikey, slice value)
 {

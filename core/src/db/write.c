@@ -20,11 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "db_impl.h"
-#include "perturb.h"
-#include "ikey.h"
-#include "status.h"
-#include "wal.h"
+#include "db/db.h"
+#include "base/perturb.h"
+#include "base/ikey.h"
+#include "base/status.h"
+#include "log/wal.h"
 
 /* A group grows to at most this many payload bytes (unless its first
  * writer alone is bigger). */

@@ -10,13 +10,13 @@
  * Threading: no state of its own; each helper is as thread-safe as the
  * env calls it makes.
  */
-#include "env.h"
+#include "env/env.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "status.h"
+#include "base/status.h"
 
 int env_read_exact(env_file *f, uint64_t off, void *buf, size_t len)
 {

@@ -16,7 +16,7 @@
  * fork is safe. Distinct files may be used from any thread; appends,
  * syncs and truncates of one file are serialised by the caller (env.h).
  */
-#include "env.h"
+#include "env/env.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -30,7 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "status.h"
+#include "base/status.h"
 
 typedef struct posix_file {
     env_file base;  /* first: an env_file * is a posix_file * */

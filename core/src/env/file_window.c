@@ -1,9 +1,9 @@
 /*
  * file_window.c - the sliding read window of file_window.h.
  */
-#include "file_window.h"
+#include "env/file_window.h"
 
-#include "status.h"
+#include "base/status.h"
 
 int file_window_get(file_window *w, uint64_t off, size_t len, const char **p)
 {

@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "env.h"
+#include "base/buf.h"
+#include "env/env.h"
 
 typedef struct file_window {
     env_file *f;

@@ -24,17 +24,17 @@
  */
 /* env.h before buf.h (via wal.h): env_read_at's parameter `buf` would
  * otherwise shadow the typedef and fail -Wshadow. */
-#include "env.h"
-#include "file_window.h"
-#include "wal.h"
+#include "env/env.h"
+#include "env/file_window.h"
+#include "log/wal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "checksum.h"
-#include "coding.h"
-#include "ikey.h"
-#include "status.h"
+#include "base/checksum.h"
+#include "base/coding.h"
+#include "base/ikey.h"
+#include "base/status.h"
 
 /* Bytes read at a time; a larger record is read whole. */
 #define WAL_READ_CHUNK (256u << 10)

@@ -21,9 +21,9 @@
 
 #include <stdint.h>
 
-#include "buf.h"
-#include "env.h"
-#include "slice.h"
+#include "base/buf.h"
+#include "env/env.h"
+#include "base/slice.h"
 
 #define WAL_MAGIC 0x4c415754414f5453ull  /* "STOATWAL" little-endian */
 #define WAL_FORMAT_VERSION 1

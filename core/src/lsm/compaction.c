@@ -20,15 +20,15 @@
  * The same internal key from two inputs (possible only through a crash
  * between writing a table and deleting its source) is written once.
  */
-#include "compaction.h"
+#include "lsm/compaction.h"
 
 #include <stdlib.h>
 
-#include "ikey.h"
-#include "level_iter.h"
-#include "merge_iter.h"
-#include "sst_builder.h"
-#include "status.h"
+#include "base/ikey.h"
+#include "lsm/level_iter.h"
+#include "base/merge_iter.h"
+#include "table/sst_builder.h"
+#include "base/status.h"
 
 /* Iterators over all inputs, newest source first. */
 static int compaction_input_iter(const compaction *c, table_cache *tc, iter **out)

@@ -29,10 +29,10 @@
 
 #include <stdint.h>
 
-#include "env.h"
-#include "sst.h"
-#include "table_cache.h"
-#include "version.h"
+#include "env/env.h"
+#include "table/sst.h"
+#include "table/table_cache.h"
+#include "lsm/version.h"
 
 typedef struct level_options {
     int num_levels;

@@ -31,12 +31,12 @@
  * Threads: the caller holds the database mutex (it guards `compacting`);
  * a compaction holds a reference on each input until compaction_release.
  */
-#include "ikey.h"   /* before version.h: see version.c */
-#include "compaction.h"
+#include "base/ikey.h"   /* before version.h: see version.c */
+#include "lsm/compaction.h"
 
 #include <stdlib.h>
 
-#include "status.h"
+#include "base/status.h"
 
 /* A table qualifies for a tombstone compaction with at least this many
  * entries, this share of them tombstones. */

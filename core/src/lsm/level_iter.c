@@ -18,13 +18,13 @@
  */
 /* ikey.h before version.h: its ikey_encode parameter `version` would
  * otherwise shadow version.h's typedef (-Wshadow). */
-#include "ikey.h"
-#include "level_iter.h"
-#include "perturb.h"
+#include "base/ikey.h"
+#include "lsm/level_iter.h"
+#include "base/perturb.h"
 
 #include <stdlib.h>
 
-#include "status.h"
+#include "base/status.h"
 
 typedef struct level_iter {
     iter base;

@@ -12,9 +12,9 @@
 
 #include <stddef.h>
 
-#include "iter.h"
-#include "table_cache.h"
-#include "version.h"
+#include "base/iter.h"
+#include "table/table_cache.h"
+#include "lsm/version.h"
 
 iter *level_iter_new(table_meta *const *tables, size_t n, table_cache *tc);
 

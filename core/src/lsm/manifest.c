@@ -27,17 +27,17 @@
  * Threads: the database serialises manifest_append calls; the rest is
  * open/close.
  */
-#include "ikey.h"   /* before version.h: see version.c */
-#include "manifest.h"
+#include "base/ikey.h"   /* before version.h: see version.c */
+#include "lsm/manifest.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "checksum.h"
-#include "coding.h"
-#include "status.h"
-#include "wal.h"
+#include "base/checksum.h"
+#include "base/coding.h"
+#include "base/status.h"
+#include "log/wal.h"
 
 #define MANIFEST_HEADER_LEN 16
 #define MANIFEST_RECORD_HEADER_LEN WAL_RECORD_HEADER_LEN

@@ -14,8 +14,8 @@
 #ifndef STOAT_MANIFEST_H
 #define STOAT_MANIFEST_H
 
-#include "env.h"
-#include "version.h"
+#include "env/env.h"
+#include "lsm/version.h"
 
 #define MANIFEST_MAGIC 0x464e4d54414f5453ull  /* "STOATMNF" little-endian */
 #define MANIFEST_FORMAT_VERSION 1

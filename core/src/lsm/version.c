@@ -24,13 +24,13 @@
  */
 /* ikey.h before version.h: its ikey_encode has a parameter named
  * `version`, which -Wshadow flags once the typedef is in scope. */
-#include "ikey.h"
-#include "version.h"
+#include "base/ikey.h"
+#include "lsm/version.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "status.h"
+#include "base/status.h"
 
 /* ---- table_meta ---- */
 

@@ -18,8 +18,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "slice.h"
+#include "base/buf.h"
+#include "base/slice.h"
 
 #define MAX_LEVELS 16
 

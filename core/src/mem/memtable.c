@@ -21,20 +21,20 @@
  */
 /* env.h before buf.h (via wal.h): env_read_at's parameter `buf` would
  * otherwise shadow the typedef and fail -Wshadow. */
-#include "env.h"
-#include "memtable.h"
+#include "env/env.h"
+#include "mem/memtable.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "arena.h"
-#include "buf.h"
-#include "coding.h"
-#include "ikey.h"
-#include "skiplist.h"
-#include "status.h"
-#include "wal.h"
+#include "base/arena.h"
+#include "base/buf.h"
+#include "base/coding.h"
+#include "base/ikey.h"
+#include "mem/skiplist.h"
+#include "base/status.h"
+#include "log/wal.h"
 
 _Static_assert(SKIPLIST_NODE_OVERHEAD <= MEMTABLE_ENTRY_OVERHEAD, "entry overhead covers a node");
 

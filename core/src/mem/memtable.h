@@ -19,9 +19,9 @@
 
 #include <stdint.h>
 
-#include "env.h"
-#include "iter.h"
-#include "slice.h"
+#include "env/env.h"
+#include "base/iter.h"
+#include "base/slice.h"
 
 typedef struct memtable memtable;
 

@@ -30,16 +30,16 @@
  * a new height before the head's links at that height just finds 0 there
  * and moves down.
  */
-#include "skiplist.h"
-#include "perturb.h"
+#include "mem/skiplist.h"
+#include "base/perturb.h"
 
 #include <assert.h>
 #include <stdalign.h>
 #include <string.h>
 
-#include "coding.h"
-#include "ikey.h"
-#include "status.h"
+#include "base/coding.h"
+#include "base/ikey.h"
+#include "base/status.h"
 
 typedef struct sl_node {
     _Atomic uint64_t value;

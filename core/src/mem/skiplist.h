@@ -26,8 +26,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "arena.h"
-#include "slice.h"
+#include "base/arena.h"
+#include "base/slice.h"
 
 /* With branching 1/2, 24 levels serve 2^24 entries well; a list with
  * more still works, its top level just holds more nodes. */

@@ -6,11 +6,11 @@
  * themselves (tested against iterated ranges). The list is ordered by
  * version, so pruning drops from the front.
  */
-#include "oracle.h"
+#include "mvcc/oracle.h"
 
 #include <stdlib.h>
 
-#include "checksum.h"
+#include "base/checksum.h"
 #include "stoat.h"
 
 struct oracle_commit {

@@ -6,13 +6,13 @@
  * half load. The iterator copies the entries' encoded internal keys and
  * stored values into one sorted array at creation.
  */
-#include "pending.h"
+#include "mvcc/txn_writes.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "checksum.h"
-#include "ikey.h"
+#include "base/checksum.h"
+#include "base/ikey.h"
 #include "stoat.h"
 
 static size_t slot_of(const pending *p, slice key)

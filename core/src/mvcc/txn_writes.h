@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "iter.h"
-#include "slice.h"
+#include "base/iter.h"
+#include "base/slice.h"
 
 typedef struct pending_entry {
     uint8_t meta;               /* 0 or VMETA_DELETE */

@@ -29,14 +29,14 @@
  * iterator's status, ENOMEM) are sticky: the iterator stays invalid and
  * status() keeps the first code. One thread at a time.
  */
-#include "db_iter.h"
+#include "mvcc/visible_iter.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "status.h"
+#include "base/buf.h"
+#include "base/status.h"
 
 enum { DB_ITER_FWD, DB_ITER_BWD };
 

@@ -18,8 +18,8 @@
 
 #include <stdint.h>
 
-#include "ikey.h"
-#include "iter.h"
+#include "base/ikey.h"
+#include "base/iter.h"
 
 typedef struct db_iter db_iter;
 

@@ -23,15 +23,15 @@
  * keys straight into the caller's buffer (which ends up holding the key
  * found), so a get allocates nothing here.
  */
-#include "block.h"
+#include "table/block.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "coding.h"
-#include "ikey.h"
-#include "status.h"
+#include "base/coding.h"
+#include "base/ikey.h"
+#include "base/status.h"
 
 int block_init(block *b, const char *data, size_t len, const char *path, uint64_t offset)
 {

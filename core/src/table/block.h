@@ -23,8 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "slice.h"
+#include "base/buf.h"
+#include "base/slice.h"
 
 typedef struct block {
     const char *data;       /* borrowed contents */

@@ -7,12 +7,12 @@
  * offset 0 once an entry was added; counter < interval; data.len plus the
  * restart array never exceeds BLOCK_MAX_LEN. Single-threaded.
  */
-#include "block_builder.h"
+#include "table/block_builder.h"
 
 #include <string.h>
 
-#include "coding.h"
-#include "status.h"
+#include "base/coding.h"
+#include "base/status.h"
 
 void block_builder_init(block_builder *b, int restart_interval)
 {

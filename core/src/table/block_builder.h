@@ -18,8 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "slice.h"
+#include "base/buf.h"
+#include "base/slice.h"
 
 #define BLOCK_RESTART_INTERVAL 16
 

@@ -31,8 +31,8 @@
  * unpinned in a shard over its capacity, the releaser sweeps under the
  * mutex, so usage returns under the capacity once nothing is pinned.
  */
-#include "block_cache.h"
-#include "perturb.h"
+#include "table/block_cache.h"
+#include "base/perturb.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

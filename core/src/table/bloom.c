@@ -8,12 +8,12 @@
  * skipping a hash equal to the previous one so the versions of one user
  * key, which arrive together, cost one entry. No locks, no shared state.
  */
-#include "bloom.h"
+#include "table/bloom.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "checksum.h"
+#include "base/checksum.h"
 #include "stoat.h"
 
 #define BLOOM_MIN_BITS 64

@@ -16,8 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "slice.h"
+#include "base/buf.h"
+#include "base/slice.h"
 
 #define BLOOM_MAX_PROBES 30
 

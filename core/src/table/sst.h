@@ -12,8 +12,8 @@
 
 #include <stdint.h>
 
-#include "buf.h"
-#include "slice.h"
+#include "base/buf.h"
+#include "base/slice.h"
 
 #define SST_MAGIC 0x5453534154414f54ull  /* "TOATASST" little-endian */
 #define SST_FORMAT_VERSION 1

@@ -11,17 +11,17 @@
  * entry. The first I/O or memory error is sticky: later calls return it
  * and finish removes the file. One builder, one thread.
  */
-#include "sst_builder.h"
+#include "table/sst_builder.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "block_builder.h"
-#include "bloom.h"
-#include "compress.h"
-#include "ikey.h"
-#include "sst_format.h"
-#include "status.h"
+#include "table/block_builder.h"
+#include "table/bloom.h"
+#include "base/compress.h"
+#include "base/ikey.h"
+#include "table/sst_format.h"
+#include "base/status.h"
 
 #define SST_DEFAULT_BLOCK_SIZE 4096u
 /* Larger targets are clamped: lz4 takes at most ~2 GiB per call. */

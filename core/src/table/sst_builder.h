@@ -8,8 +8,8 @@
 #ifndef STOAT_SST_BUILDER_H
 #define STOAT_SST_BUILDER_H
 
-#include "env.h"
-#include "sst.h"
+#include "env/env.h"
+#include "table/sst.h"
 
 typedef struct sst_builder sst_builder;
 

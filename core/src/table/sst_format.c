@@ -3,16 +3,16 @@
  * properties, and the encoding of trailers, handles, footers and the
  * properties block (sst_format.h). No state; thread-safe.
  */
-#include "sst.h"
+#include "table/sst.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "checksum.h"
-#include "coding.h"
-#include "sst_format.h"
-#include "status.h"
+#include "base/checksum.h"
+#include "base/coding.h"
+#include "table/sst_format.h"
+#include "base/status.h"
 
 void sst_props_free(sst_props *p)
 {

@@ -17,9 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "slice.h"
-#include "sst.h"
+#include "base/buf.h"
+#include "base/slice.h"
+#include "table/sst.h"
 
 #define SST_TRAILER_LEN 13
 #define SST_HANDLE_LEN 16

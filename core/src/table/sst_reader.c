@@ -27,20 +27,20 @@
  * seen in the cache (sst_block_hint). Its first error is sticky: later
  * moves do nothing, valid() is 0 and status() returns it.
  */
-#include "sst_reader.h"
-#include "perturb.h"
+#include "table/sst_reader.h"
+#include "base/perturb.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "block.h"
-#include "bloom.h"
-#include "checksum.h"
-#include "compress.h"
-#include "ikey.h"
-#include "sst_format.h"
-#include "status.h"
+#include "table/block.h"
+#include "table/bloom.h"
+#include "base/checksum.h"
+#include "base/compress.h"
+#include "base/ikey.h"
+#include "table/sst_format.h"
+#include "base/status.h"
 
 /*
  * Where a data block was last seen in the block cache: its bytes and

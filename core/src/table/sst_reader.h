@@ -10,11 +10,11 @@
 #ifndef STOAT_SST_READER_H
 #define STOAT_SST_READER_H
 
-#include "block_cache.h"
-#include "buf.h"
-#include "env.h"
-#include "iter.h"
-#include "sst.h"
+#include "table/block_cache.h"
+#include "base/buf.h"
+#include "env/env.h"
+#include "base/iter.h"
+#include "table/sst.h"
 
 typedef struct sst_reader sst_reader;
 

@@ -16,13 +16,13 @@
  * the new reader is handed to the caller but not cached (the evicted
  * table may be the one being opened, whose file is going away).
  */
-#include "table_cache.h"
+#include "table/table_cache.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "status.h"
+#include "base/status.h"
 
 #define TABLE_CACHE_MAX_BUCKETS (1u << 16)
 

@@ -8,9 +8,9 @@
 #ifndef STOAT_TABLE_CACHE_H
 #define STOAT_TABLE_CACHE_H
 
-#include "block_cache.h"
-#include "env.h"
-#include "sst_reader.h"
+#include "table/block_cache.h"
+#include "env/env.h"
+#include "table/sst_reader.h"
 
 typedef struct table_cache table_cache;
 

@@ -15,16 +15,16 @@
  * serialises saves (encoded under mu, written outside it), so two saves
  * can never land in the wrong order.
  */
-#include "discard.h"
+#include "vlog/discard.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "checksum.h"
-#include "coding.h"
-#include "status.h"
+#include "base/buf.h"
+#include "base/checksum.h"
+#include "base/coding.h"
+#include "base/status.h"
 
 #define DISCARD_HEADER_LEN 16
 #define DISCARD_ENTRY_LEN 12

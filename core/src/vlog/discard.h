@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "env.h"
+#include "env/env.h"
 
 #define DISCARD_MAGIC 0x43534454414f5453ull  /* "STOATDSC" little-endian */
 #define DISCARD_FORMAT_VERSION 1

@@ -31,9 +31,9 @@
  * mu. Fields written by the writer that readers look at (size, dirty,
  * active) are written with both held.
  */
-#include "env.h"
-#include "file_window.h"
-#include "vlog.h"
+#include "env/env.h"
+#include "env/file_window.h"
+#include "vlog/vlog.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -41,9 +41,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checksum.h"
-#include "coding.h"
-#include "status.h"
+#include "base/checksum.h"
+#include "base/coding.h"
+#include "base/status.h"
 
 #define VLOG_READ_CHUNK (1u << 20)      /* scan and recovery window */
 #define VLOG_GATHER_LEN (1u << 20)      /* gathered records are written at this size */

@@ -42,10 +42,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "env.h"
-#include "ikey.h"
-#include "slice.h"
+#include "base/buf.h"
+#include "env/env.h"
+#include "base/ikey.h"
+#include "base/slice.h"
 
 #define VLOG_MAGIC 0x474c5654414f5453ull  /* "STOATVLG" little-endian */
 #define VLOG_FORMAT_VERSION 1

@@ -52,7 +52,7 @@
  * Paths must be spelt the same way each time (as env_join builds them):
  * they are compared as strings.
  */
-#include "env.h"
+#include "env/env.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -61,7 +61,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "status.h"
+#include "base/status.h"
 
 typedef struct fault_node {
     struct fault_node *next;   /* fault_env.nodes */

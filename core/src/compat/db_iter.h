@@ -1,1 +1,0 @@
-#include "visible_iter.h"

@@ -1,1 +1,0 @@
-#include "txn_writes.h"
