@@ -4,6 +4,7 @@
 #   make quickstart runs examples/quickstart.lua (the README's first command)
 #   make test       every test of the project (layer check, C tests, Lua specs)
 #   make check-layers  fails when a core/src file includes across its layers
+#   make check-exports fails when libstoat.so exports anything but stoat_*
 #   make asan       ASan + UBSan build of the library and the C tests, run
 #   make tsan       ThreadSanitizer over the threaded tests (bank test included)
 #   make valgrind   the C tests under valgrind (leaks are failures)
@@ -25,6 +26,8 @@ LDFLAGS += $(EXTRA_LDFLAGS)
 LAYER_DIRS = base env log mem table vlog lsm mvcc db
 SRCS := $(wildcard core/src/*/*.c)
 OBJS := $(SRCS:core/src/%.c=$(BUILD)/obj/%.o)
+# The same sources with the test hooks (STOAT_TESTING), for test binaries.
+TEST_OBJS := $(SRCS:core/src/%.c=$(BUILD)/obj-test/%.o)
 HDRS := $(wildcard core/src/*/*.h) core/include/stoat.h
 TEST_SUPPORT_OBJS := $(BUILD)/obj/test/test.o $(BUILD)/obj/test/support/env_fault.o
 .SECONDARY: $(TEST_SUPPORT_OBJS)
@@ -36,15 +39,27 @@ DEB_PACKAGES = build-essential libzstd-dev liblz4-dev libxxhash-dev \
                luajit2 libluajit2-5.1-dev lua-busted luarocks lua-check \
                nginx libnginx-mod-http-lua valgrind
 
-.PHONY: all lib check-layers test test-c asan tsan valgrind deps deps-bench clean examples quickstart
+.PHONY: all lib check-layers check-exports test test-c asan tsan valgrind deps deps-bench clean examples quickstart
 
 all: lib examples
 
 lib: $(BUILD)/libstoat.so $(BUILD)/libstoat.a
 
+# Only stoat.h's functions leave the library: everything is compiled
+# hidden, and stoat.h makes its declarations visible under STOAT_BUILD.
+LIB_CFLAGS = -fvisibility=hidden -DSTOAT_BUILD
+
 $(BUILD)/obj/%.o: core/src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(LIB_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj-test/%.o: core/src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LIB_CFLAGS) -DSTOAT_TESTING -c -o $@ $<
+
+$(BUILD)/libstoat_test.a: $(TEST_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
 
 $(BUILD)/libstoat.a: $(OBJS)
 	@rm -f $@
@@ -53,15 +68,17 @@ $(BUILD)/libstoat.a: $(OBJS)
 $(BUILD)/libstoat.so: $(OBJS)
 	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-# Test support (the harness, the fault env) is linked into test binaries
-# only, never into the library.
+# Test support (the harness, the fault env) and the test hooks are built
+# into test binaries only, never into the library.
 $(BUILD)/obj/test/%.o: core/test/%.c core/test/test.h $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icore/test -c -o $@ $<
+	$(CC) $(CFLAGS) -DSTOAT_TESTING -Icore/test -c -o $@ $<
 
-$(BUILD)/test/%: core/test/%.c $(TEST_SUPPORT_OBJS) $(BUILD)/libstoat.a core/test/test.h
+$(BUILD)/test/%: core/test/%.c $(TEST_SUPPORT_OBJS) $(BUILD)/libstoat_test.a core/test/test.h \
+                 $(wildcard core/test/*.h core/test/support/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icore/test -o $@ $< $(TEST_SUPPORT_OBJS) $(BUILD)/libstoat.a $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -DSTOAT_TESTING -Icore/test -o $@ $< $(TEST_SUPPORT_OBJS) \
+	  $(BUILD)/libstoat_test.a $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libstoat.a
 	@mkdir -p $(dir $@)
@@ -77,7 +94,12 @@ quickstart: lib
 check-layers:
 	@sh core/check_layers.sh
 
-test: check-layers lib $(TESTS)
+check-exports: $(BUILD)/libstoat.so
+	@bad=$$(nm -D --defined-only $< | awk '$$3 !~ /^stoat_/ {print $$3}'); \
+	if [ -n "$$bad" ]; then echo "check-exports: not stoat_*:" $$bad; exit 1; fi; \
+	echo "check-exports: ok"
+
+test: check-layers check-exports lib $(TESTS)
 	@BUILD=$(BUILD) sh core/test/run.sh $(TESTS)
 
 test-c: check-layers $(TESTS)

@@ -26,6 +26,16 @@
 extern "C" {
 #endif
 
+/*
+ * Export: the library is compiled with -fvisibility=hidden and
+ * -DSTOAT_BUILD, so that the functions declared in this header are its
+ * only exported symbols (`nm -D --defined-only libstoat.so` lists only
+ * stoat_*). A program that uses the library sees plain declarations.
+ */
+#ifdef STOAT_BUILD
+_Pragma("GCC visibility push(default)")
+#endif
+
 #define STOAT_VERSION_MAJOR 0
 #define STOAT_VERSION_MINOR 1
 #define STOAT_VERSION_PATCH 0
@@ -318,6 +328,10 @@ typedef struct stoat_stats {
 } stoat_stats;
 
 int stoat_stats_get(stoat_db *db, stoat_stats *out);
+
+#ifdef STOAT_BUILD
+_Pragma("GCC visibility pop")
+#endif
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,7 @@
 
 #include "db/db_env.h"
 #include "db_util.h"
+#include "support/env_fault.h"
 #include "test.h"
 
 #define RKEYS 300

@@ -11,6 +11,7 @@
 #include "vlog/discard.h"
 #include "env/env.h"
 #include "base/status.h"
+#include "support/env_fault.h"
 #include "test.h"
 
 static const char *dpath(void)

@@ -4,6 +4,7 @@
  */
 #include "env/env.h"
 #include "base/status.h"
+#include "support/env_fault.h"
 #include "test.h"
 
 #include <errno.h>

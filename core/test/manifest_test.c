@@ -9,6 +9,7 @@
 #include "base/coding.h"
 #include "base/status.h"
 #include "log/wal.h"
+#include "support/env_fault.h"
 #include "test.h"
 
 #define NL 4

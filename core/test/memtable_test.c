@@ -10,6 +10,7 @@
 #include "mem/memtable.h"
 #include "base/status.h"
 #include "log/wal.h"
+#include "support/env_fault.h"
 #include "test.h"
 
 #define ARENA (1u << 20)

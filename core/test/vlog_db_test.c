@@ -29,6 +29,7 @@
 
 #include "db/db_env.h"
 #include "db_util.h"
+#include "support/env_fault.h"
 #include "test.h"
 
 #define VD_KLEN 7               /* keys "v000000": key i is index i in sort order */

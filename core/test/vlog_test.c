@@ -13,6 +13,7 @@
 #include "base/ikey.h"
 #include "base/status.h"
 #include "vlog/vlog.h"
+#include "support/env_fault.h"
 #include "test.h"
 
 /* One record a test wrote: internal key, how to rebuild its value, where. */

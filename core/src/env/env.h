@@ -2,10 +2,10 @@
  * env.h - the one door to the operating system's files.
  *
  * Every file operation of the engine goes through an env, so that tests can
- * swap in env_fault (fault injection and simulated power loss). An env is a
- * table of operations; env_posix() is the real one, a static singleton that
- * needs no initialisation (loading the library takes no lock, starts no
- * thread).
+ * swap in the fault env (core/test/support/env_fault.h: fault injection
+ * and simulated power loss). An env is a table of operations; env_posix()
+ * is the real one, a static singleton that needs no initialisation
+ * (loading the library takes no lock, starts no thread).
  *
  * Files are opened for positional reads, appends, or both. Appends go to
  * the end of the file and either write everything or fail. Short reads
@@ -169,37 +169,5 @@ int env_write_atomic(env *e, const char *dir, const char *path, const void *data
 
 /* "dir/name" in a malloc'd string, NULL on ENOMEM. */
 char *env_join(const char *dir, const char *name);
-
-/*
- * Fault-injecting env for tests. It wraps `base` and remembers, per path,
- * how many bytes were synced; directory entries count as durable only
- * after env_sync_dir of their directory.
- */
-env *env_fault_new(env *base);
-void env_fault_free(env *e);
-
-/* The n-th append (1 = the next one) fails with err (EIO, ENOSPC, ...)
- * and so does every later append; n <= 0 disables. */
-void env_fault_fail_append(env *e, long n, int err);
-/* The n-th sync (file or directory) fails with EIO, and every later one. */
-void env_fault_fail_sync(env *e, long n);
-/* Counts of appends and syncs seen so far. */
-long env_fault_appends(env *e);
-long env_fault_syncs(env *e);
-
-/*
- * Power loss: from now on every operation fails with STOAT_EIO (the
- * process is "dead"); call env_fault_drop_unsynced after closing handles.
- */
-void env_fault_crash(env *e);
-
-/*
- * Reverts the disk to what was durable: every file written through this env
- * is truncated to its last synced length; files created since their
- * directory was last synced are removed, and renames not followed by a
- * sync of the directory are undone. Then clears the crash state and the
- * failure settings, so the env can be used to reopen.
- */
-int env_fault_drop_unsynced(env *e);
 
 #endif

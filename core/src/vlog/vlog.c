@@ -1048,8 +1048,10 @@ static int vlog_fetch(vlog *l, const vptr *p, slice ikey, buf *rec)
                             l->dir, p->fid, vlog_key_str(ikey, ks, sizeof(ks)));
         return rc;
     }
+#ifdef STOAT_TESTING
     if (l->opts.read_hook != NULL)
         l->opts.read_hook(l->opts.read_hook_arg, p->fid);
+#endif
     if (p->offset < VLOG_HEADER_LEN || p->offset > size || p->len > size - p->offset) {
         rc = status_err(STOAT_ECORRUPT,
                         "%s: value pointer (offset %llu, %u bytes) past the end of the file "

@@ -67,10 +67,12 @@ typedef struct vlog_options {
     int read_only;
     /* Sealed files kept open at most (LRU); 0 = VLOG_DEFAULT_MAX_OPEN. */
     int max_open_files;
-    /* Tests only: called by every vlog_read and vlog_check after the file
-     * is pinned and before it is read (NULL in production). */
+#ifdef STOAT_TESTING
+    /* Test builds only: called by every vlog_read and vlog_check after the
+     * file is pinned and before it is read (NULL: nothing). */
     void (*read_hook)(void *arg, uint32_t fid);
     void *read_hook_arg;
+#endif
 } vlog_options;
 
 /* Bytes a record of this key and value takes in a file (= vptr.len). */

@@ -52,7 +52,7 @@
  * Paths must be spelt the same way each time (as env_join builds them):
  * they are compared as strings.
  */
-#include "env/env.h"
+#include "support/env_fault.h"
 
 #include <errno.h>
 #include <pthread.h>
