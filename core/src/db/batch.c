@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "db/db.h"
+#include "db/state.h"
+#include "db/write.h"
 #include "base/ikey.h"
 #include "base/status.h"
 

@@ -1,11 +1,17 @@
 /*
- * db_impl.h - the database handle, shared by the db_*.c files.
+ * db.h - the database handle, shared by the files of db/. Each file's
+ * functions are declared in its own header; the files call each other
+ * only downward, in this order (make check-layers holds them to it):
  *
- *   db_open.c   open, recovery, close, the public argument checks helpers
- *   db_write.c  the write path: writer queue, group commit, memtable room
- *   db_read.c   get and the public iterator
- *   db_bg.c     background threads: memtable flush and compaction
- *   db_gc.c     value-log garbage collection, by call and in the background
+ *   open.c                         open, recovery, close
+ *   txn.c batch.c vlog_gc.c stats.c transactions, batches, value-log GC,
+ *                                  statistics
+ *   iterator.c flush_compact.c     the public iterator; the background
+ *                                  threads (memtable flush, compaction)
+ *   read.c write.c                 point reads; the write path (writer
+ *                                  queue, group commit, memtable room)
+ *   state.c snapshots.c options.c  the handle's shared rules, the snapshot
+ *                                  list, the options' defaults and checks
  *
  * Locking. `mu` guards the mutable state below (memtables, current
  * version, writer queue, counters, snapshot list, background state).
@@ -145,75 +151,5 @@ struct stoat_db {
     uint64_t stat_commits, stat_conflicts;
     uint64_t stat_gc_runs, stat_gc_reclaimed, stat_gc_rewritten;
 };
-
-/* db_open.c */
-int db_check_handle(stoat_db *db);
-int db_check_key(const void *key, size_t klen);
-void db_set_bg_error_locked(stoat_db *db, int rc);
-uint64_t db_new_file_id(void *db);
-int db_push_imm_locked(stoat_db *db, memtable *m);
-
-/* db_write.c */
-int db_write(stoat_db *db, const db_write_op *ops, size_t n, int sync, int rotate);
-/* Writes GC rewrites (ops with their versions kept, each its key's newest
- * version as of read_version). An op whose key was written after
- * read_version is skipped and flagged in skip[]. *done_version gets a
- * version after which every new snapshot sees the rewrites. */
-int db_write_gc(stoat_db *db, const db_write_op *ops, size_t n, uint64_t read_version,
-                uint8_t *skip, uint64_t *done_version);
-/* Commits a transaction's writes after checking its reads for conflicts
- * (reads NULL: no check). */
-int db_write_txn(stoat_db *db, const db_write_op *ops, size_t n, txn_reads *reads,
-                 uint64_t read_version);
-int db_check_write_op(const db_write_op *op);
-
-/* db_gc.c */
-int db_gc_start(stoat_db *db);
-void db_gc_stop(stoat_db *db);
-/* Deletes rewritten files no snapshot can reach any more (mu not held). */
-void db_gc_reap(stoat_db *db);
-/* A dropped entry's value-log bytes become garbage (compaction). */
-void db_gc_on_drop(void *db, slice ikey, slice value);
-
-/* db_bg.c */
-int db_bg_start(stoat_db *db);
-void db_bg_stop(stoat_db *db);
-int db_install_edit(stoat_db *db, version_edit *edit);
-int db_wait_flushed_locked(stoat_db *db, uint64_t mem_id);
-int db_flatten(stoat_db *db);
-
-/* db_read.c */
-uint64_t db_oldest_snapshot_locked(stoat_db *db);
-void db_snapshot_add(stoat_db *db, db_snapshot *s);
-void db_snapshot_add_locked(stoat_db *db, db_snapshot *s);
-void db_snapshot_remove(stoat_db *db, db_snapshot *s);
-/* The stored value (vstruct bytes, tombstones included) of the newest
- * version of ukey at or below read_version, into stored. */
-int db_get_at(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, uint64_t *version);
-/*
- * Reads ukey at read_version (0 = latest) as a reader sees it: STOAT_ENOTFOUND
- * when absent, deleted or expired; else *vs describes it and vs->value is
- * the value, separated values read from the value log into vbuf. stored
- * holds the stored bytes vs borrows from.
- */
-int db_read_value(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, buf *vbuf,
-                  vstruct *vs, uint64_t *version);
-/* Opens an iterator at read_version (0 = latest) merging `pending`
- * (owned, may be NULL) ahead of the database. An iterator of a
- * transaction tells it when it closes (with the key range it covered when
- * track_range is set). */
-int db_iter_open(stoat_db *db, struct stoat_txn *txn, int track_range, uint64_t read_version,
-                 iter *pending, const stoat_iter_options *o, stoat_iter **out);
-/* Its transaction is gone: the iterator stops reporting to it. */
-void db_iter_detach(stoat_iter *it);
-/* Test support: prints the iterator's read version, each source's
- * position and the tables of its version. */
-void db_iter_describe(stoat_iter *it, FILE *f);
-
-/* txn.c */
-/* it closes; lo/hi are its covered range when it tracked one (data NULL =
- * unbounded; both NULL with tracked 0 = nothing to record). */
-void txn_iter_closed(struct stoat_txn *txn, stoat_iter *it, int tracked, slice lo, slice hi);
-int db_check_iter_options(const stoat_iter_options *o);
 
 #endif

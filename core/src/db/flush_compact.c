@@ -20,7 +20,10 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "db/db.h"
+#include "db/flush_compact.h"
+#include "db/snapshots.h"
+#include "db/state.h"
+#include "db/write.h"
 #include "base/perturb.h"
 #include "base/ikey.h"
 #include "table/sst_builder.h"
@@ -206,6 +209,21 @@ static void *db_flusher_main(void *arg)
     return NULL;
 }
 
+/* A dropped entry's value-log bytes become garbage: compaction's on_drop
+ * (the counts value-log GC picks files by). */
+static void compaction_count_drop(void *arg, slice ikey, slice value)
+{
+    stoat_db *db = arg;
+    vstruct vs;
+    vptr p;
+
+    (void)ikey;
+    if (db->disc == NULL || vstruct_decode(value, &vs) != 0 || !(vs.meta & VMETA_VPTR))
+        return;
+    vptr_decode(vs.value.data, &p);
+    discard_add(db->disc, p.fid, p.len);   /* advisory: a lost count loses no data */
+}
+
 static int db_run_compaction(stoat_db *db, compaction *c, uint64_t oldest)
 {
     compaction_ctx ctx = {
@@ -216,7 +234,7 @@ static int db_run_compaction(stoat_db *db, compaction *c, uint64_t oldest)
         .oldest_read_version = oldest,
         .now = (uint64_t)time(NULL),
         .versions_to_keep = db->opts.num_versions_to_keep,
-        .on_drop = db_gc_on_drop,
+        .on_drop = compaction_count_drop,
         .new_file_id = db_new_file_id,
         .arg = db,
     };
@@ -309,18 +327,6 @@ void db_bg_stop(stoat_db *db)
         pthread_join(db->compactors[i], NULL);
     db->threads_started = 0;
     db->n_compactors = 0;
-}
-
-int db_wait_flushed_locked(stoat_db *db, uint64_t mem_id)
-{
-    while (db->n_imm > 0 && memtable_id(db->imm[0]) <= mem_id) {
-        if (db->bg_error)
-            return status_err(db->bg_error, "%s", db->bg_msg);
-        if (db->closing)
-            return status_err(STOAT_ECLOSED, "database is closing");
-        pthread_cond_wait(&db->done_cv, &db->mu);
-    }
-    return 0;
 }
 
 int db_flatten(stoat_db *db)

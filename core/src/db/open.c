@@ -23,134 +23,13 @@
 
 #include "db/db_env.h"
 #include "db/db.h"
+#include "db/flush_compact.h"
+#include "db/options.h"
+#include "db/state.h"
+#include "db/vlog_gc.h"
 #include "base/status.h"
 
 #define DB_LOCK_NAME "LOCK"
-
-static _Atomic unsigned long fork_generation;
-static pthread_once_t fork_hook_once = PTHREAD_ONCE_INIT;
-
-static void fork_child(void)
-{
-    atomic_fetch_add(&fork_generation, 1);
-}
-
-static void fork_hook_register(void)
-{
-    pthread_atfork(NULL, NULL, fork_child);
-}
-
-void stoat_options_init(stoat_options *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->create_if_missing = 1;
-    o->sync = STOAT_SYNC_NONE;
-    o->memtable_size = 64ull << 20;
-    o->num_memtables = 4;
-    o->block_size = 4096;
-    o->compression = STOAT_COMPRESSION_LZ4;
-    o->zstd_level = 1;
-    o->bloom_fp_rate = 0.01;
-    o->cache_size = 256ull << 20;
-    o->max_open_files = 1000;
-    o->num_compactors = 2;
-    o->num_levels = 7;
-    o->base_level_size = 256ull << 20;
-    o->level_size_multiplier = 10;
-    o->table_size = 64ull << 20;
-    o->l0_compaction_trigger = 4;
-    o->l0_slowdown_trigger = 12;
-    o->l0_stall_trigger = 20;
-    o->detect_conflicts = 1;
-    o->num_versions_to_keep = 1;
-    o->max_txn_bytes = 0;
-    o->max_txn_entries = 100000;
-    o->value_threshold = 1024;
-    o->value_log_file_size = 256ull << 20;
-    o->auto_gc = 1;
-    o->auto_gc_ratio = 0.5;
-}
-
-static int options_check(const stoat_options *o)
-{
-#define BAD(cond, what) \
-    if (cond)           \
-        return status_err(STOAT_EINVAL, "option %s", what)
-    BAD(o->sync != STOAT_SYNC_NONE && o->sync != STOAT_SYNC_COMMIT, "sync: not a STOAT_SYNC_* value");
-    BAD(o->memtable_size < (64u << 10) || o->memtable_size > (2ull << 30),
-        "memtable_size: must be 64 KiB .. 2 GiB");
-    BAD(o->num_memtables < 2 || o->num_memtables > 64, "num_memtables: must be 2..64");
-    BAD(o->block_size < 256 || o->block_size > (4u << 20), "block_size: must be 256 B .. 4 MiB");
-    BAD(o->compression < STOAT_COMPRESSION_NONE || o->compression > STOAT_COMPRESSION_ZSTD,
-        "compression: not a STOAT_COMPRESSION_* value");
-    BAD(o->zstd_level < -7 || o->zstd_level > 22, "zstd_level: must be -7..22");
-    BAD(!(o->bloom_fp_rate >= 0 && o->bloom_fp_rate < 1), "bloom_fp_rate: must be in [0, 1)");
-    BAD(o->max_open_files < 16, "max_open_files: must be at least 16");
-    BAD(o->num_compactors < 1 || o->num_compactors > DB_MAX_COMPACTORS,
-        "num_compactors: must be 1..16");
-    BAD(o->num_levels < 2 || o->num_levels > MAX_LEVELS, "num_levels: must be 2..16");
-    BAD(o->base_level_size < (64u << 10), "base_level_size: must be at least 64 KiB");
-    BAD(o->level_size_multiplier < 2 || o->level_size_multiplier > 100,
-        "level_size_multiplier: must be 2..100");
-    BAD(o->table_size < (64u << 10), "table_size: must be at least 64 KiB");
-    BAD(o->l0_compaction_trigger < 1, "l0_compaction_trigger: must be at least 1");
-    BAD(o->l0_slowdown_trigger < o->l0_compaction_trigger,
-        "l0_slowdown_trigger: must be >= l0_compaction_trigger");
-    BAD(o->l0_stall_trigger < o->l0_slowdown_trigger,
-        "l0_stall_trigger: must be >= l0_slowdown_trigger");
-    BAD(o->num_versions_to_keep < 1, "num_versions_to_keep: must be at least 1");
-    BAD(o->max_txn_entries < 1, "max_txn_entries: must be at least 1");
-    BAD(o->value_threshold < 1, "value_threshold: must be at least 1");
-    BAD(o->value_log_file_size < (1u << 20) || o->value_log_file_size > (4ull << 30),
-        "value_log_file_size: must be 1 MiB .. 4 GiB");
-    BAD(!(o->auto_gc_ratio > 0 && o->auto_gc_ratio < 1), "auto_gc_ratio: must be in (0, 1)");
-    BAD(o->max_txn_bytes > o->memtable_size / 2,
-        "max_txn_bytes: must be at most memtable_size / 2 (a transaction fits in one memtable)");
-#undef BAD
-    return 0;
-}
-
-int db_check_handle(stoat_db *db)
-{
-    if (db == NULL)
-        return status_err(STOAT_EINVAL, "database handle is NULL");
-    if (db->fork_gen != atomic_load_explicit(&fork_generation, memory_order_relaxed))
-        return status_err(STOAT_EFORKED,
-                          "database handle used in a forked process: open it again there");
-    return 0;
-}
-
-int db_check_key(const void *key, size_t klen)
-{
-    if (klen == 0)
-        return status_err(STOAT_EINVAL, "empty key");
-    if (key == NULL)
-        return status_err(STOAT_EINVAL, "key is NULL");
-    if (klen > STOAT_MAX_KEY_SIZE)
-        return status_err(STOAT_ETOOBIG, "key of %zu bytes is over the maximum of %u", klen,
-                          STOAT_MAX_KEY_SIZE);
-    return 0;
-}
-
-void db_set_bg_error_locked(stoat_db *db, int rc)
-{
-    if (db->bg_error == 0 && rc != 0) {
-        db->bg_error = rc;
-        snprintf(db->bg_msg, sizeof(db->bg_msg), "%s", status_msg());
-    }
-    pthread_cond_broadcast(&db->done_cv);
-}
-
-uint64_t db_new_file_id(void *arg)
-{
-    stoat_db *db = arg;
-    uint64_t id;
-
-    pthread_mutex_lock(&db->mu);
-    id = db->next_file_id++;
-    pthread_mutex_unlock(&db->mu);
-    return id;
-}
 
 /* Parses "NNNNNN.ext" (digits only before the dot); 0 if it does not match. */
 static int parse_file_name(const char *name, const char *ext, uint64_t *id)
@@ -203,20 +82,6 @@ static int db_check_tables(stoat_db *db, uint64_t *max_version)
                 *max_version = t->max_version;
         }
     }
-    return 0;
-}
-
-int db_push_imm_locked(stoat_db *db, memtable *m)
-{
-    if (db->n_imm == db->cap_imm) {
-        size_t cap = db->cap_imm ? 2 * db->cap_imm : 8;
-        memtable **grown = realloc(db->imm, cap * sizeof(*grown));
-        if (grown == NULL)
-            return status_err(STOAT_ENOMEM, "out of memory queueing a memtable");
-        db->imm = grown;
-        db->cap_imm = cap;
-    }
-    db->imm[db->n_imm++] = m;
     return 0;
 }
 
@@ -448,7 +313,7 @@ static int db_alloc(const char *dir, const stoat_options *opts, env *e, stoat_db
         db->opts.max_txn_bytes = db->opts.memtable_size / 4;
     db->env = e;
     db->read_only = opts->read_only != 0;
-    db->fork_gen = atomic_load(&fork_generation);
+    db->fork_gen = db_fork_generation();
     pthread_mutex_init(&db->mu, NULL);
     pthread_mutex_init(&db->manifest_mu, NULL);
     pthread_mutex_init(&db->gc_mu, NULL);
@@ -545,9 +410,8 @@ int db_open_env(const char *dir, const stoat_options *opts, env *e, stoat_db **o
         stoat_options_init(&defaults);
         opts = &defaults;
     }
-    if ((rc = options_check(opts)) != 0)
+    if ((rc = db_options_check(opts)) != 0)
         return rc;
-    pthread_once(&fork_hook_once, fork_hook_register);
     if ((rc = db_alloc(dir, opts, e, &db)) != 0)
         return rc;
     if ((rc = db_lock_dir(db)) != 0)

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "db/db.h"
+#include "db/state.h"
 #include "base/status.h"
 
 int stoat_stats_get(stoat_db *db, stoat_stats *out)

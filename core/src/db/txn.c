@@ -20,7 +20,11 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "db/db.h"
+#include "db/iterator.h"
+#include "db/read.h"
+#include "db/snapshots.h"
+#include "db/state.h"
+#include "db/write.h"
 #include "base/ikey.h"
 #include "mvcc/oracle.h"
 #include "mvcc/txn_writes.h"
@@ -208,6 +212,22 @@ int stoat_txn_delete(stoat_txn *t, const void *key, size_t klen)
     return txn_put(t, VMETA_DELETE, key, klen, NULL, 0, 0, 0);
 }
 
+/* An iterator of t closes (its sink): forget it, and record the range it
+ * covered. */
+static void txn_iter_closed(void *arg, stoat_iter *it, int tracked, slice lo, slice hi)
+{
+    stoat_txn *t = arg;
+
+    for (size_t i = 0; i < t->n_iters; i++) {
+        if (t->iters[i] == it) {
+            t->iters[i] = t->iters[--t->n_iters];
+            break;
+        }
+    }
+    if (tracked && txn_reads_add_range(&t->reads, lo, hi) != 0)
+        t->track_reads = -1;    /* lost a range: commit must refuse */
+}
+
 int stoat_txn_iter_open(stoat_txn *t, const stoat_iter_options *o, stoat_iter **out)
 {
     stoat_iter_options none = {0};
@@ -233,22 +253,11 @@ int stoat_txn_iter_open(stoat_txn *t, const stoat_iter_options *o, stoat_iter **
     }
     if (t->writes.n > 0 && (pend = pending_iter_new(&t->writes, t->read_version)) == NULL)
         return status_err(STOAT_ENOMEM, "out of memory opening an iterator");
-    rc = db_iter_open(t->db, t, t->track_reads > 0, t->read_version, pend, o, out);
+    rc = db_iterator_open(t->db, &(db_iter_sink){txn_iter_closed, t}, t->track_reads > 0,
+                          t->read_version, pend, o, out);
     if (rc == 0)
         t->iters[t->n_iters++] = *out;
     return rc;
-}
-
-void txn_iter_closed(struct stoat_txn *t, stoat_iter *it, int tracked, slice lo, slice hi)
-{
-    for (size_t i = 0; i < t->n_iters; i++) {
-        if (t->iters[i] == it) {
-            t->iters[i] = t->iters[--t->n_iters];
-            break;
-        }
-    }
-    if (tracked && txn_reads_add_range(&t->reads, lo, hi) != 0)
-        t->track_reads = -1;    /* lost a range: commit must refuse */
 }
 
 /* The pending writes as write-path operations (borrowing their bytes). */
@@ -296,7 +305,7 @@ void stoat_txn_discard(stoat_txn *t)
         return;
     db = t->db;
     for (size_t i = 0; i < t->n_iters; i++)
-        db_iter_detach(t->iters[i]);
+        db_iterator_detach(t->iters[i]);
     free(t->iters);
     db_snapshot_remove(db, &t->snap);
     pthread_mutex_lock(&db->mu);

@@ -3,9 +3,9 @@
  * values out of mostly-dead files, and deleting those files once no
  * reader can reach them.
  *
- * Counting: compaction calls db_gc_on_drop for every entry it drops; a
- * dropped value pointer adds its record's bytes to its file's discard count
- * (discard.h), saved after each compaction.
+ * Counting: compaction calls its on_drop for every entry it drops
+ * (flush_compact.c); a dropped value pointer adds its record's bytes to
+ * its file's discard count (vlog/discard.h), saved after each compaction.
  *
  * Collecting one file (gc_collect_file): first a barrier through the
  * writer queue (every write that appended to the file is then published),
@@ -41,23 +41,15 @@
 #include <string.h>
 #include <time.h>
 
-#include "db/db.h"
+#include "db/vlog_gc.h"
+#include "db/flush_compact.h"
+#include "db/read.h"
+#include "db/snapshots.h"
+#include "db/state.h"
+#include "db/write.h"
 #include "base/perturb.h"
 #include "base/ikey.h"
 #include "base/status.h"
-
-void db_gc_on_drop(void *arg, slice ikey, slice value)
-{
-    stoat_db *db = arg;
-    vstruct vs;
-    vptr p;
-
-    (void)ikey;
-    if (db->disc == NULL || vstruct_decode(value, &vs) != 0 || !(vs.meta & VMETA_VPTR))
-        return;
-    vptr_decode(vs.value.data, &p);
-    discard_add(db->disc, p.fid, p.len);   /* advisory: a lost count loses no data */
-}
 
 /* Files waiting for deletion: is fid one of them? (mu held) */
 static int gc_pending_has_locked(const stoat_db *db, uint32_t fid)

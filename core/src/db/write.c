@@ -20,7 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "db/db.h"
+#include "db/write.h"
+#include "db/snapshots.h"
+#include "db/state.h"
 #include "base/perturb.h"
 #include "base/ikey.h"
 #include "base/status.h"
