@@ -466,6 +466,7 @@ int stoat_close(stoat_db *db)
     pthread_mutex_unlock(&db->mu);
     db_gc_stop(db);
     db_bg_stop(db);
+    db_gc_reap(db);     /* what the last readers' releases let go */
     rc = db->bg_error;
     if (rc != 0) {
         status_set_msg(db->bg_msg);

@@ -3,11 +3,12 @@
  * transactions, GC) still need, in a circular doubly-linked list sorted by
  * version, oldest first (db->snapshots is the head). Compaction keeps
  * every version the oldest one may read; value-log GC deletes a file only
- * once every snapshot older than its collection is gone. Guarded by
- * db->mu (the _locked functions expect it held; the others take it).
+ * once every snapshot older than its collection is gone: releasing a
+ * snapshot only wakes the GC thread, which deletes what may go (no I/O
+ * on the releasing thread). Guarded by db->mu (the _locked functions
+ * expect it held; the others take it).
  */
 #include "db/snapshots.h"
-#include "db/vlog_gc.h"
 
 void db_snapshot_add_locked(stoat_db *db, db_snapshot *s)
 {
@@ -37,14 +38,13 @@ void db_snapshot_add(stoat_db *db, db_snapshot *s)
 
 void db_snapshot_remove(stoat_db *db, db_snapshot *s)
 {
-    size_t pending;
-
     pthread_mutex_lock(&db->mu);
     db_snapshot_remove_locked(s);
-    pending = db->n_gc_pending;
+    /* A value-log file may have waited for this reader: the GC thread
+     * deletes it. Never on this thread (an nginx worker's event loop). */
+    if (db->n_gc_pending > 0)
+        pthread_cond_broadcast(&db->bg_cv);
     pthread_mutex_unlock(&db->mu);
-    if (pending > 0)    /* a value-log file may have waited for this reader */
-        db_gc_reap(db);
 }
 
 uint64_t db_oldest_snapshot_locked(stoat_db *db)

@@ -31,10 +31,14 @@
  *     if a crash loses the deletion, the file comes back as all garbage,
  *     and the next GC finds nothing live in it and deletes it again.
  *
- * One GC at a time (gc_mu). The background thread (auto_gc) collects
+ * One GC at a time (gc_mu). The background thread (with auto_gc) collects
  * files whose garbage passes auto_gc_ratio, from counts compaction
  * provides as it goes; stoat_gc first flushes and compacts everything so
  * that garbage from recent overwrites and deletes is counted at once.
+ * Collected files are deleted by stoat_gc when nothing reaches them any
+ * more, else later by the background thread (always running while the
+ * value log is writable), which a snapshot release wakes: a reader's
+ * close never unlinks or syncs on its own thread.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -423,6 +427,10 @@ int stoat_gc(stoat_db *db, double discard_ratio, uint64_t *reclaimed)
     return rc;
 }
 
+/* The GC thread: collects files (auto_gc) and deletes collected files
+ * once no reader can reach them, woken by background work, by snapshot
+ * releases, and every second. Runs whenever the value log is writable:
+ * with auto_gc off it only deletes what stoat_gc collected. */
 static void *db_gc_main(void *arg)
 {
     stoat_db *db = arg;
@@ -439,7 +447,7 @@ static void *db_gc_main(void *arg)
         if (db->closing || db->bg_error)
             continue;
         pthread_mutex_unlock(&db->mu);
-        if (pthread_mutex_trylock(&db->gc_mu) == 0) {
+        if (db->opts.auto_gc && pthread_mutex_trylock(&db->gc_mu) == 0) {
             rc = gc_loop(db, db->opts.auto_gc_ratio, 0, &reclaimed);
             if (rc == 0)
                 rc = gc_release(db);
@@ -460,7 +468,7 @@ int db_gc_start(stoat_db *db)
 {
     int rc;
 
-    if (!db->opts.auto_gc || db->vlog == NULL)
+    if (db->vlog == NULL || db->read_only)
         return 0;
     if ((rc = pthread_create(&db->gc_thread, NULL, db_gc_main, db)) != 0)
         return status_err(STOAT_ENOMEM, "cannot start the GC thread (error %d)", rc);

@@ -330,6 +330,9 @@ static int fault_append(env_file *ef, const void *data, size_t len)
     return 0;
 }
 
+/* Syncs made by this thread through any fault env. */
+static _Thread_local long thread_syncs;
+
 /* Counts a sync (file or directory); nonzero when it must fail. */
 static int fault_sync_check_locked(fault_env *fe, const char *op, const char *path)
 {
@@ -338,6 +341,7 @@ static int fault_sync_check_locked(fault_env *fe, const char *op, const char *pa
     if ((rc = fault_dead_locked(fe, op, path)) != 0)
         return rc;
     fe->syncs++;
+    thread_syncs++;
     if (fe->fail_sync_at > 0 && fe->syncs >= fe->fail_sync_at)
         return status_errno(EIO, "sync (injected fault)", path);
     return 0;
@@ -833,6 +837,11 @@ long env_fault_syncs(env *e)
     n = fe->syncs;
     pthread_mutex_unlock(&fe->mu);
     return n;
+}
+
+long env_fault_thread_syncs(void)
+{
+    return thread_syncs;
 }
 
 void env_fault_crash(env *e)

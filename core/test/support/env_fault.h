@@ -23,6 +23,9 @@ void env_fault_fail_sync(env *e, long n);
 /* Counts of appends and syncs seen so far. */
 long env_fault_appends(env *e);
 long env_fault_syncs(env *e);
+/* Syncs the calling thread has made through any fault env (whatever other
+ * threads do meanwhile). */
+long env_fault_thread_syncs(void);
 
 /*
  * Power loss: from now on every operation fails with STOAT_EIO (the
