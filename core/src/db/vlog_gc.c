@@ -100,7 +100,8 @@ static uint64_t gc_oldest_wal_locked(const stoat_db *db)
 }
 
 /* Deletes every waiting file that no snapshot and no live WAL can reach
- * any more. The deletions run without db->mu (they may wait for a
+ * any more (gc_mu held: a file is picked, collected and deleted by one GC
+ * at a time). The deletions run without db->mu (they may wait for a
  * value-log sync). */
 void db_gc_reap(stoat_db *db)
 {
@@ -447,13 +448,16 @@ static void *db_gc_main(void *arg)
         if (db->closing || db->bg_error)
             continue;
         pthread_mutex_unlock(&db->mu);
-        if (db->opts.auto_gc && pthread_mutex_trylock(&db->gc_mu) == 0) {
-            rc = gc_loop(db, db->opts.auto_gc_ratio, 0, &reclaimed);
-            if (rc == 0)
-                rc = gc_release(db);
+        /* A stoat_gc under way deletes what it can by itself. */
+        if (pthread_mutex_trylock(&db->gc_mu) == 0) {
+            if (db->opts.auto_gc) {
+                rc = gc_loop(db, db->opts.auto_gc_ratio, 0, &reclaimed);
+                if (rc == 0)
+                    rc = gc_release(db);
+            }
+            db_gc_reap(db);
             pthread_mutex_unlock(&db->gc_mu);
         }
-        db_gc_reap(db);
         pthread_mutex_lock(&db->mu);
         /* Damage GC met is the readers' to report, for the keys it holds:
          * it must not stop the writes (the file is left alone). */

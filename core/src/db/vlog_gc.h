@@ -9,7 +9,8 @@
 
 int db_gc_start(stoat_db *db);
 void db_gc_stop(stoat_db *db);
-/* Deletes rewritten files no snapshot can reach any more (mu not held). */
+/* Deletes collected files no snapshot can reach any more (gc_mu held, mu
+ * not held). */
 void db_gc_reap(stoat_db *db);
 
 #endif
