@@ -68,7 +68,7 @@ static int batch_flush(stoat_batch *b)
                                slice_make(b->data.data + e->koff, e->klen),
                                slice_make(b->data.data + e->voff, e->vlen), 0};
     }
-    rc = db_write(b->db, ops, b->n, 0, 0);
+    rc = db_write(b->db, ops, b->n);
     b->n = 0;
     buf_reset(&b->data);
     if (rc != 0)

@@ -72,6 +72,7 @@ typedef struct db_writer {
     int done;
     int rc;
     uint64_t version;       /* the version its ops got */
+    uint64_t rotated_mem;   /* rotate: the memtable made immutable (0: none) */
     pthread_cond_t cv;
     struct db_writer *next;
 } db_writer;
@@ -86,7 +87,7 @@ struct stoat_db {
     char *dir;
     stoat_options opts;
     env *env;
-    unsigned long fork_gen;     /* fork generation at open (db_open.c) */
+    unsigned long fork_gen;     /* fork generation at open (state.c) */
     struct env_lock *lock;
     int read_only;
 
@@ -118,7 +119,7 @@ struct stoat_db {
     vptr *vlog_ptrs;            /* ditto */
     size_t vlog_cap;
 
-    /* value-log GC (db_gc.c) */
+    /* value-log GC (vlog_gc.c) */
     pthread_mutex_t gc_mu;      /* one GC at a time */
     struct gc_pending {         /* rewritten files waiting for old readers */
         uint32_t fid;

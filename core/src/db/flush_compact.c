@@ -1,5 +1,5 @@
 /*
- * db_bg.c - background work: flushing immutable memtables to L0 tables and
+ * flush_compact.c - background work: flushing immutable memtables to L0 tables and
  * compacting levels, and installing what they produce.
  *
  * One flusher thread takes immutable memtables oldest first, writes each
@@ -333,7 +333,7 @@ int db_flatten(stoat_db *db)
 {
     int rc;
 
-    if ((rc = stoat_flush(db)) != 0)
+    if ((rc = db_rotate_and_wait(db)) != 0)
         return rc;
     pthread_mutex_lock(&db->mu);
     db->manual_compaction++;

@@ -1,5 +1,5 @@
 /*
- * db_gc.c - value-log garbage collection: counting garbage, moving live
+ * vlog_gc.c - value-log garbage collection: counting garbage, moving live
  * values out of mostly-dead files, and deleting those files once no
  * reader can reach them.
  *
@@ -22,7 +22,7 @@
  *     older than the move, and the file is deleted only when every
  *     snapshot older than the move is gone (db_gc_reap); plain gets, which
  *     hold no snapshot, look the key up again when a file vanishes under
- *     them (db_read.c);
+ *     them (read.c);
  *   - WALs not yet flushed may still hold entries pointing into the file
  *     (older versions, or values moved since), and WAL replay checks every
  *     pointer: the file is deleted only once every memtable that existed
@@ -257,7 +257,7 @@ static int gc_collect_file(stoat_db *db, uint32_t fid, uint64_t *reclaimed)
 
     /* Every write that appended to the (sealed) file is published after
      * this barrier, so S sees all of its records' keys. */
-    if ((rc = db_write(db, NULL, 0, 0, 0)) != 0)
+    if ((rc = db_barrier(db)) != 0)
         return rc;
     pthread_mutex_lock(&db->mu);
     snap.version = g.snap_version = atomic_load(&db->last_version);
@@ -270,7 +270,7 @@ static int gc_collect_file(stoat_db *db, uint32_t fid, uint64_t *reclaimed)
         rc = gc_flush(&g);
     /* The moved values must be durable before the file may go. */
     if (rc == 0 && g.rewritten > 0)
-        rc = db_write(db, NULL, 0, 1, 0);
+        rc = db_sync_logs(db);
     db_snapshot_remove(db, &snap);
     if (rc == 0) {
         if (g.done_version == 0)
@@ -397,7 +397,7 @@ static int gc_release(stoat_db *db)
     for (size_t i = 0; i < db->n_gc_pending && !waits; i++)
         waits = gc_oldest_wal_locked(db) <= db->gc_pending[i].wal_id;
     pthread_mutex_unlock(&db->mu);
-    if (waits && (rc = db_write(db, NULL, 0, 0, 1)) == 0)
+    if (waits && (rc = db_rotate_and_wait(db)) == 0)
         db_gc_reap(db);
     return rc;
 }

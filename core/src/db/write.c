@@ -1,5 +1,5 @@
 /*
- * db_write.c - the write path: writer queue, group commit, memtable room.
+ * write.c - the write path: writer queue, group commit, memtable room.
  *
  * Every write (a put, a delete, later a transaction's batch) enters the
  * writer queue under db->mu. The writer at the front gathers the writers
@@ -55,7 +55,7 @@ static uint64_t now_micros(void)
 
 /* fsync of the value log, then of m's WAL: a durable WAL record never
  * points at a value-log record that is not. */
-static int db_sync_logs(stoat_db *db, memtable *m)
+static int db_sync_memtable_logs(stoat_db *db, memtable *m)
 {
     int rc;
 
@@ -77,7 +77,7 @@ static int db_rotate_locked(stoat_db *db, uint64_t arena)
     PERTURB("memtable_rotate");
     /* A WAL stops growing here: sync it once, so that stoat_sync (which
      * syncs the active WAL) covers everything written before. */
-    rc = db_sync_logs(db, db->mem);
+    rc = db_sync_memtable_logs(db, db->mem);
     if (rc != 0) {
         pthread_mutex_lock(&db->mu);
         db_set_bg_error_locked(db, rc);
@@ -415,7 +415,7 @@ static int db_lead_group_locked(stoat_db *db, db_writer *self)
     sync |= db->opts.sync == STOAT_SYNC_COMMIT && n > 0;
     rc = db_make_room_locked(db, bytes, n, self->rotate);
     if (rc == 0 && self->rotate) {
-        self->version = db->n_imm ? memtable_id(db->imm[db->n_imm - 1]) : 0;
+        self->rotated_mem = db->n_imm ? memtable_id(db->imm[db->n_imm - 1]) : 0;
         db_finish_group_locked(db, self, last, 0);
         return 0;
     }
@@ -449,10 +449,32 @@ static int db_lead_group_locked(stoat_db *db, db_writer *self)
 
 static int db_write_queued(stoat_db *db, db_writer *wp);
 
-int db_write(stoat_db *db, const db_write_op *ops, size_t n, int sync, int rotate)
+/* A writer through the queue: ops (may be none), then a sync of the logs
+ * and/or a rotation of the memtable, waited for. The named modes below. */
+static int db_write_mode(stoat_db *db, const db_write_op *ops, size_t n, int sync, int rotate)
 {
     db_writer w = {.ops = ops, .n_ops = n, .sync = sync, .rotate = rotate};
     return db_write_queued(db, &w);
+}
+
+int db_write(stoat_db *db, const db_write_op *ops, size_t n)
+{
+    return db_write_mode(db, ops, n, 0, 0);
+}
+
+int db_barrier(stoat_db *db)
+{
+    return db_write_mode(db, NULL, 0, 0, 0);
+}
+
+int db_sync_logs(stoat_db *db)
+{
+    return db_write_mode(db, NULL, 0, 1, 0);
+}
+
+int db_rotate_and_wait(stoat_db *db)
+{
+    return db_write_mode(db, NULL, 0, 0, 1);
 }
 
 int db_write_txn(stoat_db *db, const db_write_op *ops, size_t n, txn_reads *reads,
@@ -505,8 +527,8 @@ static int db_write_queued(stoat_db *db, db_writer *wp)
         if (rc != 0 && w.done && db->bg_error)
             status_set_msg(db->bg_msg);
     }
-    if (rc == 0 && rotate && w.version != 0)
-        rc = db_wait_flushed_locked(db, w.version);
+    if (rc == 0 && rotate && w.rotated_mem != 0)
+        rc = db_wait_flushed_locked(db, w.rotated_mem);
     pthread_mutex_unlock(&db->mu);
     pthread_cond_destroy(&w.cv);
     wp->version = w.version;
@@ -533,7 +555,7 @@ static int db_put_op(stoat_db *db, const db_write_op *op)
 
     if ((rc = db_check_handle(db)) != 0 || (rc = db_check_write_op(op)) != 0)
         return rc;
-    return db_write(db, op, 1, 0, 0);
+    return db_write(db, op, 1);
 }
 
 int stoat_put(stoat_db *db, const void *key, size_t klen, const void *val, size_t vlen)
@@ -556,7 +578,7 @@ int stoat_sync(stoat_db *db)
         return rc;
     if (db->read_only)
         return 0;
-    return db_write(db, NULL, 0, 1, 0);
+    return db_sync_logs(db);
 }
 
 int stoat_flush(stoat_db *db)
@@ -565,5 +587,5 @@ int stoat_flush(stoat_db *db)
 
     if ((rc = db_check_handle(db)) != 0)
         return rc;
-    return db_write(db, NULL, 0, 0, 1);
+    return db_rotate_and_wait(db);
 }

@@ -6,7 +6,16 @@
 
 #include "db/db.h"
 
-int db_write(stoat_db *db, const db_write_op *ops, size_t n, int sync, int rotate);
+/* Writes ops as one commit (a batch, a put): one version for all. */
+int db_write(stoat_db *db, const db_write_op *ops, size_t n);
+/* Returns once every write queued before it is applied and published. */
+int db_barrier(stoat_db *db);
+/* Makes every write queued before it durable: fsync of the value log,
+ * then of the WAL (stoat_sync). */
+int db_sync_logs(stoat_db *db);
+/* Makes the active memtable immutable and waits until it and every older
+ * one are flushed to L0 (stoat_flush). */
+int db_rotate_and_wait(stoat_db *db);
 /* Writes GC rewrites (ops with their versions kept, each its key's newest
  * version as of read_version). An op whose key was written after
  * read_version is skipped and flagged in skip[]. *done_version gets a
