@@ -5,6 +5,7 @@
 #   make test       every test of the project (layer check, C tests, Lua specs)
 #   make check-layers  fails when a core/src file includes across its layers
 #   make check-exports fails when libstoat.so exports anything but stoat_*
+#   make lint       luacheck, luarocks lint, and comments naming missing files
 #   make asan       ASan + UBSan build of the library and the C tests, run
 #   make tsan       ThreadSanitizer over the threaded tests (bank test included)
 #   make valgrind   the C tests under valgrind (leaks are failures)
@@ -144,6 +145,14 @@ clean:
 # The Lua face (install, lint) and the benchmark tools (bench, bench-peers).
 include lua/lua.mk
 include bench/bench.mk
+
+# make lint (lua/lua.mk) also fails when a comment names a file of the
+# repository that does not exist.
+.PHONY: check-comment-paths
+check-comment-paths:
+	@sh core/check_comment_paths.sh
+
+lint: check-comment-paths
 
 deps-bench:
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="libleveldb-dev librocksdb-dev liblmdb-dev linux-perf"

@@ -1,6 +1,6 @@
 /*
  * txn_test.c - transactions, TTL, write batches and maintenance through
- * the public API (issue 4).
+ * the public API.
  *
  * Covers: serializability (write skew over 100,000 interleaved attempts,
  * lost updates, conflicts with concurrent plain puts, phantoms in iterated

@@ -1,5 +1,5 @@
 /*
- * db_iter_test.c - the user-facing iterator against a model.
+ * visible_iter_test.c - the user-facing iterator against a model.
  *
  * A random history (puts, deletes, TTLs at many versions of few user keys,
  * spread over several merged children, some versions present in two

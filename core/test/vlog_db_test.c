@@ -1,6 +1,6 @@
 /*
  * vlog_db_test.c - key/value separation and value-log GC at the database
- * level (issue 3), through the public API and the fault env.
+ * level, through the public API and the fault env.
  *
  * Values carry their own tag and length (vd_value), so a reader tells the
  * value it expects from a stale one, a misplaced one or garbage. The

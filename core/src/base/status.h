@@ -8,7 +8,7 @@
  *     return status_err(STOAT_ECORRUPT, "%s: bad block checksum at %llu", ...);
  *
  * The message stays until the same thread records another one. Background
- * threads copy theirs into the database's sticky error (see db.c).
+ * threads copy theirs into the database's sticky error (db/state.c).
  * Thread-safe: all state is thread-local.
  */
 #ifndef STOAT_STATUS_H

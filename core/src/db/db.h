@@ -77,7 +77,7 @@ typedef struct db_writer {
     struct db_writer *next;
 } db_writer;
 
-/* A registered reader's snapshot (iterators, later transactions). */
+/* A registered reader's snapshot (iterators, transactions, GC). */
 typedef struct db_snapshot {
     uint64_t version;
     struct db_snapshot *prev, *next;

@@ -1,6 +1,6 @@
 /*
- * db_open.c - opening, recovering and closing a database; option defaults
- * and the checks every public call makes.
+ * open.c - opening, recovering and closing a database (the top of db/:
+ * it starts everything the other files run).
  *
  * Open, in order: create the directory if asked; take LOCK (exclusive, or
  * shared when read-only); replay the MANIFEST (or create one); check that
@@ -8,12 +8,9 @@
  * tables, WALs already flushed, a stale MANIFEST.tmp); replay the WALs
  * still needed, oldest first, into immutable memtables queued for flush;
  * start a fresh WAL; start the background threads. Nothing runs at load
- * time: the fork generation hook is registered by the first open.
- *
- * A handle remembers the fork generation it was opened in: after fork()
- * the child's generation differs and every call returns STOAT_EFORKED
- * (the child has no background threads, and the lock belongs to the
- * parent).
+ * time: the fork generation hook (state.c) is registered by the first
+ * open. Close waits for the writers, stops the threads, deletes the
+ * value-log files the last readers let go, and syncs the logs.
  */
 #include <errno.h>
 #include <limits.h>

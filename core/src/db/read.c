@@ -84,7 +84,7 @@ static int db_get_table(stoat_db *db, uint64_t id, slice ukey, uint64_t rv, buf 
  * version at or below rv has the answer: a newer source never holds an
  * older version of a key than a deeper one (flushes and compactions move
  * data down in order, and value-log GC only rewrites a key's newest
- * version, checked at commit: db_write.c).
+ * version, checked at commit: write.c).
  */
 static int db_get_stored(stoat_db *db, read_view *rv, slice ukey, buf *val, uint64_t *ver)
 {

@@ -1,6 +1,6 @@
 /*
  * snapshots.h - the list of registered snapshots (snapshots.c), in the
- * manner of LevelDB's db/snapshot.h.
+ * manner of LevelDB's SnapshotList.
  */
 #ifndef STOAT_DB_SNAPSHOTS_H
 #define STOAT_DB_SNAPSHOTS_H

@@ -1,5 +1,5 @@
 /*
- * db_stats.c - stoat_stats_get: one consistent look at the database's
+ * stats.c - stoat_stats_get: one consistent look at the database's
  * shape and counters, taken under db->mu.
  */
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * A transaction reads at the version published when it began and
  * registers that version as a snapshot, so that compaction keeps every
  * version it may read until it ends. Its writes wait in a pending map
- * (pending.h) and are visible to its own reads and iterators. A read-write
+ * (mvcc/txn_writes.h) and are visible to its own reads and iterators. A read-write
  * transaction records its read set (keys it got from the snapshot) and
  * range set (the hulls its iterators covered, handed over when each
  * closes); commit hands the writes to the write path, which checks that

@@ -295,8 +295,6 @@ static int gc_collect_file(stoat_db *db, uint32_t fid, uint64_t *reclaimed)
     return rc;
 }
 
-/* The sealed file below limit with the largest garbage share above ratio,
- * or 0. */
 /* A file whose scan met damage stays where it is (its other values still
  * read) and is not picked again in this process: one bad record must not
  * stop the collection of every other file, nor the writes. (gc_mu held) */
@@ -318,6 +316,8 @@ static void gc_damaged_add(stoat_db *db, uint32_t fid)
     }
 }
 
+/* The sealed file below limit with the largest garbage share above ratio,
+ * or 0. */
 static uint32_t gc_pick(stoat_db *db, double ratio, uint32_t limit)
 {
     uint32_t active = vlog_active_fid(db->vlog), best = 0;
@@ -350,10 +350,9 @@ static uint32_t gc_pick(stoat_db *db, double ratio, uint32_t limit)
     return best;
 }
 
-/* Collects every qualifying file sealed before it began (files sealed
- * since, by writers going on meanwhile, wait for the next round: writers
- * faster than GC would keep it busy forever); gc_mu held. */
-/* Collects the files sealed so far whose garbage passes ratio (gc_mu
+/* Collects the files sealed before it began whose garbage passes ratio
+ * (files sealed since, by writers going on meanwhile, wait for the next
+ * round: writers faster than GC would keep it busy forever; gc_mu
  * held). A file met damaged is skipped from then on; `retry_damaged`
  * (an explicit stoat_gc) tries such files once more, so that the caller
  * hears about the damage. */

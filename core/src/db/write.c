@@ -1,7 +1,7 @@
 /*
  * write.c - the write path: writer queue, group commit, memtable room.
  *
- * Every write (a put, a delete, later a transaction's batch) enters the
+ * Every write (a put, a delete, a batch, a transaction's commit) enters the
  * writer queue under db->mu. The writer at the front gathers the writers
  * queued behind it into a group, makes room in the active memtable
  * (waiting for flushes and slowing or stalling on a crowded L0), gives

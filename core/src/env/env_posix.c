@@ -126,7 +126,7 @@ static int posix_append(env_file *ef, const void *data, size_t len)
 }
 
 /* Not retried on failure: after a failed fsync the kernel may have dropped
- * the dirty pages, so the caller must treat the file as lost (DESIGN.md). */
+ * the dirty pages, so the caller must treat the file as lost. */
 static int posix_sync(env_file *ef)
 {
     posix_file *f = (posix_file *)ef;

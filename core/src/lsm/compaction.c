@@ -7,7 +7,7 @@
  * tables get fresh file ids and their final names at once: should the
  * process die before the manifest records them, the next open removes
  * them as unknown files. The edit filled in here is logged and applied by
- * the caller (db.c).
+ * the caller (db/flush_compact.c).
  *
  * What is kept, for each user key, newest version first:
  *   - every version above oldest_read_version (some reader may see it);

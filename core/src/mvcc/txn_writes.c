@@ -1,5 +1,5 @@
 /*
- * pending.c - the buffered-writes map and its snapshot iterator.
+ * txn_writes.c - the buffered-writes map and its snapshot iterator.
  *
  * Entries are individually allocated (header, key and value in one block)
  * and indexed by an open-addressing table of entry numbers, resized at

@@ -1,5 +1,5 @@
 /*
- * pending.h - a transaction's buffered writes.
+ * txn_writes.h - a transaction's buffered writes.
  *
  * A map from user key to the last write the transaction made to it (a
  * value with its meta, user-meta and expiry, or a tombstone), kept until

@@ -1,5 +1,5 @@
 /*
- * db_iter.c - what a reader at one version sees, over a merged internal
+ * visible_iter.c - what a reader at one version sees, over a merged internal
  * iterator (the approach of LevelDB's DBIter).
  *
  * Entries are grouped: normally a group is one user key (all its versions),

@@ -1,5 +1,5 @@
 /*
- * db_iter.h - user-facing iteration over a merged internal iterator.
+ * visible_iter.h - user-facing iteration over a merged internal iterator.
  *
  * Turns a stream of internal keys (all versions, tombstones) into what a
  * reader at read_version sees: for each user key its newest version with

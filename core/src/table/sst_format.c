@@ -1,5 +1,5 @@
 /*
- * sst.c - what SST builders and readers share: table file names,
+ * sst_format.c - what SST builders and readers share: table file names,
  * properties, and the encoding of trailers, handles, footers and the
  * properties block (sst_format.h). No state; thread-safe.
  */

@@ -1,6 +1,6 @@
 /*
  * discard.c - discard statistics and their file DISCARD (format:
- * .notes/format-vlog.md, merged into core/FORMAT.md "DISCARD").
+ * core/FORMAT.md, "DISCARD").
  *
  * Owns an array of (fid, bytes) sorted by fid, holding only nonzero
  * counts, and the file that persists it:

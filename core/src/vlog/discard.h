@@ -1,7 +1,6 @@
 /*
  * discard.h - discard statistics: per value-log file, the bytes of records
- * that became garbage (format: core/FORMAT.md, "DISCARD";
- * .notes/format-vlog.md until merged).
+ * that became garbage (format: core/FORMAT.md, "DISCARD").
  *
  * Compaction adds to a file's count when it drops an entry whose value
  * lives in that file (overwritten, deleted, expired); value-log GC reads

@@ -1,6 +1,5 @@
 /*
- * vlog.c - the value log (format: .notes/format-vlog.md, merged into
- * core/FORMAT.md "Value log").
+ * vlog.c - the value log (format: core/FORMAT.md, "Value log").
  *
  * Owns the vlog files of one directory: their table (sorted by fid), their
  * descriptors (an LRU of open sealed files), the active file's append

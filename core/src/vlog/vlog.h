@@ -1,7 +1,7 @@
 /*
  * vlog.h - the value log: append-only files NNNNNN.vlog holding the large
  * values that the LSM tree only points to (format: core/FORMAT.md, "Value
- * log"; .notes/format-vlog.md until merged).
+ * log").
  *
  * A vlog file is a 16-byte header followed by records, each one internal
  * key and its value, framed by lengths, a header check and a checksum:
@@ -125,7 +125,8 @@ int vlog_append_batch(vlog *l, const slice *ikeys, const slice *values, size_t n
  * Makes everything appended so far durable: fsyncs files sealed since the
  * last sync, then the active file, then the directory when files were
  * created or removed since. Holds the writer lock meanwhile (appends wait).
- * A failure is sticky (DESIGN.md: never retry an fsync).
+ * A failure is sticky (never retry an fsync: the kernel may have
+ * dropped the dirty pages).
  */
 int vlog_sync(vlog *l);
 
