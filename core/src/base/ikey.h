@@ -71,6 +71,14 @@ typedef struct vstruct {
     slice value;        /* borrowed from the encoded bytes */
 } vstruct;
 
+/* The one expiry rule: a value with an expiry has expired once now
+ * (seconds since the epoch) reaches it. now == 0 means nothing expires
+ * (what compaction and iterators are given when time must not matter). */
+static inline int vstruct_expired(const vstruct *v, uint64_t now)
+{
+    return v->expires_at != 0 && now != 0 && v->expires_at <= now;
+}
+
 /* Value-log pointer: fixed32 fid | fixed64 offset | fixed32 len, LE. */
 typedef struct vptr {
     uint32_t fid;

@@ -74,3 +74,22 @@ const char *stoat_version(void)
 {
     return STOAT_VERSION_STRING;
 }
+
+const char *status_key_str(const void *key, size_t len, char *dst)
+{
+    const unsigned char *p = key;
+    size_t n = 0, shown;
+
+    dst[n++] = '"';
+    for (shown = 0; shown < len && shown < STATUS_KEY_SHOWN; shown++) {
+        if (p[shown] >= 0x20 && p[shown] < 0x7f && p[shown] != '"' && p[shown] != '\\')
+            dst[n++] = (char)p[shown];
+        else
+            n += (size_t)snprintf(dst + n, STATUS_KEY_MAX - n, "\\x%02x", p[shown]);
+    }
+    if (shown < len)
+        n += (size_t)snprintf(dst + n, STATUS_KEY_MAX - n, "...(%zu bytes)", len);
+    dst[n++] = '"';
+    dst[n] = '\0';
+    return dst;
+}

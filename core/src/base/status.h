@@ -42,4 +42,11 @@ void status_set_msg(const char *msg);
 
 void status_clear(void);
 
+/* The one way messages print a key: quoted, bytes outside printable ASCII
+ * and the characters " and \ as \xNN, at most STATUS_KEY_SHOWN bytes then
+ * "...(N bytes)". dst needs STATUS_KEY_MAX bytes; returns dst. */
+#define STATUS_KEY_SHOWN 32
+#define STATUS_KEY_MAX (4 * STATUS_KEY_SHOWN + 32)
+const char *status_key_str(const void *key, size_t len, char *dst);
+
 #endif

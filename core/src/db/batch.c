@@ -42,8 +42,8 @@ int stoat_batch_new(stoat_db *db, stoat_batch **out)
     *out = NULL;
     if ((rc = db_check_handle(db)) != 0)
         return rc;
-    if (db->read_only)
-        return status_err(STOAT_EREADONLY, "database %s is open read-only", db->dir);
+    if ((rc = db_check_writable(db)) != 0)
+        return rc;
     if ((b = calloc(1, sizeof(*b))) == NULL)
         return status_err(STOAT_ENOMEM, "out of memory creating a batch");
     b->db = db;

@@ -342,14 +342,8 @@ int db_flatten(stoat_db *db)
     while (rc == 0) {
         compaction *c;
 
-        if (db->bg_error) {
-            rc = status_err(db->bg_error, "%s", db->bg_msg);
+        if ((rc = db_check_running_locked(db)) != 0)
             break;
-        }
-        if (db->closing) {
-            rc = status_err(STOAT_ECLOSED, "database is closing");
-            break;
-        }
         db->lopts.discard_version = db_oldest_snapshot_locked(db);
         if ((c = compaction_pick_manual(db->current, &db->lopts)) == NULL)
             break;
@@ -367,7 +361,7 @@ int stoat_flatten(stoat_db *db)
 
     if ((rc = db_check_handle(db)) != 0)
         return rc;
-    if (db->read_only)
-        return status_err(STOAT_EREADONLY, "database %s is open read-only", db->dir);
+    if ((rc = db_check_writable(db)) != 0)
+        return rc;
     return db_flatten(db);
 }

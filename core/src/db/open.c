@@ -88,24 +88,6 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Writes a printable form of key (escaped, shortened) into out. */
-static void key_printable(slice key, char *out, size_t cap)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < key.len && n + 5 < cap; i++) {
-        unsigned char c = (unsigned char)key.data[i];
-        if (c >= 0x20 && c < 0x7f && c != '\\')
-            out[n++] = (char)c;
-        else
-            n += (size_t)snprintf(out + n, cap - n, "\\x%02x", c);
-    }
-    if (n + 5 < cap || key.len == 0)
-        out[n] = '\0';
-    else
-        snprintf(out + cap - 5, 5, "...");
-}
-
 /*
  * Every value pointer a WAL restores must point at a complete value-log
  * record with a good checksum: a WAL record may have reached the disk
@@ -129,13 +111,14 @@ static int db_check_value_pointers(stoat_db *db, memtable *m, uint64_t wal_id)
         vptr_decode(vs.value.data, &p);
         rc = db->vlog ? vlog_check(db->vlog, &p, k) : STOAT_ENOTFOUND;
         if (rc != 0) {
-            char msg[STATUS_MSG_MAX], key[96];
+            char msg[STATUS_MSG_MAX], key[STATUS_KEY_MAX];
+            slice uk = ikey_user(k);
             snprintf(msg, sizeof(msg), "%s", status_msg());
-            key_printable(ikey_user(k), key, sizeof(key));
             rc = status_err(STOAT_ECORRUPT,
-                            "%s/%06llu.wal: key \"%s\" (version %llu) points at value-log record "
+                            "%s/%06llu.wal: key %s (version %llu) points at value-log record "
                             "%06u:%llu that is missing or damaged: %s",
-                            db->dir, (unsigned long long)wal_id, key,
+                            db->dir, (unsigned long long)wal_id,
+                            status_key_str(uk.data, uk.len, key),
                             (unsigned long long)ikey_version(k), p.fid,
                             (unsigned long long)p.offset, msg);
         }

@@ -91,13 +91,29 @@ int db_push_imm_locked(stoat_db *db, memtable *m)
     return 0;
 }
 
+int db_check_writable(stoat_db *db)
+{
+    if (db->read_only)
+        return status_err(STOAT_EREADONLY, "database %s is open read-only", db->dir);
+    return 0;
+}
+
+int db_check_running_locked(stoat_db *db)
+{
+    if (db->bg_error)
+        return status_err(db->bg_error, "%s", db->bg_msg);
+    if (db->closing)
+        return status_err(STOAT_ECLOSED, "database is closing");
+    return 0;
+}
+
 int db_wait_flushed_locked(stoat_db *db, uint64_t mem_id)
 {
+    int rc;
+
     while (db->n_imm > 0 && memtable_id(db->imm[0]) <= mem_id) {
-        if (db->bg_error)
-            return status_err(db->bg_error, "%s", db->bg_msg);
-        if (db->closing)
-            return status_err(STOAT_ECLOSED, "database is closing");
+        if ((rc = db_check_running_locked(db)) != 0)
+            return rc;
         pthread_cond_wait(&db->done_cv, &db->mu);
     }
     return 0;

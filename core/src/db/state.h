@@ -14,6 +14,10 @@ unsigned long db_fork_generation(void);
 int db_check_handle(stoat_db *db);
 /* 0, or STOAT_EINVAL (empty, NULL) / STOAT_ETOOBIG. */
 int db_check_key(const void *key, size_t klen);
+/* 0, or STOAT_EREADONLY when the database is open read-only. */
+int db_check_writable(stoat_db *db);
+/* 0, or the sticky error, or STOAT_ECLOSED once close has begun. */
+int db_check_running_locked(stoat_db *db);
 /* Records the first failure of a write or a background job: every later
  * write returns it. Wakes waiters of done_cv. */
 void db_set_bg_error_locked(stoat_db *db, int rc);

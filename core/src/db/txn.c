@@ -55,8 +55,8 @@ static int txn_begin(stoat_db *db, int read_only, uint64_t read_version, stoat_t
     *out = NULL;
     if ((rc = db_check_handle(db)) != 0)
         return rc;
-    if (!read_only && db->read_only)
-        return status_err(STOAT_EREADONLY, "database %s is open read-only", db->dir);
+    if (!read_only && (rc = db_check_writable(db)) != 0)
+        return rc;
     if ((t = calloc(1, sizeof(*t))) == NULL)
         return status_err(STOAT_ENOMEM, "out of memory beginning a transaction");
     t->db = db;
@@ -148,8 +148,7 @@ int stoat_txn_get_meta(stoat_txn *t, const void *key, size_t klen, const void **
         if (rc != 0)
             return rc;
     }
-    if ((vs.meta & VMETA_DELETE) ||
-        (vs.expires_at != 0 && vs.expires_at <= (uint64_t)time(NULL)))
+    if ((vs.meta & VMETA_DELETE) || vstruct_expired(&vs, (uint64_t)time(NULL)))
         return STOAT_ENOTFOUND;
     *val = vs.value.len ? vs.value.data : "";
     *vlen = vs.value.len;

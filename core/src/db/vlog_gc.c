@@ -209,7 +209,7 @@ static int gc_is_live(gc_run *g, const vptr *p, slice ikey, vstruct *vs)
     if (cur.fid != p->fid || cur.offset != p->offset)
         return 0;
     /* Expired values are invisible to every reader, now and later. */
-    return !(vs->expires_at != 0 && vs->expires_at <= g->now);
+    return !vstruct_expired(vs, g->now);
 }
 
 static int gc_scan_record(void *arg, const vptr *p, slice ikey, slice value)
@@ -410,8 +410,8 @@ int stoat_gc(stoat_db *db, double discard_ratio, uint64_t *reclaimed)
         *reclaimed = 0;
     if ((rc = db_check_handle(db)) != 0)
         return rc;
-    if (db->read_only)
-        return status_err(STOAT_EREADONLY, "database %s is open read-only", db->dir);
+    if ((rc = db_check_writable(db)) != 0)
+        return rc;
     if (!(discard_ratio > 0 && discard_ratio < 1))
         return status_err(STOAT_EINVAL, "stoat_gc: discard_ratio must be in (0, 1)");
     pthread_mutex_lock(&db->gc_mu);

@@ -111,15 +111,13 @@ static int db_rotate_locked(stoat_db *db, uint64_t arena)
 /* Waits until the active memtable can take `bytes` in `n` entries. */
 static int db_make_room_locked(stoat_db *db, uint64_t bytes, uint64_t n, int force_rotate)
 {
-    int delayed = 0;
+    int delayed = 0, rc;
 
     for (;;) {
         size_t l0 = db->current->n[0];
 
-        if (db->bg_error)
-            return status_err(db->bg_error, "%s", db->bg_msg);
-        if (db->closing)
-            return status_err(STOAT_ECLOSED, "database is closing");
+        if ((rc = db_check_running_locked(db)) != 0)
+            return rc;
         if (!delayed && l0 >= (size_t)db->opts.l0_slowdown_trigger &&
             l0 < (size_t)db->opts.l0_stall_trigger) {
             /* Back-pressure: let compaction catch up a little per write. */
@@ -505,15 +503,11 @@ static int db_write_queued(stoat_db *db, db_writer *wp)
     int rotate = w.rotate;
     int rc;
 
-    if (db->read_only)
-        return status_err(STOAT_EREADONLY, "database %s is open read-only", db->dir);
+    if ((rc = db_check_writable(db)) != 0)
+        return rc;
     pthread_cond_init(&w.cv, NULL);
     pthread_mutex_lock(&db->mu);
-    if (db->closing) {
-        rc = status_err(STOAT_ECLOSED, "database is closing");
-    } else if (db->bg_error) {
-        rc = status_err(db->bg_error, "%s", db->bg_msg);
-    } else {
+    if ((rc = db_check_running_locked(db)) == 0) {
         if (db->writers_tail)
             db->writers_tail->next = &w;
         else

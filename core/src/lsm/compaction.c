@@ -155,7 +155,7 @@ static int entry_is_dead(const compaction_ctx *ctx, slice value)
         return 0;           /* keep what we cannot judge; readers report it */
     if (vs.meta & VMETA_DELETE)
         return 1;
-    return vs.expires_at != 0 && ctx->now != 0 && vs.expires_at <= ctx->now;
+    return vstruct_expired(&vs, ctx->now);
 }
 
 /* Decides, for one entry (newest first within its user key), whether a

@@ -159,7 +159,7 @@ static int db_iter_hidden(const db_iter *it, const vstruct *vs)
         return 0;
     if (vs->meta & VMETA_DELETE)
         return 1;
-    return vs->expires_at != 0 && it->now != 0 && vs->expires_at <= it->now;
+    return vstruct_expired(vs, it->now);
 }
 
 /* Compares ik's group with the saved entry's group. */

@@ -47,8 +47,7 @@
 #define VLOG_READ_CHUNK (1u << 20)      /* scan and recovery window */
 #define VLOG_GATHER_LEN (1u << 20)      /* gathered records are written at this size */
 #define VLOG_DIRECT_LEN (256u << 10)    /* records this large are not copied */
-#define VLOG_KEY_SHOWN 32               /* user key bytes shown in messages */
-#define VLOG_KEY_STR 256                /* room for a printable key */
+#define VLOG_KEY_STR (STATUS_KEY_MAX + 24)  /* room for "key"@version */
 #define VLOG_NONE UINT64_MAX
 
 /* Record verdicts of vlog_rec_classify (errors are negative). */
@@ -121,27 +120,16 @@ static uint32_t vlog_parse_name(const char *name)
     return strcmp(canon, name) == 0 ? (uint32_t)v : 0;
 }
 
-/* A printable form of an internal key for messages: "user key"@version,
- * bytes outside printable ASCII as \xNN, long keys shortened. */
+/* A printable form of an internal key for messages: "user key"@version
+ * (the key as status_key_str prints every key). */
 static const char *vlog_key_str(slice ik, char *dst, size_t cap)
 {
     size_t ulen = ik.len >= IKEY_SUFFIX_LEN ? ik.len - IKEY_SUFFIX_LEN : ik.len;
-    size_t n = 0, shown = 0;
+    size_t n;
 
-    /* Worst case after the loop: 4 + 4 * VLOG_KEY_SHOWN + 32 bytes. */
-    assert(cap >= 4 * VLOG_KEY_SHOWN + 64);
-    dst[n++] = '"';
-    for (; shown < ulen && shown < VLOG_KEY_SHOWN; shown++) {
-        unsigned char c = (unsigned char)ik.data[shown];
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-            dst[n++] = (char)c;
-        else
-            n += (size_t)snprintf(dst + n, cap - n, "\\x%02x", c);
-    }
-    if (shown < ulen)
-        n += (size_t)snprintf(dst + n, cap - n, "...(%zu bytes)", ulen);
-    dst[n++] = '"';
-    dst[n] = '\0';
+    assert(cap >= STATUS_KEY_MAX + 24);
+    status_key_str(ik.data, ulen, dst);
+    n = strlen(dst);
     if (ik.len >= IKEY_SUFFIX_LEN)
         snprintf(dst + n, cap - n, "@%llu", (unsigned long long)ikey_version(ik));
     return dst;
