@@ -25,25 +25,7 @@
 #include "db/state.h"
 #include "db/vlog_gc.h"
 #include "base/status.h"
-
-#define DB_LOCK_NAME "LOCK"
-
-/* Parses "NNNNNN.ext" (digits only before the dot); 0 if it does not match. */
-static int parse_file_name(const char *name, const char *ext, uint64_t *id)
-{
-    const char *dot = strchr(name, '.');
-    uint64_t v = 0;
-
-    if (dot == NULL || dot == name || strcmp(dot + 1, ext) != 0)
-        return 0;
-    for (const char *p = name; p < dot; p++) {
-        if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10)
-            return 0;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    *id = v;
-    return 1;
-}
+#include "env/filename.h"
 
 static int version_has_table(const version *v, uint64_t id)
 {
@@ -174,14 +156,14 @@ static int db_scan_dir(stoat_db *db, const manifest_state *st, uint64_t *max_ver
         uint64_t id;
         int remove = 0;
 
-        if (parse_file_name(names[i], "sst", &id)) {
+        if (filename_parse(names[i], FILENAME_EXT_TABLE, 0, &id)) {
             remove = !version_has_table(db->current, id);
-        } else if (parse_file_name(names[i], "wal", &id)) {
+        } else if (filename_parse(names[i], FILENAME_EXT_WAL, 0, &id)) {
             if (id < st->log_number)
                 remove = 1;
             else
                 wal_ids[n_wal++] = id;
-        } else if (strcmp(names[i], "MANIFEST.tmp") == 0) {
+        } else if (strcmp(names[i], FILENAME_MANIFEST_TMP) == 0) {
             remove = 1;
             id = 0;
         } else {
@@ -242,7 +224,7 @@ static int db_open_value_log(stoat_db *db)
         return rc;
     rc = discard_open(db->env, db->dir, db->read_only, &db->disc);
     if (rc == STOAT_ECORRUPT && !db->read_only) {
-        char *path = env_join(db->dir, "DISCARD");
+        char *path = env_join(db->dir, FILENAME_DISCARD);
         if (path == NULL)
             return status_err(STOAT_ENOMEM, "out of memory");
         rc = env_remove(db->env, path);
@@ -360,7 +342,7 @@ static int db_lock_dir(stoat_db *db)
 
     if (!db->read_only && db->opts.create_if_missing && (rc = env_mkdir(db->env, db->dir)) != 0)
         return rc;
-    if ((path = env_join(db->dir, DB_LOCK_NAME)) == NULL)
+    if ((path = env_join(db->dir, FILENAME_LOCK)) == NULL)
         return status_err(STOAT_ENOMEM, "out of memory");
     /* Without create_if_missing, touch nothing where no database is. */
     if ((db->read_only || !db->opts.create_if_missing) && (rc = env_exists(db->env, path)) <= 0) {

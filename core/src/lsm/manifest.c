@@ -37,6 +37,7 @@
 #include "base/checksum.h"
 #include "base/coding.h"
 #include "base/status.h"
+#include "env/filename.h"
 #include "log/wal.h"
 
 #define MANIFEST_HEADER_LEN 16
@@ -411,8 +412,8 @@ static manifest *manifest_alloc(env *e, const char *dir, int num_levels, int rea
     m->num_levels = num_levels;
     m->read_only = read_only;
     m->dir = strdup(dir);
-    m->path = env_join(dir, "MANIFEST");
-    m->tmp_path = env_join(dir, "MANIFEST.tmp");
+    m->path = env_join(dir, FILENAME_MANIFEST);
+    m->tmp_path = env_join(dir, FILENAME_MANIFEST_TMP);
     if (m->dir == NULL || m->path == NULL || m->tmp_path == NULL) {
         manifest_free(m);
         return NULL;

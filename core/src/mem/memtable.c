@@ -34,6 +34,7 @@
 #include "base/ikey.h"
 #include "mem/skiplist.h"
 #include "base/status.h"
+#include "env/filename.h"
 #include "log/wal.h"
 
 _Static_assert(SKIPLIST_NODE_OVERHEAD <= MEMTABLE_ENTRY_OVERHEAD, "entry overhead covers a node");
@@ -101,7 +102,7 @@ static int memtable_alloc(env *e, const char *dir, uint64_t id, uint64_t arena_s
     m->env = e;
     m->id = id;
     atomic_init(&m->refs, 1);
-    snprintf(name, sizeof(name), "%06llu.wal", (unsigned long long)id);
+    filename_format(name, id, FILENAME_EXT_WAL);
     if ((m->path = env_join(dir, name)) == NULL) {
         rc = status_err(STOAT_ENOMEM, "memtable %llu: out of memory", (unsigned long long)id);
         goto fail;

@@ -13,6 +13,7 @@
 #include "base/coding.h"
 #include "table/sst_format.h"
 #include "base/status.h"
+#include "env/filename.h"
 
 void sst_props_free(sst_props *p)
 {
@@ -24,12 +25,7 @@ void sst_props_free(sst_props *p)
 
 char *sst_path(const char *dir, uint64_t id)
 {
-    int n = snprintf(NULL, 0, "%s/%06llu.sst", dir, (unsigned long long)id);
-    char *p = n < 0 ? NULL : malloc((size_t)n + 1);
-
-    if (p != NULL)
-        snprintf(p, (size_t)n + 1, "%s/%06llu.sst", dir, (unsigned long long)id);
-    return p;
+    return filename_path(dir, id, FILENAME_EXT_TABLE);
 }
 
 void sst_trailer_encode(char *trailer, int type, uint32_t raw_len, const char *stored, size_t len)

@@ -25,6 +25,7 @@
 #include "base/checksum.h"
 #include "base/coding.h"
 #include "base/status.h"
+#include "env/filename.h"
 
 #define DISCARD_HEADER_LEN 16
 #define DISCARD_ENTRY_LEN 12
@@ -130,7 +131,7 @@ int discard_open(env *e, const char *dir, int read_only, discard **out)
 
     *out = NULL;
     if (d == NULL || (d->dir = strdup(dir)) == NULL ||
-        (d->path = env_join(dir, DISCARD_FILE)) == NULL) {
+        (d->path = env_join(dir, FILENAME_DISCARD)) == NULL) {
         if (d != NULL)
             free(d->dir);
         free(d);

@@ -28,7 +28,6 @@
 
 #define DISCARD_MAGIC 0x43534454414f5453ull  /* "STOATDSC" little-endian */
 #define DISCARD_FORMAT_VERSION 1
-#define DISCARD_FILE "DISCARD"
 
 typedef struct discard discard;
 

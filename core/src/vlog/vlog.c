@@ -43,6 +43,7 @@
 #include "base/checksum.h"
 #include "base/coding.h"
 #include "base/status.h"
+#include "env/filename.h"
 
 #define VLOG_READ_CHUNK (1u << 20)      /* scan and recovery window */
 #define VLOG_GATHER_LEN (1u << 20)      /* gathered records are written at this size */
@@ -96,28 +97,18 @@ struct vlog {
 
 char *vlog_path(const char *dir, uint32_t fid)
 {
-    int n = snprintf(NULL, 0, "%s/%06u.vlog", dir, fid);
-    char *p = n < 0 ? NULL : malloc((size_t)n + 1);
-
-    if (p != NULL)
-        snprintf(p, (size_t)n + 1, "%s/%06u.vlog", dir, fid);
-    return p;
+    return filename_path(dir, fid, FILENAME_EXT_VLOG);
 }
 
 /* The fid a directory entry names, or 0 when it is not a vlog file
  * (only the canonical spelling counts: "1.vlog" is not 000001.vlog). */
 static uint32_t vlog_parse_name(const char *name)
 {
-    char canon[32];
-    unsigned long long v = 0;
-    size_t i;
+    uint64_t v;
 
-    for (i = 0; name[i] >= '0' && name[i] <= '9' && i < 11; i++)
-        v = v * 10 + (unsigned)(name[i] - '0');
-    if (i == 0 || i > 10 || strcmp(name + i, ".vlog") != 0 || v == 0 || v > UINT32_MAX)
+    if (!filename_parse(name, FILENAME_EXT_VLOG, 1, &v) || v == 0 || v > UINT32_MAX)
         return 0;
-    snprintf(canon, sizeof(canon), "%06llu.vlog", v);
-    return strcmp(canon, name) == 0 ? (uint32_t)v : 0;
+    return (uint32_t)v;
 }
 
 /* A printable form of an internal key for messages: "user key"@version
