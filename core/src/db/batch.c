@@ -18,6 +18,7 @@
 #include "db/write.h"
 #include "base/ikey.h"
 #include "base/status.h"
+#include "base/vec.h"
 
 struct stoat_batch {
     stoat_db *db;
@@ -94,14 +95,8 @@ static int batch_add(stoat_batch *b, uint8_t meta, const void *key, size_t klen,
     if (b->n > 0 && (b->n + 1 > o->max_txn_entries || b->data.len + klen + vlen > o->max_txn_bytes))
         if ((rc = batch_flush(b)) != 0)
             return rc;
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? 2 * b->cap : 256;
-        struct batch_entry *grown = realloc(b->entries, cap * sizeof(*grown));
-        if (grown == NULL)
-            return status_err(STOAT_ENOMEM, "out of memory adding to a batch");
-        b->entries = grown;
-        b->cap = cap;
-    }
+    if (VEC_ROOM(b->entries, b->n, b->cap, 256) != 0)
+        return status_err(STOAT_ENOMEM, "out of memory adding to a batch");
     e = &b->entries[b->n];
     *e = (struct batch_entry){meta, user_meta, ttl ? (uint64_t)time(NULL) + ttl : 0,
                               b->data.len, klen, b->data.len + klen, vlen};

@@ -15,6 +15,7 @@
 
 #include "db/state.h"
 #include "base/status.h"
+#include "base/vec.h"
 
 static _Atomic unsigned long fork_generation;
 static pthread_once_t fork_hook_once = PTHREAD_ONCE_INIT;
@@ -79,14 +80,8 @@ uint64_t db_new_file_id(void *arg)
 
 int db_push_imm_locked(stoat_db *db, memtable *m)
 {
-    if (db->n_imm == db->cap_imm) {
-        size_t cap = db->cap_imm ? 2 * db->cap_imm : 8;
-        memtable **grown = realloc(db->imm, cap * sizeof(*grown));
-        if (grown == NULL)
-            return status_err(STOAT_ENOMEM, "out of memory queueing a memtable");
-        db->imm = grown;
-        db->cap_imm = cap;
-    }
+    if (VEC_ROOM(db->imm, db->n_imm, db->cap_imm, 8) != 0)
+        return status_err(STOAT_ENOMEM, "out of memory queueing a memtable");
     db->imm[db->n_imm++] = m;
     return 0;
 }

@@ -29,6 +29,7 @@
 #include "mvcc/oracle.h"
 #include "mvcc/txn_writes.h"
 #include "base/status.h"
+#include "base/vec.h"
 
 struct stoat_txn {
     stoat_db *db;
@@ -242,14 +243,8 @@ int stoat_txn_iter_open(stoat_txn *t, const stoat_iter_options *o, stoat_iter **
         o = &none;
     if ((rc = db_check_iter_options(o)) != 0)
         return rc;
-    if (t->n_iters == t->cap_iters) {
-        size_t cap = t->cap_iters ? 2 * t->cap_iters : 4;
-        stoat_iter **grown = realloc(t->iters, cap * sizeof(*grown));
-        if (grown == NULL)
-            return status_err(STOAT_ENOMEM, "out of memory opening an iterator");
-        t->iters = grown;
-        t->cap_iters = cap;
-    }
+    if (VEC_ROOM(t->iters, t->n_iters, t->cap_iters, 4) != 0)
+        return status_err(STOAT_ENOMEM, "out of memory opening an iterator");
     if (t->writes.n > 0 && (pend = pending_iter_new(&t->writes, t->read_version)) == NULL)
         return status_err(STOAT_ENOMEM, "out of memory opening an iterator");
     rc = db_iterator_open(t->db, &(db_iter_sink){txn_iter_closed, t}, t->track_reads > 0,

@@ -54,6 +54,7 @@
 #include "base/perturb.h"
 #include "base/ikey.h"
 #include "base/status.h"
+#include "base/vec.h"
 
 /* Files waiting for deletion: is fid one of them? (mu held) */
 static int gc_pending_has_locked(const stoat_db *db, uint32_t fid)
@@ -69,15 +70,9 @@ static int gc_pending_add(stoat_db *db, uint32_t fid, uint64_t done_version)
     int rc = 0;
 
     pthread_mutex_lock(&db->mu);
-    if (db->n_gc_pending == db->cap_gc_pending) {
-        size_t cap = db->cap_gc_pending ? 2 * db->cap_gc_pending : 8;
-        struct gc_pending *grown = realloc(db->gc_pending, cap * sizeof(*grown));
-        if (grown == NULL) {
-            rc = status_err(STOAT_ENOMEM, "out of memory scheduling a value-log deletion");
-            goto out;
-        }
-        db->gc_pending = grown;
-        db->cap_gc_pending = cap;
+    if (VEC_ROOM(db->gc_pending, db->n_gc_pending, db->cap_gc_pending, 8) != 0) {
+        rc = status_err(STOAT_ENOMEM, "out of memory scheduling a value-log deletion");
+        goto out;
     }
     /* Every WAL that may point into fid belongs to this memtable or an
      * older one: fid was sealed before its collection began. */
@@ -228,14 +223,8 @@ static int gc_scan_record(void *arg, const vptr *p, slice ikey, slice value)
                      g->data.len + ikey.len + value.len > o->max_txn_bytes))
         if ((rc = gc_flush(g)) != 0)
             return rc;
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? 2 * g->cap : 256;
-        struct gc_entry *grown = realloc(g->entries, cap * sizeof(*grown));
-        if (grown == NULL)
-            return status_err(STOAT_ENOMEM, "out of memory rewriting values");
-        g->entries = grown;
-        g->cap = cap;
-    }
+    if (VEC_ROOM(g->entries, g->n, g->cap, 256) != 0)
+        return status_err(STOAT_ENOMEM, "out of memory rewriting values");
     ukey = ikey_user(ikey);
     g->entries[g->n] = (struct gc_entry){vs.meta & ~VMETA_VPTR, vs.user_meta, vs.expires_at,
                                          ikey_version(ikey), g->data.len, ukey.len,

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "base/status.h"
+#include "base/vec.h"
 
 typedef struct posix_file {
     env_file base;  /* first: an env_file * is a posix_file * */
@@ -253,15 +254,8 @@ static int posix_cmp_names(const void *a, const void *b)
 /* Appends a copy of name to the growing array. */
 static int posix_list_add(char ***names, size_t *n, size_t *cap, const char *name)
 {
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 16;
-        char **p = realloc(*names, ncap * sizeof(*p));
-
-        if (p == NULL)
-            return STOAT_ENOMEM;
-        *names = p;
-        *cap = ncap;
-    }
+    if (VEC_ROOM(*names, *n, *cap, 16) != 0)
+        return STOAT_ENOMEM;
     if (((*names)[*n] = strdup(name)) == NULL)
         return STOAT_ENOMEM;
     (*n)++;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "base/checksum.h"
+#include "base/vec.h"
 #include "stoat.h"
 
 struct oracle_commit {
@@ -29,14 +30,8 @@ uint64_t oracle_fingerprint(slice key)
 
 int txn_reads_add_key(txn_reads *r, slice key)
 {
-    if (r->n_fps == r->cap_fps) {
-        size_t cap = r->cap_fps ? 2 * r->cap_fps : 16;
-        uint64_t *grown = realloc(r->fps, cap * sizeof(*grown));
-        if (grown == NULL)
-            return STOAT_ENOMEM;
-        r->fps = grown;
-        r->cap_fps = cap;
-    }
+    if (VEC_ROOM(r->fps, r->n_fps, r->cap_fps, 16) != 0)
+        return STOAT_ENOMEM;
     r->fps[r->n_fps++] = oracle_fingerprint(key);
     return 0;
 }
@@ -46,14 +41,8 @@ int txn_reads_add_range(txn_reads *r, slice lo, slice hi)
     struct txn_range *t;
     int rc;
 
-    if (r->n_ranges == r->cap_ranges) {
-        size_t cap = r->cap_ranges ? 2 * r->cap_ranges : 4;
-        struct txn_range *grown = realloc(r->ranges, cap * sizeof(*grown));
-        if (grown == NULL)
-            return STOAT_ENOMEM;
-        r->ranges = grown;
-        r->cap_ranges = cap;
-    }
+    if (VEC_ROOM(r->ranges, r->n_ranges, r->cap_ranges, 4) != 0)
+        return STOAT_ENOMEM;
     t = &r->ranges[r->n_ranges];
     *t = (struct txn_range){.lo_inf = lo.data == NULL, .hi_inf = hi.data == NULL};
     if ((rc = buf_append(&t->lo, lo.data, lo.len)) != 0 ||

@@ -13,6 +13,7 @@
 
 #include "base/checksum.h"
 #include "base/ikey.h"
+#include "base/vec.h"
 #include "stoat.h"
 
 static size_t slot_of(const pending *p, slice key)
@@ -88,15 +89,9 @@ int pending_put(pending *p, uint8_t meta, uint8_t user_meta, uint64_t expires_at
         free(*found);
         *found = e;
     } else {
-        if (p->n == p->cap) {
-            size_t cap = p->cap ? 2 * p->cap : 16;
-            pending_entry **grown = realloc(p->entries, cap * sizeof(*grown));
-            if (grown == NULL) {
-                free(e);
-                return STOAT_ENOMEM;
-            }
-            p->entries = grown;
-            p->cap = cap;
+        if (VEC_ROOM(p->entries, p->n, p->cap, 16) != 0) {
+            free(e);
+            return STOAT_ENOMEM;
         }
         p->entries[p->n++] = e;
         p->slots[slot] = (uint32_t)p->n;

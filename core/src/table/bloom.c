@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/checksum.h"
+#include "base/vec.h"
 #include "stoat.h"
 
 #define BLOOM_MIN_BITS 64
@@ -58,14 +59,8 @@ int bloom_builder_add(bloom_builder *b, slice ukey)
 
     if (b->n > 0 && b->hashes[b->n - 1] == h)
         return 0;
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        uint64_t *p = realloc(b->hashes, cap * sizeof(*p));
-        if (p == NULL)
-            return STOAT_ENOMEM;
-        b->hashes = p;
-        b->cap = cap;
-    }
+    if (VEC_ROOM(b->hashes, b->n, b->cap, 1024) != 0)
+        return STOAT_ENOMEM;
     b->hashes[b->n++] = h;
     return 0;
 }

@@ -43,6 +43,7 @@
 #include "base/checksum.h"
 #include "base/coding.h"
 #include "base/status.h"
+#include "base/vec.h"
 #include "env/filename.h"
 
 #define VLOG_READ_CHUNK (1u << 20)      /* scan and recovery window */
@@ -219,14 +220,8 @@ static int vlog_insert_locked(vlog *l, vlog_file *vf)
     size_t i = vlog_find_locked(l, vf->fid, &found);
 
     assert(!found);
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        vlog_file **p = realloc(l->files, cap * sizeof(*p));
-        if (p == NULL)
-            return status_err(STOAT_ENOMEM, "vlog: out of memory");
-        l->files = p;
-        l->cap = cap;
-    }
+    if (VEC_ROOM(l->files, l->n, l->cap, 16) != 0)
+        return status_err(STOAT_ENOMEM, "vlog: out of memory");
     memmove(l->files + i + 1, l->files + i, (l->n - i) * sizeof(*l->files));
     l->files[i] = vf;
     l->n++;
@@ -726,14 +721,8 @@ static int vlog_seal_locked(vlog *l)
 {
     vlog_file *vf = l->active;
 
-    if (vf->dirty && l->n_unsynced == l->cap_unsynced) {
-        size_t cap = l->cap_unsynced ? 2 * l->cap_unsynced : 4;
-        vlog_file **p = realloc(l->unsynced, cap * sizeof(*p));
-        if (p == NULL)
-            return status_err(STOAT_ENOMEM, "vlog: out of memory");
-        l->unsynced = p;
-        l->cap_unsynced = cap;
-    }
+    if (vf->dirty && VEC_ROOM(l->unsynced, l->n_unsynced, l->cap_unsynced, 4) != 0)
+        return status_err(STOAT_ENOMEM, "vlog: out of memory");
     pthread_mutex_lock(&l->mu);
     if (vf->dirty) {
         vf->refs++;
