@@ -9,6 +9,7 @@
 #   make asan       ASan + UBSan build of the library and the C tests, run
 #   make tsan       ThreadSanitizer over the threaded tests (bank test included)
 #   make valgrind   the C tests under valgrind (leaks are failures)
+#   make stress     the concurrency hunt for STRESS_SECONDS (see core/test/stress.sh)
 #   make deps       installs the Debian packages the build and tests need
 #   make clean
 #
@@ -37,10 +38,10 @@ TESTS := $(TEST_SRCS:core/test/%.c=$(BUILD)/test/%)
 EXAMPLES := $(BUILD)/examples/quickstart
 
 DEB_PACKAGES = build-essential libzstd-dev liblz4-dev libxxhash-dev \
-               luajit2 libluajit2-5.1-dev lua-busted luarocks lua-check \
+               luajit2 libluajit2-5.1-dev lua-busted luarocks lua-check lua-cjson \
                nginx libnginx-mod-http-lua valgrind
 
-.PHONY: all lib check-layers check-exports test test-c asan tsan valgrind deps deps-bench clean examples quickstart
+.PHONY: all lib check-layers check-exports test test-c asan tsan valgrind stress deps deps-bench clean examples quickstart
 
 all: lib examples
 
@@ -114,7 +115,8 @@ asan:
 # ThreadSanitizer over the tests that run threads against one database:
 # the bank test (30 s, STOAT_BANK_SECONDS overrides), transactions, the
 # skiplist's lock-free readers, the database's concurrent readers/writers.
-TSAN_TESTS = txn_bank_test txn_test skiplist_test db_test vlog_db_test vlog_db_race_test
+TSAN_TESTS = txn_bank_test txn_test skiplist_test db_test vlog_db_test vlog_db_race_test \
+             db_scan_race_test
 tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 \
 	  EXTRA_CFLAGS="-fsanitize=thread" EXTRA_LDFLAGS="-fsanitize=thread" \
@@ -130,6 +132,17 @@ valgrind: $(TESTS)
 	  TEST_WRAPPER="valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
 	  sh core/test/run.sh $(TESTS)
 
+# The concurrency hunt: the model test and the tests racing iterators,
+# value-log GC and compactions, in parallel copies beside CPU hogs, for
+# STRESS_SECONDS (default 600), built with -DSTOAT_PERTURB so that random
+# delays at the PERTURB points (core/src/base/perturb.h) shake the timing
+# (STOAT_PERTURB=0 turns them off). Stops at the first failure and prints
+# its seed.
+STRESS_TESTS = db_model_test db_scan_race_test vlog_db_test db_test txn_bank_test
+stress:
+	$(MAKE) BUILD=build-stress EXTRA_CFLAGS=-DSTOAT_PERTURB $(STRESS_TESTS:%=build-stress/test/%)
+	sh core/test/stress.sh build-stress
+
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
@@ -140,7 +153,7 @@ deps:
 	else echo "deps: run as root: apt-get install -y$$missing"; exit 1; fi
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-stress
 
 # The Lua face (install, lint) and the benchmark tools (bench, bench-peers).
 include lua/lua.mk

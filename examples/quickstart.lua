@@ -25,23 +25,28 @@ local db = assert(stoat.open(dir, { sync = "none", compression = "lz4" }))
 print(("stoat %s opened %s"):format(stoat.version, dir))
 
 -- A read-write transaction: everything inside commits together when the
--- function returns, or not at all if it raises (or returns nil, err).
+-- function returns (update then returns true, or the function's values),
+-- or not at all: when it raises (raised again here), returns nil, err, or
+-- when one of its writes failed (update returns that error).
 assert(db:update(function(txn)
     for i = 1, 5 do
         txn:set(("user:%03d"):format(i), ('{"name": "user %d"}'):format(i))
     end
     txn:set("other", "x")
-    return true
 end))
 print("update: wrote user:001 .. user:005 and other")
 
--- Conflicts retry the function (up to 10 times by default).
+-- Conflicts retry the function (up to 10 times by default). A read error
+-- is not a missing key: check the second value.
 local visits = assert(db:update(function(txn)
-    local n = tonumber(txn:get("visits") or "0") + 1
+    local v, err = txn:get("visits")
+    if err then return nil, err end
+    local n = tonumber(v or "0") + 1
     txn:set("visits", tostring(n))
     return n
 end))
 print("update: visits is now " .. visits)
+print("incr: visits is now " .. assert(db:incr("visits")))   -- the same, in one call
 
 -- A read-only snapshot; values come back as Lua strings, nil when absent.
 db:view(function(txn)
@@ -65,8 +70,15 @@ end
 assert(b:commit())
 print("batch: wrote item:0001 .. item:1000; item:0500 -> " .. db:get("item:0500"))
 
--- One-operation transactions, with a time to live.
+-- One-operation transactions, with a time to live (seconds, fractions
+-- allowed); iteration outside a transaction; a count.
 assert(db:set("session", "token", { ttl = 3600 }))
+assert(db:add("session", "other") == nil)     -- add: only when absent ("exists")
+print(("session expires in %.0f s"):format(db:ttl("session")))
+for key in db:pairs{ prefix = "item:", after = "item:0998", keys_only = true } do
+    print("db:pairs after item:0998 -> " .. key)
+end
+print("count of item: keys -> " .. db:count{ prefix = "item:" })
 assert(db:delete("user:003"))
 print("get user:003 after delete -> " .. tostring(db:get("user:003")))
 

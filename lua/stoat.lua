@@ -2,23 +2,30 @@
 --
 --   local stoat = require "stoat"
 --   local db = assert(stoat.open("/var/lib/app/db", { sync = "commit" }))
---   db:update(function(txn) txn:set("k", "v") end)
---   local v = db:view(function(txn) return txn:get("k") end)
---   for k, v in txn:pairs{ prefix = "user:" } do ... end   -- inside a closure
+--   assert(db:update(function(txn) assert(txn:set("k", "v")) end))
+--   local v, err = db:get("k")
+--   for k, v in db:pairs{ prefix = "user:" } do ... end
 --   db:close()
 --
--- This file owns the database object; transactions and iterators live in
--- stoat/txn.lua and stoat/iter.lua, batches in stoat/batch.lua, handle
--- lifetimes in stoat/handle.lua, the C declarations in stoat/cdef.lua.
--- Keys and values are Lua strings, binary-safe. Failures return nil and
+-- This file owns the database object; transactions live in stoat/txn.lua,
+-- iterators in stoat/iter.lua, batches in stoat/batch.lua, the one write
+-- body in stoat/write.lua, codecs in stoat/codec.lua, handle lifetimes in
+-- stoat/handle.lua, the C declarations in stoat/cdef.lua. lua/README.md is
+-- the API reference. Keys are Lua strings, binary-safe; values too,
+-- unless the database has a codec. Failures return nil and
 -- "<word>: <detail>" (words: conflict, corruption, io, closed, too big,
 -- busy, read only, no space, forked, invalid, out of memory, not
--- supported, exists, and not found from open); misuse raises; a missing
--- key is a plain nil.
+-- supported, exists, not a number, and not found from open); the
+-- conditional writes answer nil, "exists" (add) or nil, "not found"
+-- (replace, expire); misuse raises; a missing key is a plain nil.
 --
 -- A database object may be used by any number of coroutines of its Lua
 -- state; each db:update/view runs its own transaction. Open the database
 -- after fork (in OpenResty: init_worker_by_lua, not init_by_lua).
+
+if not jit then
+    error("stoat needs LuaJIT (it uses the LuaJIT FFI); this is " .. _VERSION, 0)
+end
 
 local ffi = require "ffi"
 local base = require "stoat.base"
@@ -26,40 +33,61 @@ local handle = require "stoat.handle"
 local options = require "stoat.options"
 local txn = require "stoat.txn"
 local batch = require "stoat.batch"
+local iter = require "stoat.iter"
+local write = require "stoat.write"
+local codec_mod = require "stoat.codec"
 
 local C = base.C
 local ffi_string = ffi.string
-local fail, raise, check_string = base.fail, base.raise, base.check_string
-local mem_out, len_out, txn_out = base.mem_out, base.len_out, base.txn_out
+local fail, ok, raise, check_string = base.fail, base.ok, base.raise, base.check_string
+local mem_out, len_out, iter_out = base.mem_out, base.len_out, base.iter_out
 local u64_out = base.u64_out
-local getmetatable, setmetatable, tonumber, ipairs = getmetatable, setmetatable, tonumber, ipairs
+local CLOSED = base.CLOSED
+local store, DB_KIND = write.store, write.DB
+local run = txn.run
+local getmetatable, setmetatable, tonumber, ipairs, pairs = getmetatable, setmetatable, tonumber,
+                                                            ipairs, pairs
+local type, tostring, collectgarbage = type, tostring, collectgarbage
 
 local stoat = {
     version = base.version,
     MAX_KEY_SIZE = base.defines.STOAT_MAX_KEY_SIZE,
     MAX_VALUE_SIZE = base.defines.STOAT_MAX_VALUE_SIZE,
+    MAX_TTL = base.defines.STOAT_MAX_TTL_MS / 1000,
+    now = base.now,
 }
 
 local DB = {}
 DB.__index = DB
 
--- The live C database of self, or raises (level: see base.raise).
+-- The live C database of self, nil when it is closed, or raises on a
+-- self that is not a database (level: see base.raise).
 local function live(self, level)
     if getmetatable(self) ~= DB then
         raise(level + 1, "expected a database as self (use db:method(), not db.method())")
     end
     if self._node.dead then
-        raise(level + 1, "database is closed")
+        return nil
     end
     return self._ptr
 end
 
 -- Opens (creating by default) the database in directory dir. opts: every
--- field of stoat_options by name (see stoat/options.lua). db | nil, err.
+-- field of stoat_options by name (see stoat/options.lua), and codec (see
+-- stoat/codec.lua). db | nil, err.
 function stoat.open(dir, opts)
     check_string(dir, "open: dir", 1)
     if dir:find("\0", 1, true) then
         raise(1, "open: dir must not contain a zero byte")
+    end
+    local codec
+    if type(opts) == "table" and opts.codec ~= nil then
+        codec = codec_mod.resolve(opts.codec, 1)
+        local rest = {}
+        for k, v in pairs(opts) do
+            if k ~= "codec" then rest[k] = v end
+        end
+        opts = rest
     end
     local o = options.build(opts, 1)
     local rc = C.stoat_open(dir, o, base.db_out)
@@ -67,46 +95,82 @@ function stoat.open(dir, opts)
         return fail(rc)
     end
     local node = handle.new(nil, base.db_out[0], C.stoat_close)
-    return setmetatable({ _ptr = node.addr, _gc = handle.attach(node), _node = node, dir = dir },
-                        DB)
+    return setmetatable({ _ptr = node.addr, _gc = handle.attach(node), _node = node, dir = dir,
+                          _codec = codec }, DB)
+end
+
+-- The number of batches of node's with uncommitted writes.
+local function pending_batches(node)
+    local n = 0
+    for kid in pairs(node.kids) do
+        if kid.pending then
+            n = n + 1
+        end
+    end
+    return n
 end
 
 -- Closes the database, after closing what is still open on it (iterators,
--- transactions, batches). true | nil, err (the sticky background error, if
--- there was one; the database is closed all the same). Idempotent.
+-- transactions: their closures then fail with "closed: ..."). Refuses, with
+-- nil, "busy: ..." and the database left open, while a batch that can
+-- still be committed holds uncommitted writes: commit or close it first.
+-- true | nil, err (the sticky background error, if there was one; the
+-- database is closed all the same). Idempotent.
 function DB:close()
     if getmetatable(self) ~= DB then
         raise(1, "expected a database as self (use db:close(), not db.close())")
     end
-    if self._node.dead then
+    local node = self._node
+    if node.dead then
         return true
     end
-    local rc = handle.close_now(self._gc, self._node)
-    if rc ~= 0 then
-        return fail(rc)
+    if node.live > 0 and pending_batches(node) > 0 then
+        collectgarbage() -- batches nobody can reach any more are not in the way
+        local n = pending_batches(node)
+        if n > 0 then
+            return nil, ("busy: %d batch%s with uncommitted writes (commit or close %s first)")
+                        :format(n, n == 1 and "" or "es", n == 1 and "it" or "them")
+        end
     end
-    return true
+    return ok(handle.close_now(self._gc, node))
 end
 
+-- Runs fn(txn) in a read-write transaction, committed when fn returns;
+-- opts: { retries = 10 } (conflicts). See stoat/txn.lua for the contract.
 function DB:update(fn, opts)
-    live(self, 1)
-    return txn.update(self, fn, opts, 1)
+    local retries = txn.update_args(fn, opts, 1)
+    if live(self, 1) == nil then
+        return nil, CLOSED
+    end
+    return run(self, fn, 0, retries)
 end
 
-function DB:view(fn)
-    live(self, 1)
-    return txn.view(self, fn, 1)
+-- Runs fn(txn) in a read-only transaction; opts: { at = version } reads
+-- the database as it was after that commit (as far as compaction kept it).
+function DB:view(fn, opts)
+    local at = txn.view_args(fn, opts, 1)
+    if live(self, 1) == nil then
+        return nil, CLOSED
+    end
+    return run(self, fn, C.STOAT_TXN_READ_ONLY, 0, at)
 end
 
 -- The latest value of key | nil | nil, err.
 function DB:get(key)
     local ptr = live(self, 1)
     check_string(key, "db:get: key", 1)
+    if ptr == nil then
+        return nil, CLOSED
+    end
     local rc = C.stoat_get(ptr, key, #key, mem_out, len_out)
     if rc == 0 then
         local p = mem_out[0]
         local value = ffi_string(p, len_out[0])
         C.stoat_free(p)
+        local codec = self._codec
+        if codec ~= nil then
+            return codec.decode(value)
+        end
         return value
     elseif rc == C.STOAT_ENOTFOUND then
         return nil
@@ -114,68 +178,153 @@ function DB:get(key)
     return fail(rc)
 end
 
--- A one-write transaction with a TTL or user-meta byte.
-local function set_ex(ptr, key, value, ttl, meta)
-    local rc = C.stoat_txn_begin(ptr, 0, txn_out)
-    if rc ~= 0 then
-        return fail(rc)
-    end
-    local t = txn_out[0]
-    rc = C.stoat_txn_set_ex(t, key, #key, value, #value, ttl, meta)
-    if rc == 0 then
-        rc = C.stoat_txn_commit(t)
-    end
-    local ok, err = true, nil
-    if rc ~= 0 then
-        ok, err = fail(rc)
-    end
-    C.stoat_txn_discard(t)
-    return ok, err
-end
-
--- Sets key = value now; opts: { ttl = seconds, meta = 0..255 }. true | nil, err.
+-- Sets key = value now (value nil: deletes key); opts: { ttl = seconds,
+-- meta = 0..255 }. The same limits with and without options. true | nil, err.
 function DB:set(key, value, opts)
     local ptr = live(self, 1)
-    check_string(key, "db:set: key", 1)
-    check_string(value, "db:set: value", 1)
-    if opts ~= nil then
-        local ttl, meta = txn.set_options(opts, "db:set", 1)
-        return set_ex(ptr, key, value, ttl, meta)
+    if ptr == nil then
+        return nil, CLOSED
     end
-    local rc = C.stoat_put(ptr, key, #key, value, #value)
-    if rc ~= 0 then
-        return fail(rc)
-    end
-    return true
+    return ok(store(DB_KIND, ptr, key, value, opts, self._codec, "db:set", 1))
 end
 
 function DB:delete(key)
     local ptr = live(self, 1)
-    check_string(key, "db:delete: key", 1)
-    local rc = C.stoat_delete(ptr, key, #key)
+    if ptr == nil then
+        return nil, CLOSED
+    end
+    return ok(store(DB_KIND, ptr, key, nil, nil, nil, "db:delete", 1))
+end
+
+-- The bodies of the one-operation transactions below: module-level
+-- functions, so that a loop of db:incr creates no closure.
+local function incr_body(t, key, by, opts) return t:incr(key, by, opts) end
+local function add_body(t, key, value, opts) return t:add(key, value, opts) end
+local function replace_body(t, key, value, opts) return t:replace(key, value, opts) end
+local function get_meta_body(t, key) return t:get_meta(key) end
+local function ttl_body(t, key) return t:ttl(key) end
+local function expire_body(t, key, ttl) return t:expire(key, ttl) end
+
+-- Whether database self is open, checking key (raises on misuse, blaming
+-- the caller of the method that calls it).
+local function open_with_key(self, what, key)
+    local ptr = live(self, 2)
+    check_string(key, what .. ": key", 2)
+    return ptr ~= nil
+end
+
+local READ_ONLY = C.STOAT_TXN_READ_ONLY
+
+-- Atomic increment (a transaction, retried on conflict): see txn:incr.
+function DB:incr(key, by, opts)
+    if not open_with_key(self, "db:incr", key) then return nil, CLOSED end
+    by = txn.incr_args(by, opts, "db:incr", 1)
+    return run(self, incr_body, 0, 10, nil, key, by, opts)
+end
+
+-- Sets key only when absent: true | nil, "exists" | nil, err.
+function DB:add(key, value, opts)
+    if not open_with_key(self, "db:add", key) then return nil, CLOSED end
+    return run(self, add_body, 0, 10, nil, key, value, opts)
+end
+
+-- Sets key only when present: true | nil, "not found" | nil, err.
+function DB:replace(key, value, opts)
+    if not open_with_key(self, "db:replace", key) then return nil, CLOSED end
+    return run(self, replace_body, 0, 10, nil, key, value, opts)
+end
+
+-- value, user-meta byte, expiry (unix seconds, 0 = never), version | nil.
+function DB:get_meta(key)
+    if not open_with_key(self, "db:get_meta", key) then return nil, CLOSED end
+    return run(self, get_meta_body, READ_ONLY, 0, nil, key)
+end
+
+-- Seconds key has left to live (0: no expiry) | nil (absent) | nil, err.
+function DB:ttl(key)
+    if not open_with_key(self, "db:ttl", key) then return nil, CLOSED end
+    return run(self, ttl_body, READ_ONLY, 0, nil, key)
+end
+
+-- A new time to live for key (0: never expires): true | nil, "not found".
+function DB:expire(key, ttl)
+    if not open_with_key(self, "db:expire", key) then return nil, CLOSED end
+    return run(self, expire_body, 0, 10, nil, key, ttl)
+end
+
+-- An iterator over one read-only snapshot of the database (the options of
+-- txn:pairs, see stoat/iter.lua), released when the loop ends or the
+-- iterator is collected. A closed database raises "closed: ...".
+function DB:pairs(opts)
+    if live(self, 1) == nil then
+        base.raise_failure(nil, CLOSED)
+    end
+    local it = iter.open(self, nil, nil, opts, "db:pairs", 1) -- not a tail call: levels
+    return it
+end
+
+local check_count_options = base.options_checker({ prefix = "string", start = "string",
+                                                   after = "string", stop = "string" })
+local count_opts = ffi.new("stoat_iter_options")
+
+-- The number of live keys (within the bounds of pairs: prefix, start,
+-- after, stop), counted in one snapshot: n | nil, err.
+function DB:count(opts)
+    local ptr = live(self, 1)
+    check_count_options(opts, "db:count", 1)
+    if ptr == nil then
+        return nil, CLOSED
+    end
+    local o = count_opts
+    ffi.fill(o, ffi.sizeof(o))
+    o.keys_only = 1
+    local lower = opts and (opts.after and opts.after .. "\0" or opts.start)
+    if opts and opts.after and opts.start then
+        raise(1, "db:count: options 'start' and 'after' exclude each other")
+    end
+    if opts and opts.prefix then o.prefix, o.prefix_len = opts.prefix, #opts.prefix end
+    if lower then o.lower, o.lower_len = lower, #lower end
+    if opts and opts.stop then o.upper, o.upper_len = opts.stop, #opts.stop end
+    local rc = C.stoat_iter_open(ptr, o, iter_out)
     if rc ~= 0 then
         return fail(rc)
     end
-    return true
+    local it, n = iter_out[0], 0
+    C.stoat_iter_seek_first(it)
+    while C.stoat_iter_valid(it) ~= 0 do
+        n = n + 1
+        C.stoat_iter_next(it)
+    end
+    rc = C.stoat_iter_status(it)
+    local err = rc ~= 0 and base.errstr(rc) or nil
+    C.stoat_iter_close(it)
+    if err then
+        return nil, err
+    end
+    return n
 end
 
 function DB:batch()
-    live(self, 1)
+    if live(self, 1) == nil then
+        return nil, CLOSED
+    end
     return batch.new(self)
 end
 
 -- Calls an argument-less C function of the database: true | nil, err.
+-- Tail-called by the methods: its caller is theirs (hence level 1).
 local function simple(self, fn)
-    local rc = fn(live(self, 2))
-    if rc ~= 0 then
-        return fail(rc)
+    local ptr = live(self, 1)
+    if ptr == nil then
+        return nil, CLOSED
     end
-    return true
+    return ok(fn(ptr))
 end
 
 function DB:sync() return simple(self, C.stoat_sync) end
 function DB:flush() return simple(self, C.stoat_flush) end
 function DB:flatten() return simple(self, C.stoat_flatten) end
+function DB:drop_all() return simple(self, C.stoat_drop_all) end
 
 -- Value-log GC: loops by itself until no file has more than `ratio` garbage
 -- (default 0.5); returns the bytes reclaimed, or nil, err.
@@ -185,23 +334,29 @@ function DB:gc(ratio)
     if type(ratio) ~= "number" or not (ratio > 0 and ratio < 1) then
         raise(1, "db:gc: ratio must be a number in (0, 1) (got %s)", tostring(ratio))
     end
+    if ptr == nil then
+        return nil, CLOSED
+    end
     local rc = C.stoat_gc(ptr, ratio, u64_out)
     if rc ~= 0 then
         return fail(rc)
     end
     return tonumber(u64_out[0])
 end
-function DB:drop_all() return simple(self, C.stoat_drop_all) end
 
--- Deletes every key starting with prefix. true | nil, err.
+-- Deletes every key starting with prefix, which must not be empty (use
+-- drop_all for everything). true | nil, err.
 function DB:drop_prefix(prefix)
     local ptr = live(self, 1)
     check_string(prefix, "db:drop_prefix: prefix", 1)
-    local rc = C.stoat_drop_prefix(ptr, prefix, #prefix)
-    if rc ~= 0 then
-        return fail(rc)
+    if prefix == "" then
+        raise(1, "db:drop_prefix: prefix must not be empty (use db:drop_all() to delete "
+              .. "everything)")
     end
-    return true
+    if ptr == nil then
+        return nil, CLOSED
+    end
+    return ok(C.stoat_drop_prefix(ptr, prefix, #prefix))
 end
 
 local STATS_FIELDS = {
@@ -215,6 +370,9 @@ local STATS_FIELDS = {
 -- (numbers), and levels = { {tables =, bytes =}, ... } from L0 down.
 function DB:stats()
     local ptr = live(self, 1)
+    if ptr == nil then
+        return nil, CLOSED
+    end
     local s = ffi.new("stoat_stats")
     local rc = C.stoat_stats_get(ptr, s)
     if rc ~= 0 then

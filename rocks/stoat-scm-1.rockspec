@@ -14,7 +14,7 @@ source = {
 }
 
 description = {
-    license = "none yet (the repository has no license file; set it before publishing)",
+    license = "MIT",
     summary = "Embedded key-value database (LSM tree + value log, MVCC) for LuaJIT",
     detailed = [[
 stoat is an embedded key-value database with a C core after the design of
@@ -49,6 +49,9 @@ build = {
     install_variables = {
         LIBDIR = "$(LIBDIR)",
         LUADIR = "$(LUADIR)",
+        -- In the rock's own directory, not its lib/: libstoat.so is not a
+        -- Lua module. stoat/libpath.lua tells the module where it is.
+        STOAT_LIBDIR = "$(PREFIX)/clib",
     },
 }
 

@@ -58,9 +58,9 @@ end
 local function define_value(text)
     local str = text:match('^"(.*)"$')
     if str then return str end
-    local n = text:match("^(%d+)u?$")
+    local n = text:match("^(%d+)u?l?l?$")
     if n then return tonumber(n) end
-    local a, b = text:match("^%(%s*(%d+)u?%s*<<%s*(%d+)%s*%)$")
+    local a, b = text:match("^%(%s*(%d+)u?l?l?%s*<<%s*(%d+)%s*%)$")
     if a then return tonumber(a) * 2 ^ tonumber(b) end
     error("cdef_spec does not understand #define value: " .. text)
 end

@@ -13,6 +13,7 @@
 local ffi = require "ffi"
 
 pcall(ffi.cdef, "char *mkdtemp(char *template);")
+pcall(ffi.cdef, "int usleep(unsigned int usec);")
 
 local M = {}
 
@@ -73,6 +74,11 @@ function M.run(cmd)
     f:close()
     local status = tonumber(out:match("exit=(%d+)%s*$"))
     return status == 0, out:gsub("exit=%d+%s*$", "")
+end
+
+-- Sleeps for seconds (fractions allowed).
+function M.sleep(seconds)
+    ffi.C.usleep(math.floor(seconds * 1e6))
 end
 
 -- Sorted keys of a table (for models in specs).

@@ -182,13 +182,15 @@ describe("txn:pairs", function()
     it("raises when an option is unknown or has the wrong type", function()
         local db = h.open_db(finally)
         for _, bad in ipairs({ { prefx = "a" }, { limit = -1 }, { limit = 1.5 },
-                               { reverse = 1 }, { start = 5 }, { keys_only = "yes" } }) do
-            local ok, err = db:view(function(txn) txn:pairs(bad) end)
-            assert.is_nil(ok)
+                               { reverse = 1 }, { start = 5 }, { keys_only = "yes" },
+                               { after = 1 }, { meta = 1 }, { all_versions = "y" },
+                               { start = "a", after = "b" } }) do
+            local ok, err = pcall(db.view, db, function(txn) txn:pairs(bad) end)
+            assert.is_false(ok)
             assert.matches("txn:pairs: ", err, 1, true)
         end
-        local ok, err = db:view(function(txn) txn:pairs("prefix") end)
-        assert.is_nil(ok)
+        local ok, err = pcall(db.view, db, function(txn) txn:pairs("prefix") end)
+        assert.is_false(ok)
         assert.matches("options must be a table", err, 1, true)
     end)
 
@@ -217,5 +219,143 @@ describe("txn:pairs", function()
         db:close()
         assert.is_nil(ok)
         assert.matches("^corruption: ", err)
+    end)
+end)
+
+describe("pairs paging", function()
+    local function keys(db, opts)
+        local t = {}
+        for k in db:pairs(opts) do t[#t + 1] = k end
+        return t
+    end
+
+    local function fill_items(db)
+        for i = 1, 9 do assert.is_true(db:set("item:" .. i, tostring(i))) end
+        return db
+    end
+
+    it("starts after the given key with after (exclusive)", function()
+        local db = fill_items(h.open_db(finally))
+        assert.are.same({ "item:4", "item:5" }, keys(db, { after = "item:3", limit = 2 }))
+    end)
+
+    it("pages forward with after = the last key seen", function()
+        local db = fill_items(h.open_db(finally))
+        local pages, last = {}, nil
+        repeat
+            local page = keys(db, { prefix = "item:", after = last, limit = 4 })
+            last = page[#page]
+            pages[#pages + 1] = table.concat(page, ",")
+        until #page < 4
+        assert.are.same({ "item:1,item:2,item:3,item:4", "item:5,item:6,item:7,item:8",
+                          "item:9" }, pages)
+    end)
+
+    it("pages backward with reverse and stop = the last key seen", function()
+        local db = fill_items(h.open_db(finally))
+        assert.are.same({ "item:9", "item:8", "item:7" },
+                        keys(db, { reverse = true, limit = 3 }))
+        assert.are.same({ "item:6", "item:5", "item:4" },
+                        keys(db, { reverse = true, stop = "item:7", limit = 3 }))
+    end)
+
+    it("keeps after as a lower bound in reverse", function()
+        local db = fill_items(h.open_db(finally))
+        assert.are.same({ "item:9", "item:8" }, keys(db, { reverse = true, after = "item:7" }))
+    end)
+end)
+
+describe("pairs with meta", function()
+    it("yields key, value, version, expires_at and user_meta", function()
+        local db = h.open_db(finally)
+        assert.is_true(db:set("a", "1", { meta = 5, ttl = 100 }))
+        local version = db:stats().last_version
+        local rows = {}
+        for k, v, ver, exp, um in db:pairs{ meta = true } do
+            rows[#rows + 1] = { k, v, ver, exp > 0, um }
+        end
+        assert.are.same({ { "a", "1", version, true, 5 } }, rows)
+    end)
+
+    it("yields the metadata without values when keys_only", function()
+        local db = h.open_db(finally)
+        assert.is_true(db:set("a", "1"))
+        local it = db:pairs{ meta = true, keys_only = true }
+        local k, v, ver, exp, um = it()
+        assert.are.same({ "a", nil, 0, 0 }, { k, v, exp, um })
+        assert.is_true(ver > 0)
+    end)
+end)
+
+describe("pairs with all_versions", function()
+    it("yields every version, newest first, a deletion with a nil value", function()
+        local db = h.open_db(finally, { num_versions_to_keep = 10 })
+        assert.is_true(db:set("k", "1"))
+        assert.is_true(db:set("k", "2"))
+        assert.is_true(db:delete("k"))
+        assert.is_true(db:set("k", "3"))
+        local seen = {}
+        for k, v in db:pairs{ all_versions = true } do
+            seen[#seen + 1] = k .. "=" .. tostring(v)
+        end
+        assert.are.same({ "k=3", "k=nil", "k=2", "k=1" }, seen)
+    end)
+end)
+
+describe("db:pairs", function()
+    it("iterates outside a transaction", function()
+        local db = h.open_db(finally)
+        assert.is_true(db:set("a", "1"))
+        assert.is_true(db:set("b", "2"))
+        local seen = {}
+        for k, v in db:pairs() do seen[#seen + 1] = k .. v end
+        assert.are.same({ "a1", "b2" }, seen)
+    end)
+
+    it("reads one snapshot, blind to writes made during the loop", function()
+        local db = h.open_db(finally)
+        assert.is_true(db:set("a", "1"))
+        local n = 0
+        for _ in db:pairs() do
+            n = n + 1
+            assert.is_true(db:set("z" .. n, "x"))
+        end
+        assert.are.equal(1, n)
+    end)
+
+    it("releases its snapshot when the loop ends", function()
+        local db = h.open_db(finally)
+        assert.is_true(db:set("a", "1"))
+        for _ in db:pairs() do end
+        assert.are.equal(0, db._node.live)
+    end)
+
+    it("releases its snapshot when the iterator is collected after a break", function()
+        local db = h.open_db(finally)
+        assert.is_true(db:set("a", "1"))
+        assert.is_true(db:set("b", "1"))
+        for _ in db:pairs() do break end -- luacheck: ignore 512
+        collectgarbage()
+        collectgarbage()
+        assert.are.equal(0, db._node.live)
+        assert.is_true(db:close())
+    end)
+end)
+
+describe("db:count", function()
+    it("counts the live keys, within a prefix or bounds", function()
+        local db = h.open_db(finally)
+        for i = 1, 5 do assert.is_true(db:set("a:" .. i, "v")) end
+        for i = 1, 3 do assert.is_true(db:set("b:" .. i, "v")) end
+        assert.is_true(db:delete("a:1"))
+        assert.are.equal(7, db:count())
+        assert.are.equal(4, db:count{ prefix = "a:" })
+        assert.are.equal(5, db:count{ after = "a:3" })
+        assert.are.equal(2, db:count{ start = "a:4", stop = "b:" })
+    end)
+
+    it("raises on unknown options", function()
+        local db = h.open_db(finally)
+        assert.error_matches(function() db:count{ prefx = "a" } end, "unknown option", 1, true)
     end)
 end)

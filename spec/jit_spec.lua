@@ -123,4 +123,30 @@ describe("jit", function()
             end
         end))
     end)
+
+    it("compiles a loop of updates that return nothing without aborts in the module", function()
+        local db = h.open_db(finally)
+        local function body(txn) txn:set("k", "v") end
+        assert.are.same({}, module_aborts(function()
+            for _ = 1, N / 4 do
+                assert(db:update(body))
+            end
+        end))
+    end)
+
+    with_nkeys("compiles a db:pairs per item without aborts in the module", function()
+        local db = h.open_db(finally)
+        for i = 1, 100 do
+            assert(db:set(("k%03d"):format(i), "v"))
+        end
+        assert.are.same({}, module_aborts(function()
+            local found = 0
+            for i = 1, N do
+                for k in db:pairs{ after = ("k%03d"):format(i % 100), limit = 1 } do
+                    found = found + #k
+                end
+            end
+            return found
+        end))
+    end)
 end)

@@ -142,20 +142,35 @@ describe("db:close", function()
         again:close()
     end)
 
-    it("makes every method of the closed database raise", function()
+    it("makes every method of the closed database fail with closed", function()
         local db = h.open_db(finally)
         db:close()
         local calls = {
-            function() db:get("k") end, function() db:set("k", "v") end,
-            function() db:delete("k") end, function() db:update(function() end) end,
-            function() db:view(function() end) end, function() db:batch() end,
-            function() db:stats() end, function() db:flatten() end, function() db:sync() end,
-            function() db:flush() end, function() db:drop_prefix("p") end,
-            function() db:drop_all() end,
+            function() return db:get("k") end, function() return db:set("k", "v") end,
+            function() return db:delete("k") end,
+            function() return db:update(function() end) end,
+            function() return db:view(function() end) end, function() return db:batch() end,
+            function() return db:stats() end, function() return db:flatten() end,
+            function() return db:sync() end, function() return db:flush() end,
+            function() return db:drop_prefix("p") end, function() return db:drop_all() end,
+            function() return db:gc() end, function() return db:incr("n") end,
+            function() return db:add("k", "v") end, function() return db:replace("k", "v") end,
+            function() return db:get_meta("k") end, function() return db:ttl("k") end,
+            function() return db:expire("k", 1) end, function() return db:count() end,
         }
-        for _, call in ipairs(calls) do
-            assert.error_matches(call, "stoat: database is closed", 1, true)
+        for i, call in ipairs(calls) do
+            local res, err = call()
+            assert.is_nil(res, "call " .. i)
+            assert.matches("^closed: ", err)
         end
+    end)
+
+    it("makes db:pairs of the closed database raise closed", function()
+        local db = h.open_db(finally)
+        db:close()
+        local ok, err = pcall(db.pairs, db)
+        assert.is_false(ok)
+        assert.matches("^closed: ", err)
     end)
 
     it("raises when called without the database as self", function()

@@ -37,9 +37,9 @@ _Pragma("GCC visibility push(default)")
 #endif
 
 #define STOAT_VERSION_MAJOR 0
-#define STOAT_VERSION_MINOR 1
+#define STOAT_VERSION_MINOR 2
 #define STOAT_VERSION_PATCH 0
-#define STOAT_VERSION_STRING "0.1.0"
+#define STOAT_VERSION_STRING "0.2.0"
 
 /* Error codes: stable, negative, never renumbered. */
 enum {
@@ -63,6 +63,14 @@ enum {
 /* Limits. A key is 1..STOAT_MAX_KEY_SIZE bytes; a value 0..STOAT_MAX_VALUE_SIZE. */
 #define STOAT_MAX_KEY_SIZE 65536u
 #define STOAT_MAX_VALUE_SIZE (1u << 30)
+
+/*
+ * Time to live, in milliseconds, of the _set_ex calls: 0 = forever, at most
+ * STOAT_MAX_TTL_MS (about 35,700 years). Expiries are unix milliseconds
+ * (since 0.2; databases written by 0.1 stored seconds and read correctly).
+ * An entry is never expired before its ttl has passed.
+ */
+#define STOAT_MAX_TTL_MS (1ull << 50)
 
 /* Block compression, chosen per table when it is written. */
 enum {
@@ -133,6 +141,9 @@ typedef struct stoat_iter_options {
 enum {
     STOAT_TXN_READ_ONLY = 1     /* a snapshot that never conflicts and cannot write */
 };
+
+/* The clock expiries are checked against: unix time in milliseconds. */
+uint64_t stoat_clock_ms(void);
 
 /* Names an error code ("corruption", ...). Static storage. */
 const char *stoat_strerror(int rc);
@@ -212,7 +223,7 @@ int stoat_iter_value(stoat_iter *it, const void **val, size_t *vlen);
 void stoat_iter_close(stoat_iter *it);
 
 /* Metadata of the current entry: its version (commit timestamp), expiry
- * (unix seconds, 0 = never), user-meta byte, and 1 in *deleted for a
+ * (unix milliseconds, 0 = never), user-meta byte, and 1 in *deleted for a
  * tombstone (seen only with all_versions). Any pointer may be NULL. */
 int stoat_iter_meta(stoat_iter *it, uint64_t *version, uint64_t *expires_at, uint8_t *user_meta,
                     int *deleted);
@@ -244,16 +255,19 @@ uint64_t stoat_txn_read_version(const stoat_txn *txn);
  */
 int stoat_txn_get(stoat_txn *txn, const void *key, size_t klen, const void **val, size_t *vlen);
 
-/* Like stoat_txn_get, also returning the entry's metadata (NULL ok). */
+/* Like stoat_txn_get, also returning the entry's metadata (NULL ok): its
+ * version (0 for the transaction's own write), expiry (unix milliseconds,
+ * 0 = never) and user-meta byte. */
 int stoat_txn_get_meta(stoat_txn *txn, const void *key, size_t klen, const void **val,
                        size_t *vlen, uint64_t *version, uint64_t *expires_at,
                        uint8_t *user_meta);
 
 int stoat_txn_set(stoat_txn *txn, const void *key, size_t klen, const void *val, size_t vlen);
 
-/* Set with a time to live in seconds (0 = forever) and a user-meta byte. */
+/* Set with a time to live in milliseconds (0 = forever, at most
+ * STOAT_MAX_TTL_MS, else STOAT_EINVAL) and a user-meta byte. */
 int stoat_txn_set_ex(stoat_txn *txn, const void *key, size_t klen, const void *val, size_t vlen,
-                     uint64_t ttl_seconds, uint8_t user_meta);
+                     uint64_t ttl_ms, uint8_t user_meta);
 
 int stoat_txn_delete(stoat_txn *txn, const void *key, size_t klen);
 
@@ -279,7 +293,7 @@ void stoat_txn_discard(stoat_txn *txn);
 int stoat_batch_new(stoat_db *db, stoat_batch **out);
 int stoat_batch_set(stoat_batch *b, const void *key, size_t klen, const void *val, size_t vlen);
 int stoat_batch_set_ex(stoat_batch *b, const void *key, size_t klen, const void *val,
-                       size_t vlen, uint64_t ttl_seconds, uint8_t user_meta);
+                       size_t vlen, uint64_t ttl_ms, uint8_t user_meta);
 int stoat_batch_delete(stoat_batch *b, const void *key, size_t klen);
 int stoat_batch_commit(stoat_batch *b);
 void stoat_batch_free(stoat_batch *b);

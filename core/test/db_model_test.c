@@ -566,6 +566,9 @@ static void test_db_model_random_ops(void)
     for (int cycle = 1; cycle <= MODEL_REOPENS; cycle++) {
         for (long i = 0; i < per_cycle && m.op < ops; i++, m.op++)
             model_step_op(&m, db, vbuf);
+        printf("model: cycle %d: %llu flushes, %llu compactions, %llu value-log GC runs\n", cycle,
+               (unsigned long long)db->stat_flushes, (unsigned long long)db->stat_compactions,
+               (unsigned long long)db->stat_gc_runs);
         REQUIRE_OK(stoat_close(db));
         db = model_open(test_tmpdir(), cycle);
         full_compare(&m, db);

@@ -147,7 +147,7 @@ static void test_skiplist_matches_sorted_model(void)
     CHECK(skiplist_first(&sl) == 0 && skiplist_last(&sl) == 0);
     for (int i = 0; i < N; i++) {
         random_ent(&rs, &es[i], i);
-        REQUIRE_OK(skiplist_insert(&sl, ent_key(&es[i]), ent_val(&es[i]), &added));
+        REQUIRE_OK(skiplist_insert(&sl, ent_key(&es[i]), ent_val(&es[i]), 0, &added));
         replaced += !added;
     }
     n = model_sort(es, N);
@@ -169,9 +169,9 @@ static void test_skiplist_orders_prefix_keys_by_user_key_first(void)
     REQUIRE_OK(skiplist_init(&sl, a, 1));
     /* "aa"@9 sorts after "a"@1 although memcmp of the ikeys says otherwise. */
     REQUIRE_OK(skiplist_insert(&sl, slice_make(k1, ikey_encode(k1, "aa", 2, 9)),
-                               slice_make("x", 1), NULL));
+                               slice_make("x", 1), 0, NULL));
     REQUIRE_OK(skiplist_insert(&sl, slice_make(k2, ikey_encode(k2, "a", 1, 1)),
-                               slice_make("y", 1), NULL));
+                               slice_make("y", 1), 0, NULL));
     node = skiplist_first(&sl);
     REQUIRE(node != 0);
     CHECK(skiplist_key(&sl, node).len == 9);
@@ -180,7 +180,41 @@ static void test_skiplist_orders_prefix_keys_by_user_key_first(void)
     CHECK(skiplist_find(&sl, slice_make("a", 1), UINT64_MAX) == node);
     CHECK(skiplist_find(&sl, slice_make("aa", 2), 8) == 0);
     CHECK(skiplist_find(&sl, slice_make("", 0), 8) == 0);
-    CHECK_RC(skiplist_insert(&sl, slice_make("short", 5), slice_make("", 0), NULL), STOAT_EINVAL);
+    CHECK_RC(skiplist_insert(&sl, slice_make("short", 5), slice_make("", 0), 0, NULL), STOAT_EINVAL);
+    arena_free(a);
+}
+
+/* A stamp travels with its node (after the key, unaligned), a replaced
+ * value keeps it, and unstamped nodes read 0. */
+static void test_skiplist_stamps_stay_with_their_node(void)
+{
+    char k[32];
+    arena *a = NULL;
+    skiplist sl;
+    uint32_t node;
+
+    REQUIRE_OK(arena_new(1 << 16, &a));
+    REQUIRE_OK(skiplist_init(&sl, a, 1));
+    for (int i = 0; i < 40; i++) {
+        char u[8];
+        int n = snprintf(u, sizeof(u), "k%03d", i);
+        /* keys of odd lengths put the stamp at every alignment */
+        REQUIRE_OK(skiplist_insert(&sl, slice_make(k, ikey_encode(k, u, (size_t)(n - i % 3), 5)),
+                                   slice_make("v", 1), i % 2 ? 0x0102030405060708ull + i : 0,
+                                   NULL));
+    }
+    for (node = skiplist_first(&sl); node != 0; node = skiplist_next(&sl, node)) {
+        slice key = skiplist_key(&sl, node);
+        int i = atoi(key.data + 1);
+        if (key.len - 8 == 4 && i % 3 == 0)
+            CHECK(skiplist_stamp(&sl, node) == (i % 2 ? 0x0102030405060708ull + i : 0));
+        CHECK(ikey_version(key) == 5);
+    }
+    node = skiplist_find(&sl, slice_make("k001", 3), 5);
+    REQUIRE(node != 0);
+    REQUIRE_OK(skiplist_insert(&sl, skiplist_key(&sl, node), slice_make("w", 1), 0, NULL));
+    CHECK(skiplist_stamp(&sl, node) == 0x0102030405060709ull);
+    CHECK(skiplist_value(&sl, node).data[0] == 'w');
     arena_free(a);
 }
 
@@ -204,7 +238,7 @@ static void fill_until_full(size_t min_len, size_t max_len)
         random_ent(&rs, &es[n], i);
         random_value(&rs, &es[n], min_len, max_len);
         used = arena_used(a);
-        rc = skiplist_insert(&sl, ent_key(&es[n]), ent_val(&es[n]), NULL);
+        rc = skiplist_insert(&sl, ent_key(&es[n]), ent_val(&es[n]), 0, NULL);
         if (rc != 0)
             break;
         n++;
@@ -213,7 +247,7 @@ static void fill_until_full(size_t min_len, size_t max_len)
     CHECK(arena_used(a) == used);
     /* Replacing a value that does not fit fails too, and changes nothing. */
     REQUIRE(n > 0);
-    CHECK_RC(skiplist_insert(&sl, ent_key(&es[0]), slice_make(big, sizeof(big)), NULL),
+    CHECK_RC(skiplist_insert(&sl, ent_key(&es[0]), slice_make(big, sizeof(big)), 0, NULL),
              STOAT_ENOMEM);
     CHECK(arena_used(a) == used);
     n = model_sort(es, n);
@@ -266,7 +300,7 @@ static void test_skiplist_sequential_runs_match_sorted_model(void)
             }
             random_value(&rs, e, 0, 64);
             e->seq = i;
-            REQUIRE_OK(skiplist_insert(&sl, ent_key(e), ent_val(e), NULL));
+            REQUIRE_OK(skiplist_insert(&sl, ent_key(e), ent_val(e), 0, NULL));
         }
     }
     n = model_sort(es, N);
@@ -336,7 +370,7 @@ static void *conc_writer(void *arg)
     for (int i = 0; i < CONC_N; i++) {
         slice k = slice_make(key, conc_key(key, i));
         conc_value(val, k);
-        if (skiplist_insert(&c->sl, k, slice_make(val, 8), NULL) != 0)
+        if (skiplist_insert(&c->sl, k, slice_make(val, 8), 0, NULL) != 0)
             atomic_fetch_add(&c->errors, 1);
         atomic_store_explicit(&c->published, i + 1, memory_order_release);
     }
@@ -412,6 +446,7 @@ int main(int argc, char **argv)
 {
     TEST_RUN(test_skiplist_matches_sorted_model);
     TEST_RUN(test_skiplist_orders_prefix_keys_by_user_key_first);
+    TEST_RUN(test_skiplist_stamps_stay_with_their_node);
     TEST_RUN(test_skiplist_full_arena_leaves_list_intact);
     TEST_RUN(test_skiplist_sequential_runs_match_sorted_model);
     TEST_RUN(test_skiplist_tiny_arena_has_no_room_for_head);

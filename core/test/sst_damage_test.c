@@ -147,11 +147,11 @@ static void test_sst_unknown_format_version_is_not_supported(void)
 
     small_table(path, STOAT_COMPRESSION_NONE, &t, &data, &len);
     foot = len - FOOTER_LEN;
-    put_fixed32(data + foot + FOOTER_VERSION_AT, 2);
+    put_fixed32(data + foot + FOOTER_VERSION_AT, SST_FORMAT_VERSION + 1);
     put_fixed64(data + foot + FOOTER_CHECKSUM_AT, checksum64(data + foot, FOOTER_CHECKSUM_AT));
     file_write(path, data, len);
     CHECK_RC(open_rc(path), STOAT_ENOTSUP);
-    CHECK(strstr(status_msg(), "version 2") != NULL);
+    CHECK(strstr(status_msg(), "version 3") != NULL);
     td_free(&t);
     free(data);
     free(path);

@@ -124,20 +124,20 @@ static uint64_t ttl_write(stoat_db *db)
 
     put_s(db, "shadowed", "old");
     REQUIRE_OK(stoat_txn_begin(db, 0, &t));
-    REQUIRE_OK(stoat_txn_set_ex(t, "t:sst", 5, "1", 1, 1, 0));
-    REQUIRE_OK(stoat_txn_set_ex(t, "shadowed", 8, "new", 3, 1, 0));
+    REQUIRE_OK(stoat_txn_set_ex(t, "t:sst", 5, "1", 1, 1000, 0));
+    REQUIRE_OK(stoat_txn_set_ex(t, "shadowed", 8, "new", 3, 1000, 0));
     REQUIRE_OK(stoat_txn_set_ex(t, "forever", 7, "1", 1, 0, 0));
     REQUIRE_OK(stoat_txn_commit(t));
     stoat_txn_discard(t);
     REQUIRE_OK(stoat_flush(db));
     REQUIRE_OK(stoat_batch_new(db, &b));
-    REQUIRE_OK(stoat_batch_set_ex(b, "t:mem", 5, "1", 1, 1, 0));
-    REQUIRE_OK(stoat_batch_set_ex(b, "t:hour", 6, "1", 1, 3600, 9));
+    REQUIRE_OK(stoat_batch_set_ex(b, "t:mem", 5, "1", 1, 1000, 0));
+    REQUIRE_OK(stoat_batch_set_ex(b, "t:hour", 6, "1", 1, 3600000, 9));
     REQUIRE_OK(stoat_batch_commit(b));
     stoat_batch_free(b);
     REQUIRE_OK(stoat_txn_begin(db, STOAT_TXN_READ_ONLY, &t));
     REQUIRE_OK(stoat_txn_get_meta(t, "t:hour", 6, &v, &vlen, NULL, &exp, &um));
-    CHECK(um == 9 && exp >= t0 + 3600 && exp <= (uint64_t)time(NULL) + 3600);
+    CHECK(um == 9 && exp >= t0 * 1000 + 3600000 && exp <= stoat_clock_ms() + 3600001);
     REQUIRE_OK(stoat_txn_get_meta(t, "forever", 7, &v, &vlen, NULL, &exp, NULL));
     CHECK(exp == 0);
     stoat_txn_discard(t);
@@ -163,9 +163,9 @@ static void test_txn_ttl(void)
     stoat_iter_close(it);
     /* A pending write with a TTL expires inside its transaction too. */
     REQUIRE_OK(stoat_txn_begin(db, 0, &t));
-    REQUIRE_OK(stoat_txn_set_ex(t, "t:pending", 9, "1", 1, 1, 0));
+    REQUIRE_OK(stoat_txn_set_ex(t, "t:pending", 9, "1", 1, 1000, 0));
     REQUIRE_OK(stoat_txn_get_meta(t, "t:pending", 9, &v, &vlen, NULL, &exp, NULL));
-    while ((uint64_t)time(NULL) < exp)  /* the latest expiry of all */
+    while (stoat_clock_ms() < exp)      /* the latest expiry of all */
         usleep(50 * 1000);
     CHECK_STR(txn_get_s(t, "t:pending", buf, sizeof(buf)), ABSENT);
     CHECK_STR(txn_get_s(t, "t:sst", buf, sizeof(buf)), ABSENT);
@@ -321,7 +321,7 @@ static void test_txn_iter_meta(void)
     int del = -1;
 
     REQUIRE_OK(stoat_txn_begin(db, 0, &t));
-    REQUIRE_OK(stoat_txn_set_ex(t, "a", 1, "x", 1, 3600, 42));
+    REQUIRE_OK(stoat_txn_set_ex(t, "a", 1, "x", 1, 3600000, 42));
     REQUIRE_OK(stoat_txn_commit(t));
     stoat_txn_discard(t);
     v_a = last_version(db);
@@ -330,7 +330,7 @@ static void test_txn_iter_meta(void)
     REQUIRE_OK(stoat_iter_seek_first(it));
     REQUIRE_OK(stoat_iter_meta(it, &ver, &exp, &um, &del));
     CHECK(ver == v_a && um == 42 && del == 0);
-    CHECK(exp >= (uint64_t)time(NULL) + 3599 && exp <= (uint64_t)time(NULL) + 3600);
+    CHECK(exp >= stoat_clock_ms() + 3599000 && exp <= stoat_clock_ms() + 3600001);
     REQUIRE_OK(stoat_iter_meta(it, NULL, NULL, NULL, NULL));
     stoat_iter_close(it);
     /* A transaction's own write: its user-meta and expiry. */

@@ -3,8 +3,9 @@
 -- argument checks.
 --
 -- The library is found, in order: $STOAT_LIB (a path to libstoat.so), then
--- "libstoat" on package.cpath (the source tree's build/ and a rock tree's
--- lib/lua/5.1/), then the system loader (ffi.load "stoat").
+-- the path in stoat/libpath.lua beside this file (written by `make
+-- install`, so by the rock too), then "libstoat" on package.cpath (the
+-- source tree's build/), then the system loader (ffi.load "stoat").
 --
 -- The out-parameters are allocated once per process and shared by every
 -- handle: that is safe because each is read right after the C call that
@@ -13,8 +14,14 @@
 -- may each run their own transactions.
 --
 -- Errors: a failed C call becomes `nil, "<word>: <detail>"`, the word
--- stable per code (see WORDS), the detail from stoat_errmsg. Misuse (a wrong
--- argument type, an unknown option, a closed handle) raises with error().
+-- stable per code (see WORDS), the detail from stoat_errmsg; `ok(rc)` is
+-- the one idiom that turns a return code into true | nil, err. Misuse (a
+-- wrong argument type, an unknown option, a handle used after its end)
+-- raises with error(); a closed database is a failure ("closed: ...").
+
+if not jit then
+    error("stoat needs LuaJIT (it uses the LuaJIT FFI); this is " .. _VERSION, 0)
+end
 
 local ffi = require "ffi"
 local cdef = require "stoat.cdef"
@@ -30,6 +37,17 @@ local function load_library()
     local path = os.getenv("STOAT_LIB")
     if path and path ~= "" then
         return ffi.load(path)
+    end
+    local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")
+    local f = here and io.open(here .. "/libpath.lua", "rb")
+    if f then
+        f:close()
+        path = dofile(here .. "/libpath.lua")
+        local lib = type(path) == "string" and io.open(path, "rb")
+        if lib then
+            lib:close()
+            return ffi.load(path)
+        end
     end
     path = package.searchpath("libstoat", package.cpath)
     if path then
@@ -67,6 +85,7 @@ M.iter_out = ffi.new("stoat_iter *[1]")
 M.batch_out = ffi.new("stoat_batch *[1]")
 M.u64_out = ffi.new("uint64_t[2]")
 M.u8_out = ffi.new("uint8_t[1]")
+M.int_out = ffi.new("int[1]")
 
 local WORDS = {
     [C.STOAT_ENOTFOUND] = "not found", -- only where absence is a failure (open)
@@ -99,6 +118,36 @@ end
 -- The usual failure return: nil, "<word>: <detail>".
 function M.fail(rc)
     return nil, M.errstr(rc)
+end
+
+-- The one idiom for a C call's result: true | nil, "<word>: <detail>".
+function M.ok(rc)
+    if rc ~= 0 then
+        return nil, M.errstr(rc)
+    end
+    return true
+end
+
+-- Raises err, a database failure ("<word>: <detail>"), where a value
+-- cannot be returned (an iterator step, a transaction whose database was
+-- closed under it). txn (or nil) remembers it, and so does last_failure,
+-- so that db:update/db:view return it as nil, err instead of re-raising
+-- it like the closure's own errors (see stoat.txn).
+function M.raise_failure(txn, err)
+    if txn then
+        txn._raised = err
+    end
+    M.last_failure = err
+    error(err, 0)
+end
+
+-- What every use of a closed database fails with.
+M.CLOSED = "closed: the database is closed"
+M.CLOSED_DURING = "closed: the database was closed during the transaction"
+
+-- The clock expiries are checked against, in unix seconds (ms resolution).
+function M.now()
+    return tonumber(C.stoat_clock_ms()) / 1000
 end
 
 -- Raises a misuse error at the given level (counted from the caller of the

@@ -1,22 +1,27 @@
 -- stoat.batch: db:batch(), fast non-transactional bulk writes.
 --
 --   local b = db:batch()
---   b:set(k, v [, {ttl =, meta =}]); b:delete(k)
+--   b:set(k, v [, {ttl =, meta =}]); b:delete(k); b:set(k, nil)
 --   assert(b:commit())
 --
 -- Entries are committed in chunks as the batch fills (each chunk atomic,
 -- the batch as a whole not); commit writes the rest, waits, and ends the
--- batch. close() ends it without writing what is still buffered. The
--- batch is a kid of its database's handle node (see stoat.handle): closing
--- the database closes it; a batch used after it ended raises.
+-- batch. A failed b:set or b:delete dooms the batch: later writes and
+-- commit write nothing more and return that first failure (chunks written
+-- before it stay written). close() ends it without writing what is still
+-- buffered. The batch is a kid of its database's handle node (see
+-- stoat.handle); its node's `pending` flag says it holds writes that are
+-- not committed, which makes db:close refuse (see stoat.lua). A batch used
+-- after it ended raises; after its database was closed, it fails with
+-- "closed: ...".
 
 local base = require "stoat.base"
 local handle = require "stoat.handle"
-local txn = require "stoat.txn"
+local write = require "stoat.write"
 
 local C = base.C
-local fail, raise, check_string = base.fail, base.raise, base.check_string
-local set_options = txn.set_options
+local raise, errstr = base.raise, base.errstr
+local store, BATCH = write.store, write.BATCH
 local getmetatable, setmetatable = getmetatable, setmetatable
 
 local M = {}
@@ -24,9 +29,13 @@ local M = {}
 local Batch = {}
 Batch.__index = Batch
 
+-- The live C batch of self, nil when its database is closed, or raises.
 local function live(self, level)
     if getmetatable(self) ~= Batch then
         raise(level + 1, "expected a batch as self (use b:method(), not b.method())")
+    end
+    if self._db._node.dead then
+        return nil
     end
     if self._node.dead then
         raise(level + 1, "batch is closed (committed or closed already)")
@@ -38,50 +47,54 @@ end
 function M.new(db)
     local rc = C.stoat_batch_new(db._ptr, base.batch_out)
     if rc ~= 0 then
-        return fail(rc)
+        return base.fail(rc)
     end
     local node = handle.new(db._node, base.batch_out[0], C.stoat_batch_free)
-    return setmetatable({ _ptr = node.addr, _gc = handle.attach(node), _node = node, _db = db },
-                        Batch)
+    node.pending = false
+    return setmetatable({ _ptr = node.addr, _gc = handle.attach(node), _node = node, _db = db,
+                          _codec = db._codec, _err = false }, Batch)
 end
 
-function Batch:set(key, value, opts)
+-- One write: true | nil, err (and the batch is doomed). Tail-called by
+-- the methods: its caller is theirs (hence level 1).
+local function add(self, key, value, opts, what)
     local ptr = live(self, 1)
-    check_string(key, "batch:set: key", 1)
-    check_string(value, "batch:set: value", 1)
-    local rc
-    if opts == nil then
-        rc = C.stoat_batch_set(ptr, key, #key, value, #value)
-    else
-        local ttl, meta = set_options(opts, "batch:set", 1)
-        rc = C.stoat_batch_set_ex(ptr, key, #key, value, #value, ttl, meta)
+    if ptr == nil then
+        return nil, base.CLOSED
     end
+    if self._err then
+        return nil, self._err
+    end
+    self._node.pending = true
+    local rc = store(BATCH, ptr, key, value, opts, self._codec, what, 1)
     if rc ~= 0 then
-        return fail(rc)
+        self._err = errstr(rc)
+        return nil, self._err
     end
     return true
+end
+
+-- Buffers key = value (value nil: deletes key); opts: {ttl =, meta =}.
+function Batch:set(key, value, opts)
+    return add(self, key, value, opts, "batch:set")
 end
 
 function Batch:delete(key)
-    local ptr = live(self, 1)
-    check_string(key, "batch:delete: key", 1)
-    local rc = C.stoat_batch_delete(ptr, key, #key)
-    if rc ~= 0 then
-        return fail(rc)
-    end
-    return true
+    return add(self, key, nil, nil, "batch:delete")
 end
 
 -- Writes what is buffered, waits for it, ends the batch: true | nil, err.
 function Batch:commit()
     local ptr = live(self, 1)
-    local rc = C.stoat_batch_commit(ptr)
-    local ok, err = true, nil
-    if rc ~= 0 then
-        ok, err = fail(rc)
+    if ptr == nil then
+        return nil, base.CLOSED
+    end
+    local ok, err = false, self._err
+    if not err then
+        ok, err = base.ok(C.stoat_batch_commit(ptr))
     end
     handle.close_now(self._gc, self._node)
-    return ok, err
+    return ok or nil, err
 end
 
 -- Ends the batch without writing what is still buffered. Idempotent.

@@ -15,11 +15,12 @@ local M = {}
 
 M.defines = {
     STOAT_VERSION_MAJOR = 0,
-    STOAT_VERSION_MINOR = 1,
+    STOAT_VERSION_MINOR = 2,
     STOAT_VERSION_PATCH = 0,
-    STOAT_VERSION_STRING = "0.1.0",
+    STOAT_VERSION_STRING = "0.2.0",
     STOAT_MAX_KEY_SIZE = 65536,
     STOAT_MAX_VALUE_SIZE = 1073741824,
+    STOAT_MAX_TTL_MS = 2 ^ 50,
     STOAT_STATS_LEVELS = 16,
 }
 
@@ -104,6 +105,8 @@ enum {
     STOAT_TXN_READ_ONLY = 1
 };
 
+uint64_t stoat_clock_ms(void);
+
 const char *stoat_strerror(int rc);
 const char *stoat_errmsg(const stoat_db *db);
 const char *stoat_version(void);
@@ -143,7 +146,7 @@ int stoat_txn_get_meta(stoat_txn *txn, const void *key, size_t klen, const void 
                        uint8_t *user_meta);
 int stoat_txn_set(stoat_txn *txn, const void *key, size_t klen, const void *val, size_t vlen);
 int stoat_txn_set_ex(stoat_txn *txn, const void *key, size_t klen, const void *val, size_t vlen,
-                     uint64_t ttl_seconds, uint8_t user_meta);
+                     uint64_t ttl_ms, uint8_t user_meta);
 int stoat_txn_delete(stoat_txn *txn, const void *key, size_t klen);
 int stoat_txn_iter_open(stoat_txn *txn, const stoat_iter_options *opts, stoat_iter **out);
 int stoat_txn_commit(stoat_txn *txn);
@@ -152,7 +155,7 @@ void stoat_txn_discard(stoat_txn *txn);
 int stoat_batch_new(stoat_db *db, stoat_batch **out);
 int stoat_batch_set(stoat_batch *b, const void *key, size_t klen, const void *val, size_t vlen);
 int stoat_batch_set_ex(stoat_batch *b, const void *key, size_t klen, const void *val,
-                       size_t vlen, uint64_t ttl_seconds, uint8_t user_meta);
+                       size_t vlen, uint64_t ttl_ms, uint8_t user_meta);
 int stoat_batch_delete(stoat_batch *b, const void *key, size_t klen);
 int stoat_batch_commit(stoat_batch *b);
 void stoat_batch_free(stoat_batch *b);
@@ -187,11 +190,12 @@ typedef struct stoat_stats {
 int stoat_stats_get(stoat_db *db, stoat_stats *out);
 ]]
 
--- The integer #defines, as C constants the declarations can use.
+-- The integer #defines that fit an int, as C constants the declarations
+-- can use (the others, such as STOAT_MAX_TTL_MS, are Lua values only).
 local function constants(defines)
     local names = {}
     for name, value in pairs(defines) do
-        if type(value) == "number" then
+        if type(value) == "number" and value <= 2147483647 then
             names[#names + 1] = name
         end
     end

@@ -1,23 +1,31 @@
--- stoat.iter: txn:pairs{...}, iteration as a generator.
+-- stoat.iter: iteration as a generator, for txn:pairs (stoat/txn.lua) and
+-- db:pairs (stoat.lua).
 --
---   for key, value in txn:pairs{prefix =, start =, stop =, reverse =,
---                               limit =, keys_only =} do ... end
+--   for key, value in txn:pairs{prefix =, start =, after =, stop =,
+--                               reverse =, limit =, keys_only =, meta =,
+--                               all_versions =} do ... end
 --
--- start is inclusive, stop exclusive, prefix restricts to keys starting
--- with it; all three at once intersect. reverse walks from the last key
--- down. limit caps the number of entries. keys_only yields keys only
--- (value nil) and never reads a value. The iterator sees the snapshot of
--- its transaction plus the transaction's writes made before pairs() was
--- called.
+-- Bounds, not directions: start is an inclusive lower bound, after an
+-- exclusive one (for forward paging: after = the last key seen), stop an
+-- exclusive upper bound (for reverse paging: stop = the last key seen),
+-- prefix restricts to keys starting with it; they intersect. reverse
+-- walks from the last key down. limit caps the number of entries.
+-- keys_only yields keys only (value nil) and never reads a value. meta
+-- yields key, value, version, expires_at (unix seconds, 0 = never),
+-- user_meta. all_versions yields every stored version of each key,
+-- newest first, a deletion with a nil value. A txn:pairs iterator sees its
+-- transaction's snapshot plus the transaction's writes made before pairs()
+-- was called; a db:pairs iterator one read-only snapshot, taken at pairs()
+-- and released when the loop ends or the iterator is collected.
 --
--- Per call of pairs: one C iterator (a kid of the transaction's handle
--- node, so it is closed when the transaction ends) and one callable
+-- Per call of pairs: one C iterator (a kid of the transaction's, or the
+-- database's, handle node, so it is closed when they end) and one callable
 -- iterator object (tables and a finalizer token, no function, so a loop
 -- opening an iterator per item still compiles). Per step: next/prev,
 -- valid, key and value FFI calls and the returned strings; no closure, no
 -- table. A read error (e.g. a damaged block) raises "<word>: <detail>"
--- with error level 0, which db:update/view turn into their nil, err. Used
--- after its transaction ended, the iterator raises.
+-- with error level 0 (base.raise_failure), which db:update/view turn into
+-- their nil, err. Used after its transaction ended, the iterator raises.
 
 local ffi = require "ffi"
 local base = require "stoat.base"
@@ -25,16 +33,18 @@ local handle = require "stoat.handle"
 
 local C = base.C
 local ffi_string, ffi_fill, ffi_sizeof = ffi.string, ffi.fill, ffi.sizeof
-local errstr, raise = base.errstr, base.raise
+local errstr, raise, raise_failure = base.errstr, base.raise, base.raise_failure
 local check_integer = base.check_integer
 local ptr_out, len_out, iter_out = base.ptr_out, base.len_out, base.iter_out
-local error, setmetatable = error, setmetatable
+local u64_out, u8_out, int_out = base.u64_out, base.u8_out, base.int_out
+local setmetatable, tonumber = setmetatable, tonumber
 
 local M = {}
 
 local check_pairs_options = base.options_checker({
-    prefix = "string", start = "string", stop = "string", reverse = "boolean",
-    limit = "number", keys_only = "boolean" })
+    prefix = "string", start = "string", after = "string", stop = "string",
+    reverse = "boolean", limit = "number", keys_only = "boolean", meta = "boolean",
+    all_versions = "boolean" })
 
 -- Scratch: C copies the bounds at open, so one struct serves every call.
 local iter_opts = ffi.new("stoat_iter_options")
@@ -54,15 +64,19 @@ local function fill_options(o, opts)
         o.upper, o.upper_len = opts.stop, #opts.stop
     end
     o.keys_only = opts.keys_only and 1 or 0
+    o.all_versions = opts.all_versions and 1 or 0
 end
 
--- The iterator object that txn:pairs returns: callable (its __call is the
+-- The iterator object that pairs returns: callable (its __call is the
 -- step below), so `for k, v in txn:pairs()` and `local it = txn:pairs();
 -- it()` both work, and opening one creates tables and cdata only, never a
 -- function: a closure per pairs call would abort the JIT trace of a loop
 -- that opens an iterator per item (a seek per request). Fields: ptr, the C
 -- iterator; node, its handle node; _gc, its finalizer token (see
--- stoat.handle); reverse, keys_only, limit as given; count of entries
+-- stoat.handle); txn, its transaction object (false for db:pairs); db, its
+-- database object; decode, the codec's decode (or false); reverse,
+-- keys_only, meta, all_versions, limit as given; plain, neither meta nor
+-- all_versions nor a codec (the step's fast path); count of entries
 -- yielded; started (positioned once); ended (closed by the end of the
 -- scan, not by its transaction).
 local Iter = {}
@@ -71,7 +85,7 @@ local Iter = {}
 local function fail_closed(self, rc)
     local err = errstr(rc)
     handle.close_now(self._gc, self.node)
-    error(err, 0)
+    raise_failure(self.txn, err)
 end
 
 -- Ends the scan: closes the C iterator now; later calls return nil.
@@ -81,11 +95,46 @@ local function finish(self)
     return nil
 end
 
+-- The value of the current entry (decoded), or raises.
+local function value_of(self, ptr)
+    local rc = C.stoat_iter_value(ptr, ptr_out, len_out)
+    if rc ~= 0 then
+        fail_closed(self, rc)
+    end
+    local value = ffi_string(ptr_out[0], len_out[0])
+    if self.decode then
+        return self.decode(value)
+    end
+    return value
+end
+
+-- key, value, version, expires_at, user_meta of the current entry (value
+-- nil with keys_only and for a deletion); only for meta or all_versions.
+local function step_meta(self, ptr, key)
+    local rc = C.stoat_iter_meta(ptr, u64_out, u64_out + 1, u8_out, int_out)
+    if rc ~= 0 then
+        fail_closed(self, rc)
+    end
+    local version, expires_at, user_meta = tonumber(u64_out[0]), tonumber(u64_out[1]) / 1000,
+                                           u8_out[0]
+    local value = nil
+    if not self.keys_only and int_out[0] == 0 then
+        value = value_of(self, ptr)
+    end
+    if self.meta then
+        return key, value, version, expires_at, user_meta
+    end
+    return key, value
+end
+
 -- One step: the next key and value (value nil with keys_only), or nil.
 function Iter.__call(self)
     if self.node.dead then
         if self.ended then
             return nil
+        end
+        if self.db._node.dead then
+            raise_failure(self.txn, self.txn and base.CLOSED_DURING or base.CLOSED)
         end
         raise(1, "iterator used outside its transaction (it is closed)")
     end
@@ -120,36 +169,59 @@ function Iter.__call(self)
     end
     local key = ffi_string(ptr_out[0], len_out[0])
     if self.keys_only then
-        return key
+        if self.plain then
+            return key
+        end
+    elseif self.plain then
+        rc = C.stoat_iter_value(ptr, ptr_out, len_out)
+        if rc ~= 0 then
+            fail_closed(self, rc)
+        end
+        return key, ffi_string(ptr_out[0], len_out[0])
     end
-    rc = C.stoat_iter_value(ptr, ptr_out, len_out)
-    if rc ~= 0 then
-        fail_closed(self, rc)
+    if self.meta or self.all_versions then
+        return step_meta(self, ptr, key)
     end
-    return key, ffi_string(ptr_out[0], len_out[0])
+    return key, value_of(self, ptr)
 end
 
--- Adds pairs to the transaction class; live(txn, level) returns the live C
--- transaction or raises.
-function M.install(Txn, live)
-    function Txn:pairs(opts)
-        local txn = live(self, 1)
-        check_pairs_options(opts, "txn:pairs", 1)
-        local limit = opts and opts.limit or math.huge
-        if limit ~= math.huge then
-            check_integer(limit, "txn:pairs: option 'limit'", 0, 2 ^ 53, 1)
-        end
-        fill_options(iter_opts, opts)
-        local rc = C.stoat_txn_iter_open(txn, iter_opts, iter_out)
-        if rc ~= 0 then
-            error(errstr(rc), 0)
-        end
-        local node = handle.new(self._node, iter_out[0], C.stoat_iter_close)
-        return setmetatable({ ptr = node.addr, node = node, _gc = handle.attach(node),
-                              reverse = opts and opts.reverse or false,
-                              keys_only = opts and opts.keys_only or false, limit = limit,
-                              count = 0, started = false, ended = false }, Iter)
+-- Opens an iterator: on transaction object txn (its C handle txn_ptr) or,
+-- when txn is nil, on database object db (a snapshot of its own). what
+-- names the method for errors; level as in base.raise.
+function M.open(db, txn, txn_ptr, opts, what, level)
+    check_pairs_options(opts, what, level + 1)
+    local limit = opts and opts.limit or math.huge
+    if limit ~= math.huge then
+        check_integer(limit, what .. ": option 'limit'", 0, 2 ^ 53, level + 1)
     end
+    fill_options(iter_opts, opts)
+    local after = opts and opts.after
+    if after ~= nil then
+        if opts.start ~= nil then
+            raise(level + 1, "%s: options 'start' and 'after' exclude each other", what)
+        end
+        after = after .. "\0" -- the first key after it
+        iter_opts.lower, iter_opts.lower_len = after, #after
+    end
+    local rc, parent
+    if txn ~= nil then
+        rc, parent = C.stoat_txn_iter_open(txn_ptr, iter_opts, iter_out), txn._node
+    else
+        rc, parent = C.stoat_iter_open(db._ptr, iter_opts, iter_out), db._node
+    end
+    if rc ~= 0 then
+        raise_failure(txn, errstr(rc))
+    end
+    local node = handle.new(parent, iter_out[0], C.stoat_iter_close)
+    local codec = db._codec
+    local meta, all_versions = opts and opts.meta or false, opts and opts.all_versions or false
+    return setmetatable({ ptr = node.addr, node = node, _gc = handle.attach(node),
+                          txn = txn or false, db = db, decode = codec and codec.decode or false,
+                          plain = not (meta or all_versions or codec),
+                          reverse = opts and opts.reverse or false,
+                          keys_only = opts and opts.keys_only or false,
+                          meta = meta, all_versions = all_versions, limit = limit,
+                          count = 0, started = false, ended = false }, Iter)
 end
 
 return M

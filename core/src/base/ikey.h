@@ -7,9 +7,13 @@
  * memcmp of whole internal keys would misorder "a"+ts against "aa"+ts.
  *
  * Stored value ("vstruct"), in memtables, WALs and SSTs:
- *     meta (1 byte) | user_meta (1 byte) | expires_at (varint, unix seconds,
- *     0 = never) | value bytes (the rest), or a 16-byte value pointer when
- *     meta has VMETA_VPTR.
+ *     meta (1 byte) | user_meta (1 byte) | expires_at (varint, 0 = never)
+ *     | value bytes (the rest), or a 16-byte value pointer when meta has
+ *     VMETA_VPTR.
+ * expires_at is unix milliseconds when meta has VMETA_EXPIRY_MS (format 2:
+ * set on every expiring entry written since), unix seconds otherwise
+ * (format 1). In memory it is always milliseconds: encode sets the bit,
+ * decode converts seconds and clears it, so nothing else sees it.
  * Pure functions, thread-safe.
  */
 #ifndef STOAT_IKEY_H
@@ -59,7 +63,8 @@ static inline int ikey_cmp(slice a, slice b)
 enum {
     VMETA_DELETE = 0x01,            /* tombstone */
     VMETA_VPTR = 0x02,              /* value is a value-log pointer */
-    VMETA_DISCARD_EARLIER = 0x04    /* older versions may be dropped */
+    VMETA_DISCARD_EARLIER = 0x04,   /* older versions may be dropped */
+    VMETA_EXPIRY_MS = 0x08          /* expires_at is in ms (else seconds) */
 };
 
 #define VPTR_LEN 16
@@ -72,7 +77,7 @@ typedef struct vstruct {
 } vstruct;
 
 /* The one expiry rule: a value with an expiry has expired once now
- * (seconds since the epoch) reaches it. now == 0 means nothing expires
+ * (milliseconds since the epoch, db_clock_ms) reaches it. now == 0 means nothing expires
  * (what compaction and iterators are given when time must not matter). */
 static inline int vstruct_expired(const vstruct *v, uint64_t now)
 {
@@ -94,7 +99,7 @@ static inline size_t vstruct_encoded_len(const vstruct *v)
 static inline size_t vstruct_encode(char *dst, const vstruct *v)
 {
     size_t n = 0;
-    dst[n++] = (char)v->meta;
+    dst[n++] = (char)(v->expires_at ? v->meta | VMETA_EXPIRY_MS : v->meta);
     dst[n++] = (char)v->user_meta;
     n += put_varint64(dst + n, v->expires_at);
     if (v->value.len)
@@ -113,6 +118,9 @@ static inline int vstruct_decode(slice enc, vstruct *out)
     p = get_varint64(p + 2, limit, &out->expires_at);
     if (p == NULL)
         return -1;
+    if (out->expires_at != 0 && !(out->meta & VMETA_EXPIRY_MS))
+        out->expires_at *= 1000;
+    out->meta &= (uint8_t)~VMETA_EXPIRY_MS;
     out->value = slice_make(p, (size_t)(limit - p));
     if ((out->meta & VMETA_VPTR) && out->value.len != VPTR_LEN)
         return -1;

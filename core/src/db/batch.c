@@ -98,7 +98,7 @@ static int batch_add(stoat_batch *b, uint8_t meta, const void *key, size_t klen,
     if (VEC_ROOM(b->entries, b->n, b->cap, 256) != 0)
         return status_err(STOAT_ENOMEM, "out of memory adding to a batch");
     e = &b->entries[b->n];
-    *e = (struct batch_entry){meta, user_meta, ttl ? (uint64_t)time(NULL) + ttl : 0,
+    *e = (struct batch_entry){meta, user_meta, ttl ? db_clock_ms(1) + ttl : 0,
                               b->data.len, klen, b->data.len + klen, vlen};
     if ((rc = buf_append(&b->data, key, klen)) != 0 || (rc = buf_append(&b->data, val, vlen)) != 0)
         return status_err(rc, "out of memory adding to a batch");
@@ -112,12 +112,12 @@ int stoat_batch_set(stoat_batch *b, const void *key, size_t klen, const void *va
 }
 
 int stoat_batch_set_ex(stoat_batch *b, const void *key, size_t klen, const void *val,
-                       size_t vlen, uint64_t ttl_seconds, uint8_t user_meta)
+                       size_t vlen, uint64_t ttl_ms, uint8_t user_meta)
 {
-    if (ttl_seconds > (1ull << 40))
-        return status_err(STOAT_EINVAL, "ttl of %llu seconds is out of range",
-                          (unsigned long long)ttl_seconds);
-    return batch_add(b, 0, key, klen, val, vlen, ttl_seconds, user_meta);
+    if (ttl_ms > STOAT_MAX_TTL_MS)
+        return status_err(STOAT_EINVAL, "ttl of %llu ms is out of range",
+                          (unsigned long long)ttl_ms);
+    return batch_add(b, 0, key, klen, val, vlen, ttl_ms, user_meta);
 }
 
 int stoat_batch_delete(stoat_batch *b, const void *key, size_t klen)

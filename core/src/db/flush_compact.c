@@ -232,7 +232,7 @@ static int db_run_compaction(stoat_db *db, compaction *c, uint64_t oldest)
         .tc = db->tc,
         .sst = db->sopts,
         .oldest_read_version = oldest,
-        .now = (uint64_t)time(NULL),
+        .now = db_clock_ms(0),
         .versions_to_keep = db->opts.num_versions_to_keep,
         .on_drop = compaction_count_drop,
         .new_file_id = db_new_file_id,

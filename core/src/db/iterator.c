@@ -129,7 +129,7 @@ static int db_children(stoat_db *db, read_view *rv, iter *pending, iter ***out, 
     if (pending != NULL)
         children[n++] = pending;    /* first: a transaction's writes win ties */
     for (size_t i = 0; i < rv->n_mems && rc == 0; i++)
-        if ((children[n++] = memtable_iter(rv->mems[i])) == NULL)
+        if ((children[n++] = memtable_iter_at(rv->mems[i], rv->read_version)) == NULL)
             rc = STOAT_ENOMEM;
     for (size_t i = 0; i < v->n[0] && rc == 0; i++) {
         sst_reader *r;
@@ -322,7 +322,7 @@ int db_iterator_open(stoat_db *db, const db_iter_sink *sink, int track_range,
     dio.lower = slice_make(o->lower, o->lower_len);
     dio.upper = slice_make(o->upper, o->upper_len);
     dio.read_version = rv.read_version;
-    dio.now = (uint64_t)time(NULL);
+    dio.now = db_clock_ms(0);
     dio.all_versions = o->all_versions;
     if ((rc = db_iter_new(merged, &dio, &si->it)) != 0)
         goto fail;

@@ -428,9 +428,7 @@ int stoat_close(stoat_db *db)
     pthread_mutex_unlock(&db->mu);
     db_gc_stop(db);
     db_bg_stop(db);
-    pthread_mutex_lock(&db->gc_mu);
     db_gc_reap(db);     /* what the last readers' releases let go */
-    pthread_mutex_unlock(&db->gc_mu);
     rc = db->bg_error;
     if (rc != 0) {
         status_set_msg(db->bg_msg);

@@ -170,7 +170,7 @@ int db_read_value(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, 
         if (vstruct_decode(slice_make(stored->data, stored->len), vs) != 0)
             return status_err(STOAT_ECORRUPT, "%s: malformed stored value for a key of %zu bytes",
                               db->dir, ukey.len);
-        if ((vs->meta & VMETA_DELETE) || vstruct_expired(vs, (uint64_t)time(NULL)))
+        if ((vs->meta & VMETA_DELETE) || vstruct_expired(vs, db_clock_ms(0)))
             return STOAT_ENOTFOUND;
         if (!(vs->meta & VMETA_VPTR))
             break;

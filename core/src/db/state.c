@@ -12,6 +12,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "db/state.h"
 #include "base/status.h"
@@ -28,6 +29,19 @@ static void fork_child(void)
 static void fork_hook_register(void)
 {
     pthread_atfork(NULL, NULL, fork_child);
+}
+
+uint64_t db_clock_ms(int round_up)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + ((uint64_t)ts.tv_nsec + (round_up ? 999999 : 0)) / 1000000;
+}
+
+uint64_t stoat_clock_ms(void)
+{
+    return db_clock_ms(0);
 }
 
 unsigned long db_fork_generation(void)

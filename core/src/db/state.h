@@ -8,6 +8,10 @@
 
 #include "db/db.h"
 
+/* Unix time in milliseconds (CLOCK_REALTIME), rounded up when round_up is
+ * set: expiries are computed rounded up and compared rounded down, so an
+ * entry never expires before its ttl has passed. */
+uint64_t db_clock_ms(int round_up);
 /* The current fork generation (registers the fork hook on first use). */
 unsigned long db_fork_generation(void);
 /* 0, or STOAT_EINVAL (NULL) / STOAT_EFORKED (opened in another process). */

@@ -149,7 +149,7 @@ int stoat_txn_get_meta(stoat_txn *t, const void *key, size_t klen, const void **
         if (rc != 0)
             return rc;
     }
-    if ((vs.meta & VMETA_DELETE) || vstruct_expired(&vs, (uint64_t)time(NULL)))
+    if ((vs.meta & VMETA_DELETE) || vstruct_expired(&vs, db_clock_ms(0)))
         return STOAT_ENOTFOUND;
     *val = vs.value.len ? vs.value.data : "";
     *vlen = vs.value.len;
@@ -187,7 +187,7 @@ static int txn_put(stoat_txn *t, uint8_t meta, const void *key, size_t klen, con
                           (unsigned long long)t->db->opts.max_txn_entries,
                           (unsigned long long)t->db->opts.max_txn_bytes);
     if (ttl != 0)
-        op.expires_at = (uint64_t)time(NULL) + ttl;
+        op.expires_at = db_clock_ms(1) + ttl;
     if ((rc = pending_put(&t->writes, op.meta, op.user_meta, op.expires_at, op.key, op.value)) != 0)
         return status_err(rc, "out of memory buffering a write");
     return 0;
@@ -199,12 +199,12 @@ int stoat_txn_set(stoat_txn *t, const void *key, size_t klen, const void *val, s
 }
 
 int stoat_txn_set_ex(stoat_txn *t, const void *key, size_t klen, const void *val, size_t vlen,
-                     uint64_t ttl_seconds, uint8_t user_meta)
+                     uint64_t ttl_ms, uint8_t user_meta)
 {
-    if (ttl_seconds > (1ull << 40))
-        return status_err(STOAT_EINVAL, "ttl of %llu seconds is out of range",
-                          (unsigned long long)ttl_seconds);
-    return txn_put(t, 0, key, klen, val, vlen, ttl_seconds, user_meta);
+    if (ttl_ms > STOAT_MAX_TTL_MS)
+        return status_err(STOAT_EINVAL, "ttl of %llu ms is out of range",
+                          (unsigned long long)ttl_ms);
+    return txn_put(t, 0, key, klen, val, vlen, ttl_ms, user_meta);
 }
 
 int stoat_txn_delete(stoat_txn *t, const void *key, size_t klen)

@@ -95,10 +95,11 @@ static uint64_t gc_oldest_wal_locked(const stoat_db *db)
 }
 
 /* Deletes every waiting file that no snapshot and no live WAL can reach
- * any more (gc_mu held: a file is picked, collected and deleted by one GC
- * at a time). The deletions run without db->mu (they may wait for a
- * value-log sync). */
-void db_gc_reap(stoat_db *db)
+ * any more (gc_mu held: a file leaves the waiting list before it leaves
+ * the disk and the discard counts, and a GC pick in between would take it
+ * for a live file full of garbage). The deletions run without db->mu
+ * (they may wait for a value-log sync). */
+static void gc_reap_locked(stoat_db *db)
 {
     uint32_t ready[16];
     size_t n_ready = 0;
@@ -126,6 +127,16 @@ void db_gc_reap(stoat_db *db)
     }
     if (n_ready > 0)
         discard_save(db->disc);
+}
+
+void db_gc_reap(stoat_db *db)
+{
+    /* Busy: a GC is running, and it reaps when it ends (or the background
+     * thread does at its next turn). */
+    if (db->vlog == NULL || pthread_mutex_trylock(&db->gc_mu) != 0)
+        return;
+    gc_reap_locked(db);
+    pthread_mutex_unlock(&db->gc_mu);
 }
 
 /* One file's collection in progress. */
@@ -239,7 +250,7 @@ static int gc_scan_record(void *arg, const vptr *p, slice ikey, slice value)
 /* Moves file fid's live values and schedules its deletion. */
 static int gc_collect_file(stoat_db *db, uint32_t fid, uint64_t *reclaimed)
 {
-    gc_run g = {.db = db, .fid = fid, .now = (uint64_t)time(NULL)};
+    gc_run g = {.db = db, .fid = fid, .now = db_clock_ms(0)};
     db_snapshot snap;
     uint64_t size = vlog_file_size(db->vlog, fid);
     int rc;
@@ -280,7 +291,7 @@ static int gc_collect_file(stoat_db *db, uint32_t fid, uint64_t *reclaimed)
     buf_free(&g.stored);
     free(g.entries);
     free(g.skip);
-    db_gc_reap(db);
+    gc_reap_locked(db);
     return rc;
 }
 
@@ -386,7 +397,7 @@ static int gc_release(stoat_db *db)
         waits = gc_oldest_wal_locked(db) <= db->gc_pending[i].wal_id;
     pthread_mutex_unlock(&db->mu);
     if (waits && (rc = db_rotate_and_wait(db)) == 0)
-        db_gc_reap(db);
+        gc_reap_locked(db);
     return rc;
 }
 
@@ -443,7 +454,7 @@ static void *db_gc_main(void *arg)
                 if (rc == 0)
                     rc = gc_release(db);
             }
-            db_gc_reap(db);
+            gc_reap_locked(db);
             pthread_mutex_unlock(&db->gc_mu);
         }
         pthread_mutex_lock(&db->mu);

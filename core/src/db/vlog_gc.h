@@ -9,8 +9,8 @@
 
 int db_gc_start(stoat_db *db);
 void db_gc_stop(stoat_db *db);
-/* Deletes collected files no snapshot can reach any more (gc_mu held, mu
- * not held). */
+/* Deletes collected files no snapshot can reach any more, unless a GC is
+ * running (it deletes them itself); mu not held. */
 void db_gc_reap(stoat_db *db);
 
 #endif

@@ -285,26 +285,45 @@ static int db_encode_group(stoat_db *db, db_writer *first, db_writer *last)
 }
 
 
-/* Inserts the logged payload (which this process just encoded) into the
- * memtable. */
-static int db_apply_payload(memtable *m, const buf *payload)
+/* The next entry of the logged payload at *p, or -1 past its end. */
+static int db_payload_next(const char **p, const char *limit, slice *k, slice *v)
+{
+    uint64_t klen = 0, vlen = 0;
+    const char *q = *p;
+
+    if ((q = get_varint64(q, limit, &klen)) == NULL || klen > (uint64_t)(limit - q))
+        return -1;
+    *k = slice_make(q, klen);
+    if ((q = get_varint64(q + klen, limit, &vlen)) == NULL || vlen > (uint64_t)(limit - q))
+        return -1;
+    *v = slice_make(q, vlen);
+    *p = q + vlen;
+    return 0;
+}
+
+/*
+ * Inserts the logged payload (which this process just encoded from the
+ * group first..last, in that order) into the memtable. A GC rewrite (an
+ * op that keeps an older version) is stamped with its commit's version,
+ * so iterators already reading the memtable never meet it (memtable.h).
+ */
+static int db_apply_payload(memtable *m, const buf *payload, db_writer *first, db_writer *last)
 {
     const char *p = payload->data, *limit = payload->data + payload->len;
+    slice k, v;
+    int rc;
 
-    while (p < limit) {
-        uint64_t klen = 0, vlen = 0;
-        slice k, v;
-        int rc;
-
-        if ((p = get_varint64(p, limit, &klen)) == NULL || klen > (uint64_t)(limit - p))
+    for (db_writer *w = first;; w = w->next) {
+        for (size_t i = 0; w->version != 0 && i < w->n_ops; i++) {
+            if (op_skipped(w, i))
+                continue;
+            if (db_payload_next(&p, limit, &k, &v) != 0)
+                return status_err(STOAT_ECORRUPT, "write path: malformed batch payload");
+            if ((rc = memtable_add(m, k, v, w->ops[i].version ? w->version : 0)) != 0)
+                return rc;
+        }
+        if (w == last)
             break;
-        k = slice_make(p, klen);
-        if ((p = get_varint64(p + klen, limit, &vlen)) == NULL || vlen > (uint64_t)(limit - p))
-            break;
-        v = slice_make(p, vlen);
-        p += vlen;
-        if ((rc = memtable_add(m, k, v)) != 0)
-            return rc;
     }
     if (p != limit)
         return status_err(STOAT_ECORRUPT, "write path: malformed batch payload");
@@ -313,7 +332,7 @@ static int db_apply_payload(memtable *m, const buf *payload)
 
 /* The front writer's work outside the mutex: log, sync, apply. Any
  * failure here may leave the WAL and memtable disagreeing: sticky. */
-static int db_commit_group(stoat_db *db, int sync)
+static int db_commit_group(stoat_db *db, int sync, db_writer *first, db_writer *last)
 {
     memtable *m = db->mem;  /* only the front writer swaps it */
     int rc;
@@ -326,7 +345,7 @@ static int db_commit_group(stoat_db *db, int sync)
         return rc;
     if (sync && (rc = memtable_sync(m)) != 0)
         return rc;
-    return db_apply_payload(m, &db->wal_payload);
+    return db_apply_payload(m, &db->wal_payload, first, last);
 }
 
 /* Records w's keys as committed at version, for later conflict checks. */
@@ -432,7 +451,7 @@ static int db_lead_group_locked(stoat_db *db, db_writer *self)
         rc = db_separate_values(db, db->writers_head, last, &n_sep);
         if (rc == 0)
             rc = db_encode_group(db, db->writers_head, last);
-        if (rc == 0 && (rc = db_commit_group(db, sync)) != 0) {
+        if (rc == 0 && (rc = db_commit_group(db, sync, db->writers_head, last)) != 0) {
             pthread_mutex_lock(&db->mu);
             db_set_bg_error_locked(db, rc);
         } else {

@@ -88,6 +88,18 @@ static void wal_header_bytes(char *h)
     put_fixed32(h + 12, 0);
 }
 
+/* Whether the n bytes at p begin the header of a format-1 WAL (0.1, whose
+ * entries tell their own expiry unit: see ikey.h), which replays as is. */
+static int wal_header_v1_prefix(const char *p, size_t n)
+{
+    char v1[WAL_HEADER_LEN];
+
+    put_fixed64(v1, WAL_MAGIC);
+    put_fixed32(v1 + 8, 1);
+    put_fixed32(v1 + 12, 0);
+    return memcmp(p, v1, n) == 0;
+}
+
 /*
  * Checks the header. Returns 0 when it is good, WAL_TORN for a file that
  * holds no header yet (empty, all zeros, or a cut-short prefix of the
@@ -105,14 +117,15 @@ static int wal_check_header(file_window *r)
             return rc;
         if (!zero && (rc = file_window_get(r, 0, (size_t)r->size, &p)) != 0)
             return rc;
-        if (zero || memcmp(p, want, (size_t)r->size) == 0)
+        if (zero || memcmp(p, want, (size_t)r->size) == 0 ||
+            wal_header_v1_prefix(p, (size_t)r->size))
             return WAL_TORN;
         return status_err(STOAT_ECORRUPT, "%s: bad WAL header: file of %llu bytes", r->path,
                           (unsigned long long)r->size);
     }
     if ((rc = file_window_get(r, 0, WAL_HEADER_LEN, &p)) != 0)
         return rc;
-    if (memcmp(p, want, WAL_HEADER_LEN) == 0)
+    if (memcmp(p, want, WAL_HEADER_LEN) == 0 || wal_header_v1_prefix(p, WAL_HEADER_LEN))
         return 0;
     if (get_fixed64(p) == WAL_MAGIC && get_fixed32(p + 8) > WAL_FORMAT_VERSION)
         return status_err(STOAT_ENOTSUP, "%s: WAL format version %u is newer than %u", r->path,

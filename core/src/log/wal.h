@@ -26,7 +26,7 @@
 #include "base/slice.h"
 
 #define WAL_MAGIC 0x4c415754414f5453ull  /* "STOATWAL" little-endian */
-#define WAL_FORMAT_VERSION 1
+#define WAL_FORMAT_VERSION 2    /* 2: expiries in ms (VMETA_EXPIRY_MS); reads 1 */
 #define WAL_HEADER_LEN 16                 /* fixed64 magic | fixed32 version | fixed32 0 */
 #define WAL_RECORD_HEADER_LEN 12
 #define WAL_MAX_RECORD (1u << 31)

@@ -57,9 +57,12 @@ int memtable_sync(memtable *m);
  * Inserts one entry into the skiplist (not the WAL). The bytes are copied
  * into the arena. STOAT_ENOMEM if the arena has no room (callers check
  * memtable_room first). Re-adding an existing internal key replaces its
- * value.
+ * value. visible_from is 0 for an ordinary write; for a value-log GC
+ * rewrite (an entry under an older version than its commit's) it is the
+ * commit's version: iterators bounded below it never see the new entry
+ * (skiplist.h, "Stamps").
  */
-int memtable_add(memtable *m, slice ikey, slice value);
+int memtable_add(memtable *m, slice ikey, slice value, uint64_t visible_from);
 
 /* 1 if `bytes` more of keys and values (plus per-entry overhead for n
  * entries) fit in the arena. */
@@ -75,6 +78,16 @@ int memtable_get(memtable *m, slice ukey, uint64_t version, slice *ikey, slice *
 
 /* An iterator over all entries; holds a reference until freed. */
 iter *memtable_iter(memtable *m);
+
+/*
+ * An iterator over the entries a reader at read_version may meet: entries
+ * added with a visible_from above it (GC rewrites committed after the
+ * reader began) are passed over, so the iterator's view of the memtable
+ * never gains an entry at a version the reader can see, however long it
+ * lives. Entries with versions above read_version are still yielded (the
+ * reader filters them by version).
+ */
+iter *memtable_iter_at(memtable *m, uint64_t read_version);
 
 uint64_t memtable_id(const memtable *m);
 uint64_t memtable_arena_used(const memtable *m);

@@ -6,9 +6,10 @@
  *
  *     _Atomic u64 value    (len << 32) | arena offset of the value bytes
  *     u32 key_len
- *     u8  height, 3 bytes padding
+ *     u8  height, u8 flags (SL_STAMPED), 2 bytes padding
  *     _Atomic u32 next[height]
  *     key bytes (key_len)
+ *     u64 stamp, unaligned, only when flags has SL_STAMPED
  *
  * Values are allocated from the top of the arena, apart from their nodes.
  * Why: an insert's search visits some 30 nodes, nearly all cache misses in
@@ -45,9 +46,13 @@ typedef struct sl_node {
     _Atomic uint64_t value;
     uint32_t key_len;
     uint8_t height;
-    uint8_t pad[3];
+    uint8_t flags;
+    uint8_t pad[2];
     _Atomic uint32_t next[];
 } sl_node;
+
+/* flags: the node's stamp follows its key (skiplist.h, "Stamps"). */
+#define SL_STAMPED 1
 
 _Static_assert(sizeof(sl_node) == 16, "node header is 16 bytes");
 
@@ -241,16 +246,16 @@ static int sl_replace(skiplist *sl, uint32_t node, slice value)
     return 0;
 }
 
-static uint64_t sl_node_len(int height, slice ikey)
+static uint64_t sl_node_len(int height, slice ikey, int stamped)
 {
-    return sizeof(sl_node) + 4u * (uint64_t)height + ikey.len;
+    return sizeof(sl_node) + 4u * (uint64_t)height + ikey.len + (stamped ? 8u : 0u);
 }
 
 /* Arena bytes a new entry needs at most: node, its alignment padding and
  * its value. */
-static uint64_t sl_entry_need(int height, slice ikey, slice value)
+static uint64_t sl_entry_need(int height, slice ikey, slice value, int stamped)
 {
-    return sl_node_len(height, ikey) + alignof(sl_node) - 1 + value.len;
+    return sl_node_len(height, ikey, stamped) + alignof(sl_node) - 1 + value.len;
 }
 
 /*
@@ -259,21 +264,27 @@ static uint64_t sl_entry_need(int height, slice ikey, slice value)
  * alignment padding): this writer is the arena's only allocator, so
  * nothing is consumed when either would not fit.
  */
-static uint32_t sl_node_new(skiplist *sl, int height, slice ikey, slice value)
+static uint32_t sl_node_new(skiplist *sl, int height, slice ikey, slice value, uint64_t stamp)
 {
     uint32_t off, voff;
     sl_node *n;
+    char *key;
 
     if (ikey.len > UINT32_MAX || value.len > UINT32_MAX ||
-        sl_entry_need(height, ikey, value) > arena_capacity(sl->arena) - arena_used(sl->arena))
+        sl_entry_need(height, ikey, value, stamp != 0) >
+            arena_capacity(sl->arena) - arena_used(sl->arena))
         return 0;
-    off = arena_alloc(sl->arena, (size_t)sl_node_len(height, ikey), alignof(sl_node));
+    off = arena_alloc(sl->arena, (size_t)sl_node_len(height, ikey, stamp != 0), alignof(sl_node));
     voff = sl_value_new(sl, value);
     assert(off != 0 && voff != 0);
     n = arena_ptr(sl->arena, off);
     n->key_len = (uint32_t)ikey.len;
     n->height = (uint8_t)height;
-    memcpy((char *)n + sizeof(sl_node) + 4u * (uint32_t)height, ikey.data, ikey.len);
+    n->flags = stamp != 0 ? SL_STAMPED : 0;
+    key = (char *)n + sizeof(sl_node) + 4u * (uint32_t)height;
+    memcpy(key, ikey.data, ikey.len);
+    if (stamp != 0)
+        memcpy(key + ikey.len, &stamp, sizeof(stamp));
     atomic_init(&n->value, sl_pack(voff, (uint32_t)value.len));
     return off;
 }
@@ -319,7 +330,7 @@ static void sl_link(skiplist *sl, uint32_t off, int h, const uint32_t *prevs)
         sl->splice[i] = i < h ? off : prevs[i];
 }
 
-int skiplist_insert(skiplist *sl, slice ikey, slice value, int *added)
+int skiplist_insert(skiplist *sl, slice ikey, slice value, uint64_t visible_from, int *added)
 {
     uint32_t prevs[SKIPLIST_MAX_HEIGHT], ge, off;
     sl_target t;
@@ -335,8 +346,8 @@ int skiplist_insert(skiplist *sl, slice ikey, slice value, int *added)
     if (ge != 0 && sl_cmp(sl_node_at(sl, ge), &t) == 0)
         return sl_replace(sl, ge, value);
     h = sl_random_height(sl);
-    if ((off = sl_node_new(sl, h, ikey, value)) == 0)
-        return sl_full(sl, sl_entry_need(h, ikey, value));
+    if ((off = sl_node_new(sl, h, ikey, value, visible_from)) == 0)
+        return sl_full(sl, sl_entry_need(h, ikey, value, visible_from != 0));
     sl_link(sl, off, h, prevs);
     atomic_fetch_add_explicit(&sl->count, 1, memory_order_relaxed);
     if (added)
@@ -425,6 +436,17 @@ uint32_t skiplist_find(const skiplist *sl, slice ukey, uint64_t version)
         sl_bytes_cmp(sl_key_bytes(n), ukey.data, ukey.len) != 0)
         return 0;
     return ge;
+}
+
+uint64_t skiplist_stamp(const skiplist *sl, uint32_t node)
+{
+    const sl_node *n = sl_node_at(sl, node);
+    uint64_t stamp;
+
+    if (!(n->flags & SL_STAMPED))
+        return 0;
+    memcpy(&stamp, sl_key_bytes(n) + n->key_len, sizeof(stamp));
+    return stamp;
 }
 
 slice skiplist_key(const skiplist *sl, uint32_t node)

@@ -19,6 +19,13 @@
  * Keys and values returned by skiplist_key/skiplist_value are borrowed
  * from the arena and stay valid as long as the arena lives (a replaced
  * value's old bytes stay in the arena too).
+ *
+ * Stamps. A node may carry a stamp: the version from which readers may
+ * see it, when that is later than the version in its key. Value-log GC
+ * rewrites a value under its key's old version, and an iterator that was
+ * already reading the list must not meet the rewrite as a new entry at a
+ * version it can see (issue 9: the merge above it assumes a source never
+ * gains entries inside its snapshot). Only stamped nodes pay the 8 bytes.
  */
 #ifndef STOAT_SKIPLIST_H
 #define STOAT_SKIPLIST_H
@@ -34,8 +41,8 @@
 #define SKIPLIST_MAX_HEIGHT 24
 
 /* Arena bytes a node costs beyond its key and value, at most: header,
- * full tower and 8-byte alignment padding. */
-#define SKIPLIST_NODE_OVERHEAD (16 + 4 * SKIPLIST_MAX_HEIGHT + 7)
+ * full tower, a stamp and 8-byte alignment padding. */
+#define SKIPLIST_NODE_OVERHEAD (16 + 4 * SKIPLIST_MAX_HEIGHT + 8 + 7)
 
 /* Fields are private to skiplist.c; the struct is public so that a
  * memtable can embed it. */
@@ -57,11 +64,17 @@ int skiplist_init(skiplist *sl, arena *a, uint64_t seed);
 /*
  * Copies ikey (at least 8 bytes) and value into the arena and links them,
  * or, when ikey is already present, copies the value and swaps it in.
- * STOAT_ENOMEM when the arena is full, checked before anything is
- * allocated, so the list is unchanged then. *added (may be NULL) is 1 for a
- * new node, 0 for a replaced value. Writer only.
+ * A new node gets the stamp `visible_from` when it is not 0 (see the top
+ * of the file); a replaced value keeps its node's visibility. STOAT_ENOMEM
+ * when the arena is full, checked before anything is allocated, so the
+ * list is unchanged then. *added (may be NULL) is 1 for a new node, 0 for
+ * a replaced value. Writer only.
  */
-int skiplist_insert(skiplist *sl, slice ikey, slice value, int *added);
+int skiplist_insert(skiplist *sl, slice ikey, slice value, uint64_t visible_from, int *added);
+
+/* The node's stamp, or 0 when it has none (visible from its key's own
+ * version). */
+uint64_t skiplist_stamp(const skiplist *sl, uint32_t node);
 
 /* Number of distinct internal keys. */
 uint64_t skiplist_count(const skiplist *sl);

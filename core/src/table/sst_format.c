@@ -94,15 +94,15 @@ int sst_footer_decode(const char *src, const char *path, sst_footer *f)
      * newer format. Only an intact footer can claim another version. */
     f->version = get_fixed32(src + ck_at - 4);
     if (get_fixed64(src + ck_at) != checksum64(src, ck_at)) {
-        if (f->version != SST_FORMAT_VERSION)
+        if (f->version < 1 || f->version > SST_FORMAT_VERSION)
             return status_err(STOAT_ECORRUPT, "%s: bad footer checksum (footer claims format "
                               "version %u; this build reads version %d)",
                               path, (unsigned)f->version, SST_FORMAT_VERSION);
         return status_err(STOAT_ECORRUPT, "%s: bad footer checksum", path);
     }
-    if (f->version != SST_FORMAT_VERSION)
+    if (f->version < 1 || f->version > SST_FORMAT_VERSION)
         return status_err(STOAT_ENOTSUP, "%s: SST format version %u not supported (this build "
-                          "reads version %d)", path, (unsigned)f->version, SST_FORMAT_VERSION);
+                          "reads versions 1 to %d)", path, (unsigned)f->version, SST_FORMAT_VERSION);
     f->filter = sst_fixed_handle_get(src);
     f->props = sst_fixed_handle_get(src + SST_HANDLE_LEN);
     f->index = sst_fixed_handle_get(src + 2 * SST_HANDLE_LEN);
