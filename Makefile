@@ -19,7 +19,7 @@ CC ?= cc
 BUILD ?= build
 OPT ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g $(OPT) -fPIC -pthread \
-              -Wall -Wextra -Werror -Wstrict-prototypes \
+              -Wall -Wextra -Werror -Wstrict-prototypes -Wshadow \
               -Icore/include -Icore/src
 CFLAGS += $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 LDLIBS = -lzstd -llz4 -lxxhash -pthread

@@ -14,9 +14,9 @@
  *                                  list, the options' defaults and checks
  *
  * Locking. `mu` guards the mutable state below (memtables, current
- * version, writer queue, counters, snapshot list, background state).
- * `manifest_mu` serialises edits of the version set: whoever holds it may
- * log an edit and install the version it makes, so `current` changes only
+ * lsm_view, writer queue, counters, snapshot list, background state).
+ * `manifest_mu` serialises edits of the tree: whoever holds it may log an
+ * edit and install the lsm_view it makes, so `current` changes only
  * under both locks. Never take manifest_mu while holding mu.
  *
  * The write path lets one thread at a time, the front writer, append to
@@ -99,7 +99,7 @@ struct stoat_db {
     memtable *mem;              /* active memtable; NULL when read-only */
     memtable **imm;             /* immutable memtables, oldest first */
     size_t n_imm, cap_imm;
-    version *current;
+    lsm_view *current;
     manifest *manifest;
     table_cache *tc;
     block_cache *bc;

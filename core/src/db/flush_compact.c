@@ -41,7 +41,7 @@ static void db_table_obsolete(void *arg, table_meta *t)
     free(path);
 }
 
-static void db_mark_deleted_tables(stoat_db *db, const version *v, const version_edit *e)
+static void db_mark_deleted_tables(stoat_db *db, const lsm_view *v, const lsm_edit *e)
 {
     for (size_t i = 0; i < e->n_dels; i++) {
         int l = e->dels[i].level;
@@ -55,9 +55,9 @@ static void db_mark_deleted_tables(stoat_db *db, const version *v, const version
     }
 }
 
-int db_install_edit(stoat_db *db, version_edit *edit)
+int db_install_edit(stoat_db *db, lsm_edit *edit)
 {
-    version *cur, *next = NULL;
+    lsm_view *cur, *next = NULL;
     int rc = 0;
 
     pthread_mutex_lock(&db->manifest_mu);
@@ -75,7 +75,7 @@ int db_install_edit(stoat_db *db, version_edit *edit)
     if (rc == 0)
         rc = manifest_append(db->manifest, cur, edit);
     if (rc == 0)
-        rc = version_apply(cur, db->opts.num_levels, edit, &next);
+        rc = lsm_view_apply(cur, db->opts.num_levels, edit, &next);
     PERTURB("version_install");
     pthread_mutex_lock(&db->mu);
     if (rc == 0) {
@@ -89,12 +89,12 @@ int db_install_edit(stoat_db *db, version_edit *edit)
     pthread_mutex_unlock(&db->mu);
     pthread_mutex_unlock(&db->manifest_mu);
     if (rc == 0)
-        version_unref(cur);
+        lsm_view_unref(cur);
     return rc;
 }
 
 /* Writes memtable m into a new L0 table; adds it to edit (none if empty). */
-static int db_write_l0(stoat_db *db, memtable *m, version_edit *edit)
+static int db_write_l0(stoat_db *db, memtable *m, lsm_edit *edit)
 {
     uint64_t id = db_new_file_id(db);
     char *path = sst_path(db->dir, id);
@@ -137,7 +137,7 @@ static int db_write_l0(stoat_db *db, memtable *m, version_edit *edit)
     t->num_deletions = props.num_deletions;
     t->min_version = props.min_version;
     t->max_version = props.max_version;
-    rc = version_edit_add(edit, 0, t);
+    rc = lsm_edit_add(edit, 0, t);
     table_meta_unref(t);
     sst_props_free(&props);
     free(path);
@@ -152,10 +152,10 @@ fail:
 
 static int db_flush_one(stoat_db *db, memtable *m)
 {
-    version_edit edit;
+    lsm_edit edit;
     int rc;
 
-    version_edit_init(&edit);
+    lsm_edit_init(&edit);
     rc = db_write_l0(db, m, &edit);
     if (rc == 0) {
         /* Every WAL older than the next unflushed memtable is obsolete. */
@@ -165,7 +165,7 @@ static int db_flush_one(stoat_db *db, memtable *m)
         pthread_mutex_unlock(&db->mu);
         rc = db_install_edit(db, &edit);
     }
-    version_edit_free(&edit);
+    lsm_edit_free(&edit);
     return rc;
 }
 
@@ -238,16 +238,16 @@ static int db_run_compaction(stoat_db *db, compaction *c, uint64_t oldest)
         .new_file_id = db_new_file_id,
         .arg = db,
     };
-    version_edit edit;
+    lsm_edit edit;
     int rc;
 
-    version_edit_init(&edit);
+    lsm_edit_init(&edit);
     PERTURB("compaction_start");
     rc = compaction_run(c, &ctx, &edit);
     PERTURB("compaction_run");
     if (rc == 0)
         rc = db_install_edit(db, &edit);
-    version_edit_free(&edit);
+    lsm_edit_free(&edit);
     /* Counted garbage is advisory: a failed save is retried next time. */
     if (rc == 0 && db->disc)
         discard_save(db->disc);

@@ -10,7 +10,7 @@
 int db_bg_start(stoat_db *db);
 void db_bg_stop(stoat_db *db);
 /* Logs edit to the MANIFEST and installs the version it makes. */
-int db_install_edit(stoat_db *db, version_edit *edit);
+int db_install_edit(stoat_db *db, lsm_edit *edit);
 /* Flushes every memtable, then compacts everything into the last level. */
 int db_flatten(stoat_db *db);
 

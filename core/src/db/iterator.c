@@ -40,7 +40,7 @@ struct stoat_iter {
     db_iter_sink sink;          /* told at close (its transaction); closed NULL: none */
     int track_range;            /* record the covered range for the sink */
     db_iter *it;
-    version *v;
+    lsm_view *v;
     db_snapshot snap;
     iter_hull hull;
     buf lower_end, upper_end;   /* the bounds as hull ends */
@@ -117,7 +117,7 @@ static int iter_bound_ends(stoat_iter *si, const stoat_iter_options *o)
 /* The internal iterators of a read view: memtables, L0 tables, levels. */
 static int db_children(stoat_db *db, read_view *rv, iter *pending, iter ***out, size_t *n_out)
 {
-    const version *v = rv->v;
+    const lsm_view *v = rv->v;
     size_t cap = 1 + rv->n_mems + v->n[0] + (size_t)v->num_levels, n = 0;
     iter **children = calloc(cap, sizeof(*children));
     int rc = 0;
@@ -158,7 +158,7 @@ static int db_children(stoat_db *db, read_view *rv, iter *pending, iter ***out, 
 static void iterator_note_sources(stoat_iter *si, const read_view *rv, int has_pending,
                                  iter **children, size_t n)
 {
-    const version *v = rv->v;
+    const lsm_view *v = rv->v;
     size_t k = 0;
 
     si->srcs = malloc(n * sizeof(*si->srcs));
@@ -207,7 +207,7 @@ static void describe_ikey(FILE *f, slice ik)
 
 void db_iterator_describe(stoat_iter *si, FILE *f)
 {
-    const version *v = si->v;
+    const lsm_view *v = si->v;
 
     fprintf(f, "iterator: read version %llu, %zu sources\n",
             (unsigned long long)si->snap.version, si->n_srcs);
@@ -257,7 +257,7 @@ static void stoat_iter_release(stoat_iter *si)
     db->open_iters--;
     pthread_mutex_unlock(&db->mu);
     if (si->v)
-        version_unref(si->v);
+        lsm_view_unref(si->v);
     buf_free(&h->lo);
     buf_free(&h->hi);
     buf_free(&si->lower_end);

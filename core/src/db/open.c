@@ -27,7 +27,7 @@
 #include "base/status.h"
 #include "env/filename.h"
 
-static int version_has_table(const version *v, uint64_t id)
+static int view_has_table(const lsm_view *v, uint64_t id)
 {
     for (int l = 0; l < v->num_levels; l++)
         for (size_t i = 0; i < v->n[l]; i++)
@@ -38,7 +38,7 @@ static int version_has_table(const version *v, uint64_t id)
 
 static int db_check_tables(stoat_db *db, uint64_t *max_version)
 {
-    const version *v = db->current;
+    const lsm_view *v = db->current;
 
     for (int l = 0; l < v->num_levels; l++) {
         for (size_t i = 0; i < v->n[l]; i++) {
@@ -157,7 +157,7 @@ static int db_scan_dir(stoat_db *db, const manifest_state *st, uint64_t *max_ver
         int remove = 0;
 
         if (filename_parse(names[i], FILENAME_EXT_TABLE, 0, &id)) {
-            remove = !version_has_table(db->current, id);
+            remove = !view_has_table(db->current, id);
         } else if (filename_parse(names[i], FILENAME_EXT_WAL, 0, &id)) {
             if (id < st->log_number)
                 remove = 1;
@@ -207,7 +207,7 @@ static int db_load_manifest(stoat_db *db, manifest_state *st)
     st->last_version = 0;
     if ((rc = manifest_create(db->env, db->dir, db->opts.num_levels, st, &db->manifest)) != 0)
         return rc;
-    if ((db->current = version_new_empty(db->opts.num_levels)) == NULL)
+    if ((db->current = lsm_view_new_empty(db->opts.num_levels)) == NULL)
         return status_err(STOAT_ENOMEM, "out of memory creating the version set");
     return 0;
 }
@@ -309,7 +309,7 @@ static void db_free(stoat_db *db)
     free(db->imm);
     /* Tables the current version drops here are live: nothing is removed. */
     if (db->current)
-        version_unref(db->current);
+        lsm_view_unref(db->current);
     manifest_close(db->manifest);
     if (db->disc && !db->read_only)
         discard_save(db->disc);

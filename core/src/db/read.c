@@ -41,7 +41,7 @@ int read_view_pin(stoat_db *db, read_view *rv, uint64_t read_version)
     for (size_t i = 0; i < rv->n_mems; i++)
         memtable_ref(rv->mems[i]);
     rv->v = db->current;
-    version_ref(rv->v);
+    lsm_view_ref(rv->v);
     rv->read_version = read_version ? read_version
                                     : atomic_load_explicit(&db->last_version, memory_order_acquire);
     pthread_mutex_unlock(&db->mu);
@@ -61,7 +61,7 @@ void read_view_unpin_mems(read_view *rv)
 void read_view_unpin(read_view *rv)
 {
     read_view_unpin_mems(rv);
-    version_unref(rv->v);
+    lsm_view_unref(rv->v);
 }
 
 /* Looks ukey up in one table: 0 found (into k and val), ENOTFOUND, or an
@@ -88,7 +88,7 @@ static int db_get_table(stoat_db *db, uint64_t id, slice ukey, uint64_t rv, buf 
  */
 static int db_get_stored(stoat_db *db, read_view *rv, slice ukey, buf *val, uint64_t *ver)
 {
-    const version *v = rv->v;
+    const lsm_view *v = rv->v;
     buf k = {0};
     int rc = STOAT_ENOTFOUND;
 
@@ -107,7 +107,7 @@ static int db_get_stored(stoat_db *db, read_view *rv, slice ukey, buf *val, uint
             rc = db_get_table(db, t->id, ukey, rv->read_version, &k, val);
     }
     for (int l = 1; l < v->num_levels && rc == STOAT_ENOTFOUND; l++) {
-        long i = version_find_table(v, l, ukey);
+        long i = lsm_view_find_table(v, l, ukey);
         if (i >= 0)
             rc = db_get_table(db, v->tables[l][i]->id, ukey, rv->read_version, &k, val);
     }

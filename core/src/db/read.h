@@ -11,7 +11,7 @@ typedef struct read_view {
     memtable *mems_small[8];
     memtable **mems;
     size_t n_mems;
-    version *v;
+    lsm_view *v;
     uint64_t read_version;
 } read_view;
 

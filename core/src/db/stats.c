@@ -11,7 +11,7 @@
 int stoat_stats_get(stoat_db *db, stoat_stats *out)
 {
     block_cache_stats bcs;
-    const version *v;
+    const lsm_view *v;
     int rc;
 
     if (out == NULL)
@@ -25,7 +25,7 @@ int stoat_stats_get(stoat_db *db, stoat_stats *out)
     out->num_levels = v->num_levels;
     for (int l = 0; l < v->num_levels && l < STOAT_STATS_LEVELS; l++) {
         out->level_tables[l] = v->n[l];
-        out->level_bytes[l] = version_level_bytes(v, l);
+        out->level_bytes[l] = lsm_view_level_bytes(v, l);
     }
     out->memtables = db->n_imm + (db->mem != NULL);
     for (size_t i = 0; i < db->n_imm; i++)

@@ -76,7 +76,7 @@ fail:
 typedef struct run_state {
     const compaction *c;
     compaction_ctx *ctx;
-    version_edit *edit;
+    lsm_edit *edit;
     sst_builder *b;
     uint64_t b_id;
     uint64_t *outputs;          /* ids of finished outputs, removed on failure */
@@ -116,7 +116,7 @@ static int output_finish(run_state *s)
     t->num_deletions = props.num_deletions;
     t->min_version = props.min_version;
     t->max_version = props.max_version;
-    rc = version_edit_add(s->edit, s->c->out_level, t);
+    rc = lsm_edit_add(s->edit, s->c->out_level, t);
     table_meta_unref(t);
     s->ctx->bytes_written += props.file_size;
 fail:
@@ -231,7 +231,7 @@ static int compaction_merge(run_state *s, iter *in)
     return rc;
 }
 
-int compaction_run(const compaction *c, compaction_ctx *ctx, version_edit *edit)
+int compaction_run(const compaction *c, compaction_ctx *ctx, lsm_edit *edit)
 {
     run_state s = {.c = c, .ctx = ctx, .edit = edit};
     iter *in;
@@ -248,7 +248,7 @@ int compaction_run(const compaction *c, compaction_ctx *ctx, version_edit *edit)
     for (int which = 0; which < 2; which++) {
         int level = which == 0 ? c->level : c->out_level;
         for (size_t i = 0; i < c->n_inputs[which]; i++)
-            if ((rc = version_edit_del(edit, level, c->inputs[which][i]->id)) != 0)
+            if ((rc = lsm_edit_del(edit, level, c->inputs[which][i]->id)) != 0)
                 goto fail;
     }
     free(s.outputs);

@@ -64,18 +64,18 @@ typedef struct compaction {
 
 /* Target bytes of every level given the version (dynamic sizes); L0's is 0.
  * *base_level gets the level L0 compacts into. */
-void compaction_level_targets(const version *v, const level_options *o, uint64_t *targets,
+void compaction_level_targets(const lsm_view *v, const level_options *o, uint64_t *targets,
                               int *base_level);
 
 /* The most urgent compaction, or NULL if none is needed or all candidate
  * inputs are already compacting. Marks inputs compacting. */
-compaction *compaction_pick(version *v, const level_options *o);
+compaction *compaction_pick(lsm_view *v, const level_options *o);
 
 /* A compaction of every level into the last (flatten/compact-all), one
  * level at a time: the next step, or NULL when all data is in one level.
  * Also NULL when the next step's inputs are already compacting: the
  * caller pauses automatic compactions and waits for running ones first. */
-compaction *compaction_pick_manual(version *v, const level_options *o);
+compaction *compaction_pick_manual(lsm_view *v, const level_options *o);
 
 /* Clears the inputs' compacting marks and frees c. */
 void compaction_release(compaction *c);
@@ -100,6 +100,6 @@ typedef struct compaction_ctx {
 
 /* Runs c: fills edit with the output tables (added at out_level) and the
  * deletion of every input. On failure removes the outputs it wrote. */
-int compaction_run(const compaction *c, compaction_ctx *ctx, version_edit *edit);
+int compaction_run(const compaction *c, compaction_ctx *ctx, lsm_edit *edit);
 
 #endif

@@ -31,7 +31,7 @@
  * Threads: the caller holds the database mutex (it guards `compacting`);
  * a compaction holds a reference on each input until compaction_release.
  */
-#include "base/ikey.h"   /* before version.h: see version.c */
+#include "base/ikey.h"
 #include "lsm/compaction.h"
 
 #include <stdlib.h>
@@ -47,7 +47,7 @@ typedef struct key_range {
     slice lo, hi;   /* user keys, borrowed from the tables */
 } key_range;
 
-static int pick_num_levels(const version *v, const level_options *o)
+static int pick_num_levels(const lsm_view *v, const level_options *o)
 {
     if (o->num_levels > 0 && o->num_levels < v->num_levels)
         return o->num_levels;
@@ -76,7 +76,7 @@ static int any_compacting(table_meta *const *t, size_t n)
 
 /* A compaction of in0 (at level) with in1 (at out_level): takes a
  * reference on every input and marks it compacting. NULL on ENOMEM. */
-static compaction *compaction_new(const version *v, const level_options *o, int level,
+static compaction *compaction_new(const lsm_view *v, const level_options *o, int level,
                                   int out_level, table_meta *const *in0, size_t n0,
                                   table_meta *const *in1, size_t n1, double score)
 {
@@ -105,7 +105,7 @@ static compaction *compaction_new(const version *v, const level_options *o, int 
     }
     c->level = level;
     c->out_level = out_level;
-    c->drop_tombstones = !version_overlaps_below(v, out_level, r.lo, r.hi);
+    c->drop_tombstones = !lsm_view_overlaps_below(v, out_level, r.lo, r.hi);
     c->table_size = o->table_size;
     c->score = score;
     return c;
@@ -127,7 +127,7 @@ void compaction_release(compaction *c)
 
 /* ---- targets and scores ---- */
 
-void compaction_level_targets(const version *v, const level_options *o, uint64_t *targets,
+void compaction_level_targets(const lsm_view *v, const level_options *o, uint64_t *targets,
                               int *base_level)
 {
     int n = pick_num_levels(v, o), base = 0;
@@ -140,7 +140,7 @@ void compaction_level_targets(const version *v, const level_options *o, uint64_t
     *base_level = 0;
     if (n < 2)
         return;
-    raw = version_level_bytes(v, n - 1);
+    raw = lsm_view_level_bytes(v, n - 1);
     for (int l = n - 1; l >= 1; l--) {
         targets[l] = raw > floor ? raw : floor;
         if (base == 0 && raw <= floor)
@@ -158,7 +158,7 @@ void compaction_level_targets(const version *v, const level_options *o, uint64_t
     *base_level = base;
 }
 
-static double level_score(const version *v, const level_options *o, const uint64_t *targets,
+static double level_score(const lsm_view *v, const level_options *o, const uint64_t *targets,
                           int level)
 {
     uint64_t sum = 0;
@@ -181,7 +181,7 @@ static double level_score(const version *v, const level_options *o, const uint64
 
 /* in (tables of `level`, none compacting) plus the tables of out_level
  * overlapping them; NULL if one of those is compacting. */
-static compaction *pick_with_overlap(version *v, const level_options *o, int level,
+static compaction *pick_with_overlap(lsm_view *v, const level_options *o, int level,
                                      int out_level, table_meta *const *in, size_t n_in,
                                      double score)
 {
@@ -191,7 +191,7 @@ static compaction *pick_with_overlap(version *v, const level_options *o, int lev
     compaction *c = NULL;
 
     range_extend(&r, in, n_in);
-    if (version_overlapping(v, out_level, r.lo, r.hi, &below, &n_below) != 0)
+    if (lsm_view_overlapping(v, out_level, r.lo, r.hi, &below, &n_below) != 0)
         return NULL;
     if (!any_compacting(below, n_below))
         c = compaction_new(v, o, level, out_level, in, n_in, below, n_below, score);
@@ -199,7 +199,7 @@ static compaction *pick_with_overlap(version *v, const level_options *o, int lev
     return c;
 }
 
-static compaction *pick_l0(version *v, const level_options *o, int base, double score)
+static compaction *pick_l0(lsm_view *v, const level_options *o, int base, double score)
 {
     if (v->n[0] == 0 || any_compacting(v->tables[0], v->n[0]))
         return NULL;
@@ -227,7 +227,7 @@ static int overlap_span(table_meta *const *down, size_t first, size_t nd, const 
 }
 
 /* Li -> Li+1: the free table of Li with the least Li+1 overlap per byte. */
-static compaction *pick_level(version *v, const level_options *o, int level, double score)
+static compaction *pick_level(lsm_view *v, const level_options *o, int level, double score)
 {
     table_meta *const *up = v->tables[level], *const *down = v->tables[level + 1];
     size_t nu = v->n[level], nd = v->n[level + 1], j = 0;
@@ -267,7 +267,7 @@ static int tombstone_heavy(const table_meta *t)
 
 /* Tombstone-heavy tables: the one with the largest share of tombstones
  * whose compaction can start now. */
-static compaction *pick_tombstones(version *v, const level_options *o, int n)
+static compaction *pick_tombstones(lsm_view *v, const level_options *o, int n)
 {
     int deepest = 0, best_level = 0;
     table_meta *best = NULL;
@@ -299,7 +299,7 @@ static compaction *pick_tombstones(version *v, const level_options *o, int n)
     return pick_with_overlap(v, o, best_level, best_level + 1, &best, 1, best_ratio);
 }
 
-compaction *compaction_pick(version *v, const level_options *o)
+compaction *compaction_pick(lsm_view *v, const level_options *o)
 {
     uint64_t targets[MAX_LEVELS];
     double score[MAX_LEVELS];
@@ -328,7 +328,7 @@ compaction *compaction_pick(version *v, const level_options *o)
     return pick_tombstones(v, o, n);
 }
 
-compaction *compaction_pick_manual(version *v, const level_options *o)
+compaction *compaction_pick_manual(lsm_view *v, const level_options *o)
 {
     int n = pick_num_levels(v, o), src = -1, dst = -1;
 

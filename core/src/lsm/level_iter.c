@@ -16,8 +16,6 @@
  * with a status, stops the level iterator with that code; the next seek
  * starts afresh. One thread at a time.
  */
-/* ikey.h before version.h: its ikey_encode parameter `version` would
- * otherwise shadow version.h's typedef (-Wshadow). */
 #include "base/ikey.h"
 #include "lsm/level_iter.h"
 #include "base/perturb.h"

@@ -6,7 +6,7 @@
  * fixed32 format version, fixed32 0), then records framed like the WAL's
  * (wal_record_header_*): a 12-byte header of fixed32 payload length,
  * fixed32 checksum32(payload) and fixed32 checksum32(those 8 bytes), then
- * the payload. A payload is one version_edit as a sequence of varint
+ * the payload. A payload is one lsm_edit as a sequence of varint
  * tags, each followed by its fields (MTAG_*). The first record of a file
  * written by create or a rewrite is a snapshot: the counters plus one
  * "add" per table.
@@ -27,7 +27,7 @@
  * Threads: the database serialises manifest_append calls; the rest is
  * open/close.
  */
-#include "base/ikey.h"   /* before version.h: see version.c */
+#include "base/ikey.h"
 #include "lsm/manifest.h"
 
 #include <stdio.h>
@@ -69,7 +69,7 @@ struct manifest {
 
 /* ---- encoding ---- */
 
-static void state_merge(manifest_state *st, const version_edit *e)
+static void state_merge(manifest_state *st, const lsm_edit *e)
 {
     if (e->has_next_file_id && e->next_file_id > st->next_file_id)
         st->next_file_id = e->next_file_id;
@@ -102,7 +102,7 @@ static int encode_tagged(buf *b, int tag, uint64_t v)
     return (buf_put_varint(b, (uint64_t)tag) | buf_put_varint(b, v)) ? STOAT_ENOMEM : 0;
 }
 
-static int encode_edit(buf *b, const version_edit *e)
+static int encode_edit(buf *b, const lsm_edit *e)
 {
     int rc = 0;
 
@@ -122,7 +122,7 @@ static int encode_edit(buf *b, const version_edit *e)
     return rc ? STOAT_ENOMEM : 0;
 }
 
-static int encode_snapshot(buf *b, const version *v, const manifest_state *st)
+static int encode_snapshot(buf *b, const lsm_view *v, const manifest_state *st)
 {
     int rc = 0;
 
@@ -154,7 +154,7 @@ static int frame_record(buf *b, size_t from)
 }
 
 /* A whole file: header plus one snapshot record. */
-static int encode_file(buf *b, const version *v, const manifest_state *st)
+static int encode_file(buf *b, const lsm_view *v, const manifest_state *st)
 {
     int rc = 0;
 
@@ -199,7 +199,7 @@ static int rd_key(reader *r, slice *s)
 enum { FIELD_MALFORMED = 1, FIELD_UNKNOWN = 2 };
 
 /* One MTAG_ADD_TABLE's fields into e: 0, FIELD_MALFORMED, or an error. */
-static int decode_add(reader *r, version_edit *e)
+static int decode_add(reader *r, lsm_edit *e)
 {
     uint64_t level, id, size, f[4];
     slice lo, hi;
@@ -219,14 +219,14 @@ static int decode_add(reader *r, version_edit *e)
     t->num_deletions = f[1];
     t->min_version = f[2];
     t->max_version = f[3];
-    rc = version_edit_add(e, (int)level, t);
+    rc = lsm_edit_add(e, (int)level, t);
     table_meta_unref(t);
     return rc;
 }
 
 /* Decodes the tag at r and its fields into e: 0, FIELD_MALFORMED,
  * FIELD_UNKNOWN (*tag says which), or a negative error. */
-static int decode_field(reader *r, version_edit *e, uint64_t *tag)
+static int decode_field(reader *r, lsm_edit *e, uint64_t *tag)
 {
     uint64_t level, id;
 
@@ -247,14 +247,14 @@ static int decode_field(reader *r, version_edit *e, uint64_t *tag)
     case MTAG_DEL_TABLE:
         if (!rd_varint(r, &level) || !rd_varint(r, &id) || level >= MAX_LEVELS)
             return FIELD_MALFORMED;
-        return version_edit_del(e, (int)level, id);
+        return lsm_edit_del(e, (int)level, id);
     default:
         return FIELD_UNKNOWN;
     }
 }
 
 static int decode_edit(const manifest *m, const char *p, size_t len, uint64_t off,
-                       version_edit *e)
+                       lsm_edit *e)
 {
     reader r = {p, p + len};
     uint64_t tag = 0;
@@ -298,16 +298,16 @@ static int check_header(const manifest *m, const char *data, size_t len)
 
 /* Decodes the record payload at off and applies it to *v. */
 static int replay_record(manifest *m, const char *payload, size_t len, uint64_t off,
-                         version **v)
+                         lsm_view **v)
 {
-    version_edit e;
-    version *next = NULL;
+    lsm_edit e;
+    lsm_view *next = NULL;
     int rc;
 
-    version_edit_init(&e);
+    lsm_edit_init(&e);
     if ((rc = decode_edit(m, payload, len, off, &e)) != 0)
         goto out;
-    if ((rc = version_apply(*v, m->num_levels, &e, &next)) != 0) {
+    if ((rc = lsm_view_apply(*v, m->num_levels, &e, &next)) != 0) {
         char msg[STATUS_MSG_MAX];
 
         snprintf(msg, sizeof(msg), "%s", status_msg());
@@ -316,10 +316,10 @@ static int replay_record(manifest *m, const char *payload, size_t len, uint64_t 
         goto out;
     }
     state_merge(&m->st, &e);
-    version_unref(*v);
+    lsm_view_unref(*v);
     *v = next;
 out:
-    version_edit_free(&e);
+    lsm_edit_free(&e);
     return rc;
 }
 
@@ -362,7 +362,7 @@ static int check_record(const manifest *m, const char *data, size_t len, size_t 
  * last record whose payload checksum fails and that ends exactly at end of
  * file, or zero bytes), which the caller truncates.
  */
-static int replay(manifest *m, const char *data, size_t len, version **v, uint64_t *good_len)
+static int replay(manifest *m, const char *data, size_t len, lsm_view **v, uint64_t *good_len)
 {
     size_t off = MANIFEST_HEADER_LEN, plen = 0;
     int rc;
@@ -469,11 +469,11 @@ static int open_for_append(manifest *m, uint64_t len, uint64_t good_len)
     return 0;
 }
 
-int manifest_open(env *e, const char *dir, int num_levels, int read_only, version **v,
+int manifest_open(env *e, const char *dir, int num_levels, int read_only, lsm_view **v,
                   manifest_state *st, manifest **out)
 {
     manifest *m = NULL;
-    version *cur = NULL;
+    lsm_view *cur = NULL;
     char *data = NULL;
     size_t len = 0;
     uint64_t good_len = 0;
@@ -487,7 +487,7 @@ int manifest_open(env *e, const char *dir, int num_levels, int read_only, versio
         return status_err(STOAT_EINVAL, "manifest_open: bad num_levels %d", num_levels);
     rc = STOAT_ENOMEM;
     if ((m = manifest_alloc(e, dir, num_levels, read_only)) == NULL ||
-        (cur = version_new_empty(num_levels)) == NULL) {
+        (cur = lsm_view_new_empty(num_levels)) == NULL) {
         status_err(rc, "manifest_open: out of memory");
         goto fail;
     }
@@ -510,7 +510,7 @@ int manifest_open(env *e, const char *dir, int num_levels, int read_only, versio
 fail:
     buf_free(&b);
     free(data);
-    version_unref(cur);
+    lsm_view_unref(cur);
     manifest_free(m);
     return rc;
 }
@@ -535,7 +535,7 @@ static int write_tmp(manifest *m, const buf *b)
  * leaves the old file in use (retried once the file has grown by half);
  * after it the manifest is failed.
  */
-static int manifest_rewrite(manifest *m, const version *v)
+static int manifest_rewrite(manifest *m, const lsm_view *v)
 {
     buf b = {0};
     int rc;
@@ -569,9 +569,9 @@ retry_later:
     return 0;
 }
 
-int manifest_append(manifest *m, const version *current, const version_edit *e)
+int manifest_append(manifest *m, const lsm_view *current, const lsm_edit *e)
 {
-    version *next = NULL;
+    lsm_view *next = NULL;
     buf b = {0};
     int rc;
 
@@ -580,7 +580,7 @@ int manifest_append(manifest *m, const version *current, const version_edit *e)
     if (m->failed)
         return status_err(m->failed, "%s: an earlier write failed", m->path);
     /* Refuse an edit that would not replay rather than log it. */
-    if ((rc = version_apply(current, m->num_levels, e, &next)) != 0)
+    if ((rc = lsm_view_apply(current, m->num_levels, e, &next)) != 0)
         return rc;
     if (encode_edit(&b, e) != 0) {
         rc = status_err(STOAT_ENOMEM, "%s: out of memory", m->path);
@@ -598,7 +598,7 @@ int manifest_append(manifest *m, const version *current, const version_edit *e)
         rc = manifest_rewrite(m, next);
 out:
     buf_free(&b);
-    version_unref(next);
+    lsm_view_unref(next);
     return rc;
 }
 

@@ -2,7 +2,7 @@
  * manifest.h - the durable record of which tables make up the database.
  *
  * The MANIFEST file is a header and a sequence of checksummed records, each
- * one version_edit (format in core/FORMAT.md, "MANIFEST"). Appending an
+ * one lsm_edit (format in core/FORMAT.md, "MANIFEST"). Appending an
  * edit fsyncs it. When the file has grown to several times the size of a
  * snapshot of the current version, it is rewritten: a snapshot to
  * MANIFEST.tmp, fsync, rename over MANIFEST, fsync of the directory.
@@ -38,15 +38,15 @@ int manifest_create(env *e, const char *dir, int num_levels, const manifest_stat
  * tail is ignored, not truncated), and *out is a manifest that refuses
  * appends. STOAT_ENOTFOUND if there is no MANIFEST.
  */
-int manifest_open(env *e, const char *dir, int num_levels, int read_only, version **v,
+int manifest_open(env *e, const char *dir, int num_levels, int read_only, lsm_view **v,
                   manifest_state *st, manifest **out);
 
 /*
  * Durably records e, which the caller then applies to `current` with
- * version_apply. `current` is the version before e (used for a rewrite:
+ * lsm_view_apply. `current` is the version before e (used for a rewrite:
  * the snapshot written is current + e).
  */
-int manifest_append(manifest *m, const version *current, const version_edit *e);
+int manifest_append(manifest *m, const lsm_view *current, const lsm_edit *e);
 
 uint64_t manifest_size(const manifest *m);
 void manifest_close(manifest *m);

@@ -1,13 +1,13 @@
 /*
- * version.c - table_meta and version refcounting, version edits, and the
- * queries readers and compaction picking make on a version.
+ * view.c - table_meta and lsm_view refcounting, lsm_edits, and the
+ * queries readers and compaction picking make on a view.
  *
  * Owns: table_meta lifetime (atomic refcount; the last unref calls on_free
  * and frees), version lifetime (a version holds one reference on every
- * table it lists), and version_apply, the only way to make a non-empty
+ * table it lists), and lsm_view_apply, the only way to make a non-empty
  * version.
  *
- * Invariants of every version version_apply returns:
+ * Invariants of every version lsm_view_apply returns:
  *   - L0 is ordered newest source first: id descending. Every L0 table is
  *     a flush, and flushes happen in memtable order with growing ids. The
  *     order is by source, not by max_version, because an entry can be
@@ -22,8 +22,6 @@
  * Versions are immutable once returned; only refcounts change (atomics),
  * and table_meta.compacting, which the database mutex guards.
  */
-/* ikey.h before version.h: its ikey_encode has a parameter named
- * `version`, which -Wshadow flags once the typedef is in scope. */
 #include "base/ikey.h"
 #include "lsm/version.h"
 
@@ -78,9 +76,9 @@ void table_meta_unref(table_meta *t)
 
 /* ---- version ---- */
 
-version *version_new_empty(int num_levels)
+lsm_view *lsm_view_new_empty(int num_levels)
 {
-    version *v;
+    lsm_view *v;
 
     if (num_levels < 1 || num_levels > MAX_LEVELS)
         return NULL;
@@ -91,12 +89,12 @@ version *version_new_empty(int num_levels)
     return v;
 }
 
-void version_ref(version *v)
+void lsm_view_ref(lsm_view *v)
 {
     atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
 }
 
-void version_unref(version *v)
+void lsm_view_unref(lsm_view *v)
 {
     if (v == NULL)
         return;
@@ -110,9 +108,9 @@ void version_unref(version *v)
     free(v);
 }
 
-/* ---- version_edit ---- */
+/* ---- lsm_edit ---- */
 
-void version_edit_init(version_edit *e)
+void lsm_edit_init(lsm_edit *e)
 {
     memset(e, 0, sizeof(*e));
 }
@@ -133,14 +131,14 @@ static int edit_grow(void **arr, size_t *cap, size_t n, size_t sz)
     return 0;
 }
 
-int version_edit_add(version_edit *e, int level, table_meta *t)
+int lsm_edit_add(lsm_edit *e, int level, table_meta *t)
 {
     int rc;
 
     if (level < 0 || level >= MAX_LEVELS || t == NULL)
-        return status_err(STOAT_EINVAL, "version_edit_add: bad level %d or table", level);
+        return status_err(STOAT_EINVAL, "lsm_edit_add: bad level %d or table", level);
     if ((rc = edit_grow((void **)&e->adds, &e->cap_adds, e->n_adds, sizeof(*e->adds))) != 0)
-        return status_err(rc, "version_edit_add: out of memory");
+        return status_err(rc, "lsm_edit_add: out of memory");
     table_meta_ref(t);
     e->adds[e->n_adds].level = level;
     e->adds[e->n_adds].t = t;
@@ -148,30 +146,30 @@ int version_edit_add(version_edit *e, int level, table_meta *t)
     return 0;
 }
 
-int version_edit_del(version_edit *e, int level, uint64_t id)
+int lsm_edit_del(lsm_edit *e, int level, uint64_t id)
 {
     int rc;
 
     if (level < 0 || level >= MAX_LEVELS)
-        return status_err(STOAT_EINVAL, "version_edit_del: bad level %d", level);
+        return status_err(STOAT_EINVAL, "lsm_edit_del: bad level %d", level);
     if ((rc = edit_grow((void **)&e->dels, &e->cap_dels, e->n_dels, sizeof(*e->dels))) != 0)
-        return status_err(rc, "version_edit_del: out of memory");
+        return status_err(rc, "lsm_edit_del: out of memory");
     e->dels[e->n_dels].level = level;
     e->dels[e->n_dels].id = id;
     e->n_dels++;
     return 0;
 }
 
-void version_edit_free(version_edit *e)
+void lsm_edit_free(lsm_edit *e)
 {
     for (size_t i = 0; i < e->n_adds; i++)
         table_meta_unref(e->adds[i].t);
     free(e->adds);
     free(e->dels);
-    version_edit_init(e);
+    lsm_edit_init(e);
 }
 
-/* ---- version_apply ---- */
+/* ---- lsm_view_apply ---- */
 
 static int cmp_l0(const void *a, const void *b)
 {
@@ -220,7 +218,7 @@ static int level_check(int level, table_meta **t, size_t n)
 
 /* Marks in `gone` (one flag per base table) the tables e deletes at level.
  * A deletion of an absent or already deleted table is corruption. */
-static int level_mark_dels(const version_edit *e, int level, table_meta *const *base,
+static int level_mark_dels(const lsm_edit *e, int level, table_meta *const *base,
                            size_t base_n, char *gone, size_t *n_gone)
 {
     for (size_t d = 0; d < e->n_dels; d++) {
@@ -242,7 +240,7 @@ static int level_mark_dels(const version_edit *e, int level, table_meta *const *
 /* Builds level `level` of the new version: base minus deletions plus
  * additions, sorted and checked. On success takes a reference on every
  * table of *out. */
-static int level_build(const version *base, int level, const version_edit *e,
+static int level_build(const lsm_view *base, int level, const lsm_edit *e,
                        table_meta ***out, size_t *n_out)
 {
     table_meta *const *bt = NULL;
@@ -289,7 +287,7 @@ static int level_build(const version *base, int level, const version_edit *e,
     return 0;
 fail:
     if (rc == STOAT_ENOMEM)
-        status_err(rc, "version_apply: out of memory");
+        status_err(rc, "lsm_view_apply: out of memory");
     free(gone);
     free(t);
     return rc;
@@ -297,9 +295,9 @@ fail:
 
 /* Rejects edits naming levels the new version does not have, and bases
  * whose tables would fall off the end of a smaller num_levels. */
-static int apply_check_levels(const version *base, int num_levels, const version_edit *e)
+static int apply_check_levels(const lsm_view *base, int num_levels, const lsm_edit *e)
 {
-    /* version_edit_add/del keep levels below MAX_LEVELS; beyond
+    /* lsm_edit_add/del keep levels below MAX_LEVELS; beyond
      * num_levels is a database opened with fewer levels than it has. */
     for (size_t a = 0; a < e->n_adds; a++)
         if (e->adds[a].level < 0 || e->adds[a].level >= num_levels)
@@ -316,31 +314,31 @@ static int apply_check_levels(const version *base, int num_levels, const version
     return 0;
 }
 
-int version_apply(const version *base, int num_levels, const version_edit *e, version **out)
+int lsm_view_apply(const lsm_view *base, int num_levels, const lsm_edit *e, lsm_view **out)
 {
-    version *v = NULL;
+    lsm_view *v = NULL;
     int rc;
 
     *out = NULL;
     if (num_levels < 1 || num_levels > MAX_LEVELS)
-        return status_err(STOAT_EINVAL, "version_apply: bad num_levels %d", num_levels);
+        return status_err(STOAT_EINVAL, "lsm_view_apply: bad num_levels %d", num_levels);
     if ((rc = apply_check_levels(base, num_levels, e)) != 0)
         return rc;
-    if ((v = version_new_empty(num_levels)) == NULL)
-        return status_err(STOAT_ENOMEM, "version_apply: out of memory");
+    if ((v = lsm_view_new_empty(num_levels)) == NULL)
+        return status_err(STOAT_ENOMEM, "lsm_view_apply: out of memory");
     for (int l = 0; l < num_levels; l++)
         if ((rc = level_build(base, l, e, &v->tables[l], &v->n[l])) != 0)
             goto fail;
     *out = v;
     return 0;
 fail:
-    version_unref(v);
+    lsm_view_unref(v);
     return rc;
 }
 
 /* ---- queries ---- */
 
-uint64_t version_level_bytes(const version *v, int level)
+uint64_t lsm_view_level_bytes(const lsm_view *v, int level)
 {
     uint64_t sum = 0;
 
@@ -353,7 +351,7 @@ uint64_t version_level_bytes(const version *v, int level)
 
 /* First index of a sorted level (L1+) whose largest user key >= ukey
  * (n when none). */
-static size_t level_lower_bound(const version *v, int level, slice ukey)
+static size_t level_lower_bound(const lsm_view *v, int level, slice ukey)
 {
     size_t lo = 0, hi = v->n[level];
 
@@ -368,7 +366,7 @@ static size_t level_lower_bound(const version *v, int level, slice ukey)
     return lo;
 }
 
-long version_find_table(const version *v, int level, slice ukey)
+long lsm_view_find_table(const lsm_view *v, int level, slice ukey)
 {
     size_t i;
 
@@ -392,7 +390,7 @@ static int table_overlaps(const table_meta *t, slice lo, slice hi)
 
 /* The span [*first, *end) of tables of `level` overlapping [lo, hi]; for
  * L0 the whole level (callers filter). */
-static void level_span(const version *v, int level, slice lo, slice hi, size_t *first,
+static void level_span(const lsm_view *v, int level, slice lo, slice hi, size_t *first,
                        size_t *end)
 {
     size_t i = 0, n = v->n[level];
@@ -408,7 +406,7 @@ static void level_span(const version *v, int level, slice lo, slice hi, size_t *
     *end = i;
 }
 
-int version_overlapping(const version *v, int level, slice lo, slice hi, table_meta ***out,
+int lsm_view_overlapping(const lsm_view *v, int level, slice lo, slice hi, table_meta ***out,
                         size_t *n)
 {
     size_t first, end, k = 0;
@@ -422,7 +420,7 @@ int version_overlapping(const version *v, int level, slice lo, slice hi, table_m
     if (first == end)
         return 0;
     if ((t = malloc((end - first) * sizeof(*t))) == NULL)
-        return status_err(STOAT_ENOMEM, "version_overlapping: out of memory");
+        return status_err(STOAT_ENOMEM, "lsm_view_overlapping: out of memory");
     for (size_t i = first; i < end; i++)
         if (table_overlaps(v->tables[level][i], lo, hi))
             t[k++] = v->tables[level][i];
@@ -435,7 +433,7 @@ int version_overlapping(const version *v, int level, slice lo, slice hi, table_m
     return 0;
 }
 
-int version_overlaps_below(const version *v, int level, slice lo, slice hi)
+int lsm_view_overlaps_below(const lsm_view *v, int level, slice lo, slice hi)
 {
     for (int l = level + 1; l < v->num_levels; l++) {
         size_t first, end;

@@ -1,19 +1,22 @@
 /*
- * version.h - one immutable set of tables per level, and edits to it.
+ * view.h - one immutable set of tables per level (an lsm_view), and edits
+ * to it (lsm_edit). LevelDB calls these Version and VersionEdit; here
+ * "version" is only the MVCC stamp of an entry (as in stoat.h and
+ * FORMAT.md).
  *
- * A version lists, for each level, the tables (table_meta) it holds: L0
+ * An lsm_view lists, for each level, the tables (table_meta) it holds: L0
  * newest first (tables may overlap), L1.. sorted by smallest key and
- * non-overlapping. Versions are immutable and refcounted: readers and
- * iterators pin the version they started with; applying an edit makes a
- * new version. table_meta is refcounted too, shared by the versions that
- * list it; when its last reference goes, the table is no longer needed
- * (the database removes the file then, see table_meta.on_free).
+ * non-overlapping. Views are immutable and refcounted: readers and
+ * iterators pin the view they started with; applying an edit makes a new
+ * view. table_meta is refcounted too, shared by the views that list it;
+ * when its last reference goes, the table is no longer needed (the
+ * database removes the file then, see table_meta.on_free).
  *
- * Threads: versions and table_meta are immutable after creation except for
+ * Threads: views and table_meta are immutable after creation except for
  * refcounts (atomic) and `compacting` (guarded by the database mutex).
  */
-#ifndef STOAT_VERSION_H
-#define STOAT_VERSION_H
+#ifndef STOAT_LSM_VIEW_H
+#define STOAT_LSM_VIEW_H
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -54,19 +57,19 @@ static inline slice table_largest_ukey(const table_meta *t)
     return slice_make(t->largest.data, t->largest.len - 8);
 }
 
-typedef struct version {
+typedef struct lsm_view {
     atomic_int refs;
     int num_levels;
     table_meta **tables[MAX_LEVELS];
     size_t n[MAX_LEVELS];
-} version;
+} lsm_view;
 
-version *version_new_empty(int num_levels);
-void version_ref(version *v);
-void version_unref(version *v);
+lsm_view *lsm_view_new_empty(int num_levels);
+void lsm_view_ref(lsm_view *v);
+void lsm_view_unref(lsm_view *v);
 
 /* One change to the set of tables, plus the counters the manifest keeps. */
-typedef struct version_edit {
+typedef struct lsm_edit {
     struct edit_add { int level; table_meta *t; } *adds;   /* refs owned by the edit */
     size_t n_adds, cap_adds;
     struct edit_del { int level; uint64_t id; } *dels;
@@ -75,31 +78,31 @@ typedef struct version_edit {
     uint64_t next_file_id;      /* next id for any file (WAL, SST) */
     uint64_t log_number;        /* WALs with ids below this are flushed */
     uint64_t last_version;      /* largest version persisted in tables */
-} version_edit;
+} lsm_edit;
 
-void version_edit_init(version_edit *e);
+void lsm_edit_init(lsm_edit *e);
 /* Takes a new reference on t. */
-int version_edit_add(version_edit *e, int level, table_meta *t);
-int version_edit_del(version_edit *e, int level, uint64_t id);
-void version_edit_free(version_edit *e);
+int lsm_edit_add(lsm_edit *e, int level, table_meta *t);
+int lsm_edit_del(lsm_edit *e, int level, uint64_t id);
+void lsm_edit_free(lsm_edit *e);
 
 /* Applies e to base (NULL = empty) into a new version with one reference.
  * STOAT_ECORRUPT if it deletes a table that is not there or breaks the
  * non-overlap rule of L1+. */
-int version_apply(const version *base, int num_levels, const version_edit *e, version **out);
+int lsm_view_apply(const lsm_view *base, int num_levels, const lsm_edit *e, lsm_view **out);
 
-uint64_t version_level_bytes(const version *v, int level);
+uint64_t lsm_view_level_bytes(const lsm_view *v, int level);
 
 /* Index of the table in level >= 1 whose key range may hold ukey, or -1. */
-long version_find_table(const version *v, int level, slice ukey);
+long lsm_view_find_table(const lsm_view *v, int level, slice ukey);
 
 /* Tables of `level` whose user-key range overlaps [lo, hi] (inclusive;
  * empty slices with NULL data mean unbounded). Malloc'd array of borrowed
  * pointers in *out (free it); count in *n. */
-int version_overlapping(const version *v, int level, slice lo, slice hi, table_meta ***out,
+int lsm_view_overlapping(const lsm_view *v, int level, slice lo, slice hi, table_meta ***out,
                         size_t *n);
 
 /* 1 if any level deeper than `level` holds a table overlapping [lo, hi]. */
-int version_overlaps_below(const version *v, int level, slice lo, slice hi);
+int lsm_view_overlaps_below(const lsm_view *v, int level, slice lo, slice hi);
 
 #endif
