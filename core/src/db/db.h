@@ -43,7 +43,7 @@
 #include "base/status.h"
 #include "stoat.h"
 #include "table/table_cache.h"
-#include "lsm/version.h"
+#include "lsm/view.h"
 #include "vlog/vlog.h"
 
 #define DB_MAX_COMPACTORS 16

@@ -32,7 +32,7 @@
 #include "env/env.h"
 #include "table/sst.h"
 #include "table/table_cache.h"
-#include "lsm/version.h"
+#include "lsm/view.h"
 
 typedef struct level_options {
     int num_levels;

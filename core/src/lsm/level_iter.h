@@ -14,7 +14,7 @@
 
 #include "base/iter.h"
 #include "table/table_cache.h"
-#include "lsm/version.h"
+#include "lsm/view.h"
 
 iter *level_iter_new(table_meta *const *tables, size_t n, table_cache *tc);
 

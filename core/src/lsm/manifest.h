@@ -15,7 +15,7 @@
 #define STOAT_MANIFEST_H
 
 #include "env/env.h"
-#include "lsm/version.h"
+#include "lsm/view.h"
 
 #define MANIFEST_MAGIC 0x464e4d54414f5453ull  /* "STOATMNF" little-endian */
 #define MANIFEST_FORMAT_VERSION 1

@@ -23,7 +23,7 @@
  * and table_meta.compacting, which the database mutex guards.
  */
 #include "base/ikey.h"
-#include "lsm/version.h"
+#include "lsm/view.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,9 +1,9 @@
 /*
- * version_test.c - table_meta refcounts, lsm_view_apply (order, deletions,
+ * lsm_view_test.c - table_meta refcounts, lsm_view_apply (order, deletions,
  * overlap rejection) and the version queries.
  */
 #include "base/ikey.h"
-#include "lsm/version.h"
+#include "lsm/view.h"
 #include "base/status.h"
 #include "test.h"
 
