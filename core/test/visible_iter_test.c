@@ -32,7 +32,7 @@ typedef struct hcase {
     vec_entry e[MAX_CHILDREN][MAX_ENTRIES];
     size_t n[MAX_CHILDREN];
     int nchildren;
-    db_iter_options o;
+    visible_iter_options o;
     char bounds[3][4];
     const hent *ref[MAX_ENTRIES];   /* what the iterator must yield, in order */
     size_t nref;
@@ -109,7 +109,7 @@ static void hcase_history(hcase *hc, uint64_t *rs)
 
 static void hcase_bounds(hcase *hc, uint64_t *rs)
 {
-    db_iter_options *o = &hc->o;
+    visible_iter_options *o = &hc->o;
 
     memset(o, 0, sizeof(*o));
     o->read_version = test_rand(rs) % 4 ? 1 + test_rand(rs) % 20 : UINT64_MAX - 1;
@@ -125,7 +125,7 @@ static void hcase_bounds(hcase *hc, uint64_t *rs)
         o->upper = slice_make(hc->bounds[2], rand_ukey(rs, hc->bounds[2]));
 }
 
-static int in_bounds(const db_iter_options *o, slice uk)
+static int in_bounds(const visible_iter_options *o, slice uk)
 {
     if (!slice_starts_with(uk, o->prefix))
         return 0;
@@ -142,7 +142,7 @@ static int hent_cmp(const void *a, const void *b)
     return c ? c : x->child - y->child;
 }
 
-static int model_hidden(const db_iter_options *o, const hent *h)
+static int model_hidden(const visible_iter_options *o, const hent *h)
 {
     vstruct vs = {0};
 
@@ -157,7 +157,7 @@ static int model_hidden(const db_iter_options *o, const hent *h)
 static void hcase_model(hcase *hc)
 {
     const hent *all[MAX_ENTRIES], *decided = NULL;
-    const db_iter_options *o = &hc->o;
+    const visible_iter_options *o = &hc->o;
     size_t n = 0;
 
     for (size_t i = 0; i < hc->nh; i++)
@@ -192,21 +192,21 @@ static iter *hcase_iter(hcase *hc)
     return merge_iter_new(kids, (size_t)hc->nchildren);
 }
 
-static int at_ref(const db_iter *it, const hcase *hc, long pos)
+static int at_ref(const visible_iter *it, const hcase *hc, long pos)
 {
     const vstruct *vs;
     vstruct want = {0};
     slice ik;
 
     if (pos < 0 || (size_t)pos >= hc->nref)
-        return !db_iter_valid(it) && db_iter_status(it) == 0;
-    if (!db_iter_valid(it))
+        return !visible_iter_valid(it) && visible_iter_status(it) == 0;
+    if (!visible_iter_valid(it))
         return 0;
     ik = hkey(hc->ref[pos]);
     vstruct_decode(slice_make(hc->ref[pos]->enc, hc->ref[pos]->enclen), &want);
-    vs = db_iter_vstruct(it);
-    return slice_cmp(db_iter_key(it), ikey_user(ik)) == 0 &&
-           db_iter_version(it) == ikey_version(ik) && vs->meta == want.meta &&
+    vs = visible_iter_vstruct(it);
+    return slice_cmp(visible_iter_key(it), ikey_user(ik)) == 0 &&
+           visible_iter_version(it) == ikey_version(ik) && vs->meta == want.meta &&
            vs->expires_at == want.expires_at && slice_cmp(vs->value, want.value) == 0;
 }
 
@@ -228,7 +228,7 @@ static long ref_seek_for_prev(const hcase *hc, slice uk)
     return i;
 }
 
-static long random_move(db_iter *it, const hcase *hc, long pos, uint64_t *rs)
+static long random_move(visible_iter *it, const hcase *hc, long pos, uint64_t *rs)
 {
     char u[4];
     slice uk;
@@ -236,28 +236,28 @@ static long random_move(db_iter *it, const hcase *hc, long pos, uint64_t *rs)
 
     switch (test_rand(rs) % 10) {
     case 0:
-        db_iter_seek_first(it);
+        visible_iter_seek_first(it);
         return 0;
     case 1:
-        db_iter_seek_last(it);
+        visible_iter_seek_last(it);
         return (long)hc->nref - 1;
     case 2:
         uk = slice_make(u, rand_ukey(rs, u));
-        db_iter_seek(it, uk);
+        visible_iter_seek(it, uk);
         return ref_seek(hc, uk);
     case 3:
         uk = slice_make(u, rand_ukey(rs, u));
-        db_iter_seek_for_prev(it, uk);
+        visible_iter_seek_for_prev(it, uk);
         return ref_seek_for_prev(hc, uk);
     case 4: case 5: case 6:
         if (!valid)
             return pos;
-        db_iter_next(it);
+        visible_iter_next(it);
         return pos + 1;
     default:
         if (!valid)
             return pos;
-        db_iter_prev(it);
+        visible_iter_prev(it);
         return pos - 1;
     }
 }
@@ -265,19 +265,19 @@ static long random_move(db_iter *it, const hcase *hc, long pos, uint64_t *rs)
 /* Full scans both ways, then a random walk; returns the moves made. */
 static long hcase_check(hcase *hc, uint64_t *rs, int round)
 {
-    db_iter *it;
+    visible_iter *it;
     long pos, moves = 0;
 
-    REQUIRE_OK(db_iter_new(hcase_iter(hc), &hc->o, &it));
-    db_iter_seek_first(it);
+    REQUIRE_OK(visible_iter_new(hcase_iter(hc), &hc->o, &it));
+    visible_iter_seek_first(it);
     for (pos = 0; pos < (long)hc->nref && at_ref(it, hc, pos); pos++, moves++)
-        db_iter_next(it);
+        visible_iter_next(it);
     if (!at_ref(it, hc, pos))
         test_fail(__FILE__, __LINE__, "round %d: forward scan off at %ld of %zu", round, pos,
                   hc->nref);
-    db_iter_seek_last(it);
+    visible_iter_seek_last(it);
     for (pos = (long)hc->nref - 1; pos >= 0 && at_ref(it, hc, pos); pos--, moves++)
-        db_iter_prev(it);
+        visible_iter_prev(it);
     if (!at_ref(it, hc, pos))
         test_fail(__FILE__, __LINE__, "round %d: backward scan off at %ld", round, pos);
     for (int s = 0; s < 400; s++, moves++) {
@@ -288,11 +288,11 @@ static long hcase_check(hcase *hc, uint64_t *rs, int round)
             break;
         }
     }
-    db_iter_free(it);
+    visible_iter_free(it);
     return moves;
 }
 
-static void test_db_iter_matches_model(void)
+static void test_visible_iter_matches_model(void)
 {
     static hcase hc;
     uint64_t rs = 1234;
@@ -322,33 +322,33 @@ static void put(hcase *hc, const char *uk, uint64_t version, const char *val, ui
     hcase_add(hc, slice_make(uk, strlen(uk)), version, &vs, child);
 }
 
-static db_iter *open_case(hcase *hc, int nchildren, const db_iter_options *o)
+static visible_iter *open_case(hcase *hc, int nchildren, const visible_iter_options *o)
 {
-    db_iter *it;
+    visible_iter *it;
 
     hc->nchildren = nchildren;
     for (int c = 0; c < nchildren; c++)
         vec_entries_sort(hc->e[c], hc->n[c]);
-    REQUIRE_OK(db_iter_new(hcase_iter(hc), o, &it));
+    REQUIRE_OK(visible_iter_new(hcase_iter(hc), o, &it));
     return it;
 }
 
-static int key_is(const db_iter *it, const char *uk, const char *val)
+static int key_is(const visible_iter *it, const char *uk, const char *val)
 {
     const vstruct *vs;
 
-    if (!db_iter_valid(it))
+    if (!visible_iter_valid(it))
         return 0;
-    vs = db_iter_vstruct(it);
-    return slice_cmp(db_iter_key(it), slice_make(uk, strlen(uk))) == 0 &&
+    vs = visible_iter_vstruct(it);
+    return slice_cmp(visible_iter_key(it), slice_make(uk, strlen(uk))) == 0 &&
            (val == NULL || slice_cmp(vs->value, slice_make(val, strlen(val))) == 0);
 }
 
-static void test_db_iter_versions_tombstones_ttl(void)
+static void test_visible_iter_versions_tombstones_ttl(void)
 {
     static hcase hc;
-    db_iter_options o = {0};
-    db_iter *it;
+    visible_iter_options o = {0};
+    visible_iter *it;
 
     put(&hc, "a", 1, "a1", 0, 0);
     put(&hc, "a", 5, "a5", 0, 1);
@@ -359,83 +359,83 @@ static void test_db_iter_versions_tombstones_ttl(void)
     o.read_version = 4;
     o.now = 100;
     it = open_case(&hc, 2, &o);
-    db_iter_seek_first(it);
+    visible_iter_seek_first(it);
     CHECK(key_is(it, "a", "a1"));           /* a5 is above read_version */
-    db_iter_next(it);
-    CHECK(!db_iter_valid(it));              /* b deleted, c's newest expired */
-    db_iter_seek_last(it);
+    visible_iter_next(it);
+    CHECK(!visible_iter_valid(it));              /* b deleted, c's newest expired */
+    visible_iter_seek_last(it);
     CHECK(key_is(it, "a", "a1"));
-    db_iter_free(it);
+    visible_iter_free(it);
 
     o.now = 99;
     it = open_case(&hc, 2, &o);
-    db_iter_seek_last(it);
-    CHECK(key_is(it, "c", "c4") && db_iter_version(it) == 4);
-    db_iter_prev(it);
+    visible_iter_seek_last(it);
+    CHECK(key_is(it, "c", "c4") && visible_iter_version(it) == 4);
+    visible_iter_prev(it);
     CHECK(key_is(it, "a", "a1"));
-    db_iter_free(it);
+    visible_iter_free(it);
 
     o.read_version = 2;
     o.all_versions = 1;
     it = open_case(&hc, 2, &o);
-    db_iter_seek_first(it);
+    visible_iter_seek_first(it);
     CHECK(key_is(it, "a", "a1"));
-    db_iter_next(it);
+    visible_iter_next(it);
     CHECK(key_is(it, "b", "b2"));
-    db_iter_next(it);
+    visible_iter_next(it);
     CHECK(key_is(it, "c", "c2"));
-    db_iter_free(it);
+    visible_iter_free(it);
 
     o.read_version = 3;                     /* the tombstone shows */
     it = open_case(&hc, 2, &o);
-    db_iter_seek(it, slice_make("b", 1));
-    CHECK(key_is(it, "b", NULL) && (db_iter_vstruct(it)->meta & VMETA_DELETE));
-    db_iter_next(it);
+    visible_iter_seek(it, slice_make("b", 1));
+    CHECK(key_is(it, "b", NULL) && (visible_iter_vstruct(it)->meta & VMETA_DELETE));
+    visible_iter_next(it);
     CHECK(key_is(it, "b", "b2"));
-    db_iter_prev(it);
-    CHECK(key_is(it, "b", NULL) && db_iter_version(it) == 3);
-    db_iter_free(it);
+    visible_iter_prev(it);
+    CHECK(key_is(it, "b", NULL) && visible_iter_version(it) == 3);
+    visible_iter_free(it);
 }
 
-static void test_db_iter_prefix_of_ff_bytes(void)
+static void test_visible_iter_prefix_of_ff_bytes(void)
 {
     static hcase hc;
     static const char *keys[] = {"\xfe", "\xff", "\xff\x01", "\xff\xff", "\xff\xff\x00", "\xff\xff\xff"};
-    db_iter_options o = {0};
-    db_iter *it;
+    visible_iter_options o = {0};
+    visible_iter *it;
 
     for (int i = 0; i < 6; i++)
         put(&hc, keys[i], 1, keys[i], 0, 0);
     o.read_version = 1;
     o.prefix = slice_make("\xff\xff", 2);
     it = open_case(&hc, 1, &o);
-    db_iter_seek_last(it);
+    visible_iter_seek_last(it);
     CHECK(key_is(it, "\xff\xff\xff", NULL));
-    db_iter_seek_first(it);
+    visible_iter_seek_first(it);
     CHECK(key_is(it, "\xff\xff", NULL));
-    db_iter_seek_for_prev(it, slice_make("\xff\x02", 2));
-    CHECK(!db_iter_valid(it));
-    db_iter_seek(it, slice_make("\xff\xff\x00\x00", 4));
+    visible_iter_seek_for_prev(it, slice_make("\xff\x02", 2));
+    CHECK(!visible_iter_valid(it));
+    visible_iter_seek(it, slice_make("\xff\xff\x00\x00", 4));
     CHECK(key_is(it, "\xff\xff\xff", NULL));
-    db_iter_free(it);
+    visible_iter_free(it);
 
     o.prefix = slice_make("\xfe", 1);       /* successor is "\xff" */
     it = open_case(&hc, 1, &o);
-    db_iter_seek_last(it);
+    visible_iter_seek_last(it);
     CHECK(key_is(it, "\xfe", NULL));
-    db_iter_prev(it);
-    CHECK(!db_iter_valid(it) && db_iter_status(it) == 0);
-    db_iter_free(it);
+    visible_iter_prev(it);
+    CHECK(!visible_iter_valid(it) && visible_iter_status(it) == 0);
+    visible_iter_free(it);
 }
 
 /* Leaving the bounds stops the scan, and seeks clamp into them: a damaged
  * entry outside them is never read. */
-static void test_db_iter_stops_at_bounds(void)
+static void test_visible_iter_stops_at_bounds(void)
 {
     static hcase hc;
-    db_iter_options o = {0};
+    visible_iter_options o = {0};
     char uk[2] = {0};
-    db_iter *it;
+    visible_iter *it;
     iter *kid;
 
     for (int i = 0; i < 26; i++) {
@@ -448,33 +448,33 @@ static void test_db_iter_stops_at_bounds(void)
     for (int pass = 0; pass < 2; pass++) {
         REQUIRE((kid = vec_iter_new(hc.e[0], hc.n[0])) != NULL);
         vec_iter_fail_at(kid, pass == 0 ? 8 : 1, STOAT_EIO);     /* "i", then "b" */
-        REQUIRE_OK(db_iter_new(kid, &o, &it));
-        db_iter_seek_first(it);
+        REQUIRE_OK(visible_iter_new(kid, &o, &it));
+        visible_iter_seek_first(it);
         CHECK(key_is(it, "d", NULL));
         for (int i = 0; i < 2; i++)
-            db_iter_next(it);
+            visible_iter_next(it);
         CHECK(key_is(it, "f", NULL));
-        db_iter_next(it);
-        CHECK(!db_iter_valid(it) && db_iter_status(it) == 0);
-        db_iter_seek_for_prev(it, slice_make("zz", 2));
+        visible_iter_next(it);
+        CHECK(!visible_iter_valid(it) && visible_iter_status(it) == 0);
+        visible_iter_seek_for_prev(it, slice_make("zz", 2));
         CHECK(key_is(it, "f", NULL));
-        db_iter_seek(it, slice_make("a", 1));
+        visible_iter_seek(it, slice_make("a", 1));
         CHECK(key_is(it, "d", NULL));
-        db_iter_prev(it);
-        CHECK(!db_iter_valid(it) && db_iter_status(it) == 0);
-        db_iter_seek(it, slice_make("zz", 2));
-        CHECK(!db_iter_valid(it) && db_iter_status(it) == 0);
-        db_iter_seek_for_prev(it, slice_make("a", 1));
-        CHECK(!db_iter_valid(it) && db_iter_status(it) == 0);
-        db_iter_free(it);
+        visible_iter_prev(it);
+        CHECK(!visible_iter_valid(it) && visible_iter_status(it) == 0);
+        visible_iter_seek(it, slice_make("zz", 2));
+        CHECK(!visible_iter_valid(it) && visible_iter_status(it) == 0);
+        visible_iter_seek_for_prev(it, slice_make("a", 1));
+        CHECK(!visible_iter_valid(it) && visible_iter_status(it) == 0);
+        visible_iter_free(it);
     }
 }
 
-static void test_db_iter_reports_errors(void)
+static void test_visible_iter_reports_errors(void)
 {
     static hcase hc;
-    db_iter_options o = {0};
-    db_iter *it;
+    visible_iter_options o = {0};
+    visible_iter *it;
     iter *kid;
 
     put(&hc, "a", 1, "v", 0, 0);
@@ -483,43 +483,43 @@ static void test_db_iter_reports_errors(void)
     hc.e[0][1].value = slice_make("x", 1);      /* too short for a vstruct */
     o.read_version = 1;
     it = open_case(&hc, 1, &o);
-    db_iter_seek_first(it);
+    visible_iter_seek_first(it);
     CHECK(key_is(it, "a", NULL));
-    db_iter_next(it);
-    CHECK(!db_iter_valid(it));
-    CHECK(db_iter_status(it) == STOAT_ECORRUPT);
+    visible_iter_next(it);
+    CHECK(!visible_iter_valid(it));
+    CHECK(visible_iter_status(it) == STOAT_ECORRUPT);
     CHECK(strstr(stoat_errmsg(NULL), "malformed") != NULL);
-    db_iter_seek_first(it);                     /* errors are sticky */
-    CHECK(!db_iter_valid(it) && db_iter_status(it) == STOAT_ECORRUPT);
-    db_iter_free(it);
+    visible_iter_seek_first(it);                     /* errors are sticky */
+    CHECK(!visible_iter_valid(it) && visible_iter_status(it) == STOAT_ECORRUPT);
+    visible_iter_free(it);
 
     hc.e[0][1].value = slice_make(hc.h[1].enc, hc.h[1].enclen);
     REQUIRE((kid = vec_iter_new(hc.e[0], hc.n[0])) != NULL);
     vec_iter_fail_at(kid, 0, STOAT_EIO);
-    REQUIRE_OK(db_iter_new(kid, &o, &it));
-    db_iter_seek_last(it);
+    REQUIRE_OK(visible_iter_new(kid, &o, &it));
+    visible_iter_seek_last(it);
     CHECK(key_is(it, "c", NULL));
-    db_iter_prev(it);                           /* reaches "a", which fails */
-    CHECK(!db_iter_valid(it) && db_iter_status(it) == STOAT_EIO);
-    db_iter_free(it);
+    visible_iter_prev(it);                           /* reaches "a", which fails */
+    CHECK(!visible_iter_valid(it) && visible_iter_status(it) == STOAT_EIO);
+    visible_iter_free(it);
 
     hc.e[0][2].key = slice_make("c", 1);        /* shorter than a version */
     REQUIRE((kid = vec_iter_new(hc.e[0], hc.n[0])) != NULL);
-    REQUIRE_OK(db_iter_new(kid, &o, &it));
-    db_iter_seek_last(it);                      /* unbounded: no comparison */
-    CHECK(!db_iter_valid(it) && db_iter_status(it) == STOAT_ECORRUPT);
-    db_iter_free(it);
+    REQUIRE_OK(visible_iter_new(kid, &o, &it));
+    visible_iter_seek_last(it);                      /* unbounded: no comparison */
+    CHECK(!visible_iter_valid(it) && visible_iter_status(it) == STOAT_ECORRUPT);
+    visible_iter_free(it);
 }
 
 /* Seek keys and bounds longer than the iterator's inline scratch. */
-static void test_db_iter_long_keys(void)
+static void test_visible_iter_long_keys(void)
 {
     static char ik[4][320], enc[4][8];
     static char uk[4][300];
     static const size_t len[4] = {40, 70, 150, 290};
     vec_entry e[4];
-    db_iter_options o = {0};
-    db_iter *it;
+    visible_iter_options o = {0};
+    visible_iter *it;
     iter *kid;
     vstruct vs = {0};
 
@@ -532,48 +532,48 @@ static void test_db_iter_long_keys(void)
     o.read_version = 1;
     o.upper = slice_make(uk[3], 200); /* between keys 2 and 3 */
     REQUIRE((kid = vec_iter_new(e, 4)) != NULL);
-    REQUIRE_OK(db_iter_new(kid, &o, &it));
+    REQUIRE_OK(visible_iter_new(kid, &o, &it));
     for (int i = 0; i < 3; i++) {
-        db_iter_seek(it, slice_make(uk[i], len[i]));
-        CHECK(db_iter_valid(it) && db_iter_key(it).len == len[i]);
-        db_iter_seek_for_prev(it, slice_make(uk[i], len[i] + 1));
-        CHECK(db_iter_valid(it) && db_iter_key(it).len == len[i]);
+        visible_iter_seek(it, slice_make(uk[i], len[i]));
+        CHECK(visible_iter_valid(it) && visible_iter_key(it).len == len[i]);
+        visible_iter_seek_for_prev(it, slice_make(uk[i], len[i] + 1));
+        CHECK(visible_iter_valid(it) && visible_iter_key(it).len == len[i]);
     }
-    db_iter_seek(it, slice_make(uk[3], 100));
-    CHECK(db_iter_valid(it) && db_iter_key(it).len == 150);
-    db_iter_seek_last(it);
-    CHECK(db_iter_valid(it) && db_iter_key(it).len == 150);
-    db_iter_free(it);
+    visible_iter_seek(it, slice_make(uk[3], 100));
+    CHECK(visible_iter_valid(it) && visible_iter_key(it).len == 150);
+    visible_iter_seek_last(it);
+    CHECK(visible_iter_valid(it) && visible_iter_key(it).len == 150);
+    visible_iter_free(it);
 }
 
-static void test_db_iter_empty_range(void)
+static void test_visible_iter_empty_range(void)
 {
     static hcase hc;
-    db_iter_options o = {0};
-    db_iter *it;
+    visible_iter_options o = {0};
+    visible_iter *it;
 
     put(&hc, "m", 1, "v", 0, 0);
     o.read_version = 1;
     o.lower = slice_make("n", 1);
     o.upper = slice_make("c", 1);               /* lower > upper: nothing */
     it = open_case(&hc, 1, &o);
-    db_iter_seek_first(it);
-    CHECK(!db_iter_valid(it));
-    db_iter_seek_last(it);
-    CHECK(!db_iter_valid(it));
-    db_iter_seek_for_prev(it, slice_make("m", 1));
-    CHECK(!db_iter_valid(it) && db_iter_status(it) == 0);
-    db_iter_free(it);
+    visible_iter_seek_first(it);
+    CHECK(!visible_iter_valid(it));
+    visible_iter_seek_last(it);
+    CHECK(!visible_iter_valid(it));
+    visible_iter_seek_for_prev(it, slice_make("m", 1));
+    CHECK(!visible_iter_valid(it) && visible_iter_status(it) == 0);
+    visible_iter_free(it);
 }
 
 int main(int argc, char **argv)
 {
-    TEST_RUN(test_db_iter_versions_tombstones_ttl);
-    TEST_RUN(test_db_iter_prefix_of_ff_bytes);
-    TEST_RUN(test_db_iter_stops_at_bounds);
-    TEST_RUN(test_db_iter_reports_errors);
-    TEST_RUN(test_db_iter_empty_range);
-    TEST_RUN(test_db_iter_long_keys);
-    TEST_RUN(test_db_iter_matches_model);
+    TEST_RUN(test_visible_iter_versions_tombstones_ttl);
+    TEST_RUN(test_visible_iter_prefix_of_ff_bytes);
+    TEST_RUN(test_visible_iter_stops_at_bounds);
+    TEST_RUN(test_visible_iter_reports_errors);
+    TEST_RUN(test_visible_iter_empty_range);
+    TEST_RUN(test_visible_iter_long_keys);
+    TEST_RUN(test_visible_iter_matches_model);
     return test_summary();
 }

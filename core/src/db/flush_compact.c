@@ -300,7 +300,7 @@ static void *db_compactor_main(void *arg)
     return NULL;
 }
 
-int db_bg_start(stoat_db *db)
+int db_flush_compact_start(stoat_db *db)
 {
     int rc;
 
@@ -315,7 +315,7 @@ int db_bg_start(stoat_db *db)
     return 0;
 }
 
-void db_bg_stop(stoat_db *db)
+void db_flush_compact_stop(stoat_db *db)
 {
     pthread_mutex_lock(&db->mu);
     db->closing = 1;

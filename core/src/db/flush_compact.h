@@ -7,8 +7,8 @@
 
 #include "db/db.h"
 
-int db_bg_start(stoat_db *db);
-void db_bg_stop(stoat_db *db);
+int db_flush_compact_start(stoat_db *db);
+void db_flush_compact_stop(stoat_db *db);
 /* Logs edit to the MANIFEST and installs the version it makes. */
 int db_install_edit(stoat_db *db, lsm_edit *edit);
 /* Flushes every memtable, then compacts everything into the last level. */

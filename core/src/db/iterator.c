@@ -37,9 +37,9 @@ typedef struct iter_hull {
 
 struct stoat_iter {
     stoat_db *db;
-    db_iter_sink sink;          /* told at close (its transaction); closed NULL: none */
+    db_iterator_sink sink;          /* told at close (its transaction); closed NULL: none */
     int track_range;            /* record the covered range for the sink */
-    db_iter *it;
+    visible_iter *it;
     lsm_view *v;
     db_snapshot snap;
     iter_hull hull;
@@ -75,8 +75,8 @@ static void hull_after_move(stoat_iter *si, int forward)
 {
     if (!si->track_range)
         return;
-    if (db_iter_valid(si->it))
-        hull_extend(&si->hull, db_iter_key(si->it), 0, 0);
+    if (visible_iter_valid(si->it))
+        hull_extend(&si->hull, visible_iter_key(si->it), 0, 0);
     else if (forward)
         hull_extend(&si->hull, slice_make(si->upper_end.data, si->upper_end.len), 0, si->upper_inf);
     else
@@ -251,7 +251,7 @@ static void stoat_iter_release(stoat_iter *si)
                         h->lo_inf ? slice_make(NULL, 0) : slice_make(h->lo.data, h->lo.len),
                         h->hi_inf ? slice_make(NULL, 0) : slice_make(h->hi.data, h->hi.len));
     if (si->it)
-        db_iter_free(si->it);
+        visible_iter_free(si->it);
     db_snapshot_remove(db, &si->snap);
     pthread_mutex_lock(&db->mu);
     db->open_iters--;
@@ -275,11 +275,11 @@ void db_iterator_detach(stoat_iter *si)
     si->track_range = 0;
 }
 
-int db_iterator_open(stoat_db *db, const db_iter_sink *sink, int track_range,
+int db_iterator_open(stoat_db *db, const db_iterator_sink *sink, int track_range,
                      uint64_t read_version, iter *pending, const stoat_iter_options *o,
                      stoat_iter **out)
 {
-    db_iter_options dio = {0};
+    visible_iter_options dio = {0};
     stoat_iter *si;
     read_view rv;
     iter **children = NULL, *merged;
@@ -324,7 +324,7 @@ int db_iterator_open(stoat_db *db, const db_iter_sink *sink, int track_range,
     dio.read_version = rv.read_version;
     dio.now = db_clock_ms(0);
     dio.all_versions = o->all_versions;
-    if ((rc = db_iter_new(merged, &dio, &si->it)) != 0)
+    if ((rc = visible_iter_new(merged, &dio, &si->it)) != 0)
         goto fail;
     if (sink != NULL)
         si->sink = *sink;
@@ -382,25 +382,25 @@ static int iter_check(stoat_iter *si)
         if ((si)->track_range && (start) != NULL)                        \
             hull_extend(&(si)->hull, *(const slice *)(start), 0, 0);     \
         hull_after_move(si, forward);                                    \
-        return db_iter_status((si)->it);                                 \
+        return visible_iter_status((si)->it);                                 \
     } while (0)
 
 int stoat_iter_seek_first(stoat_iter *si)
 {
     if (si && si->track_range)
         hull_extend(&si->hull, slice_make(si->lower_end.data, si->lower_end.len), si->lower_inf, 0);
-    ITER_MOVE(si, db_iter_seek_first(si->it), 1, (const slice *)NULL);
+    ITER_MOVE(si, visible_iter_seek_first(si->it), 1, (const slice *)NULL);
 }
 
 int stoat_iter_seek_last(stoat_iter *si)
 {
     if (si && si->track_range)
         hull_extend(&si->hull, slice_make(si->upper_end.data, si->upper_end.len), 0, si->upper_inf);
-    ITER_MOVE(si, db_iter_seek_last(si->it), 0, (const slice *)NULL);
+    ITER_MOVE(si, visible_iter_seek_last(si->it), 0, (const slice *)NULL);
 }
 
-int stoat_iter_next(stoat_iter *si) { ITER_MOVE(si, db_iter_next(si->it), 1, (const slice *)NULL); }
-int stoat_iter_prev(stoat_iter *si) { ITER_MOVE(si, db_iter_prev(si->it), 0, (const slice *)NULL); }
+int stoat_iter_next(stoat_iter *si) { ITER_MOVE(si, visible_iter_next(si->it), 1, (const slice *)NULL); }
+int stoat_iter_prev(stoat_iter *si) { ITER_MOVE(si, visible_iter_prev(si->it), 0, (const slice *)NULL); }
 
 int stoat_iter_seek(stoat_iter *si, const void *key, size_t klen)
 {
@@ -408,7 +408,7 @@ int stoat_iter_seek(stoat_iter *si, const void *key, size_t klen)
 
     if (key == NULL && klen > 0)
         return status_err(STOAT_EINVAL, "stoat_iter_seek: key is NULL");
-    ITER_MOVE(si, db_iter_seek(si->it, target), 1, &target);
+    ITER_MOVE(si, visible_iter_seek(si->it, target), 1, &target);
 }
 
 int stoat_iter_seek_for_prev(stoat_iter *si, const void *key, size_t klen)
@@ -417,19 +417,19 @@ int stoat_iter_seek_for_prev(stoat_iter *si, const void *key, size_t klen)
 
     if (key == NULL && klen > 0)
         return status_err(STOAT_EINVAL, "stoat_iter_seek_for_prev: key is NULL");
-    ITER_MOVE(si, db_iter_seek_for_prev(si->it, target), 0, &target);
+    ITER_MOVE(si, visible_iter_seek_for_prev(si->it, target), 0, &target);
 }
 
 int stoat_iter_valid(const stoat_iter *si)
 {
-    return si != NULL && si->it != NULL && db_iter_valid(si->it);
+    return si != NULL && si->it != NULL && visible_iter_valid(si->it);
 }
 
 int stoat_iter_status(const stoat_iter *si)
 {
     if (si == NULL)
         return STOAT_EINVAL;
-    return db_iter_status(si->it);
+    return visible_iter_status(si->it);
 }
 
 int stoat_iter_key(stoat_iter *si, const void **key, size_t *klen)
@@ -441,9 +441,9 @@ int stoat_iter_key(stoat_iter *si, const void **key, size_t *klen)
         return rc;
     if (key == NULL || klen == NULL)
         return status_err(STOAT_EINVAL, "stoat_iter_key: NULL out-parameter");
-    if (!db_iter_valid(si->it))
+    if (!visible_iter_valid(si->it))
         return status_err(STOAT_EINVAL, "stoat_iter_key: iterator is not positioned");
-    k = db_iter_key(si->it);
+    k = visible_iter_key(si->it);
     *key = k.data;
     *klen = k.len;
     return 0;
@@ -459,15 +459,15 @@ int stoat_iter_value(stoat_iter *si, const void **val, size_t *vlen)
         return rc;
     if (val == NULL || vlen == NULL)
         return status_err(STOAT_EINVAL, "stoat_iter_value: NULL out-parameter");
-    if (!db_iter_valid(si->it))
+    if (!visible_iter_valid(si->it))
         return status_err(STOAT_EINVAL, "stoat_iter_value: iterator is not positioned");
-    vs = db_iter_vstruct(si->it);
+    vs = visible_iter_vstruct(si->it);
     if (vs->meta & VMETA_VPTR) {
         /* Read lazily, once per position: a keys-only walk never pays. */
         if (!si->vbuf_valid) {
             sep = *vs;
             buf_reset(&si->vbuf);
-            rc = db_read_vlog(si->db, db_iter_key(si->it), db_iter_version(si->it), &sep,
+            rc = db_read_vlog(si->db, visible_iter_key(si->it), visible_iter_version(si->it), &sep,
                               &si->vbuf);
             if (rc == STOAT_ENOTFOUND)  /* its snapshot keeps every file it needs */
                 rc = status_err(STOAT_ECORRUPT, "%s: value points into a missing value-log "
@@ -493,11 +493,11 @@ int stoat_iter_meta(stoat_iter *si, uint64_t *version, uint64_t *expires_at, uin
 
     if ((rc = iter_check(si)) != 0)
         return rc;
-    if (!db_iter_valid(si->it))
+    if (!visible_iter_valid(si->it))
         return status_err(STOAT_EINVAL, "stoat_iter_meta: iterator is not positioned");
-    vs = db_iter_vstruct(si->it);
+    vs = visible_iter_vstruct(si->it);
     if (version)
-        *version = db_iter_version(si->it);
+        *version = visible_iter_version(si->it);
     if (expires_at)
         *expires_at = vs->expires_at;
     if (user_meta)

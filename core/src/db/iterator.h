@@ -13,16 +13,16 @@
  * says whether lo/hi are the key range it covered (data NULL =
  * unbounded). A callback, so that the iterator knows nothing of
  * transactions. */
-typedef struct db_iter_sink {
+typedef struct db_iterator_sink {
     void (*closed)(void *arg, stoat_iter *it, int tracked, slice lo, slice hi);
     void *arg;
-} db_iter_sink;
+} db_iterator_sink;
 
 /* Opens an iterator at read_version (0 = latest) merging `pending`
  * (owned, may be NULL) ahead of the database. With a sink (may be NULL),
  * the iterator calls it when it closes, with the key range it covered
  * when track_range is set. */
-int db_iterator_open(stoat_db *db, const db_iter_sink *sink, int track_range,
+int db_iterator_open(stoat_db *db, const db_iterator_sink *sink, int track_range,
                      uint64_t read_version, iter *pending, const stoat_iter_options *o,
                      stoat_iter **out);
 /* Its sink is gone: the iterator stops reporting. */

@@ -384,7 +384,7 @@ int db_open_env(const char *dir, const stoat_options *opts, env *e, stoat_db **o
         goto fail;
     if ((rc = db_recover(db)) != 0)
         goto fail;
-    if (!db->read_only && ((rc = db_bg_start(db)) != 0 || (rc = db_gc_start(db)) != 0))
+    if (!db->read_only && ((rc = db_flush_compact_start(db)) != 0 || (rc = db_vlog_gc_start(db)) != 0))
         goto fail;
     *out = db;
     return 0;
@@ -392,8 +392,8 @@ fail:
     {
         char msg[STATUS_MSG_MAX];
         snprintf(msg, sizeof(msg), "%s", status_msg());
-        db_gc_stop(db);
-        db_bg_stop(db);     /* sets closing: threads that started end */
+        db_vlog_gc_stop(db);
+        db_flush_compact_stop(db);     /* sets closing: threads that started end */
         db_free(db);
         status_set_msg(msg);
     }
@@ -426,9 +426,9 @@ int stoat_close(stoat_db *db)
     while (db->writers_head != NULL)
         pthread_cond_wait(&db->done_cv, &db->mu);
     pthread_mutex_unlock(&db->mu);
-    db_gc_stop(db);
-    db_bg_stop(db);
-    db_gc_reap(db);     /* what the last readers' releases let go */
+    db_vlog_gc_stop(db);
+    db_flush_compact_stop(db);
+    db_vlog_gc_reap(db);     /* what the last readers' releases let go */
     rc = db->bg_error;
     if (rc != 0) {
         status_set_msg(db->bg_msg);

@@ -37,7 +37,7 @@ struct stoat_txn {
     int finished;               /* committed (or failed to): only discard remains */
     uint64_t read_version;
     db_snapshot snap;
-    pending writes;
+    txn_writes writes;
     txn_reads reads;
     int track_reads;            /* read-write with detect_conflicts; -1: a range was lost */
     stoat_iter **iters;         /* open iterators, detached at discard */
@@ -126,7 +126,7 @@ int stoat_txn_get_meta(stoat_txn *t, const void *key, size_t klen, const void **
                        uint8_t *user_meta)
 {
     slice k = slice_make(key, klen);
-    const pending_entry *pe;
+    const txn_write *pe;
     vstruct vs;
     int rc;
 
@@ -136,7 +136,7 @@ int stoat_txn_get_meta(stoat_txn *t, const void *key, size_t klen, const void **
         return status_err(STOAT_EINVAL, "stoat_txn_get: val and vlen must not be NULL");
     *val = NULL;
     *vlen = 0;
-    if ((pe = pending_get(&t->writes, k)) != NULL) {
+    if ((pe = txn_writes_get(&t->writes, k)) != NULL) {
         /* Its own write: what the snapshot holds does not matter. It has
          * no version until commit: report 0. */
         vs = (vstruct){pe->meta, pe->user_meta, pe->expires_at, pe->value};
@@ -170,13 +170,13 @@ static int txn_put(stoat_txn *t, uint8_t meta, const void *key, size_t klen, con
 {
     db_write_op op = {.meta = meta, .user_meta = user_meta, .key = slice_make(key, klen),
                       .value = slice_make(val, vlen)};
-    const pending_entry *old;
+    const txn_write *old;
     uint64_t bytes, entries;
     int rc;
 
     if ((rc = txn_check(t, 1)) != 0 || (rc = db_check_write_op(&op)) != 0)
         return rc;
-    old = pending_get(&t->writes, op.key);
+    old = txn_writes_get(&t->writes, op.key);
     bytes = t->writes.bytes + klen + vlen - (old ? old->key.len + old->value.len : 0);
     entries = t->writes.n + (old == NULL);
     if (entries > t->db->opts.max_txn_entries || bytes > t->db->opts.max_txn_bytes)
@@ -188,7 +188,7 @@ static int txn_put(stoat_txn *t, uint8_t meta, const void *key, size_t klen, con
                           (unsigned long long)t->db->opts.max_txn_bytes);
     if (ttl != 0)
         op.expires_at = db_clock_ms(1) + ttl;
-    if ((rc = pending_put(&t->writes, op.meta, op.user_meta, op.expires_at, op.key, op.value)) != 0)
+    if ((rc = txn_writes_put(&t->writes, op.meta, op.user_meta, op.expires_at, op.key, op.value)) != 0)
         return status_err(rc, "out of memory buffering a write");
     return 0;
 }
@@ -245,9 +245,9 @@ int stoat_txn_iter_open(stoat_txn *t, const stoat_iter_options *o, stoat_iter **
         return rc;
     if (VEC_ROOM(t->iters, t->n_iters, t->cap_iters, 4) != 0)
         return status_err(STOAT_ENOMEM, "out of memory opening an iterator");
-    if (t->writes.n > 0 && (pend = pending_iter_new(&t->writes, t->read_version)) == NULL)
+    if (t->writes.n > 0 && (pend = txn_writes_iter_new(&t->writes, t->read_version)) == NULL)
         return status_err(STOAT_ENOMEM, "out of memory opening an iterator");
-    rc = db_iterator_open(t->db, &(db_iter_sink){txn_iter_closed, t}, t->track_reads > 0,
+    rc = db_iterator_open(t->db, &(db_iterator_sink){txn_iter_closed, t}, t->track_reads > 0,
                           t->read_version, pend, o, out);
     if (rc == 0)
         t->iters[t->n_iters++] = *out;
@@ -262,7 +262,7 @@ static int txn_ops(stoat_txn *t, db_write_op **out)
     if (ops == NULL)
         return status_err(STOAT_ENOMEM, "out of memory committing");
     for (size_t i = 0; i < t->writes.n; i++) {
-        const pending_entry *e = t->writes.entries[i];
+        const txn_write *e = t->writes.entries[i];
         ops[i] = (db_write_op){e->meta, e->user_meta, e->expires_at, e->key, e->value, 0};
     }
     *out = ops;
@@ -305,7 +305,7 @@ void stoat_txn_discard(stoat_txn *t)
     pthread_mutex_lock(&db->mu);
     db->open_iters--;
     pthread_mutex_unlock(&db->mu);
-    pending_free(&t->writes);
+    txn_writes_free(&t->writes);
     txn_reads_free(&t->reads);
     buf_free(&t->scratch);
     buf_free(&t->vscratch);

@@ -20,7 +20,7 @@
  *     deleted or overwritten while GC runs never reappears;
  *   - older versions are not moved: the snapshots that may read them are
  *     older than the move, and the file is deleted only when every
- *     snapshot older than the move is gone (db_gc_reap); plain gets, which
+ *     snapshot older than the move is gone (db_vlog_gc_reap); plain gets, which
  *     hold no snapshot, look the key up again when a file vanishes under
  *     them (read.c);
  *   - WALs not yet flushed may still hold entries pointing into the file
@@ -129,7 +129,7 @@ static void gc_reap_locked(stoat_db *db)
         discard_save(db->disc);
 }
 
-void db_gc_reap(stoat_db *db)
+void db_vlog_gc_reap(stoat_db *db)
 {
     /* Busy: a GC is running, and it reaps when it ends (or the background
      * thread does at its next turn). */
@@ -431,7 +431,7 @@ int stoat_gc(stoat_db *db, double discard_ratio, uint64_t *reclaimed)
  * once no reader can reach them, woken by background work, by snapshot
  * releases, and every second. Runs whenever the value log is writable:
  * with auto_gc off it only deletes what stoat_gc collected. */
-static void *db_gc_main(void *arg)
+static void *db_vlog_gc_main(void *arg)
 {
     stoat_db *db = arg;
 
@@ -467,19 +467,19 @@ static void *db_gc_main(void *arg)
     return NULL;
 }
 
-int db_gc_start(stoat_db *db)
+int db_vlog_gc_start(stoat_db *db)
 {
     int rc;
 
     if (db->vlog == NULL || db->read_only)
         return 0;
-    if ((rc = pthread_create(&db->gc_thread, NULL, db_gc_main, db)) != 0)
+    if ((rc = pthread_create(&db->gc_thread, NULL, db_vlog_gc_main, db)) != 0)
         return status_err(STOAT_ENOMEM, "cannot start the GC thread (error %d)", rc);
     db->gc_thread_started = 1;
     return 0;
 }
 
-void db_gc_stop(stoat_db *db)
+void db_vlog_gc_stop(stoat_db *db)
 {
     if (db->gc_thread_started)
         pthread_join(db->gc_thread, NULL);

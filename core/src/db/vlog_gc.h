@@ -7,10 +7,10 @@
 
 #include "db/db.h"
 
-int db_gc_start(stoat_db *db);
-void db_gc_stop(stoat_db *db);
+int db_vlog_gc_start(stoat_db *db);
+void db_vlog_gc_stop(stoat_db *db);
 /* Deletes collected files no snapshot can reach any more, unless a GC is
  * running (it deletes them itself); mu not held. */
-void db_gc_reap(stoat_db *db);
+void db_vlog_gc_reap(stoat_db *db);
 
 #endif

@@ -16,12 +16,12 @@
 #include "base/vec.h"
 #include "stoat.h"
 
-static size_t slot_of(const pending *p, slice key)
+static size_t slot_of(const txn_writes *p, slice key)
 {
     return (size_t)checksum64(key.data, key.len) & (p->n_slots - 1);
 }
 
-static pending_entry **pending_find(const pending *p, slice key, size_t *slot)
+static txn_write **txn_writes_find(const txn_writes *p, slice key, size_t *slot)
 {
     if (p->n_slots == 0)
         return NULL;
@@ -38,7 +38,7 @@ static pending_entry **pending_find(const pending *p, slice key, size_t *slot)
     }
 }
 
-static int pending_grow(pending *p)
+static int txn_writes_grow(txn_writes *p)
 {
     size_t n_slots = p->n_slots ? 2 * p->n_slots : 64;
     uint32_t *slots = calloc(n_slots, sizeof(*slots));
@@ -57,10 +57,10 @@ static int pending_grow(pending *p)
     return 0;
 }
 
-static pending_entry *entry_new(uint8_t meta, uint8_t user_meta, uint64_t expires_at, slice key,
+static txn_write *entry_new(uint8_t meta, uint8_t user_meta, uint64_t expires_at, slice key,
                                 slice value)
 {
-    pending_entry *e = malloc(sizeof(*e) + key.len + value.len);
+    txn_write *e = malloc(sizeof(*e) + key.len + value.len);
     char *p;
 
     if (e == NULL)
@@ -69,22 +69,22 @@ static pending_entry *entry_new(uint8_t meta, uint8_t user_meta, uint64_t expire
     memcpy(p, key.data, key.len);
     if (value.len)
         memcpy(p + key.len, value.data, value.len);
-    *e = (pending_entry){meta, user_meta, expires_at, slice_make(p, key.len),
+    *e = (txn_write){meta, user_meta, expires_at, slice_make(p, key.len),
                          slice_make(p + key.len, value.len)};
     return e;
 }
 
-int pending_put(pending *p, uint8_t meta, uint8_t user_meta, uint64_t expires_at, slice key,
+int txn_writes_put(txn_writes *p, uint8_t meta, uint8_t user_meta, uint64_t expires_at, slice key,
                 slice value)
 {
-    pending_entry **found, *e;
+    txn_write **found, *e;
     size_t slot = 0;
 
-    if ((p->n + 1) * 2 > p->n_slots && pending_grow(p) != 0)
+    if ((p->n + 1) * 2 > p->n_slots && txn_writes_grow(p) != 0)
         return STOAT_ENOMEM;
     if ((e = entry_new(meta, user_meta, expires_at, key, value)) == NULL)
         return STOAT_ENOMEM;
-    if ((found = pending_find(p, key, &slot)) != NULL) {
+    if ((found = txn_writes_find(p, key, &slot)) != NULL) {
         p->bytes -= (*found)->key.len + (*found)->value.len;
         free(*found);
         *found = e;
@@ -100,21 +100,21 @@ int pending_put(pending *p, uint8_t meta, uint8_t user_meta, uint64_t expires_at
     return 0;
 }
 
-const pending_entry *pending_get(const pending *p, slice key)
+const txn_write *txn_writes_get(const txn_writes *p, slice key)
 {
     size_t slot;
-    pending_entry **found = pending_find(p, key, &slot);
+    txn_write **found = txn_writes_find(p, key, &slot);
 
     return found ? *found : NULL;
 }
 
-void pending_free(pending *p)
+void txn_writes_free(txn_writes *p)
 {
     for (size_t i = 0; i < p->n; i++)
         free(p->entries[i]);
     free(p->entries);
     free(p->slots);
-    *p = (pending){0};
+    *p = (txn_writes){0};
 }
 
 /* The snapshot iterator: a sorted array of (internal key, stored value). */
@@ -123,33 +123,33 @@ typedef struct pend_item {
     slice key, value;
 } pend_item;
 
-typedef struct pending_iter {
+typedef struct txn_writes_iter {
     iter base;
     pend_item *items;
     size_t n;
     size_t pos;                 /* n = not valid */
     char *bytes;
-} pending_iter;
+} txn_writes_iter;
 
 static int pi_valid(const iter *it)
 {
-    const pending_iter *p = (const pending_iter *)it;
+    const txn_writes_iter *p = (const txn_writes_iter *)it;
     return p->pos < p->n;
 }
 
 static void pi_seek_first(iter *it)
 {
-    ((pending_iter *)it)->pos = 0;
+    ((txn_writes_iter *)it)->pos = 0;
 }
 
 static void pi_seek_last(iter *it)
 {
-    pending_iter *p = (pending_iter *)it;
+    txn_writes_iter *p = (txn_writes_iter *)it;
     p->pos = p->n ? p->n - 1 : 0;
 }
 
 /* Index of the first item >= target. */
-static size_t pi_lower_bound(const pending_iter *p, slice target)
+static size_t pi_lower_bound(const txn_writes_iter *p, slice target)
 {
     size_t lo = 0, hi = p->n;
 
@@ -165,13 +165,13 @@ static size_t pi_lower_bound(const pending_iter *p, slice target)
 
 static void pi_seek(iter *it, slice target)
 {
-    pending_iter *p = (pending_iter *)it;
+    txn_writes_iter *p = (txn_writes_iter *)it;
     p->pos = pi_lower_bound(p, target);
 }
 
 static void pi_seek_for_prev(iter *it, slice target)
 {
-    pending_iter *p = (pending_iter *)it;
+    txn_writes_iter *p = (txn_writes_iter *)it;
     size_t i = pi_lower_bound(p, target);
 
     if (i < p->n && ikey_cmp(p->items[i].key, target) == 0)
@@ -182,26 +182,26 @@ static void pi_seek_for_prev(iter *it, slice target)
 
 static void pi_next(iter *it)
 {
-    pending_iter *p = (pending_iter *)it;
+    txn_writes_iter *p = (txn_writes_iter *)it;
     if (p->pos < p->n)
         p->pos++;
 }
 
 static void pi_prev(iter *it)
 {
-    pending_iter *p = (pending_iter *)it;
+    txn_writes_iter *p = (txn_writes_iter *)it;
     p->pos = p->pos == 0 || p->pos >= p->n ? p->n : p->pos - 1;
 }
 
 static slice pi_key(const iter *it)
 {
-    const pending_iter *p = (const pending_iter *)it;
+    const txn_writes_iter *p = (const txn_writes_iter *)it;
     return p->items[p->pos].key;
 }
 
 static slice pi_value(const iter *it)
 {
-    const pending_iter *p = (const pending_iter *)it;
+    const txn_writes_iter *p = (const txn_writes_iter *)it;
     return p->items[p->pos].value;
 }
 
@@ -213,13 +213,13 @@ static int pi_status(const iter *it)
 
 static void pi_free(iter *it)
 {
-    pending_iter *p = (pending_iter *)it;
+    txn_writes_iter *p = (txn_writes_iter *)it;
     free(p->items);
     free(p->bytes);
     free(p);
 }
 
-static const struct iter_ops pending_iter_ops = {
+static const struct iter_ops txn_writes_iter_ops = {
     pi_valid, pi_seek_first, pi_seek_last, pi_seek, pi_seek_for_prev,
     pi_next,  pi_prev,       pi_key,       pi_value, pi_status, pi_free,
 };
@@ -229,16 +229,16 @@ static int cmp_items(const void *a, const void *b)
     return ikey_cmp(((const pend_item *)a)->key, ((const pend_item *)b)->key);
 }
 
-iter *pending_iter_new(const pending *p, uint64_t version)
+iter *txn_writes_iter_new(const txn_writes *p, uint64_t version)
 {
-    pending_iter *it = calloc(1, sizeof(*it));
+    txn_writes_iter *it = calloc(1, sizeof(*it));
     size_t total = 0, off = 0;
 
     if (it == NULL)
         return NULL;
-    it->base.ops = &pending_iter_ops;
+    it->base.ops = &txn_writes_iter_ops;
     for (size_t i = 0; i < p->n; i++) {
-        const pending_entry *e = p->entries[i];
+        const txn_write *e = p->entries[i];
         vstruct vs = {e->meta, e->user_meta, e->expires_at, e->value};
         total += e->key.len + IKEY_SUFFIX_LEN + vstruct_encoded_len(&vs);
     }
@@ -249,7 +249,7 @@ iter *pending_iter_new(const pending *p, uint64_t version)
         return NULL;
     }
     for (size_t i = 0; i < p->n; i++) {
-        const pending_entry *e = p->entries[i];
+        const txn_write *e = p->entries[i];
         vstruct vs = {e->meta, e->user_meta, e->expires_at, e->value};
         size_t klen = ikey_encode(it->bytes + off, e->key.data, e->key.len, version);
         size_t vlen;

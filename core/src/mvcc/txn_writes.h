@@ -7,8 +7,8 @@
  * snapshot: later writes to the transaction do not show in an iterator
  * already open. One thread at a time (the transaction's).
  */
-#ifndef STOAT_PENDING_H
-#define STOAT_PENDING_H
+#ifndef STOAT_TXN_WRITES_H
+#define STOAT_TXN_WRITES_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -16,29 +16,29 @@
 #include "base/iter.h"
 #include "base/slice.h"
 
-typedef struct pending_entry {
+typedef struct txn_write {
     uint8_t meta;               /* 0 or VMETA_DELETE */
     uint8_t user_meta;
     uint64_t expires_at;
     slice key;                  /* into the entry's own allocation */
     slice value;
-} pending_entry;
+} txn_write;
 
-typedef struct pending {
-    pending_entry **entries;    /* in first-write order */
+typedef struct txn_writes {
+    txn_write **entries;    /* in first-write order */
     size_t n, cap;
     uint32_t *slots;            /* open addressing: entry index + 1, 0 = empty */
     size_t n_slots;
     uint64_t bytes;             /* keys + values */
-} pending;
+} txn_writes;
 
 /* Records a write, replacing an earlier write to the same key. */
-int pending_put(pending *p, uint8_t meta, uint8_t user_meta, uint64_t expires_at, slice key,
+int txn_writes_put(txn_writes *p, uint8_t meta, uint8_t user_meta, uint64_t expires_at, slice key,
                 slice value);
 
 /* The transaction's last write to key, or NULL. Borrowed until the next
- * pending_put of that key or pending_free. */
-const pending_entry *pending_get(const pending *p, slice key);
+ * txn_writes_put of that key or txn_writes_free. */
+const txn_write *txn_writes_get(const txn_writes *p, slice key);
 
 /*
  * A sorted snapshot of the writes as an internal iterator, each entry's
@@ -46,8 +46,8 @@ const pending_entry *pending_get(const pending *p, slice key);
  * to the snapshot's newest visible version, and merged ahead of it by
  * giving this iterator the lowest child index). NULL on ENOMEM.
  */
-iter *pending_iter_new(const pending *p, uint64_t version);
+iter *txn_writes_iter_new(const txn_writes *p, uint64_t version);
 
-void pending_free(pending *p);
+void txn_writes_free(txn_writes *p);
 
 #endif

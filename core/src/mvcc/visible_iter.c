@@ -40,7 +40,7 @@
 
 enum { DB_ITER_FWD, DB_ITER_BWD };
 
-struct db_iter {
+struct visible_iter {
     iter *in;
     buf start, end;             /* user-key range [start, end) */
     int has_start, has_end;
@@ -60,19 +60,19 @@ struct db_iter {
 
 /* ---- bounds ------------------------------------------------------------ */
 
-static int db_iter_below(const db_iter *it, slice ukey)
+static int visible_iter_below(const visible_iter *it, slice ukey)
 {
     return it->has_start && slice_cmp(ukey, slice_make(it->start.data, it->start.len)) < 0;
 }
 
-static int db_iter_above(const db_iter *it, slice ukey)
+static int visible_iter_above(const visible_iter *it, slice ukey)
 {
     return it->has_end && slice_cmp(ukey, slice_make(it->end.data, it->end.len)) >= 0;
 }
 
 /* The smallest key above every key starting with p, into out; 0 when there
  * is none (p empty or all 0xff bytes: the prefix range is unbounded). */
-static int db_iter_successor(slice p, buf *out)
+static int visible_iter_successor(slice p, buf *out)
 {
     size_t n = p.len;
 
@@ -88,7 +88,7 @@ static int db_iter_successor(slice p, buf *out)
 }
 
 /* Sets b to the tighter of its current value (if set) and s. */
-static int db_iter_tighten(buf *b, int *has, slice s, int want_larger)
+static int visible_iter_tighten(buf *b, int *has, slice s, int want_larger)
 {
     if (*has) {
         int c = slice_cmp(s, slice_make(b->data, b->len));
@@ -100,25 +100,25 @@ static int db_iter_tighten(buf *b, int *has, slice s, int want_larger)
     return buf_append(b, s.data, s.len);
 }
 
-static int db_iter_set_bounds(db_iter *it, const db_iter_options *o)
+static int visible_iter_set_bounds(visible_iter *it, const visible_iter_options *o)
 {
     buf succ = {0};
     int rc = 0, r;
 
-    if (o->lower.data && (rc = db_iter_tighten(&it->start, &it->has_start, o->lower, 1)) != 0)
+    if (o->lower.data && (rc = visible_iter_tighten(&it->start, &it->has_start, o->lower, 1)) != 0)
         goto out;
-    if (o->upper.data && (rc = db_iter_tighten(&it->end, &it->has_end, o->upper, 0)) != 0)
+    if (o->upper.data && (rc = visible_iter_tighten(&it->end, &it->has_end, o->upper, 0)) != 0)
         goto out;
     if (o->prefix.len == 0)
         goto out;
-    if ((rc = db_iter_tighten(&it->start, &it->has_start, o->prefix, 1)) != 0)
+    if ((rc = visible_iter_tighten(&it->start, &it->has_start, o->prefix, 1)) != 0)
         goto out;
-    if ((r = db_iter_successor(o->prefix, &succ)) < 0) {
+    if ((r = visible_iter_successor(o->prefix, &succ)) < 0) {
         rc = r;
         goto out;
     }
     if (r == 1)
-        rc = db_iter_tighten(&it->end, &it->has_end, slice_make(succ.data, succ.len), 0);
+        rc = visible_iter_tighten(&it->end, &it->has_end, slice_make(succ.data, succ.len), 0);
 out:
     buf_free(&succ);
     return rc;
@@ -126,7 +126,7 @@ out:
 
 /* ---- entries ----------------------------------------------------------- */
 
-static void db_iter_fail(db_iter *it, int rc)
+static void visible_iter_fail(visible_iter *it, int rc)
 {
     if (it->status == 0)
         it->status = rc;
@@ -134,26 +134,26 @@ static void db_iter_fail(db_iter *it, int rc)
 }
 
 /* Reads the internal iterator's key, checking it can hold a suffix. */
-static int db_iter_ikey(db_iter *it, slice *ik)
+static int visible_iter_ikey(visible_iter *it, slice *ik)
 {
     *ik = iter_key(it->in);
     if (ik->len < IKEY_SUFFIX_LEN)
-        return status_err(STOAT_ECORRUPT, "db_iter: internal key of %zu bytes", ik->len);
+        return status_err(STOAT_ECORRUPT, "visible_iter: internal key of %zu bytes", ik->len);
     return 0;
 }
 
-static int db_iter_decode(slice ik, slice enc, vstruct *vs)
+static int visible_iter_decode(slice ik, slice enc, vstruct *vs)
 {
     if (vstruct_decode(enc, vs) != 0)
         return status_err(STOAT_ECORRUPT,
-                          "db_iter: malformed stored value (%zu bytes) of a key of %zu bytes "
+                          "visible_iter: malformed stored value (%zu bytes) of a key of %zu bytes "
                           "at version %llu",
                           enc.len, ik.len - IKEY_SUFFIX_LEN,
                           (unsigned long long)ikey_version(ik));
     return 0;
 }
 
-static int db_iter_hidden(const db_iter *it, const vstruct *vs)
+static int visible_iter_hidden(const visible_iter *it, const vstruct *vs)
 {
     if (it->all_versions)
         return 0;
@@ -163,7 +163,7 @@ static int db_iter_hidden(const db_iter *it, const vstruct *vs)
 }
 
 /* Compares ik's group with the saved entry's group. */
-static int db_iter_group_cmp(const db_iter *it, slice ik)
+static int visible_iter_group_cmp(const visible_iter *it, slice ik)
 {
     slice saved = slice_make(it->saved_key.data, it->saved_key.len);
 
@@ -174,7 +174,7 @@ static int db_iter_group_cmp(const db_iter *it, slice ik)
 
 /* b = a copy of s. Called once or twice an entry: the buffer is nearly
  * always big enough already, so that case costs one memcpy. */
-static inline int db_iter_copy(buf *b, slice s)
+static inline int visible_iter_copy(buf *b, slice s)
 {
     b->len = 0;
     if (s.len > b->cap && buf_reserve(b, s.len) != 0)
@@ -185,21 +185,21 @@ static inline int db_iter_copy(buf *b, slice s)
     return 0;
 }
 
-static int db_iter_save_key(db_iter *it, slice ik)
+static int visible_iter_save_key(visible_iter *it, slice ik)
 {
-    if (db_iter_copy(&it->saved_key, ik) != 0)
-        return status_err(STOAT_ENOMEM, "db_iter: out of memory saving a key");
+    if (visible_iter_copy(&it->saved_key, ik) != 0)
+        return status_err(STOAT_ENOMEM, "visible_iter: out of memory saving a key");
     return 0;
 }
 
 /* When the internal iterator stops: its error, or 0 for a plain end. */
-static void db_iter_stop(db_iter *it)
+static void visible_iter_stop(visible_iter *it)
 {
     int rc = iter_status(it->in);
 
     it->valid = 0;
     if (rc != 0)
-        db_iter_fail(it, rc);
+        visible_iter_fail(it, rc);
 }
 
 /* ---- forward ----------------------------------------------------------- */
@@ -209,25 +209,25 @@ static void db_iter_stop(db_iter *it)
  * skipping, entries of the saved group are passed over first (the group
  * just yielded, or hidden).
  */
-static void db_iter_find_next(db_iter *it, int skipping)
+static void visible_iter_find_next(visible_iter *it, int skipping)
 {
     slice ik;
     vstruct vs = {0};
     int rc;
 
     for (; iter_valid(it->in); iter_next(it->in)) {
-        if ((rc = db_iter_ikey(it, &ik)) != 0)
+        if ((rc = visible_iter_ikey(it, &ik)) != 0)
             goto fail;
-        if (db_iter_above(it, ikey_user(ik)))
+        if (visible_iter_above(it, ikey_user(ik)))
             break;
-        if (ikey_version(ik) > it->read_version || db_iter_below(it, ikey_user(ik)))
+        if (ikey_version(ik) > it->read_version || visible_iter_below(it, ikey_user(ik)))
             continue;
-        if (skipping && db_iter_group_cmp(it, ik) <= 0)
+        if (skipping && visible_iter_group_cmp(it, ik) <= 0)
             continue;
-        if ((rc = db_iter_decode(ik, iter_value(it->in), &vs)) != 0)
+        if ((rc = visible_iter_decode(ik, iter_value(it->in), &vs)) != 0)
             goto fail;
-        if (db_iter_hidden(it, &vs)) {
-            if ((rc = db_iter_save_key(it, ik)) != 0)
+        if (visible_iter_hidden(it, &vs)) {
+            if ((rc = visible_iter_save_key(it, ik)) != 0)
                 goto fail;
             skipping = 1;
             continue;
@@ -237,27 +237,27 @@ static void db_iter_find_next(db_iter *it, int skipping)
         it->valid = 1;
         return;
     }
-    db_iter_stop(it);
+    visible_iter_stop(it);
     return;
 fail:
-    db_iter_fail(it, rc);
+    visible_iter_fail(it, rc);
 }
 
 /* ---- backward ---------------------------------------------------------- */
 
-static int db_iter_save(db_iter *it, slice ik, slice enc)
+static int visible_iter_save(visible_iter *it, slice ik, slice enc)
 {
     int rc;
 
-    if ((rc = db_iter_save_key(it, ik)) != 0)
+    if ((rc = visible_iter_save_key(it, ik)) != 0)
         return rc;
-    if (db_iter_copy(&it->saved_val, enc) != 0)
-        return status_err(STOAT_ENOMEM, "db_iter: out of memory saving a value");
+    if (visible_iter_copy(&it->saved_val, enc) != 0)
+        return status_err(STOAT_ENOMEM, "visible_iter: out of memory saving a value");
     return 0;
 }
 
 /* Points the current entry at the saved copy (decoded before it was saved). */
-static void db_iter_use_saved(db_iter *it)
+static void visible_iter_use_saved(visible_iter *it)
 {
     it->cur_key = slice_make(it->saved_key.data, it->saved_key.len);
     (void)vstruct_decode(slice_make(it->saved_val.data, it->saved_val.len), &it->cur);
@@ -270,53 +270,53 @@ static void db_iter_use_saved(db_iter *it)
  * one, and stops at the first visible entry of an earlier group once that
  * one is not hidden (the internal iterator is then just before the group).
  */
-static void db_iter_find_prev(db_iter *it)
+static void visible_iter_find_prev(visible_iter *it)
 {
     int have = 0, rc;
     slice ik, enc;
     vstruct vs = {0};
 
     for (; iter_valid(it->in); iter_prev(it->in)) {
-        if ((rc = db_iter_ikey(it, &ik)) != 0)
+        if ((rc = visible_iter_ikey(it, &ik)) != 0)
             goto fail;
-        if (db_iter_below(it, ikey_user(ik)))
+        if (visible_iter_below(it, ikey_user(ik)))
             break;
-        if (ikey_version(ik) > it->read_version || db_iter_above(it, ikey_user(ik)))
+        if (ikey_version(ik) > it->read_version || visible_iter_above(it, ikey_user(ik)))
             continue;
-        if (have && db_iter_group_cmp(it, ik) < 0)
+        if (have && visible_iter_group_cmp(it, ik) < 0)
             break;
         enc = iter_value(it->in);
-        if ((rc = db_iter_decode(ik, enc, &vs)) != 0)
+        if ((rc = visible_iter_decode(ik, enc, &vs)) != 0)
             goto fail;
-        have = !db_iter_hidden(it, &vs);
-        if (have && (rc = db_iter_save(it, ik, enc)) != 0)
+        have = !visible_iter_hidden(it, &vs);
+        if (have && (rc = visible_iter_save(it, ik, enc)) != 0)
             goto fail;
     }
     if (!iter_valid(it->in) && iter_status(it->in) != 0) {
-        db_iter_stop(it);
+        visible_iter_stop(it);
         return;
     }
     if (have)
-        db_iter_use_saved(it);
+        visible_iter_use_saved(it);
     else
         it->valid = 0;
     return;
 fail:
-    db_iter_fail(it, rc);
+    visible_iter_fail(it, rc);
 }
 
 /* ---- positioning ------------------------------------------------------- */
 
 /* The internal key ukey+version, in target_small or target (borrowed
  * until the next call). */
-static int db_iter_target(db_iter *it, slice ukey, uint64_t version, slice *out)
+static int visible_iter_target(visible_iter *it, slice ukey, uint64_t version, slice *out)
 {
     char *dst = it->target_small;
 
     if (ukey.len + IKEY_SUFFIX_LEN > sizeof(it->target_small)) {
         buf_reset(&it->target);
         if (buf_reserve(&it->target, ukey.len + IKEY_SUFFIX_LEN) != 0)
-            return status_err(STOAT_ENOMEM, "db_iter: out of memory for a seek key");
+            return status_err(STOAT_ENOMEM, "visible_iter: out of memory for a seek key");
         dst = it->target.data;
     }
     *out = slice_make(dst, ikey_encode(dst, ukey.data, ukey.len, version));
@@ -324,88 +324,88 @@ static int db_iter_target(db_iter *it, slice ukey, uint64_t version, slice *out)
 }
 
 /* Common start of every seek: 0 when the iterator may move. */
-static int db_iter_begin(db_iter *it)
+static int visible_iter_begin(visible_iter *it)
 {
     it->valid = 0;
     return it->status == 0;
 }
 
-void db_iter_seek(db_iter *it, slice ukey)
+void visible_iter_seek(visible_iter *it, slice ukey)
 {
     slice t;
     int rc;
 
-    if (!db_iter_begin(it))
+    if (!visible_iter_begin(it))
         return;
-    if (db_iter_below(it, ukey))
+    if (visible_iter_below(it, ukey))
         ukey = slice_make(it->start.data, it->start.len);
-    if (db_iter_above(it, ukey))
+    if (visible_iter_above(it, ukey))
         return;
-    if ((rc = db_iter_target(it, ukey, IKEY_VERSION_MAX, &t)) != 0) {
-        db_iter_fail(it, rc);
+    if ((rc = visible_iter_target(it, ukey, IKEY_VERSION_MAX, &t)) != 0) {
+        visible_iter_fail(it, rc);
         return;
     }
     it->dir = DB_ITER_FWD;
     iter_seek(it->in, t);
-    db_iter_find_next(it, 0);
+    visible_iter_find_next(it, 0);
 }
 
-void db_iter_seek_first(db_iter *it)
+void visible_iter_seek_first(visible_iter *it)
 {
     if (it->has_start) {
-        db_iter_seek(it, slice_make(it->start.data, it->start.len));
+        visible_iter_seek(it, slice_make(it->start.data, it->start.len));
         return;
     }
-    if (!db_iter_begin(it))
+    if (!visible_iter_begin(it))
         return;
     it->dir = DB_ITER_FWD;
     iter_seek_first(it->in);
-    db_iter_find_next(it, 0);
+    visible_iter_find_next(it, 0);
 }
 
 /* Lands before `end` (the entry (end, VERSION_MAX) itself is skipped as
  * out of range by find_prev). */
-void db_iter_seek_last(db_iter *it)
+void visible_iter_seek_last(visible_iter *it)
 {
     slice t;
     int rc;
 
-    if (!db_iter_begin(it))
+    if (!visible_iter_begin(it))
         return;
     it->dir = DB_ITER_BWD;
     if (!it->has_end) {
         iter_seek_last(it->in);
     } else {
-        rc = db_iter_target(it, slice_make(it->end.data, it->end.len), IKEY_VERSION_MAX, &t);
+        rc = visible_iter_target(it, slice_make(it->end.data, it->end.len), IKEY_VERSION_MAX, &t);
         if (rc != 0) {
-            db_iter_fail(it, rc);
+            visible_iter_fail(it, rc);
             return;
         }
         iter_seek_for_prev(it->in, t);
     }
-    db_iter_find_prev(it);
+    visible_iter_find_prev(it);
 }
 
 /* Version 0 sorts after every other version of ukey, so the internal
  * seek lands on ukey's oldest entry or before. */
-void db_iter_seek_for_prev(db_iter *it, slice ukey)
+void visible_iter_seek_for_prev(visible_iter *it, slice ukey)
 {
     slice t;
     int rc;
 
-    if (db_iter_above(it, ukey)) {
-        db_iter_seek_last(it);
+    if (visible_iter_above(it, ukey)) {
+        visible_iter_seek_last(it);
         return;
     }
-    if (!db_iter_begin(it) || db_iter_below(it, ukey))
+    if (!visible_iter_begin(it) || visible_iter_below(it, ukey))
         return;
-    if ((rc = db_iter_target(it, ukey, 0, &t)) != 0) {
-        db_iter_fail(it, rc);
+    if ((rc = visible_iter_target(it, ukey, 0, &t)) != 0) {
+        visible_iter_fail(it, rc);
         return;
     }
     it->dir = DB_ITER_BWD;
     iter_seek_for_prev(it->in, t);
-    db_iter_find_prev(it);
+    visible_iter_find_prev(it);
 }
 
 /* ---- stepping ---------------------------------------------------------- */
@@ -415,15 +415,15 @@ void db_iter_seek_for_prev(db_iter *it, slice ukey)
  * (or, if the walk ran off the start, seek to the saved entry: any entry
  * of its group before it is invisible), then skip the group.
  */
-void db_iter_next(db_iter *it)
+void visible_iter_next(visible_iter *it)
 {
     int rc;
 
-    if (!db_iter_valid(it))
+    if (!visible_iter_valid(it))
         return;
     if (it->dir == DB_ITER_FWD) {
-        if ((rc = db_iter_save_key(it, it->cur_key)) != 0) {
-            db_iter_fail(it, rc);
+        if ((rc = visible_iter_save_key(it, it->cur_key)) != 0) {
+            visible_iter_fail(it, rc);
             return;
         }
         iter_next(it->in);
@@ -433,7 +433,7 @@ void db_iter_next(db_iter *it)
         iter_seek(it->in, slice_make(it->saved_key.data, it->saved_key.len));
     }
     it->dir = DB_ITER_FWD;
-    db_iter_find_next(it, 1);
+    visible_iter_find_next(it, 1);
 }
 
 /*
@@ -442,74 +442,74 @@ void db_iter_next(db_iter *it)
  * (a newer version), so one step back is enough for the backward walk,
  * which never reaches the current group again.
  */
-void db_iter_prev(db_iter *it)
+void visible_iter_prev(visible_iter *it)
 {
-    if (!db_iter_valid(it))
+    if (!visible_iter_valid(it))
         return;
     if (it->dir == DB_ITER_FWD) {
         it->dir = DB_ITER_BWD;
         iter_prev(it->in);
     }
-    db_iter_find_prev(it);
+    visible_iter_find_prev(it);
 }
 
 /* ---- accessors and lifetime -------------------------------------------- */
 
-int db_iter_valid(const db_iter *it)
+int visible_iter_valid(const visible_iter *it)
 {
     return it->valid && it->status == 0;
 }
 
-int db_iter_status(const db_iter *it)
+int visible_iter_status(const visible_iter *it)
 {
     return it->status;
 }
 
-slice db_iter_key(const db_iter *it)
+slice visible_iter_key(const visible_iter *it)
 {
-    assert(db_iter_valid(it));
+    assert(visible_iter_valid(it));
     return ikey_user(it->cur_key);
 }
 
-uint64_t db_iter_version(const db_iter *it)
+uint64_t visible_iter_version(const visible_iter *it)
 {
-    assert(db_iter_valid(it));
+    assert(visible_iter_valid(it));
     return ikey_version(it->cur_key);
 }
 
-const vstruct *db_iter_vstruct(const db_iter *it)
+const vstruct *visible_iter_vstruct(const visible_iter *it)
 {
-    assert(db_iter_valid(it));
+    assert(visible_iter_valid(it));
     return &it->cur;
 }
 
-int db_iter_new(iter *internal, const db_iter_options *o, db_iter **out)
+int visible_iter_new(iter *internal, const visible_iter_options *o, visible_iter **out)
 {
-    db_iter *it;
+    visible_iter *it;
     int rc;
 
     *out = NULL;
     if ((it = calloc(1, sizeof(*it))) == NULL) {
         iter_free(internal);
-        return status_err(STOAT_ENOMEM, "db_iter: out of memory");
+        return status_err(STOAT_ENOMEM, "visible_iter: out of memory");
     }
     it->in = internal;
     it->read_version = o->read_version;
     it->now = o->now;
     it->all_versions = o->all_versions;
     it->dir = DB_ITER_FWD;
-    if ((rc = db_iter_set_bounds(it, o)) != 0) {
-        rc = status_err(rc, "db_iter: out of memory copying bounds");
+    if ((rc = visible_iter_set_bounds(it, o)) != 0) {
+        rc = status_err(rc, "visible_iter: out of memory copying bounds");
         goto fail;
     }
     *out = it;
     return 0;
 fail:
-    db_iter_free(it);
+    visible_iter_free(it);
     return rc;
 }
 
-void db_iter_free(db_iter *it)
+void visible_iter_free(visible_iter *it)
 {
     if (it == NULL)
         return;
