@@ -31,7 +31,8 @@ OBJS := $(SRCS:core/src/%.c=$(BUILD)/obj/%.o)
 # The same sources with the test hooks (STOAT_TESTING), for test binaries.
 TEST_OBJS := $(SRCS:core/src/%.c=$(BUILD)/obj-test/%.o)
 HDRS := $(wildcard core/src/*/*.h) core/include/stoat.h
-TEST_SUPPORT_OBJS := $(BUILD)/obj/test/test.o $(BUILD)/obj/test/support/env_fault.o
+TEST_SUPPORT_SRCS := core/test/test.c $(wildcard core/test/support/*.c)
+TEST_SUPPORT_OBJS := $(TEST_SUPPORT_SRCS:core/test/%.c=$(BUILD)/obj/test/%.o)
 .SECONDARY: $(TEST_SUPPORT_OBJS)
 TEST_SRCS := $(wildcard core/test/*_test.c)
 TESTS := $(TEST_SRCS:core/test/%.c=$(BUILD)/test/%)
@@ -72,7 +73,7 @@ $(BUILD)/libstoat.so: $(OBJS)
 
 # Test support (the harness, the fault env) and the test hooks are built
 # into test binaries only, never into the library.
-$(BUILD)/obj/test/%.o: core/test/%.c core/test/test.h $(HDRS)
+$(BUILD)/obj/test/%.o: core/test/%.c core/test/test.h $(HDRS) $(wildcard core/test/support/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DSTOAT_TESTING -Icore/test -c -o $@ $<
 
