@@ -363,7 +363,7 @@ local STATS_FIELDS = {
     "memtables", "memtable_bytes", "block_cache_bytes", "block_cache_capacity",
     "block_cache_hits", "block_cache_misses", "open_files", "last_version", "flushes",
     "compactions", "stall_micros", "vlog_files", "vlog_bytes", "vlog_garbage_bytes",
-    "txn_commits", "txn_conflicts",
+    "txn_commits", "txn_conflicts", "table_entries", "table_deletions", "memtable_entries",
 }
 
 -- A snapshot of the statistics as a table: the stoat_stats fields by name
@@ -393,5 +393,7 @@ end
 function DB:is_closed()
     return self._node.dead
 end
+
+require("stoat.migrate").install(DB) -- db:each_batch, db:migrate
 
 return stoat

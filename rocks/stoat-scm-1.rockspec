@@ -53,6 +53,10 @@ build = {
         -- Lua module. stoat/libpath.lua tells the module where it is.
         STOAT_LIBDIR = "$(PREFIX)/clib",
     },
+    -- The `stoat` command (a LuaJIT script; see `stoat help`).
+    install = {
+        bin = { stoat = "bin/stoat" },
+    },
 }
 
 test = {

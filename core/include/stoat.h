@@ -420,6 +420,23 @@ void stoat_batch_free(stoat_batch *b);
 int stoat_gc(stoat_db *db, double discard_ratio, uint64_t *reclaimed);
 
 /*
+ * Checks the database's files: every block of every table (checksums and
+ * entry order), every value pointer in them (the record exists, passes its
+ * checks and holds the same key), every record of every sealed value-log
+ * file; the MANIFEST and the WALs are checked by stoat_open. Returns 0 when
+ * all is sound, STOAT_ECORRUPT when something is damaged, another error
+ * when the walk itself failed. *report (may be NULL) gets a malloc'd,
+ * NUL-terminated text, one line per problem naming the file, the record
+ * (offset) and the keys concerned ("" when sound); free it with
+ * stoat_free. *report_len (may be NULL) gets its length. Runs beside
+ * readers, writers and background work.
+ *
+ * Errors: STOAT_ECORRUPT (damage found, listed in *report), STOAT_EINVAL (a
+ * NULL handle), STOAT_EFORKED, STOAT_EIO, STOAT_ENOMEM.
+ */
+int stoat_verify(stoat_db *db, char **report, size_t *report_len);
+
+/*
  * Deletes every key starting with prefix (all keys when plen is 0).
  *
  * stoat_drop_prefix and stoat_drop_all.
@@ -454,6 +471,12 @@ typedef struct stoat_stats {
     uint64_t vlog_garbage_bytes;
     uint64_t txn_commits;
     uint64_t txn_conflicts;
+    /* For estimates of the number of keys: entries (every version and
+     * tombstone) in the tables, the tombstones among them, and entries in
+     * the memtables. */
+    uint64_t table_entries;
+    uint64_t table_deletions;
+    uint64_t memtable_entries;
 } stoat_stats;
 
 /*

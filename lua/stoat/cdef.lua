@@ -162,6 +162,8 @@ void stoat_batch_free(stoat_batch *b);
 
 int stoat_gc(stoat_db *db, double discard_ratio, uint64_t *reclaimed);
 
+int stoat_verify(stoat_db *db, char **report, size_t *report_len);
+
 int stoat_drop_prefix(stoat_db *db, const void *prefix, size_t plen);
 int stoat_drop_all(stoat_db *db);
 
@@ -185,6 +187,9 @@ typedef struct stoat_stats {
     uint64_t vlog_garbage_bytes;
     uint64_t txn_commits;
     uint64_t txn_conflicts;
+    uint64_t table_entries;
+    uint64_t table_deletions;
+    uint64_t memtable_entries;
 } stoat_stats;
 
 int stoat_stats_get(stoat_db *db, stoat_stats *out);

@@ -5,7 +5,8 @@
  *
  *   open.c                         open, recovery, close
  *   txn.c batch.c vlog_gc.c stats.c transactions, batches, value-log GC,
- *                                  statistics
+ *   verify.c                       statistics, the checksum walk (verify.c
+ *                                  reads through a read-only transaction)
  *   iterator.c flush_compact.c     the public iterator; the background
  *                                  threads (memtable flush, compaction)
  *   read.c write.c                 point reads; the write path (writer

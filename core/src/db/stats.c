@@ -27,11 +27,20 @@ int stoat_stats_get(stoat_db *db, stoat_stats *out)
         out->level_tables[l] = v->n[l];
         out->level_bytes[l] = lsm_view_level_bytes(v, l);
     }
+    for (int l = 0; l < v->num_levels; l++)
+        for (size_t i = 0; i < v->n[l]; i++) {
+            out->table_entries += v->tables[l][i]->num_entries;
+            out->table_deletions += v->tables[l][i]->num_deletions;
+        }
     out->memtables = db->n_imm + (db->mem != NULL);
-    for (size_t i = 0; i < db->n_imm; i++)
+    for (size_t i = 0; i < db->n_imm; i++) {
         out->memtable_bytes += memtable_arena_used(db->imm[i]);
-    if (db->mem)
+        out->memtable_entries += memtable_count(db->imm[i]);
+    }
+    if (db->mem) {
         out->memtable_bytes += memtable_arena_used(db->mem);
+        out->memtable_entries += memtable_count(db->mem);
+    }
     out->last_version = atomic_load(&db->last_version);
     out->flushes = db->stat_flushes;
     out->compactions = db->stat_compactions;

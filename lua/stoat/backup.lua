@@ -1,0 +1,724 @@
+-- stoat.backup: backups as a checksummed stream, and their restore.
+--
+--   local backup = require "stoat.backup"
+--   local info = assert(backup.write(db, io.stdout, { since = 0 }))
+--   -- info.version: pass it as `since` next time for an incremental
+--   local ok, err = backup.restore(db2, { "full.bak", "incr1.bak" }, { dir = path2 })
+--
+-- A backup is one snapshot: everything is read inside one db:view, so
+-- writers may go on while it runs and the stream still shows the database
+-- as it was at one version. A full backup (since = 0) holds every live
+-- entry; an incremental one (since = V, the version a previous backup
+-- reported) holds the newest version of every key changed after V
+-- (tombstones included), plus the list of every live key, so that deletes
+-- whose tombstones compaction already dropped are applied too. The stream
+-- format is in core/FORMAT.md ("Backup stream"): frames, each with a
+-- CRC-32; a stream without its trailer frame is truncated and refused.
+--
+-- Restore checks every file of the chain first (every checksum, each
+-- trailer, that each incremental starts where the previous file ended,
+-- and that the first continues the target: a full backup needs an empty
+-- database, an incremental the version recorded by the last restore in
+-- <dir>/RESTORE_STATE), then applies them in order with write batches.
+-- Expiry times are absolute (unix seconds): an entry that expired in the
+-- meantime is deleted instead of restored.
+--
+-- walk() is the raw snapshot walk the CLI's dump also uses: metadata
+-- (version, expiry, user meta, tombstone) from stoat_iter_meta, which
+-- txn:pairs does not expose.
+--
+-- No state: every call works on its arguments. Reads the C handles of the
+-- Lua transaction (txn._ptr, txn._node) to open iterators with options
+-- txn:pairs does not have.
+
+local ffi = require "ffi"
+local bit = require "bit"
+local base = require "stoat.base"
+local handle = require "stoat.handle"
+
+local C = base.C
+local errstr = base.errstr
+local ffi_string = ffi.string
+local band, bxor, rshift = bit.band, bit.bxor, bit.rshift
+local tobit = bit.tobit
+local byte, char, sub = string.byte, string.char, string.sub
+local floor = math.floor
+local concat = table.concat
+local error, pcall, type, tostring, tonumber = error, pcall, type, tostring, tonumber
+
+local M = {}
+
+M.FORMAT_VERSION = 1
+M.MAGIC = "STOATBAK"
+M.STATE_FILE = "RESTORE_STATE"
+M.FRAME_TARGET = 1024 * 1024 -- payload bytes at which an entry frame is cut
+
+local KIND_FULL, KIND_INCREMENTAL = 1, 2
+M.KIND_FULL, M.KIND_INCREMENTAL = KIND_FULL, KIND_INCREMENTAL
+local FLAG_TOMBSTONE = 1
+
+---------------------------------------------------------------------------
+-- CRC-32 (the zlib / ISO-HDLC one): zlib's crc32 when libz loads, else a
+-- table in Lua. Both give the same numbers; crc32(s, crc) continues crc.
+
+local zlib
+do
+    local ok = pcall(ffi.cdef, "unsigned long crc32(unsigned long crc, const uint8_t *buf, "
+                               .. "unsigned int len);")
+    if ok or pcall(function() return ffi.C.crc32 end) then
+        for _, name in ipairs({ "libz.so.1", "z" }) do
+            local lok, lib = pcall(ffi.load, name)
+            if lok then
+                zlib = lib
+                break
+            end
+        end
+    end
+end
+
+local crc_table = {}
+for i = 0, 255 do
+    local c = i
+    for _ = 1, 8 do
+        if band(c, 1) ~= 0 then
+            c = bxor(rshift(c, 1), tobit(0xEDB88320))
+        else
+            c = rshift(c, 1)
+        end
+    end
+    crc_table[i] = c
+end
+
+local function crc32_lua(s, crc)
+    local c = bxor(crc or 0, -1)
+    for i = 1, #s do
+        c = bxor(rshift(c, 8), crc_table[band(bxor(c, byte(s, i)), 255)])
+    end
+    c = bxor(c, -1)
+    return c < 0 and c + 4294967296 or c
+end
+
+local function crc32(s, crc)
+    if zlib == nil then
+        return crc32_lua(s, crc)
+    end
+    return tonumber(zlib.crc32(crc or 0, s, #s))
+end
+M.crc32, M.crc32_lua = crc32, crc32_lua
+
+---------------------------------------------------------------------------
+-- Integer encodings (numbers up to 2^53): fixed little-endian, LEB128.
+
+local function fixed32(n)
+    return char(n % 256, floor(n / 256) % 256, floor(n / 65536) % 256,
+                floor(n / 16777216) % 256)
+end
+
+local function fixed64(n)
+    return fixed32(n % 4294967296) .. fixed32(floor(n / 4294967296))
+end
+
+local function varint(n)
+    if n < 128 then
+        return char(n)
+    end
+    local out, i = {}, 0
+    while n >= 128 do
+        i = i + 1
+        out[i] = char(n % 128 + 128)
+        n = floor(n / 128)
+    end
+    out[i + 1] = char(n)
+    return concat(out)
+end
+M.varint, M.fixed32, M.fixed64 = varint, fixed32, fixed64
+
+local function get_fixed32(s, pos)
+    local a, b, c, d = byte(s, pos, pos + 3)
+    if d == nil then
+        return nil
+    end
+    return a + b * 256 + c * 65536 + d * 16777216
+end
+
+local function get_fixed64(s, pos)
+    local lo, hi = get_fixed32(s, pos), get_fixed32(s, pos + 4)
+    if hi == nil then
+        return nil
+    end
+    return lo + hi * 4294967296
+end
+
+-- value, next position | nil when the bytes end first or it is too long.
+local function get_varint(s, pos)
+    local n, mul = 0, 1
+    for i = pos, pos + 9 do
+        local b = byte(s, i)
+        if b == nil then
+            return nil
+        end
+        if b < 128 then
+            return n + b * mul, i + 1
+        end
+        n, mul = n + (b - 128) * mul, mul * 128
+    end
+    return nil
+end
+
+---------------------------------------------------------------------------
+-- The raw snapshot walk.
+
+local iter_opts = ffi.new("stoat_iter_options")
+local u64 = ffi.new("uint64_t[2]")
+local u8 = ffi.new("uint8_t[1]")
+local int_out = ffi.new("int[1]")
+local ptr_out, len_out = base.ptr_out, base.len_out
+
+-- Calls fn(key, value, version, expires_at, user_meta, deleted) for every
+-- entry of the snapshot of Lua transaction txn, in key order. opts:
+--   prefix      only keys starting with it
+--   keys_only   value is nil (and never read)
+--   since       only keys whose newest version is > since, tombstones
+--               included (deleted = true, value nil); without it, live
+--               entries only
+-- fn may raise; the iterator is closed either way. Returns the number of
+-- entries passed to fn, or raises "<word>: <detail>" on a read error.
+function M.walk(txn, opts, fn)
+    ffi.fill(iter_opts, ffi.sizeof(iter_opts))
+    local prefix = opts.prefix
+    if prefix ~= nil and prefix ~= "" then
+        iter_opts.prefix, iter_opts.prefix_len = prefix, #prefix
+    end
+    local since = opts.since
+    local keys_only = opts.keys_only and true or false
+    iter_opts.keys_only = keys_only and 1 or 0
+    iter_opts.all_versions = since ~= nil and 1 or 0
+    local rc = C.stoat_txn_iter_open(txn._ptr, iter_opts, base.iter_out)
+    if rc ~= 0 then
+        error(errstr(rc), 0)
+    end
+    local node = handle.new(txn._node, base.iter_out[0], C.stoat_iter_close)
+    local token = handle.attach(node)
+    local it = node.addr
+    local count, last = 0, nil
+    local ok, err = pcall(function()
+        rc = C.stoat_iter_seek_first(it)
+        while C.stoat_iter_valid(it) ~= 0 do
+            rc = C.stoat_iter_key(it, ptr_out, len_out)
+            if rc ~= 0 then error(errstr(rc), 0) end
+            local key = ffi_string(ptr_out[0], len_out[0])
+            if key ~= last then -- with all_versions, the newest version comes first
+                last = key
+                rc = C.stoat_iter_meta(it, u64, u64 + 1, u8, int_out)
+                if rc ~= 0 then error(errstr(rc), 0) end
+                local version = tonumber(u64[0])
+                local deleted = int_out[0] ~= 0
+                if since == nil or version > since then
+                    local value
+                    if not keys_only and not deleted then
+                        rc = C.stoat_iter_value(it, ptr_out, len_out)
+                        if rc ~= 0 then error(errstr(rc), 0) end
+                        value = ffi_string(ptr_out[0], len_out[0])
+                    end
+                    count = count + 1
+                    fn(key, value, version, tonumber(u64[1]), u8[0], deleted)
+                end
+            end
+            C.stoat_iter_next(it)
+        end
+        rc = C.stoat_iter_status(it)
+        if rc ~= 0 then error(errstr(rc), 0) end
+    end)
+    handle.close_now(token, node)
+    if not ok then
+        error(err, 0)
+    end
+    return count
+end
+
+---------------------------------------------------------------------------
+-- Writing a stream.
+
+-- Writes one frame through write(s); returns its size in bytes.
+local function put_frame(write, ftype, payload)
+    local head = ftype .. fixed32(#payload)
+    local crc = crc32(payload, crc32(head))
+    write(head)
+    write(payload)
+    write(fixed32(crc))
+    return #payload + 9
+end
+
+local function writer_of(out)
+    if type(out) == "function" then
+        return out
+    end
+    return function(s)
+        local ok, err = out:write(s)
+        if not ok then
+            error("io: writing the backup: " .. tostring(err), 0)
+        end
+    end
+end
+
+-- The header frame's payload.
+local function header_payload(kind, since, version)
+    return M.MAGIC .. fixed32(M.FORMAT_VERSION) .. char(kind) .. fixed64(since)
+           .. fixed64(version) .. fixed64(os.time()) .. varint(#base.version) .. base.version
+end
+
+-- Writes a backup of db to out (a file handle or a function(s)). opts:
+--   since        0 (default): full; V: what changed after version V
+--   progress     an object with :add(n) and optional :total(n), or nil
+--   on_frame     function(info) called after each frame (tests use it to
+--                write to the database while the backup runs)
+-- Returns { kind, since, version, entries, keys, bytes } (version is the
+-- snapshot's: pass it as `since` next time) | nil, err.
+function M.write(db, out, opts)
+    opts = opts or {}
+    local since = opts.since or 0
+    if type(since) ~= "number" or since < 0 or since ~= floor(since) then
+        error("stoat: backup: since must be a non-negative integer version", 2)
+    end
+    local write = writer_of(out)
+    local progress, on_frame = opts.progress, opts.on_frame
+    local kind = since > 0 and KIND_INCREMENTAL or KIND_FULL
+    local info = { kind = kind, since = since, entries = 0, keys = 0, bytes = 0 }
+    local function body(txn)
+        local version = txn:read_version()
+        info.version = version
+        if since > version then
+            error("invalid: --since " .. since .. " is newer than the database (version "
+                  .. version .. ")", 0)
+        end
+        if progress and progress.total then
+            progress:total(M.walk(txn, { keys_only = true,
+                                         since = kind == KIND_INCREMENTAL and since or nil },
+                                  function() end))
+        end
+        info.bytes = info.bytes + put_frame(write, "H", header_payload(kind, since, version))
+        local parts, n, size = {}, 0, 0
+        local function cut(ftype)
+            if n > 0 then
+                info.bytes = info.bytes + put_frame(write, ftype, concat(parts, "", 1, n))
+                n, size = 0, 0
+                if on_frame then on_frame(info) end
+            end
+        end
+        M.walk(txn, { since = kind == KIND_INCREMENTAL and since or nil },
+               function(key, value, _, expires_at, user_meta, deleted)
+            local rec
+            if deleted then
+                rec = char(FLAG_TOMBSTONE) .. varint(#key) .. key .. varint(expires_at)
+                      .. char(user_meta)
+            else
+                rec = char(0) .. varint(#key) .. key .. varint(expires_at) .. char(user_meta)
+                      .. varint(#value) .. value
+            end
+            n = n + 1
+            parts[n] = rec
+            size = size + #rec
+            info.entries = info.entries + 1
+            if progress then progress:add(1, #rec) end
+            if size >= M.FRAME_TARGET then cut("E") end
+        end)
+        cut("E")
+        if kind == KIND_INCREMENTAL then
+            M.walk(txn, { keys_only = true }, function(key)
+                local rec = varint(#key) .. key
+                n = n + 1
+                parts[n] = rec
+                size = size + #rec
+                info.keys = info.keys + 1
+                if size >= M.FRAME_TARGET then cut("K") end
+            end)
+            cut("K")
+        end
+        info.bytes = info.bytes + put_frame(write, "Z", fixed64(info.entries) .. fixed64(info.keys)
+                                                       .. fixed64(version))
+        return true
+    end
+    -- pcall: whether db:view returns or propagates the closure's error.
+    local ok, res, err = pcall(db.view, db, body)
+    if not ok then
+        return nil, tostring(res)
+    elseif res == nil then
+        return nil, tostring(err)
+    end
+    return info
+end
+
+---------------------------------------------------------------------------
+-- Reading a stream.
+
+local Reader = {}
+Reader.__index = Reader
+
+-- A reader of the stream in file handle fh; name is used in messages.
+function M.reader(fh, name)
+    return setmetatable({ fh = fh, name = name or "backup", offset = 0 }, Reader)
+end
+
+function Reader:fail(fmt, ...)
+    error("corruption: " .. self.name .. ": " .. fmt:format(...), 0)
+end
+
+-- The next frame: type, payload | nil at the clean end of the input.
+function Reader:frame()
+    local head = self.fh:read(5)
+    if head == nil or head == "" then
+        return nil
+    end
+    if #head < 5 then
+        self:fail("truncated frame header at offset %d", self.offset)
+    end
+    local len = get_fixed32(head, 2)
+    if self.offset == 0 and (sub(head, 1, 1) ~= "H" or len > 4096) then
+        self:fail("not a stoat backup (no header)")
+    end
+    local payload = len > 0 and self.fh:read(len) or ""
+    local tail = self.fh:read(4)
+    if payload == nil or #payload < len or tail == nil or #tail < 4 then
+        self:fail("truncated frame at offset %d", self.offset)
+    end
+    if crc32(payload, crc32(head)) ~= get_fixed32(tail, 1) then
+        self:fail("checksum mismatch in the frame at offset %d", self.offset)
+    end
+    self.offset = self.offset + 9 + len
+    return sub(head, 1, 1), payload
+end
+
+-- Parses the header frame's payload into a table, or raises.
+function Reader:header()
+    local ftype, p = self:frame()
+    if ftype ~= "H" or sub(p, 1, 8) ~= M.MAGIC then
+        self:fail("not a stoat backup (no header)")
+    end
+    local version = get_fixed32(p, 9)
+    if version ~= M.FORMAT_VERSION then
+        error(("not supported: %s: backup format version %s (this stoat reads %d)")
+              :format(self.name, tostring(version), M.FORMAT_VERSION), 0)
+    end
+    local h = { kind = byte(p, 13), since = get_fixed64(p, 14), version = get_fixed64(p, 22),
+                created = get_fixed64(p, 30) }
+    local len, pos = get_varint(p, 38)
+    if len == nil or h.created == nil or (h.kind ~= KIND_FULL and h.kind ~= KIND_INCREMENTAL) then
+        self:fail("malformed header")
+    end
+    h.library = sub(p, pos, pos + len - 1)
+    return h
+end
+
+-- Decodes the entry records of payload p, calling fn(key, value|nil,
+-- expires_at, user_meta, deleted) for each.
+function Reader:entries(p, fn)
+    local pos, n = 1, #p
+    while pos <= n do
+        local flags = byte(p, pos)
+        local klen, expires_at, vlen
+        klen, pos = get_varint(p, pos + 1)
+        if klen == nil or pos + klen > n + 1 then self:fail("malformed entry record") end
+        local key = sub(p, pos, pos + klen - 1)
+        expires_at, pos = get_varint(p, pos + klen)
+        if expires_at == nil or pos > n then self:fail("malformed entry record") end
+        local user_meta = byte(p, pos)
+        pos = pos + 1
+        if band(flags, FLAG_TOMBSTONE) ~= 0 then
+            fn(key, nil, expires_at, user_meta, true)
+        else
+            vlen, pos = get_varint(p, pos)
+            if vlen == nil or pos + vlen > n + 1 then self:fail("malformed entry record") end
+            fn(key, sub(p, pos, pos + vlen - 1), expires_at, user_meta, false)
+            pos = pos + vlen
+        end
+    end
+end
+
+-- Decodes the key-list records of payload p, calling fn(key) for each.
+function Reader:keys(p, fn)
+    local pos, n = 1, #p
+    while pos <= n do
+        local klen
+        klen, pos = get_varint(p, pos)
+        if klen == nil or pos + klen > n + 1 then self:fail("malformed key record") end
+        fn(sub(p, pos, pos + klen - 1))
+        pos = pos + klen
+    end
+end
+
+-- Reads a whole stream, checking every frame, and calls the handlers of
+-- h (all optional): entry(key, value, expires_at, user_meta, deleted),
+-- key(key), frame(bytes). Returns header, trailer ({entries, keys,
+-- version}); raises "corruption: ..." on damage or truncation.
+function Reader:read_all(h)
+    h = h or {}
+    local header = self:header()
+    local entries, keys, trailer = 0, 0, nil
+    local on_entry, on_key = h.entry, h.key
+    local function count_entry(...)
+        entries = entries + 1
+        if on_entry then on_entry(...) end
+    end
+    local function count_key(k)
+        keys = keys + 1
+        if on_key then on_key(k) end
+    end
+    while true do
+        local ftype, p = self:frame()
+        if ftype == nil then
+            break
+        end
+        if trailer then
+            self:fail("data after the trailer")
+        end
+        if ftype == "E" then
+            self:entries(p, count_entry)
+        elseif ftype == "K" then
+            if header.kind ~= KIND_INCREMENTAL then self:fail("key list in a full backup") end
+            self:keys(p, count_key)
+        elseif ftype == "Z" then
+            trailer = { entries = get_fixed64(p, 1), keys = get_fixed64(p, 9),
+                        version = get_fixed64(p, 17) }
+        else
+            self:fail("unknown frame type %q", ftype)
+        end
+        if h.frame then h.frame(9 + #p) end
+    end
+    if trailer == nil then
+        self:fail("truncated: no trailer (the backup did not finish)")
+    end
+    if trailer.entries ~= entries or trailer.keys ~= keys or trailer.version ~= header.version then
+        self:fail("the trailer does not match the frames (%s entries, %s keys)",
+                  tostring(trailer.entries), tostring(trailer.keys))
+    end
+    return header, trailer
+end
+
+---------------------------------------------------------------------------
+-- Restore.
+
+-- The restore state of directory dir: { version =, applying = } or nil.
+function M.read_state(dir)
+    local f = io.open(dir .. "/" .. M.STATE_FILE, "rb")
+    if f == nil then
+        return nil
+    end
+    local s = f:read("*a")
+    f:close()
+    local version = tonumber(s:match("\nversion (%d+)\n"))
+    if not s:match("^stoat%-restore 1\n") or version == nil then
+        error("corruption: " .. dir .. "/" .. M.STATE_FILE .. " is malformed", 0)
+    end
+    local from, to = s:match("\napplying (%d+) (%d+)\n")
+    return { version = version, applying = from and { tonumber(from), tonumber(to) } or nil }
+end
+
+local function write_state(dir, version, applying)
+    local path = dir .. "/" .. M.STATE_FILE
+    local f, err = io.open(path .. ".tmp", "wb")
+    if f == nil then
+        error("io: " .. tostring(err), 0)
+    end
+    f:write("stoat-restore 1\nversion ", ("%d"):format(version), "\n")
+    if applying then
+        f:write(("applying %d %d\n"):format(applying[1], applying[2]))
+    end
+    f:close()
+    local ok, rerr = os.rename(path .. ".tmp", path)
+    if not ok then
+        error("io: " .. tostring(rerr), 0)
+    end
+end
+
+local function open_file(path)
+    if path == "-" then
+        return io.stdin
+    end
+    local f, err = io.open(path, "rb")
+    if f == nil then
+        error("io: " .. tostring(err), 0)
+    end
+    return f
+end
+
+local function is_empty(db)
+    local ok, res, err = pcall(db.view, db, function(txn)
+        local it = txn:pairs{ keys_only = true, limit = 1 }
+        return it() == nil
+    end)
+    if not ok then error(res, 0) end
+    if res == nil then error(err, 0) end
+    return res
+end
+
+-- Checks that files form a chain that continues database db (in dir):
+-- returns their headers. Raises "invalid: ..." naming the gap.
+local function check_chain(db, dir, files, progress)
+    local state = M.read_state(dir)
+    local headers = {}
+    for i, path in ipairs(files) do
+        local f = open_file(path)
+        local hdr = M.reader(f, path):read_all({ frame = progress and function(n)
+            progress:add(0, n)
+        end })
+        f:close()
+        headers[i] = hdr
+    end
+    local at -- the version the database holds, nil: empty (needs a full)
+    if state then
+        at = state.version
+        if state.applying then
+            -- A restore was interrupted: the same file may be applied again.
+            local first = headers[1]
+            if first.since ~= state.applying[1] or first.version ~= state.applying[2] then
+                error(("invalid: %s: an interrupted restore of the backup from version %d to %d "
+                       .. "must be finished first (run it again with that file)")
+                      :format(dir, state.applying[1], state.applying[2]), 0)
+            end
+            at = first.since
+        end
+    elseif not is_empty(db) then
+        error("invalid: " .. dir .. " holds data that no restore wrote; restore into an empty "
+              .. "database", 0)
+    end
+    for i, hdr in ipairs(headers) do
+        if at == nil then
+            if hdr.kind ~= KIND_FULL then
+                error(("invalid: %s is an incremental backup (since version %d), but the "
+                       .. "database is empty: restore a full backup first"):format(files[i],
+                      hdr.since), 0)
+            end
+        elseif hdr.kind == KIND_FULL and not (state and state.applying and i == 1) then
+            error(("invalid: %s is a full backup, but the database already holds a restore "
+                   .. "(up to version %d)"):format(files[i], at), 0)
+        elseif hdr.kind == KIND_INCREMENTAL and hdr.since ~= at then
+            error(("invalid: gap in the chain: %s holds changes since version %d, but the "
+                   .. "database is at version %d%s"):format(files[i], hdr.since, at,
+                   hdr.since > at and " (a backup in between is missing)" or
+                   " (it overlaps what is already restored)"), 0)
+        end
+        at = hdr.version
+    end
+    return headers
+end
+
+local function commit_batch(b)
+    local ok, err = b:commit()
+    if not ok then error(err, 0) end
+end
+
+-- Deletes every key of db that the incremental's key list (read from
+-- reader r, whose entries were applied already) does not hold.
+local function apply_key_list(db, path, progress)
+    local f = open_file(path)
+    local r = M.reader(f, path)
+    local b = db:batch()
+    local doomed = 0
+    -- Merge walk: both sides are sorted. The key list of one file is held
+    -- one frame at a time by the reader; the database side is a snapshot.
+    local ok, res, err = pcall(db.view, db, function(txn)
+        local it = txn:pairs{ keys_only = true }
+        local cur = it()
+        local function visit(k)
+            while cur ~= nil and cur < k do
+                local dok, derr = b:delete(cur)
+                if not dok then error(derr, 0) end
+                doomed = doomed + 1
+                cur = it()
+            end
+            if cur == k then cur = it() end
+        end
+        r:read_all({ key = visit, frame = progress and function(n) progress:add(0, n) end })
+        while cur ~= nil do
+            local dok, derr = b:delete(cur)
+            if not dok then error(derr, 0) end
+            doomed = doomed + 1
+            cur = it()
+        end
+        return true
+    end)
+    f:close()
+    if not ok then b:close(); error(res, 0) end
+    if res == nil then b:close(); error(err, 0) end
+    commit_batch(b)
+    return doomed
+end
+
+-- Applies one checked file to db.
+local function apply_file(db, path, hdr, progress)
+    local f = open_file(path)
+    local b = db:batch()
+    local now = tonumber(C.stoat_clock_ms()) -- expiries are unix milliseconds
+    local stats = { set = 0, deleted = 0, expired = 0 }
+    local ok, err = pcall(function()
+        M.reader(f, path):read_all({
+            entry = function(key, value, expires_at, user_meta, deleted)
+                local rok, rerr
+                if deleted or (expires_at ~= 0 and expires_at <= now) then
+                    if not deleted then stats.expired = stats.expired + 1 end
+                    stats.deleted = stats.deleted + 1
+                    rok, rerr = b:delete(key)
+                elseif expires_at ~= 0 or user_meta ~= 0 then
+                    rok, rerr = b:set(key, value, { ttl = expires_at ~= 0 and
+                                                           (expires_at - now) / 1000 or 0,
+                                                    meta = user_meta })
+                else
+                    rok, rerr = b:set(key, value)
+                end
+                if not rok then error(rerr, 0) end
+                stats.set = stats.set + (deleted and 0 or 1)
+                if progress then progress:add(1, 0) end
+            end,
+            frame = progress and function(n) progress:add(0, n) end,
+        })
+    end)
+    f:close()
+    if not ok then
+        b:close()
+        error(err, 0)
+    end
+    commit_batch(b)
+    if hdr.kind == KIND_INCREMENTAL then
+        stats.deleted = stats.deleted + apply_key_list(db, path, progress)
+    end
+    return stats
+end
+
+-- Restores the files (paths, "-" for stdin only as the single file) into
+-- db, whose directory is opts.dir (for RESTORE_STATE). opts.progress as in
+-- write; opts.on_file(path, header, stats) after each file. Returns
+-- { version =, files = n } | nil, err.
+function M.restore(db, files, opts)
+    opts = opts or {}
+    local dir = opts.dir or db.dir
+    local ok, res = pcall(function()
+        for _, path in ipairs(files) do
+            if path == "-" and #files > 1 then
+                error("invalid: restore reads stdin ('-') only as its single file", 0)
+            end
+        end
+        if #files == 1 and files[1] == "-" then
+            error("invalid: restore checks a backup before applying it, so it reads files: "
+                  .. "save the stream to a file first", 0)
+        end
+        local headers = check_chain(db, dir, files, opts.check_progress)
+        local version
+        for i, path in ipairs(files) do
+            local hdr = headers[i]
+            write_state(dir, hdr.kind == KIND_FULL and 0 or hdr.since, { hdr.since, hdr.version })
+            local stats = apply_file(db, path, hdr, opts.progress)
+            local sok, serr = db:sync()
+            if not sok then error(serr, 0) end
+            write_state(dir, hdr.version)
+            version = hdr.version
+            if opts.on_file then opts.on_file(path, hdr, stats) end
+        end
+        return { version = version, files = #files }
+    end)
+    if not ok then
+        return nil, tostring(res)
+    end
+    return res
+end
+
+return M

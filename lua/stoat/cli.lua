@@ -1,0 +1,1096 @@
+-- stoat.cli: the `stoat` command (bin/stoat runs cli.main(arg)).
+--
+--   stoat help [COMMAND]            stoat COMMAND --help
+--   stoat info DIR|FILE [--json] [--count]
+--   stoat get|set|delete|scan DIR ...
+--   stoat gc DIR [--ratio R]        stoat flatten DIR      stoat verify DIR
+--   stoat dump DIR [--prefix P] [--format jsonl|tsv] > FILE
+--   stoat load DIR [--format jsonl|tsv] [FILE] < FILE
+--   stoat backup DIR [--since VERSION] > FILE
+--   stoat restore DIR FILE...
+--   stoat run DIR script.lua [ARGS...]
+--
+-- main(argv) returns the exit status: 0 done, 1 failed (the reason on
+-- stderr, "stoat: COMMAND: <word>: <detail>"), 2 bad arguments (the
+-- command's usage on stderr). Data goes to stdout, progress and summaries
+-- to stderr. Commands that only read open the database read-only (a
+-- shared lock: they run beside each other, not beside a writer). The
+-- commands themselves live in COMMANDS below; each has its help text,
+-- which `stoat help` prints and the specs check.
+
+local stoat = require "stoat"
+local backup = require "stoat.backup"
+local text = require "stoat.cli.text"
+local progress = require "stoat.cli.progress"
+local C = require("stoat.base").C
+
+local format = string.format
+local concat = table.concat
+
+local M = {}
+
+-- A usage error: raised as a table so that main can tell it from a bug.
+local function usage_error(msg)
+    error({ usage = msg }, 0)
+end
+
+-- A runtime failure: main prints it and exits 1.
+local function failure(msg)
+    error({ failure = msg }, 0)
+end
+
+local function check(ok, err, what)
+    if ok == nil then
+        failure((what and what .. ": " or "") .. tostring(err))
+    end
+    return ok
+end
+
+local stdout, stderr = io.stdout, io.stderr
+
+---------------------------------------------------------------------------
+-- Commands: usage line, help text, positional arguments, flags.
+-- Flag kinds: "bool", "string", "number", or a list of allowed words.
+
+local COMMON_FLAGS = { quiet = "bool", help = "bool" }
+local SHORT = { q = "quiet", h = "help" }
+
+local COMMANDS = {}
+local ORDER = {}
+
+local function command(name, def)
+    def.name = name
+    def.flags = def.flags or {}
+    COMMANDS[name] = def
+    ORDER[#ORDER + 1] = name
+end
+
+---------------------------------------------------------------------------
+-- Parsing
+
+-- Parses argv (after the command name) against def: returns a table of
+-- flags by name plus the positional arguments in `args`. Raises usage
+-- errors. "--" ends the flags (for keys starting with "-").
+local function parse(def, argv, first)
+    local o = { args = {} }
+    local i = first
+    local flags_done = false
+    while i <= #argv do
+        local a = argv[i]
+        if not flags_done and a == "--" then
+            flags_done = true
+        elseif not flags_done and a:sub(1, 1) == "-" and #a > 1 then
+            local name, value = a:match("^%-%-([%w-]+)=(.*)$")
+            if not name then
+                name = a:match("^%-%-([%w-]+)$") or SHORT[a:match("^%-(%a)$") or ""]
+            end
+            if not name then
+                usage_error("unknown option " .. a)
+            end
+            name = name:gsub("-", "_")
+            local kind = def.flags[name] or COMMON_FLAGS[name]
+            if kind == nil then
+                usage_error("unknown option --" .. name:gsub("_", "-"))
+            end
+            if kind == "bool" then
+                if value ~= nil then usage_error("--" .. name .. " takes no value") end
+                o[name] = true
+            else
+                if value == nil then
+                    i = i + 1
+                    value = argv[i]
+                    if value == nil then
+                        usage_error("--" .. name:gsub("_", "-") .. " needs a value")
+                    end
+                end
+                if kind == "number" then
+                    local n = tonumber(value)
+                    if n == nil then
+                        usage_error(format("--%s needs a number (got %q)", name, value))
+                    end
+                    value = n
+                elseif type(kind) == "table" then
+                    local okv = false
+                    for _, w in ipairs(kind) do okv = okv or w == value end
+                    if not okv then
+                        usage_error(format("--%s must be one of %s (got %q)", name,
+                                           concat(kind, ", "), value))
+                    end
+                end
+                o[name] = value
+            end
+        else
+            o.args[#o.args + 1] = a
+            if def.stop_flags_at and #o.args >= def.stop_flags_at then
+                -- run: what follows the script belongs to the script
+                for j = i + 1, #argv do o.args[#o.args + 1] = argv[j] end
+                break
+            end
+        end
+        i = i + 1
+    end
+    if o.help then
+        return o
+    end
+    local min, max = def.min or 0, def.max or def.min or 0
+    if #o.args < min then
+        usage_error(format("missing %s", def.names[#o.args + 1] or "argument"))
+    elseif max >= 0 and #o.args > max then
+        usage_error("unexpected argument " .. format("%q", o.args[max + 1]))
+    end
+    return o
+end
+
+---------------------------------------------------------------------------
+-- Opening a database with clear messages.
+
+pcall(require("ffi").cdef, "int access(const char *path, int mode);")
+
+local function exists(path)
+    return require("ffi").C.access(path, 0) == 0
+end
+
+-- mode: "read" (read-only, must exist), "write" (must exist), "create".
+local function open_db(dir, mode)
+    if mode ~= "create" then
+        if not exists(dir) then
+            failure(format("no database at %s: the directory does not exist", dir))
+        elseif not exists(dir .. "/MANIFEST") then
+            failure(format("no database at %s: the directory holds no stoat database "
+                           .. "(no MANIFEST)", dir))
+        end
+    end
+    local db, err = stoat.open(dir, { read_only = mode == "read",
+                                      create_if_missing = mode == "create" })
+    if db == nil then
+        if err:match("^busy") then
+            failure(format("%s is locked by another process (%s): stoat opens a database from "
+                           .. "one writing process at a time; stop the process that holds it, "
+                           .. "or run this from inside it (stoat.backup, db:stats())", dir,
+                           mode == "read" and "it is open for writing"
+                           or "it is open elsewhere"))
+        elseif err:match("^not found") then
+            failure(format("no database at %s (%s)", dir, err))
+        end
+        failure(format("cannot open %s: %s", dir, err))
+    end
+    return db
+end
+
+-- Runs fn(db) with the database open, closing it whatever happens.
+local function with_db(dir, mode, fn)
+    local db = open_db(dir, mode)
+    local ok, err = pcall(fn, db)
+    local cok, cerr = db:close()
+    if not ok then error(err, 0) end
+    if not cok then failure(cerr) end
+    return err
+end
+
+-- pcall(db.view/update, ...) whichever way the API reports the error.
+local function view(db, fn)
+    local ok, res, err = pcall(db.view, db, fn)
+    if not ok then
+        if type(res) == "table" then error(res, 0) end
+        failure(res)
+    end
+    if res == nil and err ~= nil then
+        failure(err)
+    end
+    return res
+end
+
+local function key_arg(o, s)
+    if o.escaped then
+        local v, err = text.tsv_unescape(s)
+        if v == nil then usage_error(err .. ": " .. s) end
+        return v
+    end
+    return s
+end
+
+local function new_progress(o, label, unit)
+    return progress.new{ label = label, unit = unit, quiet = o.quiet }
+end
+
+---------------------------------------------------------------------------
+-- info
+
+local function file_size(path)
+    local f = io.open(path, "rb")
+    if f == nil then return nil end
+    local n = f:seek("end")
+    f:close()
+    return n
+end
+
+local function read_bytes(path, offset, len)
+    local f = io.open(path, "rb")
+    if f == nil then return nil end
+    f:seek("set", offset)
+    local s = f:read(len)
+    f:close()
+    return s
+end
+
+local function u32(s, pos)
+    local a, b, c, d = s:byte(pos, pos + 3)
+    if d == nil then return nil end
+    return a + b * 256 + c * 65536 + d * 16777216
+end
+
+local function list_dir(dir)
+    local p = io.popen("ls -1A '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+    local names = {}
+    for line in p:lines() do names[#names + 1] = line end
+    p:close()
+    table.sort(names)
+    return names
+end
+
+-- The garbage bytes per value-log fid from DISCARD (format in
+-- core/FORMAT.md; its XXH3 checksum is not checked here).
+local function read_discard(dir)
+    local s = read_bytes(dir .. "/DISCARD", 0, 16 * 1024 * 1024)
+    local out = {}
+    if s == nil or #s < 24 or s:sub(1, 8) ~= "STOATDSC" then
+        return out, s ~= nil
+    end
+    local count = u32(s, 13)
+    for i = 0, count - 1 do
+        local pos = 17 + 12 * i
+        local fid = u32(s, pos)
+        local lo, hi = u32(s, pos + 4), u32(s, pos + 8)
+        if fid == nil or hi == nil then break end
+        out[fid] = lo + hi * 4294967296
+    end
+    return out, true
+end
+
+local MAGICS = { wal = "STOATWAL", vlog = "STOATVLG", manifest = "STOATMNF" }
+
+local function header_version(path, magic)
+    local s = read_bytes(path, 0, 16)
+    if s == nil or #s < 16 or s:sub(1, 8) ~= magic then
+        return nil
+    end
+    return u32(s, 9)
+end
+
+local function gather_info(dir, o)
+    local info = { dir = dir }
+    local names = list_dir(dir)
+    local files = { sst = {}, vlog = {}, wal = {}, other = {} }
+    for _, name in ipairs(names) do
+        local kind = name:match("^%d%d%d%d%d%d+%.(%a+)$")
+        local entry = { name = name, bytes = file_size(dir .. "/" .. name) or 0 }
+        if files[kind] then
+            entry.id = tonumber(name:match("^(%d+)"))
+            table.insert(files[kind], entry)
+        else
+            table.insert(files.other, entry)
+        end
+    end
+    info.format = {
+        manifest = header_version(dir .. "/MANIFEST", MAGICS.manifest),
+    }
+    local garbage, have_discard = read_discard(dir)
+    info.vlog_files = text.array()
+    for _, f in ipairs(files.vlog) do
+        local g = garbage[f.id] or 0
+        info.format.vlog = info.format.vlog or header_version(dir .. "/" .. f.name, MAGICS.vlog)
+        info.vlog_files[#info.vlog_files + 1] = {
+            file = f.name, bytes = f.bytes, garbage_bytes = g,
+            garbage_share = f.bytes > 16 and g / (f.bytes - 16) or 0 }
+    end
+    info.discard_file = have_discard
+    info.wal_files = text.array()
+    for _, f in ipairs(files.wal) do
+        info.format.wal = info.format.wal or header_version(dir .. "/" .. f.name, MAGICS.wal)
+        info.wal_files[#info.wal_files + 1] = { file = f.name, bytes = f.bytes }
+    end
+    if files.sst[1] then
+        local path = dir .. "/" .. files.sst[1].name
+        local sz = files.sst[1].bytes
+        local footer = sz >= 68 and read_bytes(path, sz - 68, 68)
+        info.format.sst = footer and u32(footer, 49) or nil
+    end
+    info.sst_files = #files.sst
+    info.restore_state = backup.read_state(dir)
+    with_db(dir, "read", function(db)
+        local s = check(db:stats())
+        info.version = s.last_version
+        info.levels = text.array()
+        local lsm = 0
+        for i, l in ipairs(s.levels) do
+            info.levels[i] = { level = i - 1, tables = l.tables, bytes = l.bytes }
+            lsm = lsm + l.bytes
+        end
+        info.memtables = { count = s.memtables, bytes = s.memtable_bytes }
+        info.vlog = { files = s.vlog_files, bytes = s.vlog_bytes,
+                      garbage_bytes = s.vlog_garbage_bytes }
+        info.bytes = { lsm = lsm, vlog = s.vlog_bytes, memtables = s.memtable_bytes,
+                       total = lsm + s.vlog_bytes + s.memtable_bytes }
+        -- As RocksDB estimates: each tombstone hides one older entry.
+        info.keys = { estimate = math.max(0, s.table_entries - 2 * s.table_deletions)
+                                 + s.memtable_entries, exact = false }
+        if o.count then
+            local n, kb, vb = 0, 0, 0
+            view(db, function(txn)
+                for k, v in txn:pairs() do
+                    n, kb, vb = n + 1, kb + #k, vb + #v
+                end
+                return true
+            end)
+            info.keys = { count = n, key_bytes = kb, value_bytes = vb, exact = true,
+                          estimate = info.keys.estimate }
+        end
+        info.stats = s
+        info.stats.levels = nil
+    end)
+    local opts = require("stoat.options")
+    local co = opts.build(nil, 1)
+    info.options = {}
+    for name in pairs(opts.FIELDS) do
+        local v = co[name]
+        info.options[name] = type(v) == "number" and v or tonumber(v)
+    end
+    info.options.read_only = nil
+    return info
+end
+
+local function backup_file_info(path)
+    local f = assert(io.open(path, "rb"))
+    local r = backup.reader(f, path)
+    local ok, hdr, trailer = pcall(r.read_all, r)
+    f:close()
+    if not ok then failure(hdr) end
+    return { file = path, kind = hdr.kind == backup.KIND_FULL and "full" or "incremental",
+             since = hdr.since, version = hdr.version, created = hdr.created,
+             library = hdr.library, entries = trailer.entries, keys_listed = trailer.keys,
+             format_version = backup.FORMAT_VERSION, bytes = file_size(path) }
+end
+
+-- Bytes for people: "512 B", "3.4 KiB", "12.0 MiB", "1.5 GiB".
+local function mb(n)
+    if n < 1024 then return format("%d B", n) end
+    if n < 1048576 then return format("%.1f KiB", n / 1024) end
+    if n < 1073741824 then return format("%.1f MiB", n / 1048576) end
+    return format("%.1f GiB", n / 1073741824)
+end
+
+local function print_info(info)
+    local w = function(...) stdout:write(format(...), "\n") end
+    w("database     %s", info.dir)
+    w("formats      MANIFEST %s, SST %s, value log %s, WAL %s (library %s)",
+      tostring(info.format.manifest or "?"), tostring(info.format.sst or "-"),
+      tostring(info.format.vlog or "-"), tostring(info.format.wal or "-"), stoat.version)
+    w("version      %d (newest commit)", info.version)
+    w("size         %s: tables %s, value log %s, memtables %s", mb(info.bytes.total),
+      mb(info.bytes.lsm), mb(info.bytes.vlog), mb(info.bytes.memtables))
+    if info.keys.exact then
+        w("keys         %d (exact count), keys %s, values %s", info.keys.count,
+          mb(info.keys.key_bytes), mb(info.keys.value_bytes))
+    else
+        w("keys         about %d (from table and memtable entry counts, minus tombstones and "
+          .. "what they hide; --count counts them)", info.keys.estimate)
+    end
+    w("levels")
+    for _, l in ipairs(info.levels) do
+        if l.tables > 0 or l.level == 0 then
+            w("  L%-2d %6d tables %12s", l.level, l.tables, mb(l.bytes))
+        end
+    end
+    w("memtables    %d, %s in use", info.memtables.count, mb(info.memtables.bytes))
+    w("value log    %d files, %s, garbage %s (%s)", info.vlog.files, mb(info.vlog.bytes),
+      mb(info.vlog.garbage_bytes), info.discard_file and "per file from DISCARD"
+      or "no DISCARD file yet")
+    for _, f in ipairs(info.vlog_files) do
+        w("  %-14s %12s  garbage %5.1f%%", f.file, mb(f.bytes), f.garbage_share * 100)
+    end
+    if #info.wal_files > 0 then
+        w("WAL files    %d", #info.wal_files)
+    end
+    if info.restore_state then
+        w("restored     up to source version %d%s", info.restore_state.version,
+          info.restore_state.applying and " (a restore was interrupted)" or "")
+    end
+    local s = info.stats
+    w("counters     flushes %d, compactions %d, commits %d, conflicts %d, open files %d",
+      s.flushes, s.compactions, s.txn_commits, s.txn_conflicts, s.open_files)
+    w("options      (of this open; the database does not record the writer's options)")
+    local names = {}
+    for k in pairs(info.options) do names[#names + 1] = k end
+    table.sort(names)
+    for _, k in ipairs(names) do
+        w("  %-22s %s", k, tostring(info.options[k]))
+    end
+end
+
+command("info", {
+    usage = "stoat info DIR [--json] [--count]\n       stoat info BACKUP-FILE [--json]",
+    min = 1, names = { "DIR" },
+    flags = { json = "bool", count = "bool" },
+    help = [[
+Shows what a database holds: the format version of each kind of file, the
+newest version (commit), sizes (tables per level, value log, memtables),
+each value-log file with its garbage share (from DISCARD), the counters of
+db:stats(), and the options of this open. Opens the database read-only.
+Given a backup file instead of a directory, checks it whole (every
+checksum) and shows its kind, versions and counts.
+
+  --json    one JSON object instead of text
+  --count   count keys and their bytes exactly with a scan (without it,
+            the key count is an estimate from entry counts)]],
+    run = function(o)
+        local path = o.args[1]
+        local f = io.open(path .. "/MANIFEST", "rb")
+        local is_file = false
+        if f then
+            f:close()
+        else
+            local g = io.open(path, "rb")
+            if g then
+                is_file = g:read(0) ~= nil
+                g:close()
+            end
+        end
+        if is_file then
+            local bi = backup_file_info(path)
+            if o.json then
+                stdout:write(text.json_encode(bi, 2), "\n")
+            else
+                stdout:write(format("backup       %s (stream format %d, written by stoat %s)\n"
+                    .. "kind         %s, since version %d, up to version %d\n"
+                    .. "entries      %d%s\nsize         %s\nchecksums    all good\n",
+                    bi.file, bi.format_version, bi.library, bi.kind, bi.since, bi.version,
+                    bi.entries, bi.kind == "incremental" and
+                    format(" (and %d live keys listed)", bi.keys_listed) or "",
+                    mb(bi.bytes)))
+            end
+            return 0
+        end
+        local info = gather_info(path, o)
+        if o.json then
+            stdout:write(text.json_encode(info, 2), "\n")
+        else
+            print_info(info)
+        end
+        return 0
+    end,
+})
+
+---------------------------------------------------------------------------
+-- get, set, delete, scan
+
+command("get", {
+    usage = "stoat get DIR KEY [--escaped]",
+    min = 2, names = { "DIR", "KEY" }, flags = { escaped = "bool" },
+    help = [[
+Writes the value of KEY to stdout, as raw bytes (a newline follows only on
+a terminal). Exit 1 when the key is absent.
+
+  --escaped   KEY is written as `scan` prints keys (\t \n \\ \xHH)]],
+    run = function(o)
+        local key = key_arg(o, o.args[2])
+        return with_db(o.args[1], "read", function(db)
+            local v, err = db:get(key)
+            if v == nil then
+                if err then failure(err) end
+                failure("not found: " .. text.tsv_escape(key))
+            end
+            stdout:write(v)
+            if progress.isatty(1) then stdout:write("\n") end
+            return 0
+        end)
+    end,
+})
+
+command("set", {
+    usage = "stoat set DIR KEY VALUE [--ttl SECONDS] [--meta BYTE] [--escaped]",
+    min = 3, names = { "DIR", "KEY", "VALUE" },
+    flags = { ttl = "number", meta = "number", escaped = "bool" },
+    help = [[
+Sets KEY to VALUE in one transaction. VALUE "-" reads the value from stdin
+(all of it, binary-safe).
+
+  --ttl SECONDS   expire the entry after this many seconds
+  --meta BYTE     the user-meta byte (0..255)
+  --escaped       KEY and VALUE use scan's escapes (\t \n \\ \xHH)]],
+    run = function(o)
+        local key = key_arg(o, o.args[2])
+        local value = o.args[3]
+        if value == "-" then
+            value = io.stdin:read("*a") or ""
+        else
+            value = key_arg(o, value)
+        end
+        if o.meta and (o.meta ~= math.floor(o.meta) or o.meta < 0 or o.meta > 255) then
+            usage_error("--meta must be an integer in 0..255")
+        end
+        if o.ttl and o.ttl < 0 then
+            usage_error("--ttl must be >= 0")
+        end
+        return with_db(o.args[1], "write", function(db)
+            local opts
+            if o.ttl or o.meta then opts = { ttl = o.ttl, meta = o.meta } end
+            check(db:set(key, value, opts))
+            return 0
+        end)
+    end,
+})
+
+command("delete", {
+    usage = "stoat delete DIR KEY [--escaped]",
+    min = 2, names = { "DIR", "KEY" }, flags = { escaped = "bool" },
+    help = [[
+Deletes KEY (deleting an absent key is not an error).
+
+  --escaped   KEY uses scan's escapes (\t \n \\ \xHH)]],
+    run = function(o)
+        local key = key_arg(o, o.args[2])
+        return with_db(o.args[1], "write", function(db)
+            check(db:delete(key))
+            return 0
+        end)
+    end,
+})
+
+command("scan", {
+    usage = "stoat scan DIR [--prefix P] [--start K] [--stop K] [--limit N] [--reverse] "
+            .. "[--keys-only]",
+    min = 1, names = { "DIR" },
+    flags = { prefix = "string", start = "string", stop = "string", limit = "number",
+              reverse = "bool", keys_only = "bool", escaped = "bool" },
+    help = [[
+Prints keys and values, one entry per line: KEY<TAB>VALUE, both escaped
+(backslash, tab, newline, carriage return and bytes outside printable
+ASCII as \\, \t, \n, \r, \xHH), so the output is one line per entry
+whatever the bytes. Reads one snapshot.
+
+  --prefix P     only keys starting with P
+  --start K      from K (inclusive)      --stop K   up to K (exclusive)
+  --limit N      at most N entries       --reverse  from the last key down
+  --keys-only    keys only (no value read)
+  --escaped      P, K use the same escapes]],
+    run = function(o)
+        if o.limit and (o.limit < 0 or o.limit ~= math.floor(o.limit)) then
+            usage_error("--limit must be a non-negative integer")
+        end
+        local popts = { prefix = o.prefix and key_arg(o, o.prefix),
+                        start = o.start and key_arg(o, o.start),
+                        stop = o.stop and key_arg(o, o.stop), limit = o.limit,
+                        reverse = o.reverse, keys_only = o.keys_only }
+        return with_db(o.args[1], "read", function(db)
+            view(db, function(txn)
+                local esc = text.tsv_escape
+                for k, v in txn:pairs(popts) do
+                    if v == nil then
+                        stdout:write(esc(k), "\n")
+                    else
+                        stdout:write(esc(k), "\t", esc(v), "\n")
+                    end
+                end
+                return true
+            end)
+            return 0
+        end)
+    end,
+})
+
+---------------------------------------------------------------------------
+-- gc, flatten
+
+command("gc", {
+    usage = "stoat gc DIR [--ratio R]",
+    min = 1, names = { "DIR" }, flags = { ratio = "number" },
+    help = [[
+Value-log garbage collection: rewrites the live values of every value-log
+file with more than R garbage (default 0.5) and deletes the file; loops
+until no file qualifies. Prints the bytes reclaimed.
+
+  --ratio R   the garbage share (0 < R < 1) a file needs to be collected]],
+    run = function(o)
+        local ratio = o.ratio or 0.5
+        if not (ratio > 0 and ratio < 1) then usage_error("--ratio must be in (0, 1)") end
+        return with_db(o.args[1], "write", function(db)
+            local n = check(db:gc(ratio))
+            stdout:write(format("reclaimed %d bytes\n", n))
+            return 0
+        end)
+    end,
+})
+
+command("flatten", {
+    usage = "stoat flatten DIR",
+    min = 1, names = { "DIR" },
+    help = [[
+Flushes the memtables and compacts every level into the last one, dropping
+old versions and tombstones no reader needs.]],
+    run = function(o)
+        return with_db(o.args[1], "write", function(db)
+            check(db:flatten())
+            if not o.quiet then
+                local s = check(db:stats())
+                local parts = {}
+                for i, l in ipairs(s.levels) do
+                    if l.tables > 0 then
+                        parts[#parts + 1] = format("L%d %d tables %s", i - 1, l.tables,
+                                                   mb(l.bytes))
+                    end
+                end
+                stderr:write("flatten: done; ", #parts > 0 and concat(parts, ", ")
+                             or "no tables", "\n")
+            end
+            return 0
+        end)
+    end,
+})
+
+---------------------------------------------------------------------------
+-- dump, load
+
+local function count_keys(txn, prefix)
+    return backup.walk(txn, { prefix = prefix, keys_only = true }, function() end)
+end
+
+command("dump", {
+    usage = "stoat dump DIR [--prefix P] [--format jsonl|tsv] [--output FILE]",
+    min = 1, names = { "DIR" },
+    flags = { prefix = "string", format = { "jsonl", "tsv" }, output = "string" },
+    help = [[
+Writes every live entry of one snapshot, in key order, as text that
+`stoat load` reads back exactly (binary-safe):
+
+  jsonl (default)  one JSON object per line: {"key":...,"value":...}, plus
+                   "expires_at_ms" (unix milliseconds) and "meta" when set; a key or
+                   value that is not valid UTF-8 is base64 under "key_b64" /
+                   "value_b64" instead
+  tsv              KEY<TAB>VALUE[<TAB>EXPIRES_AT_MS<TAB>META], escaped as in scan
+
+  --prefix P       only keys starting with P
+  --output FILE    write to FILE instead of stdout]],
+    run = function(o)
+        local out = stdout
+        if o.output then
+            out = check(io.open(o.output, "wb"))
+        end
+        local fmt = o.format or "jsonl"
+        local status = with_db(o.args[1], "read", function(db)
+            local p = new_progress(o, "dump", "keys")
+            view(db, function(txn)
+                if not o.quiet then p:total(count_keys(txn, o.prefix)) end
+                local esc, is_utf8, b64 = text.tsv_escape, text.is_utf8, text.base64_encode
+                local js = text.json_string
+                backup.walk(txn, { prefix = o.prefix }, function(k, v, _, exp, meta)
+                    local line
+                    if fmt == "tsv" then
+                        if exp ~= 0 or meta ~= 0 then
+                            line = format("%s\t%s\t%d\t%d\n", esc(k), esc(v), exp, meta)
+                        else
+                            line = esc(k) .. "\t" .. esc(v) .. "\n"
+                        end
+                    else
+                        local kp = is_utf8(k) and '{"key":' .. js(k)
+                                   or '{"key_b64":"' .. b64(k) .. '"'
+                        local vp = is_utf8(v) and ',"value":' .. js(v)
+                                   or ',"value_b64":"' .. b64(v) .. '"'
+                        local extra = ""
+                        if exp ~= 0 then extra = format(',"expires_at_ms":%d', exp) end
+                        if meta ~= 0 then extra = extra .. format(',"meta":%d', meta) end
+                        line = kp .. vp .. extra .. "}\n"
+                    end
+                    local ok, err = out:write(line)
+                    if not ok then failure("writing: " .. tostring(err)) end
+                    p:add(1, #line)
+                end)
+                return true
+            end)
+            p:finish()
+            return 0
+        end)
+        if out ~= stdout then out:close() end
+        return status
+    end,
+})
+
+-- Parses one dump line: key, value, expires_at, meta | raises a failure.
+local function parse_line(fmt, line, lineno)
+    local function bad(why)
+        failure(format("line %d: %s", lineno, why))
+    end
+    if fmt == "tsv" then
+        local fields = {}
+        for f in (line .. "\t"):gmatch("([^\t]*)\t") do fields[#fields + 1] = f end
+        if #fields ~= 2 and #fields ~= 4 then bad("expected 2 or 4 tab-separated fields") end
+        local k, kerr = text.tsv_unescape(fields[1])
+        local v, verr = text.tsv_unescape(fields[2])
+        if not k or not v then bad(kerr or verr) end
+        local exp, meta = tonumber(fields[3] or "0"), tonumber(fields[4] or "0")
+        if exp == nil or meta == nil then bad("expiry and meta must be numbers") end
+        return k, v, exp, meta
+    end
+    local obj, err = text.json_decode(line)
+    if type(obj) ~= "table" then bad(err or "expected a JSON object") end
+    local k, v = obj.key, obj.value
+    if obj.key_b64 then k, err = text.base64_decode(obj.key_b64) end
+    if k == nil then bad(err or "no key") end
+    if obj.value_b64 then v, err = text.base64_decode(obj.value_b64) end
+    if v == nil then bad(err or "no value") end
+    if type(k) ~= "string" or type(v) ~= "string" then bad("key and value must be strings") end
+    return k, v, obj.expires_at_ms or 0, obj.meta or 0
+end
+
+command("load", {
+    usage = "stoat load DIR [--format jsonl|tsv] [FILE] < FILE",
+    min = 1, max = 2, names = { "DIR", "FILE" }, flags = { format = { "jsonl", "tsv" } },
+    help = [[
+Reads entries in dump's formats (from FILE, or stdin) and writes them with
+write batches, creating the database if needed. Existing keys are
+overwritten; nothing is deleted. Entries whose expiry has passed are
+skipped. Stops at the first malformed line, naming it (what came before it
+is written).
+
+  --format jsonl|tsv   the input format (default jsonl)]],
+    run = function(o)
+        local fmt = o.format or "jsonl"
+        local input = io.stdin
+        if o.args[2] and o.args[2] ~= "-" then
+            input = check(io.open(o.args[2], "rb"))
+        end
+        local total = nil
+        do
+            local here = input:seek("cur")
+            local size = here and input:seek("end")
+            if size then
+                input:seek("set", here)
+                total = size - here
+            end
+        end
+        return with_db(o.args[1], "create", function(db)
+            local p = progress.new{ label = "load", unit = "keys", quiet = o.quiet,
+                                    by_bytes = true }
+            if total then p:total(total) end
+            local b = check(db:batch())
+            local now = tonumber(C.stoat_clock_ms()) -- expiries are unix milliseconds
+            local lineno = 0
+            local ok, err = pcall(function()
+                for line in input:lines() do
+                    lineno = lineno + 1
+                    if line ~= "" then
+                        local k, v, exp, meta = parse_line(fmt, line, lineno)
+                        if exp == 0 or exp > now then
+                            local opts
+                            if exp ~= 0 or meta ~= 0 then
+                                opts = { ttl = exp ~= 0 and (exp - now) / 1000 or 0, meta = meta }
+                            end
+                            check(b:set(k, v, opts), nil, format("line %d", lineno))
+                        end
+                        p:add(1, #line + 1)
+                    else
+                        p:add(0, 1)
+                    end
+                end
+            end)
+            if not ok then
+                check(b:commit())
+                error(err, 0)
+            end
+            check(b:commit())
+            p:finish()
+            return 0
+        end)
+    end,
+})
+
+---------------------------------------------------------------------------
+-- backup, restore
+
+command("backup", {
+    usage = "stoat backup DIR [--since VERSION] [--output FILE] > FILE",
+    min = 1, names = { "DIR" },
+    flags = { since = "number", output = "string" },
+    help = [[
+Writes a backup of one consistent snapshot to stdout (or FILE): a
+versioned, checksummed stream (core/FORMAT.md, "Backup stream") that can
+be piped anywhere. Without --since it is full; with --since VERSION it
+holds only what changed after VERSION, plus the list of live keys so that
+deletes are carried too. The summary on stderr names the version to pass
+as --since next time. Refuses to write to a terminal.
+
+  --since VERSION   an incremental backup after VERSION (from the previous
+                    backup's summary, or `stoat info FILE`)
+  --output FILE     write to FILE instead of stdout]],
+    run = function(o)
+        local since = o.since or 0
+        if since < 0 or since ~= math.floor(since) then
+            usage_error("--since must be a non-negative integer version")
+        end
+        local out = stdout
+        if o.output then
+            out = check(io.open(o.output, "wb"))
+        elseif progress.isatty(1) then
+            usage_error("refusing to write a binary backup to a terminal: redirect stdout "
+                        .. "or use --output FILE")
+        end
+        local info = with_db(o.args[1], "read", function(db)
+            local p = new_progress(o, "backup", "entries")
+            local res = check(backup.write(db, out, { since = since,
+                                                      progress = not o.quiet and p or nil }))
+            p:finish()
+            return res
+        end)
+        out:flush()
+        if out ~= stdout then out:close() end
+        if not o.quiet then
+            stderr:write(format("backup: %s backup up to version %d%s: %d entries, %s\n"
+                                .. "backup: next incremental: stoat backup %s --since %d\n",
+                                info.kind == backup.KIND_FULL and "full" or "incremental",
+                                info.version, since > 0 and format(" (since %d)", since) or "",
+                                info.entries, mb(info.bytes), o.args[1], info.version))
+        end
+        return 0
+    end,
+})
+
+command("restore", {
+    usage = "stoat restore DIR FILE...",
+    min = 2, max = -1, names = { "DIR", "FILE" },
+    help = [[
+Restores backups into DIR (created if needed): a full backup into an empty
+database, then incremental ones in order. Every file is checked first
+(every checksum, that none is truncated, and that each one starts at the
+version where the previous one ended): a gap or an overlap in the chain
+refuses the whole restore before anything is written. Later incrementals
+can be applied by another restore: DIR/RESTORE_STATE records the version
+reached.]],
+    run = function(o)
+        local dir = o.args[1]
+        local files = {}
+        for i = 2, #o.args do files[#files + 1] = o.args[i] end
+        return with_db(dir, "create", function(db)
+            local check_p = progress.new{ label = "restore: checking", unit = "frames",
+                                          quiet = o.quiet, by_bytes = true }
+            local apply_p = progress.new{ label = "restore", unit = "entries", quiet = o.quiet,
+                                          by_bytes = true }
+            local total = 0
+            for _, f in ipairs(files) do total = total + (file_size(f) or 0) end
+            check_p:total(total)
+            apply_p:total(total)
+            local res = check(backup.restore(db, files, {
+                dir = dir, progress = apply_p, check_progress = check_p,
+                on_file = function(path, hdr, stats)
+                    if not o.quiet then
+                        stderr:write(format("restore: %s: %s backup up to version %d: %d set, "
+                                            .. "%d deleted\n", path,
+                                            hdr.kind == backup.KIND_FULL and "full"
+                                            or "incremental", hdr.version, stats.set,
+                                            stats.deleted))
+                    end
+                end }))
+            if not o.quiet then
+                stderr:write(format("restore: %s is at version %d of the source\n", dir,
+                                    res.version))
+            end
+            return 0
+        end)
+    end,
+})
+
+---------------------------------------------------------------------------
+-- verify
+
+local ffi = require "ffi"
+
+-- stoat_verify on database object db: ok (true when sound), report text.
+local function verify_db(db)
+    local out, len = ffi.new("char *[1]"), ffi.new("size_t[1]")
+    local rc = C.stoat_verify(db._ptr, out, len)
+    local report = ""
+    if out[0] ~= nil then
+        report = ffi.string(out[0], len[0])
+        C.stoat_free(out[0])
+    end
+    if rc ~= 0 and rc ~= C.STOAT_ECORRUPT then
+        failure(require("stoat.base").errstr(rc))
+    end
+    return rc == 0, report
+end
+
+command("verify", {
+    usage = "stoat verify DIR",
+    min = 1, names = { "DIR" },
+    help = [[
+Checks every checksum of the database's files and every value pointer:
+each table whole (every block, the order of its entries), each value
+pointer in them (the value-log record exists, passes its checks and holds
+the same key), each record of each sealed value-log file; opening checks
+the MANIFEST and the WALs. Exit 0 when sound; exit 1 with one line per
+problem on stdout, naming the file, the record (offset) and the keys
+concerned. Opens the database read-only.]],
+    run = function(o)
+        local dir = o.args[1]
+        if exists(dir .. "/MANIFEST") then
+            local db, err = stoat.open(dir, { read_only = true, create_if_missing = false })
+            if db == nil and err:match("^corruption") then
+                stdout:write(err:gsub("^corruption: ", ""), "\n")
+                failure(dir .. " is damaged: it does not open")
+            elseif db then
+                db:close()
+            end
+        end
+        return with_db(dir, "read", function(db)
+            local ok, report = verify_db(db)
+            stdout:write(report)
+            if not ok then
+                local n = select(2, report:gsub("\n", ""))
+                failure(("%s is damaged: %d problem%s (listed on stdout)"):format(dir, n,
+                        n == 1 and "" or "s"))
+            end
+            if not o.quiet then stderr:write("verify: ", dir, " is sound\n") end
+            return 0
+        end)
+    end,
+})
+
+---------------------------------------------------------------------------
+-- run
+
+command("run", {
+    usage = "stoat run DIR SCRIPT.lua [ARGS...]",
+    min = 2, max = -1, names = { "DIR", "SCRIPT" }, stop_flags_at = 2,
+    help = [[
+Runs a Lua script with the database open (writable, created if needed):
+the script sees the globals `db` and `stoat`, its arguments in `arg` (and
+`...`); db:each_batch and db:migrate make resumable migrations. The
+database is closed when the script ends. A number the script returns is
+the exit status; an error prints its traceback and exits 1. Options of
+the command go before DIR.]],
+    run = function(o)
+        local dir, script = o.args[1], o.args[2]
+        local chunk, lerr = loadfile(script)
+        if chunk == nil then
+            failure(lerr)
+        end
+        local args = { [0] = script }
+        for i = 3, #o.args do args[#args + 1] = o.args[i] end
+        return with_db(dir, "create", function(db)
+            local env = setmetatable({ db = db, stoat = stoat, arg = args }, { __index = _G })
+            setfenv(chunk, env)
+            local ok, res = xpcall(function() return chunk(unpack(args)) end,
+                                   debug.traceback)
+            if not ok then
+                failure(tostring(res))
+            end
+            if type(res) == "number" then return res end
+            return 0
+        end)
+    end,
+})
+
+---------------------------------------------------------------------------
+-- help
+
+local function usage_of(name)
+    return "usage: " .. COMMANDS[name].usage
+end
+
+local SUMMARY = {
+    info = "what a database (or a backup file) holds",
+    get = "print a value", set = "set a value", delete = "delete a key",
+    scan = "list keys and values", gc = "value-log garbage collection",
+    flatten = "compact everything into the last level",
+    verify = "check every checksum and value pointer",
+    dump = "write entries as JSON lines or TSV", load = "read entries written by dump",
+    backup = "a full or incremental backup stream", restore = "apply backups in order",
+    run = "run a Lua script with the database open", help = "this text, or a command's",
+}
+
+local function general_help()
+    local lines = { "stoat " .. stoat.version .. ": look inside, back up, restore and migrate "
+                    .. "stoat databases.", "", "usage: stoat COMMAND [ARGS] [--quiet]", "",
+                    "commands:" }
+    for _, name in ipairs(ORDER) do
+        lines[#lines + 1] = format("  %-9s %s", name, SUMMARY[name] or "")
+    end
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "`stoat COMMAND --help` explains a command and its flags. Every command "
+                        .. "takes --quiet (-q),"
+    lines[#lines + 1] = "which silences progress; progress goes to stderr (a bar on a terminal, "
+                        .. "plain lines"
+    lines[#lines + 1] = "otherwise). Exit status: 0 done, 1 failed, 2 bad arguments. Commands "
+                        .. "that only read"
+    lines[#lines + 1] = "open the database read-only; a database open for writing in another "
+                        .. "process is locked."
+    return concat(lines, "\n") .. "\n"
+end
+
+local function command_help(name)
+    local c = COMMANDS[name]
+    return usage_of(name) .. "\n\n" .. c.help .. "\n\n  --quiet, -q   no progress output\n"
+end
+
+command("help", {
+    usage = "stoat help [COMMAND]",
+    min = 0, max = 1, names = { "COMMAND" },
+    help = "Lists the commands, or explains one.",
+    run = function(o)
+        local name = o.args[1]
+        if name == nil then
+            stdout:write(general_help())
+        elseif COMMANDS[name] then
+            stdout:write(command_help(name))
+        else
+            usage_error("unknown command " .. format("%q", name))
+        end
+        return 0
+    end,
+})
+
+M.COMMANDS = COMMANDS
+
+---------------------------------------------------------------------------
+-- main
+
+-- Runs the command line argv (a list, like the script's `arg`); returns
+-- the exit status.
+function M.main(argv)
+    local name = argv[1]
+    if name == nil then
+        stderr:write(general_help())
+        return 2
+    end
+    if name == "--help" or name == "-h" then
+        stdout:write(general_help())
+        return 0
+    end
+    local def = COMMANDS[name]
+    if def == nil then
+        stderr:write(format("stoat: unknown command %q\n\n", name), general_help())
+        return 2
+    end
+    local ok, res = pcall(function()
+        local o = parse(def, argv, 2)
+        if o.help then
+            stdout:write(command_help(name))
+            return 0
+        end
+        return def.run(o)
+    end)
+    if ok then
+        stdout:flush()
+        return res or 0
+    end
+    if type(res) == "table" and res.usage then
+        stderr:write(format("stoat %s: %s\n%s\nRun 'stoat %s --help' for details.\n", name,
+                            res.usage, usage_of(name), name))
+        return 2
+    end
+    if type(res) == "table" and res.failure then
+        res = res.failure
+    end
+    stderr:write(format("stoat %s: %s\n", name, tostring(res)))
+    return 1
+end
+
+return M
