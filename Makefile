@@ -2,7 +2,10 @@
 #
 #   make            libstoat.so, libstoat.a and the C examples in build/
 #   make quickstart runs examples/quickstart.lua (the README's first command)
-#   make test       every test of the project (C tests, then Lua specs)
+#   make test       every test of the project (layer check, C tests, Lua specs)
+#   make check-layers  fails when a core/src file includes across its layers
+#   make check-exports fails when libstoat.so exports anything but stoat_*
+#   make lint       luacheck, luarocks lint, and comments naming missing files
 #   make asan       ASan + UBSan build of the library and the C tests, run
 #   make tsan       ThreadSanitizer over the threaded tests (bank test included)
 #   make valgrind   the C tests under valgrind (leaks are failures)
@@ -18,14 +21,21 @@ CC ?= cc
 BUILD ?= build
 OPT ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g $(OPT) -fPIC -pthread \
-              -Wall -Wextra -Werror -Wstrict-prototypes \
+              -Wall -Wextra -Werror -Wstrict-prototypes -Wshadow \
               -Icore/include -Icore/src
 CFLAGS += $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 LDLIBS = -lzstd -llz4 -lxxhash -pthread
 LDFLAGS += $(EXTRA_LDFLAGS)
 
-SRCS := $(wildcard core/src/*.c)
+LAYER_DIRS = base env log mem table vlog lsm mvcc db
+SRCS := $(wildcard core/src/*/*.c)
 OBJS := $(SRCS:core/src/%.c=$(BUILD)/obj/%.o)
+# The same sources with the test hooks (STOAT_TESTING), for test binaries.
+TEST_OBJS := $(SRCS:core/src/%.c=$(BUILD)/obj-test/%.o)
+HDRS := $(wildcard core/src/*/*.h) core/include/stoat.h
+TEST_SUPPORT_SRCS := core/test/test.c $(wildcard core/test/support/*.c)
+TEST_SUPPORT_OBJS := $(TEST_SUPPORT_SRCS:core/test/%.c=$(BUILD)/obj/test/%.o)
+.SECONDARY: $(TEST_SUPPORT_OBJS)
 TEST_SRCS := $(wildcard core/test/*_test.c)
 TESTS := $(TEST_SRCS:core/test/%.c=$(BUILD)/test/%)
 EXAMPLES := $(BUILD)/examples/quickstart
@@ -34,16 +44,28 @@ DEB_PACKAGES = build-essential libzstd-dev liblz4-dev libxxhash-dev \
                luajit2 libluajit2-5.1-dev lua-busted luarocks lua-check lua-cjson \
                nginx libnginx-mod-http-lua valgrind clang
 
-.PHONY: all lib test test-c asan tsan valgrind stress deps deps-bench clean examples quickstart \
-        fuzz fuzz-build crash-test
+.PHONY: all lib check-layers check-exports test test-c asan tsan valgrind stress deps deps-bench \
+        clean examples quickstart fuzz fuzz-build crash-test
 
 all: lib examples
 
 lib: $(BUILD)/libstoat.so $(BUILD)/libstoat.a
 
-$(BUILD)/obj/%.o: core/src/%.c $(wildcard core/src/*.h) core/include/stoat.h
+# Only stoat.h's functions leave the library: everything is compiled
+# hidden, and stoat.h makes its declarations visible under STOAT_BUILD.
+LIB_CFLAGS = -fvisibility=hidden -DSTOAT_BUILD
+
+$(BUILD)/obj/%.o: core/src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(LIB_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj-test/%.o: core/src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LIB_CFLAGS) -DSTOAT_TESTING -c -o $@ $<
+
+$(BUILD)/libstoat_test.a: $(TEST_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
 
 $(BUILD)/libstoat.a: $(OBJS)
 	@rm -f $@
@@ -52,19 +74,24 @@ $(BUILD)/libstoat.a: $(OBJS)
 $(BUILD)/libstoat.so: $(OBJS)
 	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/obj/test.o: core/test/test.c core/test/test.h
+# Test support (the harness, the fault env) and the test hooks are built
+# into test binaries only, never into the library.
+$(BUILD)/obj/test/%.o: core/test/%.c core/test/test.h $(HDRS) $(wildcard core/test/support/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icore/test -c -o $@ $<
+	$(CC) $(CFLAGS) -DSTOAT_TESTING -Icore/test -c -o $@ $<
 
-$(BUILD)/test/%: core/test/%.c $(BUILD)/obj/test.o $(BUILD)/libstoat.a core/test/test.h
+$(BUILD)/test/%: core/test/%.c $(TEST_SUPPORT_OBJS) $(BUILD)/libstoat_test.a core/test/test.h \
+                 $(wildcard core/test/*.h core/test/support/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icore/test -o $@ $< $(BUILD)/obj/test.o $(BUILD)/libstoat.a $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -DSTOAT_TESTING -Icore/test -o $@ $< $(TEST_SUPPORT_OBJS) \
+	  $(BUILD)/libstoat_test.a $(LDFLAGS) $(LDLIBS)
 
 # The kill loop: a short run (STOAT_CRASH_SECONDS, 5) in `make test`, a
 # long one in `make crash-test`.
-$(BUILD)/crash_loop: core/test/crash_loop.c $(BUILD)/obj/test.o $(BUILD)/libstoat.a core/test/test.h
+$(BUILD)/crash_loop: core/test/crash_loop.c $(TEST_SUPPORT_OBJS) $(BUILD)/libstoat_test.a core/test/test.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icore/test -o $@ $< $(BUILD)/obj/test.o $(BUILD)/libstoat.a $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -DSTOAT_TESTING -Icore/test -o $@ $< $(TEST_SUPPORT_OBJS) \
+	  $(BUILD)/libstoat_test.a $(LDFLAGS) $(LDLIBS)
 
 CRASH_SECONDS ?= 300
 crash-test: $(BUILD)/crash_loop
@@ -82,10 +109,18 @@ examples: $(EXAMPLES)
 quickstart: lib
 	luajit examples/quickstart.lua
 
-test: lib $(TESTS) $(BUILD)/crash_loop
+check-layers:
+	@sh core/check_layers.sh
+
+check-exports: $(BUILD)/libstoat.so
+	@bad=$$(nm -D --defined-only $< | awk '$$3 !~ /^stoat_/ {print $$3}'); \
+	if [ -n "$$bad" ]; then echo "check-exports: not stoat_*:" $$bad; exit 1; fi; \
+	echo "check-exports: ok"
+
+test: check-layers check-exports lib $(TESTS) $(BUILD)/crash_loop
 	@BUILD=$(BUILD) sh core/test/run.sh $(TESTS) $(BUILD)/crash_loop core/fuzz/short.sh
 
-test-c: $(TESTS)
+test-c: check-layers $(TESTS)
 	@BUILD=$(BUILD) STOAT_NO_LUA=1 sh core/test/run.sh $(TESTS)
 
 asan:
@@ -96,7 +131,8 @@ asan:
 # ThreadSanitizer over the tests that run threads against one database:
 # the bank test (30 s, STOAT_BANK_SECONDS overrides), transactions, the
 # skiplist's lock-free readers, the database's concurrent readers/writers.
-TSAN_TESTS = txn_bank_test txn_test skiplist_test db_test vlog_db_test db_scan_race_test
+TSAN_TESTS = txn_bank_test txn_test skiplist_test db_test vlog_db_test vlog_db_race_test \
+             db_scan_race_test
 tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 \
 	  EXTRA_CFLAGS="-fsanitize=thread" EXTRA_LDFLAGS="-fsanitize=thread" \
@@ -115,7 +151,7 @@ valgrind: $(TESTS)
 # The concurrency hunt: the model test and the tests racing iterators,
 # value-log GC and compactions, in parallel copies beside CPU hogs, for
 # STRESS_SECONDS (default 600), built with -DSTOAT_PERTURB so that random
-# delays at the PERTURB points (core/src/perturb.h) shake the timing
+# delays at the PERTURB points (core/src/base/perturb.h) shake the timing
 # (STOAT_PERTURB=0 turns them off). Stops at the first failure and prints
 # its seed.
 STRESS_TESTS = db_model_test db_scan_race_test vlog_db_test db_test txn_bank_test
@@ -162,6 +198,14 @@ clean:
 # The Lua face (install, lint) and the benchmark tools (bench, bench-peers).
 include lua/lua.mk
 include bench/bench.mk
+
+# make lint (lua/lua.mk) also fails when a comment names a file of the
+# repository that does not exist.
+.PHONY: check-comment-paths
+check-comment-paths:
+	@sh core/check_comment_paths.sh
+
+lint: check-comment-paths
 
 deps-bench:
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="libleveldb-dev librocksdb-dev liblmdb-dev linux-perf"

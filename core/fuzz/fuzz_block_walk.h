@@ -9,8 +9,8 @@
 #ifndef STOAT_FUZZ_BLOCK_WALK_H
 #define STOAT_FUZZ_BLOCK_WALK_H
 
-#include "block.h"
-#include "ikey.h"
+#include "table/block.h"
+#include "base/ikey.h"
 #include "fuzz_util.h"
 
 /* Calls on_entry for each entry of a forward walk; returns the count, or

@@ -4,10 +4,10 @@
  * (from the length) and checksum are made right, so that the entries are
  * judged too. A file that loads must save back to the same bytes.
  */
-#include "checksum.h"
-#include "coding.h"
-#include "discard.h"
-#include "status.h"
+#include "base/checksum.h"
+#include "base/coding.h"
+#include "vlog/discard.h"
+#include "base/status.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,7 +1,7 @@
 /*
  * fuzz_manifest.c - MANIFEST replay (manifest_open): the header, record
  * framing (torn tail versus corruption), and every tag of every edit and
- * whether the edits apply (version_apply).
+ * whether the edits apply (lsm_view_apply).
  *
  * Mode byte bit 0 clear: the rest is the file as it is. Set: a good
  * header, then the input cut into records (a length byte, then that many
@@ -10,11 +10,11 @@
  * rewritten) instead of read-only. A replayed version must hold disjoint
  * sorted tables in L1 and deeper.
  */
-#include "coding.h"
-#include "ikey.h"
-#include "manifest.h"
-#include "status.h"
-#include "wal.h"
+#include "base/coding.h"
+#include "base/ikey.h"
+#include "lsm/manifest.h"
+#include "base/status.h"
+#include "log/wal.h"
 #include "fuzz_util.h"
 
 #define NL 7
@@ -35,7 +35,7 @@ static void frame(buf *out, const uint8_t *p, size_t n, int version)
     }
 }
 
-static void check_version(const version *v)
+static void check_version(const lsm_view *v)
 {
     for (int l = 1; l < v->num_levels; l++)
         for (size_t i = 1; i < v->n[l]; i++)
@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *dir = fuzz_dir();
     char path[512];
     buf file = {0};
-    version *v = NULL;
+    lsm_view *v = NULL;
     manifest_state st;
     manifest *m = NULL;
 
@@ -63,13 +63,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (manifest_open(env_posix(), dir, NL, !(data[0] & 2), &v, &st, &m) == 0) {
         check_version(v);
         manifest_close(m);
-        version_unref(v);
+        lsm_view_unref(v);
         /* Whatever a writable open left behind opens again. */
         if (data[0] & 2) {
             FUZZ_ASSERT(manifest_open(env_posix(), dir, NL, 1, &v, &st, &m) == 0);
             check_version(v);
             manifest_close(m);
-            version_unref(v);
+            lsm_view_unref(v);
         }
     }
     status_clear();

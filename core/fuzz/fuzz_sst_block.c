@@ -4,7 +4,7 @@
  * way a reader walks it (fuzz_block_walk.h). Each value is also decoded as
  * a vstruct, as the database does.
  */
-#include "status.h"
+#include "base/status.h"
 #include "fuzz_block_walk.h"
 
 static void on_entry(slice key, slice value)

@@ -4,7 +4,7 @@
  * agree; the first bytes of the input are probed as user keys. Then the
  * input as keys for a builder: every key added must be found.
  */
-#include "bloom.h"
+#include "table/bloom.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

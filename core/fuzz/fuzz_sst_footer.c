@@ -4,10 +4,10 @@
  * that the handles and version behind it are decoded too. A footer that
  * decodes must encode back to the same bytes.
  */
-#include "checksum.h"
-#include "coding.h"
-#include "sst_format.h"
-#include "status.h"
+#include "base/checksum.h"
+#include "base/coding.h"
+#include "table/sst_format.h"
+#include "base/status.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

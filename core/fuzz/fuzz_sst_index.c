@@ -4,8 +4,8 @@
  * A handle that decodes must decode the same from its encoding (the
  * bytes may differ: a varint need not be minimal).
  */
-#include "sst_format.h"
-#include "status.h"
+#include "table/sst_format.h"
+#include "base/status.h"
 #include "fuzz_block_walk.h"
 
 static void on_entry(slice key, slice value)

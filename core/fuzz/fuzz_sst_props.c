@@ -3,7 +3,7 @@
  * on any bytes (readers ignore bytes after the known fields). A block
  * that decodes must encode again.
  */
-#include "sst_format.h"
+#include "table/sst_format.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

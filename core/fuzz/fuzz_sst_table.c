@@ -6,14 +6,14 @@
  * checksum are made right first (fuzz_fix_table), so that bytes behind
  * the checksums are parsed too. Scans forward and backward must agree.
  */
-#include "block.h"
-#include "checksum.h"
-#include "coding.h"
-#include "ikey.h"
-#include "iter.h"
-#include "sst_format.h"
-#include "sst_reader.h"
-#include "status.h"
+#include "table/block.h"
+#include "base/checksum.h"
+#include "base/coding.h"
+#include "base/ikey.h"
+#include "base/iter.h"
+#include "table/sst_format.h"
+#include "table/sst_reader.h"
+#include "base/status.h"
 #include "fuzz_util.h"
 
 /* Makes the trailer checksum of the block at h right, if h fits. */

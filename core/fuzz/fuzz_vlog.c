@@ -12,12 +12,12 @@
  * may be truncated). Every pointer a scan gives must read back the same
  * key and value.
  */
-#include "checksum.h"
-#include "coding.h"
-#include "env.h"
-#include "ikey.h"
-#include "status.h"
-#include "vlog.h"
+#include "base/checksum.h"
+#include "base/coding.h"
+#include "env/env.h"
+#include "base/ikey.h"
+#include "base/status.h"
+#include "vlog/vlog.h"
 #include "fuzz_util.h"
 
 static void fix_file(char *d, size_t len, uint32_t fid)

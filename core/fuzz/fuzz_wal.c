@@ -9,10 +9,10 @@
  * must have an internal key of at least 8 bytes; replay must end with 0 or
  * STOAT_ECORRUPT, and good_len within the file.
  */
-#include "coding.h"
-#include "env.h"
-#include "status.h"
-#include "wal.h"
+#include "base/coding.h"
+#include "env/env.h"
+#include "base/status.h"
+#include "log/wal.h"
 #include "fuzz_util.h"
 
 static int on_entry(void *arg, slice ikey, slice value)

@@ -26,6 +26,16 @@
 extern "C" {
 #endif
 
+/*
+ * Export: the library is compiled with -fvisibility=hidden and
+ * -DSTOAT_BUILD, so that the functions declared in this header are its
+ * only exported symbols (`nm -D --defined-only libstoat.so` lists only
+ * stoat_*). A program that uses the library sees plain declarations.
+ */
+#ifdef STOAT_BUILD
+_Pragma("GCC visibility push(default)")
+#endif
+
 #define STOAT_VERSION_MAJOR 0
 #define STOAT_VERSION_MINOR 2
 #define STOAT_VERSION_PATCH 0
@@ -151,7 +161,14 @@ const char *stoat_version(void);
 
 void stoat_options_init(stoat_options *opts);
 
-/* Opens (or creates) the database in directory dir. *out is NULL on error. */
+/*
+ * Opens (or creates) the database in directory dir. *out is NULL on error.
+ *
+ * Errors: STOAT_EINVAL (no directory, a bad option), STOAT_EBUSY (locked by
+ * another open), STOAT_EEXIST (error_if_exists), STOAT_ENOTFOUND (missing,
+ * create_if_missing off, or read-only), STOAT_ENOTSUP (a newer format),
+ * STOAT_ECORRUPT, STOAT_EIO, STOAT_ENOMEM, STOAT_ENOSPC.
+ */
 int stoat_open(const char *dir, const stoat_options *opts, stoat_db **out);
 
 /*
@@ -159,9 +176,21 @@ int stoat_open(const char *dir, const stoat_options *opts, stoat_db **out);
  * the background threads, releases the lock and frees db. Iterators must
  * be closed first. Returns the sticky background error if there was one.
  * db may be NULL.
+ *
+ * Errors: STOAT_EBUSY (iterators or transactions still open: nothing is
+ * closed), STOAT_EFORKED, the sticky error, STOAT_EIO or STOAT_ENOSPC from
+ * the last sync.
  */
 int stoat_close(stoat_db *db);
 
+/*
+ * stoat_put and stoat_delete.
+ * Errors: STOAT_EINVAL (a NULL handle or out-parameter), STOAT_EFORKED,
+ * STOAT_EINVAL (empty key), STOAT_ETOOBIG (key or value over its limit),
+ * STOAT_EREADONLY, STOAT_ECLOSED, STOAT_ENOMEM, and the sticky error of an
+ * earlier failed write or background job (STOAT_EIO, STOAT_ENOSPC,
+ * STOAT_ECORRUPT).
+ */
 int stoat_put(stoat_db *db, const void *key, size_t klen, const void *val, size_t vlen);
 int stoat_delete(stoat_db *db, const void *key, size_t klen);
 
@@ -169,21 +198,43 @@ int stoat_delete(stoat_db *db, const void *key, size_t klen);
  * Reads the latest value of key into *val (malloc'd, owned by the caller,
  * free it with stoat_free) and its length into *vlen. STOAT_ENOTFOUND when
  * the key is absent; *val is NULL then and on every error.
+ *
+ * Errors: STOAT_EINVAL (a NULL handle or out-parameter), STOAT_EFORKED,
+ * STOAT_EINVAL (empty key), STOAT_ETOOBIG (key), STOAT_ENOTFOUND,
+ * STOAT_ECORRUPT, STOAT_EIO, STOAT_ENOMEM.
  */
 int stoat_get(stoat_db *db, const void *key, size_t klen, void **val, size_t *vlen);
 
 /* Frees memory stoat handed to the caller. p may be NULL. */
 void stoat_free(void *p);
 
-/* Makes everything written so far durable (fsync of the WAL). */
+/*
+ * Makes everything written so far durable (fsync of the WAL).
+ *
+ * Errors: STOAT_EINVAL (a NULL handle or out-parameter), STOAT_EFORKED,
+ * STOAT_ECLOSED, STOAT_EIO, STOAT_ENOSPC, the sticky error (0 on a read-only
+ * database).
+ */
 int stoat_sync(stoat_db *db);
 
-/* Turns the active memtable into an SST now and waits until it is written. */
+/*
+ * Turns the active memtable into an SST now and waits until it is written.
+ *
+ * Errors: STOAT_EINVAL (a NULL handle or out-parameter), STOAT_EFORKED,
+ * STOAT_EREADONLY, STOAT_ECLOSED, STOAT_ENOMEM, and the sticky error of an
+ * earlier failed write or background job (STOAT_EIO, STOAT_ENOSPC,
+ * STOAT_ECORRUPT).
+ */
 int stoat_flush(stoat_db *db);
 
 /*
  * Flushes, then compacts every level into the last one and waits: old
  * versions and tombstones no reader needs are dropped on the way.
+ *
+ * Errors: STOAT_EINVAL (a NULL handle or out-parameter), STOAT_EFORKED,
+ * STOAT_EREADONLY, STOAT_ECLOSED, STOAT_ENOMEM, and the sticky error of an
+ * earlier failed write or background job (STOAT_EIO, STOAT_ENOSPC,
+ * STOAT_ECORRUPT).
  */
 int stoat_flatten(stoat_db *db);
 
@@ -191,8 +242,18 @@ int stoat_flatten(stoat_db *db);
  * Iterators read one consistent snapshot of the latest data, taken when
  * they are opened. opts may be NULL. A new iterator is not positioned:
  * call a seek first.
+ *
+ * Errors: STOAT_EINVAL (a NULL handle or out-parameter), STOAT_EFORKED,
+ * STOAT_EINVAL (a bound with a length and no bytes), STOAT_ECORRUPT,
+ * STOAT_EIO, STOAT_ENOMEM.
  */
 int stoat_iter_open(stoat_db *db, const stoat_iter_options *opts, stoat_iter **out);
+/*
+ * Moves: the seeks, next and prev.
+ * Errors: STOAT_EINVAL (NULL), STOAT_EFORKED, STOAT_ECORRUPT, STOAT_EIO,
+ * STOAT_ENOMEM; on error the iterator is not valid and stoat_iter_status
+ * returns it.
+ */
 int stoat_iter_seek_first(stoat_iter *it);
 int stoat_iter_seek_last(stoat_iter *it);
 /* Positions at the first key >= key (within the bounds). */
@@ -211,6 +272,10 @@ int stoat_iter_status(const stoat_iter *it);
  * is STOAT_ENOTFOUND for an older version (all_versions, or a transaction
  * begun at an older version) whose value value-log GC has collected: GC
  * keeps only the newest version of a key.
+ *
+ * Errors: STOAT_EINVAL (NULL, or not positioned), STOAT_EFORKED;
+ * stoat_iter_value also STOAT_ENOTFOUND (above), STOAT_ECORRUPT, STOAT_EIO,
+ * STOAT_ENOMEM (reading a separated value).
  */
 int stoat_iter_key(stoat_iter *it, const void **key, size_t *klen);
 int stoat_iter_value(stoat_iter *it, const void **val, size_t *vlen);
@@ -218,7 +283,10 @@ void stoat_iter_close(stoat_iter *it);
 
 /* Metadata of the current entry: its version (commit timestamp), expiry
  * (unix milliseconds, 0 = never), user-meta byte, and 1 in *deleted for a
- * tombstone (seen only with all_versions). Any pointer may be NULL. */
+ * tombstone (seen only with all_versions). Any pointer may be NULL.
+ *
+ * Errors: STOAT_EINVAL (NULL iterator, or not positioned), STOAT_EFORKED.
+ */
 int stoat_iter_meta(stoat_iter *it, uint64_t *version, uint64_t *expires_at, uint8_t *user_meta,
                     int *deleted);
 
@@ -232,6 +300,11 @@ int stoat_iter_meta(stoat_iter *it, uint64_t *version, uint64_t *expires_at, uin
  *
  * Every transaction ends with stoat_txn_discard, which frees it (after a
  * commit, or instead of one). Iterators opened on it must be closed first.
+ *
+ * stoat_txn_begin and stoat_txn_begin_at.
+ * Errors: STOAT_EINVAL (a NULL handle or out-parameter), STOAT_EFORKED,
+ * STOAT_EREADONLY (a read-write transaction on a read-only database),
+ * STOAT_ECLOSED, STOAT_ENOMEM.
  */
 int stoat_txn_begin(stoat_db *db, int flags, stoat_txn **out);
 
@@ -248,6 +321,11 @@ uint64_t stoat_txn_read_version(const stoat_txn *txn);
  * Reads key. *val is borrowed: valid until the next call on this
  * transaction (or its discard). STOAT_ENOTFOUND when absent, deleted or
  * expired.
+ *
+ * stoat_txn_get and stoat_txn_get_meta.
+ * Errors: STOAT_EINVAL (NULL, empty key, a finished transaction),
+ * STOAT_EFORKED, STOAT_ETOOBIG (key), STOAT_ENOTFOUND, STOAT_ECORRUPT,
+ * STOAT_EIO, STOAT_ENOMEM.
  */
 int stoat_txn_get(stoat_txn *txn, const void *key, size_t klen, const void **val, size_t *vlen);
 
@@ -258,6 +336,13 @@ int stoat_txn_get_meta(stoat_txn *txn, const void *key, size_t klen, const void 
                        size_t *vlen, uint64_t *version, uint64_t *expires_at,
                        uint8_t *user_meta);
 
+/*
+ * stoat_txn_set, stoat_txn_set_ex (also STOAT_EINVAL: ttl over STOAT_MAX_TTL_MS), stoat_txn_delete.
+ * Errors: STOAT_EINVAL (NULL, empty key, a finished transaction),
+ * STOAT_EFORKED, STOAT_EREADONLY (a read-only transaction), STOAT_ETOOBIG
+ * (key, value, or the transaction's limits: it keeps what it had),
+ * STOAT_ENOMEM.
+ */
 int stoat_txn_set(stoat_txn *txn, const void *key, size_t klen, const void *val, size_t vlen);
 
 /* Set with a time to live in milliseconds (0 = forever, at most
@@ -268,13 +353,22 @@ int stoat_txn_set_ex(stoat_txn *txn, const void *key, size_t klen, const void *v
 int stoat_txn_delete(stoat_txn *txn, const void *key, size_t klen);
 
 /* An iterator over the transaction's snapshot merged with its own pending
- * writes (as they were when the iterator was opened). */
+ * writes (as they were when the iterator was opened).
+ *
+ * Errors: STOAT_EINVAL (NULL, a bad bound, a finished transaction),
+ * STOAT_EFORKED, STOAT_ECORRUPT, STOAT_EIO, STOAT_ENOMEM.
+ */
 int stoat_txn_iter_open(stoat_txn *txn, const stoat_iter_options *opts, stoat_iter **out);
 
 /*
  * Commits: STOAT_ECONFLICT (nothing written: run the transaction again),
  * STOAT_ETOOBIG is reported earlier, by the set that crossed the limit.
  * After commit (either result) only stoat_txn_discard may follow.
+ *
+ * Errors: STOAT_ECONFLICT, STOAT_EINVAL (NULL, iterators still open,
+ * committed already), STOAT_EFORKED, STOAT_EREADONLY, STOAT_ECLOSED,
+ * STOAT_ENOMEM, and the sticky error of an earlier failed write or
+ * background job (STOAT_EIO, STOAT_ENOSPC, STOAT_ECORRUPT).
  */
 int stoat_txn_commit(stoat_txn *txn);
 
@@ -285,12 +379,27 @@ void stoat_txn_discard(stoat_txn *txn);
  * Write batches: fast, non-transactional bulk writes. Entries are committed
  * in chunks as the batch fills (each chunk atomic, the batch as a whole
  * not); stoat_batch_commit writes the rest and waits for it.
+ *
+ * Errors: STOAT_EINVAL (a NULL handle or out-parameter), STOAT_EFORKED,
+ * STOAT_EREADONLY, STOAT_ENOMEM.
  */
 int stoat_batch_new(stoat_db *db, stoat_batch **out);
+/*
+ * stoat_batch_set, stoat_batch_set_ex and stoat_batch_delete.
+ * Errors: STOAT_EINVAL (NULL, empty key, ttl over STOAT_MAX_TTL_MS),
+ * STOAT_ETOOBIG, and when the batch fills and commits a chunk, those of
+ * stoat_batch_commit.
+ */
 int stoat_batch_set(stoat_batch *b, const void *key, size_t klen, const void *val, size_t vlen);
 int stoat_batch_set_ex(stoat_batch *b, const void *key, size_t klen, const void *val,
                        size_t vlen, uint64_t ttl_ms, uint8_t user_meta);
 int stoat_batch_delete(stoat_batch *b, const void *key, size_t klen);
+/*
+ * Errors: STOAT_EINVAL (NULL), STOAT_EFORKED, STOAT_EREADONLY,
+ * STOAT_ECLOSED, STOAT_ENOMEM, and the sticky error of an earlier failed
+ * write or background job (STOAT_EIO, STOAT_ENOSPC, STOAT_ECORRUPT); the
+ * batch is empty afterwards whatever the result.
+ */
 int stoat_batch_commit(stoat_batch *b);
 void stoat_batch_free(stoat_batch *b);
 
@@ -300,12 +409,19 @@ void stoat_batch_free(stoat_batch *b);
  * files and deletes the old ones, looping until no file that existed when
  * the call began qualifies. It flushes and compacts first, so garbage from
  * recent overwrites and deletes counts. A file an open snapshot
- * (transaction or iterator) may still read is deleted when the last such
- * snapshot ends. A file with a damaged record is left as it is (its other
+ * (transaction or iterator) may still read is deleted once the last such
+ * snapshot ends (the background thread deletes it: the reader's close does
+ * no I/O). A file with a damaged record is left as it is (its other
  * values still read): the call collects the others, then returns
  * STOAT_ECORRUPT naming it. *reclaimed (may be NULL) gets the bytes of
  * value log freed (files deleted minus values rewritten). With auto_gc on,
  * this also happens in the background (which skips damaged files quietly).
+ *
+ * Errors: STOAT_EINVAL (a NULL handle or out-parameter), STOAT_EFORKED,
+ * STOAT_EINVAL (discard_ratio not in (0, 1)), STOAT_ECORRUPT (a damaged
+ * file, left alone), STOAT_EREADONLY, STOAT_ECLOSED, STOAT_ENOMEM, and the
+ * sticky error of an earlier failed write or background job (STOAT_EIO,
+ * STOAT_ENOSPC, STOAT_ECORRUPT).
  */
 int stoat_gc(stoat_db *db, double discard_ratio, uint64_t *reclaimed);
 
@@ -320,10 +436,22 @@ int stoat_gc(stoat_db *db, double discard_ratio, uint64_t *reclaimed);
  * (offset) and the keys concerned ("" when sound); free it with
  * stoat_free. *report_len (may be NULL) gets its length. Runs beside
  * readers, writers and background work.
+ *
+ * Errors: STOAT_ECORRUPT (damage found, listed in *report), STOAT_EINVAL (a
+ * NULL handle), STOAT_EFORKED, STOAT_EIO, STOAT_ENOMEM.
  */
 int stoat_verify(stoat_db *db, char **report, size_t *report_len);
 
-/* Deletes every key starting with prefix (all keys when plen is 0). */
+/*
+ * Deletes every key starting with prefix (all keys when plen is 0).
+ *
+ * stoat_drop_prefix and stoat_drop_all.
+ * Errors: STOAT_EINVAL (a NULL handle or out-parameter), STOAT_EFORKED,
+ * STOAT_EINVAL (NULL prefix with plen > 0), STOAT_EREADONLY, STOAT_ECLOSED,
+ * STOAT_ENOMEM, and the sticky error of an earlier failed write or
+ * background job (STOAT_EIO, STOAT_ENOSPC, STOAT_ECORRUPT), STOAT_ECORRUPT,
+ * STOAT_EIO, STOAT_ENOMEM.
+ */
 int stoat_drop_prefix(stoat_db *db, const void *prefix, size_t plen);
 int stoat_drop_all(stoat_db *db);
 
@@ -357,7 +485,15 @@ typedef struct stoat_stats {
     uint64_t memtable_entries;
 } stoat_stats;
 
+/*
+ * Errors: STOAT_EINVAL (a NULL handle or out-parameter), STOAT_EFORKED,
+ * STOAT_ENOMEM.
+ */
 int stoat_stats_get(stoat_db *db, stoat_stats *out);
+
+#ifdef STOAT_BUILD
+_Pragma("GCC visibility pop")
+#endif
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,7 @@
  * arena_test.c - bounds, alignment and accounting of the bump arena and
  * of its two ends.
  */
-#include "arena.h"
+#include "base/arena.h"
 #include "test.h"
 
 static void test_arena_rejects_bad_capacity(void)

@@ -7,7 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "block_cache.h"
+#include "table/block_cache.h"
 #include "test.h"
 
 static char *block_of(size_t len, char fill)

@@ -5,10 +5,10 @@
  */
 #include <stdlib.h>
 
-#include "block.h"
-#include "block_builder.h"
-#include "ikey.h"
-#include "status.h"
+#include "table/block.h"
+#include "table/block_builder.h"
+#include "base/ikey.h"
+#include "base/status.h"
 #include "test.h"
 
 typedef struct kv {

@@ -4,8 +4,8 @@
  */
 #include <stdio.h>
 
-#include "bloom.h"
-#include "checksum.h"
+#include "table/bloom.h"
+#include "base/checksum.h"
 #include "test.h"
 
 static slice key_of(char *tmp, const char *prefix, int i)

@@ -3,9 +3,9 @@
  * choice of inputs: L0 trigger, level overflow, compacting tables
  * skipped, tombstone-heavy tables, manual flatten.
  */
-#include "ikey.h"
-#include "compaction.h"
-#include "status.h"
+#include "base/ikey.h"
+#include "lsm/compaction.h"
+#include "base/status.h"
 #include "test.h"
 
 #define NL 7
@@ -42,25 +42,25 @@ static table_meta *mk(const spec *sp)
 }
 
 /* A version holding the tables of sp[0..n). */
-static version *build(const spec *sp, size_t n)
+static lsm_view *build(const spec *sp, size_t n)
 {
-    version_edit e;
-    version *v = NULL;
+    lsm_edit e;
+    lsm_view *v = NULL;
 
-    version_edit_init(&e);
+    lsm_edit_init(&e);
     for (size_t i = 0; i < n; i++) {
         table_meta *t = mk(&sp[i]);
 
-        if (t == NULL || version_edit_add(&e, sp[i].level, t) != 0) {
+        if (t == NULL || lsm_edit_add(&e, sp[i].level, t) != 0) {
             table_meta_unref(t);
-            version_edit_free(&e);
+            lsm_edit_free(&e);
             return NULL;
         }
         table_meta_unref(t);
     }
-    if (version_apply(NULL, NL, &e, &v) != 0)
+    if (lsm_view_apply(NULL, NL, &e, &v) != 0)
         v = NULL;
-    version_edit_free(&e);
+    lsm_edit_free(&e);
     return v;
 }
 
@@ -76,16 +76,16 @@ static int has_input(const compaction *c, int which, uint64_t id)
  * Stands in for compaction_run + install: replaces the inputs with one
  * table over their range at out_level, then releases c.
  */
-static version *fake_run(version *v, compaction *c, uint64_t id)
+static lsm_view *fake_run(lsm_view *v, compaction *c, uint64_t id)
 {
-    version_edit e;
-    version *nv = NULL;
+    lsm_edit e;
+    lsm_view *nv = NULL;
     slice lo = {NULL, 0}, hi = {NULL, 0};
     uint64_t size = 0;
     int levels[2] = {c->level, c->out_level}, rc = 0;
     table_meta *t;
 
-    version_edit_init(&e);
+    lsm_edit_init(&e);
     for (int w = 0; w < 2; w++) {
         for (size_t i = 0; i < c->n_inputs[w]; i++) {
             slice a, b;
@@ -98,17 +98,17 @@ static version *fake_run(version *v, compaction *c, uint64_t id)
             if (hi.data == NULL || ikey_cmp(b, hi) > 0)
                 hi = b;
             size += t->file_size;
-            rc |= version_edit_del(&e, levels[w], t->id);
+            rc |= lsm_edit_del(&e, levels[w], t->id);
         }
     }
     t = table_meta_new(id, size, lo, hi);
-    if (rc != 0 || t == NULL || version_edit_add(&e, c->out_level, t) != 0 ||
-        version_apply(v, NL, &e, &nv) != 0)
+    if (rc != 0 || t == NULL || lsm_edit_add(&e, c->out_level, t) != 0 ||
+        lsm_view_apply(v, NL, &e, &nv) != 0)
         nv = NULL;
     table_meta_unref(t);
-    version_edit_free(&e);
+    lsm_edit_free(&e);
     compaction_release(c);
-    version_unref(v);
+    lsm_view_unref(v);
     return nv;
 }
 
@@ -118,7 +118,7 @@ static void test_compaction_pick_empty_db_sends_l0_to_last_level(void)
         {0, 1, "a", "f", 50, 0, 0, 0}, {0, 2, "c", "k", 50, 0, 0, 0},
         {0, 3, "b", "d", 50, 0, 0, 0},
     };
-    version *v = build(sp, 3);
+    lsm_view *v = build(sp, 3);
     uint64_t targets[MAX_LEVELS];
     int base = -1;
     compaction *c;
@@ -129,7 +129,7 @@ static void test_compaction_pick_empty_db_sends_l0_to_last_level(void)
     CHECK(targets[0] == 0);
     CHECK(targets[1] == 1000 && targets[NL - 1] == 1000);
     CHECK(compaction_pick(v, &opts) == NULL);   /* 3 tables, trigger is 4 */
-    version_unref(v);
+    lsm_view_unref(v);
 
     spec sp4[] = {
         {0, 1, "a", "f", 50, 0, 0, 0}, {0, 2, "c", "k", 50, 0, 0, 0},
@@ -149,13 +149,13 @@ static void test_compaction_pick_empty_db_sends_l0_to_last_level(void)
     compaction_release(c);
     CHECK(v->tables[0][2]->compacting == 0);
     CHECK(atomic_load(&v->tables[0][2]->refs) == 1);
-    version_unref(v);
+    lsm_view_unref(v);
 }
 
 static void test_compaction_pick_base_level_from_last_level_size(void)
 {
     spec sp[] = {{NL - 1, 1, "a", "z", 100000, 0, 0, 0}};
-    version *v = build(sp, 1);
+    lsm_view *v = build(sp, 1);
     uint64_t targets[MAX_LEVELS];
     int base = -1;
 
@@ -166,7 +166,7 @@ static void test_compaction_pick_base_level_from_last_level_size(void)
     CHECK(targets[5] == 10000);
     CHECK(targets[4] == 1000);
     CHECK(targets[3] == 1000 && targets[1] == 1000);
-    version_unref(v);
+    lsm_view_unref(v);
 }
 
 static void test_compaction_pick_base_level_never_below_nonempty(void)
@@ -177,7 +177,7 @@ static void test_compaction_pick_base_level_never_below_nonempty(void)
         {0, 3, "b", "n", 10, 0, 0, 0},  {0, 4, "b", "b", 10, 0, 0, 0},
         {0, 5, "b", "b", 10, 0, 0, 0},  {0, 6, "b", "b", 10, 0, 0, 0},
     };
-    version *v = build(sp, 6);
+    lsm_view *v = build(sp, 6);
     uint64_t targets[MAX_LEVELS];
     int base = -1;
     compaction *c;
@@ -191,19 +191,19 @@ static void test_compaction_pick_base_level_never_below_nonempty(void)
     CHECK(c->n_inputs[1] == 2 && has_input(c, 1, 1) && has_input(c, 1, 2));
     CHECK(c->drop_tombstones == 1);
     compaction_release(c);
-    version_unref(v);
+    lsm_view_unref(v);
 
     /* A big last level would put the base at L3; L2's data clamps it. */
     spec sp2[] = {{2, 1, "a", "c", 300, 0, 0, 0}, {6, 2, "a", "z", 1000000, 0, 0, 0}};
     REQUIRE((v = build(sp2, 2)) != NULL);
     compaction_level_targets(v, &opts, targets, &base);
     CHECK(base == 2);
-    version_unref(v);
+    lsm_view_unref(v);
     spec sp3[] = {{6, 2, "a", "z", 1000000, 0, 0, 0}};
     REQUIRE((v = build(sp3, 1)) != NULL);
     compaction_level_targets(v, &opts, targets, &base);
     CHECK(base == 3);
-    version_unref(v);
+    lsm_view_unref(v);
 }
 
 static void test_compaction_pick_level_overflow_goes_down_one(void)
@@ -215,7 +215,7 @@ static void test_compaction_pick_level_overflow_goes_down_one(void)
         {5, 4, "d", "f", 5000, 0, 0, 0},    /* no overlap: ratio 0 */
         {5, 5, "q", "r", 10000, 0, 0, 0},   /* ratio 5 */
     };
-    version *v = build(sp, 5);
+    lsm_view *v = build(sp, 5);
     compaction *c1, *c2, *c3;
 
     REQUIRE(v != NULL);
@@ -235,7 +235,7 @@ static void test_compaction_pick_level_overflow_goes_down_one(void)
     compaction_release(c1);
     compaction_release(c2);
     compaction_release(c3);
-    version_unref(v);
+    lsm_view_unref(v);
 }
 
 static void test_compaction_pick_skips_compacting_tables(void)
@@ -247,7 +247,7 @@ static void test_compaction_pick_skips_compacting_tables(void)
         {0, 6, "q", "r", 10, 0, 0, 0}, {0, 7, "q", "q", 10, 0, 0, 0},
         {0, 8, "q", "q", 10, 0, 0, 0},
     };
-    version *v = build(sp, 8);
+    lsm_view *v = build(sp, 8);
     compaction *c;
 
     REQUIRE(v != NULL);
@@ -265,7 +265,7 @@ static void test_compaction_pick_skips_compacting_tables(void)
     REQUIRE((c = compaction_pick(v, &opts)) != NULL);
     CHECK(c->level == 5 && has_input(c, 1, 1));
     compaction_release(c);
-    version_unref(v);
+    lsm_view_unref(v);
 }
 
 static void test_compaction_pick_l0_blocked_by_busy_base_table(void)
@@ -275,12 +275,12 @@ static void test_compaction_pick_l0_blocked_by_busy_base_table(void)
         {0, 3, "b", "b", 10, 0, 0, 0}, {0, 4, "b", "b", 10, 0, 0, 0},
         {0, 5, "b", "b", 10, 0, 0, 0}, {0, 6, "b", "b", 10, 0, 0, 0},
     };
-    version *v = build(sp, 5);
+    lsm_view *v = build(sp, 5);
 
     REQUIRE(v != NULL);
     v->tables[2][0]->compacting = 1;
     CHECK(compaction_pick(v, &opts) == NULL);
-    version_unref(v);
+    lsm_view_unref(v);
 }
 
 static void test_compaction_pick_l0_keeps_tombstones_over_deeper_data(void)
@@ -290,7 +290,7 @@ static void test_compaction_pick_l0_keeps_tombstones_over_deeper_data(void)
         {0, 3, "b", "n", 10, 0, 0, 0}, {0, 4, "b", "b", 10, 0, 0, 0},
         {0, 5, "b", "b", 10, 0, 0, 0}, {0, 6, "b", "b", 10, 0, 0, 0},
     };
-    version *v = build(sp, 6);
+    lsm_view *v = build(sp, 6);
     compaction *c;
 
     REQUIRE(v != NULL);
@@ -298,7 +298,7 @@ static void test_compaction_pick_l0_keeps_tombstones_over_deeper_data(void)
     CHECK(c->level == 0 && c->out_level == 3);
     CHECK(c->drop_tombstones == 0);     /* "m".."n" lives in L6 too */
     compaction_release(c);
-    version_unref(v);
+    lsm_view_unref(v);
 }
 
 static void test_compaction_pick_tombstone_heavy_tables(void)
@@ -309,7 +309,7 @@ static void test_compaction_pick_tombstone_heavy_tables(void)
         {3, 3, "a", "b", 100, 999, 999, 60},    /* too few entries */
         {3, 4, "x", "y", 100, 1000, 400, 70},
     };
-    version *v = build(sp, 4);
+    lsm_view *v = build(sp, 4);
     level_options o = opts;
     compaction *c;
 
@@ -332,10 +332,10 @@ static void test_compaction_pick_tombstone_heavy_tables(void)
     CHECK(c->drop_tombstones == 1);
     compaction_release(c);
     v->tables[3][1]->compacting = 0;
-    version_unref(v);
+    lsm_view_unref(v);
 }
 
-static int levels_used(const version *v)
+static int levels_used(const lsm_view *v)
 {
     int k = 0;
 
@@ -352,7 +352,7 @@ static void test_compaction_pick_manual_flatten_ends_in_one_level(void)
         {4, 5, "c", "d", 10, 0, 0, 0}, {4, 6, "m", "n", 10, 0, 0, 0},
         {5, 7, "z", "zz", 10, 0, 0, 0},
     };
-    version *v = build(sp, 7);
+    lsm_view *v = build(sp, 7);
     uint64_t id = 100;
     int steps = 0;
     compaction *c;
@@ -369,7 +369,7 @@ static void test_compaction_pick_manual_flatten_ends_in_one_level(void)
     CHECK(steps == 3);          /* L0->L2, L2->L4, L4->L5 */
     CHECK(levels_used(v) == 1);
     CHECK(v->n[5] == 2);
-    version_unref(v);
+    lsm_view_unref(v);
 
     /* Only L0: straight to the last level. */
     spec l0[] = {{0, 1, "a", "f", 10, 0, 0, 0}};
@@ -378,7 +378,7 @@ static void test_compaction_pick_manual_flatten_ends_in_one_level(void)
     CHECK(c->level == 0 && c->out_level == NL - 1);
     REQUIRE((v = fake_run(v, c, id++)) != NULL);
     CHECK(compaction_pick_manual(v, &opts) == NULL);
-    version_unref(v);
+    lsm_view_unref(v);
 }
 
 static void test_compaction_pick_manual_step_count(void)
@@ -388,7 +388,7 @@ static void test_compaction_pick_manual_step_count(void)
         {1, 1, "a", "f", 10, 0, 0, 0}, {3, 2, "c", "k", 10, 0, 0, 0},
         {6, 3, "b", "z", 10, 0, 0, 0},
     };
-    version *v = build(sp, 3);
+    lsm_view *v = build(sp, 3);
     compaction *c;
     int steps = 0;
 
@@ -399,7 +399,7 @@ static void test_compaction_pick_manual_step_count(void)
     }
     CHECK(steps == 2);
     CHECK(v->n[6] == 1 && levels_used(v) == 1);
-    version_unref(v);
+    lsm_view_unref(v);
 }
 
 /* Tables with entries kept only for a reader (issue 16) are compacted
@@ -413,7 +413,7 @@ static void test_compaction_pick_tables_kept_for_a_reader(void)
         {6, 3, "d", "k", 10, 5, 0, 60}, {6, 4, "m", "p", 10, 5, 0, 70},
     };
     level_options o = opts;
-    version *v = build(sp, 4);
+    lsm_view *v = build(sp, 4);
     compaction *c;
 
     REQUIRE(v != NULL);
@@ -436,7 +436,7 @@ static void test_compaction_pick_tables_kept_for_a_reader(void)
     CHECK(c->level == 3 && c->out_level == 4 && has_input(c, 0, 1));
     compaction_release(c);
     v->tables[6][1]->compacting = 0;
-    version_unref(v);
+    lsm_view_unref(v);
 
     /* All data in the last level: a manual compaction picks the table. */
     spec last[] = {{6, 2, "a", "c", 10, 5, 0, 50}, {6, 3, "d", "k", 10, 5, 0, 60}};
@@ -450,7 +450,7 @@ static void test_compaction_pick_tables_kept_for_a_reader(void)
     compaction_release(c);
     o.discard_version = 49;
     CHECK(compaction_pick_manual(v, &o) == NULL);
-    version_unref(v);
+    lsm_view_unref(v);
 }
 
 int main(int argc, char **argv)

@@ -18,7 +18,7 @@
  */
 #include <time.h>
 
-#include "db_impl.h"
+#include "db/iterator.h"
 #include "db_util.h"
 #include "test.h"
 
@@ -380,7 +380,7 @@ static void diagnose_wrong_key(model *m, stoat_db *db, stoat_iter *it, const sca
         print_hex("lower", b->io.lower, b->io.lower_len);
     if (b->io.upper)
         print_hex("upper", b->io.upper, b->io.upper_len);
-    db_iter_describe(it, stderr);
+    db_iterator_describe(it, stderr);
     diagnose_again(m, db, b, want, dir);
 }
 

@@ -21,8 +21,9 @@
 #include <errno.h>
 #include <time.h>
 
-#include "db_env.h"
+#include "db/db_env.h"
 #include "db_util.h"
+#include "support/env_fault.h"
 #include "test.h"
 
 #define RKEYS 300

@@ -20,7 +20,8 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#include "db_impl.h"
+#include "db/iterator.h"
+#include "db/write.h"
 #include "db_util.h"
 #include "test.h"
 
@@ -109,7 +110,7 @@ static void sr_report(sr_shared *sh, const char *what, int want, const void *k, 
     if (atomic_fetch_add(&sh->wrong, 1) < 1) {
         fprintf(stderr, "  scan race: moves: %s\n", sr_trail);
         if (sr_cur_iter)
-            db_iter_describe(sr_cur_iter, stderr);
+            db_iterator_describe(sr_cur_iter, stderr);
         fprintf(stderr, "  scan race: mismatch: %s: expected #%d ", what, want);
         if (want >= 0 && want < SR_KEYS)
             fprintf(stderr, "%.*s", (int)sh->klen[want], sh->key[want]);

@@ -1,5 +1,5 @@
 /*
- * db_util.h - helpers shared by the database-level tests (db_*_test.c).
+ * db_util.h - helpers shared by the database-level tests.
  *
  * Owns: options for a small database that flushes and compacts often,
  * deterministic values derived from a 64-bit tag, and raw file surgery

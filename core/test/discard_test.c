@@ -5,12 +5,13 @@
  */
 #include <pthread.h>
 
-#include "buf.h"
-#include "checksum.h"
-#include "coding.h"
-#include "discard.h"
-#include "env.h"
-#include "status.h"
+#include "base/buf.h"
+#include "base/checksum.h"
+#include "base/coding.h"
+#include "vlog/discard.h"
+#include "env/env.h"
+#include "base/status.h"
+#include "support/env_fault.h"
 #include "test.h"
 
 static const char *dpath(void)

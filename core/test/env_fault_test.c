@@ -2,8 +2,9 @@
  * env_fault_test.c - injected append/sync failures, simulated crashes and
  * the power-loss model of env_fault (see env_fault.c).
  */
-#include "env.h"
-#include "status.h"
+#include "env/env.h"
+#include "base/status.h"
+#include "support/env_fault.h"
 #include "test.h"
 
 #include <errno.h>

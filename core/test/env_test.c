@@ -1,8 +1,8 @@
 /*
  * env_test.c - the POSIX env and the shared env helpers.
  */
-#include "env.h"
-#include "status.h"
+#include "env/env.h"
+#include "base/status.h"
 #include "test.h"
 
 #include <fcntl.h>

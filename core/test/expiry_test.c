@@ -6,7 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ikey.h"
+#include "base/ikey.h"
 #include "test.h"
 
 static stoat_db *open_dir(const char *dir)

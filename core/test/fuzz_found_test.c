@@ -2,13 +2,13 @@
  * fuzz_found_test.c - regressions for what the fuzzers (core/fuzz/) found,
  * one test per finding, named after the bug.
  */
-#include "checksum.h"
-#include "coding.h"
-#include "ikey.h"
-#include "sst_builder.h"
-#include "sst_format.h"
-#include "sst_reader.h"
-#include "status.h"
+#include "base/checksum.h"
+#include "base/coding.h"
+#include "base/ikey.h"
+#include "table/sst_builder.h"
+#include "table/sst_format.h"
+#include "table/sst_reader.h"
+#include "base/status.h"
 #include "db_util.h"
 #include "test.h"
 

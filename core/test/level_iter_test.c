@@ -6,13 +6,13 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "ikey.h"
-#include "db_iter.h"
-#include "env.h"
-#include "level_iter.h"
-#include "merge_iter.h"
-#include "sst_builder.h"
-#include "table_cache.h"
+#include "base/ikey.h"
+#include "mvcc/visible_iter.h"
+#include "env/env.h"
+#include "lsm/level_iter.h"
+#include "base/merge_iter.h"
+#include "table/sst_builder.h"
+#include "table/table_cache.h"
 #include "test.h"
 
 #define MAX_ENTRIES 1024
@@ -295,16 +295,16 @@ static void test_level_iter_missing_table_fails(void)
     lcase_free(&lc);
 }
 
-/* Two levels under a merge and a db_iter: the newer level's version wins. */
-static void test_level_iter_under_db_iter(void)
+/* Two levels under a merge and a visible_iter: the newer level's version wins. */
+static void test_level_iter_under_visible_iter(void)
 {
     const char *dir = test_tmpdir();
     static lent upper[4], lower[4];
     table_meta *tu, *tl;
     table_cache *tc;
     iter *kids[2];
-    db_iter *it;
-    db_iter_options o = {0};
+    visible_iter *it;
+    visible_iter_options o = {0};
     vstruct vs = {0};
 
     for (int i = 0; i < 4; i++) {
@@ -323,26 +323,26 @@ static void test_level_iter_under_db_iter(void)
     kids[0] = level_iter_new(&tu, 1, tc);
     kids[1] = level_iter_new(&tl, 1, tc);
     o.read_version = 15;
-    REQUIRE_OK(db_iter_new(merge_iter_new(kids, 2), &o, &it));
-    db_iter_seek_last(it);
-    CHECK(db_iter_valid(it) && db_iter_version(it) == 10);
-    db_iter_free(it);
+    REQUIRE_OK(visible_iter_new(merge_iter_new(kids, 2), &o, &it));
+    visible_iter_seek_last(it);
+    CHECK(visible_iter_valid(it) && visible_iter_version(it) == 10);
+    visible_iter_free(it);
 
     kids[0] = level_iter_new(&tu, 1, tc);
     kids[1] = level_iter_new(&tl, 1, tc);
     o.read_version = 25;
-    REQUIRE_OK(db_iter_new(merge_iter_new(kids, 2), &o, &it));
+    REQUIRE_OK(visible_iter_new(merge_iter_new(kids, 2), &o, &it));
     for (int i = 0; i < 4; i++) {
         if (i == 0)
-            db_iter_seek_last(it);
+            visible_iter_seek_last(it);
         else
-            db_iter_prev(it);
-        CHECK(db_iter_valid(it) && db_iter_version(it) == 20);
-        CHECK(db_iter_valid(it) && memcmp(db_iter_vstruct(it)->value.data, "new", 3) == 0);
+            visible_iter_prev(it);
+        CHECK(visible_iter_valid(it) && visible_iter_version(it) == 20);
+        CHECK(visible_iter_valid(it) && memcmp(visible_iter_vstruct(it)->value.data, "new", 3) == 0);
     }
-    db_iter_prev(it);
-    CHECK(!db_iter_valid(it) && db_iter_status(it) == 0);
-    db_iter_free(it);
+    visible_iter_prev(it);
+    CHECK(!visible_iter_valid(it) && visible_iter_status(it) == 0);
+    visible_iter_free(it);
     table_cache_free(tc);
     table_meta_unref(tu);
     table_meta_unref(tl);
@@ -353,6 +353,6 @@ int main(int argc, char **argv)
     TEST_RUN(test_level_iter_empty_level);
     TEST_RUN(test_level_iter_matches_entries);
     TEST_RUN(test_level_iter_missing_table_fails);
-    TEST_RUN(test_level_iter_under_db_iter);
+    TEST_RUN(test_level_iter_under_visible_iter);
     return test_summary();
 }

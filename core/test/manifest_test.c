@@ -3,12 +3,13 @@
  * torn tails, corruption (damaged record headers above all), and failed
  * writes under env_fault.
  */
-#include "ikey.h"
-#include "manifest.h"
-#include "checksum.h"
-#include "coding.h"
-#include "status.h"
-#include "wal.h"
+#include "base/ikey.h"
+#include "lsm/manifest.h"
+#include "base/checksum.h"
+#include "base/coding.h"
+#include "base/status.h"
+#include "log/wal.h"
+#include "support/env_fault.h"
 #include "test.h"
 
 #define NL 4
@@ -81,29 +82,29 @@ static void flip(uint64_t off, int x)
 }
 
 /* Logs e and applies it to *v, as the database does. */
-static int log_apply(manifest *m, version **v, version_edit *e)
+static int log_apply(manifest *m, lsm_view **v, lsm_edit *e)
 {
-    version *nv = NULL;
+    lsm_view *nv = NULL;
     int rc = manifest_append(m, *v, e);
 
-    if (rc == 0 && (rc = version_apply(*v, NL, e, &nv)) == 0) {
-        version_unref(*v);
+    if (rc == 0 && (rc = lsm_view_apply(*v, NL, e, &nv)) == 0) {
+        lsm_view_unref(*v);
         *v = nv;
     }
-    version_edit_free(e);
+    lsm_edit_free(e);
     return rc;
 }
 
-static int add_one(manifest *m, version **v, int level, table_meta *t)
+static int add_one(manifest *m, lsm_view **v, int level, table_meta *t)
 {
-    version_edit e;
+    lsm_edit e;
     int rc;
 
-    version_edit_init(&e);
-    rc = t == NULL ? STOAT_ENOMEM : version_edit_add(&e, level, t);
+    lsm_edit_init(&e);
+    rc = t == NULL ? STOAT_ENOMEM : lsm_edit_add(&e, level, t);
     table_meta_unref(t);
     if (rc != 0) {
-        version_edit_free(&e);
+        lsm_edit_free(&e);
         return rc;
     }
     return log_apply(m, v, &e);
@@ -120,7 +121,7 @@ static int same_table(const table_meta *a, const table_meta *b)
            memcmp(a->largest.data, b->largest.data, a->largest.len) == 0;
 }
 
-static int same_version(const version *a, const version *b)
+static int same_version(const lsm_view *a, const lsm_view *b)
 {
     if (a->num_levels != b->num_levels)
         return 0;
@@ -135,12 +136,12 @@ static int same_version(const version *a, const version *b)
 }
 
 /* A MANIFEST with two single-table edits; *v mirrors it. */
-static manifest *two_edits(version **v)
+static manifest *two_edits(lsm_view **v)
 {
     manifest_state st = {5, 1, 7};
     manifest *m = NULL;
 
-    *v = version_new_empty(NL);
+    *v = lsm_view_new_empty(NL);
     if (*v == NULL || manifest_create(env_posix(), test_tmpdir(), NL, &st, &m) != 0 ||
         add_one(m, v, 0, mk(10, "a", "m", 0)) != 0 || add_one(m, v, 1, mk(11, "c", "d", 0)) != 0) {
         manifest_close(m);
@@ -153,25 +154,25 @@ static void test_manifest_round_trip(void)
 {
     manifest_state st = {5, 1, 7}, st2;
     manifest *m = NULL, *m2 = NULL;
-    version *v = version_new_empty(NL), *v2 = NULL;
-    version_edit e;
+    lsm_view *v = lsm_view_new_empty(NL), *v2 = NULL;
+    lsm_edit e;
 
     REQUIRE(v != NULL);
     REQUIRE_OK(manifest_create(env_posix(), test_tmpdir(), NL, &st, &m));
     REQUIRE_OK(add_one(m, &v, 0, mk(10, "a", "m", 0)));
     REQUIRE_OK(add_one(m, &v, 2, mk(11, "c", "d", 0)));
-    version_edit_init(&e);
+    lsm_edit_init(&e);
     e.has_next_file_id = e.has_log_number = e.has_last_version = 1;
     e.next_file_id = 20;
     e.log_number = 9;
     e.last_version = 3;     /* lower than before: the maximum stays */
-    REQUIRE_OK(version_edit_del(&e, 0, 10));
+    REQUIRE_OK(lsm_edit_del(&e, 0, 10));
     REQUIRE(v->tables[2][0]->id == 11);
-    REQUIRE_OK(version_edit_del(&e, 2, 11));
-    REQUIRE_OK(version_edit_add(&e, 3, v->tables[2][0]));
+    REQUIRE_OK(lsm_edit_del(&e, 2, 11));
+    REQUIRE_OK(lsm_edit_add(&e, 3, v->tables[2][0]));
     table_meta *t = mk(12, "x", "z", 0);
     REQUIRE(t != NULL);
-    REQUIRE_OK(version_edit_add(&e, 1, t));
+    REQUIRE_OK(lsm_edit_add(&e, 1, t));
     table_meta_unref(t);
     REQUIRE_OK(log_apply(m, &v, &e));
     CHECK(manifest_size(m) == file_size("MANIFEST"));
@@ -185,18 +186,18 @@ static void test_manifest_round_trip(void)
     /* Appends go on after a reopen. */
     REQUIRE_OK(add_one(m2, &v2, 0, mk(13, "b", "b", 0)));
     manifest_close(m2);
-    version_unref(v2);
+    lsm_view_unref(v2);
     v2 = NULL;
     REQUIRE_OK(manifest_open(env_posix(), test_tmpdir(), NL, 1, &v2, &st2, &m2));
     CHECK(v2->n[0] == 1 && v2->tables[0][0]->id == 13);
     manifest_close(m2);
-    version_unref(v2);
-    version_unref(v);
+    lsm_view_unref(v2);
+    lsm_view_unref(v);
 }
 
 static void test_manifest_missing_is_not_found(void)
 {
-    version *v = NULL;
+    lsm_view *v = NULL;
     manifest_state st;
     manifest *m = NULL;
 
@@ -208,7 +209,7 @@ static void test_manifest_rewrite_keeps_state(void)
 {
     manifest_state st = {1, 0, 0}, st2;
     manifest *m = NULL;
-    version *v = version_new_empty(NL), *v2 = NULL;
+    lsm_view *v = lsm_view_new_empty(NL), *v2 = NULL;
     uint64_t appended = 0, prev = 0;
     int rewrites = 0;
 
@@ -218,14 +219,14 @@ static void test_manifest_rewrite_keeps_state(void)
     /* Each edit replaces L1's one big-keyed table: the snapshot stays
      * small while the log grows ~1 KiB an edit. */
     for (uint64_t id = 2; id < 200 && rewrites < 2; id++) {
-        version_edit e;
+        lsm_edit e;
         table_meta *t = mk(id, "a", "b", 500);
 
-        version_edit_init(&e);
+        lsm_edit_init(&e);
         REQUIRE(t != NULL);
         if (v->n[1])
-            REQUIRE_OK(version_edit_del(&e, 1, v->tables[1][0]->id));
-        REQUIRE_OK(version_edit_add(&e, 1, t));
+            REQUIRE_OK(lsm_edit_del(&e, 1, v->tables[1][0]->id));
+        REQUIRE_OK(lsm_edit_add(&e, 1, t));
         table_meta_unref(t);
         e.has_next_file_id = 1;
         e.next_file_id = id + 1;
@@ -244,8 +245,8 @@ static void test_manifest_rewrite_keeps_state(void)
     CHECK(same_version(v, v2));
     CHECK(st2.next_file_id == v->tables[1][0]->id + 1);
     manifest_close(m);
-    version_unref(v2);
-    version_unref(v);
+    lsm_view_unref(v2);
+    lsm_view_unref(v);
 }
 
 /* Reopens after damage at the tail; checks 2 edits survive and the file
@@ -256,7 +257,7 @@ static void reopen_expect_tail_cut(uint64_t good_len, int read_only)
     uint64_t before = file_size("MANIFEST");
     manifest_state st;
     manifest *m = NULL;
-    version *v = NULL;
+    lsm_view *v = NULL;
 
     REQUIRE_OK(manifest_open(env_posix(), test_tmpdir(), NL, read_only, &v, &st, &m));
     CHECK(v->n[0] >= 1 && v->n[1] == 1 && v->tables[0][v->n[0] - 1]->id == 10);
@@ -268,12 +269,12 @@ static void reopen_expect_tail_cut(uint64_t good_len, int read_only)
         CHECK_RC(add_one(m, &v, 0, mk(id, "a", "b", 0)), 0);
     id++;
     manifest_close(m);
-    version_unref(v);
+    lsm_view_unref(v);
 }
 
 static void test_manifest_torn_tail_is_truncated(void)
 {
-    version *v = NULL;
+    lsm_view *v = NULL;
     manifest *m = two_edits(&v);
     uint64_t good;
     char rec[64] = {0};
@@ -281,7 +282,7 @@ static void test_manifest_torn_tail_is_truncated(void)
     REQUIRE(m != NULL);
     good = manifest_size(m);
     manifest_close(m);
-    version_unref(v);
+    lsm_view_unref(v);
 
     /* A record cut short: its intact header claims 40 bytes, 10 are there. */
     wal_record_header_encode(rec, rec + HDR, 40);
@@ -292,7 +293,7 @@ static void test_manifest_torn_tail_is_truncated(void)
 
 static void test_manifest_torn_tail_variants(void)
 {
-    version *v = NULL;
+    lsm_view *v = NULL;
     manifest *m = two_edits(&v);
     uint64_t good;
     char rec[64] = {0};
@@ -300,7 +301,7 @@ static void test_manifest_torn_tail_variants(void)
     REQUIRE(m != NULL);
     good = manifest_size(m);
     manifest_close(m);
-    version_unref(v);
+    lsm_view_unref(v);
 
     REQUIRE_OK(append_raw("\x05\x00\x00", 3));      /* short header */
     reopen_expect_tail_cut(good, 0);
@@ -320,7 +321,7 @@ static void test_manifest_torn_tail_variants(void)
 
 static void test_manifest_bad_checksum_in_middle_is_corrupt(void)
 {
-    version *v = NULL, *v2 = NULL;
+    lsm_view *v = NULL, *v2 = NULL;
     manifest *m = two_edits(&v);
     manifest_state st;
     uint64_t first_edit;
@@ -329,7 +330,7 @@ static void test_manifest_bad_checksum_in_middle_is_corrupt(void)
 
     REQUIRE(m != NULL);
     manifest_close(m);
-    version_unref(v);
+    lsm_view_unref(v);
     /* The snapshot record of create starts at 16; the first edit follows. */
     REQUIRE_OK(env_read_all(env_posix(), path_of("MANIFEST"), &data, &len));
     first_edit = 16 + HDR + get_fixed32(data + 16);
@@ -350,7 +351,7 @@ static void test_manifest_bad_checksum_in_middle_is_corrupt(void)
  */
 static void test_manifest_damaged_record_header_is_corrupt(void)
 {
-    version *v = NULL, *v2 = NULL;
+    lsm_view *v = NULL, *v2 = NULL;
     manifest *m = two_edits(&v);
     manifest_state st;
     uint64_t rec[3], size;
@@ -359,7 +360,7 @@ static void test_manifest_damaged_record_header_is_corrupt(void)
 
     REQUIRE(m != NULL);
     manifest_close(m);
-    version_unref(v);
+    lsm_view_unref(v);
     REQUIRE_OK(env_read_all(env_posix(), path_of("MANIFEST"), &data, &len));
     rec[0] = 16;
     for (int i = 1; i < 3; i++)
@@ -383,18 +384,18 @@ static void test_manifest_damaged_record_header_is_corrupt(void)
     REQUIRE_OK(manifest_open(env_posix(), test_tmpdir(), NL, 1, &v2, &st, &m));
     CHECK(v2->n[0] == 1 && v2->n[1] == 1);
     manifest_close(m);
-    version_unref(v2);
+    lsm_view_unref(v2);
 }
 
 static void test_manifest_bad_header(void)
 {
-    version *v = NULL;
+    lsm_view *v = NULL;
     manifest *m = two_edits(&v);
     manifest_state st;
 
     REQUIRE(m != NULL);
     manifest_close(m);
-    version_unref(v);
+    lsm_view_unref(v);
     v = NULL;
     m = NULL;
     flip(8, 0x02);                                  /* format version 3 */
@@ -408,14 +409,14 @@ static void test_manifest_bad_header(void)
 
 static void test_manifest_unknown_tag_is_corrupt(void)
 {
-    version *v = NULL;
+    lsm_view *v = NULL;
     manifest *m = two_edits(&v);
     manifest_state st;
     char rec[HDR + 2];
 
     REQUIRE(m != NULL);
     manifest_close(m);
-    version_unref(v);
+    lsm_view_unref(v);
     v = NULL;
     m = NULL;
     /* Well framed, checksum right, tag 99. */
@@ -429,23 +430,23 @@ static void test_manifest_unknown_tag_is_corrupt(void)
 
 static void test_manifest_refuses_bad_edit(void)
 {
-    version *v = NULL;
+    lsm_view *v = NULL;
     manifest *m = two_edits(&v);
-    version_edit e;
+    lsm_edit e;
     uint64_t size;
 
     REQUIRE(m != NULL);
     size = manifest_size(m);
-    version_edit_init(&e);
-    REQUIRE_OK(version_edit_del(&e, 2, 10));        /* table 10 is in L0 */
+    lsm_edit_init(&e);
+    REQUIRE_OK(lsm_edit_del(&e, 2, 10));        /* table 10 is in L0 */
     CHECK_RC(manifest_append(m, v, &e), STOAT_ECORRUPT);
-    version_edit_free(&e);
+    lsm_edit_free(&e);
     CHECK(manifest_size(m) == size && file_size("MANIFEST") == size);
     /* Overlapping L1 tables are refused too. */
     CHECK_RC(add_one(m, &v, 1, mk(12, "b", "c", 0)), STOAT_ECORRUPT);
     CHECK_RC(add_one(m, &v, 1, mk(13, "e", "f", 0)), 0);
     manifest_close(m);
-    version_unref(v);
+    lsm_view_unref(v);
 }
 
 static void test_manifest_failed_sync_is_sticky(void)
@@ -453,7 +454,7 @@ static void test_manifest_failed_sync_is_sticky(void)
     env *fe = env_fault_new(env_posix());
     manifest_state st = {1, 0, 0}, st2;
     manifest *m = NULL;
-    version *v = version_new_empty(NL), *v2 = NULL;
+    lsm_view *v = lsm_view_new_empty(NL), *v2 = NULL;
 
     REQUIRE(fe != NULL && v != NULL);
     REQUIRE_OK(manifest_create(fe, test_tmpdir(), NL, &st, &m));
@@ -469,8 +470,8 @@ static void test_manifest_failed_sync_is_sticky(void)
     REQUIRE_OK(manifest_open(fe, test_tmpdir(), NL, 0, &v2, &st2, &m));
     CHECK(v2->n[0] == 1 && v2->tables[0][0]->id == 10);
     manifest_close(m);
-    version_unref(v2);
-    version_unref(v);
+    lsm_view_unref(v2);
+    lsm_view_unref(v);
     env_fault_free(fe);
 }
 
@@ -479,7 +480,7 @@ static void test_manifest_crash_during_rewrite_keeps_edits(void)
     env *fe = env_fault_new(env_posix());
     manifest_state st = {1, 0, 0}, st2;
     manifest *m = NULL;
-    version *v = version_new_empty(NL), *v2 = NULL;
+    lsm_view *v = lsm_view_new_empty(NL), *v2 = NULL;
     uint64_t prev;
     long syncs;
 
@@ -487,14 +488,14 @@ static void test_manifest_crash_during_rewrite_keeps_edits(void)
     REQUIRE_OK(manifest_create(fe, test_tmpdir(), NL, &st, &m));
     /* Grow the log to just under the threshold with L0 churn. */
     for (uint64_t id = 2; manifest_size(m) < 60 * 1024; id++) {
-        version_edit e;
+        lsm_edit e;
 
-        version_edit_init(&e);
+        lsm_edit_init(&e);
         if (v->n[0])
-            REQUIRE_OK(version_edit_del(&e, 0, v->tables[0][0]->id));
+            REQUIRE_OK(lsm_edit_del(&e, 0, v->tables[0][0]->id));
         table_meta *t = mk(id, "a", "b", 1000);
         REQUIRE(t != NULL);
-        REQUIRE_OK(version_edit_add(&e, 0, t));
+        REQUIRE_OK(lsm_edit_add(&e, 0, t));
         table_meta_unref(t);
         REQUIRE_OK(log_apply(m, &v, &e));
     }
@@ -512,8 +513,8 @@ static void test_manifest_crash_during_rewrite_keeps_edits(void)
     REQUIRE_OK(manifest_open(fe, test_tmpdir(), NL, 0, &v2, &st2, &m));
     CHECK(same_version(v, v2));
     manifest_close(m);
-    version_unref(v2);
-    version_unref(v);
+    lsm_view_unref(v2);
+    lsm_view_unref(v);
     env_fault_free(fe);
 }
 
@@ -522,7 +523,7 @@ static void test_manifest_crash_during_rewrite_keeps_edits(void)
 static void test_manifest_stale_counts_survive_reopen(void)
 {
     manifest_state st = {5, 1, 7};
-    version *v = version_new_empty(NL), *v2 = NULL;
+    lsm_view *v = lsm_view_new_empty(NL), *v2 = NULL;
     manifest *m = NULL;
     table_meta *t = mk(3, "a", "b", 0);
 
@@ -539,15 +540,15 @@ static void test_manifest_stale_counts_survive_reopen(void)
     CHECK(v2->tables[2][0]->num_stale == 17 && v2->tables[2][0]->stale_version == 29);
     CHECK(v2->tables[1][0]->num_stale == 0 && v2->tables[1][0]->stale_version == 0);
     manifest_close(m);
-    version_unref(v2);
-    version_unref(v);
+    lsm_view_unref(v2);
+    lsm_view_unref(v);
 }
 
 /* A format 1 file opens; a writable open rewrites it as format 2 before
  * it could append a tag 6 to it, a read-only one leaves it alone. */
 static void test_manifest_format_1_is_upgraded(void)
 {
-    version *v = NULL, *v2 = NULL;
+    lsm_view *v = NULL, *v2 = NULL;
     manifest *m = two_edits(&v);
     manifest_state st;
     char *data = NULL;
@@ -560,7 +561,7 @@ static void test_manifest_format_1_is_upgraded(void)
     REQUIRE_OK(manifest_open(env_posix(), test_tmpdir(), NL, 1, &v2, &st, &m));
     CHECK(same_version(v, v2));
     manifest_close(m);
-    version_unref(v2);
+    lsm_view_unref(v2);
     REQUIRE_OK(env_read_all(env_posix(), path_of("MANIFEST"), &data, &len));
     CHECK(len > 12 && get_fixed32(data + 8) == 1);
     free(data);
@@ -571,12 +572,12 @@ static void test_manifest_format_1_is_upgraded(void)
     CHECK(len == manifest_size(m));
     free(data);
     manifest_close(m);
-    version_unref(v2);
+    lsm_view_unref(v2);
     REQUIRE_OK(manifest_open(env_posix(), test_tmpdir(), NL, 0, &v2, &st, &m));
     CHECK(same_version(v, v2));
     manifest_close(m);
-    version_unref(v2);
-    version_unref(v);
+    lsm_view_unref(v2);
+    lsm_view_unref(v);
 }
 
 int main(int argc, char **argv)

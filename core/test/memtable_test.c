@@ -5,11 +5,12 @@
  */
 #include <errno.h>
 
-#include "env.h"
-#include "ikey.h"
-#include "memtable.h"
-#include "status.h"
-#include "wal.h"
+#include "env/env.h"
+#include "base/ikey.h"
+#include "mem/memtable.h"
+#include "base/status.h"
+#include "log/wal.h"
+#include "support/env_fault.h"
 #include "test.h"
 
 #define ARENA (1u << 20)

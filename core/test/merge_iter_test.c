@@ -2,7 +2,7 @@
  * merge_iter_test.c - the merge against a reference: the sorted union of
  * its children's entries, ordered by (internal key, child index).
  */
-#include "merge_iter.h"
+#include "base/merge_iter.h"
 #include "test.h"
 #include "vec_iter.h"
 

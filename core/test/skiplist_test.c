@@ -7,8 +7,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "ikey.h"
-#include "skiplist.h"
+#include "base/ikey.h"
+#include "mem/skiplist.h"
 #include "test.h"
 
 /* One model entry: an internal key and its latest value. */

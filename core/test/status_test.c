@@ -1,7 +1,7 @@
 /*
  * status_test.c - error names and thread-local messages.
  */
-#include "status.h"
+#include "base/status.h"
 #include "test.h"
 
 static void test_status_names_are_stable(void)

@@ -10,7 +10,7 @@
 # Environment: STRESS_SECONDS (default 600), STRESS_COPIES (parallel
 # workers, default 4), STRESS_HOGS (busy loops beside them, default 1),
 # STOAT_PERTURB (delay rate of a -DSTOAT_PERTURB build, see
-# core/src/perturb.h), STRESS_MODEL_OPS (operations per model-test run,
+# core/src/base/perturb.h), STRESS_MODEL_OPS (operations per model-test run,
 # default the test's own 1,000,000).
 build=${1:?usage: stress.sh BUILD_DIR}
 seconds=${STRESS_SECONDS:-600}

@@ -6,10 +6,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "env.h"
-#include "ikey.h"
-#include "sst_builder.h"
-#include "table_cache.h"
+#include "env/env.h"
+#include "base/ikey.h"
+#include "table/sst_builder.h"
+#include "table/table_cache.h"
 #include "test.h"
 
 #define N_TABLES 40

@@ -15,8 +15,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "ikey.h"
-#include "iter.h"
+#include "base/ikey.h"
+#include "base/iter.h"
 
 typedef struct vec_entry {
     slice key;      /* internal key */

@@ -1,6 +1,6 @@
 /*
- * vlog_gc_test.c - value-log GC really shrinks the disk (issue 3's space
- * test).
+ * vlog_gc_test.c - value-log GC really shrinks the disk: the space
+ * test.
  *
  * Writes 200,000 values of 4 KiB, overwrites all of them twice, deletes
  * half (every odd key, so that every value-log file holds as much garbage

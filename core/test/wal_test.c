@@ -3,12 +3,12 @@
  * byte, corruption in the middle (damaged lengths above all), zero tails,
  * bad headers and malformed payloads.
  */
-#include "env.h"
-#include "checksum.h"
-#include "coding.h"
-#include "ikey.h"
-#include "status.h"
-#include "wal.h"
+#include "env/env.h"
+#include "base/checksum.h"
+#include "base/coding.h"
+#include "base/ikey.h"
+#include "base/status.h"
+#include "log/wal.h"
 #include "test.h"
 
 /* What replay handed over: every entry as lenpref(ikey) lenpref(value). */

@@ -1,0 +1,157 @@
+/*
+ * db.h - the database handle, shared by the files of db/. Each file's
+ * functions are declared in its own header; the files call each other
+ * only downward, in this order (make check-layers holds them to it):
+ *
+ *   open.c                         open, recovery, close
+ *   txn.c batch.c vlog_gc.c stats.c transactions, batches, value-log GC,
+ *   verify.c                       statistics, the checksum walk (verify.c
+ *                                  reads through a read-only transaction)
+ *   iterator.c flush_compact.c     the public iterator; the background
+ *                                  threads (memtable flush, compaction)
+ *   read.c write.c                 point reads; the write path (writer
+ *                                  queue, group commit, memtable room)
+ *   state.c snapshots.c options.c  the handle's shared rules, the snapshot
+ *                                  list, the options' defaults and checks
+ *
+ * Locking. `mu` guards the mutable state below (memtables, current
+ * lsm_view, writer queue, counters, snapshot list, background state).
+ * `manifest_mu` serialises edits of the tree: whoever holds it may log an
+ * edit and install the lsm_view it makes, so `current` changes only
+ * under both locks. Never take manifest_mu while holding mu.
+ *
+ * The write path lets one thread at a time, the front writer, append to
+ * the WAL and insert into the active memtable without holding mu; readers
+ * reach memtables lock-free. `last_version` is the newest version whose
+ * writes are all in the memtable: readers read at it.
+ */
+#ifndef STOAT_DB_IMPL_H
+#define STOAT_DB_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "table/block_cache.h"
+#include "base/buf.h"
+#include "lsm/compaction.h"
+#include "vlog/discard.h"
+#include "env/env.h"
+#include "lsm/manifest.h"
+#include "mem/memtable.h"
+#include "mvcc/oracle.h"
+#include "base/status.h"
+#include "stoat.h"
+#include "table/table_cache.h"
+#include "lsm/view.h"
+#include "vlog/vlog.h"
+
+#define DB_MAX_COMPACTORS 16
+
+/* One entry of a write: built by the API, versioned by the write path. */
+typedef struct db_write_op {
+    uint8_t meta;           /* 0 or VMETA_DELETE */
+    uint8_t user_meta;
+    uint64_t expires_at;
+    slice key;              /* borrowed from the caller for the write's duration */
+    slice value;
+    uint64_t version;       /* 0: the commit's version; else kept (GC rewrites) */
+} db_write_op;
+
+/* A thread waiting in the writer queue. */
+typedef struct db_writer {
+    const db_write_op *ops;
+    size_t n_ops;
+    txn_reads *reads;       /* a transaction's reads to check, or NULL */
+    uint64_t read_version;  /* ... at this read version */
+    int sync;               /* fsync the WAL before returning */
+    int rotate;             /* make the active memtable immutable (flush) */
+    int gc;                 /* a GC rewrite: ops keep their versions, no oracle record */
+    uint8_t *skip;          /* GC: skip[i] set when ops[i]'s key was written after
+                               read_version (its rewrite would resurrect it) */
+    int done;
+    int rc;
+    uint64_t version;       /* the version its ops got */
+    uint64_t rotated_mem;   /* rotate: the memtable made immutable (0: none) */
+    pthread_cond_t cv;
+    struct db_writer *next;
+} db_writer;
+
+/* A registered reader's snapshot (iterators, transactions, GC). */
+typedef struct db_snapshot {
+    uint64_t version;
+    struct db_snapshot *prev, *next;
+} db_snapshot;
+
+struct stoat_db {
+    char *dir;
+    stoat_options opts;
+    env *env;
+    unsigned long fork_gen;     /* fork generation at open (state.c) */
+    struct env_lock *lock;
+    int read_only;
+
+    pthread_mutex_t mu;
+    pthread_cond_t bg_cv;       /* wakes background threads */
+    pthread_cond_t done_cv;     /* flush or compaction finished, or error */
+    pthread_mutex_t manifest_mu;
+
+    memtable *mem;              /* active memtable; NULL when read-only */
+    memtable **imm;             /* immutable memtables, oldest first */
+    size_t n_imm, cap_imm;
+    lsm_view *current;
+    manifest *manifest;
+    table_cache *tc;
+    block_cache *bc;
+    vlog *vlog;
+    discard *disc;
+    level_options lopts;
+    sst_options sopts;
+
+    uint64_t next_file_id;      /* guarded by mu */
+    uint64_t next_version;      /* next version to hand out; guarded by mu */
+    _Atomic uint64_t last_version;
+
+    db_writer *writers_head, *writers_tail;
+    buf wal_payload;            /* used by the front writer only */
+    buf vlog_keys;              /* ditto: internal keys of separated values */
+    slice *vlog_ikeys, *vlog_vals;  /* ditto */
+    vptr *vlog_ptrs;            /* ditto */
+    size_t vlog_cap;
+
+    /* value-log GC (vlog_gc.c) */
+    pthread_mutex_t gc_mu;      /* one GC at a time */
+    struct gc_pending {         /* rewritten files waiting for old readers */
+        uint32_t fid;
+        uint64_t done_version;  /* delete once no snapshot is older */
+        uint64_t wal_id;        /* ... and this memtable and older are flushed */
+    } *gc_pending;
+    size_t n_gc_pending, cap_gc_pending;  /* guarded by mu */
+    uint32_t *gc_damaged;       /* files whose scan met damage: not collected */
+    size_t n_gc_damaged;        /* guarded by gc_mu */
+    pthread_t gc_thread;
+    int gc_thread_started;
+
+    db_snapshot snapshots;      /* list head (circular), sorted by version */
+    oracle oracle;              /* recent commits, for conflict checks */
+    int open_iters;             /* iterators and transactions: close waits for none */
+
+    int bg_error;               /* sticky: first failure of a write or bg job */
+    char bg_msg[STATUS_MSG_MAX];
+    int closing;
+    int flushing;               /* the flusher is writing an SST */
+    int manual_compaction;      /* flatten in progress: automatic picks pause */
+    int running_compactions;
+    pthread_t flusher;
+    pthread_t compactors[DB_MAX_COMPACTORS];
+    int n_compactors;
+    int threads_started;
+
+    /* counters for stats and tests */
+    uint64_t stat_flushes, stat_compactions, stat_stall_micros, stat_slowdowns;
+    uint64_t stat_commits, stat_conflicts;
+    uint64_t stat_gc_runs, stat_gc_reclaimed, stat_gc_rewritten;
+};
+
+#endif

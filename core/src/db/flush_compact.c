@@ -1,0 +1,367 @@
+/*
+ * flush_compact.c - background work: flushing immutable memtables to L0 tables and
+ * compacting levels, and installing what they produce.
+ *
+ * One flusher thread takes immutable memtables oldest first, writes each
+ * into an L0 table, records it in the manifest together with the WAL
+ * number it makes obsolete, and drops the memtable (its WAL file goes with
+ * the last reference). num_compactors threads pick compactions
+ * (compaction_pick marks their inputs, so two never take the same table)
+ * and run them without holding db->mu.
+ *
+ * Every version change goes through db_install_edit under manifest_mu, so
+ * edits are logged in the order they are applied. A table an edit deletes
+ * is removed from disk when the last version listing it is released (an
+ * iterator may still read it until then).
+ *
+ * A failure of any background job is sticky (db->bg_error): writes fail
+ * from then on with its message, reads go on, and close reports it.
+ */
+#include <stdlib.h>
+#include <time.h>
+
+#include "db/flush_compact.h"
+#include "db/snapshots.h"
+#include "db/state.h"
+#include "db/write.h"
+#include "base/perturb.h"
+#include "base/ikey.h"
+#include "table/sst_builder.h"
+#include "base/status.h"
+
+/* Called when the last version listing a deleted table lets go of it. */
+static void db_table_obsolete(void *arg, table_meta *t)
+{
+    stoat_db *db = arg;
+    char *path = sst_path(db->dir, t->id);
+
+    table_cache_evict(db->tc, t->id);
+    if (path != NULL)
+        env_remove(db->env, path);  /* an unremoved file is removed at next open */
+    free(path);
+}
+
+static void db_mark_deleted_tables(stoat_db *db, const lsm_view *v, const lsm_edit *e)
+{
+    for (size_t i = 0; i < e->n_dels; i++) {
+        int l = e->dels[i].level;
+        for (size_t j = 0; j < v->n[l]; j++) {
+            table_meta *t = v->tables[l][j];
+            if (t->id == e->dels[i].id) {
+                t->on_free_arg = db;
+                t->on_free = db_table_obsolete;
+            }
+        }
+    }
+}
+
+int db_install_edit(stoat_db *db, lsm_edit *edit)
+{
+    lsm_view *cur, *next = NULL;
+    int rc = 0;
+
+    pthread_mutex_lock(&db->manifest_mu);
+    /* New tables' directory entries must be durable before the manifest
+     * names them, or a power loss would leave it pointing at nothing. */
+    if (edit->n_adds > 0)
+        rc = env_sync_dir(db->env, db->dir);
+    pthread_mutex_lock(&db->mu);
+    cur = db->current;          /* stable: it changes only under manifest_mu */
+    edit->has_next_file_id = 1;
+    edit->next_file_id = db->next_file_id;
+    edit->has_last_version = 1;
+    edit->last_version = atomic_load(&db->last_version);
+    pthread_mutex_unlock(&db->mu);
+    if (rc == 0)
+        rc = manifest_append(db->manifest, cur, edit);
+    if (rc == 0)
+        rc = lsm_view_apply(cur, db->opts.num_levels, edit, &next);
+    PERTURB("version_install");
+    pthread_mutex_lock(&db->mu);
+    if (rc == 0) {
+        db_mark_deleted_tables(db, cur, edit);
+        db->current = next;
+    } else {
+        db_set_bg_error_locked(db, rc);
+    }
+    pthread_cond_broadcast(&db->done_cv);
+    pthread_cond_broadcast(&db->bg_cv);
+    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(&db->manifest_mu);
+    if (rc == 0)
+        lsm_view_unref(cur);
+    return rc;
+}
+
+/* Writes memtable m into a new L0 table; adds it to edit (none if empty). */
+static int db_write_l0(stoat_db *db, memtable *m, lsm_edit *edit)
+{
+    uint64_t id = db_new_file_id(db);
+    char *path = sst_path(db->dir, id);
+    sst_builder *b = NULL;
+    sst_props props = {0};
+    table_meta *t;
+    iter *it = NULL;
+    int rc;
+
+    if (path == NULL)
+        return status_err(STOAT_ENOMEM, "out of memory flushing");
+    if (memtable_count(m) == 0) {
+        free(path);
+        return 0;
+    }
+    if ((rc = sst_builder_new(db->env, path, &db->sopts, &b)) != 0)
+        goto fail;
+    if ((it = memtable_iter(m)) == NULL) {
+        rc = status_err(STOAT_ENOMEM, "out of memory flushing");
+        goto fail;
+    }
+    for (iter_seek_first(it); iter_valid(it) && rc == 0; iter_next(it))
+        rc = sst_builder_add(b, iter_key(it), iter_value(it));
+    if (rc == 0)
+        rc = iter_status(it);
+    iter_free(it);
+    if (rc != 0)
+        goto fail;
+    rc = sst_builder_finish(b, &props);
+    b = NULL;
+    if (rc != 0)
+        goto fail;
+    t = table_meta_new(id, props.file_size, slice_make(props.smallest.data, props.smallest.len),
+                       slice_make(props.largest.data, props.largest.len));
+    if (t == NULL) {
+        rc = status_err(STOAT_ENOMEM, "out of memory flushing");
+        goto fail;
+    }
+    t->num_entries = props.num_entries;
+    t->num_deletions = props.num_deletions;
+    t->min_version = props.min_version;
+    t->max_version = props.max_version;
+    rc = lsm_edit_add(edit, 0, t);
+    table_meta_unref(t);
+    sst_props_free(&props);
+    free(path);
+    return rc;
+fail:
+    sst_builder_abandon(b);
+    sst_props_free(&props);
+    env_remove(db->env, path);
+    free(path);
+    return rc;
+}
+
+static int db_flush_one(stoat_db *db, memtable *m)
+{
+    lsm_edit edit;
+    int rc;
+
+    lsm_edit_init(&edit);
+    rc = db_write_l0(db, m, &edit);
+    if (rc == 0) {
+        /* Every WAL older than the next unflushed memtable is obsolete. */
+        pthread_mutex_lock(&db->mu);
+        edit.has_log_number = 1;
+        edit.log_number = db->n_imm > 1 ? memtable_id(db->imm[1]) : memtable_id(db->mem);
+        pthread_mutex_unlock(&db->mu);
+        rc = db_install_edit(db, &edit);
+    }
+    lsm_edit_free(&edit);
+    return rc;
+}
+
+static void *db_flusher_main(void *arg)
+{
+    stoat_db *db = arg;
+
+    pthread_mutex_lock(&db->mu);
+    for (;;) {
+        memtable *m;
+        int rc;
+
+        while (!db->closing && (db->n_imm == 0 || db->bg_error))
+            pthread_cond_wait(&db->bg_cv, &db->mu);
+        if (db->closing)
+            break;
+        m = db->imm[0];
+        memtable_ref(m);
+        db->flushing = 1;
+        pthread_mutex_unlock(&db->mu);
+        rc = db_flush_one(db, m);
+        PERTURB("flush_installed");
+        pthread_mutex_lock(&db->mu);
+        db->flushing = 0;
+        if (rc == 0) {
+            /* m is imm[0]: only this thread removes from the front. */
+            db->n_imm--;
+            for (size_t i = 0; i < db->n_imm; i++)
+                db->imm[i] = db->imm[i + 1];
+            memtable_mark_obsolete(m);
+            memtable_unref(m);  /* the queue's reference */
+            db->stat_flushes++;
+        } else {
+            db_set_bg_error_locked(db, rc);
+        }
+        memtable_unref(m);
+        pthread_cond_broadcast(&db->done_cv);
+        pthread_cond_broadcast(&db->bg_cv);
+    }
+    pthread_mutex_unlock(&db->mu);
+    return NULL;
+}
+
+/* A dropped entry's value-log bytes become garbage: compaction's on_drop
+ * (the counts value-log GC picks files by). */
+static void compaction_count_drop(void *arg, slice ikey, slice value)
+{
+    stoat_db *db = arg;
+    vstruct vs;
+    vptr p;
+
+    (void)ikey;
+    if (db->disc == NULL || vstruct_decode(value, &vs) != 0 || !(vs.meta & VMETA_VPTR))
+        return;
+    vptr_decode(vs.value.data, &p);
+    discard_add(db->disc, p.fid, p.len);   /* advisory: a lost count loses no data */
+}
+
+static int db_run_compaction(stoat_db *db, compaction *c, uint64_t oldest)
+{
+    compaction_ctx ctx = {
+        .env = db->env,
+        .dir = db->dir,
+        .tc = db->tc,
+        .sst = db->sopts,
+        .oldest_read_version = oldest,
+        .now = db_clock_ms(0),
+        .versions_to_keep = db->opts.num_versions_to_keep,
+        .on_drop = compaction_count_drop,
+        .new_file_id = db_new_file_id,
+        .arg = db,
+    };
+    lsm_edit edit;
+    int rc;
+
+    lsm_edit_init(&edit);
+    PERTURB("compaction_start");
+    rc = compaction_run(c, &ctx, &edit);
+    PERTURB("compaction_run");
+    if (rc == 0)
+        rc = db_install_edit(db, &edit);
+    lsm_edit_free(&edit);
+    /* Counted garbage is advisory: a failed save is retried next time. */
+    if (rc == 0 && db->disc)
+        discard_save(db->disc);
+    return rc;
+}
+
+/* Runs compaction c (picked under mu, which is held on entry and exit). */
+static int db_compact_locked(stoat_db *db, compaction *c)
+{
+    uint64_t oldest = db_oldest_snapshot_locked(db);
+    int rc;
+
+    db->running_compactions++;
+    pthread_mutex_unlock(&db->mu);
+    rc = db_run_compaction(db, c, oldest);
+    pthread_mutex_lock(&db->mu);
+    compaction_release(c);
+    db->running_compactions--;
+    if (rc != 0)
+        db_set_bg_error_locked(db, rc);
+    else
+        db->stat_compactions++;
+    pthread_cond_broadcast(&db->done_cv);
+    pthread_cond_broadcast(&db->bg_cv);
+    return rc;
+}
+
+static void *db_compactor_main(void *arg)
+{
+    stoat_db *db = arg;
+
+    pthread_mutex_lock(&db->mu);
+    while (!db->closing) {
+        compaction *c = NULL;
+
+        if (!db->bg_error && !db->manual_compaction) {
+            db->lopts.discard_version = db_oldest_snapshot_locked(db);
+            c = compaction_pick(db->current, &db->lopts);
+        }
+        if (c == NULL) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;     /* re-check now and then: tombstone picks */
+            pthread_cond_timedwait(&db->bg_cv, &db->mu, &ts);
+            continue;
+        }
+        db_compact_locked(db, c);
+    }
+    pthread_mutex_unlock(&db->mu);
+    return NULL;
+}
+
+int db_flush_compact_start(stoat_db *db)
+{
+    int rc;
+
+    if ((rc = pthread_create(&db->flusher, NULL, db_flusher_main, db)) != 0)
+        return status_err(STOAT_ENOMEM, "cannot start the flush thread (error %d)", rc);
+    db->threads_started = 1;
+    for (int i = 0; i < db->opts.num_compactors; i++) {
+        if ((rc = pthread_create(&db->compactors[i], NULL, db_compactor_main, db)) != 0)
+            return status_err(STOAT_ENOMEM, "cannot start a compaction thread (error %d)", rc);
+        db->n_compactors++;
+    }
+    return 0;
+}
+
+void db_flush_compact_stop(stoat_db *db)
+{
+    pthread_mutex_lock(&db->mu);
+    db->closing = 1;
+    pthread_cond_broadcast(&db->bg_cv);
+    pthread_mutex_unlock(&db->mu);
+    if (db->threads_started)
+        pthread_join(db->flusher, NULL);
+    for (int i = 0; i < db->n_compactors; i++)
+        pthread_join(db->compactors[i], NULL);
+    db->threads_started = 0;
+    db->n_compactors = 0;
+}
+
+int db_flatten(stoat_db *db)
+{
+    int rc;
+
+    if ((rc = db_rotate_and_wait(db)) != 0)
+        return rc;
+    pthread_mutex_lock(&db->mu);
+    db->manual_compaction++;
+    while (db->running_compactions > 0 && !db->bg_error)
+        pthread_cond_wait(&db->done_cv, &db->mu);
+    while (rc == 0) {
+        compaction *c;
+
+        if ((rc = db_check_running_locked(db)) != 0)
+            break;
+        db->lopts.discard_version = db_oldest_snapshot_locked(db);
+        if ((c = compaction_pick_manual(db->current, &db->lopts)) == NULL)
+            break;
+        rc = db_compact_locked(db, c);
+    }
+    db->manual_compaction--;
+    pthread_cond_broadcast(&db->bg_cv);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int stoat_flatten(stoat_db *db)
+{
+    int rc;
+
+    if ((rc = db_check_handle(db)) != 0)
+        return rc;
+    if ((rc = db_check_writable(db)) != 0)
+        return rc;
+    return db_flatten(db);
+}

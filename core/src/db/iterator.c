@@ -1,0 +1,523 @@
+/*
+ * iterator.c - the public iterator: a stoat_iter over the database, or
+ * over a transaction's writes merged ahead of it (the source that wins
+ * ties), filtered by mvcc/visible_iter.h.
+ *
+ * An iterator pins a read view (read.h) for its whole life and registers
+ * its read version as a snapshot, so that compaction keeps what it may
+ * read. For a transaction with conflict detection it records the hull of
+ * keys it covered and hands it to its sink (the transaction) when it
+ * closes. One thread at a time uses an iterator.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db/iterator.h"
+#include "db/read.h"
+#include "db/snapshots.h"
+#include "db/state.h"
+#include "base/ikey.h"
+#include "base/merge_iter.h"
+#include "base/perturb.h"
+#include "base/status.h"
+#include "lsm/level_iter.h"
+#include "mvcc/visible_iter.h"
+
+/*
+ * The hull of keys an iterator has covered, for a transaction's range set:
+ * a seek covers its target, every position its key, and running off an
+ * end covers everything up to that bound. lo/hi are inclusive.
+ */
+typedef struct iter_hull {
+    buf lo, hi;
+    int have, lo_inf, hi_inf;
+} iter_hull;
+
+struct stoat_iter {
+    stoat_db *db;
+    db_iterator_sink sink;          /* told at close (its transaction); closed NULL: none */
+    int track_range;            /* record the covered range for the sink */
+    visible_iter *it;
+    lsm_view *v;
+    db_snapshot snap;
+    iter_hull hull;
+    buf lower_end, upper_end;   /* the bounds as hull ends */
+    buf vbuf;                   /* the current separated value, once read */
+    int vbuf_valid;             /* vbuf holds the current entry's value */
+    int lower_inf, upper_inf;
+    iter **srcs;                /* borrowed: the merge's children, for describing */
+    uint64_t *src_ids;          /* memtable or table id per source; level in src_level */
+    int *src_level;             /* -1 memtable, -2 pending, else level */
+    size_t n_srcs;
+};
+
+static void hull_extend(iter_hull *h, slice k, int inf_lo, int inf_hi)
+{
+    if (inf_lo) {
+        h->lo_inf = 1;
+    } else if (!h->lo_inf && (!h->have || slice_cmp(k, slice_make(h->lo.data, h->lo.len)) < 0)) {
+        buf_reset(&h->lo);
+        buf_append(&h->lo, k.data, k.len);
+    }
+    if (inf_hi) {
+        h->hi_inf = 1;
+    } else if (!h->hi_inf && (!h->have || slice_cmp(k, slice_make(h->hi.data, h->hi.len)) > 0)) {
+        buf_reset(&h->hi);
+        buf_append(&h->hi, k.data, k.len);
+    }
+    h->have = 1;
+}
+
+/* After a move: the key reached, or the end run into. */
+static void hull_after_move(stoat_iter *si, int forward)
+{
+    if (!si->track_range)
+        return;
+    if (visible_iter_valid(si->it))
+        hull_extend(&si->hull, visible_iter_key(si->it), 0, 0);
+    else if (forward)
+        hull_extend(&si->hull, slice_make(si->upper_end.data, si->upper_end.len), 0, si->upper_inf);
+    else
+        hull_extend(&si->hull, slice_make(si->lower_end.data, si->lower_end.len), si->lower_inf, 0);
+}
+
+/* The bounds as inclusive hull ends: lower or prefix below; above, upper
+ * or the prefix's successor (inclusive: a little wider, never narrower). */
+static int iter_bound_ends(stoat_iter *si, const stoat_iter_options *o)
+{
+    int rc = 0;
+
+    si->lower_inf = si->upper_inf = 1;
+    if (o->lower_len || o->lower) {
+        si->lower_inf = 0;
+        rc = buf_append(&si->lower_end, o->lower, o->lower_len);
+    } else if (o->prefix_len) {
+        si->lower_inf = 0;
+        rc = buf_append(&si->lower_end, o->prefix, o->prefix_len);
+    }
+    if (rc == 0 && o->upper) {
+        si->upper_inf = 0;
+        rc = buf_append(&si->upper_end, o->upper, o->upper_len);
+    } else if (rc == 0 && o->prefix_len) {
+        size_t n = o->prefix_len;
+        const unsigned char *p = o->prefix;
+        while (n > 0 && p[n - 1] == 0xff)
+            n--;
+        if (n > 0) {
+            si->upper_inf = 0;
+            if ((rc = buf_append(&si->upper_end, p, n)) == 0)
+                si->upper_end.data[n - 1]++;
+        }
+    }
+    return rc;
+}
+
+/* The internal iterators of a read view: memtables, L0 tables, levels. */
+static int db_children(stoat_db *db, read_view *rv, iter *pending, iter ***out, size_t *n_out)
+{
+    const lsm_view *v = rv->v;
+    size_t cap = 1 + rv->n_mems + v->n[0] + (size_t)v->num_levels, n = 0;
+    iter **children = calloc(cap, sizeof(*children));
+    int rc = 0;
+
+    if (children == NULL) {
+        iter_free(pending);
+        return status_err(STOAT_ENOMEM, "out of memory opening an iterator");
+    }
+    if (pending != NULL)
+        children[n++] = pending;    /* first: a transaction's writes win ties */
+    for (size_t i = 0; i < rv->n_mems && rc == 0; i++)
+        if ((children[n++] = memtable_iter_at(rv->mems[i], rv->read_version)) == NULL)
+            rc = STOAT_ENOMEM;
+    for (size_t i = 0; i < v->n[0] && rc == 0; i++) {
+        sst_reader *r;
+        if ((rc = table_cache_get(db->tc, v->tables[0][i]->id, &r)) != 0)
+            break;
+        if ((children[n++] = sst_reader_iter(r)) == NULL)
+            rc = STOAT_ENOMEM;
+        sst_reader_unref(r);
+    }
+    for (int l = 1; l < v->num_levels && rc == 0; l++)
+        if (v->n[l] > 0 && (children[n++] = level_iter_new(v->tables[l], v->n[l], db->tc)) == NULL)
+            rc = STOAT_ENOMEM;
+    if (rc != 0) {
+        for (size_t i = 0; i < n; i++)
+            iter_free(children[i]);
+        free(children);
+        return rc == STOAT_ENOMEM ? status_err(rc, "out of memory opening an iterator") : rc;
+    }
+    *out = children;
+    *n_out = n;
+    return 0;
+}
+
+/* Remembers which source each child of the merge reads, for
+ * db_iterator_describe (best effort: without memory, nothing is noted). */
+static void iterator_note_sources(stoat_iter *si, const read_view *rv, int has_pending,
+                                 iter **children, size_t n)
+{
+    const lsm_view *v = rv->v;
+    size_t k = 0;
+
+    si->srcs = malloc(n * sizeof(*si->srcs));
+    si->src_ids = malloc(n * sizeof(*si->src_ids));
+    si->src_level = malloc(n * sizeof(*si->src_level));
+    if (si->srcs == NULL || si->src_ids == NULL || si->src_level == NULL)
+        return;
+    if (has_pending) {
+        si->src_ids[k] = 0;
+        si->src_level[k++] = -2;
+    }
+    for (size_t i = 0; i < rv->n_mems; i++) {
+        si->src_ids[k] = memtable_id(rv->mems[i]);
+        si->src_level[k++] = -1;
+    }
+    for (size_t i = 0; i < v->n[0]; i++) {
+        si->src_ids[k] = v->tables[0][i]->id;
+        si->src_level[k++] = 0;
+    }
+    for (int l = 1; l < v->num_levels; l++) {
+        if (v->n[l] > 0) {
+            si->src_ids[k] = v->n[l];
+            si->src_level[k++] = l;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        si->srcs[i] = children[i];
+    si->n_srcs = k == n ? n : 0;
+}
+
+static void describe_bytes(FILE *f, slice s)
+{
+    for (size_t i = 0; i < s.len; i++)
+        fprintf(f, "%02x", (unsigned char)s.data[i]);
+}
+
+static void describe_ikey(FILE *f, slice ik)
+{
+    if (ik.len < IKEY_SUFFIX_LEN) {
+        fprintf(f, "<short %zu>", ik.len);
+        return;
+    }
+    describe_bytes(f, ikey_user(ik));
+    fprintf(f, "@%llu", (unsigned long long)ikey_version(ik));
+}
+
+void db_iterator_describe(stoat_iter *si, FILE *f)
+{
+    const lsm_view *v = si->v;
+
+    fprintf(f, "iterator: read version %llu, %zu sources\n",
+            (unsigned long long)si->snap.version, si->n_srcs);
+    for (size_t i = 0; i < si->n_srcs; i++) {
+        iter *c = si->srcs[i];
+        if (si->src_level[i] == -1)
+            fprintf(f, "  src %zu memtable %llu: ", i, (unsigned long long)si->src_ids[i]);
+        else if (si->src_level[i] == 0)
+            fprintf(f, "  src %zu L0 table %llu: ", i, (unsigned long long)si->src_ids[i]);
+        else if (si->src_level[i] > 0)
+            fprintf(f, "  src %zu L%d (%llu tables): ", i, si->src_level[i],
+                    (unsigned long long)si->src_ids[i]);
+        else
+            fprintf(f, "  src %zu pending: ", i);
+        if (iter_valid(c))
+            describe_ikey(f, iter_key(c));
+        else
+            fprintf(f, "invalid, status %d", iter_status(c));
+        fprintf(f, "\n");
+    }
+    for (int l = 0; l < v->num_levels; l++) {
+        for (size_t i = 0; i < v->n[l]; i++) {
+            const table_meta *t = v->tables[l][i];
+            fprintf(f, "  L%d table %llu [", l, (unsigned long long)t->id);
+            describe_ikey(f, slice_make(t->smallest.data, t->smallest.len));
+            fprintf(f, " .. ");
+            describe_ikey(f, slice_make(t->largest.data, t->largest.len));
+            fprintf(f, "] versions %llu..%llu\n", (unsigned long long)t->min_version,
+                    (unsigned long long)t->max_version);
+        }
+    }
+}
+
+static void stoat_iter_release(stoat_iter *si)
+{
+    stoat_db *db = si->db;
+    iter_hull *h = &si->hull;
+
+    if (si->sink.closed)
+        si->sink.closed(si->sink.arg, si, si->track_range && h->have,
+                        h->lo_inf ? slice_make(NULL, 0) : slice_make(h->lo.data, h->lo.len),
+                        h->hi_inf ? slice_make(NULL, 0) : slice_make(h->hi.data, h->hi.len));
+    if (si->it)
+        visible_iter_free(si->it);
+    db_snapshot_remove(db, &si->snap);
+    pthread_mutex_lock(&db->mu);
+    db->open_iters--;
+    pthread_mutex_unlock(&db->mu);
+    if (si->v)
+        lsm_view_unref(si->v);
+    buf_free(&h->lo);
+    buf_free(&h->hi);
+    buf_free(&si->lower_end);
+    buf_free(&si->upper_end);
+    buf_free(&si->vbuf);
+    free(si->srcs);
+    free(si->src_ids);
+    free(si->src_level);
+    free(si);
+}
+
+void db_iterator_detach(stoat_iter *si)
+{
+    si->sink.closed = NULL;
+    si->track_range = 0;
+}
+
+int db_iterator_open(stoat_db *db, const db_iterator_sink *sink, int track_range,
+                     uint64_t read_version, iter *pending, const stoat_iter_options *o,
+                     stoat_iter **out)
+{
+    visible_iter_options dio = {0};
+    stoat_iter *si;
+    read_view rv;
+    iter **children = NULL, *merged;
+    size_t n = 0;
+    int rc;
+
+    if ((si = calloc(1, sizeof(*si))) == NULL) {
+        iter_free(pending);
+        return status_err(STOAT_ENOMEM, "out of memory opening an iterator");
+    }
+    si->db = db;
+    /* The snapshot is registered with the pin, under one lock: a value-log
+     * file the view needs could otherwise be reaped in between (the scan
+     * race test met it: "value points into a missing value-log file"). */
+    if ((rc = read_view_pin(db, &rv, read_version, &si->snap)) != 0) {
+        iter_free(pending);
+        free(si);
+        return rc;
+    }
+    PERTURB("iter_open");
+    pthread_mutex_lock(&db->mu);
+    db->open_iters++;
+    pthread_mutex_unlock(&db->mu);
+    si->v = rv.v;   /* the level iterators borrow its table lists */
+    rc = db_children(db, &rv, pending, &children, &n);
+    if (rc == 0)
+        iterator_note_sources(si, &rv, pending != NULL, children, n);
+    read_view_unpin_mems(&rv);  /* the memtable iterators hold their own */
+    if (rc == 0 && (rc = iter_bound_ends(si, o)) != 0)
+        rc = status_err(rc, "out of memory opening an iterator");
+    if (rc != 0)
+        goto fail;
+    merged = merge_iter_new(children, n);
+    free(children);
+    children = NULL;
+    if (merged == NULL) {
+        rc = status_err(STOAT_ENOMEM, "out of memory opening an iterator");
+        goto fail;
+    }
+    dio.prefix = slice_make(o->prefix, o->prefix_len);
+    dio.lower = slice_make(o->lower, o->lower_len);
+    dio.upper = slice_make(o->upper, o->upper_len);
+    dio.read_version = rv.read_version;
+    dio.now = db_clock_ms(0);
+    dio.all_versions = o->all_versions;
+    if ((rc = visible_iter_new(merged, &dio, &si->it)) != 0)
+        goto fail;
+    if (sink != NULL)
+        si->sink = *sink;
+    si->track_range = track_range;
+    *out = si;
+    return 0;
+fail:
+    for (size_t i = 0; i < n && children; i++)
+        iter_free(children[i]);
+    free(children);
+    stoat_iter_release(si);
+    return rc;
+}
+
+int stoat_iter_open(stoat_db *db, const stoat_iter_options *o, stoat_iter **out)
+{
+    stoat_iter_options none = {0};
+    int rc;
+
+    if (out == NULL)
+        return status_err(STOAT_EINVAL, "stoat_iter_open: out is NULL");
+    *out = NULL;
+    if ((rc = db_check_handle(db)) != 0)
+        return rc;
+    if (o == NULL)
+        o = &none;
+    if ((rc = db_check_iter_options(o)) != 0)
+        return rc;
+    return db_iterator_open(db, NULL, 0, DB_READ_LATEST, NULL, o, out);
+}
+
+int db_check_iter_options(const stoat_iter_options *o)
+{
+    if ((o->prefix_len && !o->prefix) || (o->lower_len && !o->lower) || (o->upper_len && !o->upper))
+        return status_err(STOAT_EINVAL, "iterator options: a bound has a length but no bytes");
+    return 0;
+}
+
+static int iter_check(stoat_iter *si)
+{
+    if (si == NULL)
+        return status_err(STOAT_EINVAL, "iterator is NULL");
+    return db_check_handle(si->db);
+}
+
+/* Runs a move, then records what it covered. `start` is where a seek
+ * begins covering (forward from a seek target, or back from it). */
+#define ITER_MOVE(si, call, forward, start)                              \
+    do {                                                                 \
+        int rc_;                                                         \
+        if ((rc_ = iter_check(si)) != 0)                                 \
+            return rc_;                                                  \
+        (si)->vbuf_valid = 0;                                            \
+        call;                                                            \
+        if ((si)->track_range && (start) != NULL)                        \
+            hull_extend(&(si)->hull, *(const slice *)(start), 0, 0);     \
+        hull_after_move(si, forward);                                    \
+        return visible_iter_status((si)->it);                                 \
+    } while (0)
+
+int stoat_iter_seek_first(stoat_iter *si)
+{
+    if (si && si->track_range)
+        hull_extend(&si->hull, slice_make(si->lower_end.data, si->lower_end.len), si->lower_inf, 0);
+    ITER_MOVE(si, visible_iter_seek_first(si->it), 1, (const slice *)NULL);
+}
+
+int stoat_iter_seek_last(stoat_iter *si)
+{
+    if (si && si->track_range)
+        hull_extend(&si->hull, slice_make(si->upper_end.data, si->upper_end.len), 0, si->upper_inf);
+    ITER_MOVE(si, visible_iter_seek_last(si->it), 0, (const slice *)NULL);
+}
+
+int stoat_iter_next(stoat_iter *si) { ITER_MOVE(si, visible_iter_next(si->it), 1, (const slice *)NULL); }
+int stoat_iter_prev(stoat_iter *si) { ITER_MOVE(si, visible_iter_prev(si->it), 0, (const slice *)NULL); }
+
+int stoat_iter_seek(stoat_iter *si, const void *key, size_t klen)
+{
+    slice target = slice_make(key, klen);
+
+    if (key == NULL && klen > 0)
+        return status_err(STOAT_EINVAL, "stoat_iter_seek: key is NULL");
+    ITER_MOVE(si, visible_iter_seek(si->it, target), 1, &target);
+}
+
+int stoat_iter_seek_for_prev(stoat_iter *si, const void *key, size_t klen)
+{
+    slice target = slice_make(key, klen);
+
+    if (key == NULL && klen > 0)
+        return status_err(STOAT_EINVAL, "stoat_iter_seek_for_prev: key is NULL");
+    ITER_MOVE(si, visible_iter_seek_for_prev(si->it, target), 0, &target);
+}
+
+int stoat_iter_valid(const stoat_iter *si)
+{
+    return si != NULL && si->it != NULL && visible_iter_valid(si->it);
+}
+
+int stoat_iter_status(const stoat_iter *si)
+{
+    if (si == NULL)
+        return STOAT_EINVAL;
+    return visible_iter_status(si->it);
+}
+
+int stoat_iter_key(stoat_iter *si, const void **key, size_t *klen)
+{
+    slice k;
+    int rc;
+
+    if ((rc = iter_check(si)) != 0)
+        return rc;
+    if (key == NULL || klen == NULL)
+        return status_err(STOAT_EINVAL, "stoat_iter_key: NULL out-parameter");
+    if (!visible_iter_valid(si->it))
+        return status_err(STOAT_EINVAL, "stoat_iter_key: iterator is not positioned");
+    k = visible_iter_key(si->it);
+    *key = k.data;
+    *klen = k.len;
+    return 0;
+}
+
+int stoat_iter_value(stoat_iter *si, const void **val, size_t *vlen)
+{
+    const vstruct *vs;
+    vstruct sep;
+    int rc;
+
+    if ((rc = iter_check(si)) != 0)
+        return rc;
+    if (val == NULL || vlen == NULL)
+        return status_err(STOAT_EINVAL, "stoat_iter_value: NULL out-parameter");
+    if (!visible_iter_valid(si->it))
+        return status_err(STOAT_EINVAL, "stoat_iter_value: iterator is not positioned");
+    vs = visible_iter_vstruct(si->it);
+    if (vs->meta & VMETA_VPTR) {
+        /* Read lazily, once per position: a keys-only walk never pays. */
+        if (!si->vbuf_valid) {
+            sep = *vs;
+            buf_reset(&si->vbuf);
+            rc = db_read_vlog(si->db, visible_iter_key(si->it), visible_iter_version(si->it), &sep,
+                              &si->vbuf);
+            /* Its snapshot keeps every file its newest versions need;
+             * an older version's may have been collected (absent). */
+            if (rc == STOAT_ENOTFOUND &&
+                db_version_superseded(si->db, visible_iter_key(si->it),
+                                      visible_iter_version(si->it)))
+                return status_err(STOAT_ENOTFOUND, "%s: the value of this older version was "
+                                  "collected by value-log GC", si->db->dir);
+            if (rc == STOAT_ENOTFOUND)
+                rc = status_err(STOAT_ECORRUPT, "%s: value points into a missing value-log "
+                                "file", si->db->dir);
+            if (rc != 0)
+                return rc;
+            si->vbuf_valid = 1;
+        }
+        *val = si->vbuf.data ? si->vbuf.data : "";
+        *vlen = si->vbuf.len;
+        return 0;
+    }
+    *val = vs->value.data;
+    *vlen = vs->value.len;
+    return 0;
+}
+
+int stoat_iter_meta(stoat_iter *si, uint64_t *version, uint64_t *expires_at, uint8_t *user_meta,
+                    int *deleted)
+{
+    const vstruct *vs;
+    int rc;
+
+    if ((rc = iter_check(si)) != 0)
+        return rc;
+    if (!visible_iter_valid(si->it))
+        return status_err(STOAT_EINVAL, "stoat_iter_meta: iterator is not positioned");
+    vs = visible_iter_vstruct(si->it);
+    if (version)
+        *version = visible_iter_version(si->it);
+    if (expires_at)
+        *expires_at = vs->expires_at;
+    if (user_meta)
+        *user_meta = vs->user_meta;
+    if (deleted)
+        *deleted = (vs->meta & VMETA_DELETE) != 0;
+    return 0;
+}
+
+void stoat_iter_close(stoat_iter *si)
+{
+    if (si == NULL || db_check_handle(si->db) != 0)
+        return;
+    stoat_iter_release(si);
+}

@@ -1,0 +1,55 @@
+/*
+ * snapshots.c - the read versions registered readers (iterators,
+ * transactions, GC) still need, in a circular doubly-linked list sorted by
+ * version, oldest first (db->snapshots is the head). Compaction keeps
+ * every version the oldest one may read; value-log GC deletes a file only
+ * once every snapshot older than its collection is gone: releasing a
+ * snapshot only wakes the GC thread, which deletes what may go (no I/O
+ * on the releasing thread). Guarded by db->mu (the _locked functions
+ * expect it held; the others take it).
+ */
+#include "db/snapshots.h"
+
+void db_snapshot_add_locked(stoat_db *db, db_snapshot *s)
+{
+    db_snapshot *after = db->snapshots.prev;
+
+    /* Nearly always the newest: walk back from the tail. */
+    while (after != &db->snapshots && after->version > s->version)
+        after = after->prev;
+    s->prev = after;
+    s->next = after->next;
+    after->next->prev = s;
+    after->next = s;
+}
+
+static void db_snapshot_remove_locked(db_snapshot *s)
+{
+    s->prev->next = s->next;
+    s->next->prev = s->prev;
+}
+
+void db_snapshot_add(stoat_db *db, db_snapshot *s)
+{
+    pthread_mutex_lock(&db->mu);
+    db_snapshot_add_locked(db, s);
+    pthread_mutex_unlock(&db->mu);
+}
+
+void db_snapshot_remove(stoat_db *db, db_snapshot *s)
+{
+    pthread_mutex_lock(&db->mu);
+    db_snapshot_remove_locked(s);
+    /* A value-log file may have waited for this reader: the GC thread
+     * deletes it. Never on this thread (an nginx worker's event loop). */
+    if (db->n_gc_pending > 0)
+        pthread_cond_broadcast(&db->bg_cv);
+    pthread_mutex_unlock(&db->mu);
+}
+
+uint64_t db_oldest_snapshot_locked(stoat_db *db)
+{
+    if (db->snapshots.next != &db->snapshots)
+        return db->snapshots.next->version;
+    return atomic_load(&db->last_version);
+}

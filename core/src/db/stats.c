@@ -1,0 +1,69 @@
+/*
+ * stats.c - stoat_stats_get: one consistent look at the database's
+ * shape and counters, taken under db->mu.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/state.h"
+#include "base/status.h"
+
+int stoat_stats_get(stoat_db *db, stoat_stats *out)
+{
+    block_cache_stats bcs;
+    const lsm_view *v;
+    int rc;
+
+    if (out == NULL)
+        return status_err(STOAT_EINVAL, "stoat_stats_get: out is NULL");
+    memset(out, 0, sizeof(*out));
+    if ((rc = db_check_handle(db)) != 0)
+        return rc;
+    block_cache_get_stats(db->bc, &bcs);
+    pthread_mutex_lock(&db->mu);
+    v = db->current;
+    out->num_levels = v->num_levels;
+    for (int l = 0; l < v->num_levels && l < STOAT_STATS_LEVELS; l++) {
+        out->level_tables[l] = v->n[l];
+        out->level_bytes[l] = lsm_view_level_bytes(v, l);
+    }
+    for (int l = 0; l < v->num_levels; l++)
+        for (size_t i = 0; i < v->n[l]; i++) {
+            out->table_entries += v->tables[l][i]->num_entries;
+            out->table_deletions += v->tables[l][i]->num_deletions;
+        }
+    out->memtables = db->n_imm + (db->mem != NULL);
+    for (size_t i = 0; i < db->n_imm; i++) {
+        out->memtable_bytes += memtable_arena_used(db->imm[i]);
+        out->memtable_entries += memtable_count(db->imm[i]);
+    }
+    if (db->mem) {
+        out->memtable_bytes += memtable_arena_used(db->mem);
+        out->memtable_entries += memtable_count(db->mem);
+    }
+    out->last_version = atomic_load(&db->last_version);
+    out->flushes = db->stat_flushes;
+    out->compactions = db->stat_compactions;
+    out->stall_micros = db->stat_stall_micros;
+    out->txn_commits = db->stat_commits;
+    out->txn_conflicts = db->stat_conflicts;
+    pthread_mutex_unlock(&db->mu);
+    out->block_cache_bytes = bcs.usage;
+    out->block_cache_capacity = bcs.capacity;
+    out->block_cache_hits = bcs.hits;
+    out->block_cache_misses = bcs.misses;
+    out->open_files = (uint64_t)table_cache_open_count(db->tc);
+    if (db->vlog != NULL) {
+        uint32_t *fids = NULL;
+        size_t n = 0;
+        if (vlog_files(db->vlog, &fids, &n) == 0) {
+            out->vlog_files = n;
+            for (size_t i = 0; i < n; i++)
+                out->vlog_bytes += vlog_file_size(db->vlog, fids[i]);
+            free(fids);
+        }
+        out->vlog_garbage_bytes = discard_total(db->disc);
+        out->open_files += (uint64_t)vlog_open_count(db->vlog);
+    }
+    return 0;
+}

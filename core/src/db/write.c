@@ -1,0 +1,604 @@
+/*
+ * write.c - the write path: writer queue, group commit, memtable room.
+ *
+ * Every write (a put, a delete, a batch, a transaction's commit) enters the
+ * writer queue under db->mu. The writer at the front gathers the writers
+ * queued behind it into a group, makes room in the active memtable
+ * (waiting for flushes and slowing or stalling on a crowded L0), gives
+ * each writer of the group its version, and then, without the mutex,
+ * appends the whole group to the WAL as one record (one fsync for all
+ * when any of them asked for durability) and inserts it into the
+ * memtable. It then publishes the group's last version to readers, wakes
+ * the group's writers and hands the front to the next in line.
+ *
+ * A failed WAL append or fsync may have left a torn record behind: the
+ * database then enters the sticky error state and refuses further writes
+ * (DESIGN: never retry a failed fsync and carry on). Reads go on.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db/write.h"
+#include "db/snapshots.h"
+#include "db/state.h"
+#include "base/perturb.h"
+#include "base/ikey.h"
+#include "base/status.h"
+#include "log/wal.h"
+
+/* A group grows to at most this many payload bytes (unless its first
+ * writer alone is bigger). */
+#define GROUP_MAX_BYTES (1u << 20)
+#define SLOWDOWN_MICROS 1000
+
+static uint64_t op_bytes(const db_write_op *op)
+{
+    return op->key.len + IKEY_SUFFIX_LEN + 2 + VARINT64_MAX_LEN + op->value.len;
+}
+
+static uint64_t writer_bytes(const db_writer *w)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < w->n_ops; i++)
+        n += op_bytes(&w->ops[i]);
+    return n;
+}
+
+static uint64_t now_micros(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* fsync of the value log, then of m's WAL: a durable WAL record never
+ * points at a value-log record that is not. */
+static int db_sync_memtable_logs(stoat_db *db, memtable *m)
+{
+    int rc;
+
+    if (db->vlog != NULL && (rc = vlog_sync(db->vlog)) != 0)
+        return rc;
+    return memtable_sync(m);
+}
+
+/* Makes the active memtable immutable and starts a new one of at least
+ * arena bytes. Called by the front writer with mu held; drops it while
+ * creating the file. */
+static int db_rotate_locked(stoat_db *db, uint64_t arena)
+{
+    uint64_t id = db->next_file_id++;
+    memtable *m = NULL, *old;
+    int rc;
+
+    pthread_mutex_unlock(&db->mu);
+    PERTURB("memtable_rotate");
+    /* A WAL stops growing here: sync it once, so that stoat_sync (which
+     * syncs the active WAL) covers everything written before. */
+    rc = db_sync_memtable_logs(db, db->mem);
+    if (rc != 0) {
+        pthread_mutex_lock(&db->mu);
+        db_set_bg_error_locked(db, rc);
+        return rc;
+    }
+    rc = memtable_new(db->env, db->dir, id, arena, &m);
+    if (rc == 0)
+        rc = env_sync_dir(db->env, db->dir);   /* the new WAL must survive power loss */
+    pthread_mutex_lock(&db->mu);
+    if (rc != 0) {
+        if (m) {
+            memtable_mark_obsolete(m);
+            memtable_unref(m);
+        }
+        return rc;
+    }
+    old = db->mem;
+    if (memtable_count(old) == 0) {
+        memtable_mark_obsolete(old);
+        memtable_unref(old);
+    } else if ((rc = db_push_imm_locked(db, old)) != 0) {
+        memtable_mark_obsolete(m);
+        memtable_unref(m);
+        return rc;
+    }
+    db->mem = m;
+    pthread_cond_broadcast(&db->bg_cv);
+    return 0;
+}
+
+/* Waits until the active memtable can take `bytes` in `n` entries. */
+static int db_make_room_locked(stoat_db *db, uint64_t bytes, uint64_t n, int force_rotate)
+{
+    int delayed = 0, rc;
+
+    for (;;) {
+        size_t l0 = db->current->n[0];
+
+        if ((rc = db_check_running_locked(db)) != 0)
+            return rc;
+        if (!delayed && l0 >= (size_t)db->opts.l0_slowdown_trigger &&
+            l0 < (size_t)db->opts.l0_stall_trigger) {
+            /* Back-pressure: let compaction catch up a little per write. */
+            pthread_mutex_unlock(&db->mu);
+            usleep(SLOWDOWN_MICROS);
+            pthread_mutex_lock(&db->mu);
+            db->stat_slowdowns++;
+            delayed = 1;
+            continue;
+        }
+        if (!force_rotate && memtable_room(db->mem, bytes, n))
+            return 0;
+        if (force_rotate && memtable_count(db->mem) == 0)
+            return 0;
+        if (db->n_imm + 1 >= (size_t)db->opts.num_memtables ||
+            l0 >= (size_t)db->opts.l0_stall_trigger) {
+            uint64_t t0 = now_micros();
+            pthread_cond_wait(&db->done_cv, &db->mu);
+            db->stat_stall_micros += now_micros() - t0;
+            continue;
+        }
+        uint64_t arena = db->opts.memtable_size;
+        uint64_t need = bytes + n * MEMTABLE_ENTRY_OVERHEAD + (64u << 10);
+        return db_rotate_locked(db, need > arena ? need : arena);
+    }
+}
+
+/* Collects the queue's writers from the head into one group; returns the
+ * last writer of the group and its byte and entry totals. */
+static db_writer *db_build_group_locked(stoat_db *db, uint64_t *bytes, uint64_t *n, int *sync)
+{
+    db_writer *w = db->writers_head, *last = w;
+
+    *bytes = writer_bytes(w);
+    *n = w->n_ops;
+    *sync = w->sync;
+    if (w->rotate)
+        return w;
+    for (w = w->next; w != NULL && !w->rotate; w = w->next) {
+        uint64_t b = writer_bytes(w);
+        if (*bytes + b > GROUP_MAX_BYTES)
+            break;
+        *bytes += b;
+        *n += w->n_ops;
+        *sync |= w->sync;
+        last = w;
+    }
+    return last;
+}
+
+static inline int op_skipped(const db_writer *w, size_t i)
+{
+    return w->skip != NULL && w->skip[i];
+}
+
+static inline int op_separated(const stoat_db *db, const db_write_op *op)
+{
+    return db->vlog != NULL && !(op->meta & VMETA_DELETE) &&
+           op->value.len >= db->opts.value_threshold;
+}
+
+static inline uint64_t op_version(const db_writer *w, const db_write_op *op)
+{
+    return op->version ? op->version : w->version;
+}
+
+static int db_vlog_reserve(stoat_db *db, size_t n)
+{
+    if (n <= db->vlog_cap)
+        return 0;
+    free(db->vlog_ikeys);
+    free(db->vlog_vals);
+    free(db->vlog_ptrs);
+    db->vlog_ikeys = malloc(n * sizeof(*db->vlog_ikeys));
+    db->vlog_vals = malloc(n * sizeof(*db->vlog_vals));
+    db->vlog_ptrs = malloc(n * sizeof(*db->vlog_ptrs));
+    db->vlog_cap = n;
+    if (db->vlog_ikeys && db->vlog_vals && db->vlog_ptrs)
+        return 0;
+    db->vlog_cap = 0;
+    return status_err(STOAT_ENOMEM, "out of memory writing to the value log");
+}
+
+/*
+ * Appends the group's large values to the value log in one batch; their
+ * pointers land in db->vlog_ptrs, in op order. A failure leaves no record
+ * behind and nothing else written: the group just fails.
+ */
+static int db_separate_values(stoat_db *db, db_writer *first, db_writer *last, size_t *n_sep)
+{
+    size_t n = 0, key_bytes = 0;
+    int rc;
+
+    *n_sep = 0;
+    for (db_writer *w = first;; w = w->next) {
+        for (size_t i = 0; w->version != 0 && i < w->n_ops; i++) {
+            if (!op_skipped(w, i) && op_separated(db, &w->ops[i])) {
+                n++;
+                key_bytes += w->ops[i].key.len + IKEY_SUFFIX_LEN;
+            }
+        }
+        if (w == last)
+            break;
+    }
+    if (n == 0)
+        return 0;
+    buf_reset(&db->vlog_keys);
+    if ((rc = db_vlog_reserve(db, n)) != 0 || (rc = buf_reserve(&db->vlog_keys, key_bytes)) != 0)
+        return rc;
+    n = 0;
+    for (db_writer *w = first;; w = w->next) {
+        for (size_t i = 0; w->version != 0 && i < w->n_ops; i++) {
+            const db_write_op *op = &w->ops[i];
+            char *k = db->vlog_keys.data + db->vlog_keys.len;
+            if (op_skipped(w, i) || !op_separated(db, op))
+                continue;
+            db->vlog_keys.len += ikey_encode(k, op->key.data, op->key.len, op_version(w, op));
+            db->vlog_ikeys[n] = slice_make(k, op->key.len + IKEY_SUFFIX_LEN);
+            db->vlog_vals[n++] = op->value;
+        }
+        if (w == last)
+            break;
+    }
+    if ((rc = vlog_append_batch(db->vlog, db->vlog_ikeys, db->vlog_vals, n, db->vlog_ptrs)) != 0)
+        return rc;
+    *n_sep = n;
+    return 0;
+}
+
+/* Encodes the group's entries into the WAL payload, each writer's under
+ * its own version, separated values as their pointers. */
+static int db_encode_group(stoat_db *db, db_writer *first, db_writer *last)
+{
+    buf *key = &db->vlog_keys;   /* reused: the value log has its copies */
+    char ptr[VPTR_LEN], vbuf_small[64];
+    size_t j = 0;
+    int rc = 0;
+
+    buf_reset(&db->wal_payload);
+    for (db_writer *w = first;; w = w->next) {
+        for (size_t i = 0; i < w->n_ops && rc == 0 && w->version != 0; i++) {
+            const db_write_op *op = &w->ops[i];
+            vstruct vs = {op->meta, op->user_meta, op->expires_at, op->value};
+            char *val;
+
+            if (op_skipped(w, i))
+                continue;
+            if (op_separated(db, op)) {
+                vptr_encode(ptr, &db->vlog_ptrs[j++]);
+                vs.meta |= VMETA_VPTR;
+                vs.value = slice_make(ptr, VPTR_LEN);
+            }
+            buf_reset(key);
+            if ((rc = buf_reserve(key, op->key.len + IKEY_SUFFIX_LEN + vstruct_encoded_len(&vs))) != 0)
+                break;
+            key->len = ikey_encode(key->data, op->key.data, op->key.len, op_version(w, op));
+            val = vstruct_encoded_len(&vs) <= sizeof(vbuf_small) ? vbuf_small : key->data + key->len;
+            rc = wal_encode_entry(&db->wal_payload, slice_make(key->data, key->len),
+                                  slice_make(val, vstruct_encode(val, &vs)));
+        }
+        if (rc != 0 || w == last)
+            break;
+    }
+    return rc;
+}
+
+
+/* The next entry of the logged payload at *p, or -1 past its end. */
+static int db_payload_next(const char **p, const char *limit, slice *k, slice *v)
+{
+    uint64_t klen = 0, vlen = 0;
+    const char *q = *p;
+
+    if ((q = get_varint64(q, limit, &klen)) == NULL || klen > (uint64_t)(limit - q))
+        return -1;
+    *k = slice_make(q, klen);
+    if ((q = get_varint64(q + klen, limit, &vlen)) == NULL || vlen > (uint64_t)(limit - q))
+        return -1;
+    *v = slice_make(q, vlen);
+    *p = q + vlen;
+    return 0;
+}
+
+/*
+ * Inserts the logged payload (which this process just encoded from the
+ * group first..last, in that order) into the memtable. A GC rewrite (an
+ * op that keeps an older version) is stamped with its commit's version,
+ * so iterators already reading the memtable never meet it (memtable.h).
+ */
+static int db_apply_payload(memtable *m, const buf *payload, db_writer *first, db_writer *last)
+{
+    const char *p = payload->data, *limit = payload->data + payload->len;
+    slice k, v;
+    int rc;
+
+    for (db_writer *w = first;; w = w->next) {
+        for (size_t i = 0; w->version != 0 && i < w->n_ops; i++) {
+            if (op_skipped(w, i))
+                continue;
+            if (db_payload_next(&p, limit, &k, &v) != 0)
+                return status_err(STOAT_ECORRUPT, "write path: malformed batch payload");
+            if ((rc = memtable_add(m, k, v, w->ops[i].version ? w->version : 0)) != 0)
+                return rc;
+        }
+        if (w == last)
+            break;
+    }
+    if (p != limit)
+        return status_err(STOAT_ECORRUPT, "write path: malformed batch payload");
+    return 0;
+}
+
+/* The front writer's work outside the mutex: log, sync, apply. Any
+ * failure here may leave the WAL and memtable disagreeing: sticky. */
+static int db_commit_group(stoat_db *db, int sync, db_writer *first, db_writer *last)
+{
+    memtable *m = db->mem;  /* only the front writer swaps it */
+    int rc;
+
+    if (sync && db->vlog != NULL && (rc = vlog_sync(db->vlog)) != 0)
+        return rc;
+    if (db->wal_payload.len == 0)
+        return sync ? memtable_sync(m) : 0;
+    if ((rc = memtable_log(m, db->wal_payload.data, db->wal_payload.len)) != 0)
+        return rc;
+    if (sync && (rc = memtable_sync(m)) != 0)
+        return rc;
+    return db_apply_payload(m, &db->wal_payload, first, last);
+}
+
+/* Records w's keys as committed at version, for later conflict checks. */
+static int db_record_commit_locked(stoat_db *db, const db_writer *w, uint64_t version)
+{
+    slice keys_small[16], *keys = keys_small;
+    int rc;
+
+    if (w->n_ops > 16 && (keys = malloc(w->n_ops * sizeof(*keys))) == NULL)
+        return status_err(STOAT_ENOMEM, "out of memory recording a commit");
+    for (size_t i = 0; i < w->n_ops; i++)
+        keys[i] = w->ops[i].key;
+    rc = oracle_record(&db->oracle, version, keys, w->n_ops);
+    if (keys != keys_small)
+        free(keys);
+    return rc ? status_err(rc, "out of memory recording a commit") : 0;
+}
+
+/*
+ * Gives w its version, unless it is a transaction that conflicts. Every
+ * commit is recorded, so that later commits can be checked against it: a
+ * transaction may begin after this version is given out but before it is
+ * published, and then reads below it. oracle_prune drops the record once
+ * no snapshot can be older.
+ */
+static void db_assign_version_locked(stoat_db *db, db_writer *w)
+{
+    if (w->n_ops == 0)
+        return;
+    if (w->gc) {
+        /*
+         * A move of values, not a change: no conflicts, and only the
+         * version that tells later snapshots from earlier ones. A key
+         * written since GC judged it gets no rewrite: its old value would
+         * land in a newer source than the newer version, which readers
+         * stopping at the first source would then miss (and a tombstone
+         * dropped later would let it resurface).
+         */
+        for (size_t i = 0; i < w->n_ops; i++)
+            w->skip[i] = (uint8_t)oracle_written_after(&db->oracle, w->read_version,
+                                                       w->ops[i].key);
+        w->version = db->next_version++;
+        return;
+    }
+    if (w->reads && oracle_conflicts(&db->oracle, w->read_version, w->reads)) {
+        w->rc = STOAT_ECONFLICT;
+        db->stat_conflicts++;
+        return;
+    }
+    if ((w->rc = db_record_commit_locked(db, w, db->next_version)) != 0)
+        return;
+    w->version = db->next_version++;
+    if (w->reads)
+        db->stat_commits++;
+}
+
+/* Marks the group done, hands the queue to the next writer. */
+static void db_finish_group_locked(stoat_db *db, db_writer *self, db_writer *last, int rc)
+{
+    for (;;) {
+        db_writer *w = db->writers_head;
+        db->writers_head = w->next;
+        if (w->rc == 0)     /* a conflict found earlier stays */
+            w->rc = rc;
+        w->done = 1;
+        if (w != self)
+            pthread_cond_signal(&w->cv);
+        if (w == last)
+            break;
+    }
+    if (db->writers_head == NULL)
+        db->writers_tail = NULL;
+    else
+        pthread_cond_signal(&db->writers_head->cv);
+    pthread_cond_broadcast(&db->done_cv);
+}
+
+static int db_lead_group_locked(stoat_db *db, db_writer *self)
+{
+    uint64_t bytes, n, top = 0;
+    int sync, rc;
+    db_writer *last = db_build_group_locked(db, &bytes, &n, &sync);
+
+    sync |= db->opts.sync == STOAT_SYNC_COMMIT && n > 0;
+    rc = db_make_room_locked(db, bytes, n, self->rotate);
+    if (rc == 0 && self->rotate) {
+        self->rotated_mem = db->n_imm ? memtable_id(db->imm[db->n_imm - 1]) : 0;
+        db_finish_group_locked(db, self, last, 0);
+        return 0;
+    }
+    if (rc == 0) {
+        oracle_prune(&db->oracle, db_oldest_snapshot_locked(db));
+        for (db_writer *w = db->writers_head;; w = w->next) {
+            db_assign_version_locked(db, w);
+            if (w->version)
+                top = w->version;
+            if (w == last)
+                break;
+        }
+        size_t n_sep;
+        pthread_mutex_unlock(&db->mu);
+        PERTURB("write_group");
+        rc = db_separate_values(db, db->writers_head, last, &n_sep);
+        if (rc == 0)
+            rc = db_encode_group(db, db->writers_head, last);
+        if (rc == 0 && (rc = db_commit_group(db, sync, db->writers_head, last)) != 0) {
+            pthread_mutex_lock(&db->mu);
+            db_set_bg_error_locked(db, rc);
+        } else {
+            pthread_mutex_lock(&db->mu);
+        }
+        if (rc == 0 && top != 0)
+            atomic_store_explicit(&db->last_version, top, memory_order_release);
+    }
+    db_finish_group_locked(db, self, last, rc);
+    return rc;
+}
+
+static int db_write_queued(stoat_db *db, db_writer *wp);
+
+/* A writer through the queue: ops (may be none), then a sync of the logs
+ * and/or a rotation of the memtable, waited for. The named modes below. */
+static int db_write_mode(stoat_db *db, const db_write_op *ops, size_t n, int sync, int rotate)
+{
+    db_writer w = {.ops = ops, .n_ops = n, .sync = sync, .rotate = rotate};
+    return db_write_queued(db, &w);
+}
+
+int db_write(stoat_db *db, const db_write_op *ops, size_t n)
+{
+    return db_write_mode(db, ops, n, 0, 0);
+}
+
+int db_barrier(stoat_db *db)
+{
+    return db_write_mode(db, NULL, 0, 0, 0);
+}
+
+int db_sync_logs(stoat_db *db)
+{
+    return db_write_mode(db, NULL, 0, 1, 0);
+}
+
+int db_rotate_and_wait(stoat_db *db)
+{
+    return db_write_mode(db, NULL, 0, 0, 1);
+}
+
+int db_write_txn(stoat_db *db, const db_write_op *ops, size_t n, txn_reads *reads,
+                 uint64_t read_version)
+{
+    db_writer w = {.ops = ops, .n_ops = n, .reads = reads, .read_version = read_version};
+    int rc = db_write_queued(db, &w);
+
+    if (rc == STOAT_ECONFLICT)
+        return status_err(rc, "transaction conflict: a key it read, or a key in a range it "
+                              "iterated, was committed by another transaction since it began");
+    return rc;
+}
+
+int db_write_gc(stoat_db *db, const db_write_op *ops, size_t n, uint64_t read_version,
+                uint8_t *skip, uint64_t *done_version)
+{
+    db_writer w = {.ops = ops, .n_ops = n, .gc = 1, .read_version = read_version, .skip = skip};
+    int rc = db_write_queued(db, &w);
+
+    *done_version = w.version;
+    return rc;
+}
+
+static int db_write_queued(stoat_db *db, db_writer *wp)
+{
+    db_writer w = *wp;
+    int rotate = w.rotate;
+    int rc;
+
+    if ((rc = db_check_writable(db)) != 0)
+        return rc;
+    pthread_cond_init(&w.cv, NULL);
+    pthread_mutex_lock(&db->mu);
+    if ((rc = db_check_running_locked(db)) == 0) {
+        if (db->writers_tail)
+            db->writers_tail->next = &w;
+        else
+            db->writers_head = &w;
+        db->writers_tail = &w;
+        while (!w.done && db->writers_head != &w)
+            pthread_cond_wait(&w.cv, &db->mu);
+        if (!w.done)
+            db_lead_group_locked(db, &w);
+        rc = w.rc;   /* the group's result, or this writer's own conflict */
+        if (rc != 0 && w.done && db->bg_error)
+            status_set_msg(db->bg_msg);
+    }
+    if (rc == 0 && rotate && w.rotated_mem != 0)
+        rc = db_wait_flushed_locked(db, w.rotated_mem);
+    pthread_mutex_unlock(&db->mu);
+    pthread_cond_destroy(&w.cv);
+    wp->version = w.version;
+    return rc;
+}
+
+int db_check_write_op(const db_write_op *op)
+{
+    int rc;
+
+    if ((rc = db_check_key(op->key.data, op->key.len)) != 0)
+        return rc;
+    if (op->value.len > STOAT_MAX_VALUE_SIZE)
+        return status_err(STOAT_ETOOBIG, "value of %zu bytes is over the maximum of %u",
+                          op->value.len, STOAT_MAX_VALUE_SIZE);
+    if (op->value.len > 0 && op->value.data == NULL)
+        return status_err(STOAT_EINVAL, "value is NULL");
+    return 0;
+}
+
+static int db_put_op(stoat_db *db, const db_write_op *op)
+{
+    int rc;
+
+    if ((rc = db_check_handle(db)) != 0 || (rc = db_check_write_op(op)) != 0)
+        return rc;
+    return db_write(db, op, 1);
+}
+
+int stoat_put(stoat_db *db, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    db_write_op op = {.key = slice_make(key, klen), .value = slice_make(val, vlen)};
+    return db_put_op(db, &op);
+}
+
+int stoat_delete(stoat_db *db, const void *key, size_t klen)
+{
+    db_write_op op = {.meta = VMETA_DELETE, .key = slice_make(key, klen)};
+    return db_put_op(db, &op);
+}
+
+int stoat_sync(stoat_db *db)
+{
+    int rc;
+
+    if ((rc = db_check_handle(db)) != 0)
+        return rc;
+    if (db->read_only)
+        return 0;
+    return db_sync_logs(db);
+}
+
+int stoat_flush(stoat_db *db)
+{
+    int rc;
+
+    if ((rc = db_check_handle(db)) != 0)
+        return rc;
+    return db_rotate_and_wait(db);
+}

@@ -1,0 +1,63 @@
+/*
+ * wal.h - write-ahead-log records (format in core/FORMAT.md, "WAL").
+ *
+ * A WAL file is a header followed by records. One record is one group
+ * commit: a payload of entries, each an internal key and an encoded
+ * vstruct, behind a 12-byte record header that checks itself:
+ *
+ *     fixed32 payload_len | fixed32 checksum32(payload)
+ *         | fixed32 checksum32(the 8 bytes before) | payload
+ *     payload = entry*;  entry = varint ikey_len | ikey | varint vlen | value
+ *
+ * The header's own check lets replay tell a damaged length (corruption)
+ * from a record really cut short by end of file (a torn tail). The
+ * MANIFEST frames its records the same way (wal_record_header_*).
+ *
+ * wal_encode_* build payloads into a buf; wal_replay() reads a file back.
+ * Pure functions plus file reads; thread-safe.
+ */
+#ifndef STOAT_WAL_H
+#define STOAT_WAL_H
+
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "env/env.h"
+#include "base/slice.h"
+
+#define WAL_MAGIC 0x4c415754414f5453ull  /* "STOATWAL" little-endian */
+#define WAL_FORMAT_VERSION 2    /* 2: expiries in ms (VMETA_EXPIRY_MS); reads 1 */
+#define WAL_HEADER_LEN 16                 /* fixed64 magic | fixed32 version | fixed32 0 */
+#define WAL_RECORD_HEADER_LEN 12
+#define WAL_MAX_RECORD (1u << 31)
+
+/* Appends one entry to a payload under construction. */
+int wal_encode_entry(buf *payload, slice ikey, slice value);
+
+/* Appends the framed record (header + payload) to out. */
+int wal_encode_record(buf *out, const void *payload, size_t len);
+
+/* Writes the record header of payload [payload, payload + len) to h
+ * (WAL_RECORD_HEADER_LEN bytes). */
+void wal_record_header_encode(char *h, const void *payload, uint32_t len);
+
+/* 1 when the record header at h (WAL_RECORD_HEADER_LEN bytes) is intact:
+ * its last 4 bytes check its first 8. Only then may its length be trusted. */
+int wal_record_header_ok(const char *h);
+
+/* Called for every entry of every good record, in order. Nonzero stops the
+ * replay and is returned. */
+typedef int (*wal_entry_fn)(void *arg, slice ikey, slice value);
+
+/*
+ * Replays file f: checks the header, then every record. *good_len gets the
+ * offset just past the last good record. A torn tail (less than a record
+ * header left, an intact header whose payload runs past end of file, a
+ * last record whose payload checksum fails and that ends exactly at end of
+ * file, or a tail of zero bytes) ends the replay with 0; the caller
+ * truncates to *good_len. Any other bad record, a damaged record header
+ * above all, is STOAT_ECORRUPT.
+ */
+int wal_replay(env_file *f, const char *path, wal_entry_fn fn, void *arg, uint64_t *good_len);
+
+#endif

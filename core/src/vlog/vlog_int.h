@@ -1,0 +1,102 @@
+/*
+ * vlog_int.h - what the value log's three files share (private to vlog/):
+ * the file and log structs, the record layout's constants and walk, and
+ * the functions one file calls in another. The invariants and the lock
+ * order are in vlog.c's opening comment.
+ *
+ *   vlog.c         open and recovery, appends (wmu), sync, reads
+ *   vlog_files.c   the file table, the LRU of descriptors, pins, removal (mu)
+ *   vlog_record.c  names, the file header, the record layout and its walk,
+ *                  verification: no state
+ */
+#ifndef STOAT_VLOG_INT_H
+#define STOAT_VLOG_INT_H
+
+#include <pthread.h>
+
+#include "base/status.h"
+#include "env/env.h"
+#include "env/file_window.h"
+#include "vlog/vlog.h"
+
+#define VLOG_READ_CHUNK (1u << 20)      /* scan and recovery window */
+#define VLOG_GATHER_LEN (1u << 20)      /* gathered records are written at this size */
+#define VLOG_DIRECT_LEN (256u << 10)    /* records this large are not copied */
+#define VLOG_KEY_STR (STATUS_KEY_MAX + 24)  /* room for "key"@version */
+#define VLOG_NONE UINT64_MAX
+
+/* Record verdicts of vlog_rec_classify (errors are negative). */
+enum { VLOG_REC_OK, VLOG_REC_TORN, VLOG_REC_BAD, VLOG_REC_LOST };
+
+/* vlog_header_check's verdict for a file that holds no header yet. */
+#define VLOG_TORN 1
+
+typedef struct vlog_file {
+    uint32_t fid;
+    int refs;                       /* table + pins + unsynced list */
+    int removed;                    /* unlink when the last reference goes */
+    int active;                     /* the file appends go to */
+    int dirty;                      /* appended to since its last sync */
+    int in_lru;
+    uint64_t size;                  /* bytes of complete records (+ header) */
+    env_file *f;                    /* NULL while closed */
+    char *path;
+    struct vlog_file *prev, *next;  /* LRU links while in_lru */
+} vlog_file;
+
+struct vlog {
+    env *env;
+    char *dir;
+    vlog_options opts;
+
+    pthread_mutex_t mu;
+    vlog_file **files;              /* sorted by fid */
+    size_t n, cap;
+    vlog_file lru;                  /* sentinel; lru.next is least recent */
+    int n_open;                     /* files in the LRU */
+    uint64_t dir_gen;               /* creations and unlinks so far */
+    uint64_t dir_synced_gen;        /* dir_gen at the last directory sync */
+
+    pthread_mutex_t wmu;
+    vlog_file *active;
+    uint64_t next_fid;
+    int error;                      /* sticky write error, 0 if none */
+    char error_msg[STATUS_MSG_MAX];
+    buf gather;                     /* records not yet written */
+    vlog_file **unsynced;           /* sealed and dirty, one reference each */
+    size_t n_unsynced, cap_unsynced;
+};
+
+/* State of a walk over a file's records. */
+typedef struct vlog_walk {
+    file_window w;
+    uint32_t fid;
+    int strict;             /* scan: damage is an error; recovery: noted */
+    vlog_scan_fn fn;        /* NULL: nothing handed out */
+    void *arg;
+    uint64_t good_end;      /* end of the last intact record */
+    int lost;               /* the record chain broke (non-strict only) */
+} vlog_walk;
+
+/* vlog_record.c */
+void vlog_gather_rec(buf *g, slice ik, slice v);
+int vlog_header_check(file_window *w, uint32_t fid);
+void vlog_header_encode(char *h, uint32_t fid);
+const char *vlog_key_str(slice ik, char *dst, size_t cap);
+uint32_t vlog_parse_name(const char *name);
+void vlog_quiet_remove(env *e, const char *path);
+void vlog_rec_header(char *h, uint32_t klen, uint32_t vlen);
+int vlog_rec_verify(const char *path, const vptr *p, const char *rec, slice ikey);
+int vlog_validate(slice ik, slice v);
+int vlog_walk_run(vlog_walk *k);
+
+/* vlog_files.c (mu: the _locked ones expect it held) */
+void vlog_evict_locked(vlog *l);
+int vlog_file_destroy(vlog *l, vlog_file *vf);
+vlog_file *vlog_file_new(vlog *l, uint32_t fid);
+int vlog_insert_locked(vlog *l, vlog_file *vf);
+void vlog_lru_add_locked(vlog *l, vlog_file *vf);
+int vlog_pin(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int *active);
+void vlog_unref(vlog *l, vlog_file *vf);
+
+#endif

@@ -1,0 +1,253 @@
+/*
+ * vlog_record.c - the value log's names and record layout (format:
+ * core/FORMAT.md, "Value log"): file names, the file header, record
+ * headers, the walk over a file's records that recovery and scans share,
+ * and the verification of one record. No state; thread-safe.
+ */
+#include <assert.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/checksum.h"
+#include "base/coding.h"
+#include "base/status.h"
+#include "base/vec.h"
+#include "env/filename.h"
+#include "vlog/vlog_int.h"
+
+/* ---- names, keys and messages ---- */
+
+char *vlog_path(const char *dir, uint32_t fid)
+{
+    return filename_path(dir, fid, FILENAME_EXT_VLOG);
+}
+
+/* The fid a directory entry names, or 0 when it is not a vlog file
+ * (only the canonical spelling counts: "1.vlog" is not 000001.vlog). */
+uint32_t vlog_parse_name(const char *name)
+{
+    uint64_t v;
+
+    if (!filename_parse(name, FILENAME_EXT_VLOG, 1, &v) || v == 0 || v > UINT32_MAX)
+        return 0;
+    return (uint32_t)v;
+}
+
+/* A printable form of an internal key for messages: "user key"@version
+ * (the key as status_key_str prints every key). */
+const char *vlog_key_str(slice ik, char *dst, size_t cap)
+{
+    size_t ulen = ik.len >= IKEY_SUFFIX_LEN ? ik.len - IKEY_SUFFIX_LEN : ik.len;
+    size_t n;
+
+    assert(cap >= STATUS_KEY_MAX + 24);
+    status_key_str(ik.data, ulen, dst);
+    n = strlen(dst);
+    if (ik.len >= IKEY_SUFFIX_LEN)
+        snprintf(dst + n, cap - n, "@%llu", (unsigned long long)ikey_version(ik));
+    return dst;
+}
+
+/* Records a message that does not replace this thread's current one. */
+void vlog_quiet_remove(env *e, const char *path)
+{
+    char msg[STATUS_MSG_MAX];
+
+    snprintf(msg, sizeof(msg), "%s", status_msg());
+    (void)env_remove(e, path);
+    status_set_msg(msg);
+}
+
+/* ---- file headers and the record walk ---- */
+
+void vlog_header_encode(char *h, uint32_t fid)
+{
+    put_fixed64(h, VLOG_MAGIC);
+    put_fixed32(h + 8, VLOG_FORMAT_VERSION);
+    put_fixed32(h + 12, fid);
+}
+
+/*
+ * 0 when the file starts with the header of fid; VLOG_TORN when it holds
+ * no header yet (shorter than one and a prefix of it, or all zeros);
+ * STOAT_ENOTSUP for a newer format; else STOAT_ECORRUPT.
+ */
+int vlog_header_check(file_window *w, uint32_t fid)
+{
+    char want[VLOG_HEADER_LEN];
+    size_t n = w->size < VLOG_HEADER_LEN ? (size_t)w->size : VLOG_HEADER_LEN;
+    const char *p = want;
+    int rc, zero;
+
+    vlog_header_encode(want, fid);
+    if (n > 0 && (rc = file_window_get(w, 0, n, &p)) != 0)
+        return rc;
+    if (memcmp(p, want, n) == 0)
+        return n == VLOG_HEADER_LEN ? 0 : VLOG_TORN;
+    if (n == VLOG_HEADER_LEN && get_fixed64(p) == VLOG_MAGIC &&
+        get_fixed32(p + 8) > VLOG_FORMAT_VERSION)
+        return status_err(STOAT_ENOTSUP, "%s: value log format version %u is newer than %u",
+                          w->path, get_fixed32(p + 8), VLOG_FORMAT_VERSION);
+    if (n == VLOG_HEADER_LEN && get_fixed64(p) == VLOG_MAGIC &&
+        get_fixed32(p + 8) == VLOG_FORMAT_VERSION)
+        return status_err(STOAT_ECORRUPT, "%s: header names file %u", w->path,
+                          get_fixed32(p + 12));
+    if ((rc = file_window_zeros_from(w, 0, &zero)) != 0)
+        return rc;
+    if (zero)
+        return VLOG_TORN;
+    return status_err(STOAT_ECORRUPT, "%s: bad value log header at offset 0", w->path);
+}
+
+/* 1 when the 12-byte record header at h is intact and its lengths legal. */
+static int vlog_rec_header_ok(const char *h)
+{
+    uint32_t klen = get_fixed32(h), vlen = get_fixed32(h + 4);
+
+    return checksum32(h, 8) == get_fixed32(h + 8) && klen >= IKEY_SUFFIX_LEN &&
+           klen <= VLOG_MAX_KEY_LEN && vlen <= STOAT_MAX_VALUE_SIZE;
+}
+
+/*
+ * Classifies the record at off: VLOG_REC_OK (*rec, *len: the whole
+ * record), VLOG_REC_BAD (intact header, failing checksum: *len known),
+ * VLOG_REC_TORN (cut short by end of file, a bad last record ending at end
+ * of file, or zeros to the end) or VLOG_REC_LOST (bad header, non-zero
+ * bytes after it: the next record cannot be found).
+ */
+static int vlog_rec_classify(file_window *w, uint64_t off, const char **rec, uint64_t *len)
+{
+    uint64_t rest = w->size - off;
+    const char *p;
+    int rc, zero;
+
+    if (rest < VLOG_REC_HEADER_LEN)
+        return VLOG_REC_TORN;
+    if ((rc = file_window_get(w, off, VLOG_REC_HEADER_LEN, &p)) != 0)
+        return rc;
+    if (!vlog_rec_header_ok(p)) {
+        if ((rc = file_window_zeros_from(w, off, &zero)) != 0)
+            return rc;
+        return zero ? VLOG_REC_TORN : VLOG_REC_LOST;
+    }
+    *len = vlog_record_len(get_fixed32(p), get_fixed32(p + 4));
+    if (*len > rest)
+        return VLOG_REC_TORN;
+    if ((rc = file_window_get(w, off, (size_t)*len, &p)) != 0)
+        return rc;
+    *rec = p;
+    if (checksum64(p, (size_t)*len - 8) == get_fixed64(p + *len - 8))
+        return VLOG_REC_OK;
+    return *len == rest ? VLOG_REC_TORN : VLOG_REC_BAD;
+}
+
+int vlog_walk_run(vlog_walk *k)
+{
+    uint64_t off = VLOG_HEADER_LEN, len = 0, bad_off = VLOG_NONE;
+    const char *rec = NULL;
+    int kind;
+
+    k->good_end = VLOG_HEADER_LEN;
+    while (off < k->w.size) {
+        if ((kind = vlog_rec_classify(&k->w, off, &rec, &len)) < 0)
+            return kind;
+        if (kind == VLOG_REC_TORN)
+            break;
+        if (kind == VLOG_REC_LOST) {
+            if (k->strict)
+                return status_err(STOAT_ECORRUPT, "%s: bad record header at offset %llu",
+                                  k->w.path, (unsigned long long)off);
+            k->lost = 1;
+            break;
+        }
+        if (kind == VLOG_REC_BAD) {
+            if (bad_off == VLOG_NONE)
+                bad_off = off;
+            off += len;
+            continue;
+        }
+        /* A damaged record followed by an intact one is not a torn tail. */
+        if (bad_off != VLOG_NONE && k->strict)
+            return status_err(STOAT_ECORRUPT, "%s: bad record checksum at offset %llu",
+                              k->w.path, (unsigned long long)bad_off);
+        bad_off = VLOG_NONE;
+        if (k->fn != NULL) {
+            uint32_t klen = get_fixed32(rec), vlen = get_fixed32(rec + 4);
+            vptr p = {k->fid, off, (uint32_t)len};
+            slice ik = slice_make(rec + VLOG_REC_HEADER_LEN, klen);
+            slice v = slice_make(rec + VLOG_REC_HEADER_LEN + klen, vlen);
+            int rc = k->fn(k->arg, &p, ik, v);
+            if (rc != 0)
+                return rc;
+        }
+        off += len;
+        k->good_end = off;
+    }
+    return 0;
+}
+
+/* ---- record layout ---- */
+
+void vlog_rec_header(char *h, uint32_t klen, uint32_t vlen)
+{
+    put_fixed32(h, klen);
+    put_fixed32(h + 4, vlen);
+    put_fixed32(h + 8, checksum32(h, 8));
+}
+
+/* Appends one record to the gather buffer (room reserved by the caller). */
+void vlog_gather_rec(buf *g, slice ik, slice v)
+{
+    char *rec = g->data + g->len;
+    size_t n = VLOG_REC_HEADER_LEN + ik.len + v.len;
+
+    vlog_rec_header(rec, (uint32_t)ik.len, (uint32_t)v.len);
+    memcpy(rec + VLOG_REC_HEADER_LEN, ik.data, ik.len);
+    if (v.len)
+        memcpy(rec + VLOG_REC_HEADER_LEN + ik.len, v.data, v.len);
+    put_fixed64(rec + n, checksum64(rec, n));
+    g->len += n + 8;
+}
+
+int vlog_validate(slice ik, slice v)
+{
+    if (ik.len < IKEY_SUFFIX_LEN)
+        return status_err(STOAT_EINVAL, "vlog: internal key of %zu bytes", ik.len);
+    if (ik.len > VLOG_MAX_KEY_LEN)
+        return status_err(STOAT_ETOOBIG, "vlog: key of %zu bytes", ik.len);
+    if (v.len > STOAT_MAX_VALUE_SIZE)
+        return status_err(STOAT_ETOOBIG, "vlog: value of %zu bytes exceeds %u", v.len,
+                          STOAT_MAX_VALUE_SIZE);
+    return 0;
+}
+
+/* Checks the record rec (len bytes, read from ptr) against ikey. */
+int vlog_rec_verify(const char *path, const vptr *p, const char *rec, slice ikey)
+{
+    char ks[VLOG_KEY_STR];
+    uint32_t klen = get_fixed32(rec), vlen = get_fixed32(rec + 4);
+    unsigned long long off = (unsigned long long)p->offset;
+
+    if (!vlog_rec_header_ok(rec))
+        return status_err(STOAT_ECORRUPT, "%s: bad record header at offset %llu (key %s)", path,
+                          off, vlog_key_str(ikey, ks, sizeof(ks)));
+    if (vlog_record_len(klen, vlen) != p->len)
+        return status_err(STOAT_ECORRUPT,
+                          "%s: record at offset %llu is %llu bytes, pointer says %u (key %s)",
+                          path, off, (unsigned long long)vlog_record_len(klen, vlen), p->len,
+                          vlog_key_str(ikey, ks, sizeof(ks)));
+    if (checksum64(rec, p->len - 8) != get_fixed64(rec + p->len - 8))
+        return status_err(STOAT_ECORRUPT, "%s: bad record checksum at offset %llu (key %s)",
+                          path, off, vlog_key_str(ikey, ks, sizeof(ks)));
+    if (klen != ikey.len || memcmp(rec + VLOG_REC_HEADER_LEN, ikey.data, klen) != 0) {
+        char other[VLOG_KEY_STR];
+        return status_err(STOAT_ECORRUPT, "%s: record at offset %llu holds key %s, not %s",
+                          path, off,
+                          vlog_key_str(slice_make(rec + VLOG_REC_HEADER_LEN, klen), other,
+                                       sizeof(other)),
+                          vlog_key_str(ikey, ks, sizeof(ks)));
+    }
+    return 0;
+}
