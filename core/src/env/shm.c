@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,11 @@ typedef struct shm_header {
 } shm_header;
 
 _Static_assert(sizeof(shm_header) <= SHM_OFF_COMMIT_LOCK, "layout v1: header is 256 bytes");
+_Static_assert(offsetof(shm_header, size) == 16 && offsetof(shm_header, dir_dev) == 32 &&
+               offsetof(shm_header, ready) == 56, "layout v1: header offsets (FORMAT.md)");
+_Static_assert(offsetof(proc_lock, intent) == sizeof(pthread_mutex_t) &&
+               offsetof(proc_slot, pid) == 8 && offsetof(proc_slot, claims) == 12,
+               "layout v1: lock and slot offsets (FORMAT.md)");
 _Static_assert(sizeof(proc_slot) == SHM_SLOT_SIZE, "layout v1: slots are 64 bytes");
 _Static_assert(SHM_OFF_FREE <= SHM_MIN_SIZE, "layout v1 fits the minimum size");
 

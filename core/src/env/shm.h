@@ -53,7 +53,7 @@
 #include <stdint.h>
 
 #define SHM_LAYOUT_VERSION 1
-#define SHM_MAGIC 0x314d485354414f53ull /* "SOATSHM1" little-endian */
+#define SHM_MAGIC 0x4d485354414f5453ull /* the bytes "STOATSHM" */
 #define SHM_LOCK_FILE "SHMLOCK"
 #define SHM_DEFAULT_DIR "/dev/shm"
 
