@@ -26,6 +26,7 @@ static inline pid_t pu_spawn(int (*fn)(void *), void *arg)
 {
     pid_t pid;
 
+    (void)test_tmpdir(); /* made before the fork: the child must share it */
     fflush(NULL);
     pid = fork();
     REQUIRE(pid >= 0);

@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -73,34 +72,22 @@ static int ofd_set(int fd, short type, off_t byte)
 int proc_slots_open(shm_region *r, proc_slots **out)
 {
     proc_slots *s;
-    char *path;
-    size_t n;
-    int rc;
+    int rc, err;
 
     *out = NULL;
     if ((rc = shm_check(r)) != 0)
         return rc;
     if ((s = calloc(1, sizeof(*s))) == NULL)
         return status_err(STOAT_ENOMEM, "liveness slots: out of memory");
-    n = strlen(shm_dir(r)) + sizeof(SHM_LOCK_FILE) + 1;
-    if ((path = malloc(n)) == NULL) {
+    /* Its own open file description: see the top of this file. */
+    if ((err = shm_fd_open(shm_lock_path(r), O_RDWR | O_NOFOLLOW, 0, &s->fd)) != 0) {
         free(s);
-        return status_err(STOAT_ENOMEM, "liveness slots: out of memory");
+        return status_errno(err, "open lock file", shm_lock_path(r));
     }
-    snprintf(path, n, "%s/%s", shm_dir(r), SHM_LOCK_FILE);
-    s->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    if (s->fd < 0) {
-        rc = status_errno(errno, "open lock file", path);
-        free(path);
-        free(s);
-        return rc;
-    }
-    free(path);
     s->region = r;
     s->slots = (proc_slot *)((char *)shm_base(r) + SHM_OFF_SLOTS);
     s->index = -1;
     s->fork_gen = shm_fork_generation();
-    shm_fd_register(&s->fd);
     *out = s;
     return 0;
 }
@@ -234,8 +221,7 @@ void proc_slots_close(proc_slots *s)
             atomic_store(&s->slots[s->index].value, PROC_SLOT_NONE);
             atomic_store(&s->slots[s->index].pid, 0);
         }
-        shm_fd_unregister(&s->fd);
-        close(s->fd); /* drops the slot and election bytes */
+        shm_fd_close(&s->fd); /* drops the slot and election bytes */
     }
     free(s);
 }

@@ -73,7 +73,7 @@ struct shm_region {
     int lock_fd;               /* SHMLOCK, byte 0 held shared; -1 in a forked child */
     int created;
     unsigned long fork_gen;
-    char *dir;
+    char *lock_path;           /* SHMLOCK in the database directory */
     char *path;                /* the region file */
 };
 
@@ -117,8 +117,10 @@ unsigned long shm_fork_generation(void)
     return atomic_load(&fork_gen);
 }
 
-void shm_fd_register(int *fdp)
+int shm_fd_open(const char *path, int flags, unsigned mode, int *fdp)
 {
+    int err = 0;
+
     pthread_once(&fork_once, shm_fork_register);
     pthread_mutex_lock(&fd_mu);
     if (fd_n == fd_cap) {
@@ -126,20 +128,22 @@ void shm_fd_register(int *fdp)
         int **l = realloc(fd_list, cap * sizeof(*l));
 
         if (l == NULL) {
-            /* Unregistered, the descriptor outlives a fork in the child:
-             * the parent's locks then last as long as the child. Rare
-             * enough (16 bytes short) to accept rather than fail an open. */
             pthread_mutex_unlock(&fd_mu);
-            return;
+            *fdp = -1;
+            return ENOMEM;
         }
         fd_list = l;
         fd_cap = cap;
     }
-    fd_list[fd_n++] = fdp;
+    if ((*fdp = open(path, flags | O_CLOEXEC, (mode_t)mode)) < 0)
+        err = errno;
+    else
+        fd_list[fd_n++] = fdp;
     pthread_mutex_unlock(&fd_mu);
+    return err;
 }
 
-void shm_fd_unregister(int *fdp)
+void shm_fd_close(int *fdp)
 {
     pthread_mutex_lock(&fd_mu);
     for (size_t i = 0; i < fd_n; i++) {
@@ -153,6 +157,9 @@ void shm_fd_unregister(int *fdp)
         fd_list = NULL;
         fd_cap = 0;
     }
+    if (*fdp >= 0)
+        close(*fdp);
+    *fdp = -1;
     pthread_mutex_unlock(&fd_mu);
 }
 
@@ -387,8 +394,8 @@ int shm_open_region(const char *dir, const shm_opts *opts, shm_region **out)
     shm_opts o = {0};
     shm_region *r = NULL;
     struct stat dst;
-    char name[64], *lock_path = NULL;
-    int rc;
+    char name[64];
+    int rc, err;
 
     *out = NULL;
     if (opts)
@@ -407,25 +414,22 @@ int shm_open_region(const char *dir, const shm_opts *opts, shm_region **out)
     r->fork_gen = shm_fork_generation();
     snprintf(name, sizeof(name), "stoat.%llx.%llx.shm", (unsigned long long)dst.st_dev,
              (unsigned long long)dst.st_ino);
-    r->dir = strdup(dir);
     r->path = path_join(o.shm_dir ? o.shm_dir : SHM_DEFAULT_DIR, name);
-    lock_path = path_join(dir, SHM_LOCK_FILE);
-    if (r->dir == NULL || r->path == NULL || lock_path == NULL) {
+    r->lock_path = path_join(dir, SHM_LOCK_FILE);
+    if (r->path == NULL || r->lock_path == NULL) {
         rc = status_err(STOAT_ENOMEM, "shared memory: out of memory");
         goto fail;
     }
-    if ((r->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
-        rc = shm_err_owner(errno, "open lock file", lock_path);
+    err = shm_fd_open(r->lock_path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600, &r->lock_fd);
+    if (err != 0) {
+        rc = shm_err_owner(err, "open lock file", r->lock_path);
         goto fail;
     }
-    shm_fd_register(&r->lock_fd);
     if ((rc = shm_join(r, &o, &dst)) != 0)
         goto fail;
-    free(lock_path);
     *out = r;
     return 0;
 fail:
-    free(lock_path);
     shm_close(r);
     return rc;
 }
@@ -444,10 +448,9 @@ void shm_close(shm_region *r)
          * goes, as SQLite's last connection truncates -shm. */
         if (r->base && ofd_byte(r->lock_fd, F_WRLCK, SHM_LOCK_BYTE_DMS) == 0)
             unlink(r->path);
-        shm_fd_unregister(&r->lock_fd);
-        close(r->lock_fd);
+        shm_fd_close(&r->lock_fd);
     }
-    free(r->dir);
+    free(r->lock_path);
     free(r->path);
     free(r);
 }
@@ -480,7 +483,7 @@ const char *shm_path(const shm_region *r)
     return r->path;
 }
 
-const char *shm_dir(const shm_region *r)
+const char *shm_lock_path(const shm_region *r)
 {
-    return r->dir;
+    return r->lock_path;
 }

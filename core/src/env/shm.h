@@ -104,19 +104,21 @@ void *shm_base(const shm_region *r);
 uint64_t shm_size(const shm_region *r);
 /* 1 when this handle created (or rebuilt) the region, 0 when it attached. */
 int shm_created(const shm_region *r);
-/* The region file's path and the database directory (borrowed, valid
- * until shm_close). */
+/* The region file's path, and the path of the database directory's
+ * SHMLOCK (borrowed, valid until shm_close). */
 const char *shm_path(const shm_region *r);
-const char *shm_dir(const shm_region *r);
+const char *shm_lock_path(const shm_region *r);
 
 /* The fork generation of this process: bumped in a child by the atfork
  * handler the first open registers. */
 unsigned long shm_fork_generation(void);
 
-/* Lock descriptors that a forked child must close (the atfork handler
- * does, and sets *fdp = -1). proc_slots registers the descriptors it
- * opens; unregister before closing. */
-void shm_fd_register(int *fdp);
-void shm_fd_unregister(int *fdp);
+/* Opens path (open(2) flags and mode; O_CLOEXEC is added) into *fdp as
+ * a lock descriptor that a forked child must not keep: the atfork handler
+ * closes it in the child and sets *fdp = -1. Opening and registering
+ * exclude fork(), so no child gets an unregistered copy. Returns 0 or an
+ * errno value (*fdp is then -1). Close with shm_fd_close. */
+int shm_fd_open(const char *path, int flags, unsigned mode, int *fdp);
+void shm_fd_close(int *fdp);
 
 #endif
