@@ -58,6 +58,16 @@ static void test_shm_create_attach_share(void)
     CHECK(shm_check(r) == 0);
     CHECK(pu_run(child_write_marker, (void *)(uintptr_t)42) == 0);
     CHECK(atomic_load(free_word(r)) == 42);
+    /* A later opener follows the creator's choice of directory. */
+    {
+        shm_region *r2;
+
+        REQUIRE_OK(shm_open_region(test_tmpdir(), NULL, &r2));
+        CHECK(shm_created(r2) == 0);
+        CHECK(strcmp(shm_path(r2), shm_path(r)) == 0);
+        CHECK(atomic_load(free_word(r2)) == 42);
+        shm_close(r2);
+    }
     shm_close(r);
 }
 
@@ -173,6 +183,35 @@ static int child_init_hangs(void *arg)
 
 /* An initialiser that hangs delays others only up to wait_ms; once it
  * dies, the next opener initialises. */
+static int child_open_default_and_die(void *arg)
+{
+    shm_region *r;
+
+    if (shm_open_region(test_tmpdir(), NULL, &r) != 0)
+        return 1;
+    snprintf(arg, 512, "%s", shm_path(r));
+    raise(SIGKILL);
+    return 2;
+}
+
+/* A dead process's region in /dev/shm is removed by the next creator,
+ * even one that puts its own region elsewhere. */
+static void test_shm_stale_region_elsewhere_removed(void)
+{
+    char *path = pu_shared(4096);
+    shm_region *r;
+
+    CHECK(pu_run(child_open_default_and_die, path) == 1000 + SIGKILL);
+    REQUIRE(strncmp(path, "/dev/shm/", 9) == 0);
+    CHECK(file_exists(path));
+    r = pu_region();
+    CHECK(shm_created(r) == 1);
+    CHECK(strcmp(shm_path(r), path) != 0);
+    CHECK(!file_exists(path));
+    shm_close(r);
+    munmap(path, 4096);
+}
+
 static void test_shm_initialiser_hangs_then_dies(void)
 {
     shm_opts o = pu_opts();
@@ -351,6 +390,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_shm_layout_version_mismatch);
     TEST_RUN(test_shm_size_mismatch);
     TEST_RUN(test_shm_stale_region_rebuilt);
+    TEST_RUN(test_shm_stale_region_elsewhere_removed);
     TEST_RUN(test_shm_initialiser_hangs_then_dies);
     TEST_RUN(test_shm_forked_handle_refused);
     TEST_RUN(test_shm_forked_child_does_not_keep_locks);

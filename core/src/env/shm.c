@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdatomic.h>
@@ -209,6 +210,41 @@ static int shm_map(int fd, uint64_t size, void **base, const char *path)
     return 0;
 }
 
+/* SHMLOCK holds the region's path (text, no NUL), written by the creator
+ * under byte 0 exclusive: later openers follow it, so every process uses
+ * the creator's region whatever its own shm_dir. */
+static int shm_lock_file_set_path(shm_region *r)
+{
+    size_t len = strlen(r->path);
+
+    if (ftruncate(r->lock_fd, 0) != 0 ||
+        pwrite(r->lock_fd, r->path, len, 0) != (ssize_t)len)
+        return status_errno(errno, "write", r->lock_path);
+    return 0;
+}
+
+/* The path SHMLOCK names into r->path: 0, SHM_RETRY (none yet), or an
+ * error. */
+static int shm_lock_file_get_path(shm_region *r)
+{
+    char buf[PATH_MAX];
+    ssize_t n = pread(r->lock_fd, buf, sizeof(buf) - 1, 0);
+    char *p;
+
+    if (n < 0)
+        return status_errno(errno, "read", r->lock_path);
+    if (n == 0)
+        return SHM_RETRY;
+    buf[n] = '\0';
+    if (strcmp(buf, r->path) == 0)
+        return 0;
+    if ((p = strdup(buf)) == NULL)
+        return status_err(STOAT_ENOMEM, "shared memory: out of memory");
+    free(r->path);
+    r->path = p;
+    return 0;
+}
+
 /* With byte 0 held exclusive: a fresh region file, initialised. */
 static int shm_create(shm_region *r, const shm_opts *o, const struct stat *dst)
 {
@@ -216,6 +252,17 @@ static int shm_create(shm_region *r, const shm_opts *o, const struct stat *dst)
     struct timespec now;
     int fd, err, rc;
 
+    {
+        /* A stale region elsewhere (another shm_dir) goes too. */
+        char old[PATH_MAX];
+        ssize_t n = pread(r->lock_fd, old, sizeof(old) - 1, 0);
+
+        if (n > 0) {
+            old[n] = '\0';
+            if (strcmp(old, r->path) != 0)
+                unlink(old);
+        }
+    }
     if (unlink(r->path) != 0 && errno != ENOENT)
         return shm_err_owner(errno, "remove stale shared memory", r->path);
     if ((fd = open(r->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
@@ -251,6 +298,8 @@ static int shm_create(shm_region *r, const shm_opts *o, const struct stat *dst)
     proc_slots_init((char *)r->base + SHM_OFF_SLOTS);
     if (o->init && (rc = o->init(r->base, r->size, o->init_arg)) != 0)
         goto fail;
+    if ((rc = shm_lock_file_set_path(r)) != 0)
+        goto fail;
     atomic_store(&h->ready, 1);
     r->created = 1;
     return 0;
@@ -273,6 +322,8 @@ static int shm_attach(shm_region *r, const shm_opts *o)
     void *p = NULL;
     int fd, rc;
 
+    if ((rc = shm_lock_file_get_path(r)) != 0)
+        return rc;
     if ((fd = open(r->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)) < 0) {
         if (errno == ENOENT)
             return SHM_RETRY;
@@ -373,8 +424,9 @@ static int shm_join(shm_region *r, const shm_opts *o, const struct stat *dst)
         }
         if (now_ms() >= deadline)
             return status_err(STOAT_EBUSY,
-                              "shared memory %s: another process is initialising it "
-                              "(waited %u ms)", r->path, (unsigned)(o->wait_ms ? o->wait_ms : 5000));
+                              "shared memory %s: being initialised by another process, or "
+                              "missing while others are attached (waited %u ms)",
+                              r->path, (unsigned)(o->wait_ms ? o->wait_ms : 5000));
         sleep_ms(1 + (unsigned)(getpid() % 3));
     }
 }

@@ -6,10 +6,12 @@
  * A region is a file of a fixed size mapped MAP_SHARED by every process:
  * `stoat.<dev>.<ino>.shm` (the directory's device and inode in hex) in
  * /dev/shm by default, or in another directory (opts.shm_dir; the
- * database directory itself where /dev/shm is missing or too small). Its
- * space is reserved with posix_fallocate when it is created, so a file
- * system too small for it fails the open with STOAT_ENOSPC, never with a
- * SIGBUS at a later page fault.
+ * database directory itself where /dev/shm is missing or too small). The
+ * creator's choice wins: it writes the region's path into SHMLOCK and
+ * later openers follow it, whatever their own shm_dir. Its space is
+ * reserved with posix_fallocate when it is created, so a file system too
+ * small for it fails the open with STOAT_ENOSPC, never with a SIGBUS at a
+ * later page fault.
  *
  * Who initialises: the file `SHMLOCK` in the database directory carries
  * OFD byte-range locks (fcntl F_OFD_SETLK; they belong to the open file
@@ -32,7 +34,8 @@
  * file or region belongs to another user and this one may not open it:
  * run as the database owner), STOAT_ENOSPC (the file system cannot hold
  * the region), STOAT_EBUSY (an initialiser held the switch past
- * opts.wait_ms), STOAT_ENOMEM, STOAT_EIO.
+ * opts.wait_ms, or the region was removed behind the back of live
+ * processes), STOAT_ENOMEM, STOAT_EIO.
  *
  * fork: nothing happens at library load. The first open registers an
  * atfork handler; in a forked child every handle of the parent is dead:
@@ -74,7 +77,7 @@
 typedef struct shm_region shm_region;
 
 typedef struct shm_opts {
-    const char *shm_dir;     /* where the region file lives; NULL: /dev/shm */
+    const char *shm_dir;     /* where a region this open creates lives; NULL: /dev/shm */
     uint64_t size;           /* 0: SHM_DEFAULT_SIZE; a multiple of 4096, >= SHM_MIN_SIZE */
     uint32_t wait_ms;        /* bound on waiting for another opener's initialisation; 0: 5000 */
     uint32_t layout_version; /* 0: SHM_LAYOUT_VERSION (tests set others) */
