@@ -266,14 +266,16 @@ static void test_shm_forked_handle_refused(void)
     shm_close(r);
 }
 
+static _Atomic int *gc_pid;
+
+/* Runs after fork's atfork handlers: its flag says they have run. */
 static int grandchild_sleeps(void *arg)
 {
     (void)arg;
+    atomic_store(&gc_pid[1], 1);
     sleep(30);
     return 0;
 }
-
-static _Atomic int *gc_pid;
 
 /* Opens, forks a child that lives on (no exec), and waits to be killed. */
 static int child_open_fork_wait(void *arg)
@@ -299,6 +301,9 @@ static void test_shm_forked_child_does_not_keep_locks(void)
     gc_pid = pu_shared(4096);
     pid = pu_spawn(child_open_fork_wait, NULL);
     REQUIRE(pu_wait_flag(gc_pid));
+    /* Until the grandchild has run its atfork handler, it does hold a
+     * reference to the lock descriptor: wait for that. */
+    REQUIRE(pu_wait_flag(&gc_pid[1]));
     kill(pid, SIGKILL);
     pu_wait(pid);
     REQUIRE(kill(atomic_load(gc_pid), 0) == 0); /* the grandchild lives */

@@ -41,8 +41,10 @@
  * atfork handler; in a forked child every handle of the parent is dead:
  * its lock descriptors are closed at once (so a child that outlives its
  * parent does not keep the parent's locks, hence its slot and its
- * election, alive) and shm_check() returns STOAT_EFORKED. The child may
- * open regions of its own.
+ * election, alive) and shm_check() returns STOAT_EFORKED. (Between
+ * fork() and the child's first instruction the child does share the
+ * descriptors; a child killed before it ran releases them too.) The
+ * child may open regions of its own.
  *
  * Threading: a handle is immutable after open; shm_check/shm_base/... may
  * be called from any thread. What lives in the region is shared with
