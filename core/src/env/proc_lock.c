@@ -1,0 +1,132 @@
+/*
+ * proc_lock.c - the robust process-shared commit lock (proc_lock.h).
+ *
+ * Owns nothing but the bytes of the lock in the region. The wait is
+ * bounded with pthread_mutex_clocklock on CLOCK_MONOTONIC, so a change of
+ * the wall clock neither shortens nor stretches it. EOWNERDEAD: the repair
+ * runs, then pthread_mutex_consistent; the mutex is always made
+ * consistent before it is released, even when the repair fails (a mutex
+ * unlocked inconsistent is ENOTRECOVERABLE forever), and the intent left
+ * non-IDLE is what makes the next acquirer repair again.
+ */
+#include "env/proc_lock.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/status.h"
+#include "env/shm.h"
+
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "shared atomics must be lock-free");
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "shared atomics must be lock-free");
+_Static_assert(sizeof(proc_lock) <= 128, "layout v1 gives the commit lock 128 bytes");
+_Static_assert(SHM_OFF_COMMIT_LOCK + 128 <= SHM_OFF_SLOTS, "layout v1 overlap");
+
+int proc_lock_init(proc_lock *l)
+{
+    pthread_mutexattr_t a;
+    int r;
+
+    memset(l, 0, sizeof(*l));
+    if ((r = pthread_mutexattr_init(&a)) != 0)
+        return status_errno(r, "proc_lock_init", "mutexattr");
+    if ((r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED)) == 0 &&
+        (r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST)) == 0 &&
+        (r = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK)) == 0)
+        r = pthread_mutex_init(&l->mu, &a);
+    pthread_mutexattr_destroy(&a);
+    if (r != 0)
+        return status_errno(r, "proc_lock_init", "mutex");
+    atomic_store(&l->intent, PROC_INTENT_IDLE);
+    return 0;
+}
+
+static void deadline_after(struct timespec *ts, uint32_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Runs the repair with the lock held; returns 0 with the lock still held
+ * and the intent IDLE, or the repair's code with the lock released. */
+static int proc_lock_repair_locked(proc_lock *l, int owner_died, proc_lock_repair_fn repair,
+                                   void *arg)
+{
+    uint32_t intent = atomic_load(&l->intent);
+    int rc = repair ? repair(l, intent, owner_died, arg) : 0;
+
+    if (owner_died)
+        pthread_mutex_consistent(&l->mu);
+    if (rc != 0) {
+        if (intent == PROC_INTENT_IDLE)
+            atomic_store(&l->intent, PROC_INTENT_REPAIR);
+        atomic_store(&l->holder_pid, 0);
+        pthread_mutex_unlock(&l->mu);
+        return rc;
+    }
+    atomic_store(&l->intent, PROC_INTENT_IDLE);
+    atomic_fetch_add(&l->repairs, 1);
+    return 0;
+}
+
+int proc_lock_acquire(proc_lock *l, uint32_t timeout_ms, proc_lock_repair_fn repair, void *arg)
+{
+    struct timespec ts;
+    int r, rc;
+
+    if (timeout_ms == 0) {
+        r = pthread_mutex_trylock(&l->mu);
+    } else {
+        deadline_after(&ts, timeout_ms);
+        do
+            r = pthread_mutex_clocklock(&l->mu, CLOCK_MONOTONIC, &ts);
+        while (r == EINTR);
+    }
+    switch (r) {
+    case 0:
+    case EOWNERDEAD:
+        break;
+    case EBUSY:
+    case ETIMEDOUT:
+        return status_err(STOAT_EBUSY,
+                          "commit lock held by process %u for more than %u ms",
+                          (unsigned)atomic_load(&l->holder_pid), (unsigned)timeout_ms);
+    case EDEADLK:
+        return status_err(STOAT_EINVAL, "commit lock already held by this thread");
+    case ENOTRECOVERABLE:
+        return status_err(STOAT_ECORRUPT,
+                          "commit lock not recoverable: the shared memory must be re-created");
+    default:
+        return status_errno(r, "commit lock", "acquire");
+    }
+    if (r == EOWNERDEAD || atomic_load(&l->intent) != PROC_INTENT_IDLE) {
+        if ((rc = proc_lock_repair_locked(l, r == EOWNERDEAD, repair, arg)) != 0)
+            return rc;
+    }
+    atomic_store(&l->holder_pid, (uint32_t)getpid());
+    atomic_fetch_add(&l->acquires, 1);
+    return 0;
+}
+
+void proc_lock_release(proc_lock *l)
+{
+    atomic_store(&l->holder_pid, 0);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void proc_lock_set_intent(proc_lock *l, uint32_t intent)
+{
+    atomic_store(&l->intent, intent);
+}
+
+uint32_t proc_lock_intent(proc_lock *l)
+{
+    return atomic_load(&l->intent);
+}
