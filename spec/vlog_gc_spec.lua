@@ -1,4 +1,4 @@
--- Value-log GC after a reader (issue 16, lua-trial.md B3): values
+-- Value-log GC after a reader (issue 16, ../shared/reference/lua-trial.md B3): values
 -- overwritten under an open db:view, with a compaction meanwhile, are kept
 -- for the view; once it ends, one db:gc brings the value log down to at
 -- most 1.1 x the live values, also after a reopen and after a view left

@@ -6,6 +6,7 @@
  */
 #include "base/checksum.h"
 #include "base/coding.h"
+#include "env/filename.h"
 #include "vlog/discard.h"
 #include "base/status.h"
 #include "fuzz_util.h"
@@ -27,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         put_fixed32(copy + 12, (uint32_t)((n - 24) / 12));
         put_fixed64(copy + n - 8, checksum64(copy, n - 8));
     }
-    fuzz_write_file(path, dir, DISCARD_FILE, copy, n);
+    fuzz_write_file(path, dir, FILENAME_DISCARD, copy, n);
     if (discard_open(env_posix(), dir, 0, &d) == 0) {
         discard_entry *e = NULL;
         size_t ne = 0;

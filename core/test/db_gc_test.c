@@ -1,7 +1,7 @@
 /*
  * db_gc_test.c - value-log GC accounting regressions (issue 16).
  *
- * Stranded garbage (issue 16, item 1; lua-trial.md B3): values overwritten
+ * Stranded garbage (issue 16, item 1; ../shared/reference/lua-trial.md B3): values overwritten
  * while a reader holds an older snapshot, with a compaction in between
  * that must keep the old versions for that reader. Once the reader ends,
  * one stoat_gc must bring the value log down to at most 1.1 x the live
