@@ -154,7 +154,7 @@ valgrind: $(TESTS)
 # delays at the PERTURB points (core/src/base/perturb.h) shake the timing
 # (STOAT_PERTURB=0 turns them off). Stops at the first failure and prints
 # its seed.
-STRESS_TESTS = db_model_test db_scan_race_test vlog_db_test db_test txn_bank_test
+STRESS_TESTS = db_model_test db_scan_race_test vlog_db_race_test db_test txn_bank_test
 stress:
 	$(MAKE) BUILD=build-stress EXTRA_CFLAGS=-DSTOAT_PERTURB $(STRESS_TESTS:%=build-stress/test/%)
 	sh core/test/stress.sh build-stress
