@@ -9,6 +9,13 @@
 seconds=${FUZZ_SECONDS:-60}
 passed=0
 failed=0
+# The targets' scratch files go under one directory removed at the end
+# (fuzz_util.h: a target cut by the time limit cannot clean up itself).
+shm=/dev/shm
+[ -d "$shm" ] || shm=${TMPDIR:-/tmp}
+STOAT_FUZZ_SCRATCH=$(mktemp -d "$shm/stoat-fuzz-run-XXXXXX") || exit 2
+export STOAT_FUZZ_SCRATCH
+trap 'rm -rf "$STOAT_FUZZ_SCRATCH"' EXIT
 for t in "$@"; do
     name=$(basename "$t")
     corpus=build-fuzz/corpus/$name
