@@ -24,15 +24,5 @@ static void on_entry(slice key, slice value)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *copy = malloc(size ? size : 1);
-    block b;
-
-    if (copy == NULL)
-        return 0;
-    memcpy(copy, data, size);
-    if (block_init(&b, copy, size, "fuzz.sst", 0) == 0)
-        fuzz_block_walk(&b, on_entry);
-    status_clear();
-    free(copy);
-    return 0;
+    return fuzz_block_input(data, size, on_entry);
 }
