@@ -237,9 +237,15 @@ static int wal_record_apply(file_window *r, uint64_t off, const char *payload, u
 
 int wal_replay(env_file *f, const char *path, wal_entry_fn fn, void *arg, uint64_t *good_len)
 {
+    return wal_replay_range(f, path, 0, UINT64_MAX, fn, arg, good_len);
+}
+
+int wal_replay_range(env_file *f, const char *path, uint64_t from, uint64_t to, wal_entry_fn fn,
+                     void *arg, uint64_t *good_len)
+{
     file_window r;
     const char *payload = NULL;
-    uint64_t off = WAL_HEADER_LEN;
+    uint64_t off = from > WAL_HEADER_LEN ? from : WAL_HEADER_LEN;
     uint32_t len = 0;
     int rc;
 
@@ -247,7 +253,14 @@ int wal_replay(env_file *f, const char *path, wal_entry_fn fn, void *arg, uint64
     file_window_init(&r, f, path, 0, WAL_READ_CHUNK);
     if ((rc = env_file_size(f, &r.size)) != 0)
         goto done;
-    if ((rc = wal_check_header(&r)) != 0)
+    if (to != UINT64_MAX && r.size < to) {
+        rc = status_err(STOAT_ECORRUPT, "%s: %llu bytes, shorter than its published length %llu",
+                        path, (unsigned long long)r.size, (unsigned long long)to);
+        goto done;
+    }
+    if (to < r.size)
+        r.size = to;    /* records past `to` are not ours to read (yet) */
+    if (from <= WAL_HEADER_LEN && (rc = wal_check_header(&r)) != 0)
         goto done;
     *good_len = off;
     while (off < r.size) {
@@ -258,6 +271,12 @@ int wal_replay(env_file *f, const char *path, wal_entry_fn fn, void *arg, uint64
         off += WAL_RECORD_HEADER_LEN + (uint64_t)len;
         *good_len = off;
     }
+    /* Below a published length every record is whole: a torn one there
+     * is damage. */
+    if (rc == WAL_TORN && to != UINT64_MAX)
+        rc = status_err(STOAT_ECORRUPT, "%s: record at offset %llu cut short before the "
+                        "published length %llu", path, (unsigned long long)off,
+                        (unsigned long long)to);
 done:
     file_window_free(&r);
     return rc == WAL_TORN ? 0 : rc;

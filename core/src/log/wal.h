@@ -60,4 +60,16 @@ typedef int (*wal_entry_fn)(void *arg, slice ikey, slice value);
  */
 int wal_replay(env_file *f, const char *path, wal_entry_fn fn, void *arg, uint64_t *good_len);
 
+/*
+ * As wal_replay, over the records from offset `from` (a record boundary;
+ * 0 or WAL_HEADER_LEN check the header first) up to offset `to`. With
+ * to = UINT64_MAX it reads to end of file, a torn tail ending it as in
+ * wal_replay; otherwise `to` is a length another process published as
+ * holding whole records only (the multi-process mode, db/shared.c): bytes
+ * past it are ignored, and a torn record or a file shorter than `to` is
+ * STOAT_ECORRUPT. *good_len gets the offset past the last record read.
+ */
+int wal_replay_range(env_file *f, const char *path, uint64_t from, uint64_t to, wal_entry_fn fn,
+                     void *arg, uint64_t *good_len);
+
 #endif

@@ -250,6 +250,42 @@ fail:
     return rc;
 }
 
+int memtable_attach(env *e, const char *dir, uint64_t id, uint64_t arena_size, memtable **out)
+{
+    memtable *m = NULL;
+    int rc;
+
+    *out = NULL;
+    if ((rc = memtable_alloc(e, dir, id, arena_size, &m)) != 0)
+        return rc;
+    /* ENV_WRITE would create a missing file: check first. */
+    if ((rc = env_exists(e, m->path)) <= 0) {
+        if (rc == 0)
+            rc = status_err(STOAT_ENOTFOUND, "%s: no such WAL", m->path);
+        goto fail;
+    }
+    if ((rc = env_open(e, m->path, ENV_WRITE, &m->wal)) != 0)
+        goto fail;
+    *out = m;
+    return 0;
+fail:
+    memtable_destroy(m);
+    return rc;
+}
+
+int memtable_replay_range(memtable *m, uint64_t from, uint64_t to, wal_entry_fn fn, void *arg,
+                          uint64_t *good_len)
+{
+    if (m->wal == NULL)
+        return status_err(STOAT_EREADONLY, "%s: read-only memtable", m->path);
+    return wal_replay_range(m->wal, m->path, from, to, fn, arg, good_len);
+}
+
+void memtable_set_wal_size(memtable *m, uint64_t size)
+{
+    atomic_store_explicit(&m->wal_size, size, memory_order_relaxed);
+}
+
 /*
  * A failed append may have left part of a record behind; later records
  * after it would turn a torn tail into mid-file corruption. So the file is

@@ -22,6 +22,7 @@
 #include "env/env.h"
 #include "base/iter.h"
 #include "base/slice.h"
+#include "log/wal.h"
 
 typedef struct memtable memtable;
 
@@ -46,6 +47,22 @@ int memtable_new(env *e, const char *dir, uint64_t id, uint64_t arena_size, memt
  */
 int memtable_recover(env *e, const char *dir, uint64_t id, uint64_t arena_size, int read_only,
                      uint64_t *max_version, memtable **out);
+
+/*
+ * Multi-process mode (db/shared.c): every process keeps its own memtable
+ * for each WAL file and fills it from the records other processes append.
+ * memtable_attach opens the existing WAL dir/NNNNNN.wal for appends (no
+ * truncation, no replay) under an empty skiplist of arena_size bytes;
+ * memtable_replay_range hands the entries of the records in [from, to) of
+ * its WAL to fn (wal_replay_range: `to` is a published length, or
+ * UINT64_MAX for a sealed file read to its end); memtable_set_wal_size
+ * sets the good length a failed append is cut back to (the WAL grows by
+ * other processes' appends too).
+ */
+int memtable_attach(env *e, const char *dir, uint64_t id, uint64_t arena_size, memtable **out);
+int memtable_replay_range(memtable *m, uint64_t from, uint64_t to, wal_entry_fn fn, void *arg,
+                          uint64_t *good_len);
+void memtable_set_wal_size(memtable *m, uint64_t size);
 
 /* Appends one record (a commit's encoded entries, see wal.h) to the WAL. */
 int memtable_log(memtable *m, const void *rec, size_t len);
