@@ -15,6 +15,10 @@
  * dropping its own. If a table_cache_evict ran while a miss was opening,
  * the new reader is handed to the caller but not cached (the evicted
  * table may be the one being opened, whose file is going away).
+ *
+ * A pinned entry (table_cache_pin) is out of the LRU and not counted in
+ * n: it stays cached, whatever the capacity, until its last unpin or an
+ * evict.
  */
 #include "table/table_cache.h"
 
@@ -29,6 +33,7 @@
 typedef struct tc_entry {
     uint64_t id;
     sst_reader *r;
+    int pins;                   /* > 0: out of the LRU, never a victim */
     struct tc_entry *chain;
     struct tc_entry *prev, *next;
 } tc_entry;
@@ -81,10 +86,12 @@ void table_cache_free(table_cache *tc)
 
     if (tc == NULL)
         return;
-    for (e = tc->lru.next; e != &tc->lru; e = next) {
-        next = e->next;
-        sst_reader_unref(e->r);
-        free(e);
+    for (size_t b = 0; b < tc->n_buckets; b++) {
+        for (e = tc->buckets[b]; e != NULL; e = next) {
+            next = e->chain;
+            sst_reader_unref(e->r);
+            free(e);
+        }
     }
     pthread_mutex_destroy(&tc->mu);
     free(tc->buckets);
@@ -122,8 +129,10 @@ static tc_entry *tc_remove_locked(table_cache *tc, tc_entry **slot)
     tc_entry *e = *slot;
 
     *slot = e->chain;
-    tc_lru_unlink(e);
-    tc->n--;
+    if (e->pins == 0) {
+        tc_lru_unlink(e);
+        tc->n--;
+    }
     return e;
 }
 
@@ -134,8 +143,10 @@ static sst_reader *tc_lookup_locked(table_cache *tc, uint64_t id)
 
     if (e == NULL)
         return NULL;
-    tc_lru_unlink(e);
-    tc_lru_push(tc, e);
+    if (e->pins == 0) {
+        tc_lru_unlink(e);
+        tc_lru_push(tc, e);
+    }
     sst_reader_ref(e->r);
     return e->r;
 }
@@ -147,6 +158,7 @@ static tc_entry *tc_insert_locked(table_cache *tc, tc_entry *e, sst_reader *r, u
 
     e->id = id;
     e->r = r;
+    e->pins = 0;
     e->chain = NULL;
     *slot = e;
     tc_lru_push(tc, e);
@@ -226,6 +238,48 @@ void table_cache_evict(table_cache *tc, uint64_t id)
     }
     if (tc->bc != NULL)
         block_cache_erase_table(tc->bc, id);
+}
+
+int table_cache_pin(table_cache *tc, uint64_t id)
+{
+    sst_reader *r;
+    tc_entry *e;
+    int rc;
+
+    for (;;) {
+        pthread_mutex_lock(&tc->mu);
+        if ((e = *tc_slot_locked(tc, id)) != NULL) {
+            if (e->pins++ == 0) {
+                tc_lru_unlink(e);
+                tc->n--;
+            }
+            pthread_mutex_unlock(&tc->mu);
+            return 0;
+        }
+        pthread_mutex_unlock(&tc->mu);
+        /* Not cached: open it through the cache, then pin the entry (a
+         * concurrent evict may have kept it out: try again). */
+        if ((rc = table_cache_get(tc, id, &r)) != 0)
+            return rc;
+        sst_reader_unref(r);
+    }
+}
+
+void table_cache_unpin(table_cache *tc, uint64_t id)
+{
+    tc_entry *e, *victim = NULL;
+
+    pthread_mutex_lock(&tc->mu);
+    if ((e = *tc_slot_locked(tc, id)) != NULL && e->pins > 0 && --e->pins == 0) {
+        tc_lru_push(tc, e);
+        if (++tc->n > tc->capacity)
+            victim = tc_remove_locked(tc, tc_slot_locked(tc, tc->lru.next->id));
+    }
+    pthread_mutex_unlock(&tc->mu);
+    if (victim != NULL) {
+        sst_reader_unref(victim->r);
+        free(victim);
+    }
 }
 
 int table_cache_open_count(table_cache *tc)
