@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "db/read.h"
+#include "db/shared.h"
 #include "db/snapshots.h"
 #include "db/state.h"
 #include "base/ikey.h"
@@ -26,7 +27,11 @@
 int read_view_pin(stoat_db *db, read_view *rv, uint64_t read_version, db_snapshot *snap)
 {
     size_t n;
+    int rc;
 
+    /* Multi-process: first what other processes committed (shared.c). */
+    if (read_version == DB_READ_LATEST && (rc = db_mp_catch_up(db)) != 0)
+        return rc;
     pthread_mutex_lock(&db->mu);
     n = db->n_imm + (db->mem != NULL);
     rv->mems = n <= 8 ? rv->mems_small : malloc(n * sizeof(*rv->mems));
@@ -78,7 +83,12 @@ static int db_get_table(stoat_db *db, uint64_t id, slice ukey, uint64_t rv, buf 
     int rc;
 
     if ((rc = table_cache_get(db->tc, id, &r)) != 0)
-        return rc;
+        /* A missing table is damage, never "not in this table": a deeper
+         * level would answer with an older version. */
+        return rc == STOAT_ENOTFOUND
+                   ? status_err(STOAT_ECORRUPT, "%s: table %06llu.sst is missing: %s", db->dir,
+                                (unsigned long long)id, status_msg())
+                   : rc;
     rc = sst_reader_get(r, ukey, rv, k, val);
     sst_reader_unref(r);
     return rc;
