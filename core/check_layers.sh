@@ -25,6 +25,7 @@ BEGIN {
     split("txn batch vlog_gc stats verify", u4); for (i in u4) rank[u4[i]] = 4
     split("iterator flush_compact", u3); for (i in u3) rank[u3[i]] = 3
     split("read write", u2); for (i in u2) rank[u2[i]] = 2
+    rank["shared"] = 1.5
     split("state snapshots options", u1); for (i in u1) rank[u1[i]] = 1
     rank["db"] = 0
     bad = 0

@@ -119,6 +119,15 @@ typedef struct stoat_options {
     uint64_t value_log_file_size; /* 256 MiB: a value-log file rolls over at this size */
     int auto_gc;                /* 1: value-log GC runs in the background by itself */
     double auto_gc_ratio;       /* 0.5: garbage share of a file that starts automatic GC */
+    int multi_process;          /* 0: one process holds the directory (others get
+                                 * STOAT_EBUSY); 1: any number of processes open it
+                                 * read-write at once (see "Several processes") */
+    uint32_t lock_timeout_ms;   /* 5000: multi_process: a commit waits this long for
+                                 * another process's commit, then STOAT_EBUSY */
+    uint32_t open_timeout_ms;   /* 0: how long open waits for the directory's lock
+                                 * (another process's open or recovery) before
+                                 * STOAT_EBUSY; 0 = fail at once (single-process),
+                                 * 5000 (multi_process) */
 } stoat_options;
 
 typedef struct stoat_db stoat_db;

@@ -83,6 +83,9 @@ typedef struct stoat_options {
     uint64_t value_log_file_size;
     int auto_gc;
     double auto_gc_ratio;
+    int multi_process;
+    uint32_t lock_timeout_ms;
+    uint32_t open_timeout_ms;
 } stoat_options;
 
 typedef struct stoat_db stoat_db;

@@ -59,6 +59,9 @@ local FIELDS = {
     value_log_file_size = "u64",
     auto_gc = "flag",
     auto_gc_ratio = "double",
+    multi_process = "flag",
+    lock_timeout_ms = "u32",
+    open_timeout_ms = "u32",
 }
 M.FIELDS = FIELDS
 

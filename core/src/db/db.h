@@ -44,6 +44,9 @@
 #include "base/status.h"
 #include "stoat.h"
 #include "table/table_cache.h"
+#include "env/proc_lock.h"
+#include "env/proc_slots.h"
+#include "env/shm.h"
 #include "lsm/view.h"
 #include "vlog/vlog.h"
 
@@ -78,6 +81,55 @@ typedef struct db_writer {
     struct db_writer *next;
 } db_writer;
 
+/*
+ * Multi-process mode (shared.c). The shared header lives in the region
+ * (env/shm.h) at SHM_OFF_FREE; every field is an 8-byte lock-free atomic
+ * (core/FORMAT.md, "Shared memory"). Fields change only under the commit
+ * lock, except next_file_id (fetch-add by anyone) and manifest_gen (the
+ * background owner, after each MANIFEST edit).
+ */
+#define DB_WAL_END_BITS 36      /* wal_head = WAL id << 36 | its published length */
+#define DB_WAL_END_MASK ((1ull << DB_WAL_END_BITS) - 1)
+
+typedef struct db_shared_hdr {
+    _Atomic uint64_t magic;         /* DB_SHARED_MAGIC once initialised */
+    _Atomic uint64_t last_version;  /* newest published commit */
+    _Atomic uint64_t wal_head;      /* the WAL commits append to, and its length */
+    _Atomic uint64_t wal_need;      /* arena bytes its entries take at most */
+    _Atomic uint64_t wal_arena;     /* arena size of its memtables */
+    _Atomic uint64_t next_file_id;
+    _Atomic uint64_t manifest_gen;  /* bumped after every MANIFEST edit */
+    _Atomic uint64_t memtable_size;
+    _Atomic uint64_t intent_head;   /* wal_head before the holder's append */
+    _Atomic uint64_t intent_top;    /* the version that append publishes */
+    _Atomic uint64_t fatal;         /* a failed write that needs every handle closed */
+    _Atomic uint64_t owner_pid;     /* the background owner (diagnostics) */
+} db_shared_hdr;
+
+typedef struct db_mp {
+    shm_region *region;
+    db_shared_hdr *hdr;
+    proc_lock *lock;
+    proc_slots *slots;
+    pthread_mutex_t slots_mu;       /* serialises calls on `slots` */
+    pthread_mutex_t tail_mu;        /* one thread applies WAL records at a time */
+    uint64_t wal_id, wal_pos;       /* how far this handle applied (tail_mu) */
+    _Atomic uint64_t applied_head;  /* the same as a wal_head, for a lock-free look */
+    _Atomic uint64_t manifest_gen;  /* the generation `current` was loaded at */
+    uint64_t log_number;            /* its WALs below this are flushed (mu) */
+    memtable *lagging;              /* a flushed active memtable still being followed */
+    uint64_t conflict_floor;        /* transactions reading below it conflict (tail_mu) */
+    _Atomic uint64_t horizon;       /* oldest snapshot of any process (owner's scan) */
+    _Atomic int owner;              /* this handle runs the background work */
+    uint32_t lock_timeout_ms;
+    pthread_t keeper;               /* election, catch-up, horizon scans */
+    int keeper_started;
+    pthread_cond_t keeper_cv;
+    buf keys;                       /* catch-up: keys of the commits applied */
+    struct mp_key { uint64_t version; size_t off, len; } *key_refs;
+    size_t n_key_refs, cap_key_refs;
+} db_mp;
+
 /* A registered reader's snapshot (iterators, transactions, GC). */
 typedef struct db_snapshot {
     uint64_t version;
@@ -108,6 +160,7 @@ struct stoat_db {
     discard *disc;
     level_options lopts;
     sst_options sopts;
+    db_mp *mp;                  /* multi-process mode; NULL in a single-process handle */
 
     uint64_t next_file_id;      /* guarded by mu */
     uint64_t next_version;      /* next version to hand out; guarded by mu */

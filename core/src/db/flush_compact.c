@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "db/flush_compact.h"
+#include "db/shared.h"
 #include "db/snapshots.h"
 #include "db/state.h"
 #include "db/write.h"
@@ -68,7 +69,7 @@ int db_install_edit(stoat_db *db, lsm_edit *edit)
     pthread_mutex_lock(&db->mu);
     cur = db->current;          /* stable: it changes only under manifest_mu */
     edit->has_next_file_id = 1;
-    edit->next_file_id = db->next_file_id;
+    edit->next_file_id = db->mp ? atomic_load(&db->mp->hdr->next_file_id) : db->next_file_id;
     edit->has_last_version = 1;
     edit->last_version = atomic_load(&db->last_version);
     pthread_mutex_unlock(&db->mu);
@@ -81,6 +82,7 @@ int db_install_edit(stoat_db *db, lsm_edit *edit)
     if (rc == 0) {
         db_mark_deleted_tables(db, cur, edit);
         db->current = next;
+        db_mp_manifest_changed(db);     /* other processes reload it */
     } else {
         db_set_bg_error_locked(db, rc);
     }
@@ -178,7 +180,7 @@ static void *db_flusher_main(void *arg)
         memtable *m;
         int rc;
 
-        while (!db->closing && (db->n_imm == 0 || db->bg_error))
+        while (!db->closing && (db->n_imm == 0 || db->bg_error || !db_mp_is_owner(db)))
             pthread_cond_wait(&db->bg_cv, &db->mu);
         if (db->closing)
             break;
@@ -283,7 +285,7 @@ static void *db_compactor_main(void *arg)
     while (!db->closing) {
         compaction *c = NULL;
 
-        if (!db->bg_error && !db->manual_compaction) {
+        if (!db->bg_error && !db->manual_compaction && db_mp_is_owner(db)) {
             db->lopts.discard_version = db_oldest_snapshot_locked(db);
             c = compaction_pick(db->current, &db->lopts);
         }
@@ -333,6 +335,10 @@ int db_flatten(stoat_db *db)
 {
     int rc;
 
+    if (!db_mp_is_owner(db))
+        return status_err(STOAT_EBUSY, "%s: another process runs the background work (pid "
+                          "%llu): flatten there, or when it has closed", db->dir,
+                          (unsigned long long)atomic_load(&db->mp->hdr->owner_pid));
     if ((rc = db_rotate_and_wait(db)) != 0)
         return rc;
     pthread_mutex_lock(&db->mu);

@@ -17,11 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "db/db_env.h"
 #include "db/db.h"
 #include "db/flush_compact.h"
 #include "db/options.h"
+#include "db/shared.h"
 #include "db/state.h"
 #include "db/vlog_gc.h"
 #include "base/status.h"
@@ -235,6 +237,18 @@ static int db_open_value_log(stoat_db *db)
     return rc;
 }
 
+/* A process joining a multi-process database reads the value log, never
+ * writes it (shared.c: not yet in this mode). */
+static int db_open_value_log_shared(stoat_db *db)
+{
+    vlog_options vo = {.file_size = db->opts.value_log_file_size, .read_only = 1};
+    int rc;
+
+    if ((rc = vlog_open(db->env, db->dir, &vo, &db->vlog)) != 0)
+        return rc;
+    return discard_open(db->env, db->dir, 1, &db->disc);
+}
+
 static int db_recover(stoat_db *db)
 {
     manifest_state st = {0};
@@ -303,6 +317,8 @@ static void db_free(stoat_db *db)
 {
     if (db == NULL)
         return;
+    int owner = db_mp_is_owner(db);
+    db_mp_close(db);    /* first: its keeper thread reads what follows */
     memtable_unref(db->mem);
     for (size_t i = 0; i < db->n_imm; i++)
         memtable_unref(db->imm[i]);
@@ -311,7 +327,7 @@ static void db_free(stoat_db *db)
     if (db->current)
         lsm_view_unref(db->current);
     manifest_close(db->manifest);
-    if (db->disc && !db->read_only)
+    if (db->disc && !db->read_only && owner)
         discard_save(db->disc);
     discard_close(db->disc);
     vlog_close(db->vlog);
@@ -352,7 +368,14 @@ static int db_lock_dir(stoat_db *db)
         return status_err(STOAT_ENOTFOUND, "%s: no stoat database here%s", db->dir,
                           db->read_only ? " (read-only open)" : " (create_if_missing is off)");
     }
-    rc = env_lock(db->env, path, !db->read_only, &db->lock);
+    /* Multi-process handles share the lock; a single-process writer
+     * excludes them all (and they it). */
+    for (uint32_t waited = 0;; waited += 10) {
+        rc = env_lock(db->env, path, !db->read_only && !db->opts.multi_process, &db->lock);
+        if (rc != STOAT_EBUSY || waited >= db->opts.open_timeout_ms)
+            break;
+        usleep(10000);
+    }
     free(path);
     return rc;
 }
@@ -382,10 +405,20 @@ int db_open_env(const char *dir, const stoat_options *opts, env *e, stoat_db **o
         goto fail;
     if ((rc = table_cache_new(e, db->dir, opts->max_open_files, db->bc, &db->tc)) != 0)
         goto fail;
-    if ((rc = db_recover(db)) != 0)
-        goto fail;
-    if (!db->read_only && ((rc = db_flush_compact_start(db)) != 0 || (rc = db_vlog_gc_start(db)) != 0))
-        goto fail;
+    if (db->opts.multi_process) {
+        if ((rc = db_mp_open(db, db_recover)) != 0)
+            goto fail;
+        if (db->vlog == NULL && (rc = db_open_value_log_shared(db)) != 0)
+            goto fail;
+        if ((rc = db_flush_compact_start(db)) != 0)
+            goto fail;
+    } else {
+        if ((rc = db_recover(db)) != 0)
+            goto fail;
+        if (!db->read_only &&
+            ((rc = db_flush_compact_start(db)) != 0 || (rc = db_vlog_gc_start(db)) != 0))
+            goto fail;
+    }
     *out = db;
     return 0;
 fail:
@@ -433,7 +466,7 @@ int stoat_close(stoat_db *db)
     if (rc != 0) {
         status_set_msg(db->bg_msg);
     } else if (db->mem != NULL && memtable_count(db->mem) > 0) {
-        if ((rc = vlog_sync(db->vlog)) == 0)
+        if ((db->mp != NULL || (rc = vlog_sync(db->vlog)) == 0))
             rc = memtable_sync(db->mem);
     }
     db_free(db);

@@ -21,6 +21,8 @@ void db_snapshot_add_locked(stoat_db *db, db_snapshot *s)
     s->next = after->next;
     after->next->prev = s;
     after->next = s;
+    if (s->prev == &db->snapshots)
+        db_snapshot_publish_locked(db);
 }
 
 static void db_snapshot_remove_locked(db_snapshot *s)
@@ -39,7 +41,10 @@ void db_snapshot_add(stoat_db *db, db_snapshot *s)
 void db_snapshot_remove(stoat_db *db, db_snapshot *s)
 {
     pthread_mutex_lock(&db->mu);
+    int oldest = s->prev == &db->snapshots;
     db_snapshot_remove_locked(s);
+    if (oldest)
+        db_snapshot_publish_locked(db);
     /* A value-log file may have waited for this reader: the GC thread
      * deletes it. Never on this thread (an nginx worker's event loop). */
     if (db->n_gc_pending > 0)
@@ -47,9 +52,35 @@ void db_snapshot_remove(stoat_db *db, db_snapshot *s)
     pthread_mutex_unlock(&db->mu);
 }
 
-uint64_t db_oldest_snapshot_locked(stoat_db *db)
+/* The oldest version this handle may still read. */
+static uint64_t db_local_oldest_locked(stoat_db *db)
 {
     if (db->snapshots.next != &db->snapshots)
         return db->snapshots.next->version;
     return atomic_load(&db->last_version);
+}
+
+uint64_t db_oldest_snapshot_locked(stoat_db *db)
+{
+    uint64_t v = db_local_oldest_locked(db);
+
+    if (db->mp != NULL) {
+        /* Every process's, as the owner's keeper last scanned them (0
+         * before the first scan: nothing is dropped). */
+        uint64_t h = atomic_load(&db->mp->horizon);
+        if (h < v)
+            v = h;
+    }
+    return v;
+}
+
+void db_snapshot_publish_locked(stoat_db *db)
+{
+    if (db->mp == NULL || db->mp->slots == NULL)
+        return;
+    /* Never above a version a later snapshot of this handle could take:
+     * its read version only grows (shared.c, "Background work"). */
+    pthread_mutex_lock(&db->mp->slots_mu);
+    proc_slots_publish(db->mp->slots, db_local_oldest_locked(db));
+    pthread_mutex_unlock(&db->mp->slots_mu);
 }

@@ -13,7 +13,11 @@ void db_snapshot_add_locked(stoat_db *db, db_snapshot *s);
 /* Unregisters s; wakes the GC thread when collected value-log files wait
  * for readers to go (never deletes anything itself). */
 void db_snapshot_remove(stoat_db *db, db_snapshot *s);
-/* The oldest registered read version, or last_version when none. */
+/* The oldest registered read version, or last_version when none; in the
+ * multi-process mode, of every live process (as last scanned). */
 uint64_t db_oldest_snapshot_locked(stoat_db *db);
+/* Multi-process mode: publishes this handle's oldest readable version in
+ * its liveness slot (shared.c); a no-op otherwise. */
+void db_snapshot_publish_locked(stoat_db *db);
 
 #endif

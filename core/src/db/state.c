@@ -86,6 +86,8 @@ uint64_t db_new_file_id(void *arg)
     stoat_db *db = arg;
     uint64_t id;
 
+    if (db->mp != NULL)     /* every process draws from one counter */
+        return atomic_fetch_add(&db->mp->hdr->next_file_id, 1);
     pthread_mutex_lock(&db->mu);
     id = db->next_file_id++;
     pthread_mutex_unlock(&db->mu);

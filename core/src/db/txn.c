@@ -22,6 +22,7 @@
 
 #include "db/iterator.h"
 #include "db/read.h"
+#include "db/shared.h"
 #include "db/snapshots.h"
 #include "db/state.h"
 #include "db/write.h"
@@ -63,6 +64,11 @@ static int txn_begin(stoat_db *db, int read_only, uint64_t read_version, stoat_t
     t->db = db;
     t->read_only = read_only;
     t->track_reads = !read_only && db->opts.detect_conflicts;
+    /* Multi-process: first what other processes committed (shared.c). */
+    if (read_version == 0 && (rc = db_mp_catch_up(db)) != 0) {
+        free(t);
+        return rc;
+    }
     pthread_mutex_lock(&db->mu);
     if (db->closing) {
         pthread_mutex_unlock(&db->mu);
@@ -95,6 +101,8 @@ int stoat_txn_begin_at(stoat_db *db, uint64_t read_version, stoat_txn **out)
         *out = NULL;
     if (read_version == 0)
         return status_err(STOAT_EINVAL, "stoat_txn_begin_at: read version 0");
+    if (db && db_check_handle(db) == 0 && db_mp_catch_up(db) != 0)
+        return status_err(STOAT_EIO, "stoat_txn_begin_at: %s", status_msg());
     if (db && read_version > atomic_load(&db->last_version))
         return status_err(STOAT_EINVAL, "stoat_txn_begin_at: version %llu is not committed yet",
                           (unsigned long long)read_version);

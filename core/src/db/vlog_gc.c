@@ -419,6 +419,9 @@ int stoat_gc(stoat_db *db, double discard_ratio, uint64_t *reclaimed)
         return rc;
     if (!(discard_ratio > 0 && discard_ratio < 1))
         return status_err(STOAT_EINVAL, "stoat_gc: discard_ratio must be in (0, 1)");
+    if (db->mp != NULL)
+        return status_err(STOAT_ENOTSUP, "stoat_gc: value-log GC is not available yet with "
+                          "multi_process (values stay in the tree in that mode)");
     pthread_mutex_lock(&db->gc_mu);
     /* Garbage is counted by compaction: make it see everything first. */
     rc = db_flatten(db);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "db/write.h"
+#include "db/shared.h"
 #include "db/snapshots.h"
 #include "db/state.h"
 #include "base/perturb.h"
@@ -175,7 +176,8 @@ static inline int op_skipped(const db_writer *w, size_t i)
 
 static inline int op_separated(const stoat_db *db, const db_write_op *op)
 {
-    return db->vlog != NULL && !(op->meta & VMETA_DELETE) &&
+    /* Not yet in the multi-process mode (shared.c): values stay inline. */
+    return db->vlog != NULL && db->mp == NULL && !(op->meta & VMETA_DELETE) &&
            op->value.len >= db->opts.value_threshold;
 }
 
@@ -337,7 +339,7 @@ static int db_commit_group(stoat_db *db, int sync, db_writer *first, db_writer *
     memtable *m = db->mem;  /* only the front writer swaps it */
     int rc;
 
-    if (sync && db->vlog != NULL && (rc = vlog_sync(db->vlog)) != 0)
+    if (sync && db->vlog != NULL && db->mp == NULL && (rc = vlog_sync(db->vlog)) != 0)
         return rc;
     if (db->wal_payload.len == 0)
         return sync ? memtable_sync(m) : 0;
@@ -390,7 +392,8 @@ static void db_assign_version_locked(stoat_db *db, db_writer *w)
         w->version = db->next_version++;
         return;
     }
-    if (w->reads && oracle_conflicts(&db->oracle, w->read_version, w->reads)) {
+    if (w->reads && (oracle_conflicts(&db->oracle, w->read_version, w->reads) ||
+                     (db->mp != NULL && w->read_version < db->mp->conflict_floor))) {
         w->rc = STOAT_ECONFLICT;
         db->stat_conflicts++;
         return;
@@ -423,6 +426,90 @@ static void db_finish_group_locked(stoat_db *db, db_writer *self, db_writer *las
     pthread_cond_broadcast(&db->done_cv);
 }
 
+/* Multi-process mode: back-pressure waits for the owner (shared.c) to
+ * flush and compact, which this process sees when its keeper or a read
+ * catches up and wakes done_cv. */
+static int db_wait_stall_mp_locked(stoat_db *db)
+{
+    int delayed = 0, rc;
+
+    for (;;) {
+        size_t l0 = db->current->n[0];
+
+        if ((rc = db_check_running_locked(db)) != 0)
+            return rc;
+        if (!delayed && l0 >= (size_t)db->opts.l0_slowdown_trigger &&
+            l0 < (size_t)db->opts.l0_stall_trigger) {
+            pthread_mutex_unlock(&db->mu);
+            usleep(SLOWDOWN_MICROS);
+            pthread_mutex_lock(&db->mu);
+            db->stat_slowdowns++;
+            delayed = 1;
+            continue;
+        }
+        if (db->n_imm + 1 < (size_t)db->opts.num_memtables &&
+            l0 < (size_t)db->opts.l0_stall_trigger)
+            return 0;
+        struct timespec ts;
+        uint64_t t0 = now_micros();
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&db->done_cv, &db->mu, &ts);
+        db->stat_stall_micros += now_micros() - t0;
+    }
+}
+
+/*
+ * The multi-process front writer: the same steps as below, under the
+ * commit lock of every process (shared.c): catch up, make room in the
+ * shared WAL, take versions above the published one, append, apply,
+ * publish. A failure to get the lock fails the group only; a failure
+ * once appending began is sticky, as below.
+ */
+static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *last,
+                                   uint64_t bytes, uint64_t n, int sync)
+{
+    uint64_t need = bytes + n * (MEMTABLE_ENTRY_OVERHEAD + 8), top = 0;
+    int rotated = 0, sticky = 0, rc;
+
+    if ((rc = db_wait_stall_mp_locked(db)) == 0) {
+        pthread_mutex_unlock(&db->mu);
+        if ((rc = db_mp_commit_begin(db)) == 0) {
+            rc = db_mp_room(db, need, self->rotate, &rotated);
+            if (rc == 0 && !self->rotate) {
+                pthread_mutex_lock(&db->mu);
+                db->next_version = db_mp_next_version(db);
+                oracle_prune(&db->oracle, db_oldest_snapshot_locked(db));
+                for (db_writer *w = db->writers_head;; w = w->next) {
+                    db_assign_version_locked(db, w);
+                    if (w->version)
+                        top = w->version;
+                    if (w == last)
+                        break;
+                }
+                pthread_mutex_unlock(&db->mu);
+                PERTURB("write_group");
+                rc = db_encode_group(db, db->writers_head, last);
+                if (rc == 0) {
+                    db_mp_intent(db, top);
+                    rc = db_commit_group(db, sync, db->writers_head, last);
+                    sticky = rc != 0;
+                }
+                if (rc == 0)
+                    db_mp_publish(db, need, top);
+            }
+            db_mp_commit_end(db, rc == 0);
+        }
+        pthread_mutex_lock(&db->mu);
+        if (sticky)
+            db_set_bg_error_locked(db, rc);
+    }
+    if (rc == 0 && self->rotate)
+        self->rotated_mem = rotated && db->n_imm ? memtable_id(db->imm[db->n_imm - 1]) : 0;
+    db_finish_group_locked(db, self, last, rc);
+    return rc;
+}
+
 static int db_lead_group_locked(stoat_db *db, db_writer *self)
 {
     uint64_t bytes, n, top = 0;
@@ -430,6 +517,8 @@ static int db_lead_group_locked(stoat_db *db, db_writer *self)
     db_writer *last = db_build_group_locked(db, &bytes, &n, &sync);
 
     sync |= db->opts.sync == STOAT_SYNC_COMMIT && n > 0;
+    if (db->mp != NULL)
+        return db_lead_group_mp_locked(db, self, last, bytes, n, sync);
     rc = db_make_room_locked(db, bytes, n, self->rotate);
     if (rc == 0 && self->rotate) {
         self->rotated_mem = db->n_imm ? memtable_id(db->imm[db->n_imm - 1]) : 0;

@@ -1,0 +1,887 @@
+/*
+ * shared.c - the multi-process mode (stoat_options.multi_process): every
+ * process that opens the directory reads and writes the one database.
+ *
+ * The design (design B of ../shared/reference/multiprocess.md): the WAL
+ * files are the shared truth and each process keeps its own memtables,
+ * replicas filled from them. What is shared in memory is small and
+ * derivable from the files: a header of counters in the region of
+ * env/shm.h (db_shared_hdr in db.h), the commit lock (env/proc_lock.h)
+ * and the liveness slots (env/proc_slots.h).
+ *
+ * Commit. The front writer of a process takes the commit lock, catches
+ * up (applies every record other processes appended since it last
+ * looked, into its memtables and its oracle: so the conflict check sees
+ * every commit of every process), rotates the WAL when the memtables of
+ * every process would overflow, takes versions above the published one,
+ * appends one record to the active WAL (O_APPEND: the lock makes the end
+ * of file the end of the last whole record), fsyncs it in sync mode,
+ * applies it, and publishes: first wal_head (the WAL's id and length),
+ * then last_version. A reader loads last_version before wal_head, so the
+ * records it replays always cover the version it takes.
+ *
+ * Death. The kernel releases the holder's robust mutex; the next holder
+ * repairs before anything else: if the holder had not published its
+ * record, the WAL is cut back to the published length (the commit was
+ * never acknowledged, and a restart would read the same prefix once the
+ * region is rebuilt); if it had published wal_head but not last_version,
+ * last_version is rolled forward to the intent's version. Nothing else
+ * shared can be left half-changed. The region itself is rebuilt from the
+ * files when the last process has gone (the first opener recovers, as a
+ * restart does).
+ *
+ * Readers. Each public read path calls db_mp_catch_up first: one atomic
+ * load when nothing changed; otherwise it replays the new records (the
+ * same records the committer applied) under tail_mu. A value-log GC
+ * rewrite (an entry at a version at or below what this process had
+ * applied) is stamped, as in write.c, so open iterators never meet it.
+ *
+ * Background work runs in one process, the owner, elected through an
+ * OFD lock (the keeper thread of every process tries every
+ * MP_KEEPER_MS). It flushes its replicas of the immutable memtables,
+ * compacts, and bumps manifest_gen after each MANIFEST edit; the other
+ * processes reload the MANIFEST then, and drop the memtables it says are
+ * flushed. A process pins every table of a view it loads (table cache),
+ * so a table the owner deletes stays readable through the descriptor for
+ * as long as that process may read it. Compaction keeps what the oldest
+ * snapshot of any live process needs: each process publishes in its slot
+ * the oldest version it may still read (snapshots.c), the owner takes
+ * the minimum over live slots (a dead process's slot does not count).
+ *
+ * Not yet in this mode: the value log (values stay in the LSM tree;
+ * values already in the value log are read) and its GC.
+ *
+ * Locks: commit lock (process-shared) > tail_mu > manifest_mu > mu >
+ * slots_mu.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db/shared.h"
+#include "db/snapshots.h"
+#include "db/state.h"
+#include "base/ikey.h"
+#include "base/status.h"
+#include "base/vec.h"
+#include "env/filename.h"
+
+#define DB_SHARED_MAGIC 0x31485354414f5453ull    /* "STOATSH1" */
+#define MP_KEEPER_MS 100
+#define MP_RETRIES 1000
+#define MP_ARENA_SLACK 1024u    /* the arena's own header, and then some */
+
+static inline uint64_t head_id(uint64_t h)
+{
+    return h >> DB_WAL_END_BITS;
+}
+
+static inline uint64_t head_end(uint64_t h)
+{
+    return h & DB_WAL_END_MASK;
+}
+
+static inline uint64_t head_make(uint64_t id, uint64_t end)
+{
+    return id << DB_WAL_END_BITS | end;
+}
+
+int db_mp_is_owner(stoat_db *db)
+{
+    return db->mp == NULL || atomic_load(&db->mp->owner);
+}
+
+/* ---- the oracle's share of what catch-up applies ---- */
+
+static int mp_note_key(db_mp *mp, uint64_t version, slice ukey)
+{
+    size_t off = mp->keys.len;
+    int rc;
+
+    if ((rc = buf_append(&mp->keys, ukey.data, ukey.len)) != 0)
+        return rc;
+    if (VEC_ROOM(mp->key_refs, mp->n_key_refs, mp->cap_key_refs, 64) != 0)
+        return status_err(STOAT_ENOMEM, "out of memory following other processes' commits");
+    mp->key_refs[mp->n_key_refs++] = (struct mp_key){version, off, ukey.len};
+    return 0;
+}
+
+/* Records the noted keys as commits, one per version (db->mu held). */
+static int mp_record_keys_locked(stoat_db *db)
+{
+    db_mp *mp = db->mp;
+    slice *keys = NULL;
+    int rc = 0;
+
+    if (mp->n_key_refs > 0 && (keys = malloc(mp->n_key_refs * sizeof(*keys))) == NULL)
+        rc = status_err(STOAT_ENOMEM, "out of memory following other processes' commits");
+    for (size_t i = 0; rc == 0 && i < mp->n_key_refs;) {
+        size_t j = i;
+        for (; j < mp->n_key_refs && mp->key_refs[j].version == mp->key_refs[i].version; j++)
+            keys[j - i] = slice_make(mp->keys.data + mp->key_refs[j].off, mp->key_refs[j].len);
+        if (oracle_record(&db->oracle, mp->key_refs[i].version, keys, j - i) != 0)
+            rc = status_err(STOAT_ENOMEM, "out of memory recording a commit");
+        i = j;
+    }
+    free(keys);
+    mp->n_key_refs = 0;
+    buf_reset(&mp->keys);
+    return rc;
+}
+
+/* ---- replaying other processes' records ---- */
+
+typedef struct mp_apply {
+    db_mp *mp;
+    memtable *m;
+    uint64_t stamp_floor;   /* entries at or below: GC rewrites, stamped */
+    uint64_t stamp;
+    uint64_t note_floor;    /* entries above are commits for the oracle */
+} mp_apply;
+
+static int mp_apply_entry(void *arg, slice ikey, slice value)
+{
+    mp_apply *a = arg;
+    uint64_t v = ikey_version(ikey);
+    int rc;
+
+    rc = memtable_add(a->m, ikey, value, v <= a->stamp_floor ? a->stamp : 0);
+    if (rc == STOAT_ENOMEM)
+        return status_err(STOAT_ENOMEM, "memtable %llu is full replaying another process's "
+                          "commit (its arena is smaller than the WAL needs)",
+                          (unsigned long long)memtable_id(a->m));
+    if (rc == 0 && v > a->note_floor && v > a->stamp_floor)
+        rc = mp_note_key(a->mp, v, ikey_user(ikey));
+    return rc;
+}
+
+static int mp_replay(stoat_db *db, memtable *m, uint64_t from, uint64_t to, uint64_t floor,
+                     uint64_t stamp, uint64_t *end)
+{
+    mp_apply a = {db->mp, m, floor, stamp, floor};
+    return memtable_replay_range(m, from, to, mp_apply_entry, &a, end);
+}
+
+/* The smallest WAL id in (after, upto] in the directory, 0 if none. */
+static int mp_next_wal(stoat_db *db, uint64_t after, uint64_t upto, uint64_t *next)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int rc;
+
+    *next = 0;
+    if ((rc = env_list(db->env, db->dir, &names, &n)) != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t id;
+        if (filename_parse(names[i], FILENAME_EXT_WAL, 0, &id) && id > after && id <= upto &&
+            (*next == 0 || id < *next))
+            *next = id;
+    }
+    env_list_free(names, n);
+    return 0;
+}
+
+static void mp_table_unpin(void *arg, table_meta *t)
+{
+    stoat_db *db = arg;
+    table_cache_unpin(db->tc, t->id);
+}
+
+/* Pins every table of v (see the opening comment). STOAT_ENOTFOUND when
+ * one is gone already: the owner moved on, load the MANIFEST again. */
+static int mp_pin_view(stoat_db *db, lsm_view *v)
+{
+    for (int l = 0; l < v->num_levels; l++) {
+        for (size_t i = 0; i < v->n[l]; i++) {
+            table_meta *t = v->tables[l][i];
+            int rc = table_cache_pin(db->tc, t->id);
+            if (rc != 0)
+                return rc;
+            t->on_free_arg = db;
+            t->on_free = mp_table_unpin;
+        }
+    }
+    return 0;
+}
+
+/* Loads the MANIFEST into a pinned view, retrying while the owner
+ * deletes tables under it. */
+static int mp_load_view(stoat_db *db, int writable, lsm_view **v, manifest_state *st,
+                        manifest **man, uint64_t *gen)
+{
+    int rc = 0;
+
+    for (int i = 0; i < MP_RETRIES; i++) {
+        *gen = atomic_load_explicit(&db->mp->hdr->manifest_gen, memory_order_acquire);
+        if ((rc = manifest_open(db->env, db->dir, db->opts.num_levels, !writable, v, st,
+                                man)) != 0)
+            return rc;
+        if (writable || (rc = mp_pin_view(db, *v)) == 0)
+            return 0;
+        lsm_view_unref(*v);
+        manifest_close(*man);
+        *v = NULL;
+        *man = NULL;
+        if (rc != STOAT_ENOTFOUND)
+            return rc;
+        usleep(1000);
+    }
+    return status_err(STOAT_EBUSY, "%s: the MANIFEST kept changing under this process", db->dir);
+}
+
+/*
+ * Drops the memtables the MANIFEST says are flushed (mu held), the active
+ * one too when this process has not followed the rotations since (the
+ * next catch-up moves on to the WAL commits go to). A replica must never
+ * outlive its flush: reads take the first source holding a version of a
+ * key, and the replica's would be older than the tables' (read.c).
+ */
+static void mp_drop_flushed_locked(stoat_db *db, uint64_t log_number)
+{
+    size_t k = 0;
+
+    if (db->mem != NULL && memtable_id(db->mem) < log_number) {
+        /* Hidden from readers; kept for the oracle, which must still
+         * learn the commits in the rest of its WAL (mp_cross_rotation). */
+        if (db->mp->lagging != NULL)
+            memtable_unref(db->mp->lagging);
+        db->mp->lagging = db->mem;
+        db->mem = NULL;
+    }
+    for (size_t i = 0; i < db->n_imm; i++) {
+        if (memtable_id(db->imm[i]) < log_number)
+            memtable_unref(db->imm[i]);     /* the owner removes its WAL */
+        else
+            db->imm[k++] = db->imm[i];
+    }
+    db->n_imm = k;
+}
+
+/* Installs view v (and, for a new owner, its MANIFEST handle). */
+static void mp_install_view(stoat_db *db, lsm_view *v, manifest *man, uint64_t log_number,
+                            uint64_t gen)
+{
+    lsm_view *old;
+
+    pthread_mutex_lock(&db->manifest_mu);
+    pthread_mutex_lock(&db->mu);
+    old = db->current;
+    db->current = v;
+    if (man != NULL) {
+        manifest_close(db->manifest);
+        db->manifest = man;
+    }
+    mp_drop_flushed_locked(db, log_number);
+    db->mp->log_number = log_number;
+    atomic_store(&db->mp->manifest_gen, gen);
+    pthread_cond_broadcast(&db->done_cv);
+    pthread_cond_broadcast(&db->bg_cv);
+    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(&db->manifest_mu);
+    if (old != NULL)
+        lsm_view_unref(old);
+}
+
+static int mp_reload_manifest(stoat_db *db)
+{
+    manifest_state st;
+    manifest *man = NULL;
+    lsm_view *v = NULL;
+    uint64_t gen;
+    int rc;
+
+    if ((rc = mp_load_view(db, 0, &v, &st, &man, &gen)) != 0)
+        return rc;
+    manifest_close(man);
+    mp_install_view(db, v, NULL, st.log_number, gen);
+    return 0;
+}
+
+/* Finishes the current WAL (sealed by another process's rotation) and
+ * moves on to the next one, at most upto. */
+static int mp_cross_rotation(stoat_db *db, uint64_t floor, uint64_t stamp, uint64_t upto)
+{
+    db_mp *mp = db->mp;
+    memtable *m = NULL;
+    uint64_t end, next;
+    int rc;
+
+    memtable *cur = db->mem != NULL ? db->mem : mp->lagging;
+    if (cur != NULL && (rc = mp_replay(db, cur, mp->wal_pos, UINT64_MAX, floor, stamp, &end)) != 0)
+        return rc;
+    if ((rc = mp_next_wal(db, mp->wal_id, upto, &next)) != 0)
+        return rc;
+    if (next == 0)
+        return status_err(STOAT_ECORRUPT, "%s: WAL %06llu is published but missing", db->dir,
+                          (unsigned long long)upto);
+    rc = memtable_attach(db->env, db->dir, next,
+                         next == upto ? atomic_load(&mp->hdr->wal_arena)
+                                      : atomic_load(&mp->hdr->memtable_size), &m);
+    if (rc == STOAT_ENOTFOUND && next < upto) {
+        /* Flushed and removed before this process read it: its data is in
+         * the tables, but the oracle never saw its commits. Transactions
+         * that began before them cannot be checked: they conflict. */
+        mp->conflict_floor = stamp;
+        rc = 0;
+    }
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&db->mu);
+    if (cur == mp->lagging && cur != NULL) {
+        memtable_unref(cur);    /* flushed meanwhile (mp_drop_flushed_locked) */
+        mp->lagging = NULL;
+    } else if (db->mem != NULL && (rc = db_push_imm_locked(db, db->mem)) != 0) {
+        pthread_mutex_unlock(&db->mu);
+        memtable_unref(m);
+        return rc;
+    }
+    db->mem = m;
+    pthread_cond_broadcast(&db->bg_cv);
+    pthread_mutex_unlock(&db->mu);
+    mp->wal_id = next;
+    mp->wal_pos = WAL_HEADER_LEN;
+    return 0;
+}
+
+/* Makes `last` this handle's read version, and publishes its horizon. */
+static int mp_advance(stoat_db *db, uint64_t last)
+{
+    int rc;
+
+    atomic_store(&db->mp->applied_head, head_make(db->mp->wal_id, db->mp->wal_pos));
+    pthread_mutex_lock(&db->mu);
+    rc = mp_record_keys_locked(db);
+    if (last > atomic_load(&db->last_version))
+        atomic_store_explicit(&db->last_version, last, memory_order_release);
+    db_snapshot_publish_locked(db);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+static int mp_catch_up_locked(stoat_db *db)
+{
+    db_mp *mp = db->mp;
+    uint64_t floor = atomic_load(&db->last_version);
+    uint64_t last = atomic_load_explicit(&mp->hdr->last_version, memory_order_acquire);
+    uint64_t head = atomic_load_explicit(&mp->hdr->wal_head, memory_order_acquire);
+    uint64_t gen = atomic_load_explicit(&mp->hdr->manifest_gen, memory_order_acquire);
+    int rc = 0;
+
+    if (gen != atomic_load(&mp->manifest_gen)) {
+        if (atomic_load(&mp->owner))
+            atomic_store(&mp->manifest_gen, gen);   /* its own edits */
+        else if ((rc = mp_reload_manifest(db)) != 0)
+            return rc;
+    }
+    while (rc == 0 && mp->wal_id < head_id(head))
+        rc = mp_cross_rotation(db, floor, last, head_id(head));
+    if (rc == 0 && mp->wal_pos < head_end(head))
+        rc = mp_replay(db, db->mem, mp->wal_pos, head_end(head), floor, last, &mp->wal_pos);
+    if (rc == 0)
+        rc = mp_advance(db, last);
+    return rc;
+}
+
+static int mp_behind(stoat_db *db)
+{
+    db_mp *mp = db->mp;
+
+    return atomic_load_explicit(&mp->hdr->last_version, memory_order_acquire) !=
+               atomic_load_explicit(&db->last_version, memory_order_acquire) ||
+           atomic_load(&mp->hdr->wal_head) != atomic_load(&mp->applied_head) ||
+           atomic_load(&mp->hdr->manifest_gen) != atomic_load(&mp->manifest_gen);
+}
+
+int db_mp_catch_up(stoat_db *db)
+{
+    int rc;
+
+    if (db->mp == NULL || !mp_behind(db))
+        return 0;
+    pthread_mutex_lock(&db->mp->tail_mu);
+    rc = mp_catch_up_locked(db);
+    pthread_mutex_unlock(&db->mp->tail_mu);
+    return rc;
+}
+
+/* ---- the commit lock ---- */
+
+/* A holder died (or failed) mid-commit: undo or finish its append. */
+static int mp_repair(proc_lock *l, uint32_t intent, int owner_died, void *arg)
+{
+    stoat_db *db = arg;
+    db_shared_hdr *h = db->mp->hdr;
+    uint64_t head = atomic_load(&h->wal_head), ih = atomic_load(&h->intent_head);
+    uint64_t top = atomic_load(&h->intent_top);
+    env_file *f = NULL;
+    uint64_t size;
+    char *path;
+    int rc;
+
+    (void)l;
+    (void)owner_died;
+    if (intent != PROC_INTENT_APPENDING && intent != PROC_INTENT_REPAIR)
+        return 0;   /* a rotation's new WAL, unpublished, is an empty leftover */
+    if (head != ih) {
+        /* Published its record: finish the publication. */
+        if (atomic_load(&h->last_version) < top)
+            atomic_store(&h->last_version, top);
+        return 0;
+    }
+    if ((path = filename_path(db->dir, head_id(head), FILENAME_EXT_WAL)) == NULL)
+        return status_err(STOAT_ENOMEM, "out of memory repairing the WAL");
+    rc = env_open(db->env, path, ENV_WRITE, &f);
+    if (rc == 0)
+        rc = env_file_size(f, &size);
+    if (rc == 0 && size > head_end(head))
+        rc = env_truncate(f, head_end(head));
+    env_close(f);
+    free(path);
+    return rc;
+}
+
+int db_mp_commit_begin(stoat_db *db)
+{
+    db_mp *mp = db->mp;
+    uint64_t fatal;
+    int rc;
+
+    if ((rc = proc_lock_acquire(mp->lock, mp->lock_timeout_ms, mp_repair, db)) != 0) {
+        if (rc == STOAT_EBUSY)
+            return status_err(rc, "%s: commit lock busy for %u ms (%s); lock_timeout_ms sets "
+                              "the wait", db->dir, mp->lock_timeout_ms, status_msg());
+        return rc;
+    }
+    if ((fatal = atomic_load(&mp->hdr->fatal)) != 0) {
+        proc_lock_release(mp->lock);
+        return status_err(STOAT_EIO, "%s: a write failed to reach the disk in process %llu: "
+                          "writes are refused until every handle is closed and reopened",
+                          db->dir, (unsigned long long)fatal);
+    }
+    pthread_mutex_lock(&mp->tail_mu);
+    if ((rc = mp_catch_up_locked(db)) != 0) {
+        pthread_mutex_unlock(&mp->tail_mu);
+        proc_lock_release(mp->lock);
+    }
+    return rc;
+}
+
+void db_mp_commit_end(stoat_db *db, int ok)
+{
+    db_mp *mp = db->mp;
+
+    if (ok)
+        proc_lock_set_intent(mp->lock, PROC_INTENT_IDLE);
+    pthread_mutex_unlock(&mp->tail_mu);
+    proc_lock_release(mp->lock);
+}
+
+int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated)
+{
+    db_mp *mp = db->mp;
+    db_shared_hdr *h = mp->hdr;
+    uint64_t arena = atomic_load(&h->memtable_size), id;
+    memtable *m = NULL, *old;
+    int rc;
+
+    *rotated = 0;
+    if (force ? memtable_count(db->mem) == 0
+              : atomic_load(&h->wal_need) + need + MP_ARENA_SLACK <= atomic_load(&h->wal_arena))
+        return 0;
+    if (need + (64u << 10) > arena)
+        arena = need + (64u << 10);
+    id = atomic_fetch_add(&h->next_file_id, 1);
+    proc_lock_set_intent(mp->lock, PROC_INTENT_ROTATING);
+    /* The old WAL stops growing: sync it once, so that stoat_sync (which
+     * syncs the active WAL) covers everything written before. */
+    if ((rc = memtable_sync(db->mem)) != 0)
+        return rc;
+    if ((rc = memtable_new(db->env, db->dir, id, arena, &m)) == 0)
+        rc = env_sync_dir(db->env, db->dir);
+    if (rc != 0) {
+        if (m != NULL) {
+            memtable_mark_obsolete(m);
+            memtable_unref(m);
+        }
+        return rc;
+    }
+    atomic_store(&h->wal_arena, arena);
+    atomic_store(&h->wal_need, 0);
+    atomic_store_explicit(&h->wal_head, head_make(id, WAL_HEADER_LEN), memory_order_release);
+    proc_lock_set_intent(mp->lock, PROC_INTENT_IDLE);
+    pthread_mutex_lock(&db->mu);
+    old = db->mem;
+    if ((rc = db_push_imm_locked(db, old)) != 0) {
+        pthread_mutex_unlock(&db->mu);
+        memtable_unref(m);
+        return rc;
+    }
+    db->mem = m;
+    pthread_cond_broadcast(&db->bg_cv);
+    pthread_mutex_unlock(&db->mu);
+    mp->wal_id = id;
+    mp->wal_pos = WAL_HEADER_LEN;
+    atomic_store(&mp->applied_head, head_make(id, WAL_HEADER_LEN));
+    *rotated = 1;
+    return 0;
+}
+
+uint64_t db_mp_next_version(stoat_db *db)
+{
+    return atomic_load(&db->mp->hdr->last_version) + 1;
+}
+
+void db_mp_intent(stoat_db *db, uint64_t top)
+{
+    db_shared_hdr *h = db->mp->hdr;
+    uint64_t head = atomic_load(&h->wal_head);
+
+    atomic_store(&h->intent_head, head);
+    atomic_store(&h->intent_top, top);
+    proc_lock_set_intent(db->mp->lock, PROC_INTENT_APPENDING);
+    /* A failed append is cut back to what is published. */
+    memtable_set_wal_size(db->mem, head_end(head));
+}
+
+void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top)
+{
+    db_mp *mp = db->mp;
+    db_shared_hdr *h = mp->hdr;
+    uint64_t end = memtable_wal_size(db->mem);
+
+    atomic_fetch_add(&h->wal_need, need);
+    atomic_store_explicit(&h->wal_head, head_make(mp->wal_id, end), memory_order_release);
+    if (top > atomic_load(&h->last_version))
+        atomic_store(&h->last_version, top);    /* seq_cst: read-your-writes */
+    mp->wal_pos = end;
+    mp_advance(db, top);
+}
+
+void db_mp_manifest_changed(stoat_db *db)
+{
+    if (db->mp != NULL)
+        atomic_store(&db->mp->manifest_gen, atomic_fetch_add(&db->mp->hdr->manifest_gen, 1) + 1);
+}
+
+/* ---- open: the first process recovers, the others join ---- */
+
+typedef struct mp_init_arg {
+    stoat_db *db;
+    db_recover_fn recover;
+} mp_init_arg;
+
+/* The first process to attach: recover as a restart would, publish. */
+static int mp_init(void *base, uint64_t size, void *arg)
+{
+    mp_init_arg *a = arg;
+    stoat_db *db = a->db;
+    db_shared_hdr *h = (db_shared_hdr *)((char *)base + SHM_OFF_FREE);
+    int rc;
+
+    (void)size;
+    if ((rc = a->recover(db)) != 0)
+        return rc;
+    atomic_store(&h->last_version, atomic_load(&db->last_version));
+    atomic_store(&h->wal_head, head_make(memtable_id(db->mem), WAL_HEADER_LEN));
+    atomic_store(&h->wal_arena, db->opts.memtable_size);
+    atomic_store(&h->memtable_size, db->opts.memtable_size);
+    atomic_store(&h->next_file_id, db->next_file_id);
+    atomic_store(&h->manifest_gen, 1);
+    atomic_store(&h->magic, DB_SHARED_MAGIC);
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The sealed WALs [log_number, active) as immutable memtables. */
+static int mp_join_sealed(stoat_db *db, uint64_t log_number, uint64_t active, uint64_t last)
+{
+    char **names = NULL;
+    size_t n = 0, n_ids = 0;
+    uint64_t *ids;
+    int rc;
+
+    if ((rc = env_list(db->env, db->dir, &names, &n)) != 0)
+        return rc;
+    ids = calloc(n + 1, sizeof(*ids));
+    for (size_t i = 0; ids != NULL && i < n; i++) {
+        uint64_t id;
+        if (filename_parse(names[i], FILENAME_EXT_WAL, 0, &id) && id >= log_number &&
+            id < active)
+            ids[n_ids++] = id;
+    }
+    env_list_free(names, n);
+    if (ids == NULL)
+        return status_err(STOAT_ENOMEM, "out of memory joining %s", db->dir);
+    qsort(ids, n_ids, sizeof(*ids), cmp_u64);
+    for (size_t i = 0; rc == 0 && i < n_ids; i++) {
+        uint64_t mv;
+        memtable *m;
+        if ((rc = memtable_recover(db->env, db->dir, ids[i], db->opts.memtable_size, 1, &mv,
+                                   &m)) != 0)
+            break;
+        if (mv > last) {
+            /* Commits published while this process joined: the oracle
+             * must know them. */
+            iter *it = memtable_iter(m);
+            for (iter_seek_first(it); rc == 0 && iter_valid(it); iter_next(it))
+                if (ikey_version(iter_key(it)) > last)
+                    rc = mp_note_key(db->mp, ikey_version(iter_key(it)), ikey_user(iter_key(it)));
+            iter_free(it);
+        }
+        if (rc == 0)
+            rc = db_push_imm_locked(db, m);
+        if (rc != 0)
+            memtable_unref(m);
+    }
+    free(ids);
+    return rc;
+}
+
+static void mp_join_undo(stoat_db *db)
+{
+    for (size_t i = 0; i < db->n_imm; i++)
+        memtable_unref(db->imm[i]);
+    db->n_imm = 0;
+    memtable_unref(db->mem);
+    db->mem = NULL;
+    if (db->current != NULL)
+        lsm_view_unref(db->current);
+    db->current = NULL;
+    db->mp->n_key_refs = 0;
+    buf_reset(&db->mp->keys);
+}
+
+/* A later process: the MANIFEST, the sealed WALs, the active WAL up to
+ * its published length. A WAL the owner flushes and removes meanwhile
+ * makes it start over. */
+static int mp_join(stoat_db *db)
+{
+    db_mp *mp = db->mp;
+    db_shared_hdr *h = mp->hdr;
+    int rc = 0;
+
+    for (int i = 0; i < MP_RETRIES; i++) {
+        manifest_state st;
+        manifest *man = NULL;
+        uint64_t last, head, gen;
+
+        if ((rc = mp_load_view(db, 0, &db->current, &st, &man, &gen)) != 0)
+            return rc;
+        manifest_close(man);
+        atomic_store(&mp->manifest_gen, gen);
+        mp->log_number = st.log_number;
+        last = atomic_load_explicit(&h->last_version, memory_order_acquire);
+        head = atomic_load_explicit(&h->wal_head, memory_order_acquire);
+        rc = mp_join_sealed(db, st.log_number, head_id(head), last);
+        if (rc == 0)
+            rc = memtable_attach(db->env, db->dir, head_id(head), atomic_load(&h->wal_arena),
+                                 &db->mem);
+        if (rc == 0) {
+            mp_apply a = {mp, db->mem, 0, 0, last};
+            rc = memtable_replay_range(db->mem, WAL_HEADER_LEN, head_end(head), mp_apply_entry,
+                                       &a, &mp->wal_pos);
+        }
+        if (rc == 0) {
+            mp->wal_id = head_id(head);
+            atomic_store(&mp->applied_head, head_make(mp->wal_id, mp->wal_pos));
+            atomic_store(&db->last_version, last);
+            pthread_mutex_lock(&db->mu);
+            rc = mp_record_keys_locked(db);
+            pthread_mutex_unlock(&db->mu);
+            return rc;
+        }
+        mp_join_undo(db);
+        if (rc != STOAT_ENOTFOUND)
+            return rc;
+        usleep(1000);
+    }
+    return status_err(STOAT_EBUSY, "%s: could not join: its WALs kept changing", db->dir);
+}
+
+/* ---- the keeper: election, catch-up, the oldest snapshot ---- */
+
+/* This handle won the election: it takes the MANIFEST over, removes what
+ * a dead owner left half-made, and starts flushing and compacting. */
+static int mp_take_over(stoat_db *db)
+{
+    manifest_state st;
+    manifest *man = NULL;
+    lsm_view *v = NULL;
+    char **names = NULL;
+    size_t n = 0;
+    uint64_t gen;
+    int rc;
+
+    pthread_mutex_lock(&db->mp->tail_mu);   /* no reload meanwhile */
+    rc = mp_load_view(db, 1, &v, &st, &man, &gen);
+    if (rc == 0 && (rc = env_list(db->env, db->dir, &names, &n)) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            uint64_t id;
+            int known = 0;
+            if (!filename_parse(names[i], FILENAME_EXT_TABLE, 0, &id))
+                continue;
+            for (int l = 0; l < v->num_levels && !known; l++)
+                for (size_t j = 0; j < v->n[l] && !known; j++)
+                    known = v->tables[l][j]->id == id;
+            if (!known) {
+                char *path = env_join(db->dir, names[i]);
+                if (path != NULL)
+                    env_remove(db->env, path);  /* a dead owner's unfinished output */
+                free(path);
+            }
+        }
+        env_list_free(names, n);
+    }
+    if (rc == 0) {
+        atomic_store(&db->mp->owner, 1);
+        atomic_store(&db->mp->hdr->owner_pid, (uint64_t)getpid());
+        mp_install_view(db, v, man, st.log_number, gen);
+    } else if (v != NULL) {
+        lsm_view_unref(v);
+        manifest_close(man);
+    }
+    pthread_mutex_unlock(&db->mp->tail_mu);
+    return rc;
+}
+
+static void mp_keeper_round(stoat_db *db)
+{
+    db_mp *mp = db->mp;
+    proc_slots_scan_result res;
+    int owner = atomic_load(&mp->owner), rc;
+
+    if (!owner) {
+        pthread_mutex_lock(&mp->slots_mu);
+        rc = proc_slots_elect(mp->slots, &owner);
+        pthread_mutex_unlock(&mp->slots_mu);
+        if (rc == 0 && owner && mp_take_over(db) != 0) {
+            pthread_mutex_lock(&mp->slots_mu);
+            proc_slots_resign(mp->slots);
+            pthread_mutex_unlock(&mp->slots_mu);
+            owner = 0;
+        }
+    }
+    db_mp_catch_up(db);     /* a failure shows at the next read or write */
+    if (owner) {
+        pthread_mutex_lock(&mp->slots_mu);
+        rc = proc_slots_scan(mp->slots, &res);
+        pthread_mutex_unlock(&mp->slots_mu);
+        if (rc == 0) {
+            atomic_store(&mp->horizon, res.min);
+            pthread_mutex_lock(&db->mu);
+            pthread_cond_broadcast(&db->bg_cv);
+            pthread_mutex_unlock(&db->mu);
+        }
+    }
+}
+
+static void *mp_keeper_main(void *arg)
+{
+    stoat_db *db = arg;
+    db_mp *mp = db->mp;
+
+    pthread_mutex_lock(&db->mu);
+    while (!db->closing) {
+        struct timespec ts;
+        pthread_mutex_unlock(&db->mu);
+        mp_keeper_round(db);
+        pthread_mutex_lock(&db->mu);
+        if (db->closing)
+            break;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += MP_KEEPER_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&mp->keeper_cv, &db->mu, &ts);
+    }
+    pthread_mutex_unlock(&db->mu);
+    return NULL;
+}
+
+int db_mp_open(stoat_db *db, db_recover_fn recover)
+{
+    mp_init_arg a = {db, recover};
+    shm_opts so = {.init = mp_init, .init_arg = &a};
+    db_mp *mp = calloc(1, sizeof(*mp));
+    int rc, owner = 0;
+
+    if (mp == NULL)
+        return status_err(STOAT_ENOMEM, "out of memory opening %s", db->dir);
+    pthread_mutex_init(&mp->slots_mu, NULL);
+    pthread_mutex_init(&mp->tail_mu, NULL);
+    pthread_cond_init(&mp->keeper_cv, NULL);
+    mp->lock_timeout_ms = db->opts.lock_timeout_ms;
+    db->mp = mp;
+    so.wait_ms = db->opts.open_timeout_ms ? db->opts.open_timeout_ms : 0;
+    if ((rc = shm_open_region(db->dir, &so, &mp->region)) != 0)
+        return rc;
+    mp->hdr = (db_shared_hdr *)((char *)shm_base(mp->region) + SHM_OFF_FREE);
+    mp->lock = (proc_lock *)((char *)shm_base(mp->region) + SHM_OFF_COMMIT_LOCK);
+    if (atomic_load(&mp->hdr->magic) != DB_SHARED_MAGIC)
+        return status_err(STOAT_ECORRUPT, "%s: shared region not initialised", db->dir);
+    if ((rc = proc_slots_open(mp->region, &mp->slots)) != 0 ||
+        (rc = proc_slots_claim(mp->slots)) != 0)
+        return rc;
+    if (shm_created(mp->region)) {
+        mp->wal_id = memtable_id(db->mem);
+        mp->wal_pos = WAL_HEADER_LEN;
+        atomic_store(&mp->applied_head, head_make(mp->wal_id, mp->wal_pos));
+        atomic_store(&mp->manifest_gen, 1);
+        if ((rc = proc_slots_elect(mp->slots, &owner)) != 0)
+            return rc;
+        if (owner) {
+            atomic_store(&mp->owner, 1);
+            atomic_store(&mp->hdr->owner_pid, (uint64_t)getpid());
+        } else {
+            manifest_close(db->manifest);   /* another handle won meanwhile */
+            db->manifest = NULL;
+        }
+    } else {
+        manifest_close(db->manifest);
+        db->manifest = NULL;
+        if ((rc = mp_join(db)) != 0)
+            return rc;
+    }
+    pthread_mutex_lock(&db->mu);
+    db_snapshot_publish_locked(db);
+    pthread_mutex_unlock(&db->mu);
+    if ((rc = pthread_create(&mp->keeper, NULL, mp_keeper_main, db)) != 0)
+        return status_err(STOAT_ENOMEM, "cannot start the keeper thread (error %d)", rc);
+    mp->keeper_started = 1;
+    return 0;
+}
+
+void db_mp_close(stoat_db *db)
+{
+    db_mp *mp = db->mp;
+
+    if (mp == NULL)
+        return;
+    if (mp->keeper_started) {
+        pthread_mutex_lock(&db->mu);
+        db->closing = 1;
+        pthread_cond_broadcast(&mp->keeper_cv);
+        pthread_mutex_unlock(&db->mu);
+        pthread_join(mp->keeper, NULL);
+        mp->keeper_started = 0;
+    }
+    proc_slots_close(mp->slots);
+    shm_close(mp->region);
+    pthread_mutex_destroy(&mp->slots_mu);
+    pthread_mutex_destroy(&mp->tail_mu);
+    pthread_cond_destroy(&mp->keeper_cv);
+    memtable_unref(mp->lagging);
+    buf_free(&mp->keys);
+    free(mp->key_refs);
+    free(mp);
+    db->mp = NULL;
+}

@@ -1,0 +1,59 @@
+/*
+ * shared.h - the multi-process mode: several processes (and several
+ * handles in one process) read and write one database directory
+ * (shared.c has the design; stoat.h what is shared and what is not).
+ *
+ * All of it is a no-op for a single-process handle (db->mp == NULL),
+ * except where said.
+ */
+#ifndef STOAT_DB_SHARED_H
+#define STOAT_DB_SHARED_H
+
+#include "db/db.h"
+
+/* Full recovery of the directory, run by the first process to attach
+ * (open.c's db_recover). */
+typedef int (*db_recover_fn)(stoat_db *db);
+
+/* Attaches db to the directory's shared region: the first process runs
+ * recover() and publishes the result; later ones load the MANIFEST and
+ * replay the WALs up to the published length. Then claims a liveness
+ * slot and starts the keeper thread. db->mp is set on success. */
+int db_mp_open(stoat_db *db, db_recover_fn recover);
+
+/* Stops the keeper, frees the slot, detaches (the last process removes
+ * the region). The background threads must be stopped first. */
+void db_mp_close(stoat_db *db);
+
+/* Applies what other processes committed since this handle last looked
+ * (their WAL records, a rotated WAL, a new MANIFEST generation); cheap
+ * when nothing changed. Readers call it before they take a read version,
+ * so a commit acknowledged anywhere is seen by every later read. */
+int db_mp_catch_up(stoat_db *db);
+
+/*
+ * The commit path of the front writer (write.c). begin takes the commit
+ * lock (waiting at most lock_timeout_ms: STOAT_EBUSY naming the holder),
+ * repairs what a dead holder left, and catches up, so the oracle holds
+ * every commit. Then, holding it: room() rotates the shared WAL when
+ * `need` more arena bytes would not fit in the memtables of every process
+ * (or when force is set and the memtable holds entries); next_version()
+ * is the version the next commit gets; intent() records what the append
+ * will publish; the caller appends to db->mem and applies; publish()
+ * makes it visible to every process. end() releases the lock (a failed
+ * commit leaves its intent, so the next holder cuts the WAL back).
+ */
+int db_mp_commit_begin(stoat_db *db);
+int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated);
+uint64_t db_mp_next_version(stoat_db *db);
+void db_mp_intent(stoat_db *db, uint64_t top);
+void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top);
+void db_mp_commit_end(stoat_db *db, int ok);
+
+/* The owner installed a MANIFEST edit: tell the other processes. */
+void db_mp_manifest_changed(stoat_db *db);
+
+/* 1 when this handle runs the background work (always 1 single-process). */
+int db_mp_is_owner(stoat_db *db);
+
+#endif

@@ -1,0 +1,592 @@
+/*
+ * mp_test.c - the multi-process mode (db/shared.c): several handles and
+ * processes on one directory read and write one database. Read-your-
+ * writes across processes (both sync modes), conflicts between handles,
+ * rotations, flushes and compactions run by one owner while the others
+ * follow, the owner's death and another's takeover, a writer killed at
+ * random while the others go on (nothing acknowledged lost), the bank
+ * invariant across processes, and what excludes what.
+ *
+ * Children report through their exit status (0 = every check passed,
+ * else the number of the failed check) and leave with _exit.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "db_util.h"
+#include "proc_util.h"
+#include "test.h"
+
+#define CHECK_OK(expr) CHECK_RC(expr, 0)
+
+static void mp_options(stoat_options *o)
+{
+    dbu_small_options(o);
+    o->multi_process = 1;
+    o->lock_timeout_ms = 10000;
+}
+
+static stoat_db *mp_open(const char *dir)
+{
+    stoat_options o;
+    stoat_db *db;
+
+    mp_options(&o);
+    REQUIRE_OK(stoat_open(dir, &o, &db));
+    return db;
+}
+
+static int get_u64(stoat_db *db, const char *key, uint64_t *v)
+{
+    void *val;
+    size_t vlen;
+    int rc = stoat_get(db, key, strlen(key), &val, &vlen);
+
+    if (rc != 0)
+        return rc;
+    if (vlen != sizeof(*v)) {
+        stoat_free(val);
+        return STOAT_ECORRUPT;
+    }
+    memcpy(v, val, sizeof(*v));
+    stoat_free(val);
+    return 0;
+}
+
+static int put_u64(stoat_db *db, const char *key, uint64_t v)
+{
+    return stoat_put(db, key, strlen(key), &v, sizeof(v));
+}
+
+/* ---- two handles in one process ---- */
+
+static void test_mp_two_handles_see_each_other(void)
+{
+    const char *dir = test_tmpdir();
+    stoat_db *a = mp_open(dir), *b = mp_open(dir);
+    uint64_t v = 0;
+
+    REQUIRE_OK(put_u64(a, "k", 1));
+    CHECK_OK(get_u64(b, "k", &v));
+    CHECK(v == 1);
+    REQUIRE_OK(put_u64(b, "k", 2));
+    CHECK_OK(get_u64(a, "k", &v));
+    CHECK(v == 2);
+    REQUIRE_OK(stoat_delete(a, "k", 1));
+    CHECK_RC(get_u64(b, "k", &v), STOAT_ENOTFOUND);
+    REQUIRE_OK(stoat_close(a));
+    REQUIRE_OK(stoat_close(b));
+    /* And a restart keeps it. */
+    a = mp_open(dir);
+    CHECK_RC(get_u64(a, "k", &v), STOAT_ENOTFOUND);
+    REQUIRE_OK(stoat_close(a));
+}
+
+/* Write skew across handles: each reads x and y and writes the other;
+ * exactly one commits. */
+static void test_mp_write_skew_conflicts_across_handles(void)
+{
+    const char *dir = test_tmpdir();
+    stoat_db *a = mp_open(dir), *b = mp_open(dir);
+    stoat_txn *ta, *tb;
+    const void *val;
+    size_t vlen;
+    uint64_t one = 1;
+
+    REQUIRE_OK(put_u64(a, "x", 1));
+    REQUIRE_OK(put_u64(a, "y", 1));
+    REQUIRE_OK(stoat_txn_begin(a, 0, &ta));
+    REQUIRE_OK(stoat_txn_begin(b, 0, &tb));
+    CHECK_OK(stoat_txn_get(ta, "x", 1, &val, &vlen));
+    CHECK_OK(stoat_txn_get(ta, "y", 1, &val, &vlen));
+    CHECK_OK(stoat_txn_get(tb, "x", 1, &val, &vlen));
+    CHECK_OK(stoat_txn_get(tb, "y", 1, &val, &vlen));
+    CHECK_OK(stoat_txn_set(ta, "x", 1, &one, sizeof(one)));
+    CHECK_OK(stoat_txn_set(tb, "y", 1, &one, sizeof(one)));
+    CHECK_OK(stoat_txn_commit(ta));
+    CHECK_RC(stoat_txn_commit(tb), STOAT_ECONFLICT);
+    stoat_txn_discard(ta);
+    stoat_txn_discard(tb);
+    REQUIRE_OK(stoat_close(a));
+    REQUIRE_OK(stoat_close(b));
+}
+
+/* A phantom: a range iterated in one handle, a key inserted into it by
+ * the other: the iterating transaction's commit conflicts. */
+static void test_mp_phantom_conflicts_across_handles(void)
+{
+    const char *dir = test_tmpdir();
+    stoat_db *a = mp_open(dir), *b = mp_open(dir);
+    stoat_iter_options io = {.prefix = "r:", .prefix_len = 2};
+    stoat_iter *it;
+    stoat_txn *ta;
+    int n = 0;
+
+    REQUIRE_OK(put_u64(a, "r:1", 1));
+    REQUIRE_OK(stoat_txn_begin(a, 0, &ta));
+    REQUIRE_OK(stoat_txn_iter_open(ta, &io, &it));
+    for (stoat_iter_seek_first(it); stoat_iter_valid(it); stoat_iter_next(it))
+        n++;
+    stoat_iter_close(it);
+    CHECK(n == 1);
+    REQUIRE_OK(put_u64(b, "r:2", 2));
+    CHECK_OK(stoat_txn_set(ta, "count", 5, &n, sizeof(n)));
+    CHECK_RC(stoat_txn_commit(ta), STOAT_ECONFLICT);
+    stoat_txn_discard(ta);
+    REQUIRE_OK(stoat_close(a));
+    REQUIRE_OK(stoat_close(b));
+}
+
+/* A single-process open and multi-process handles exclude each other. */
+static void test_mp_single_process_open_excluded(void)
+{
+    const char *dir = test_tmpdir();
+    stoat_db *a = mp_open(dir), *s;
+    stoat_options o;
+
+    dbu_small_options(&o);
+    CHECK_RC(stoat_open(dir, &o, &s), STOAT_EBUSY);
+    REQUIRE_OK(stoat_close(a));
+    REQUIRE_OK(stoat_open(dir, &o, &s));
+    mp_options(&o);
+    CHECK_RC(stoat_open(dir, &o, &a), STOAT_EBUSY);
+    REQUIRE_OK(stoat_close(s));
+}
+
+/* ---- processes ---- */
+
+typedef struct rw_arg {
+    const char *dir;
+    int fd_in, fd_out;      /* pipe ends: tokens in, tokens out */
+    int rounds;
+    int sync;
+    int first;              /* this side writes first */
+} rw_arg;
+
+/* Ping-pong: write round i, pass the token; the other side must see it
+ * at once, then write round i+1. */
+static int rw_side(void *p)
+{
+    rw_arg *a = p;
+    stoat_options o;
+    stoat_db *db;
+    char key[32];
+
+    mp_options(&o);
+    o.sync = a->sync;
+    if (stoat_open(a->dir, &o, &db) != 0)
+        return 1;
+    for (int i = a->first ? 0 : 1; i < a->rounds; i += 2) {
+        uint64_t v;
+        int tok;
+        if (i > 0) {
+            if (read(a->fd_in, &tok, sizeof(tok)) != (ssize_t)sizeof(tok) || tok != i - 1)
+                return 2;
+            snprintf(key, sizeof(key), "rw%06d", i - 1);
+            if (get_u64(db, key, &v) != 0 || v != (uint64_t)(i - 1))
+                return 3;   /* the other process's acknowledged write is not seen */
+        }
+        snprintf(key, sizeof(key), "rw%06d", i);
+        if (put_u64(db, key, (uint64_t)i) != 0)
+            return 4;
+        tok = i;
+        if (write(a->fd_out, &tok, sizeof(tok)) != (ssize_t)sizeof(tok))
+            return 5;
+    }
+    return stoat_close(db) == 0 ? 0 : 6;
+}
+
+static void rw_run(int sync, int rounds)
+{
+    const char *dir = test_tmpdir();
+    int ab[2], ba[2];
+    pid_t pa, pb;
+
+    REQUIRE(pipe(ab) == 0 && pipe(ba) == 0);
+    rw_arg a = {dir, ba[0], ab[1], rounds, sync, 1};
+    rw_arg b = {dir, ab[0], ba[1], rounds, sync, 0};
+    pa = pu_spawn(rw_side, &a);
+    pb = pu_spawn(rw_side, &b);
+    CHECK(pu_wait(pa) == 0);
+    CHECK(pu_wait(pb) == 0);
+    close(ab[0]);
+    close(ab[1]);
+    close(ba[0]);
+    close(ba[1]);
+    stoat_db *db = mp_open(dir);
+    char key[32];
+    uint64_t v;
+    for (int i = 0; i < rounds; i++) {
+        snprintf(key, sizeof(key), "rw%06d", i);
+        if (get_u64(db, key, &v) != 0) {
+            test_fail(__FILE__, __LINE__, "key %s missing after reopen", key);
+            break;
+        }
+    }
+    REQUIRE_OK(stoat_close(db));
+}
+
+static void test_mp_read_your_writes_across_processes(void)
+{
+    rw_run(STOAT_SYNC_NONE, 2000);
+}
+
+static void test_mp_read_your_writes_across_processes_sync(void)
+{
+    rw_run(STOAT_SYNC_COMMIT, 200);
+}
+
+/* ---- many writers, small memtables: rotations, flushes, compactions ---- */
+
+typedef struct fill_arg {
+    const char *dir;
+    int id, n;
+} fill_arg;
+
+static int fill_child(void *p)
+{
+    fill_arg *a = p;
+    stoat_db *db;
+    stoat_options o;
+    char key[32], val[200];
+
+    mp_options(&o);
+    if (stoat_open(a->dir, &o, &db) != 0)
+        return 1;
+    for (int i = 0; i < a->n; i++) {
+        snprintf(key, sizeof(key), "p%d:%06d", a->id, i);
+        dbu_value((uint64_t)a->id << 32 | (uint64_t)i, val, sizeof(val));
+        if (stoat_put(db, key, strlen(key), val, sizeof(val)) != 0)
+            return 2;
+        /* Read back the other writers' keys now and then. */
+        if (i % 100 == 99) {
+            void *got;
+            size_t glen;
+            int other = (a->id + 1) % 4;
+            snprintf(key, sizeof(key), "p%d:%06d", a->id, i / 2);
+            if (stoat_get(db, key, strlen(key), &got, &glen) != 0)
+                return 3;
+            stoat_free(got);
+            snprintf(key, sizeof(key), "p%d:%06d", other, 0);
+            int rc = stoat_get(db, key, strlen(key), &got, &glen);
+            if (rc == 0)
+                stoat_free(got);
+            else if (rc != STOAT_ENOTFOUND)
+                return 4;
+        }
+    }
+    return stoat_close(db) == 0 ? 0 : 5;
+}
+
+static void check_fill(const char *dir, int procs, int n)
+{
+    stoat_db *db = mp_open(dir);
+    char key[32], want[200];
+    int bad = 0;
+
+    for (int p = 0; p < procs; p++) {
+        for (int i = 0; i < n; i++) {
+            void *got;
+            size_t glen;
+            snprintf(key, sizeof(key), "p%d:%06d", p, i);
+            dbu_value((uint64_t)p << 32 | (uint64_t)i, want, sizeof(want));
+            if (stoat_get(db, key, strlen(key), &got, &glen) != 0) {
+                bad++;
+                continue;
+            }
+            bad += glen != sizeof(want) || memcmp(got, want, glen) != 0;
+            stoat_free(got);
+        }
+    }
+    CHECK(bad == 0);
+    REQUIRE_OK(stoat_close(db));
+}
+
+static void test_mp_four_writers_through_flushes_and_compactions(void)
+{
+    const char *dir = test_tmpdir();
+    fill_arg args[4];
+    pid_t pids[4];
+    stoat_stats st;
+    stoat_db *db;
+
+    for (int i = 0; i < 4; i++) {
+        args[i] = (fill_arg){dir, i, 3000};
+        pids[i] = pu_spawn(fill_child, &args[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        CHECK(pu_wait(pids[i]) == 0);
+    check_fill(dir, 4, 3000);
+    /* 4 x 3000 x ~220 B through 64 KiB memtables: the owner flushed. */
+    db = mp_open(dir);
+    REQUIRE_OK(stoat_stats_get(db, &st));
+    CHECK(st.level_tables[0] + st.level_tables[1] + st.level_tables[2] + st.level_tables[6] > 0);
+    REQUIRE_OK(stoat_close(db));
+}
+
+/* ---- a writer killed at random ---- */
+
+typedef struct kill_arg {
+    const char *dir;
+    int id;
+    int fd;     /* acknowledged sequence numbers out */
+} kill_arg;
+
+static int kill_child(void *p)
+{
+    kill_arg *a = p;
+    stoat_db *db;
+    stoat_options o;
+    char key[32];
+
+    mp_options(&o);
+    if (stoat_open(a->dir, &o, &db) != 0)
+        return 1;
+    for (uint32_t i = 0;; i++) {
+        snprintf(key, sizeof(key), "w%d:%08u", a->id, i);
+        if (put_u64(db, key, i) != 0)
+            return 2;
+        if (write(a->fd, &i, sizeof(i)) != (ssize_t)sizeof(i))
+            return 3;
+    }
+}
+
+/* Kills writer `id` after a random delay; returns how many writes it had
+ * acknowledged (all of them must be readable). */
+static void test_mp_killed_writers_lose_nothing(void)
+{
+    const char *dir = test_tmpdir();
+    int rounds = getenv("STOAT_MP_KILLS") ? atoi(getenv("STOAT_MP_KILLS")) : 20;
+    uint32_t acked[3] = {0, 0, 0};
+    int started[3] = {0, 0, 0};
+    uint64_t seed = getenv("STOAT_SEED") ? strtoull(getenv("STOAT_SEED"), NULL, 10) : 42;
+    int lost = 0;
+
+    for (int r = 0; r < rounds; r++) {
+        int id = r % 3, fds[2];
+        REQUIRE(pipe(fds) == 0);
+        kill_arg a = {dir, id, fds[1]};
+        pid_t pid = pu_spawn(kill_child, &a);
+        close(fds[1]);
+        pu_sleep_us(5000 + (long)(test_rand(&seed) % 60000));
+        kill(pid, SIGKILL);
+        uint32_t i, last = 0;
+        int any = 0;
+        while (read(fds[0], &i, sizeof(i)) == (ssize_t)sizeof(i)) {
+            last = i;
+            any = 1;
+        }
+        close(fds[0]);
+        pu_wait(pid);
+        /* Writer id restarts its numbering every round: keep the max. */
+        if (any && (!started[id] || last + 1 > acked[id]))
+            acked[id] = last + 1;
+        started[id] |= any;
+    }
+    stoat_db *db = mp_open(dir);
+    for (int id = 0; id < 3; id++) {
+        for (uint32_t i = 0; i < acked[id]; i++) {
+            char key[32];
+            uint64_t v;
+            snprintf(key, sizeof(key), "w%d:%08u", id, i);
+            if (get_u64(db, key, &v) != 0 || v != i)
+                lost++;
+        }
+    }
+    CHECK(lost == 0);
+    REQUIRE_OK(stoat_close(db));
+}
+
+/* ---- the bank across processes ---- */
+
+#define BANK_ACCOUNTS 16
+#define BANK_START 1000
+
+typedef struct bank_arg {
+    const char *dir;
+    int id;
+    int ms;
+    _Atomic int *violations;
+} bank_arg;
+
+static int bank_read(stoat_txn *t, int acct, int64_t *bal)
+{
+    char key[16];
+    const void *val;
+    size_t vlen;
+    int rc;
+
+    snprintf(key, sizeof(key), "acct%02d", acct);
+    if ((rc = stoat_txn_get(t, key, strlen(key), &val, &vlen)) != 0)
+        return rc;
+    if (vlen != sizeof(*bal))
+        return STOAT_ECORRUPT;
+    memcpy(bal, val, sizeof(*bal));
+    return 0;
+}
+
+static int bank_worker(void *p)
+{
+    bank_arg *a = p;
+    stoat_db *db;
+    stoat_options o;
+    uint64_t seed = (uint64_t)a->id * 7919 + 1;
+    uint64_t end = pu_now_ms() + (uint64_t)a->ms;
+
+    mp_options(&o);
+    if (stoat_open(a->dir, &o, &db) != 0)
+        return 1;
+    while (pu_now_ms() < end) {
+        stoat_txn *t;
+        int from = (int)(test_rand(&seed) % BANK_ACCOUNTS), to = (int)(test_rand(&seed) % BANK_ACCOUNTS);
+        int64_t fb, tb, amt = (int64_t)(test_rand(&seed) % 50);
+        char key[16];
+        int rc;
+
+        if (from == to)
+            continue;
+        if (stoat_txn_begin(db, 0, &t) != 0)
+            return 2;
+        if (bank_read(t, from, &fb) != 0 || bank_read(t, to, &tb) != 0) {
+            fprintf(stderr, "  bank: worker read: %s\n", stoat_errmsg(NULL));
+            return 3;
+        }
+        if (fb >= amt) {
+            fb -= amt;
+            tb += amt;
+            snprintf(key, sizeof(key), "acct%02d", from);
+            stoat_txn_set(t, key, strlen(key), &fb, sizeof(fb));
+            snprintf(key, sizeof(key), "acct%02d", to);
+            stoat_txn_set(t, key, strlen(key), &tb, sizeof(tb));
+        }
+        rc = stoat_txn_commit(t);
+        stoat_txn_discard(t);
+        if (rc != 0 && rc != STOAT_ECONFLICT) {
+            fprintf(stderr, "  bank: commit: %s\n", stoat_errmsg(NULL));
+            return 4;
+        }
+    }
+    return stoat_close(db) == 0 ? 0 : 5;
+}
+
+static int bank_auditor(void *p)
+{
+    bank_arg *a = p;
+    stoat_db *db;
+    stoat_options o;
+    uint64_t end = pu_now_ms() + (uint64_t)a->ms;
+
+    mp_options(&o);
+    if (stoat_open(a->dir, &o, &db) != 0)
+        return 1;
+    while (pu_now_ms() < end) {
+        stoat_txn *t;
+        int64_t sum = 0, b;
+        if (stoat_txn_begin(db, STOAT_TXN_READ_ONLY, &t) != 0)
+            return 2;
+        for (int i = 0; i < BANK_ACCOUNTS; i++) {
+            int rc = bank_read(t, i, &b);
+            if (rc != 0) {
+                fprintf(stderr, "  bank: auditor read: %s\n", stoat_errmsg(NULL));
+                return 3;
+            }
+            if (b < 0)
+                atomic_fetch_add(a->violations, 1);
+            sum += b;
+        }
+        if (sum != (int64_t)BANK_ACCOUNTS * BANK_START) {
+            if (atomic_fetch_add(a->violations, 1) < 3)
+                fprintf(stderr, "  bank: the auditor's snapshot at %llu sums to %lld\n",
+                        (unsigned long long)stoat_txn_read_version(t), (long long)sum);
+        }
+        stoat_txn_discard(t);
+    }
+    return stoat_close(db) == 0 ? 0 : 5;
+}
+
+static void test_mp_bank_four_processes_and_an_auditor(void)
+{
+    const char *dir = test_tmpdir();
+    _Atomic int *violations = pu_shared(sizeof(*violations));
+    int ms = getenv("STOAT_MP_BANK_MS") ? atoi(getenv("STOAT_MP_BANK_MS")) : 2000;
+    bank_arg args[5];
+    pid_t pids[5];
+    stoat_db *db = mp_open(dir);
+
+    for (int i = 0; i < BANK_ACCOUNTS; i++) {
+        char key[16];
+        int64_t b = BANK_START;
+        snprintf(key, sizeof(key), "acct%02d", i);
+        REQUIRE_OK(stoat_put(db, key, strlen(key), &b, sizeof(b)));
+    }
+    REQUIRE_OK(stoat_close(db));
+    for (int i = 0; i < 5; i++) {
+        args[i] = (bank_arg){dir, i, ms, violations};
+        pids[i] = pu_spawn(i < 4 ? bank_worker : bank_auditor, &args[i]);
+    }
+    for (int i = 0; i < 5; i++)
+        CHECK(pu_wait(pids[i]) == 0);
+    CHECK(atomic_load(violations) == 0);
+    munmap((void *)violations, sizeof(*violations));
+}
+
+/* ---- fork ---- */
+
+static stoat_db *fork_db;
+
+static int forked_use(void *p)
+{
+    uint64_t v;
+    (void)p;
+    return get_u64(fork_db, "k", &v) == STOAT_EFORKED ? 0 : 1;
+}
+
+static int forked_open(void *p)
+{
+    stoat_options o;
+    stoat_db *db;
+    uint64_t v = 0;
+
+    mp_options(&o);
+    if (stoat_open(p, &o, &db) != 0)
+        return 1;
+    if (get_u64(db, "k", &v) != 0 || v != 7)
+        return 2;
+    if (put_u64(db, "k", 8) != 0)
+        return 3;
+    return stoat_close(db) == 0 ? 0 : 4;
+}
+
+static void test_mp_fork_child_opens_its_own(void)
+{
+    const char *dir = test_tmpdir();
+    uint64_t v = 0;
+
+    fork_db = mp_open(dir);
+    REQUIRE_OK(put_u64(fork_db, "k", 7));
+    CHECK(pu_run(forked_use, NULL) == 0);
+    CHECK(pu_run(forked_open, (void *)dir) == 0);
+    CHECK_OK(get_u64(fork_db, "k", &v));
+    CHECK(v == 8);
+    REQUIRE_OK(stoat_close(fork_db));
+}
+
+int main(int argc, char **argv)
+{
+    TEST_RUN(test_mp_two_handles_see_each_other);
+    TEST_RUN(test_mp_write_skew_conflicts_across_handles);
+    TEST_RUN(test_mp_phantom_conflicts_across_handles);
+    TEST_RUN(test_mp_single_process_open_excluded);
+    TEST_RUN(test_mp_read_your_writes_across_processes);
+    TEST_RUN(test_mp_read_your_writes_across_processes_sync);
+    TEST_RUN(test_mp_four_writers_through_flushes_and_compactions);
+    TEST_RUN(test_mp_killed_writers_lose_nothing);
+    TEST_RUN(test_mp_bank_four_processes_and_an_auditor);
+    TEST_RUN(test_mp_fork_child_opens_its_own);
+    return test_summary();
+}
