@@ -120,7 +120,8 @@ local entry_of_db = setmetatable({}, { __mode = "k" })
 M.DEFAULTS = { retry_for = 60, wait = 10, thread_pool = "stoat" }
 
 local check_open_how = base.options_checker({ retry_for = "number", wait = "number",
-                                              thread_pool = "string", default = "boolean" })
+                                              thread_pool = "string", thread_module = "string",
+                                              default = "boolean" })
 
 -- A hint for the log line of a failed open.
 local function hint(err)
@@ -182,7 +183,9 @@ end
 -- init_worker_by_lua). opts: stoat.open's options. how: retry_for
 -- (seconds of retries on `busy`, default 60), wait (seconds db() waits in
 -- a request for an open in progress, default 10), thread_pool (the
--- nginx thread pool for durable syncs, default "stoat"), default (make it
+-- nginx thread pool for durable syncs, default "stoat"), thread_module
+-- (what the pool thread runs: require(it).sync(addr), default
+-- "stoat.thread"; for wrappers and tests), default (make it
 -- the database of db(), dict() and friends without a dir; true for the
 -- first one opened). Returns db, or nil, err (the open goes on in the
 -- background while err is `busy`: db() then waits for it). Refuses the
@@ -204,7 +207,8 @@ function M.open(dir, opts, how)
     how = how or {}
     e = { dir = dir, opts = opts, state = "opening", tries = 0, started = now(), delay = 0.01,
           retry_for = how.retry_for or M.DEFAULTS.retry_for, wait = how.wait or M.DEFAULTS.wait,
-          pool = how.thread_pool or M.DEFAULTS.thread_pool, inflight = 0 }
+          pool = how.thread_pool or M.DEFAULTS.thread_pool,
+          thread_module = how.thread_module or "stoat.thread", inflight = 0 }
     e.deadline = e.started + e.retry_for
     entries[dir] = e
     if how.default or (how.default == nil and default_entry == nil) then
@@ -312,7 +316,8 @@ function M.sync(db)
             and YIELDABLE[phase()] and not db:is_closed() then
         local addr = tonumber(ffi_cast("uintptr_t", db._ptr))
         if e then e.inflight = e.inflight + 1 end
-        local ok, synced, err = ngx.run_worker_thread(pool, "stoat.thread", "sync", addr)
+        local ok, synced, err = ngx.run_worker_thread(pool, e and e.thread_module
+                                                      or "stoat.thread", "sync", addr)
         if e then e.inflight = e.inflight - 1 end
         if ok then
             M.counters.thread_syncs = M.counters.thread_syncs + 1
