@@ -297,13 +297,85 @@ end
 
 local pools_missing = {} -- pool name -> true once nginx said it has none
 
--- Counters, for the specs and for anyone curious: syncs run on a pool
--- thread, syncs run inline, handles released by release().
-M.counters = { thread_syncs = 0, inline_syncs = 0, released = 0 }
+-- Counters, for the specs and for anyone curious: fsyncs run on a pool
+-- thread, syncs run inline, syncs that waited for another request's
+-- fsync instead of running their own, handles released by release().
+M.counters = { thread_syncs = 0, inline_syncs = 0, shared_syncs = 0, released = 0 }
+
+-- Per database, the fsyncs of this worker (group sync): started and done
+-- count them; running is true while one runs; waiters wait on sema for
+-- the next one to end; err is the failure of the one numbered err_at.
+local groups = setmetatable({}, { __mode = "k" })
+
+-- One fsync of db on a pool thread: true | nil, err | false, why (nginx
+-- refused the call: no such pool, most likely).
+local function thread_sync(ngx, e, db, pool)
+    local addr = tonumber(ffi_cast("uintptr_t", db._ptr))
+    if e then e.inflight = e.inflight + 1 end
+    local ok, synced, err = ngx.run_worker_thread(pool, e and e.thread_module or "stoat.thread",
+                                                  "sync", addr)
+    if e then e.inflight = e.inflight - 1 end
+    if not ok then
+        return false, synced
+    end
+    M.counters.thread_syncs = M.counters.thread_syncs + 1
+    if synced then
+        return true
+    end
+    return nil, err
+end
+
+-- The group sync of db on pool threads: a request needs an fsync that
+-- starts after its write; while one runs, the requests that come meanwhile
+-- wait for the next, which one of them runs for all. true | nil, err |
+-- false, why (see thread_sync).
+local function group_sync(ngx, e, db, pool)
+    local g = groups[db]
+    if g == nil then
+        g = { started = 0, done = 0, running = false, waiters = 0, err_at = 0, err = nil,
+              sema = require("ngx.semaphore").new() }
+        groups[db] = g
+    end
+    local need = g.started + 1
+    local led = false
+    while g.done < need do
+        if not g.running then
+            g.running, g.started, led = true, g.started + 1, true
+            local ok, err = thread_sync(ngx, e, db, pool)
+            g.running = false
+            if ok == nil then
+                g.err_at, g.err = g.started, err
+            end
+            g.done = g.started
+            if g.waiters > 0 then
+                g.sema:post(g.waiters)
+            end
+            if ok == false then
+                return false, err
+            end
+        else
+            g.waiters = g.waiters + 1
+            local ok, err = g.sema:wait(60)
+            g.waiters = g.waiters - 1
+            if not ok then
+                return nil, "busy: waiting for a sync: " .. tostring(err)
+            end
+        end
+    end
+    if not led then
+        M.counters.shared_syncs = M.counters.shared_syncs + 1
+    end
+    if g.err_at >= need then
+        return nil, g.err
+    end
+    return true
+end
 
 -- Makes everything committed so far in db (a stoat.ngx database or any
--- database object) durable, on a thread of the nginx thread pool where
--- there is one and the phase can yield, inline otherwise. true | nil, err.
+-- database object; default: the default one) durable, on a thread of the
+-- nginx thread pool where there is one and the phase can yield (requests
+-- that sync while an fsync runs share the next one), inline otherwise.
+-- true | nil, err.
 function M.sync(db)
     db = db or M.db()
     if db == nil then
@@ -314,22 +386,13 @@ function M.sync(db)
     local ngx = ngx_api()
     if ngx ~= nil and ngx.run_worker_thread ~= nil and not pools_missing[pool]
             and YIELDABLE[phase()] and not db:is_closed() then
-        local addr = tonumber(ffi_cast("uintptr_t", db._ptr))
-        if e then e.inflight = e.inflight + 1 end
-        local ok, synced, err = ngx.run_worker_thread(pool, e and e.thread_module
-                                                      or "stoat.thread", "sync", addr)
-        if e then e.inflight = e.inflight - 1 end
-        if ok then
-            M.counters.thread_syncs = M.counters.thread_syncs + 1
-            if synced then
-                return true
-            end
-            return nil, err
+        local ok, err = group_sync(ngx, e, db, pool)
+        if ok ~= false then
+            return ok, err
         end
-        -- nginx refused the call itself (no such pool, most likely):
-        -- say it once, then sync inline for good.
+        -- nginx refused the call itself: say it once, then sync inline.
         pools_missing[pool] = true
-        log("WARN", "stoat: no worker thread for durable syncs (", tostring(synced),
+        log("WARN", "stoat: no worker thread for durable syncs (", tostring(err),
             "): add `thread_pool ", pool, " threads=4;` to nginx.conf; syncing inline (blocks "
             .. "the event loop for each fsync)")
     end
