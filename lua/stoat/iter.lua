@@ -28,7 +28,8 @@
 -- their nil, err. Used after its transaction ended, the iterator raises.
 --
 -- Yielding: with yield_every = K the iterator calls a yield function
--- before every K-th entry after the first batch (option yield, default
+-- every K steps, before stepping (so before the entries K+1, 2K+1, ...,
+-- and possibly before finding the end) (option yield, default
 -- default_yield below: ngx.sleep(0) in a yieldable nginx phase, else
 -- coroutine.yield() inside a coroutine, else nothing). It stays on its
 -- one snapshot across yields. it:close() ends it at once (releasing a
@@ -247,7 +248,7 @@ function M.open(db, txn, txn_ptr, opts, what, level)
         check_integer(limit, what .. ": option 'limit'", 0, 2 ^ 53, level + 1)
     end
     local every = opts and opts.yield_every or 0
-    if every ~= 0 then
+    if opts and opts.yield_every ~= nil then
         check_integer(every, what .. ": option 'yield_every'", 1, 2 ^ 53, level + 1)
     end
     fill_options(iter_opts, opts)
