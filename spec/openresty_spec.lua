@@ -60,8 +60,8 @@ describe("openresty", function()
             assert.are.equal("user=ada", srv:get_ok("/session/" .. id .. "?ttl=0.3"))
             h.sleep(0.5)
             assert.are.equal(404, (srv:request("GET", "/session/" .. id)))
-            status, id = srv:request("POST", "/session", { body = "x" })
-            id = id:match("%x+")
+            local _, other = srv:request("POST", "/session", { body = "x" })
+            id = other:match("%x+")
             assert.are.equal(204, (srv:request("DELETE", "/session/" .. id)))
             assert.are.equal(404, (srv:request("GET", "/session/" .. id)))
         end)
@@ -150,14 +150,27 @@ describe("openresty", function()
         local status, body = nginx.bg_result(durable)
         assert.are.equal(200, status, body)
         assert.are.equal("1\n", srv:get_ok("/t/get?k=slow"))
+        -- durable writes that come while an fsync runs share the next one
+        local before = cjson.decode(srv:get_ok("/t/live"))
+        local writes = {}
+        for i = 1, 6 do
+            writes[i] = srv:request_bg("/t/durable?k=group" .. i)
+        end
+        for i = 1, 6 do
+            status, body = nginx.bg_result(writes[i])
+            assert.are.equal(200, status, body)
+        end
+        local after = cjson.decode(srv:get_ok("/t/live"))
+        assert.is_true(after.thread_syncs - before.thread_syncs <= 3,
+                       (after.thread_syncs - before.thread_syncs) .. " fsyncs for 6 writes")
+        assert.is_true(after.shared_syncs - before.shared_syncs >= 3)
     end)
 
     it("syncs inline, saying so once in the log, without a thread pool", function()
         local srv = nginx.start{ workers = 1, thread_pool = false }
         finally(function() srv:stop() end)
-        local _, _, headers = srv:request("GET", "/t/durable?k=a")
-        local status, body
-        status, body, headers = srv:request("GET", "/t/durable?k=b")
+        srv:request("GET", "/t/durable?k=a")
+        local status, body, headers = srv:request("GET", "/t/durable?k=b")
         assert.are.equal(200, status, body)
         assert.are.equal("0 thread, 2 inline", headers["x-sync"])
         local _, count = srv:log():gsub("no worker thread for durable syncs", "")
@@ -255,7 +268,9 @@ describe("openresty", function()
                 local new_master
                 for _ = 1, 100 do
                     new_master = srv:master_pid()
-                    if new_master ~= old_master and srv:master_pid("nginx.pid.oldbin") then break end
+                    if new_master ~= old_master and srv:master_pid("nginx.pid.oldbin") then
+                        break
+                    end
                     h.sleep(0.05)
                 end
                 assert.are_not.equal(old_master, new_master)

@@ -7,7 +7,7 @@
 --   cache:incr("hits", 1, 0)
 --
 -- The methods and their return conventions are those of
--- ngx.shared.DICT (lua-resty-core's resty/core/shdict.lua): get,
+-- ngx.shared.DICT (lua-resty-core's shdict module): get,
 -- get_stale, set, safe_set, add, safe_add, replace, delete, incr, ttl,
 -- expire, get_keys, flush_all, flush_expired; failures of the store
 -- methods are false, err, false; forcible is always false (nothing is

@@ -137,7 +137,7 @@ function Server:request(method, path, opts)
     return self:parse(hdr, out)
 end
 
-function Server:parse(hdr, out)
+function Server.parse(_, hdr, out)
     local text = read_file(hdr) or ""
     os.remove(hdr)
     local status = tonumber(text:match("^HTTP/%S+ (%d+)")) or 0
@@ -230,7 +230,7 @@ end
 
 -- Starts nginx: opts.workers (default 1), opts.thread_pool (false: no
 -- thread_pool directive), opts.init and opts.init_worker (Lua for
--- init_by_lua and init_worker_by_lua instead of the example's), opts.test_only (false: only nginx -t; returns ok, output).
+-- init_by_lua and init_worker_by_lua instead of the example's).
 -- Returns a Server (raises with the error log when it cannot start).
 function M.start(opts)
     opts = opts or {}
@@ -241,10 +241,13 @@ function M.start(opts)
     for _, sub in ipairs({ "conf", "logs", "lua", "lib", "db" }) do
         assert(h.run("mkdir -p " .. h.shell_quote(prefix .. "/" .. sub)))
     end
-    assert(h.run(("cp -r %s/lua/stoat.lua %s/lua/stoat %s/examples/openresty/app.lua "
-                  .. "%s/spec/support/ngx_test.lua %s/spec/support/slow_thread.lua %s/lua/ && rm -f %s/lua/stoat/libpath.lua "
-                  .. "&& cp %s/%s/libstoat.so %s/lib/")
-                 :format(root, root, root, root, root, prefix, prefix, root, build, prefix)))
+    local copy = { root .. "/lua/stoat.lua", root .. "/lua/stoat",
+                   root .. "/examples/openresty/app.lua", root .. "/spec/support/ngx_test.lua",
+                   root .. "/spec/support/slow_thread.lua" }
+    for i, path in ipairs(copy) do copy[i] = h.shell_quote(path) end
+    assert(h.run(("cp -r %s %s/lua/ && rm -f %s/lua/stoat/libpath.lua && "
+                  .. "cp %s/%s/libstoat.so %s/lib/")
+                 :format(table.concat(copy, " "), prefix, prefix, root, build, prefix)))
     local user = ""
     if h.run("test \"$(id -u)\" = 0") then
         user = "user nobody nogroup;"
@@ -254,7 +257,8 @@ function M.start(opts)
     local port = opts.port or free_port()
     local conf = assert(read_file(root .. "/examples/openresty/nginx.conf"))
     local words = { MODULES = M.MODULES, LUA = prefix .. "/lua", LIB = prefix .. "/lib",
-                    DB = prefix .. "/db", PORT = tostring(port), WORKERS = tostring(opts.workers or 1),
+                    DB = prefix .. "/db", PORT = tostring(port),
+                    WORKERS = tostring(opts.workers or 1),
                     USER = user, EXTRA = EXTRA, LISTEN_OPTS = "reuseport" }
     conf = conf:gsub("@([%u_]+)@", function(w) return words[w] end) -- others stay
     if opts.thread_pool == false then
@@ -274,11 +278,6 @@ function M.start(opts)
     write_file(prefix .. "/conf/nginx.conf", conf)
     local self = setmetatable({ dir = dir, prefix = prefix, port = port,
                                 url = "http://127.0.0.1:" .. port, db = prefix .. "/db" }, Server)
-    if opts.test_only then
-        local ok, out = h.run(self:cmd("-t"))
-        h.rmrf(dir)
-        return ok, out
-    end
     local ok, out = h.run(self:cmd())
     if not ok then
         h.rmrf(dir)

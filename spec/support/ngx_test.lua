@@ -134,6 +134,7 @@ function M.live()
     ngx.say(cjson.encode({ live = db._node.live, released = sngx.counters.released,
                            thread_syncs = sngx.counters.thread_syncs,
                            inline_syncs = sngx.counters.inline_syncs,
+                           shared_syncs = sngx.counters.shared_syncs,
                            pid = ngx.worker.pid() }))
 end
 
@@ -190,14 +191,14 @@ function M.compat()
     local shdict, sdict = ngx.shared.compat, sngx.dict("compat_" .. ngx.now())
     shdict:flush_all()
     local out = { shdict = {}, stoat = {}, ops = {} }
-    for i, op in ipairs(COMPAT_OPS) do
-        local name = op.name
-        out.ops[i] = name .. " " .. tostring(op[1])
+    for i, o in ipairs(COMPAT_OPS) do
+        local name = o.name
+        out.ops[i] = name .. " " .. tostring(o[1])
         for side, d in pairs({ shdict = shdict, stoat = sdict }) do
-            if op.len then
-                out[side][i] = show(#d[name](d, unpack(op, 1, op.n)))
+            if o.len then
+                out[side][i] = show(#d[name](d, unpack(o, 1, o.n)))
             else
-                out[side][i] = show(d[name](d, unpack(op, 1, op.n)))
+                out[side][i] = show(d[name](d, unpack(o, 1, o.n)))
             end
         end
     end
