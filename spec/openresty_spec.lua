@@ -24,6 +24,19 @@ local function missing(srv, keys)
     return tonumber(body:match("^(%d+)")), body
 end
 
+-- Waits (up to 10 s) until /t/live's field is at least n; returns /t/live.
+local function wait_for(srv, field, n)
+    local live
+    for _ = 1, 200 do
+        live = cjson.decode(srv:get_ok("/t/live"))
+        if live[field] >= n then
+            return live
+        end
+        h.sleep(0.05)
+    end
+    error(("/t/live: %s stayed below %d"):format(field, n))
+end
+
 -- Asserts a load result: no HTTP failure, at most max_dropped requests
 -- without an answer, some acked, none of them lost.
 local function check_load(srv, r, max_dropped)
@@ -102,9 +115,10 @@ describe("openresty", function()
         it("keeps one snapshot across the yields of pairs{yield_every}, serving other "
            .. "requests meanwhile", function()
             assert.are.equal("ok\n", srv:get_ok("/t/fill?prefix=scan:&n=2000"))
-            local scan = srv:request_bg("/t/scan?prefix=scan:&every=100&pause=0.05")
-            h.sleep(0.2)
-            assert.is_false(nginx.bg_done(scan))
+            -- 20 yields of 0.1 s: 2 s
+            local scanning = cjson.decode(srv:get_ok("/t/live")).scanning
+            local scan = srv:request_bg("/t/scan?prefix=scan:&every=100&pause=0.1")
+            wait_for(srv, "scanning", scanning + 1)
             for _ = 1, 3 do
                 srv:get_ok("/t/tick")
             end
@@ -142,10 +156,12 @@ describe("openresty", function()
             require("stoat.ngx").open("@DB@", { sync = "none" },
                                       { thread_module = "slow_thread" }) ]] }
         finally(function() srv:stop() end)
-        local durable = srv:request_bg("/t/durable?k=slow") -- its sync sleeps 0.8 s first
-        h.sleep(0.1)
+        local durable = srv:request_bg("/t/durable?k=slow") -- its sync sleeps 1.5 s first
+        wait_for(srv, "inflight", 1)
         assert.are.equal("ok\n", srv:get_ok("/noop"))
         assert.matches("^%d+\n$", srv:get_ok("/t/tick")) -- Lua handlers run too
+        local live = cjson.decode(srv:get_ok("/t/live"))
+        assert.are.equal(1, live.inflight) -- the sync still runs
         assert.is_false(nginx.bg_done(durable), "the durable write did not wait for its sync")
         local status, body = nginx.bg_result(durable)
         assert.are.equal(200, status, body)

@@ -291,6 +291,17 @@ function M.close(dir)
     return rok, rerr
 end
 
+-- What this worker knows of the database of dir (default: the default
+-- one), for status pages and logs: { dir, state = "opening" | "open" |
+-- "failed", tries, err, inflight (syncs running on pool threads) }, or nil.
+function M.status(dir)
+    local e = entry(dir)
+    if e == nil then
+        return nil
+    end
+    return { dir = e.dir, state = e.state, tries = e.tries, err = e.err, inflight = e.inflight }
+end
+
 ----------------------------------------------------------------------
 -- Durable writes
 ----------------------------------------------------------------------
@@ -414,6 +425,18 @@ local function track(obj, kind)
     local open = ctx.stoat_open
     if open == nil then
         open = {}
+        ctx.stoat_open = open
+    elseif #open >= 128 then
+        -- a request running many transactions: forget the ended ones
+        local live = {}
+        for i = 1, #open, 2 do
+            local o = open[i]
+            if not (o.ended or o._ended or (o.node or o._node).dead) then
+                live[#live + 1] = o
+                live[#live + 1] = open[i + 1]
+            end
+        end
+        open = live
         ctx.stoat_open = open
     end
     open[#open + 1] = obj

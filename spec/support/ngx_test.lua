@@ -13,6 +13,8 @@ local M = {}
 -- Requests this worker has finished (/t/tick bumps it): a scan that yields
 -- sees it move.
 local ticks = 0
+-- Scans in progress in this worker.
+local scanning = 0
 
 local function db_or_500()
     local db, err = sngx.db()
@@ -99,10 +101,12 @@ function M.scan()
     local pause = tonumber(ngx.var.arg_pause) or 0
     local yield = function() ngx.sleep(pause) end
     local before, n = ticks, 0
+    scanning = scanning + 1
     for _ in sngx.pairs{ prefix = ngx.var.arg_prefix, keys_only = true,
                          yield_every = tonumber(ngx.var.arg_every) or 100, yield = yield } do
         n = n + 1
     end
+    scanning = scanning - 1 -- (an aborted scan never gets here: a spec knows)
     ngx.say(n, " ", ticks - before)
 end
 
@@ -135,6 +139,7 @@ function M.live()
                            thread_syncs = sngx.counters.thread_syncs,
                            inline_syncs = sngx.counters.inline_syncs,
                            shared_syncs = sngx.counters.shared_syncs,
+                           inflight = sngx.status().inflight, scanning = scanning,
                            pid = ngx.worker.pid() }))
 end
 
