@@ -193,6 +193,16 @@ describe("openresty", function()
         assert.are.equal(1, count)
     end)
 
+    it("runs from an installed tree with lua_package_path alone", function()
+        local srv = nginx.start{ workers = 1, install = true }
+        finally(function() srv:stop() end)
+        assert.is_nil(io.open(srv.prefix .. "/lib/libstoat.so"))
+        assert.are.equal("1\n", select(2, srv:request("POST", "/counter/c")))
+        local status, body, headers = srv:request("GET", "/t/durable?k=x") -- a pool thread too
+        assert.are.equal(200, status, body)
+        assert.matches("^1 thread", headers["x-sync"])
+    end)
+
     it("refuses to open the database in init_by_lua, saying where to open it", function()
         local ok, err = pcall(nginx.start, { init = [[require("stoat.ngx").open("/tmp/nowhere")]] })
         assert.is_false(ok)

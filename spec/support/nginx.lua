@@ -230,7 +230,9 @@ end
 
 -- Starts nginx: opts.workers (default 1), opts.thread_pool (false: no
 -- thread_pool directive), opts.init and opts.init_worker (Lua for
--- init_by_lua and init_worker_by_lua instead of the example's).
+-- init_by_lua and init_worker_by_lua instead of the example's),
+-- opts.install (the module installed by `make install`, as from a rock,
+-- with no libstoat.so on lua_package_cpath).
 -- Returns a Server (raises with the error log when it cannot start).
 function M.start(opts)
     opts = opts or {}
@@ -245,9 +247,20 @@ function M.start(opts)
                    root .. "/examples/openresty/app.lua", root .. "/spec/support/ngx_test.lua",
                    root .. "/spec/support/slow_thread.lua" }
     for i, path in ipairs(copy) do copy[i] = h.shell_quote(path) end
-    assert(h.run(("cp -r %s %s/lua/ && rm -f %s/lua/stoat/libpath.lua && "
-                  .. "cp %s/%s/libstoat.so %s/lib/")
-                 :format(table.concat(copy, " "), prefix, prefix, root, build, prefix)))
+    if opts.install then
+        -- as a rock tree: `make install` writes stoat/libpath.lua, and
+        -- lua_package_cpath (LIB) points at an empty directory
+        copy = { copy[3], copy[4], copy[5] }
+        local ok, out = h.run(("make --no-print-directory -s -C %s install BUILD=%s LUADIR=%s "
+                               .. "STOAT_LIBDIR=%s"):format(h.shell_quote(root), build,
+                               h.shell_quote(prefix .. "/lua"), h.shell_quote(prefix .. "/clib")))
+        assert(ok, out)
+        assert(h.run(("cp %s %s/lua/"):format(table.concat(copy, " "), prefix)))
+    else
+        assert(h.run(("cp -r %s %s/lua/ && rm -f %s/lua/stoat/libpath.lua && "
+                      .. "cp %s/%s/libstoat.so %s/lib/")
+                     :format(table.concat(copy, " "), prefix, prefix, root, build, prefix)))
+    end
     local user = ""
     if h.run("test \"$(id -u)\" = 0") then
         user = "user nobody nogroup;"
