@@ -67,11 +67,11 @@ describe("openresty", function()
         end)
 
         it("runs the example's session store with a ttl", function()
-            local status, id = srv:request("POST", "/session?ttl=0.3", { body = "user=ada" })
+            local status, id = srv:request("POST", "/session?ttl=2", { body = "user=ada" })
             assert.are.equal(201, status)
             id = id:match("%x+")
             assert.are.equal("user=ada", srv:get_ok("/session/" .. id .. "?ttl=0.3"))
-            h.sleep(0.5)
+            h.sleep(0.5) -- the read slid the ttl down to 0.3 s
             assert.are.equal(404, (srv:request("GET", "/session/" .. id)))
             local _, other = srv:request("POST", "/session", { body = "x" })
             id = other:match("%x+")
