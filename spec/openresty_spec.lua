@@ -220,16 +220,19 @@ describe("openresty", function()
         h.run(("chmod 755 %s; chown -R nobody:nogroup %s 2>/dev/null")
               :format(h.shell_quote(dir), h.shell_quote(path)))
         local srv = nginx.start{ workers = 1, init_worker = ([[
-            require("stoat.ngx").open(%q, { sync = "none" }) ]]):format(path) }
+            require("stoat.ngx").open(%q, { sync = "none" }, { retry_for = 0.3 }) ]])
+                                                            :format(path) }
         finally(function() srv:stop() end)
         local put = srv:request_bg("/t/put?k=waited")
-        h.sleep(0.3)
+        h.sleep(0.6) -- past retry_for: it goes on retrying, slower
         assert.is_false(nginx.bg_done(put))
         db:close()
         local status, body = nginx.bg_result(put)
         assert.are.equal(200, status, body)
-        assert.matches("db is held by another process", srv:log())
-        assert.matches("opened [^\n]*db after %d+ tries", srv:log())
+        local log = srv:log()
+        assert.matches("db is held by another process", log)
+        assert.matches("still cannot open [^\n]*db after 0.3 s", log)
+        assert.matches("opened [^\n]*db after %d+ tries", log)
     end)
 
     for _, workers in ipairs({ 1, 2, 4 }) do

@@ -18,8 +18,8 @@
 --     (open refuses the init phase, the master, with a message saying so)
 --     and closed in exit_worker_by_lua. While another process holds the
 --     directory (`busy`: today the previous workers during a reload or a
---     binary upgrade), open retries on a timer with backoff for
---     `retry_for` seconds and logs one line when it starts waiting and one
+--     binary upgrade), open retries on a timer with backoff (slower after
+--     `retry_for` seconds) and logs one line when it starts waiting and one
 --     when it has opened; meanwhile db() waits in the phases that can
 --     yield (for `wait` seconds), so requests that reach a new worker early
 --     are served late, not failed.
@@ -144,7 +144,9 @@ local function retry(premature, e)
     try_open(e)
 end
 
--- One attempt to open e; on `busy` schedules the next one (in nginx).
+-- One attempt to open e; on `busy` schedules the next one (in nginx):
+-- with backoff up to 0.5 s, after retry_for seconds every 2 s (logged
+-- once), until it opens or the worker exits.
 function try_open(e)
     local db, err = stoat.open(e.dir, e.opts)
     e.tries = e.tries + 1
@@ -161,12 +163,17 @@ function try_open(e)
     end
     e.err = err
     local ngx = ngx_api()
-    if err:find("^busy") and ngx ~= nil and ngx.timer ~= nil and now() < e.deadline then
+    if err:find("^busy") and ngx ~= nil and ngx.timer ~= nil and not ngx.worker.exiting() then
         if e.tries == 1 then
             log("WARN", "stoat: ", e.dir, " is held by another process (", err, "); worker ",
-                worker_pid(), " retries for up to ", e.retry_for, " s")
+                worker_pid(), " retries (requests wait up to ", e.wait, " s for it)")
         end
-        local ok, terr = ngx.timer.at(e.delay, retry, e)
+        if now() >= e.deadline and not e.late then
+            e.late = true
+            log("ERR", "stoat: worker ", worker_pid(), " still cannot open ", e.dir, " after ",
+                e.retry_for, " s: ", err, "; retrying every 2 s")
+        end
+        local ok, terr = ngx.timer.at(e.late and 2 or e.delay, retry, e)
         e.delay = e.delay * 2 > 0.5 and 0.5 or e.delay * 2
         if ok then
             return nil, err
@@ -181,7 +188,8 @@ end
 
 -- Opens the database in dir for this worker (call it in
 -- init_worker_by_lua). opts: stoat.open's options. how: retry_for
--- (seconds of retries on `busy`, default 60), wait (seconds db() waits in
+-- (seconds of quick retries on `busy`, default 60; then every 2 s, with an
+-- error logged), wait (seconds db() waits in
 -- a request for an open in progress, default 10), thread_pool (the
 -- nginx thread pool for durable syncs, default "stoat"), thread_module
 -- (what the pool thread runs: require(it).sync(addr), default
