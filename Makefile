@@ -12,6 +12,9 @@
 #   make stress     the concurrency hunt for STRESS_SECONDS (see core/test/stress.sh)
 #   make fuzz       every libFuzzer target (core/fuzz/) for FUZZ_SECONDS (60) each
 #   make crash-test the kill loop (core/test/crash_loop.c) for CRASH_SECONDS (300)
+#   make openresty-demo  the OpenResty example (examples/openresty/) on
+#                   127.0.0.1:$(DEMO_PORT) under a temporary prefix, left running
+#   make bench-nginx    bench/nginx.sh: wrk against ngx.shared.DICT and stoat
 #   make deps       installs the Debian packages the build and tests need
 #   make clean
 #
@@ -42,10 +45,11 @@ EXAMPLES := $(BUILD)/examples/quickstart
 
 DEB_PACKAGES = build-essential libzstd-dev liblz4-dev libxxhash-dev \
                luajit2 libluajit2-5.1-dev lua-busted luarocks lua-check lua-cjson \
-               nginx libnginx-mod-http-lua valgrind clang
+               nginx libnginx-mod-http-lua lua-resty-core lua-socket curl wrk \
+               valgrind clang
 
 .PHONY: all lib check-layers check-exports test test-c asan tsan valgrind stress deps deps-bench \
-        clean examples quickstart fuzz fuzz-build crash-test
+        clean examples quickstart fuzz fuzz-build crash-test openresty-demo bench-nginx
 
 all: lib examples
 
@@ -108,6 +112,17 @@ examples: $(EXAMPLES)
 # build/examples/quickstart, built by `make`).
 quickstart: lib
 	luajit examples/quickstart.lua
+
+# The OpenResty example, started by Debian's nginx (run as root, its
+# workers run as nobody and own the database directory).
+DEMO_PORT ?= 8089
+openresty-demo: lib
+	BUILD=$(BUILD) sh examples/openresty/run.sh $(DEMO_PORT)
+
+# ngx.shared.DICT against stoat in one nginx (bench/nginx.sh; WORKERS,
+# RUN_SECONDS, CONNECTIONS); writes its section of bench/RESULTS.md.
+bench-nginx: lib
+	BUILD=$(BUILD) sh bench/nginx.sh
 
 check-layers:
 	@sh core/check_layers.sh

@@ -89,6 +89,32 @@ function M.sorted_keys(t)
     return keys
 end
 
+-- THE capability switch of the multi-process specs: whether two processes
+-- can open one database directory read-write at once (issue 11). It
+-- opens a fresh directory here and tries to open it again from a child
+-- luajit; until multi-process lands the child gets `busy` and the specs
+-- that need it are pending with "needs multi-process (issue 11)". Cached.
+-- Returns the answer and the child's output.
+local multiprocess_answer, multiprocess_detail
+function M.multiprocess()
+    if multiprocess_answer ~= nil then
+        return multiprocess_answer, multiprocess_detail
+    end
+    local stoat = require "stoat"
+    local dir = M.tmpdir()
+    local path = dir .. "/db"
+    local db = assert(stoat.open(path))
+    local build = os.getenv("BUILD") or "build"
+    local child = ("local stoat = require 'stoat'; local db, err = stoat.open(%q); "
+                   .. "if not db then io.write(err) os.exit(3) end; db:close()"):format(path)
+    local ok, out = M.run(("LUA_PATH='lua/?.lua;;' LUA_CPATH=%s luajit -e %s")
+                          :format(M.shell_quote(build .. "/?.so;;"), M.shell_quote(child)))
+    db:close()
+    M.rmrf(dir)
+    multiprocess_answer, multiprocess_detail = ok, out
+    return ok, out
+end
+
 -- The absolute path of the repository root (specs run from it).
 function M.root()
     local f = assert(io.popen("pwd"))

@@ -342,6 +342,83 @@ describe("db:pairs", function()
     end)
 end)
 
+describe("pairs{yield_every}", function()
+    it("calls its yield every K steps, before the entries K+1, 2K+1, ...", function()
+        local db = h.open_db(finally)
+        for i = 1, 25 do assert.is_true(db:set(("k%02d"):format(i), "v")) end
+        local trace = {}
+        for k in db:pairs{ keys_only = true, yield_every = 10,
+                           yield = function() trace[#trace + 1] = "yield" end } do
+            trace[#trace + 1] = k
+        end
+        assert.are.equal(27, #trace)
+        assert.are.equal("yield", trace[11])
+        assert.are.equal("k11", trace[12])
+        assert.are.equal("yield", trace[22])
+        assert.are.equal("k25", trace[27])
+    end)
+
+    it("stays on one snapshot while other code writes during its yields", function()
+        local db = h.open_db(finally)
+        for i = 1, 30 do assert.is_true(db:set(("k%02d"):format(i), "v")) end
+        local n = 0
+        local co = coroutine.wrap(function()
+            for _ in db:pairs{ yield_every = 5 } do n = n + 1 end
+            return "done"
+        end)
+        local yields = 0
+        while co() ~= "done" do -- the default yield: coroutine.yield() in a coroutine
+            yields = yields + 1
+            assert.is_true(db:set("k00" .. yields, "new"))
+            assert.is_true(db:delete(("k%02d"):format(30 - yields)))
+        end
+        assert.are.equal(6, yields) -- before entries 6, 11, ..., 26 and the end
+        assert.are.equal(30, n)
+        assert.are.equal(0, db._node.live)
+    end)
+
+    it("does nothing at its yields outside a coroutine and nginx", function()
+        local db = h.open_db(finally)
+        for i = 1, 12 do assert.is_true(db:set(("k%02d"):format(i), "v")) end
+        local n = 0
+        for _ in db:pairs{ yield_every = 1 } do n = n + 1 end
+        assert.are.equal(12, n)
+    end)
+
+    it("raises on a yield_every that is not a positive integer", function()
+        local db = h.open_db(finally)
+        assert.has_error(function() db:pairs{ yield_every = 0 } end)
+        assert.has_error(function() db:pairs{ yield_every = 1.5 } end)
+        assert.has_error(function() db:pairs{ yield = 3 } end)
+    end)
+end)
+
+describe("it:close()", function()
+    it("releases a db:pairs snapshot at once; later steps return nil", function()
+        local db = h.open_db(finally)
+        assert.is_true(db:set("a", "1"))
+        assert.is_true(db:set("b", "2"))
+        local it = db:pairs()
+        assert.are.equal("a", (it()))
+        assert.are.equal(1, db._node.live)
+        it:close()
+        assert.are.equal(0, db._node.live)
+        assert.is_nil(it())
+        it:close() -- idempotent
+    end)
+
+    it("ends a transaction's iterator, leaving the transaction usable", function()
+        local db = h.open_db(finally)
+        assert.is_true(db:set("a", "1"))
+        assert.is_true(db:view(function(txn)
+            local it = txn:pairs()
+            it:close()
+            assert.is_nil(it())
+            assert.are.equal("1", txn:get("a"))
+        end))
+    end)
+end)
+
 describe("db:count", function()
     it("counts the live keys, within a prefix or bounds", function()
         local db = h.open_db(finally)

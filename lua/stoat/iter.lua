@@ -26,6 +26,14 @@
 -- table. A read error (e.g. a damaged block) raises "<word>: <detail>"
 -- with error level 0 (base.raise_failure), which db:update/view turn into
 -- their nil, err. Used after its transaction ended, the iterator raises.
+--
+-- Yielding: with yield_every = K the iterator calls a yield function
+-- every K steps, before stepping (so before the entries K+1, 2K+1, ...,
+-- and possibly before finding the end) (option yield, default
+-- default_yield below: ngx.sleep(0) in a yieldable nginx phase, else
+-- coroutine.yield() inside a coroutine, else nothing). It stays on its
+-- one snapshot across yields. it:close() ends it at once (releasing a
+-- db:pairs snapshot); later steps return nil.
 
 local ffi = require "ffi"
 local base = require "stoat.base"
@@ -37,14 +45,37 @@ local errstr, raise, raise_failure = base.errstr, base.raise, base.raise_failure
 local check_integer = base.check_integer
 local ptr_out, len_out, iter_out = base.ptr_out, base.len_out, base.iter_out
 local u64_out, u8_out, int_out = base.u64_out, base.u8_out, base.int_out
-local setmetatable, tonumber = setmetatable, tonumber
+local setmetatable, tonumber, rawget, _G = setmetatable, tonumber, rawget, _G
+local co_running, co_yield = coroutine.running, coroutine.yield
 
 local M = {}
 
 local check_pairs_options = base.options_checker({
     prefix = "string", start = "string", after = "string", stop = "string",
     reverse = "boolean", limit = "number", keys_only = "boolean", meta = "boolean",
-    all_versions = "boolean" })
+    all_versions = "boolean", yield_every = "number", yield = "function" })
+
+-- The nginx phases in which ngx.sleep may yield.
+local YIELDABLE = { rewrite = true, access = true, content = true, timer = true,
+                    ssl_cert = true, ssl_session_fetch = true }
+
+-- The yield of yield_every without a yield option: lets other requests of
+-- an nginx worker run (ngx.sleep(0)) in the phases that can yield, else
+-- hands control back to the resumer of a plain-Lua coroutine, else does
+-- nothing (the main coroutine, or a phase that cannot yield).
+function M.default_yield()
+    local ngx = rawget(_G, "ngx")
+    if ngx ~= nil and ngx.get_phase ~= nil then
+        if YIELDABLE[ngx.get_phase()] then
+            ngx.sleep(0)
+        end
+        return
+    end
+    local co, main = co_running()
+    if co ~= nil and not main then
+        co_yield()
+    end
+end
 
 -- Scratch: C copies the bounds at open, so one struct serves every call.
 local iter_opts = ffi.new("stoat_iter_options")
@@ -78,8 +109,12 @@ end
 -- keys_only, meta, all_versions, limit as given; plain, neither meta nor
 -- all_versions nor a codec (the step's fast path); count of entries
 -- yielded; started (positioned once); ended (closed by the end of the
--- scan, not by its transaction).
+-- scan or by close(), not by its transaction); every, left, yield: the
+-- yield_every period (0: never), entries left before the next yield, the
+-- yield function.
 local Iter = {}
+local methods = {}
+Iter.__index = methods
 
 -- Raises the error that stopped iterator self after closing it.
 local function fail_closed(self, rc)
@@ -127,8 +162,26 @@ local function step_meta(self, ptr, key)
     return key, value
 end
 
+-- Ends the iteration now (releasing the snapshot of a db:pairs iterator):
+-- later steps return nil. Idempotent; for an iterator whose transaction
+-- ended already it only marks it ended.
+function methods.close(self)
+    if not self.node.dead then
+        finish(self)
+    end
+    self.ended = true
+end
+
 -- One step: the next key and value (value nil with keys_only), or nil.
 function Iter.__call(self)
+    if self.every > 0 and self.started and not self.ended then
+        local left = self.left - 1
+        if left == 0 then
+            left = self.every
+            self.yield()
+        end
+        self.left = left
+    end
     if self.node.dead then
         if self.ended then
             return nil
@@ -194,6 +247,10 @@ function M.open(db, txn, txn_ptr, opts, what, level)
     if limit ~= math.huge then
         check_integer(limit, what .. ": option 'limit'", 0, 2 ^ 53, level + 1)
     end
+    local every = opts and opts.yield_every or 0
+    if opts and opts.yield_every ~= nil then
+        check_integer(every, what .. ": option 'yield_every'", 1, 2 ^ 53, level + 1)
+    end
     fill_options(iter_opts, opts)
     local after = opts and opts.after
     if after ~= nil then
@@ -221,7 +278,9 @@ function M.open(db, txn, txn_ptr, opts, what, level)
                           reverse = opts and opts.reverse or false,
                           keys_only = opts and opts.keys_only or false,
                           meta = meta, all_versions = all_versions, limit = limit,
-                          count = 0, started = false, ended = false }, Iter)
+                          count = 0, started = false, ended = false, every = every,
+                          left = every, yield = opts and opts.yield or M.default_yield },
+                        Iter)
 end
 
 return M
