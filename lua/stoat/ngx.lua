@@ -187,7 +187,8 @@ function try_open(e)
 end
 
 -- Opens the database in dir for this worker (call it in
--- init_worker_by_lua). opts: stoat.open's options. how: retry_for
+-- init_worker_by_lua). opts: stoat.open's options (multi_process
+-- defaults to true here: nginx runs several workers). how: retry_for
 -- (seconds of quick retries on `busy`, default 60; then every 2 s, with an
 -- error logged), wait (seconds db() waits in
 -- a request for an open in progress, default 10), thread_pool (the
@@ -213,7 +214,13 @@ function M.open(dir, opts, how)
         return nil, e.err
     end
     how = how or {}
-    e = { dir = dir, opts = opts, state = "opening", tries = 0, started = now(), delay = 0.01,
+    -- Every worker of nginx opens the directory: multi_process unless the
+    -- caller says otherwise.
+    local o = { multi_process = true }
+    for k, v in pairs(opts or {}) do
+        o[k] = v
+    end
+    e = { dir = dir, opts = o, state = "opening", tries = 0, started = now(), delay = 0.01,
           retry_for = how.retry_for or M.DEFAULTS.retry_for, wait = how.wait or M.DEFAULTS.wait,
           pool = how.thread_pool or M.DEFAULTS.thread_pool,
           thread_module = how.thread_module or "stoat.thread", inflight = 0 }
