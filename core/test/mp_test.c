@@ -248,20 +248,26 @@ typedef struct fill_arg {
     int id, n;
 } fill_arg;
 
+/* Every third value goes to the value log (value_threshold 1 KiB). */
+static size_t fill_len(int i)
+{
+    return i % 3 == 0 ? 1500 : 200;
+}
+
 static int fill_child(void *p)
 {
     fill_arg *a = p;
     stoat_db *db;
     stoat_options o;
-    char key[32], val[200];
+    char key[32], val[1500];
 
     mp_options(&o);
     if (stoat_open(a->dir, &o, &db) != 0)
         return 1;
     for (int i = 0; i < a->n; i++) {
         snprintf(key, sizeof(key), "p%d:%06d", a->id, i);
-        dbu_value((uint64_t)a->id << 32 | (uint64_t)i, val, sizeof(val));
-        if (stoat_put(db, key, strlen(key), val, sizeof(val)) != 0)
+        dbu_value((uint64_t)a->id << 32 | (uint64_t)i, val, fill_len(i));
+        if (stoat_put(db, key, strlen(key), val, fill_len(i)) != 0)
             return 2;
         /* Read back the other writers' keys now and then. */
         if (i % 100 == 99) {
@@ -286,7 +292,7 @@ static int fill_child(void *p)
 static void check_fill(const char *dir, int procs, int n)
 {
     stoat_db *db = mp_open(dir);
-    char key[32], want[200];
+    char key[32], want[1500];
     int bad = 0;
 
     for (int p = 0; p < procs; p++) {
@@ -294,12 +300,12 @@ static void check_fill(const char *dir, int procs, int n)
             void *got;
             size_t glen;
             snprintf(key, sizeof(key), "p%d:%06d", p, i);
-            dbu_value((uint64_t)p << 32 | (uint64_t)i, want, sizeof(want));
+            dbu_value((uint64_t)p << 32 | (uint64_t)i, want, fill_len(i));
             if (stoat_get(db, key, strlen(key), &got, &glen) != 0) {
                 bad++;
                 continue;
             }
-            bad += glen != sizeof(want) || memcmp(got, want, glen) != 0;
+            bad += glen != fill_len(i) || memcmp(got, want, glen) != 0;
             stoat_free(got);
         }
     }
@@ -322,10 +328,12 @@ static void test_mp_four_writers_through_flushes_and_compactions(void)
     for (int i = 0; i < 4; i++)
         CHECK(pu_wait(pids[i]) == 0);
     check_fill(dir, 4, 3000);
-    /* 4 x 3000 x ~220 B through 64 KiB memtables: the owner flushed. */
+    /* 4 x 3000 entries through 64 KiB memtables: the owner flushed; a
+     * third of the values went to the value log. */
     db = mp_open(dir);
     REQUIRE_OK(stoat_stats_get(db, &st));
     CHECK(st.level_tables[0] + st.level_tables[1] + st.level_tables[2] + st.level_tables[6] > 0);
+    CHECK(st.vlog_files > 0 && st.vlog_bytes > 4 * 1000 * 1500);
     REQUIRE_OK(stoat_close(db));
 }
 
@@ -348,7 +356,13 @@ static int kill_child(void *p)
     if (stoat_open(a->dir, &o, &db) != 0)
         return 1;
     for (uint32_t i = 0;; i++) {
+        char big[2048];
         snprintf(key, sizeof(key), "w%d:%08u", a->id, i);
+        memset(big, 'a' + (int)(i % 26), sizeof(big));
+        memcpy(big, &i, sizeof(i));
+        /* A value-log value under a key of its own, then the small one. */
+        if (i % 4 == 0 && stoat_put(db, key, strlen(key) - 1, big, sizeof(big)) != 0)
+            return 2;
         if (put_u64(db, key, i) != 0)
             return 2;
         if (write(a->fd, &i, sizeof(i)) != (ssize_t)sizeof(i))

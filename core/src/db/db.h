@@ -104,6 +104,8 @@ typedef struct db_shared_hdr {
     _Atomic uint64_t intent_top;    /* the version that append publishes */
     _Atomic uint64_t fatal;         /* a failed write that needs every handle closed */
     _Atomic uint64_t owner_pid;     /* the background owner (diagnostics) */
+    _Atomic uint64_t vlog_fid;      /* the value-log file appends go to (0: none yet) */
+    _Atomic uint64_t vlog_end;      /* ... and the end of its last published record */
 } db_shared_hdr;
 
 typedef struct db_mp {

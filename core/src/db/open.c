@@ -219,7 +219,8 @@ static int db_load_manifest(stoat_db *db, manifest_state *st)
  * again as compaction goes), never a reason not to open. */
 static int db_open_value_log(stoat_db *db)
 {
-    vlog_options vo = {.file_size = db->opts.value_log_file_size, .read_only = db->read_only};
+    vlog_options vo = {.file_size = db->opts.value_log_file_size, .read_only = db->read_only,
+                       .shared = db->opts.multi_process};
     int rc;
 
     if ((rc = vlog_open(db->env, db->dir, &vo, &db->vlog)) != 0)
@@ -237,11 +238,11 @@ static int db_open_value_log(stoat_db *db)
     return rc;
 }
 
-/* A process joining a multi-process database reads the value log, never
- * writes it (shared.c: not yet in this mode). */
+/* A process joining a multi-process database: the value log as the first
+ * process recovered it (shared.c). */
 static int db_open_value_log_shared(stoat_db *db)
 {
-    vlog_options vo = {.file_size = db->opts.value_log_file_size, .read_only = 1};
+    vlog_options vo = {.file_size = db->opts.value_log_file_size, .shared = 1, .attach = 1};
     int rc;
 
     if ((rc = vlog_open(db->env, db->dir, &vo, &db->vlog)) != 0)
@@ -466,7 +467,7 @@ int stoat_close(stoat_db *db)
     if (rc != 0) {
         status_set_msg(db->bg_msg);
     } else if (db->mem != NULL && memtable_count(db->mem) > 0) {
-        if ((db->mp != NULL || (rc = vlog_sync(db->vlog)) == 0))
+        if ((rc = vlog_sync(db->vlog)) == 0)
             rc = memtable_sync(db->mem);
     }
     db_free(db);

@@ -176,8 +176,7 @@ static inline int op_skipped(const db_writer *w, size_t i)
 
 static inline int op_separated(const stoat_db *db, const db_write_op *op)
 {
-    /* Not yet in the multi-process mode (shared.c): values stay inline. */
-    return db->vlog != NULL && db->mp == NULL && !(op->meta & VMETA_DELETE) &&
+    return db->vlog != NULL && !(op->meta & VMETA_DELETE) &&
            op->value.len >= db->opts.value_threshold;
 }
 
@@ -339,7 +338,7 @@ static int db_commit_group(stoat_db *db, int sync, db_writer *first, db_writer *
     memtable *m = db->mem;  /* only the front writer swaps it */
     int rc;
 
-    if (sync && db->vlog != NULL && db->mp == NULL && (rc = vlog_sync(db->vlog)) != 0)
+    if (sync && db->vlog != NULL && (rc = vlog_sync(db->vlog)) != 0)
         return rc;
     if (db->wal_payload.len == 0)
         return sync ? memtable_sync(m) : 0;
@@ -489,9 +488,12 @@ static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *las
                 }
                 pthread_mutex_unlock(&db->mu);
                 PERTURB("write_group");
-                rc = db_encode_group(db, db->writers_head, last);
+                size_t n_sep;
+                db_mp_intent(db, top);
+                if ((rc = db_mp_vlog_adopt(db)) == 0 &&
+                    (rc = db_separate_values(db, db->writers_head, last, &n_sep)) == 0)
+                    rc = db_encode_group(db, db->writers_head, last);
                 if (rc == 0) {
-                    db_mp_intent(db, top);
                     rc = db_commit_group(db, sync, db->writers_head, last);
                     sticky = rc != 0;
                 }
