@@ -15,6 +15,32 @@
  * Bytes: keys and values are arbitrary bytes with explicit lengths. The
  * library copies what it keeps. Every function that hands bytes back says
  * who owns them and until when.
+ *
+ * Several processes. By default one process holds the directory (a
+ * second writer, in this process or another, gets STOAT_EBUSY; read-only
+ * opens share and read a snapshot of the files). With
+ * stoat_options.multi_process = 1 any number of processes (and any
+ * number of handles in one process) open the directory read-write at
+ * once, and it is one database: a commit acknowledged in one process is
+ * seen by every transaction begun afterwards in any process, and
+ * conflicts are detected across processes as between threads.
+ *   Shared between the processes: the files, a small region of shared
+ *   memory (/dev/shm/stoat.<dev>.<ino>.shm, 64 KiB: the commit lock, the
+ *   published versions and WAL position, one liveness slot per handle),
+ *   and one background owner, elected, that flushes and compacts for all
+ *   (it hands over when it closes or dies).
+ *   Per process (per handle): memtables (each process replays the WAL
+ *   records the others append), the block and table caches, the
+ *   transactions, iterators and snapshots, the threads.
+ *   A process killed at any instruction, even holding the commit lock,
+ *   blocks the others at most until the lock's next acquirer repairs what
+ *   it left (its unacknowledged commit is cut off); a process stopped
+ *   while holding it makes the others' commits fail with STOAT_EBUSY after
+ *   lock_timeout_ms. Every process must use multi_process for a
+ *   directory; a single-process open excludes them and they it.
+ *   Not yet with multi_process: value-log GC (stoat_gc returns
+ *   STOAT_ENOTSUP; the value log only grows), stoat_flatten outside the
+ *   background owner (STOAT_EBUSY).
  */
 #ifndef STOAT_H
 #define STOAT_H
