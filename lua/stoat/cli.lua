@@ -162,6 +162,10 @@ local function open_db(dir, mode)
     end
     local db, err = stoat.open(dir, { read_only = mode == "read",
                                       create_if_missing = mode == "create" })
+    if db == nil and err:match("^busy") and exists(dir .. "/SHMLOCK") then
+        -- Held by processes that share it (multi_process): join them.
+        db, err = stoat.open(dir, { multi_process = true, create_if_missing = false })
+    end
     if db == nil then
         if err:match("^busy") then
             failure(format("%s is locked by another process (%s): stoat opens a database from "
