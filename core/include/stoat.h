@@ -38,9 +38,9 @@
  *   while holding it makes the others' commits fail with STOAT_EBUSY after
  *   lock_timeout_ms. Every process must use multi_process for a
  *   directory; a single-process open excludes them and they it.
- *   Not yet with multi_process: value-log GC (stoat_gc returns
- *   STOAT_ENOTSUP; the value log only grows), stoat_flatten outside the
- *   background owner (STOAT_EBUSY).
+ *   stoat_gc and stoat_flatten run in the background owner only (in
+ *   another process they return STOAT_EBUSY naming the owner's pid);
+ *   automatic GC runs there too.
  */
 #ifndef STOAT_H
 #define STOAT_H

@@ -337,9 +337,9 @@ int db_flatten(stoat_db *db)
 
     if (!db_mp_is_owner(db))
         return status_err(STOAT_EBUSY, "%s: another process runs the background work (pid "
-                          "%llu): flatten there, or when it has closed", db->dir,
+                          "%llu): run this there, or once it has closed", db->dir,
                           (unsigned long long)atomic_load(&db->mp->hdr->owner_pid));
-    if ((rc = db_rotate_and_wait(db)) != 0)
+    if ((rc = db_mp_refresh_horizon(db)) != 0 || (rc = db_rotate_and_wait(db)) != 0)
         return rc;
     pthread_mutex_lock(&db->mu);
     db->manual_compaction++;

@@ -51,7 +51,10 @@
  * The value log: appends go, under the commit lock, to the file the last
  * committer published (vlog_adopt), after the end it published; a dead
  * committer's unpublished bytes and files are cut off by the repair.
- * Not yet in this mode: value-log GC.
+ * Value-log GC runs in the owner (vlog_gc.c): it collects files below
+ * the published active one, seals that one under the commit lock
+ * (db_mp_vlog_rotate), and its rewrites are commits the other processes
+ * replay, stamped so that their open iterators never meet them.
  *
  * Locks: commit lock (process-shared) > tail_mu > manifest_mu > mu >
  * slots_mu.
@@ -584,6 +587,27 @@ int db_mp_vlog_adopt(stoat_db *db)
                       atomic_load(&db->mp->hdr->vlog_end));
 }
 
+int db_mp_vlog_rotate(stoat_db *db)
+{
+    db_shared_hdr *h;
+    int rc;
+
+    if ((rc = db_mp_commit_begin(db)) != 0)
+        return rc;
+    h = db->mp->hdr;
+    /* A death in here leaves nothing: the repair removes a file numbered
+     * above the published one. */
+    db_mp_intent(db, atomic_load(&h->last_version));
+    if ((rc = db_mp_vlog_adopt(db)) == 0 && (rc = vlog_rotate(db->vlog)) == 0 &&
+        vlog_active_fid(db->vlog) != 0) {
+        uint32_t fid = vlog_active_fid(db->vlog);
+        atomic_store(&h->vlog_fid, fid);
+        atomic_store(&h->vlog_end, vlog_file_size(db->vlog, fid));
+    }
+    db_mp_commit_end(db, rc == 0);
+    return rc;
+}
+
 void db_mp_intent(stoat_db *db, uint64_t top)
 {
     db_shared_hdr *h = db->mp->hdr;
@@ -811,10 +835,25 @@ static int mp_take_over(stoat_db *db)
     return rc;
 }
 
-static void mp_keeper_round(stoat_db *db)
+int db_mp_refresh_horizon(stoat_db *db)
 {
     db_mp *mp = db->mp;
     proc_slots_scan_result res;
+    int rc;
+
+    if (mp == NULL)
+        return 0;
+    pthread_mutex_lock(&mp->slots_mu);
+    rc = proc_slots_scan(mp->slots, &res);
+    pthread_mutex_unlock(&mp->slots_mu);
+    if (rc == 0)
+        atomic_store(&mp->horizon, res.min);
+    return rc;
+}
+
+static void mp_keeper_round(stoat_db *db)
+{
+    db_mp *mp = db->mp;
     int owner = atomic_load(&mp->owner), rc;
 
     if (!owner) {
@@ -829,16 +868,10 @@ static void mp_keeper_round(stoat_db *db)
         }
     }
     db_mp_catch_up(db);     /* a failure shows at the next read or write */
-    if (owner) {
-        pthread_mutex_lock(&mp->slots_mu);
-        rc = proc_slots_scan(mp->slots, &res);
-        pthread_mutex_unlock(&mp->slots_mu);
-        if (rc == 0) {
-            atomic_store(&mp->horizon, res.min);
-            pthread_mutex_lock(&db->mu);
-            pthread_cond_broadcast(&db->bg_cv);
-            pthread_mutex_unlock(&db->mu);
-        }
+    if (owner && db_mp_refresh_horizon(db) == 0) {
+        pthread_mutex_lock(&db->mu);
+        pthread_cond_broadcast(&db->bg_cv);
+        pthread_mutex_unlock(&db->mu);
     }
 }
 
@@ -914,6 +947,8 @@ int db_mp_open(stoat_db *db, db_recover_fn recover)
     pthread_mutex_lock(&db->mu);
     db_snapshot_publish_locked(db);
     pthread_mutex_unlock(&db->mu);
+    if (atomic_load(&mp->owner) && (rc = db_mp_refresh_horizon(db)) != 0)
+        return rc;
     if ((rc = pthread_create(&mp->keeper, NULL, mp_keeper_main, db)) != 0)
         return status_err(STOAT_ENOMEM, "cannot start the keeper thread (error %d)", rc);
     mp->keeper_started = 1;

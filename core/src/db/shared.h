@@ -53,8 +53,17 @@ void db_mp_intent(stoat_db *db, uint64_t top);
 void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top);
 void db_mp_commit_end(stoat_db *db, int ok);
 
+/* Seals the value-log file every process appends to and starts the next
+ * one, under the commit lock (value-log GC collects sealed files only). */
+int db_mp_vlog_rotate(stoat_db *db);
+
 /* The owner installed a MANIFEST edit: tell the other processes. */
 void db_mp_manifest_changed(stoat_db *db);
+
+/* The owner: rescans the liveness slots for the oldest snapshot of any
+ * live process, which compaction and GC keep (the keeper does it every
+ * round; flatten and GC first). */
+int db_mp_refresh_horizon(stoat_db *db);
 
 /* 1 when this handle runs the background work (always 1 single-process). */
 int db_mp_is_owner(stoat_db *db);

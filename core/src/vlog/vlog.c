@@ -675,6 +675,21 @@ int vlog_scan(vlog *l, uint32_t fid, vlog_scan_fn fn, void *arg)
         vlog_unref(l, vf);
         return status_err(STOAT_EINVAL, "%s: scan of the active value log file", vf->path);
     }
+    if (l->opts.shared) {
+        /* Other processes appended to it while it was their active file:
+         * the walk covers what the file holds now (sealed everywhere when
+         * GC scans it). */
+        uint64_t now;
+        if ((rc = env_file_size(vf->f, &now)) != 0) {
+            vlog_unref(l, vf);
+            return rc;
+        }
+        pthread_mutex_lock(&l->mu);
+        if (now > vf->size)
+            vf->size = now;
+        pthread_mutex_unlock(&l->mu);
+        k.w.size = now;
+    }
     file_window_init(&k.w, vf->f, vf->path, k.w.size, VLOG_READ_CHUNK);
     k.fid = fid;
     k.strict = 1;
