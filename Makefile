@@ -108,6 +108,13 @@ soak: $(BUILD)/soak
 	STOAT_SOAK_SECONDS=$(SOAK_SECONDS) STOAT_NO_LUA=1 BUILD=$(BUILD) \
 	  sh core/test/run.sh $(BUILD)/soak
 
+# Power-loss states (core/test/powerloss_test.c): 300 in `make test`,
+# POWERLOSS_STATES here.
+POWERLOSS_STATES ?= 20000
+powerloss: $(BUILD)/test/powerloss_test
+	STOAT_POWERLOSS_STATES=$(POWERLOSS_STATES) STOAT_NO_LUA=1 BUILD=$(BUILD) \
+	  sh core/test/run.sh $(BUILD)/test/powerloss_test
+
 CRASH_SECONDS ?= 300
 crash-test: $(BUILD)/crash_loop
 	STOAT_CRASH_SECONDS=$(CRASH_SECONDS) STOAT_NO_LUA=1 BUILD=$(BUILD) \
