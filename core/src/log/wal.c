@@ -11,7 +11,8 @@
  *
  * Torn versus corrupt: only damage that a crash during an append can leave
  * behind counts as a torn tail: less than a record header at end of file,
- * an intact record header whose payload runs past end of file, a record
+ * a bad record header followed by zeros only, an intact record header
+ * whose payload runs past end of file, a record
  * whose payload checksum fails and that ends exactly at end of file or is
  * followed by zeros only, or zero bytes from a record start to end of
  * file. Replay then
@@ -139,12 +140,14 @@ static int wal_check_header(file_window *r)
 }
 
 /* A record header at off whose check fails: a torn tail if nothing but
- * zeros follows from there, else corruption. */
+ * zeros follows the header's place (a header cut short by a torn write,
+ * the file's size persisted ahead of its data; or nothing written at
+ * all), else corruption. The caller saw a whole header's bytes. */
 static int wal_bad_record_header(file_window *r, uint64_t off)
 {
     int rc, zero;
 
-    if ((rc = file_window_zeros_from(r, off, &zero)) != 0)
+    if ((rc = file_window_zeros_from(r, off + WAL_RECORD_HEADER_LEN, &zero)) != 0)
         return rc;
     if (zero)
         return WAL_TORN;

@@ -354,7 +354,9 @@ static int check_record(const manifest *m, const char *data, size_t len, size_t 
     if (rest < MANIFEST_RECORD_HEADER_LEN)
         return MANIFEST_TORN;
     if (!wal_record_header_ok(h)) {
-        if (all_zero(h, rest))
+        /* Only zeros after the header's place: a header cut short by a
+         * torn write, the file's size persisted ahead of its data. */
+        if (all_zero(h + MANIFEST_RECORD_HEADER_LEN, rest - MANIFEST_RECORD_HEADER_LEN))
             return MANIFEST_TORN;
         return status_err(STOAT_ECORRUPT, "%s: bad checksum at offset %zu (record header)",
                           m->path, off);
@@ -364,17 +366,20 @@ static int check_record(const manifest *m, const char *data, size_t len, size_t 
         return MANIFEST_TORN;
     if (checksum32(h + MANIFEST_RECORD_HEADER_LEN, *plen) == get_fixed32(h + 4))
         return 0;
-    if (*plen == rest - MANIFEST_RECORD_HEADER_LEN)
-        return MANIFEST_TORN;
+    if (*plen == rest - MANIFEST_RECORD_HEADER_LEN ||
+        all_zero(h + MANIFEST_RECORD_HEADER_LEN + *plen,
+                 rest - MANIFEST_RECORD_HEADER_LEN - *plen))
+        return MANIFEST_TORN;   /* the last record, maybe followed by zeros (above) */
     return status_err(STOAT_ECORRUPT, "%s: bad checksum at offset %zu", m->path, off);
 }
 
 /*
  * Replays every record of data into *v. *good_len gets the end of the last
  * good record: less than len when the file ends in a torn tail (a cut
- * record header, an intact header whose payload runs past end of file, a
- * last record whose payload checksum fails and that ends exactly at end of
- * file, or zero bytes), which the caller truncates.
+ * record header, or a bad one followed by zeros only, an intact header
+ * whose payload runs past end of file, a last record whose payload
+ * checksum fails and that ends exactly at end of file or is followed by
+ * zeros only, or zero bytes), which the caller truncates.
  */
 static int replay(manifest *m, const char *data, size_t len, lsm_view **v, uint64_t *good_len)
 {
