@@ -13,20 +13,23 @@ pcall(ffi.cdef, "unsigned int geteuid(void);")
 
 local MIB = 1024 * 1024
 
--- A directory with a tmpfs of size_mib mounted on it (unmounted when the
--- test ends), or nil and why not.
-local function small_fs(finally, size_mib)
+-- A directory with a tmpfs of size_mib mounted on it, or nil and why not.
+-- Its unmount and removal go on `cleanups` (run last first: busted keeps
+-- only one `finally` per test).
+local function small_fs(cleanups, size_mib)
     if ffi.C.geteuid() ~= 0 then
         return nil, "not root: mounting a small file system needs root"
     end
-    local mnt = h.scratch(finally) .. "/mnt"
+    local dir = h.tmpdir()
+    cleanups[#cleanups + 1] = function() h.rmrf(dir) end
+    local mnt = dir .. "/mnt"
     assert(os.execute("mkdir " .. h.shell_quote(mnt)) == 0)
     local rc = os.execute(("mount -t tmpfs -o size=%dm tmpfs %s 2>/dev/null"):format(size_mib,
                           h.shell_quote(mnt)))
     if rc ~= 0 then
         return nil, "mount -t tmpfs failed (no privilege for mounts here?)"
     end
-    finally(function() os.execute("umount " .. h.shell_quote(mnt)) end)
+    cleanups[#cleanups + 1] = function() os.execute("umount " .. h.shell_quote(mnt)) end
     return mnt
 end
 
@@ -67,7 +70,11 @@ end
 describe("disk full", function()
     it("refuses writes with 'no space', loses nothing and resumes once space is freed",
        function()
-        local mnt, why = small_fs(finally, 8)
+        local cleanups = {}
+        finally(function()
+            for i = #cleanups, 1, -1 do pcall(cleanups[i]) end
+        end)
+        local mnt, why = small_fs(cleanups, 8)
         if not mnt then
             pending("skipped: " .. why)
             return
@@ -77,7 +84,7 @@ describe("disk full", function()
         local opts = { memtable_size = 256 * 1024, value_log_file_size = MIB,
                        base_level_size = MIB, table_size = 256 * 1024, cache_size = MIB }
         local db = assert(stoat.open(path, opts))
-        finally(function() if not db:is_closed() then db:close() end end)
+        cleanups[#cleanups + 1] = function() if not db:is_closed() then db:close() end end
 
         -- Fill: writes and small transactions until 40 in a row fail.
         local model, acked, refused, streak, i = {}, 0, 0, 0, 0

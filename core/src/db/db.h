@@ -143,7 +143,7 @@ struct stoat_db {
      * with STOAT_ENOSPC retry, writers that must wait for them give up
      * after one more failed attempt. Guarded by mu. */
     int nospace;                /* the last flush or compaction lacked space */
-    uint64_t nospace_fails;     /* attempts that failed so, ever */
+    uint64_t nospace_fails;     /* attempts that failed for want of space, ever */
     char nospace_msg[STATUS_MSG_MAX];
     int closing;
     int flushing;               /* the flusher is writing an SST */
