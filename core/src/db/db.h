@@ -194,6 +194,12 @@ struct stoat_db {
 
     int bg_error;               /* sticky: first failure of a write or bg job */
     char bg_msg[STATUS_MSG_MAX];
+    /* A full disk is not sticky (state.c): background jobs that failed
+     * with STOAT_ENOSPC retry, writers that must wait for them give up
+     * after one more failed attempt. Guarded by mu. */
+    int nospace;                /* the last flush or compaction lacked space */
+    uint64_t nospace_fails;     /* attempts that failed for want of space, ever */
+    char nospace_msg[STATUS_MSG_MAX];
     int closing;
     int flushing;               /* the flusher is writing an SST */
     int manual_compaction;      /* flatten in progress: automatic picks pause */

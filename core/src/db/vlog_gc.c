@@ -480,8 +480,9 @@ static void *db_vlog_gc_main(void *arg)
         }
         pthread_mutex_lock(&db->mu);
         /* Damage GC met is the readers' to report, for the keys it holds:
-         * it must not stop the writes (the file is left alone). */
-        if (rc != 0 && rc != STOAT_ECLOSED && rc != STOAT_ECORRUPT)
+         * it must not stop the writes (the file is left alone). Nor must
+         * a full disk: the rewrite failed whole and is tried again. */
+        if (rc != 0 && rc != STOAT_ECLOSED && rc != STOAT_ECORRUPT && rc != STOAT_ENOSPC)
             db_set_bg_error_locked(db, rc);
     }
     pthread_mutex_unlock(&db->mu);

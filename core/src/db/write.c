@@ -11,9 +11,12 @@
  * memtable. It then publishes the group's last version to readers, wakes
  * the group's writers and hands the front to the next in line.
  *
- * A failed WAL append or fsync may have left a torn record behind: the
- * database then enters the sticky error state and refuses further writes
- * (DESIGN: never retry a failed fsync and carry on). Reads go on.
+ * A failed WAL fsync (or an append that could not be cut back) may have
+ * left a torn record behind: the database then enters the sticky error
+ * state and refuses further writes (DESIGN: never retry a failed fsync and
+ * carry on). Reads go on. A full disk is not sticky: the group that met
+ * it fails with STOAT_ENOSPC and later writes try again (state.c, "a full
+ * disk").
  */
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +115,7 @@ static int db_rotate_locked(stoat_db *db, uint64_t arena)
 /* Waits until the active memtable can take `bytes` in `n` entries. */
 static int db_make_room_locked(stoat_db *db, uint64_t bytes, uint64_t n, int force_rotate)
 {
+    db_bg_wait bg_wait = {0};
     int delayed = 0, rc;
 
     for (;;) {
@@ -136,8 +140,10 @@ static int db_make_room_locked(stoat_db *db, uint64_t bytes, uint64_t n, int for
         if (db->n_imm + 1 >= (size_t)db->opts.num_memtables ||
             l0 >= (size_t)db->opts.l0_stall_trigger) {
             uint64_t t0 = now_micros();
-            pthread_cond_wait(&db->done_cv, &db->mu);
+            rc = db_wait_bg_locked(db, &bg_wait);  /* STOAT_ENOSPC: the disk is full */
             db->stat_stall_micros += now_micros() - t0;
+            if (rc != 0)
+                return rc;
             continue;
         }
         uint64_t arena = db->opts.memtable_size;
@@ -332,7 +338,11 @@ static int db_apply_payload(memtable *m, const buf *payload, db_writer *first, d
 }
 
 /* The front writer's work outside the mutex: log, sync, apply. Any
- * failure here may leave the WAL and memtable disagreeing: sticky. */
+ * failure here may leave the WAL and memtable disagreeing: sticky. Except
+ * STOAT_ENOSPC, which only the WAL append returns, and only once it has
+ * cut its partial record back off (memtable.c; a failed fsync is
+ * STOAT_EIO): then nothing was logged or applied and the group just
+ * fails. */
 static int db_commit_group(stoat_db *db, int sync, db_writer *first, db_writer *last)
 {
     memtable *m = db->mem;  /* only the front writer swaps it */
@@ -347,6 +357,14 @@ static int db_commit_group(stoat_db *db, int sync, db_writer *first, db_writer *
     if (sync && (rc = memtable_sync(m)) != 0)
         return rc;
     return db_apply_payload(m, &db->wal_payload, first, last);
+}
+
+/* A group whose WAL record a full disk refused left its large values in
+ * the value log, pointed to by nothing: garbage for GC to count. */
+static void db_count_unlogged_values(stoat_db *db, size_t n_sep)
+{
+    for (size_t j = 0; j < n_sep && db->disc != NULL; j++)
+        discard_add(db->disc, db->vlog_ptrs[j].fid, db->vlog_ptrs[j].len);
 }
 
 /* Records w's keys as committed at version, for later conflict checks. */
@@ -494,8 +512,10 @@ static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *las
                     (rc = db_separate_values(db, db->writers_head, last, &n_sep)) == 0)
                     rc = db_encode_group(db, db->writers_head, last);
                 if (rc == 0) {
+                    /* A full disk is not sticky: the next holder's repair
+                     * cuts off what this group left (its intent stays). */
                     rc = db_commit_group(db, sync, db->writers_head, last);
-                    sticky = rc != 0;
+                    sticky = rc != 0 && rc != STOAT_ENOSPC;
                 }
                 if (rc == 0)
                     db_mp_publish(db, need, top);
@@ -544,7 +564,10 @@ static int db_lead_group_locked(stoat_db *db, db_writer *self)
             rc = db_encode_group(db, db->writers_head, last);
         if (rc == 0 && (rc = db_commit_group(db, sync, db->writers_head, last)) != 0) {
             pthread_mutex_lock(&db->mu);
-            db_set_bg_error_locked(db, rc);
+            if (rc == STOAT_ENOSPC)
+                db_count_unlogged_values(db, n_sep);
+            else
+                db_set_bg_error_locked(db, rc);
         } else {
             pthread_mutex_lock(&db->mu);
         }

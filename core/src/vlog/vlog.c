@@ -338,7 +338,7 @@ static int vlog_set_error_locked(vlog *l, int rc)
 }
 
 /* After a failed write: cuts the active file back to its last complete
- * record, or makes the error sticky when that fails too. Returns rc. */
+ * record and returns rc, or makes STOAT_EIO sticky when that fails too. */
 static int vlog_cut_back_locked(vlog *l, int rc)
 {
     char msg[STATUS_MSG_MAX];
@@ -346,8 +346,9 @@ static int vlog_cut_back_locked(vlog *l, int rc)
     snprintf(msg, sizeof(msg), "%s", status_msg());
     buf_reset(&l->gather);
     if (env_truncate(vlog_wfd(l->active), l->active->size) != 0) {
-        status_set_msg(msg);
-        return vlog_set_error_locked(l, rc);
+        /* A damaged file now, whatever the write's error was. */
+        status_err(STOAT_EIO, "%s (cutting the partial record back off failed)", msg);
+        return vlog_set_error_locked(l, STOAT_EIO);
     }
     status_set_msg(msg);
     return rc;
