@@ -5,10 +5,13 @@
  *
  * Building. Each entry gets the loader's version; values of
  * value_threshold bytes or more are appended to the value log in batches
- * (entries wait in `pend` until their batch has pointers, so the table
- * still receives them in order) and the rest goes straight into the
- * table being built (the existing SST builder), which is cut at
- * table_size. A finished table's key range is checked against the
+ * (entries wait in `pend` until their batch has pointers, so tables
+ * still receive them in order) and the rest goes straight into the chunk
+ * being filled: the encoded entries of one table, table_size bytes at
+ * most. Full chunks are built into tables (the existing SST builder) by
+ * two worker threads of the loader while the caller fills the next one,
+ * and collected in order; so a load holds at most three chunks in memory
+ * (3 x table_size). A built table's key range is checked against the
  * database at once, so that a load into a range holding data fails
  * early rather than at the end.
  *
@@ -46,9 +49,11 @@
  * (db->gc_holds): its values have no LSM entry yet and would look like
  * garbage.
  *
- * Threads: a loader belongs to one thread at a time; it takes db->mu
- * only briefly (open/close counts, the install). An open loader counts
- * as an open handle (db->open_iters): stoat_close refuses meanwhile.
+ * Threads: a loader belongs to one thread at a time; its workers share
+ * only the chunks with it (their states under the loader's mu). It takes
+ * db->mu only briefly (open/close counts, the install). An open loader
+ * counts as an open handle (db->open_iters): stoat_close refuses
+ * meanwhile.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -78,6 +83,23 @@ typedef struct pend_entry {
     uint8_t big;            /* goes to the value log */
 } pend_entry;
 
+/* The entries of one table, built by a worker (see ingest_build). */
+typedef struct ingest_chunk {
+    buf data;
+    int state;                      /* CHUNK_*, under the loader's mu */
+    uint64_t id;                    /* table id */
+    table_meta *t;                  /* the built table */
+    int rc;                         /* its failure, with its message */
+    char msg[STATUS_MSG_MAX];
+} ingest_chunk;
+
+#define INGEST_WORKERS 2
+#define INGEST_CHUNKS (INGEST_WORKERS + 1)
+/* Bytes of entries a chunk (a table) holds at most, table_size if less. */
+#ifndef INGEST_CHUNK_MAX
+#define INGEST_CHUNK_MAX (16u << 20)
+#endif
+
 /* Value-log bytes the load appended to one file (garbage if it fails). */
 typedef struct vlog_use {
     uint32_t fid;
@@ -91,10 +113,18 @@ struct stoat_loader {
     char msg[STATUS_MSG_MAX];
     int installed;                  /* 1 installed, -1 install failed (files stay) */
 
-    sst_builder *b;                 /* the table being written, or NULL */
-    uint64_t b_id;
+    ingest_chunk chunks[INGEST_CHUNKS];
+    uint64_t fill_seq;              /* chunks handed to the workers so far */
+    uint64_t build_seq;             /* ... taken by a worker (mu) */
+    uint64_t collect_seq;           /* ... collected */
+    pthread_t workers[INGEST_WORKERS];
+    int n_workers;
+    int stop;                       /* mu */
+    pthread_mutex_t mu;             /* chunk states, build_seq, stop */
+    pthread_cond_t cv;
     table_meta **tables;            /* finished tables, in key order */
     size_t n_tables, cap_tables;
+    uint64_t chunk_size;            /* a chunk (a table) holds this many bytes at most */
 
     buf first, last;                /* first and last user keys added */
     uint64_t n;                     /* entries added */
@@ -218,70 +248,181 @@ static int ingest_check_range(stoat_db *db, slice lo, slice hi)
 
 /* ---- building tables ---- */
 
-static int ingest_start_table(stoat_loader *ld)
-{
-    stoat_db *db = ld->db;
-    char *path;
-    int rc;
+/*
+ * Tables are built by INGEST_WORKERS threads of the loader, in parallel:
+ * the caller's thread encodes entries into a chunk (what one table will
+ * hold) and hands each full chunk to the workers; chunks are collected
+ * in the order they were filled, so ld->tables stays in key order. At
+ * most INGEST_CHUNKS chunks exist (the one filling, the rest queued or
+ * building): a caller faster than the workers waits for the oldest.
+ */
+enum { CHUNK_FREE, CHUNK_QUEUED, CHUNK_BUILDING, CHUNK_DONE };
 
-    ld->b_id = db_new_file_id(db);
-    if ((path = sst_path(db->dir, ld->b_id)) == NULL)
-        return status_err(STOAT_ENOMEM, "out of memory starting a table");
-    rc = sst_builder_new(db->env, path, &db->sopts, &ld->b);
-    free(path);
-    return rc;
-}
-
-/* Finishes the table being built and checks its range early. */
-static int ingest_cut_table(stoat_loader *ld)
+/* Builds chunk c (entries: fixed32 klen | fixed32 vlen | ikey | value)
+ * into table c->id; c->t gets it. Any thread. */
+static int ingest_build(stoat_db *db, ingest_chunk *c)
 {
+    const char *p = c->data.data, *end = c->data.data + c->data.len;
+    sst_builder *b = NULL;
     sst_props props = {0};
-    table_meta *t;
+    char *path = sst_path(db->dir, c->id);
     int rc;
 
-    rc = sst_builder_finish(ld->b, &props);
-    ld->b = NULL;
-    if (rc == 0 && VEC_ROOM(ld->tables, ld->n_tables, ld->cap_tables, 8) != 0)
-        rc = status_err(STOAT_ENOMEM, "out of memory finishing a table");
+    if (path == NULL)
+        return status_err(STOAT_ENOMEM, "out of memory writing a table");
+    rc = sst_builder_new(db->env, path, &db->sopts, &b);
+    free(path);
+    while (rc == 0 && p < end) {
+        uint32_t kl = get_fixed32(p), vl = get_fixed32(p + 4);
+        rc = sst_builder_add(b, slice_make(p + 8, kl), slice_make(p + 8 + kl, vl));
+        p += 8 + (size_t)kl + vl;
+    }
     if (rc != 0) {
-        sst_props_free(&props);
+        sst_builder_abandon(b);
         return rc;
     }
-    t = table_meta_new(ld->b_id, props.file_size,
-                       slice_make(props.smallest.data, props.smallest.len),
-                       slice_make(props.largest.data, props.largest.len));
-    if (t == NULL) {
+    if ((rc = sst_builder_finish(b, &props)) != 0)
+        return rc;
+    c->t = table_meta_new(c->id, props.file_size,
+                          slice_make(props.smallest.data, props.smallest.len),
+                          slice_make(props.largest.data, props.largest.len));
+    if (c->t == NULL) {
         sst_props_free(&props);
         return status_err(STOAT_ENOMEM, "out of memory finishing a table");
     }
-    t->num_entries = props.num_entries;
-    t->num_deletions = props.num_deletions;
-    t->min_version = props.min_version;
-    t->max_version = props.max_version;
-    ld->tables[ld->n_tables++] = t;
+    c->t->num_entries = props.num_entries;
+    c->t->num_deletions = props.num_deletions;
+    c->t->min_version = props.min_version;
+    c->t->max_version = props.max_version;
     sst_props_free(&props);
-    return ingest_check_range(ld->db, table_smallest_ukey(t), table_largest_ukey(t));
+    /* Checked at once: a load into a range holding data fails early. */
+    return ingest_check_range(db, table_smallest_ukey(c->t), table_largest_ukey(c->t));
 }
 
-/* Adds one entry (its value inline or a pointer) to the table. */
-static int ingest_put(stoat_loader *ld, slice ukey, const vstruct *vs)
+static void *ingest_worker_main(void *arg)
+{
+    stoat_loader *ld = arg;
+
+    pthread_mutex_lock(&ld->mu);
+    for (;;) {
+        ingest_chunk *c = &ld->chunks[ld->build_seq % INGEST_CHUNKS];
+        int rc;
+
+        while (!ld->stop && c->state != CHUNK_QUEUED) {
+            pthread_cond_wait(&ld->cv, &ld->mu);
+            c = &ld->chunks[ld->build_seq % INGEST_CHUNKS];
+        }
+        if (ld->stop)
+            break;
+        c->state = CHUNK_BUILDING;
+        ld->build_seq++;
+        pthread_mutex_unlock(&ld->mu);
+        rc = ingest_build(ld->db, c);
+        pthread_mutex_lock(&ld->mu);
+        c->rc = rc;
+        if (rc != 0)
+            snprintf(c->msg, sizeof(c->msg), "%s", status_msg());
+        c->state = CHUNK_DONE;
+        pthread_cond_broadcast(&ld->cv);
+    }
+    pthread_mutex_unlock(&ld->mu);
+    return NULL;
+}
+
+static int ingest_start_workers(stoat_loader *ld)
 {
     int rc;
 
-    buf_reset(&ld->ikey);
-    buf_reset(&ld->val);
-    if ((rc = buf_reserve(&ld->ikey, ukey.len + IKEY_SUFFIX_LEN)) != 0 ||
-        (rc = buf_reserve(&ld->val, vstruct_encoded_len(vs))) != 0)
+    while (ld->n_workers < INGEST_WORKERS) {
+        if ((rc = pthread_create(&ld->workers[ld->n_workers], NULL, ingest_worker_main, ld)) != 0)
+            return status_err(STOAT_ENOMEM, "cannot start a bulk load thread (error %d)", rc);
+        ld->n_workers++;
+    }
+    return 0;
+}
+
+/* Stops the workers once the chunks they are building are built (chunks
+ * still queued stay unbuilt). */
+static void ingest_stop_workers(stoat_loader *ld)
+{
+    pthread_mutex_lock(&ld->mu);
+    ld->stop = 1;
+    pthread_cond_broadcast(&ld->cv);
+    pthread_mutex_unlock(&ld->mu);
+    for (int i = 0; i < ld->n_workers; i++)
+        pthread_join(ld->workers[i], NULL);
+    ld->n_workers = 0;
+}
+
+/* Waits for the oldest chunk handed out, takes its table into
+ * ld->tables (or its failure) and frees the chunk. */
+static int ingest_collect(stoat_loader *ld)
+{
+    ingest_chunk *c = &ld->chunks[ld->collect_seq % INGEST_CHUNKS];
+    int rc;
+
+    pthread_mutex_lock(&ld->mu);
+    while (c->state != CHUNK_DONE)
+        pthread_cond_wait(&ld->cv, &ld->mu);
+    c->state = CHUNK_FREE;
+    pthread_mutex_unlock(&ld->mu);
+    ld->collect_seq++;
+    buf_reset(&c->data);
+    if (c->t != NULL) {
+        if (VEC_ROOM(ld->tables, ld->n_tables, ld->cap_tables, 8) != 0) {
+            table_meta_unref(c->t);
+            c->t = NULL;
+            return status_err(STOAT_ENOMEM, "out of memory finishing a table");
+        }
+        ld->tables[ld->n_tables++] = c->t;   /* removed by ingest_free unless installed */
+        c->t = NULL;
+    }
+    if ((rc = c->rc) != 0)
+        status_set_msg(c->msg);
+    return rc;
+}
+
+/* Hands the chunk being filled to the workers. */
+static int ingest_submit(stoat_loader *ld)
+{
+    ingest_chunk *c = &ld->chunks[ld->fill_seq % INGEST_CHUNKS];
+    int rc, busy;
+
+    if (c->data.len == 0)
+        return 0;
+    if ((rc = ingest_start_workers(ld)) != 0)
         return rc;
-    ld->ikey.len = ikey_encode(ld->ikey.data, ukey.data, ukey.len, ld->version);
-    ld->val.len = vstruct_encode(ld->val.data, vs);
-    if (ld->b == NULL && (rc = ingest_start_table(ld)) != 0)
+    c->id = db_new_file_id(ld->db);
+    pthread_mutex_lock(&ld->mu);
+    c->state = CHUNK_QUEUED;
+    ld->fill_seq++;
+    pthread_cond_broadcast(&ld->cv);
+    busy = ld->chunks[ld->fill_seq % INGEST_CHUNKS].state != CHUNK_FREE;
+    pthread_mutex_unlock(&ld->mu);
+    /* The next chunk to fill must be free: collect the oldest first. */
+    return busy ? ingest_collect(ld) : 0;
+}
+
+/* Adds one entry (its value inline or a pointer) to the chunk filling. */
+static int ingest_put(stoat_loader *ld, slice ukey, const vstruct *vs)
+{
+    ingest_chunk *c = &ld->chunks[ld->fill_seq % INGEST_CHUNKS];
+    size_t kl = ukey.len + IKEY_SUFFIX_LEN, vl = vstruct_encoded_len(vs);
+    char *p;
+    int rc;
+
+    if (c->data.cap == 0 && (rc = buf_reserve(&c->data, ld->chunk_size + (64u << 10))) != 0)
+        return rc;     /* once: no regrowth copying a whole chunk */
+    if ((rc = buf_reserve(&c->data, 8 + kl + vl)) != 0)
         return rc;
-    if ((rc = sst_builder_add(ld->b, slice_make(ld->ikey.data, ld->ikey.len),
-                              slice_make(ld->val.data, ld->val.len))) != 0)
-        return rc;
-    if (sst_builder_size(ld->b) >= ld->db->opts.table_size)
-        return ingest_cut_table(ld);
+    p = c->data.data + c->data.len;
+    put_fixed32(p, (uint32_t)kl);
+    put_fixed32(p + 4, (uint32_t)vl);
+    ikey_encode(p + 8, ukey.data, ukey.len, ld->version);
+    vstruct_encode(p + 8 + kl, vs);
+    c->data.len += 8 + kl + vl;
+    if (c->data.len >= ld->chunk_size)
+        return ingest_submit(ld);
     return 0;
 }
 
@@ -537,7 +678,17 @@ static void ingest_free(stoat_loader *ld)
     char msg[STATUS_MSG_MAX];
 
     snprintf(msg, sizeof(msg), "%s", status_msg());
-    sst_builder_abandon(ld->b);
+    ingest_stop_workers(ld);
+    for (int i = 0; i < INGEST_CHUNKS; i++) {
+        ingest_chunk *c = &ld->chunks[i];
+        if (c->t != NULL && VEC_ROOM(ld->tables, ld->n_tables, ld->cap_tables, 8) == 0)
+            ld->tables[ld->n_tables++] = c->t;   /* built, never collected: removed below */
+        else if (c->t != NULL)
+            table_meta_unref(c->t);             /* its file goes at the next open */
+        buf_free(&c->data);
+    }
+    pthread_mutex_destroy(&ld->mu);
+    pthread_cond_destroy(&ld->cv);
     for (size_t i = 0; i < ld->n_tables; i++) {
         if (ld->installed == 0) {
             char *path = sst_path(db->dir, ld->tables[i]->id);
@@ -588,6 +739,10 @@ int stoat_loader_new(stoat_db *db, stoat_loader **out)
     if ((ld = calloc(1, sizeof(*ld))) == NULL)
         return status_err(STOAT_ENOMEM, "out of memory starting a bulk load");
     ld->db = db;
+    pthread_mutex_init(&ld->mu, NULL);
+    pthread_cond_init(&ld->cv, NULL);
+    ld->chunk_size = db->opts.table_size < INGEST_CHUNK_MAX ? db->opts.table_size
+                                                            : INGEST_CHUNK_MAX;
     /* Loaders begun one after the other get growing versions. */
     serial = atomic_fetch_add(&ingest_serial, 1) & 0xffff;
     if ((ld->version = db_version_reserve(db, INGEST_VERSION_AHEAD + serial)) == 0) {
@@ -681,8 +836,10 @@ int stoat_loader_finish(stoat_loader *ld, uint64_t *version)
         rc = status_err(ld->rc, "bulk load failed earlier: %s", ld->msg);
     if (rc == 0)
         rc = ingest_flush_pend(ld);
-    if (rc == 0 && ld->b != NULL)
-        rc = ingest_cut_table(ld);
+    if (rc == 0)
+        rc = ingest_submit(ld);
+    while (rc == 0 && ld->collect_seq < ld->fill_seq)
+        rc = ingest_collect(ld);
     if (rc == 0 && ld->n_tables > 0) {
         /* The values, then the tables (synced by their builder), must be
          * durable before the MANIFEST names them. */
