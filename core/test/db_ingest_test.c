@@ -6,6 +6,8 @@
  * leaves nothing; snapshots taken before never see it, transactions
  * begun before conflict on its keys.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -549,6 +551,52 @@ static void test_db_ingest_refuses_read_only(void)
     REQUIRE_OK(stoat_close(db));
 }
 
+static _Atomic int flatten_stop;
+
+static void *flatten_loop(void *arg)
+{
+    stoat_db *db = arg;
+    long rc = 0;
+
+    while (!atomic_load(&flatten_stop) && rc == 0)
+        rc = stoat_flatten(db);
+    return (void *)rc;
+}
+
+/* Loads beside writes and flattens that move tables around the loaded
+ * ranges: every load lands at a level where it fits, nothing breaks. */
+static void test_db_ingest_races_flatten(void)
+{
+    stoat_db *db = open_small(test_tmpdir());
+    pthread_t th;
+    void *res;
+    char k[16], v[VLEN];
+    int rc, rounds = 12;
+
+    for (int i = 0; i < 3000; i++) {    /* data on both sides of every range */
+        key_of(i * 100, k);
+        dbu_value((uint64_t)i, v, VLEN);
+        REQUIRE_OK(stoat_put(db, k, strlen(k), v, VLEN));
+    }
+    atomic_store(&flatten_stop, 0);
+    REQUIRE(pthread_create(&th, NULL, flatten_loop, db) == 0);
+    for (int r = 0; r < rounds; r++) {
+        int from = r * 20000 + 1;
+        load_range(db, from, from + 99 * 40, 40, &rc);  /* spans existing keys */
+        CHECK_RC(rc, STOAT_EEXIST);
+        load_range(db, from, from + 99, 1, &rc);        /* between two existing keys */
+        CHECK_RC(rc, 0);
+        key_of(r * 20000 + 5000, k);
+        REQUIRE_OK(stoat_put(db, k, strlen(k), "w", 1));
+    }
+    atomic_store(&flatten_stop, 1);
+    REQUIRE(pthread_join(th, &res) == 0);
+    CHECK(res == NULL);
+    CHECK(count_keys(db) == 3000 + rounds * 99);
+    CHECK_RC(stoat_verify(db, NULL, NULL), 0);
+    REQUIRE_OK(stoat_close(db));
+}
+
 int main(int argc, char **argv)
 {
     TEST_RUN(test_db_ingest_sorted_load_reads_back);
@@ -567,5 +615,6 @@ int main(int argc, char **argv)
     TEST_RUN(test_db_ingest_same_data_as_batches);
     TEST_RUN(test_db_ingest_loaders_finish_in_order);
     TEST_RUN(test_db_ingest_refuses_read_only);
+    TEST_RUN(test_db_ingest_races_flatten);
     return test_summary();
 }

@@ -148,6 +148,7 @@ struct stoat_db {
     int flushing;               /* the flusher is writing an SST */
     int manual_compaction;      /* flatten in progress: automatic picks pause */
     int gc_holds;               /* bulk loads open (ingest.c): value-log GC picks no file */
+    int ingesting;              /* a bulk load installs (ingest.c): flatten picks nothing */
     int running_compactions;
     pthread_t flusher;
     pthread_t compactors[DB_MAX_COMPACTORS];

@@ -29,9 +29,10 @@
  * are registered at finish, the loaded keys are recorded in the oracle
  * (read back from the new tables; pruned once those snapshots end).
  *
- * Installing (ingest_install, in the exclusive writer): automatic
- * compactions are paused and running ones waited for (as stoat_flatten
- * does), so that no level changes under the choice below; any entry at
+ * Installing (ingest_install, in the exclusive writer): compactions are
+ * paused, automatic ones (manual_compaction) and stoat_flatten's
+ * (db->ingesting), and running ones waited for, so that no level changes
+ * under the choice below and no compaction output lands over it; any entry at
  * any version (tombstones included) in [first, last] of the memtables or
  * tables refuses the load (STOAT_EEXIST): an older version in a shallower
  * source would hide the new one from reads, which stop at the first
@@ -64,6 +65,7 @@
 #include "db/state.h"
 #include "db/write.h"
 #include "base/ikey.h"
+#include "base/perturb.h"
 #include "base/status.h"
 #include "base/vec.h"
 #include "table/sst_builder.h"
@@ -638,7 +640,8 @@ static int ingest_install(stoat_db *db, void *arg)
         pthread_mutex_unlock(&db->mu);
         return rc;
     }
-    db->manual_compaction++;
+    db->manual_compaction++;    /* automatic picks pause */
+    db->ingesting++;            /* stoat_flatten's picks too */
     while (db->running_compactions > 0 && !db->bg_error)
         pthread_cond_wait(&db->done_cv, &db->mu);
     rc = db_check_running_locked(db);
@@ -649,6 +652,7 @@ static int ingest_install(stoat_db *db, void *arg)
         rc = ingest_check_range(db, lo, hi);
     if (rc == 0)
         rc = ingest_pick_level(db, lo, hi, &level);
+    PERTURB("ingest_level_picked");
     if (rc == 0)
         rc = ingest_record_oracle(ld);
     if (rc == 0)
@@ -663,7 +667,9 @@ static int ingest_install(stoat_db *db, void *arg)
 
     pthread_mutex_lock(&db->mu);
     db->manual_compaction--;
+    db->ingesting--;
     pthread_cond_broadcast(&db->bg_cv);
+    pthread_cond_broadcast(&db->done_cv);
     pthread_mutex_unlock(&db->mu);
     return rc;
 }
