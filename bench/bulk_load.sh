@@ -10,8 +10,11 @@
 # (build/bench/bulk_load, bench/bulk_load.c), checks that they read the
 # same, and prints the times; "ratio" is batched puts (to their last
 # commit) over the loader, "ratio with flush" counts the batches until
-# their data is in tables, "cpu ratio with flush" compares the CPU time of
-# the whole process (all threads) during each.
+# their data is in tables, "ratio with flatten" until it is compacted into
+# the last level (where the loader puts it), "cpu ratio with flush"
+# compares the CPU time of the whole process (all threads) during each.
+# The load average before each run is printed: on a shared machine the
+# figures move with it.
 set -e
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -21,7 +24,7 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 i=1
 while [ "$i" -le "$RUNS" ]; do
-    echo "run $i of $RUNS"
+    echo "run $i of $RUNS (load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null))"
     "$BUILD/bench/bulk_load" "$@" | tee -a "$out"
     i=$((i + 1))
 done
@@ -29,4 +32,4 @@ median() {
     grep "^$1: " "$out" | sed "s/^$1: //" | sort -n | awk '{ v[NR] = $1 }
         END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
-echo "median of $RUNS runs: ratio $(median ratio), ratio with flush $(median 'ratio with flush'), cpu ratio with flush $(median 'cpu ratio with flush')"
+echo "median of $RUNS runs: ratio $(median ratio), ratio with flush $(median 'ratio with flush'), ratio with flatten $(median 'ratio with flatten'), cpu ratio with flush $(median 'cpu ratio with flush')"
