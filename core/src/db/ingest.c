@@ -130,7 +130,6 @@ struct stoat_loader {
 
     buf first, last;                /* first and last user keys added */
     uint64_t n;                     /* entries added */
-    buf ikey, val;                  /* scratch of ingest_put */
 
     pend_entry *pend;
     size_t n_pend, cap_pend;
@@ -718,8 +717,6 @@ static void ingest_free(stoat_loader *ld)
     free(ld->tables);
     buf_free(&ld->first);
     buf_free(&ld->last);
-    buf_free(&ld->ikey);
-    buf_free(&ld->val);
     free(ld->pend);
     buf_free(&ld->pend_data);
     free(ld->vk);
