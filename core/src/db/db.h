@@ -9,7 +9,8 @@
  *                                  reads through a read-only transaction),
  *                                  bulk loads (tables built directly)
  *   iterator.c flush_compact.c     the public iterator; the background
- *                                  threads (memtable flush, compaction)
+ *   ingest_build.c                 threads (memtable flush, compaction);
+ *                                  a bulk load's tables
  *   read.c write.c                 point reads; the write path (writer
  *                                  queue, group commit, memtable room)
  *   state.c snapshots.c options.c  the handle's shared rules, the snapshot

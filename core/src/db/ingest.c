@@ -6,14 +6,10 @@
  * Building. Each entry gets the loader's version; values of
  * value_threshold bytes or more are appended to the value log in batches
  * (entries wait in `pend` until their batch has pointers, so tables
- * still receive them in order) and the rest goes straight into the chunk
- * being filled: the encoded entries of one table, table_size bytes at
- * most. Full chunks are built into tables (the existing SST builder) by
- * two worker threads of the loader while the caller fills the next one,
- * and collected in order; so a load holds at most three chunks in memory
- * (3 x table_size). A built table's key range is checked against the
- * database at once, so that a load into a range holding data fails
- * early rather than at the end.
+ * still receive them in order); every entry, its value inline or as a
+ * pointer, then goes to the table builder of ingest_build.c: chunks of
+ * entries built into tables by two worker threads while the caller fills
+ * the next one, each table's range checked as soon as it is built.
  *
  * The version. Every entry carries it, so it is fixed when the load
  * begins; yet no snapshot may exist at or above it before the tables are
@@ -50,9 +46,8 @@
  * (db->gc_holds): its values have no LSM entry yet and would look like
  * garbage.
  *
- * Threads: a loader belongs to one thread at a time; its workers share
- * only the chunks with it (their states under the loader's mu). It takes
- * db->mu only briefly (open/close counts, the install). An open loader
+ * Threads: a loader belongs to one thread at a time (its builder's
+ * workers share only the chunks with it). It takes db->mu only briefly (open/close counts, the install). An open loader
  * counts as an open handle (db->open_iters): stoat_close refuses
  * meanwhile.
  */
@@ -61,14 +56,13 @@
 #include <string.h>
 
 #include "db/flush_compact.h"
-#include "db/read.h"
+#include "db/ingest_build.h"
 #include "db/state.h"
 #include "db/write.h"
 #include "base/ikey.h"
 #include "base/perturb.h"
 #include "base/status.h"
 #include "base/vec.h"
-#include "table/sst_builder.h"
 
 /* How far ahead of the next commit a load's version is reserved. */
 #define INGEST_VERSION_AHEAD (1ull << 32)
@@ -85,23 +79,6 @@ typedef struct pend_entry {
     uint8_t big;            /* goes to the value log */
 } pend_entry;
 
-/* The entries of one table, built by a worker (see ingest_build). */
-typedef struct ingest_chunk {
-    buf data;
-    int state;                      /* CHUNK_*, under the loader's mu */
-    uint64_t id;                    /* table id */
-    table_meta *t;                  /* the built table */
-    int rc;                         /* its failure, with its message */
-    char msg[STATUS_MSG_MAX];
-} ingest_chunk;
-
-#define INGEST_WORKERS 2
-#define INGEST_CHUNKS (INGEST_WORKERS + 1)
-/* Bytes of entries a chunk (a table) holds at most, table_size if less. */
-#ifndef INGEST_CHUNK_MAX
-#define INGEST_CHUNK_MAX (16u << 20)
-#endif
-
 /* Value-log bytes the load appended to one file (garbage if it fails). */
 typedef struct vlog_use {
     uint32_t fid;
@@ -115,18 +92,7 @@ struct stoat_loader {
     char msg[STATUS_MSG_MAX];
     int installed;                  /* 1 installed, -1 install failed (files stay) */
 
-    ingest_chunk chunks[INGEST_CHUNKS];
-    uint64_t fill_seq;              /* chunks handed to the workers so far */
-    uint64_t build_seq;             /* ... taken by a worker (mu) */
-    uint64_t collect_seq;           /* ... collected */
-    pthread_t workers[INGEST_WORKERS];
-    int n_workers;
-    int stop;                       /* mu */
-    pthread_mutex_t mu;             /* chunk states, build_seq, stop */
-    pthread_cond_t cv;
-    table_meta **tables;            /* finished tables, in key order */
-    size_t n_tables, cap_tables;
-    uint64_t chunk_size;            /* a chunk (a table) holds this many bytes at most */
+    ingest_builder b;               /* its tables (ingest_build.c) */
 
     buf first, last;                /* first and last user keys added */
     uint64_t n;                     /* entries added */
@@ -153,278 +119,6 @@ static int ingest_fail(stoat_loader *ld, int rc)
         snprintf(ld->msg, sizeof(ld->msg), "%s", status_msg());
     }
     return rc;
-}
-
-/* ---- the range check ---- */
-
-/* 1 when it (positioned by a seek to lo) is on an entry <= hi, 0 when
- * not, or an error. */
-static int ingest_iter_hit(iter *it, slice hi)
-{
-    if (iter_valid(it))
-        return slice_cmp(ikey_user(iter_key(it)), hi) <= 0;
-    return iter_status(it);
-}
-
-static int ingest_table_has(stoat_db *db, uint64_t id, slice target, slice hi)
-{
-    sst_reader *r;
-    iter *it;
-    int rc;
-
-    if ((rc = table_cache_get(db->tc, id, &r)) != 0)
-        return rc;
-    if ((it = sst_reader_iter(r)) == NULL) {
-        sst_reader_unref(r);
-        return status_err(STOAT_ENOMEM, "out of memory checking a bulk load's range");
-    }
-    iter_seek(it, target);
-    rc = ingest_iter_hit(it, hi);
-    iter_free(it);
-    sst_reader_unref(r);
-    return rc;
-}
-
-/*
- * 1 when the memtables or tables hold any entry (any version, tombstones
- * too) with a user key in [lo, hi], 0 when none, or an error; *where
- * names the first source found.
- */
-static int ingest_range_has_data(stoat_db *db, slice lo, slice hi, char *where, size_t wlen)
-{
-    read_view rv;
-    buf target = {0};
-    int rc;
-
-    if ((rc = buf_reserve(&target, lo.len + IKEY_SUFFIX_LEN)) != 0)
-        return rc;
-    target.len = ikey_encode(target.data, lo.data, lo.len, IKEY_VERSION_MAX);
-    if ((rc = read_view_pin(db, &rv, DB_READ_LATEST, NULL)) != 0) {
-        buf_free(&target);
-        return rc;
-    }
-    for (size_t i = 0; i < rv.n_mems && rc == 0; i++) {
-        iter *it = memtable_iter(rv.mems[i]);
-        if (it == NULL) {
-            rc = status_err(STOAT_ENOMEM, "out of memory checking a bulk load's range");
-            break;
-        }
-        iter_seek(it, slice_make(target.data, target.len));
-        if ((rc = ingest_iter_hit(it, hi)) == 1)
-            snprintf(where, wlen, "a memtable");
-        iter_free(it);
-    }
-    for (int l = 0; l < rv.v->num_levels && rc == 0; l++) {
-        table_meta **ts = NULL;
-        size_t n = 0;
-
-        rc = lsm_view_overlapping(rv.v, l, lo, hi, &ts, &n);
-        for (size_t i = 0; i < n && rc == 0; i++) {
-            rc = ingest_table_has(db, ts[i]->id, slice_make(target.data, target.len), hi);
-            if (rc == 1)
-                snprintf(where, wlen, "table %06llu.sst (L%d)", (unsigned long long)ts[i]->id, l);
-        }
-        free(ts);
-    }
-    read_view_unpin(&rv);
-    buf_free(&target);
-    return rc;
-}
-
-/* 0 when [lo, hi] holds no data, STOAT_EEXIST naming it, or an error. */
-static int ingest_check_range(stoat_db *db, slice lo, slice hi)
-{
-    char where[64] = "", klo[STATUS_KEY_MAX], khi[STATUS_KEY_MAX];
-    int rc = ingest_range_has_data(db, lo, hi, where, sizeof(where));
-
-    if (rc != 1)
-        return rc;
-    return status_err(STOAT_EEXIST,
-                      "bulk load: its key range %s..%s already holds data (in %s); a bulk load "
-                      "goes into an empty database or an empty key range (deleted keys count "
-                      "until compaction drops their tombstones: stoat_flatten)",
-                      status_key_str(lo.data, lo.len, klo), status_key_str(hi.data, hi.len, khi),
-                      where);
-}
-
-/* ---- building tables ---- */
-
-/*
- * Tables are built by INGEST_WORKERS threads of the loader, in parallel:
- * the caller's thread encodes entries into a chunk (what one table will
- * hold) and hands each full chunk to the workers; chunks are collected
- * in the order they were filled, so ld->tables stays in key order. At
- * most INGEST_CHUNKS chunks exist (the one filling, the rest queued or
- * building): a caller faster than the workers waits for the oldest.
- */
-enum { CHUNK_FREE, CHUNK_QUEUED, CHUNK_BUILDING, CHUNK_DONE };
-
-/* Builds chunk c (entries: fixed32 klen | fixed32 vlen | ikey | value)
- * into table c->id; c->t gets it. Any thread. */
-static int ingest_build(stoat_db *db, ingest_chunk *c)
-{
-    const char *p = c->data.data, *end = c->data.data + c->data.len;
-    sst_builder *b = NULL;
-    sst_props props = {0};
-    char *path = sst_path(db->dir, c->id);
-    int rc;
-
-    if (path == NULL)
-        return status_err(STOAT_ENOMEM, "out of memory writing a table");
-    rc = sst_builder_new(db->env, path, &db->sopts, &b);
-    free(path);
-    while (rc == 0 && p < end) {
-        uint32_t kl = get_fixed32(p), vl = get_fixed32(p + 4);
-        rc = sst_builder_add(b, slice_make(p + 8, kl), slice_make(p + 8 + kl, vl));
-        p += 8 + (size_t)kl + vl;
-    }
-    if (rc != 0) {
-        sst_builder_abandon(b);
-        return rc;
-    }
-    if ((rc = sst_builder_finish(b, &props)) != 0)
-        return rc;
-    c->t = table_meta_new(c->id, props.file_size,
-                          slice_make(props.smallest.data, props.smallest.len),
-                          slice_make(props.largest.data, props.largest.len));
-    if (c->t == NULL) {
-        sst_props_free(&props);
-        return status_err(STOAT_ENOMEM, "out of memory finishing a table");
-    }
-    c->t->num_entries = props.num_entries;
-    c->t->num_deletions = props.num_deletions;
-    c->t->min_version = props.min_version;
-    c->t->max_version = props.max_version;
-    sst_props_free(&props);
-    /* Checked at once: a load into a range holding data fails early. */
-    return ingest_check_range(db, table_smallest_ukey(c->t), table_largest_ukey(c->t));
-}
-
-static void *ingest_worker_main(void *arg)
-{
-    stoat_loader *ld = arg;
-
-    pthread_mutex_lock(&ld->mu);
-    for (;;) {
-        ingest_chunk *c = &ld->chunks[ld->build_seq % INGEST_CHUNKS];
-        int rc;
-
-        while (!ld->stop && c->state != CHUNK_QUEUED) {
-            pthread_cond_wait(&ld->cv, &ld->mu);
-            c = &ld->chunks[ld->build_seq % INGEST_CHUNKS];
-        }
-        if (ld->stop)
-            break;
-        c->state = CHUNK_BUILDING;
-        ld->build_seq++;
-        pthread_mutex_unlock(&ld->mu);
-        rc = ingest_build(ld->db, c);
-        pthread_mutex_lock(&ld->mu);
-        c->rc = rc;
-        if (rc != 0)
-            snprintf(c->msg, sizeof(c->msg), "%s", status_msg());
-        c->state = CHUNK_DONE;
-        pthread_cond_broadcast(&ld->cv);
-    }
-    pthread_mutex_unlock(&ld->mu);
-    return NULL;
-}
-
-static int ingest_start_workers(stoat_loader *ld)
-{
-    int rc;
-
-    while (ld->n_workers < INGEST_WORKERS) {
-        if ((rc = pthread_create(&ld->workers[ld->n_workers], NULL, ingest_worker_main, ld)) != 0)
-            return status_err(STOAT_ENOMEM, "cannot start a bulk load thread (error %d)", rc);
-        ld->n_workers++;
-    }
-    return 0;
-}
-
-/* Stops the workers once the chunks they are building are built (chunks
- * still queued stay unbuilt). */
-static void ingest_stop_workers(stoat_loader *ld)
-{
-    pthread_mutex_lock(&ld->mu);
-    ld->stop = 1;
-    pthread_cond_broadcast(&ld->cv);
-    pthread_mutex_unlock(&ld->mu);
-    for (int i = 0; i < ld->n_workers; i++)
-        pthread_join(ld->workers[i], NULL);
-    ld->n_workers = 0;
-}
-
-/* Waits for the oldest chunk handed out, takes its table into
- * ld->tables (or its failure) and frees the chunk. */
-static int ingest_collect(stoat_loader *ld)
-{
-    ingest_chunk *c = &ld->chunks[ld->collect_seq % INGEST_CHUNKS];
-    int rc;
-
-    pthread_mutex_lock(&ld->mu);
-    while (c->state != CHUNK_DONE)
-        pthread_cond_wait(&ld->cv, &ld->mu);
-    c->state = CHUNK_FREE;
-    pthread_mutex_unlock(&ld->mu);
-    ld->collect_seq++;
-    buf_reset(&c->data);
-    if (c->t != NULL) {
-        if (VEC_ROOM(ld->tables, ld->n_tables, ld->cap_tables, 8) != 0) {
-            table_meta_unref(c->t);
-            c->t = NULL;
-            return status_err(STOAT_ENOMEM, "out of memory finishing a table");
-        }
-        ld->tables[ld->n_tables++] = c->t;   /* removed by ingest_free unless installed */
-        c->t = NULL;
-    }
-    if ((rc = c->rc) != 0)
-        status_set_msg(c->msg);
-    return rc;
-}
-
-/* Hands the chunk being filled to the workers. */
-static int ingest_submit(stoat_loader *ld)
-{
-    ingest_chunk *c = &ld->chunks[ld->fill_seq % INGEST_CHUNKS];
-    int rc, busy;
-
-    if (c->data.len == 0)
-        return 0;
-    if ((rc = ingest_start_workers(ld)) != 0)
-        return rc;
-    c->id = db_new_file_id(ld->db);
-    pthread_mutex_lock(&ld->mu);
-    c->state = CHUNK_QUEUED;
-    ld->fill_seq++;
-    pthread_cond_broadcast(&ld->cv);
-    busy = ld->chunks[ld->fill_seq % INGEST_CHUNKS].state != CHUNK_FREE;
-    pthread_mutex_unlock(&ld->mu);
-    /* The next chunk to fill must be free: collect the oldest first. */
-    return busy ? ingest_collect(ld) : 0;
-}
-
-/* Adds one entry (its value inline or a pointer) to the chunk filling. */
-static int ingest_put(stoat_loader *ld, slice ukey, const vstruct *vs)
-{
-    ingest_chunk *c = &ld->chunks[ld->fill_seq % INGEST_CHUNKS];
-    size_t kl = ukey.len + IKEY_SUFFIX_LEN, vl = vstruct_encoded_len(vs);
-    char *p;
-    int rc;
-
-    if (c->data.cap == 0 && (rc = buf_reserve(&c->data, ld->chunk_size + (64u << 10))) != 0)
-        return rc;     /* once: no regrowth copying a whole chunk */
-    if ((rc = buf_reserve(&c->data, 8 + kl + vl)) != 0)
-        return rc;
-    p = c->data.data + c->data.len;
-    put_fixed32(p, (uint32_t)kl);
-    put_fixed32(p + 4, (uint32_t)vl);
-    ikey_encode(p + 8, ukey.data, ukey.len, ld->version);
-    vstruct_encode(p + 8 + kl, vs);
-    c->data.len += 8 + kl + vl;
-    if (c->data.len >= ld->chunk_size)
-        return ingest_submit(ld);
-    return 0;
 }
 
 static int ingest_reserve_batch(stoat_loader *ld, size_t n, size_t key_bytes)
@@ -496,7 +190,7 @@ static int ingest_flush_pend(stoat_loader *ld)
             vs.meta = VMETA_VPTR;
             vs.value = slice_make(ptr, VPTR_LEN);
         }
-        rc = ingest_put(ld, slice_make(ld->pend_data.data + e->koff, e->klen), &vs);
+        rc = ingest_builder_put(&ld->b, slice_make(ld->pend_data.data + e->koff, e->klen), &vs);
     }
     ld->n_pend = 0;
     ld->n_big = 0;
@@ -546,17 +240,17 @@ static int ingest_record_oracle(stoat_loader *ld)
     pthread_mutex_unlock(&db->mu);
     if (!any)
         return 0;
-    for (size_t i = 0; i < ld->n_tables; i++)
-        total += ld->tables[i]->num_entries;
+    for (size_t i = 0; i < ld->b.n_tables; i++)
+        total += ld->b.tables[i]->num_entries;
     keys = malloc((total ? total : 1) * sizeof(*keys));
     offs = malloc((total ? total : 1) * sizeof(*offs));
     if (keys == NULL || offs == NULL)
         rc = status_err(STOAT_ENOMEM, "out of memory recording a bulk load");
-    for (size_t i = 0; i < ld->n_tables && rc == 0; i++) {
+    for (size_t i = 0; i < ld->b.n_tables && rc == 0; i++) {
         sst_reader *r;
         iter *it;
 
-        if ((rc = table_cache_get(db->tc, ld->tables[i]->id, &r)) != 0)
+        if ((rc = table_cache_get(db->tc, ld->b.tables[i]->id, &r)) != 0)
             break;
         if ((it = sst_reader_iter(r)) == NULL) {
             sst_reader_unref(r);
@@ -620,8 +314,8 @@ static int ingest_add_to_edit(stoat_loader *ld, lsm_edit *edit, int level)
 {
     int rc = 0;
 
-    for (size_t i = 0; i < ld->n_tables && rc == 0; i++)
-        rc = lsm_edit_add(edit, level, ld->tables[i]);
+    for (size_t i = 0; i < ld->b.n_tables && rc == 0; i++)
+        rc = lsm_edit_add(edit, level, ld->b.tables[i]);
     return rc;
 }
 
@@ -683,26 +377,16 @@ static void ingest_free(stoat_loader *ld)
     char msg[STATUS_MSG_MAX];
 
     snprintf(msg, sizeof(msg), "%s", status_msg());
-    ingest_stop_workers(ld);
-    for (int i = 0; i < INGEST_CHUNKS; i++) {
-        ingest_chunk *c = &ld->chunks[i];
-        if (c->t != NULL && VEC_ROOM(ld->tables, ld->n_tables, ld->cap_tables, 8) == 0)
-            ld->tables[ld->n_tables++] = c->t;   /* built, never collected: removed below */
-        else if (c->t != NULL)
-            table_meta_unref(c->t);             /* its file goes at the next open */
-        buf_free(&c->data);
-    }
-    pthread_mutex_destroy(&ld->mu);
-    pthread_cond_destroy(&ld->cv);
-    for (size_t i = 0; i < ld->n_tables; i++) {
+    ingest_builder_stop(&ld->b);
+    for (size_t i = 0; i < ld->b.n_tables; i++) {
         if (ld->installed == 0) {
-            char *path = sst_path(db->dir, ld->tables[i]->id);
-            table_cache_evict(db->tc, ld->tables[i]->id);
+            char *path = sst_path(db->dir, ld->b.tables[i]->id);
+            table_cache_evict(db->tc, ld->b.tables[i]->id);
             if (path != NULL)
                 env_remove(db->env, path);  /* else the next open removes it */
             free(path);
         }
-        table_meta_unref(ld->tables[i]);
+        table_meta_unref(ld->b.tables[i]);
     }
     if (!ld->installed && ld->n_used > 0 && db->disc != NULL) {
         for (size_t i = 0; i < ld->n_used; i++)
@@ -714,7 +398,7 @@ static void ingest_free(stoat_loader *ld)
     db->gc_holds--;
     pthread_cond_broadcast(&db->bg_cv);
     pthread_mutex_unlock(&db->mu);
-    free(ld->tables);
+    free(ld->b.tables);
     buf_free(&ld->first);
     buf_free(&ld->last);
     free(ld->pend);
@@ -742,16 +426,13 @@ int stoat_loader_new(stoat_db *db, stoat_loader **out)
     if ((ld = calloc(1, sizeof(*ld))) == NULL)
         return status_err(STOAT_ENOMEM, "out of memory starting a bulk load");
     ld->db = db;
-    pthread_mutex_init(&ld->mu, NULL);
-    pthread_cond_init(&ld->cv, NULL);
-    ld->chunk_size = db->opts.table_size < INGEST_CHUNK_MAX ? db->opts.table_size
-                                                            : INGEST_CHUNK_MAX;
     /* Loaders begun one after the other get growing versions. */
     serial = atomic_fetch_add(&ingest_serial, 1) & 0xffff;
     if ((ld->version = db_version_reserve(db, INGEST_VERSION_AHEAD + serial)) == 0) {
         free(ld);
         return status_err(STOAT_ETOOBIG, "stoat_loader_new: versions are exhausted");
     }
+    ingest_builder_init(&ld->b, db, ld->version);
     pthread_mutex_lock(&db->mu);
     if ((rc = db_check_running_locked(db)) == 0) {
         db->open_iters++;
@@ -809,7 +490,7 @@ int stoat_loader_add(stoat_loader *ld, const void *key, size_t klen, const void 
         rc = ingest_pend(ld, k, v, expires_at_ms, user_meta, big);
     } else {
         vstruct vs = {0, user_meta, expires_at_ms, v};
-        rc = ingest_put(ld, k, &vs);
+        rc = ingest_builder_put(&ld->b, k, &vs);
     }
     if (rc == 0 && ld->n == 0)
         rc = buf_append(&ld->first, key, klen);
@@ -840,10 +521,8 @@ int stoat_loader_finish(stoat_loader *ld, uint64_t *version)
     if (rc == 0)
         rc = ingest_flush_pend(ld);
     if (rc == 0)
-        rc = ingest_submit(ld);
-    while (rc == 0 && ld->collect_seq < ld->fill_seq)
-        rc = ingest_collect(ld);
-    if (rc == 0 && ld->n_tables > 0) {
+        rc = ingest_builder_finish(&ld->b);
+    if (rc == 0 && ld->b.n_tables > 0) {
         /* The values, then the tables (synced by their builder), must be
          * durable before the MANIFEST names them. */
         if (ld->n_used > 0)
