@@ -378,6 +378,10 @@ int db_flatten(stoat_db *db)
 
         if ((rc = db_check_running_locked(db)) != 0)
             break;
+        if (db->ingesting) {    /* its level choice must not change under it */
+            pthread_cond_wait(&db->done_cv, &db->mu);
+            continue;
+        }
         db->lopts.discard_version = db_oldest_snapshot_locked(db);
         if ((c = compaction_pick_manual(db->current, &db->lopts)) == NULL)
             break;

@@ -334,7 +334,9 @@ static uint32_t gc_pick(stoat_db *db, double ratio, uint32_t limit)
     if (discard_list(db->disc, &e, &n) != 0)
         return 0;
     pthread_mutex_lock(&db->mu);
-    for (size_t i = 0; i < n; i++) {
+    /* A bulk load's values have no LSM entry until it finishes: its
+     * files would look all garbage (ingest.c). */
+    for (size_t i = 0; i < n && db->gc_holds == 0; i++) {
         uint64_t size = vlog_file_size(db->vlog, e[i].fid);
         double share;
 

@@ -161,9 +161,9 @@ static db_writer *db_build_group_locked(stoat_db *db, uint64_t *bytes, uint64_t 
     *bytes = writer_bytes(w);
     *n = w->n_ops;
     *sync = w->sync;
-    if (w->rotate)
+    if (w->rotate || w->exclusive)
         return w;
-    for (w = w->next; w != NULL && !w->rotate; w = w->next) {
+    for (w = w->next; w != NULL && !w->rotate && !w->exclusive; w = w->next) {
         uint64_t b = writer_bytes(w);
         if (*bytes + b > GROUP_MAX_BYTES)
             break;
@@ -532,11 +532,43 @@ static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *las
     return rc;
 }
 
+/*
+ * An exclusive writer (a group of its own): runs its function with no
+ * write in flight, then publishes its reserved version. Every version
+ * handed out before is published by now (groups finish before the front
+ * moves on), so last_version may jump to it.
+ */
+static int db_lead_exclusive_locked(stoat_db *db, db_writer *self)
+{
+    uint64_t v = self->exclusive_version;
+    int rc;
+
+    if (v != 0 && db->next_version > v) {
+        rc = status_err(STOAT_EBUSY, "the version reserved for this write (%llu) was passed by "
+                        "other commits", (unsigned long long)v);
+    } else {
+        pthread_mutex_unlock(&db->mu);
+        rc = self->exclusive(db, self->exclusive_arg);
+        pthread_mutex_lock(&db->mu);
+        if (rc == 0 && v != 0) {
+            db->next_version = v + 1;
+            atomic_store_explicit(&db->last_version, v, memory_order_release);
+            self->version = v;
+        }
+    }
+    db_finish_group_locked(db, self, self, rc);
+    return rc;
+}
+
 static int db_lead_group_locked(stoat_db *db, db_writer *self)
 {
     uint64_t bytes, n, top = 0;
     int sync, rc;
-    db_writer *last = db_build_group_locked(db, &bytes, &n, &sync);
+    db_writer *last;
+
+    if (self->exclusive)
+        return db_lead_exclusive_locked(db, self);
+    last = db_build_group_locked(db, &bytes, &n, &sync);
 
     sync |= db->opts.sync == STOAT_SYNC_COMMIT && n > 0;
     if (db->mp != NULL)
@@ -606,6 +638,24 @@ int db_sync_logs(stoat_db *db)
 int db_rotate_and_wait(stoat_db *db)
 {
     return db_write_mode(db, NULL, 0, 0, 1);
+}
+
+int db_write_exclusive(stoat_db *db, uint64_t version, int (*fn)(stoat_db *db, void *arg),
+                       void *arg)
+{
+    db_writer w = {.exclusive = fn, .exclusive_arg = arg, .exclusive_version = version};
+    return db_write_queued(db, &w);
+}
+
+uint64_t db_version_reserve(stoat_db *db, uint64_t ahead)
+{
+    uint64_t v;
+
+    pthread_mutex_lock(&db->mu);
+    v = db->next_version + ahead;
+    pthread_mutex_unlock(&db->mu);
+    /* Keep far from the top: UINT64_MAX is the seek sentinel (ikey.h). */
+    return v < db->next_version || v >= (UINT64_MAX >> 1) ? 0 : v;
 }
 
 int db_write_txn(stoat_db *db, const db_write_op *ops, size_t n, txn_reads *reads,
