@@ -96,3 +96,40 @@ describe("multi_process", function()
         assert.matches("another process runs the background work", out)
     end)
 end)
+
+describe("stoat backup of a live database", function()
+    it("equals a snapshot while another process writes", function()
+        local db, path = h.open_db(finally, MP)
+        assert(db:set("last", "0"))
+        -- A writer in another process: each transaction writes k<i> and
+        -- moves "last" to i, so any snapshot holds k1..k<last> exactly.
+        local build = os.getenv("BUILD") or "build"
+        local prog = ("local stoat = require 'stoat'; local db = assert(stoat.open(%q, "
+                      .. "{ multi_process = true })); for i = 1, 3000 do "
+                      .. "assert(db:update(function(t) t:set('k' .. i, ('v'):rep(i %% 2000)); "
+                      .. "t:set('last', tostring(i)) end)) end; assert(db:close())"):format(path)
+        local writer = io.popen(("LUA_PATH='lua/?.lua;;' LUA_CPATH=%s luajit -e %s 2>&1")
+                                :format(h.shell_quote(build .. "/?.so;;"), h.shell_quote(prog)))
+        h.sleep(0.3)
+        local bak = path .. ".bak"
+        local ok, out = h.run("{ bin/stoat backup " .. h.shell_quote(path) .. " > "
+                              .. h.shell_quote(bak) .. "; }")
+        assert(ok, out)
+        local werr = writer:read("*a")
+        assert(writer:close(), werr)
+        local dir2 = h.tmpdir()
+        finally(function() h.rmrf(dir2) end)
+        ok, out = h.run("bin/stoat restore " .. h.shell_quote(dir2 .. "/db") .. " "
+                        .. h.shell_quote(bak))
+        assert(ok, out)
+        local copy = assert(stoat.open(dir2 .. "/db"))
+        local last = tonumber(copy:get("last"))
+        assert.is_true(last > 0 and last < 3000, "backup taken mid-write: last " .. last)
+        for i = 1, last do
+            assert.are.equal(("v"):rep(i % 2000), copy:get("k" .. i))
+        end
+        assert.is_nil(copy:get("k" .. (last + 1)))
+        assert.are.equal(last + 1, copy:count())
+        copy:close()
+    end)
+end)
