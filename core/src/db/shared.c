@@ -824,9 +824,17 @@ static int mp_take_over(stoat_db *db)
         env_list_free(names, n);
     }
     if (rc == 0) {
-        atomic_store(&db->mp->owner, 1);
-        atomic_store(&db->mp->hdr->owner_pid, (uint64_t)getpid());
         mp_install_view(db, v, man, st.log_number, gen);
+        /* Follow the WALs up to the active one first: the flusher needs
+         * the memtable commits go to (the install may have dropped a
+         * flushed one this handle was still following). */
+        if ((rc = mp_catch_up_locked(db)) == 0) {
+            atomic_store(&db->mp->owner, 1);
+            atomic_store(&db->mp->hdr->owner_pid, (uint64_t)getpid());
+            pthread_mutex_lock(&db->mu);
+            pthread_cond_broadcast(&db->bg_cv);
+            pthread_mutex_unlock(&db->mu);
+        }
     } else if (v != NULL) {
         lsm_view_unref(v);
         manifest_close(man);
