@@ -772,6 +772,10 @@ static int mp_join(stoat_db *db)
             rc = memtable_replay_range(db->mem, WAL_HEADER_LEN, head_end(head), mp_apply_entry,
                                        &a, &mp->wal_pos);
         }
+        /* A flush installed meanwhile may have removed a WAL before it was
+         * listed, its tables not in the view loaded: start over. */
+        if (rc == 0 && atomic_load(&h->manifest_gen) != gen)
+            rc = STOAT_ENOTFOUND;
         if (rc == 0) {
             mp->wal_id = head_id(head);
             atomic_store(&mp->applied_head, head_make(mp->wal_id, mp->wal_pos));
