@@ -9,7 +9,7 @@
 # Uses CC, CFLAGS, LDFLAGS, LDLIBS and BUILD from the top-level Makefile.
 
 BENCH_DIR := $(BUILD)/bench
-BENCH_DRIVER := driver workload flags gen stats hist dbdir engine
+BENCH_DRIVER := driver procs workload flags gen stats hist dbdir engine
 BENCH_DRIVER_OBJS := $(BENCH_DRIVER:%=$(BENCH_DIR)/obj/%.o)
 BENCH_HDRS := $(wildcard bench/*.h) core/include/stoat.h
 BENCH_PEERS := leveldb rocksdb lmdb

@@ -6,7 +6,9 @@
  * create_if_missing; --bloom_bits < 0 turns the bloom filter off as it does
  * for the peers, any other value keeps stoat's 1% (about 10 bits per key).
  * Durability: engine_config.sync selects STOAT_SYNC_COMMIT (each write is
- * fsynced, with group commit) or STOAT_SYNC_NONE.
+ * fsynced, with group commit) or STOAT_SYNC_NONE. engine_config.multi_process
+ * sets the multi_process option (--processes: several processes open the
+ * directory at once).
  *
  * Batches: each session keeps one stoat_batch, reused from commit to
  * commit. stoat commits a batch in chunks of at most max_txn_entries /
@@ -18,6 +20,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine.h"
 #include "stoat.h"
@@ -58,6 +61,11 @@ static void sto_describe(const engine_config *cfg, char *buf, size_t len)
              (unsigned long long)(o.cache_size >> 20), o.num_compactors,
              cfg->bloom_bits < 0 ? "no bloom filter" : "bloom filter 1%",
              cfg->sync ? "sync writes" : "no sync");
+    if (cfg->multi_process) {
+        size_t used = strlen(buf);
+
+        snprintf(buf + used, len - used, ", multi_process");
+    }
 }
 
 static int sto_open(const engine_config *cfg, engine_db **out)
@@ -76,6 +84,7 @@ static int sto_open(const engine_config *cfg, engine_db **out)
         o.bloom_fp_rate = 0;
     if (cfg->value_threshold > 0)
         o.value_threshold = (uint32_t)cfg->value_threshold;
+    o.multi_process = cfg->multi_process;
     if ((rc = stoat_open(cfg->dir, &o, &db->db)) != 0) {
         free(db);
         return sto_fail(NULL, "open", rc);
