@@ -21,7 +21,10 @@
  * the wall time from the first start to the last finish (CLOCK_MONOTONIC
  * is one clock for every process). Bytes written are summed over the
  * children; peak RSS is given as the sum and the largest of the children's
- * (shared pages count in each).
+ * (shared pages count in each). CPU time (user + system, every thread of
+ * every child, background work included) gives operations per CPU second,
+ * a figure that other jobs on the machine disturb less than ops/sec: when
+ * N processes scale, it stays where it is at N = 1.
  *
  * Only the parent's main thread runs this file; a child never returns from
  * procs_child. The parent has no threads when it forks.
@@ -31,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -48,7 +52,19 @@ typedef struct procs_result {
     uint64_t io_bytes;      /* growth of the disk-write counter (stats_io) */
     int io_ok;
     uint64_t peak_rss;
+    double cpu_seconds;     /* user + system time of the process meanwhile */
 } procs_result;
+
+/* User + system seconds of this process so far, every thread included. */
+static double procs_cpu_seconds(void)
+{
+    struct rusage ru;
+
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
 
 static int procs_write_all(int fd, const void *p, size_t len)
 {
@@ -91,6 +107,7 @@ static void procs_child(bench *b, const bench_def *def, int ordinal, int res_fd,
     bench_thread *t = calloc((size_t)n, sizeof *t);
     procs_result r;
     stats_io io0, io1;
+    double cpu0;
     char c;
 
     if (t == NULL)
@@ -100,7 +117,9 @@ static void procs_child(bench *b, const bench_def *def, int ordinal, int res_fd,
     if (procs_write_all(res_fd, "R", 1) != 0 || read(go_fd, &c, 1) != 0)
         exit(1);    /* the parent gave up: it closes go only to start us */
     stats_io_read(&io0);
+    cpu0 = procs_cpu_seconds();
     bench_run_threads(b, def, t, n, ordinal);
+    r.cpu_seconds = procs_cpu_seconds() - cpu0;
     stats_io_read(&io1);
     r.readers = t[0].st;
     for (int i = 1; i < readers; i++)
@@ -120,6 +139,7 @@ static void procs_report(bench *b, const bench_def *def, const procs_result *r, 
 {
     stats readers = r[0].readers, writer = r[0].writer;
     uint64_t written = 0, io = 0, rss_sum = 0, rss_max = 0;
+    double cpu = 0;
     int io_ok = 1;
     char msg[200];
 
@@ -131,6 +151,7 @@ static void procs_report(bench *b, const bench_def *def, const procs_result *r, 
         written += r[i].user_written;
         io += r[i].io_bytes;
         io_ok &= r[i].io_ok;
+        cpu += r[i].cpu_seconds;
         rss_sum += r[i].peak_rss;
         rss_max = r[i].peak_rss > rss_max ? r[i].peak_rss : rss_max;
     }
@@ -149,6 +170,8 @@ static void procs_report(bench *b, const bench_def *def, const procs_result *r, 
                (double)io / (double)written);
     printf("  peak RSS: %.1f MB summed over processes, %.1f MB the largest\n",
            (double)rss_sum / MB, (double)rss_max / MB);
+    printf("  cpu: %.2f s summed over processes, %.0f ops per cpu second\n", cpu,
+           cpu > 0 ? (double)(readers.done + writer.done) / cpu : 0.0);
     fflush(stdout);
 }
 
