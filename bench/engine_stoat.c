@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine.h"
 #include "stoat.h"
@@ -109,6 +110,36 @@ static int sto_sync(engine_db *db)
     int rc = stoat_sync(db->db);
 
     return rc ? sto_fail(db->db, "sync", rc) : ENGINE_OK;
+}
+
+/*
+ * Done when no immutable memtable is left (in multi_process mode a
+ * replica goes once the owner flushed it and this process reloaded the
+ * MANIFEST) and the flush and compaction counts held still for
+ * STO_SETTLE_QUIET polls in a row; gives up after STO_SETTLE_MAX_MS.
+ */
+#define STO_SETTLE_POLL_MS 20
+#define STO_SETTLE_QUIET 10
+#define STO_SETTLE_MAX_MS 60000
+
+static int sto_settle(engine_db *db)
+{
+    struct timespec pause = { 0, STO_SETTLE_POLL_MS * 1000000L };
+    uint64_t work = UINT64_MAX;
+    int quiet = 0;
+
+    for (int waited = 0; quiet < STO_SETTLE_QUIET && waited < STO_SETTLE_MAX_MS;
+         waited += STO_SETTLE_POLL_MS) {
+        stoat_stats st;
+        int rc = stoat_stats_get(db->db, &st);
+
+        if (rc != 0)
+            return sto_fail(db->db, "stats_get", rc);
+        quiet = st.memtables <= 1 && st.flushes + st.compactions == work ? quiet + 1 : 0;
+        work = st.flushes + st.compactions;
+        nanosleep(&pause, NULL);
+    }
+    return ENGINE_OK;
 }
 
 static int sto_session_open(engine_db *db, engine_session **out)
@@ -273,6 +304,7 @@ const engine_ops engine = {
     .open = sto_open,
     .close = sto_close,
     .sync = sto_sync,
+    .settle = sto_settle,
     .session_open = sto_session_open,
     .session_close = sto_session_close,
     .put = sto_put,

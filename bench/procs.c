@@ -9,7 +9,10 @@
  * children. Each child opens the database, says it is ready on its own
  * pipe and waits until the parent closes the shared "go" pipe, so that
  * every process starts at once, whatever its open cost (stoat's replays
- * the WAL). It then runs the benchmark's threads (driver.c) and writes
+ * the WAL). Before a benchmark that runs on the existing database, each
+ * child first lets the engine settle (engine.h): stoat flushes what its
+ * open recovered in the background, and that work would otherwise fall
+ * into the measurement of one N and not of another. It then runs the benchmark's threads (driver.c) and writes
  * its figures back on its pipe, closes the database and exits.
  *
  * Work: the fills share --num between the processes (the database ends
@@ -114,6 +117,10 @@ static void procs_child(bench *b, const bench_def *def, int ordinal, int res_fd,
         exit(1);
     memset(&r, 0, sizeof r);
     bench_open(b, def->force_sync ? 1 : b->f.sync);
+    if (!def->fresh_db && engine.settle && engine.settle(b->db) != ENGINE_OK) {
+        fprintf(stderr, "%s: settle: %s\n", def->name, engine_errmsg());
+        exit(1);
+    }
     if (procs_write_all(res_fd, "R", 1) != 0 || read(go_fd, &c, 1) != 0)
         exit(1);    /* the parent gave up: it closes go only to start us */
     stats_io_read(&io0);
