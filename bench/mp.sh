@@ -23,8 +23,13 @@
 # Environment: NUM (200000), READS (100000 per process), RUNS (3), PROCS
 # ("1 2 4 8"), SIZES ("100 1024"), BUILD (build), OUT (bench/RESULTS.md;
 # "-" prints only), BASE (a stoat_bench of an earlier commit; optional),
-# BASE_NAME (how to name it, e.g. its commit). About 8 minutes with the
-# defaults on 2 cores.
+# BASE_NAME (how to name it, e.g. its commit), COMMIT (names the stoat
+# measured when the tree is not a git checkout), RAW (keep the raw figures,
+# one "size run round benchmark value" line each, in this file), RAW_IN
+# (write the section from such a file instead of running; give the same
+# SIZES, PROCS, RUNS, BASE). About 8 minutes with the defaults on 2 cores.
+#
+# Do not edit this script while it runs: bash reads it as it goes.
 set -u
 
 cd "$(dirname "$0")/.." || exit 1
@@ -47,8 +52,8 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mp_bench.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
-results=$work/results
-: > "$results"
+results=${RAW:-$work/results}
+[ -n "${RAW_IN:-}" ] || : > "$results"
 
 # run NAME TOOL [FLAGS...]: one invocation; appends "size name round
 # bench ops" and "size name round bench_rss MB" lines to $results.
@@ -71,7 +76,9 @@ run() {
         /^  cpu:/ && bench != "" { print s, c, r, bench "_cps", $7; bench = "" }' >> "$results"
 }
 
-for size in $SIZES; do
+run_sizes=$SIZES
+[ -n "${RAW_IN:-}" ] && { results=$RAW_IN; run_sizes=; }
+for size in $run_sizes; do
     for round in $(seq 1 "$RUNS"); do
         [ -n "$BASE" ] && run before "$BASE"
         run sp-inproc "$stoat" --multi_process=0
@@ -183,7 +190,7 @@ raw() {
     done
 }
 
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+commit=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 if [ "$OUT" != "-" ] && [ -f "$OUT" ] && grep -q '^<!-- begin processes-analysis -->$' "$OUT"; then
     analysis=$(sed -n '/^<!-- begin processes-analysis -->$/,/^<!-- end processes-analysis -->$/p' "$OUT")
