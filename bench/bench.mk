@@ -3,7 +3,8 @@
 #   make bench         build/bench/stoat_bench (links build/libstoat.a)
 #   make bench-peers   build/bench/{leveldb,rocksdb,lmdb}_bench, from
 #                      Debian's libleveldb-dev, librocksdb-dev, liblmdb-dev
-#   make bench-smoke   runs every built tool on a tiny database
+#   make bench-smoke   runs every built tool on a tiny database (stoat and
+#                      LMDB also with --processes=2)
 #
 # Every tool is the same driver linked with one adapter (bench/engine_*.c).
 # Uses CC, CFLAGS, LDFLAGS, LDLIBS and BUILD from the top-level Makefile.
@@ -50,5 +51,11 @@ bench-smoke:
 	    echo "$$out" | grep -q "^$$b *: .* micros/op .* ops/sec;" || \
 	      { echo "$$tool: no $$b line"; echo "$$out"; exit 1; }; \
 	  done; \
+	  case $$tool in *leveldb_bench|*rocksdb_bench) ;; *) \
+	    out=$$($$tool --db=$$dir/$$(basename $$tool)-procs --num=2000 --reads=500 --processes=2 \
+	                  --benchmarks=fillrandom,readrandom); \
+	    echo "$$out" | grep -q "^readrandom *: .* ops/sec;.*(2 processes)" || \
+	      { echo "$$tool: --processes=2 failed"; echo "$$out"; exit 1; }; \
+	  esac; \
 	  echo "bench-smoke: $$tool ok"; \
 	done

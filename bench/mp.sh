@@ -90,6 +90,14 @@ for size in $run_sizes; do
     done
 done
 
+# Cores busy per run: ops/sec over ops per CPU second (how much of the
+# machine the processes got; above 1 only when they ran in parallel).
+awk '$4 !~ /_/ { ops[$1 " " $2 " " $3 " " $4] = $5 }
+     $4 ~ /_cps$/ { cps[$1 " " $2 " " $3 " " substr($4, 1, length($4) - 4)] = $5 }
+     END { for (k in ops) if (cps[k] > 0) printf "%s_cores %.2f\n", k, ops[k] / cps[k] }' \
+    "$results" | cat "$results" - > "$work/all"
+results=$work/all
+
 # med SIZE NAME BENCH: the median of the rounds ("-" when none ran).
 med() {
     awk -v s="$1" -v c="$2" -v b="$3" '$1 == s && $2 == c && $4 == b { v[n++] = $5 }
@@ -97,7 +105,7 @@ med() {
             if (n == 0) { print "-"; exit }
             for (i = 1; i < n; i++) for (j = i; j > 0 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
             m = n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2
-            if (b ~ /_rss$/) printf "%.1f", m; else printf "%d", m
+            if (b ~ /_rss$/) printf "%.1f", m; else if (b ~ /_cores$/) printf "%.2f", m; else printf "%d", m
         }' "$results"
 }
 # all SIZE NAME BENCH: every round's figure, "a / b / c".
@@ -122,7 +130,7 @@ size_section() {
     for n in $PROCS; do printf -- '---:|'; done
     for n in $PROCS; do [ "$n" != 1 ] && printf -- '---:|'; done
     echo
-    for bench in fillrandom readrandom fillrandom_cps readrandom_cps readrandom_rss; do
+    for bench in fillrandom readrandom fillrandom_cps readrandom_cps fillrandom_cores readrandom_cores readrandom_rss; do
         for eng in mp lmdb; do
             [ "$eng" = lmdb ] && [ -z "$lmdb" ] && continue
             case $eng/$bench in
@@ -130,6 +138,8 @@ size_section() {
                 lmdb/readrandom_rss) row="lmdb peak RSS summed, MB" ;;
                 mp/*_cps) row="stoat ${bench%_cps} ops per CPU second" ;;
                 lmdb/*_cps) row="lmdb ${bench%_cps} ops per CPU second" ;;
+                mp/*_cores) row="stoat ${bench%_cores} cores busy" ;;
+                lmdb/*_cores) row="lmdb ${bench%_cores} cores busy" ;;
                 mp/*) row="stoat multi_process $bench" ;;
                 *) row="lmdb $bench" ;;
             esac
@@ -145,13 +155,13 @@ size_section() {
     echo
     echo "One process, stoat (ops/sec, median of $RUNS):"
     echo
-    echo "| benchmark |$([ -n "$BASE" ] && echo " before ($BASE_NAME), in-process |") single-process, in-process | single-process, --processes=1 | multi_process, --processes=1 | multi_process / single-process |$([ -n "$BASE" ] && echo " single-process in-process / before |")"
-    echo "|---|$([ -n "$BASE" ] && printf -- '---:|')---:|---:|---:|---:|$([ -n "$BASE" ] && printf -- '---:|')"
+    echo "| benchmark |$([ -n "$BASE" ] && echo " before ($BASE_NAME), in-process |") single-process, in-process | single-process, --processes=1 | multi_process, --processes=1 | multi_process / single-process | the same per CPU second |$([ -n "$BASE" ] && echo " single-process in-process / before |")"
+    echo "|---|$([ -n "$BASE" ] && printf -- '---:|')---:|---:|---:|---:|---:|$([ -n "$BASE" ] && printf -- '---:|')"
     for bench in fillrandom readrandom; do
         local b0 sp spi mp1
         b0=$(med "$s" before "$bench"); spi=$(med "$s" sp-inproc "$bench")
         sp=$(med "$s" sp-1 "$bench"); mp1=$(med "$s" mp-1 "$bench")
-        echo "| $bench |$([ -n "$BASE" ] && echo " $b0 |") $spi | $sp | $mp1 | $(ratio "$mp1" "$sp") |$([ -n "$BASE" ] && echo " $(ratio "$spi" "$b0") |")"
+        echo "| $bench |$([ -n "$BASE" ] && echo " $b0 |") $spi | $sp | $mp1 | $(ratio "$mp1" "$sp") | $(ratio "$(med "$s" mp-1 "${bench}_cps")" "$(med "$s" sp-1 "${bench}_cps")") |$([ -n "$BASE" ] && echo " $(ratio "$spi" "$b0") |")"
     done
     echo
 }
@@ -164,7 +174,7 @@ targets() {
     for s in $SIZES; do
         for bench in fillrandom readrandom; do
             r=$(ratio "$(med "$s" mp-1 "$bench")" "$(med "$s" sp-1 "$bench")")
-            echo "| multi_process at N=1 >= 0.9 x single-process, $bench | $s B | $(times "$(med "$s" mp-1 "$bench")" "$(med "$s" sp-1 "$bench")") | $(verdict "$r" 0.9) |"
+            echo "| multi_process at N=1 >= 0.9 x single-process, $bench | $s B | $(times "$(med "$s" mp-1 "$bench")" "$(med "$s" sp-1 "$bench")") (per CPU second $(times "$(med "$s" mp-1 "${bench}_cps")" "$(med "$s" sp-1 "${bench}_cps")")) | $(verdict "$r" 0.9) |"
         done
         if [ -n "$BASE" ]; then
             for bench in fillrandom readrandom; do
@@ -173,9 +183,9 @@ targets() {
             done
         fi
         r=$(ratio "$(med "$s" mp-2 readrandom)" "$(med "$s" mp-1 readrandom)")
-        echo "| readrandom, 2 processes >= 1.7 x 1 | $s B | $(times "$(med "$s" mp-2 readrandom)" "$(med "$s" mp-1 readrandom)") (lmdb $(times "$(med "$s" lmdb-2 readrandom)" "$(med "$s" lmdb-1 readrandom)")) | $(verdict "$r" 1.7) |"
+        echo "| readrandom, 2 processes >= 1.7 x 1 | $s B | $(times "$(med "$s" mp-2 readrandom)" "$(med "$s" mp-1 readrandom)") (lmdb $(times "$(med "$s" lmdb-2 readrandom)" "$(med "$s" lmdb-1 readrandom)"); per CPU second $(times "$(med "$s" mp-2 readrandom_cps)" "$(med "$s" mp-1 readrandom_cps)")) | $(verdict "$r" 1.7) |"
         r=$(ratio "$(med "$s" mp-4 fillrandom)" "$(med "$s" mp-1 fillrandom)")
-        echo "| fillrandom, 4 processes >= 0.8 x 1 | $s B | $(times "$(med "$s" mp-4 fillrandom)" "$(med "$s" mp-1 fillrandom)") (lmdb $(times "$(med "$s" lmdb-4 fillrandom)" "$(med "$s" lmdb-1 fillrandom)")) | $(verdict "$r" 0.8) |"
+        echo "| fillrandom, 4 processes >= 0.8 x 1 | $s B | $(times "$(med "$s" mp-4 fillrandom)" "$(med "$s" mp-1 fillrandom)") (lmdb $(times "$(med "$s" lmdb-4 fillrandom)" "$(med "$s" lmdb-1 fillrandom)"); per CPU second $(times "$(med "$s" mp-4 fillrandom_cps)" "$(med "$s" mp-1 fillrandom_cps)")) | $(verdict "$r" 0.8) |"
     done
 }
 
@@ -213,8 +223,9 @@ section=$(
     echo "count in each). Ops per CPU second: all operations over the user + system time"
     echo "of every thread of every process (background work included); other jobs on"
     echo "the machine disturb it less than ops/sec, and it stays flat with N when the"
-    echo "processes scale. Medians of $RUNS rounds; the machine's cores are shared with"
-    echo "other jobs, so compare within this section."
+    echo "processes scale. Cores busy: ops/sec over ops per CPU second, the share of the"
+    echo "machine the processes got (up to $(nproc)). Medians of $RUNS rounds; the machine's"
+    echo "cores are shared with other jobs, so compare within this section."
     echo
     echo "Commands (V = 100, 1024; N = $PROCS):"
     echo
