@@ -15,6 +15,8 @@
 #   make openresty-demo  the OpenResty example (examples/openresty/) on
 #                   127.0.0.1:$(DEMO_PORT) under a temporary prefix, left running
 #   make bench-nginx    bench/nginx.sh: wrk against ngx.shared.DICT and stoat
+#   make soak       the soak (core/test/soak.c) for SOAK_SECONDS (3600)
+#   make powerloss  the power-loss state checker for POWERLOSS_STATES (20000)
 #   make deps       installs the Debian packages the build and tests need
 #   make clean
 #
@@ -49,7 +51,8 @@ DEB_PACKAGES = build-essential libzstd-dev liblz4-dev libxxhash-dev \
                valgrind clang
 
 .PHONY: all lib check-layers check-exports test test-c asan tsan valgrind stress deps deps-bench \
-        clean examples quickstart fuzz fuzz-build crash-test openresty-demo bench-nginx
+        clean examples quickstart fuzz fuzz-build crash-test openresty-demo bench-nginx \
+        soak powerloss
 
 all: lib examples
 
@@ -97,6 +100,26 @@ $(BUILD)/crash_loop: core/test/crash_loop.c $(TEST_SUPPORT_OBJS) $(BUILD)/libsto
 	$(CC) $(CFLAGS) -DSTOAT_TESTING -Icore/test -o $@ $< $(TEST_SUPPORT_OBJS) \
 	  $(BUILD)/libstoat_test.a $(LDFLAGS) $(LDLIBS)
 
+# The soak: a short run (STOAT_SOAK_SECONDS, 20) in `make test`, a long
+# one in `make soak` (the curve is printed as it goes).
+$(BUILD)/soak: core/test/soak.c $(TEST_SUPPORT_OBJS) $(BUILD)/libstoat_test.a core/test/test.h \
+               core/test/db_util.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DSTOAT_TESTING -Icore/test -o $@ $< $(TEST_SUPPORT_OBJS) \
+	  $(BUILD)/libstoat_test.a $(LDFLAGS) $(LDLIBS)
+
+SOAK_SECONDS ?= 3600
+soak: $(BUILD)/soak
+	STOAT_SOAK_SECONDS=$(SOAK_SECONDS) STOAT_NO_LUA=1 BUILD=$(BUILD) \
+	  sh core/test/run.sh $(BUILD)/soak
+
+# Power-loss states (core/test/powerloss_test.c): 300 in `make test`,
+# POWERLOSS_STATES here.
+POWERLOSS_STATES ?= 20000
+powerloss: $(BUILD)/test/powerloss_test
+	STOAT_POWERLOSS_STATES=$(POWERLOSS_STATES) STOAT_NO_LUA=1 BUILD=$(BUILD) \
+	  sh core/test/run.sh $(BUILD)/test/powerloss_test
+
 CRASH_SECONDS ?= 300
 crash-test: $(BUILD)/crash_loop
 	STOAT_CRASH_SECONDS=$(CRASH_SECONDS) STOAT_NO_LUA=1 BUILD=$(BUILD) \
@@ -132,8 +155,8 @@ check-exports: $(BUILD)/libstoat.so
 	if [ -n "$$bad" ]; then echo "check-exports: not stoat_*:" $$bad; exit 1; fi; \
 	echo "check-exports: ok"
 
-test: check-layers check-exports lib $(TESTS) $(BUILD)/crash_loop
-	@BUILD=$(BUILD) sh core/test/run.sh $(TESTS) $(BUILD)/crash_loop core/fuzz/short.sh
+test: check-layers check-exports lib $(TESTS) $(BUILD)/crash_loop $(BUILD)/soak
+	@BUILD=$(BUILD) sh core/test/run.sh $(TESTS) $(BUILD)/crash_loop $(BUILD)/soak core/fuzz/short.sh
 
 test-c: check-layers $(TESTS)
 	@BUILD=$(BUILD) STOAT_NO_LUA=1 sh core/test/run.sh $(TESTS)
@@ -146,7 +169,7 @@ asan:
 # ThreadSanitizer over the tests that run threads against one database:
 # the bank test (30 s, STOAT_BANK_SECONDS overrides), transactions, the
 # skiplist's lock-free readers, the database's concurrent readers/writers.
-TSAN_TESTS = txn_bank_test txn_test skiplist_test db_test vlog_db_test vlog_db_race_test \
+TSAN_TESTS = txn_bank_test txn_test skiplist_test db_test vlog_db_test vlog_db_race_test db_ingest_test \
              db_scan_race_test
 tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 \

@@ -5,6 +5,7 @@
 #                      Debian's libleveldb-dev, librocksdb-dev, liblmdb-dev
 #   make bench-smoke   runs every built tool on a tiny database (stoat and
 #                      LMDB also with --processes=2)
+#   make bench-bulk    bench/bulk_load.sh: bulk loader vs batched puts (issue 14)
 #
 # Every tool is the same driver linked with one adapter (bench/engine_*.c).
 # Uses CC, CFLAGS, LDFLAGS, LDLIBS and BUILD from the top-level Makefile.
@@ -21,7 +22,7 @@ BENCH_PEER_LIBS_lmdb := -llmdb
 BENCH_ROCKSDB_VERSION := $(shell sed -n 's/^\#define ROCKSDB_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)/\2/p' \
                            /usr/include/rocksdb/version.h 2>/dev/null | paste -sd. -)
 
-.PHONY: bench bench-peers bench-smoke
+.PHONY: bench bench-peers bench-smoke bench-bulk
 
 bench: $(BENCH_DIR)/stoat_bench
 
@@ -38,6 +39,14 @@ $(BENCH_DIR)/obj/engine_rocksdb.o: BENCH_CFLAGS = -DBENCH_ROCKSDB_VERSION='"$(BE
 
 $(BENCH_DIR)/stoat_bench: $(BENCH_DRIVER_OBJS) $(BENCH_DIR)/obj/engine_stoat.o $(BUILD)/libstoat.a
 	$(CC) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lm
+
+# The bulk load against batched puts (bench/bulk_load.c): stoat only.
+$(BENCH_DIR)/bulk_load: $(BENCH_DIR)/obj/bulk_load.o $(BENCH_DIR)/obj/gen.o $(BENCH_DIR)/obj/stats.o \
+                        $(BENCH_DIR)/obj/hist.o $(BENCH_DIR)/obj/dbdir.o $(BUILD)/libstoat.a
+	$(CC) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lm
+
+bench-bulk: $(BENCH_DIR)/bulk_load
+	sh bench/bulk_load.sh
 
 $(BENCH_DIR)/%_bench: $(BENCH_DRIVER_OBJS) $(BENCH_DIR)/obj/engine_%.o
 	$(CC) -o $@ $^ $(LDFLAGS) $(BENCH_PEER_LIBS_$*) -pthread -lm

@@ -8,7 +8,8 @@
 --   db:close()
 --
 -- This file owns the database object; transactions live in stoat/txn.lua,
--- iterators in stoat/iter.lua, batches in stoat/batch.lua, the one write
+-- iterators in stoat/iter.lua, batches in stoat/batch.lua, bulk loads in
+-- stoat/loader.lua, the one write
 -- body in stoat/write.lua, codecs in stoat/codec.lua, handle lifetimes in
 -- stoat/handle.lua, the C declarations in stoat/cdef.lua. lua/README.md is
 -- the API reference. Keys are Lua strings, binary-safe; values too,
@@ -33,6 +34,7 @@ local handle = require "stoat.handle"
 local options = require "stoat.options"
 local txn = require "stoat.txn"
 local batch = require "stoat.batch"
+local loader = require "stoat.loader"
 local iter = require "stoat.iter"
 local write = require "stoat.write"
 local codec_mod = require "stoat.codec"
@@ -99,15 +101,20 @@ function stoat.open(dir, opts)
                           _codec = codec }, DB)
 end
 
--- The number of batches of node's with uncommitted writes.
+-- The numbers of batches of node's with uncommitted writes and of its
+-- unfinished bulk loads holding entries.
 local function pending_batches(node)
-    local n = 0
+    local n, loads = 0, 0
     for kid in pairs(node.kids) do
         if kid.pending then
-            n = n + 1
+            if kid.loader then
+                loads = loads + 1
+            else
+                n = n + 1
+            end
         end
     end
-    return n
+    return n, loads
 end
 
 -- Closes the database, after closing what is still open on it (iterators,
@@ -124,12 +131,18 @@ function DB:close()
     if node.dead then
         return true
     end
-    if node.live > 0 and pending_batches(node) > 0 then
-        collectgarbage() -- batches nobody can reach any more are not in the way
-        local n = pending_batches(node)
+    if node.live > 0 then
+        local n, loads = pending_batches(node)
+        if n + loads > 0 then
+            collectgarbage() -- batches nobody can reach any more are not in the way
+            n, loads = pending_batches(node)
+        end
         if n > 0 then
             return nil, ("busy: %d batch%s with uncommitted writes (commit or close %s first)")
                         :format(n, n == 1 and "" or "es", n == 1 and "it" or "them")
+        elseif loads > 0 then
+            return nil, ("busy: %d bulk load%s not finished (finish or abort %s first)")
+                        :format(loads, loads == 1 and "" or "s", loads == 1 and "it" or "them")
         end
     end
     return ok(handle.close_now(self._gc, node))
@@ -309,6 +322,24 @@ function DB:batch()
         return nil, CLOSED
     end
     return batch.new(self)
+end
+
+-- A bulk loader (stoat/loader.lua): entries in strictly increasing key
+-- order, installed at once by ld:finish(). ld | nil, err.
+function DB:loader()
+    if live(self, 1) == nil then
+        return nil, CLOSED
+    end
+    return loader.new(self)
+end
+
+-- Bulk loads every key, value [, opts] of an iterator (a generic-for
+-- triple, keys strictly increasing) as one commit: n, version | nil, err.
+function DB:bulk_load(f, s, c)
+    if live(self, 1) == nil then
+        return nil, CLOSED
+    end
+    return loader.bulk_load(self, f, s, c)
 end
 
 -- Calls an argument-less C function of the database: true | nil, err.

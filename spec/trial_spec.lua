@@ -154,9 +154,22 @@ describe("trial", function()
     end)
 end)
 
--- Found by the trial, left to other issues (not the Lua module's): kept
--- here as pending specs, the reproducer ready for whoever fixes them.
-describe("trial, not fixed by issue 13", function()
-    pending("B2: opening in init_worker_by_lua fails with busy after an nginx reload "
-            .. "(several processes on one directory: DESIGN.md, Processes)")
+-- B2 was left to the multi-process issue (11): an nginx reload starts new
+-- workers while the old ones still hold the database. With multi_process
+-- (what stoat.ngx opens with) the new process opens beside the old one;
+-- spec/openresty_spec.lua runs the reload itself in a real nginx.
+describe("trial, fixed by issue 11", function()
+    it("B2: a second process opens the directory while the first holds it", function()
+        local db, path = h.open_db(finally, { multi_process = true })
+        assert(db:set("old", "worker"))
+        local build = os.getenv("BUILD") or "build"
+        local child = ("local stoat = require 'stoat'; local db = assert(stoat.open(%q, "
+                       .. "{ multi_process = true })); io.write(db:get('old')); "
+                       .. "assert(db:set('new', 'worker')); assert(db:close())"):format(path)
+        local ok, out = h.run(("LUA_PATH='lua/?.lua;;' LUA_CPATH=%s luajit -e %s")
+                              :format(h.shell_quote(build .. "/?.so;;"), h.shell_quote(child)))
+        assert(ok, out)
+        assert.are.equal("worker", out)
+        assert.are.equal("worker", db:get("new"))
+    end)
 end)

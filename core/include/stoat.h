@@ -15,6 +15,32 @@
  * Bytes: keys and values are arbitrary bytes with explicit lengths. The
  * library copies what it keeps. Every function that hands bytes back says
  * who owns them and until when.
+ *
+ * Several processes. By default one process holds the directory (a
+ * second writer, in this process or another, gets STOAT_EBUSY; read-only
+ * opens share and read a snapshot of the files). With
+ * stoat_options.multi_process = 1 any number of processes (and any
+ * number of handles in one process) open the directory read-write at
+ * once, and it is one database: a commit acknowledged in one process is
+ * seen by every transaction begun afterwards in any process, and
+ * conflicts are detected across processes as between threads.
+ *   Shared between the processes: the files, a small region of shared
+ *   memory (/dev/shm/stoat.<dev>.<ino>.shm, 64 KiB: the commit lock, the
+ *   published versions and WAL position, one liveness slot per handle),
+ *   and one background owner, elected, that flushes and compacts for all
+ *   (it hands over when it closes or dies).
+ *   Per process (per handle): memtables (each process replays the WAL
+ *   records the others append), the block and table caches, the
+ *   transactions, iterators and snapshots, the threads.
+ *   A process killed at any instruction, even holding the commit lock,
+ *   blocks the others at most until the lock's next acquirer repairs what
+ *   it left (its unacknowledged commit is cut off); a process stopped
+ *   while holding it makes the others' commits fail with STOAT_EBUSY after
+ *   lock_timeout_ms. Every process must use multi_process for a
+ *   directory; a single-process open excludes them and they it.
+ *   stoat_gc and stoat_flatten run in the background owner only (in
+ *   another process they return STOAT_EBUSY naming the owner's pid);
+ *   automatic GC runs there too.
  */
 #ifndef STOAT_H
 #define STOAT_H
@@ -57,7 +83,8 @@ enum {
     STOAT_EREADONLY = -11,  /* write to a read-only database */
     STOAT_ENOSPC = -12,     /* the disk is full */
     STOAT_ENOTSUP = -13,    /* not supported by this build or format version */
-    STOAT_EEXIST = -14      /* database exists and error_if_exists was set */
+    STOAT_EEXIST = -14      /* database exists and error_if_exists was set; a bulk
+                             * load's key range already holds data */
 };
 
 /* Limits. A key is 1..STOAT_MAX_KEY_SIZE bytes; a value 0..STOAT_MAX_VALUE_SIZE. */
@@ -134,6 +161,7 @@ typedef struct stoat_db stoat_db;
 typedef struct stoat_iter stoat_iter;
 typedef struct stoat_txn stoat_txn;
 typedef struct stoat_batch stoat_batch;
+typedef struct stoat_loader stoat_loader;
 
 /* Iterator bounds. NULL pointers mean unbounded. The bytes are copied. */
 typedef struct stoat_iter_options {
@@ -411,6 +439,68 @@ int stoat_batch_delete(stoat_batch *b, const void *key, size_t klen);
  */
 int stoat_batch_commit(stoat_batch *b);
 void stoat_batch_free(stoat_batch *b);
+
+/*
+ * Bulk loads: entries given in strictly increasing key order are written
+ * straight into new tables (no WAL, no memtable, no compaction), then
+ * stoat_loader_finish installs them all at once, with one MANIFEST edit,
+ * at the deepest level with room for their key range, as one commit: one
+ * version for every entry, visible to every snapshot taken after finish
+ * returns and to none taken before. Values of value_threshold bytes or
+ * more go to the value log, as with every write. For loading an empty
+ * database or an empty key range: finish refuses (STOAT_EEXIST, nothing
+ * installed) when any entry, tombstones included, already lies between
+ * the first and the last key loaded (in a memtable or a table); a table
+ * that fills up is checked at once, so such a load fails early. Until
+ * finish returns nothing is visible; after a crash the unfinished tables
+ * are removed by the next open (values already appended to the value log
+ * stay there as garbage). The version a bulk load commits at is reserved
+ * when it begins, 2^32 ahead of the next commit (commits may go on during
+ * the load): versions jump by that much at each bulk load. A loader
+ * belongs to one thread at a time; several may run at once (disjoint
+ * ranges) if they finish in the order they began. stoat_close refuses
+ * (STOAT_EBUSY) while one is open; value-log GC picks no file meanwhile.
+ *
+ * stoat_loader_new.
+ * Errors: STOAT_EINVAL (a NULL handle or out-parameter), STOAT_EFORKED,
+ * STOAT_EREADONLY, STOAT_ECLOSED, STOAT_ETOOBIG (versions exhausted),
+ * STOAT_ENOMEM, the sticky error.
+ */
+int stoat_loader_new(stoat_db *db, stoat_loader **out);
+
+/*
+ * Adds key = val, expiring at expires_at_ms (unix milliseconds, 0 =
+ * never; an entry already expired is written and never visible), with a
+ * user-meta byte. key must be greater than the previous key added. A
+ * refused entry (STOAT_EINVAL, STOAT_ETOOBIG) leaves the loader as it
+ * was; any other failure is sticky: every later add and finish returns
+ * it, and only stoat_loader_abort is left.
+ *
+ * Errors: STOAT_EINVAL (NULL, empty key, a key not greater than the
+ * previous one), STOAT_EFORKED, STOAT_ETOOBIG (key or value), STOAT_EEXIST
+ * (a finished table's range already holds data), STOAT_EIO, STOAT_ENOSPC,
+ * STOAT_ENOMEM.
+ */
+int stoat_loader_add(stoat_loader *ld, const void *key, size_t klen, const void *val,
+                     size_t vlen, uint64_t expires_at_ms, uint8_t user_meta);
+
+/*
+ * Writes the last table, makes the tables and values durable and
+ * installs them (see above); *version (may be NULL) gets the version the
+ * entries were committed at (0 when none was added: nothing to install).
+ * Frees ld whatever the result; on failure nothing was installed and its
+ * files are removed.
+ *
+ * Errors: STOAT_EINVAL (NULL), STOAT_EFORKED, STOAT_EEXIST (the key range
+ * holds data), STOAT_EBUSY (a bulk load begun later finished first, or
+ * 2^32 commits ran during this one: its version was passed), STOAT_ECLOSED, STOAT_EIO, STOAT_ENOSPC, STOAT_ENOMEM, a sticky
+ * error of the loader or of the database.
+ */
+int stoat_loader_finish(stoat_loader *ld, uint64_t *version);
+
+/* Drops everything added and frees ld; its tables are removed and its
+ * value-log bytes counted as garbage. NULL ok. */
+void stoat_loader_abort(stoat_loader *ld);
 
 /*
  * Value-log garbage collection: rewrites the live values of every value-log

@@ -465,6 +465,128 @@ static void test_db_recovery_failed_sync_is_sticky(void)
     run_finish(&r);
 }
 
+/* Reads go on: the open database shows a prefix of the history that
+ * holds everything acknowledged (nothing reopened, nothing lost). */
+static void run_check_reads(run *r, const char *when)
+{
+    long durable = r->durable, n = r->n;
+
+    run_verify(r, when);
+    r->n = n;               /* run_verify trims to what it found: undo */
+    r->durable = durable;
+}
+
+/*
+ * A failed fsync (of the WAL, of the value log, of a table being
+ * flushed) makes the database refuse every later write until it is
+ * reopened; reads go on meanwhile; a reopen (no power loss) finds every
+ * acknowledged write, and so does one after a power loss.
+ */
+static void test_db_recovery_failed_sync_refuses_writes_until_reopen(void)
+{
+    for (int round = 0; round < 6 && !test_failed_now; round++) {
+        char dir[DBU_PATH_MAX], name[32];
+        int rc = 0, power_loss = round >= 3;
+        run r;
+
+        snprintf(name, sizeof(name), "fs%d", round);
+        run_start(&r, dbu_subdir(dir, name), round % 3 == 2 ? STOAT_SYNC_NONE : STOAT_SYNC_COMMIT);
+        if (round % 3 == 1) {
+            /* Values in the value log: its fsync comes first. */
+            REQUIRE_OK(stoat_close(r.db));
+            r.opts.value_threshold = 64;
+            run_open(&r, r.fault);
+        }
+        REQUIRE_OK(run_ops(&r, 40));
+        REQUIRE_OK(stoat_sync(r.db));
+        r.durable = r.n;
+        env_fault_fail_sync(r.fault, 1);
+        if (round % 3 == 2)
+            rc = stoat_flush(r.db);     /* the table's fsync */
+        for (int i = 0; i < 20 && rc == 0; i++)
+            rc = run_one_op(&r);
+        CHECK(rc < 0);
+        env_fault_fail_sync(r.fault, 0);    /* the disk is fine again: still refused */
+        for (int i = 0; i < 5; i++) {
+            long n = r.n;
+
+            CHECK(run_one_op(&r) < 0);
+            r.n = n;    /* refused: not part of the history */
+        }
+        CHECK(stoat_sync(r.db) < 0);
+        run_check_reads(&r, "reads after a failed sync");
+        CHECK(stoat_close(r.db) < 0);
+        if (power_loss)
+            REQUIRE_OK(env_fault_drop_unsynced(r.fault));
+        snprintf(r.how, sizeof(r.how), "failed sync, round %d", round);
+        run_open(&r, r.fault);
+        run_verify(&r, power_loss ? "after a failed sync and a power loss"
+                                  : "reopened after a failed sync");
+        CHECK(r.n >= r.durable);
+        REQUIRE_OK(run_ops(&r, 20));    /* writable again */
+        run_finish(&r);
+    }
+}
+
+/*
+ * A full disk is not sticky: the n-th append from some point on (the
+ * WAL's, the value log's, a flushed or compacted table's, the
+ * MANIFEST's) fails with ENOSPC, writes and flushes fail with
+ * STOAT_ENOSPC and change nothing, reads go on; once the disk has room
+ * again the same handle writes, flushes and flattens, and a reopen (and
+ * a power loss) keeps every acknowledged write.
+ */
+static void test_db_recovery_disk_full_then_freed(void)
+{
+    for (long k = 1; k <= 12 && !test_failed_now; k++) {
+        char dir[DBU_PATH_MAX], name[32];
+        long failed = 0;
+        run r;
+
+        snprintf(name, sizeof(name), "nospc%ld", k);
+        run_start(&r, dbu_subdir(dir, name), k % 4 == 0 ? STOAT_SYNC_COMMIT : STOAT_SYNC_NONE);
+        if (k % 2) {
+            REQUIRE_OK(stoat_close(r.db));
+            r.opts.value_threshold = 64;
+            run_open(&r, r.fault);
+        }
+        r.rng += (uint64_t)k;
+        REQUIRE_OK(run_ops(&r, 100));
+        env_fault_fail_append(r.fault, 1 + (k - 1) * 3, ENOSPC);
+        for (int i = 0; i < 300; i++) {
+            long n = r.n;
+            int rc = i % 50 == 49 ? stoat_flush(r.db) : run_one_op(&r);
+
+            if (rc == 0)
+                continue;
+            if (rc != STOAT_ENOSPC)
+                test_fail(__FILE__, __LINE__, "k %ld: %s: %s", k, stoat_strerror(rc),
+                          stoat_errmsg(r.db));
+            r.n = n;    /* refused: it did not happen */
+            failed++;
+        }
+        CHECK(failed > 0);
+        r.durable = r.n;    /* no power loss yet: every acknowledged write shows */
+        snprintf(r.how, sizeof(r.how), "disk full from append %ld", 1 + (k - 1) * 3);
+        run_check_reads(&r, "reads on a full disk");
+        env_fault_fail_append(r.fault, 0, 0);   /* space freed */
+        for (int i = 0; i < 200 && !test_failed_now; i++)
+            REQUIRE_OK(run_one_op(&r));
+        REQUIRE_OK(stoat_flush(r.db));
+        REQUIRE_OK(stoat_flatten(r.db));
+        r.durable = r.n;
+        run_check_reads(&r, "after space was freed");
+        REQUIRE_OK(stoat_sync(r.db));
+        CHECK_RC(stoat_close(r.db), 0);
+        run_open(&r, r.fault);
+        run_verify(&r, "reopened after a full disk");
+        CHECK(r.n == r.durable);
+        run_crash_and_verify(&r, "power loss after a full disk");
+        CHECK(r.n == r.durable);
+        run_finish(&r);
+    }
+}
+
 /* A full disk is reported as STOAT_ENOSPC; what was committed stays. */
 static void test_db_recovery_disk_full(void)
 {
@@ -570,6 +692,8 @@ int main(int argc, char **argv)
     TEST_RUN(test_db_recovery_sync_covers_immutable_memtables);
     TEST_RUN(test_db_recovery_failed_sync_is_sticky);
     TEST_RUN(test_db_recovery_disk_full);
+    TEST_RUN(test_db_recovery_failed_sync_refuses_writes_until_reopen);
+    TEST_RUN(test_db_recovery_disk_full_then_freed);
     TEST_RUN(test_db_recovery_crash_during_flush);
     TEST_RUN(test_db_recovery_crash_during_manifest_rewrite);
     TEST_RUN(test_db_recovery_random_power_loss);

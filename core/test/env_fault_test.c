@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <unistd.h>
 
 /* A malloc'd "<tmpdir>/name", freed by the caller. */
 static char *tpath(const char *name)
@@ -427,6 +428,129 @@ static void test_env_fault_threads_share_one_env(void)
     env_fault_free(e);
 }
 
+/* ---- env_fault_crash_copy: reordered power-loss states ---- */
+
+/* A database-like directory "<tmp>/d": file a with 100 synced bytes and
+ * three unsynced appends of 1000 bytes ('1', '2', '3'); file b created
+ * and synced but its name not; MANIFEST rewritten, the rename unsynced. */
+static void state_setup(env *e, char *d, char *a, char *b, char *m, char *tmp)
+{
+    env_file *f;
+    char chunk[1000];
+
+    REQUIRE_OK(env_mkdir(e, d));
+    REQUIRE_OK(env_open(e, a, ENV_WRITE | ENV_TRUNC, &f));
+    memset(chunk, 'x', 100);
+    REQUIRE_OK(env_append(f, chunk, 100));
+    REQUIRE_OK(env_sync(f));
+    REQUIRE_OK(env_write_atomic(e, d, m, "v1", 2));     /* syncs the directory too */
+    for (int i = 0; i < 3; i++) {
+        memset(chunk, '1' + i, sizeof(chunk));
+        REQUIRE_OK(env_append(f, chunk, sizeof(chunk)));
+    }
+    REQUIRE_OK(env_close(f));
+    REQUIRE_OK(env_open(e, b, ENV_WRITE | ENV_TRUNC, &f));
+    REQUIRE_OK(env_append(f, "bee", 3));
+    REQUIRE_OK(env_sync(f));
+    REQUIRE_OK(env_close(f));
+    REQUIRE_OK(env_open(e, tmp, ENV_WRITE | ENV_TRUNC, &f));
+    REQUIRE_OK(env_append(f, "v2", 2));
+    REQUIRE_OK(env_sync(f));
+    REQUIRE_OK(env_close(f));
+    REQUIRE_OK(env_rename(e, tmp, m));
+}
+
+/* What one state of file a holds: its size; *prefix_ok when every byte is
+ * the one written there or (past the synced 100) zero; *zeros_seen when
+ * some are zero. */
+static size_t state_a(const char *path, int *prefix_ok, int *zeros_seen)
+{
+    char *data;
+    size_t len;
+
+    *prefix_ok = 1;
+    *zeros_seen = 0;
+    REQUIRE_OK(env_read_all(env_posix(), path, &data, &len));
+    for (size_t i = 0; i < len; i++) {
+        char want = i < 100 ? 'x' : (char)('1' + (i - 100) / 1000);
+
+        if (data[i] == 0 && i >= 100)
+            *zeros_seen = 1;
+        else if (data[i] != want)
+            *prefix_ok = 0;
+    }
+    free(data);
+    return len;
+}
+
+static void test_env_fault_crash_copy_reorders_within_the_rules(void)
+{
+    env *e = fault_env();
+    char *d = tpath("d"), *a = tpath("d/a"), *b = tpath("d/b"), *m = tpath("d/MANIFEST");
+    char *tmp = tpath("d/MANIFEST.tmp"), *out = tpath("out"), *oa = tpath("out/a");
+    char *ob = tpath("out/b"), *om = tpath("out/MANIFEST"), desc[256];
+    int seen_sizes[4] = {0}, torn = 0, zero_tail = 0, holes = 0, b_kept = 0, b_lost = 0;
+    int renamed = 0, unrenamed = 0;
+
+    state_setup(e, d, a, b, m, tmp);
+    for (uint64_t seed = 0; seed < 400 && !test_failed_now; seed++) {
+        int flags = seed % 4 == 0 ? 0 : seed % 4 == 1 ? ENV_FAULT_PREFIX | ENV_FAULT_NAMES
+                    : seed % 4 == 2 ? ENV_FAULT_PREFIX | ENV_FAULT_TORN | ENV_FAULT_ZEROS
+                    : ENV_FAULT_HOLES;
+        int prefix_ok, zeros;
+        size_t len;
+
+        REQUIRE_OK(env_mkdir(env_posix(), out));
+        REQUIRE_OK(env_fault_crash_copy(e, d, out, seed, flags, desc, sizeof(desc)));
+        len = state_a(oa, &prefix_ok, &zeros);
+        CHECK(prefix_ok && len >= 100 && len <= 3100);
+        if (flags == 0)
+            CHECK(len == 100 && !env_exists(env_posix(), ob) && file_is(om, "v1"));
+        if (flags & ENV_FAULT_PREFIX && !(flags & ENV_FAULT_ZEROS))
+            CHECK(!zeros && (len - 100) % 1000 == 0);
+        if ((len - 100) % 1000 == 0 && !zeros)
+            seen_sizes[(len - 100) / 1000]++;
+        else if (!zeros)
+            torn += len % 512 == 0;
+        zero_tail += zeros && !(flags & ENV_FAULT_HOLES);
+        holes += zeros && (flags & ENV_FAULT_HOLES);
+        if (flags & ENV_FAULT_NAMES) {
+            /* In order: b was created before the rename. */
+            int has_b = env_exists(env_posix(), ob) == 1, v2 = file_is(om, "v2");
+
+            CHECK(has_b || !v2);
+            CHECK(v2 || file_is(om, "v1"));
+            b_kept += has_b;
+            b_lost += !has_b;
+            renamed += v2;
+            unrenamed += !v2;
+        }
+        (void)env_remove(env_posix(), oa);
+        (void)env_remove(env_posix(), ob);
+        (void)env_remove(env_posix(), om);
+        REQUIRE(rmdir(out) == 0);
+    }
+    /* The source and the model are untouched: a plain power loss still
+     * drops every unsynced byte and name. */
+    CHECK(dir_entries() == 1);
+    crash_and_drop(e);
+    CHECK(file_is(m, "v1") && !env_exists(env_posix(), b));
+    for (int i = 0; i < 4; i++)
+        CHECK(seen_sizes[i] > 0);
+    CHECK(torn > 0 && zero_tail > 0 && holes > 0);
+    CHECK(b_kept > 0 && b_lost > 0 && renamed > 0 && unrenamed > 0);
+    env_fault_free(e);
+    free(d);
+    free(a);
+    free(b);
+    free(m);
+    free(tmp);
+    free(out);
+    free(oa);
+    free(ob);
+    free(om);
+}
+
 int main(int argc, char **argv)
 {
     TEST_RUN(test_env_fault_passes_through);
@@ -443,5 +567,6 @@ int main(int argc, char **argv)
     TEST_RUN(test_env_fault_undone_rename_restores_old_name);
     TEST_RUN(test_env_fault_write_atomic_is_atomic);
     TEST_RUN(test_env_fault_threads_share_one_env);
+    TEST_RUN(test_env_fault_crash_copy_reorders_within_the_rules);
     return test_summary();
 }

@@ -176,6 +176,66 @@ static void test_wal_bad_last_record_at_eof_is_torn(void)
     buf_free(&s.all);
 }
 
+/*
+ * A power loss may persist a file's size before its data: the last record
+ * is torn (its end reads as zeros) and zeros follow it up to the size.
+ * That is a torn tail too (powerloss_test found it refused); a non-zero
+ * byte after the record makes it damage again.
+ */
+static void test_wal_bad_last_record_followed_by_zeros_is_torn(void)
+{
+    buf wal = {0}, want = {0};
+    uint64_t starts[4], good;
+    char z[700] = {0};
+
+    build_wal(&wal, 3, starts, &want);
+    memset(wal.data + wal.len - 3, 0, 3);   /* the record's last bytes never made it */
+    buf_append(&wal, z, sizeof(z));
+    for (int stray = 0; stray < 2; stray++) {
+        seen s = {0};
+
+        wal.data[wal.len - 1] = (char)stray;
+        CHECK_RC(replay_bytes(wal.data, wal.len, &s, &good), stray ? STOAT_ECORRUPT : 0);
+        CHECK(good == starts[2] && s.n == 3);
+        buf_free(&s.all);
+    }
+    buf_free(&wal);
+    buf_free(&want);
+}
+
+/*
+ * A torn write may keep a record header's first bytes (its first sector)
+ * while the size ran ahead in zeros: torn, whatever the size (the state
+ * powerloss_test found: 1 byte of the header, then 211 zeros). A non-zero
+ * byte past the header's place makes it damage.
+ */
+static void test_wal_cut_header_followed_by_zeros_is_torn(void)
+{
+    buf wal = {0}, want = {0};
+    uint64_t starts[4], good;
+
+    build_wal(&wal, 3, starts, &want);
+    for (size_t kept = 1; kept < WAL_RECORD_HEADER_LEN; kept++) {
+        for (size_t zeros = WAL_RECORD_HEADER_LEN - kept; zeros < 300; zeros += 53) {
+            buf copy = {0};
+            seen s = {0};
+
+            buf_append(&copy, wal.data, starts[2] + kept);
+            for (size_t i = 0; i < zeros; i++)
+                buf_append(&copy, "", 1);
+            CHECK_RC(replay_bytes(copy.data, copy.len, &s, &good), 0);
+            CHECK(good == starts[2] && s.n == 3);
+            copy.data[copy.len - 1] = 1;
+            CHECK_RC(replay_bytes(copy.data, copy.len, &s, &good),
+                     copy.len - starts[2] > WAL_RECORD_HEADER_LEN ? STOAT_ECORRUPT : 0);
+            buf_free(&copy);
+            buf_free(&s.all);
+        }
+    }
+    buf_free(&wal);
+    buf_free(&want);
+}
+
 static void test_wal_flipped_byte_in_earlier_record_is_corrupt(void)
 {
     buf wal = {0}, want = {0};
@@ -406,6 +466,8 @@ int main(int argc, char **argv)
     TEST_RUN(test_wal_large_record_round_trip);
     TEST_RUN(test_wal_torn_tail_at_every_byte_truncates_to_previous_record);
     TEST_RUN(test_wal_bad_last_record_at_eof_is_torn);
+    TEST_RUN(test_wal_bad_last_record_followed_by_zeros_is_torn);
+    TEST_RUN(test_wal_cut_header_followed_by_zeros_is_torn);
     TEST_RUN(test_wal_flipped_byte_in_earlier_record_is_corrupt);
     TEST_RUN(test_wal_damaged_length_is_corrupt_not_torn);
     TEST_RUN(test_wal_intact_header_length);

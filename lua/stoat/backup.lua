@@ -19,7 +19,10 @@
 -- trailer, that each incremental starts where the previous file ended,
 -- and that the first continues the target: a full backup needs an empty
 -- database, an incremental the version recorded by the last restore in
--- <dir>/RESTORE_STATE), then applies them in order with write batches.
+-- <dir>/RESTORE_STATE), then applies them in order: a full backup into an
+-- empty database as a bulk load (db:loader, stoat/loader.lua: tables
+-- written directly, visible at once at the end), the rest with write
+-- batches.
 -- Expiry times are absolute (unix seconds): an entry that expired in the
 -- meantime is deleted instead of restored.
 --
@@ -644,20 +647,32 @@ local function apply_key_list(db, path, progress)
     return doomed
 end
 
--- Applies one checked file to db.
-local function apply_file(db, path, hdr, progress)
+-- Applies one checked file to db. A full backup into an empty database is
+-- bulk loaded (db:loader: its entries come in key order), unless `batches`;
+-- should the loader find data in its range after all (tombstones that
+-- is_empty does not see), the file is applied again through batches.
+local function apply_file(db, path, hdr, progress, batches)
     local f = open_file(path)
-    local b = db:batch()
+    local ld, b
+    if not batches and hdr.kind == KIND_FULL and is_empty(db) then
+        ld = db:loader()
+    end
+    if ld == nil then
+        b = db:batch()
+    end
     local now = tonumber(C.stoat_clock_ms()) -- expiries are unix milliseconds
-    local stats = { set = 0, deleted = 0, expired = 0 }
+    local stats = { set = 0, deleted = 0, expired = 0, bulk = ld ~= nil }
     local ok, err = pcall(function()
         M.reader(f, path):read_all({
             entry = function(key, value, expires_at, user_meta, deleted)
-                local rok, rerr
+                local rok, rerr = true, nil
                 if deleted or (expires_at ~= 0 and expires_at <= now) then
                     if not deleted then stats.expired = stats.expired + 1 end
                     stats.deleted = stats.deleted + 1
-                    rok, rerr = b:delete(key)
+                    if b then rok, rerr = b:delete(key) end -- nothing to delete in a bulk load
+                elseif ld then
+                    rok, rerr = ld:add(key, value, (expires_at ~= 0 or user_meta ~= 0) and
+                                       { expires_at = expires_at, meta = user_meta } or nil)
                 elseif expires_at ~= 0 or user_meta ~= 0 then
                     rok, rerr = b:set(key, value, { ttl = expires_at ~= 0 and
                                                            (expires_at - now) / 1000 or 0,
@@ -674,10 +689,19 @@ local function apply_file(db, path, hdr, progress)
     end)
     f:close()
     if not ok then
-        b:close()
+        if ld then ld:abort() else b:close() end
         error(err, 0)
     end
-    commit_batch(b)
+    if ld then
+        local version, ferr = ld:finish()
+        if version == nil and tostring(ferr):match("^exists") then
+            return apply_file(db, path, hdr, progress, true)
+        elseif version == nil then
+            error(ferr, 0)
+        end
+    else
+        commit_batch(b)
+    end
     if hdr.kind == KIND_INCREMENTAL then
         stats.deleted = stats.deleted + apply_key_list(db, path, progress)
     end

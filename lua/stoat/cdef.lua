@@ -92,6 +92,7 @@ typedef struct stoat_db stoat_db;
 typedef struct stoat_iter stoat_iter;
 typedef struct stoat_txn stoat_txn;
 typedef struct stoat_batch stoat_batch;
+typedef struct stoat_loader stoat_loader;
 
 typedef struct stoat_iter_options {
     const void *prefix;
@@ -162,6 +163,12 @@ int stoat_batch_set_ex(stoat_batch *b, const void *key, size_t klen, const void 
 int stoat_batch_delete(stoat_batch *b, const void *key, size_t klen);
 int stoat_batch_commit(stoat_batch *b);
 void stoat_batch_free(stoat_batch *b);
+
+int stoat_loader_new(stoat_db *db, stoat_loader **out);
+int stoat_loader_add(stoat_loader *ld, const void *key, size_t klen, const void *val,
+                     size_t vlen, uint64_t expires_at_ms, uint8_t user_meta);
+int stoat_loader_finish(stoat_loader *ld, uint64_t *version);
+void stoat_loader_abort(stoat_loader *ld);
 
 int stoat_gc(stoat_db *db, double discard_ratio, uint64_t *reclaimed);
 

@@ -5,7 +5,7 @@
 --   stoat get|set|delete|scan DIR ...
 --   stoat gc DIR [--ratio R]        stoat flatten DIR      stoat verify DIR
 --   stoat dump DIR [--prefix P] [--format jsonl|tsv] > FILE
---   stoat load DIR [--format jsonl|tsv] [FILE] < FILE
+--   stoat load DIR [--format jsonl|tsv] [--bulk|--no-bulk] [FILE] < FILE
 --   stoat backup DIR [--since VERSION] > FILE
 --   stoat restore DIR FILE...
 --   stoat run DIR script.lua [ARGS...]
@@ -162,6 +162,10 @@ local function open_db(dir, mode)
     end
     local db, err = stoat.open(dir, { read_only = mode == "read",
                                       create_if_missing = mode == "create" })
+    if db == nil and err:match("^busy") and exists(dir .. "/SHMLOCK") then
+        -- Held by processes that share it (multi_process): join them.
+        db, err = stoat.open(dir, { multi_process = true, create_if_missing = false })
+    end
     if db == nil then
         if err:match("^busy") then
             failure(format("%s is locked by another process (%s): stoat opens a database from "
@@ -741,18 +745,106 @@ local function parse_line(fmt, line, lineno)
     return k, v, obj.expires_at_ms or 0, obj.meta or 0
 end
 
-command("load", {
-    usage = "stoat load DIR [--format jsonl|tsv] [FILE] < FILE",
-    min = 1, max = 2, names = { "DIR", "FILE" }, flags = { format = { "jsonl", "tsv" } },
-    help = [[
-Reads entries in dump's formats (from FILE, or stdin) and writes them with
-write batches, creating the database if needed. Existing keys are
-overwritten; nothing is deleted. Entries whose expiry has passed are
-skipped. Stops at the first malformed line, naming it (what came before it
-is written).
+-- Is the database empty (no live key, no entry in any table or memtable)?
+local function db_is_empty(db)
+    local st = db:stats()
+    if st and (st.table_entries > 0 or st.memtable_entries > 0) then
+        return false
+    end
+    return view(db, function(txn)
+        return txn:pairs{ keys_only = true, limit = 1 }() == nil
+    end)
+end
 
-  --format jsonl|tsv   the input format (default jsonl)]],
+-- Writes entries through a loader while keys keep increasing (bulk), else
+-- through batches: the sink of `stoat load`. mode: "bulk" (a key out of
+-- order fails), "auto" (the first key out of order installs what the
+-- loader holds, then batches take over), "batch".
+local function load_sink(db, mode)
+    local sink = { bulk = 0, batched = 0 }
+    local ld, b, last
+    if mode ~= "batch" then
+        ld = check(db:loader())
+    else
+        b = check(db:batch())
+    end
+    local function to_batches()
+        local ok, err = ld:finish()
+        check(ok, err, "bulk load")
+        ld = nil
+        b = check(db:batch())
+    end
+    -- opts: nil or { expires_at =, meta = }.
+    function sink.put(k, v, opts, where)
+        if ld and last ~= nil and k <= last then
+            if mode == "bulk" then
+                failure(format("%s: keys are not in increasing order (%s after %s): --bulk needs "
+                               .. "sorted input (stoat dump writes it)", where,
+                               text.tsv_escape(k), text.tsv_escape(last)))
+            end
+            to_batches()
+        end
+        if ld then
+            local ok, err = ld:add(k, v, opts)
+            check(ok, err, where)
+            last = k
+            sink.bulk = sink.bulk + 1
+        else
+            local bopts
+            if opts then
+                local now = tonumber(C.stoat_clock_ms())
+                bopts = { ttl = opts.expires_at ~= 0 and (opts.expires_at - now) / 1000 or 0,
+                          meta = opts.meta }
+            end
+            local ok, err = b:set(k, v, bopts)
+            check(ok, err, where)
+            sink.batched = sink.batched + 1
+        end
+    end
+    -- Installs / commits what is held; ok = false drops a loader's entries.
+    function sink.close(ok)
+        if ld then
+            if not ok then
+                ld:abort()
+                return
+            end
+            local version, err = ld:finish()
+            check(version, err, "bulk load")
+        elseif b then
+            check(b:commit())
+        end
+    end
+    return sink
+end
+
+command("load", {
+    usage = "stoat load DIR [--format jsonl|tsv] [--bulk|--no-bulk] [FILE] < FILE",
+    min = 1, max = 2, names = { "DIR", "FILE" },
+    flags = { format = { "jsonl", "tsv" }, bulk = "bool", no_bulk = "bool" },
+    help = [[
+Reads entries in dump's formats (from FILE, or stdin), creating the
+database if needed. Existing keys are overwritten; nothing is deleted.
+Entries whose expiry has passed are skipped. Stops at the first malformed
+line, naming it.
+
+Into an empty database the entries are bulk loaded: written straight into
+tables and installed at once when the input ends (several times faster
+than write batches; nothing is visible before the end, and nothing at all
+if the load stops at a bad line). That needs keys in increasing order, as
+dump writes them: at the first key that is not, what came before is
+installed and the rest goes through write batches. Into a database that
+holds data, write batches are used (what came before a bad line is
+written).
+
+  --format jsonl|tsv   the input format (default jsonl)
+  --bulk               always bulk load, also into a database that holds
+                       data (its keys must then lie outside the input's key
+                       range); input out of order fails
+  --no-bulk            always use write batches]],
     run = function(o)
+        if o.bulk and o.no_bulk then
+            usage_error("--bulk and --no-bulk exclude each other")
+        end
         local fmt = o.format or "jsonl"
         local input = io.stdin
         if o.args[2] and o.args[2] ~= "-" then
@@ -771,7 +863,9 @@ is written).
             local p = progress.new{ label = "load", unit = "keys", quiet = o.quiet,
                                     by_bytes = true }
             if total then p:total(total) end
-            local b = check(db:batch())
+            local mode = o.bulk and "bulk" or o.no_bulk and "batch"
+                         or (db_is_empty(db) and "auto" or "batch")
+            local sink = load_sink(db, mode)
             local now = tonumber(C.stoat_clock_ms()) -- expiries are unix milliseconds
             local lineno = 0
             local ok, err = pcall(function()
@@ -782,9 +876,9 @@ is written).
                         if exp == 0 or exp > now then
                             local opts
                             if exp ~= 0 or meta ~= 0 then
-                                opts = { ttl = exp ~= 0 and (exp - now) / 1000 or 0, meta = meta }
+                                opts = { expires_at = exp, meta = meta }
                             end
-                            check(b:set(k, v, opts), nil, format("line %d", lineno))
+                            sink.put(k, v, opts, format("line %d", lineno))
                         end
                         p:add(1, #line + 1)
                     else
@@ -793,11 +887,18 @@ is written).
                 end
             end)
             if not ok then
-                check(b:commit())
+                sink.close(false)
                 error(err, 0)
             end
-            check(b:commit())
+            sink.close(true)
             p:finish()
+            if not o.quiet then
+                stderr:write(format("load: %d entries%s\n", sink.bulk + sink.batched,
+                                    sink.bulk > 0 and format(" (%d bulk loaded%s)", sink.bulk,
+                                        sink.batched > 0 and format(", %d through write batches "
+                                        .. "after the first key out of order", sink.batched)
+                                        or "") or ""))
+            end
             return 0
         end)
     end,
@@ -863,7 +964,9 @@ database, then incremental ones in order. Every file is checked first
 version where the previous one ended): a gap or an overlap in the chain
 refuses the whole restore before anything is written. Later incrementals
 can be applied by another restore: DIR/RESTORE_STATE records the version
-reached.]],
+reached. A full backup is bulk loaded (written straight into tables,
+visible at once when it is all in; run again if interrupted), the
+incrementals go through write batches.]],
     run = function(o)
         local dir = o.args[1]
         local files = {}
@@ -882,10 +985,10 @@ reached.]],
                 on_file = function(path, hdr, stats)
                     if not o.quiet then
                         stderr:write(format("restore: %s: %s backup up to version %d: %d set, "
-                                            .. "%d deleted\n", path,
+                                            .. "%d deleted%s\n", path,
                                             hdr.kind == backup.KIND_FULL and "full"
                                             or "incremental", hdr.version, stats.set,
-                                            stats.deleted))
+                                            stats.deleted, stats.bulk and " (bulk loaded)" or ""))
                     end
                 end }))
             if not o.quiet then

@@ -5,10 +5,12 @@
  *
  *   open.c                         open, recovery, close
  *   txn.c batch.c vlog_gc.c stats.c transactions, batches, value-log GC,
- *   verify.c                       statistics, the checksum walk (verify.c
- *                                  reads through a read-only transaction)
+ *   verify.c ingest.c              statistics, the checksum walk (verify.c
+ *                                  reads through a read-only transaction),
+ *                                  bulk loads (tables built directly)
  *   iterator.c flush_compact.c     the public iterator; the background
- *                                  threads (memtable flush, compaction)
+ *   ingest_build.c                 threads (memtable flush, compaction);
+ *                                  a bulk load's tables
  *   read.c write.c                 point reads; the write path (writer
  *                                  queue, group commit, memtable room)
  *   state.c snapshots.c options.c  the handle's shared rules, the snapshot
@@ -70,6 +72,10 @@ typedef struct db_writer {
     uint64_t read_version;  /* ... at this read version */
     int sync;               /* fsync the WAL before returning */
     int rotate;             /* make the active memtable immutable (flush) */
+    /* db_write_exclusive: run with no write in flight (mu not held) */
+    int (*exclusive)(stoat_db *db, void *arg);
+    void *exclusive_arg;
+    uint64_t exclusive_version; /* ... then publish this reserved version (0: none) */
     int gc;                 /* a GC rewrite: ops keep their versions, no oracle record */
     uint8_t *skip;          /* GC: skip[i] set when ops[i]'s key was written after
                                read_version (its rewrite would resurrect it) */
@@ -104,6 +110,8 @@ typedef struct db_shared_hdr {
     _Atomic uint64_t intent_top;    /* the version that append publishes */
     _Atomic uint64_t fatal;         /* a failed write that needs every handle closed */
     _Atomic uint64_t owner_pid;     /* the background owner (diagnostics) */
+    _Atomic uint64_t vlog_fid;      /* the value-log file appends go to (0: none yet) */
+    _Atomic uint64_t vlog_end;      /* ... and the end of its last published record */
 } db_shared_hdr;
 
 typedef struct db_mp {
@@ -192,9 +200,17 @@ struct stoat_db {
 
     int bg_error;               /* sticky: first failure of a write or bg job */
     char bg_msg[STATUS_MSG_MAX];
+    /* A full disk is not sticky (state.c): background jobs that failed
+     * with STOAT_ENOSPC retry, writers that must wait for them give up
+     * after one more failed attempt. Guarded by mu. */
+    int nospace;                /* the last flush or compaction lacked space */
+    uint64_t nospace_fails;     /* attempts that failed for want of space, ever */
+    char nospace_msg[STATUS_MSG_MAX];
     int closing;
     int flushing;               /* the flusher is writing an SST */
     int manual_compaction;      /* flatten in progress: automatic picks pause */
+    int gc_holds;               /* bulk loads open (ingest.c): value-log GC picks no file */
+    int ingesting;              /* a bulk load installs (ingest.c): flatten picks nothing */
     int running_compactions;
     pthread_t flusher;
     pthread_t compactors[DB_MAX_COMPACTORS];

@@ -15,7 +15,11 @@
  * iterator may still read it until then).
  *
  * A failure of any background job is sticky (db->bg_error): writes fail
- * from then on with its message, reads go on, and close reports it.
+ * from then on with its message, reads go on, and close reports it. Except
+ * a full disk (STOAT_ENOSPC), which leaves nothing behind (a failed table
+ * is removed, a failed manifest record cut off, the tables of an edit
+ * the manifest did not take removed): the job is retried after a pause
+ * (state.c, "a full disk"), and writes resume once space is freed.
  */
 #include <stdlib.h>
 #include <time.h>
@@ -56,6 +60,25 @@ static void db_mark_deleted_tables(stoat_db *db, const lsm_view *v, const lsm_ed
     }
 }
 
+/* A full disk kept the edit out of the manifest (manifest.c cut the
+ * record back off): its new tables are nobody's, and take space the
+ * retry needs. */
+static void db_remove_unrecorded_tables(stoat_db *db, const lsm_edit *e)
+{
+    for (size_t i = 0; i < e->n_adds; i++) {
+        uint64_t id = e->adds[i].t->id;
+        char *path;
+        int moved = 0;
+
+        for (size_t j = 0; j < e->n_dels; j++)
+            moved |= e->dels[j].id == id;   /* a table moved, not made: keep it */
+        if (moved || (path = sst_path(db->dir, id)) == NULL)
+            continue;
+        env_remove(db->env, path);  /* a leftover is removed at next open */
+        free(path);
+    }
+}
+
 int db_install_edit(stoat_db *db, lsm_edit *edit)
 {
     lsm_view *cur, *next = NULL;
@@ -83,8 +106,8 @@ int db_install_edit(stoat_db *db, lsm_edit *edit)
         db_mark_deleted_tables(db, cur, edit);
         db->current = next;
         db_mp_manifest_changed(db);     /* other processes reload it */
-    } else {
-        db_set_bg_error_locked(db, rc);
+    } else if (db_bg_failed_locked(db, rc)) {
+        db_remove_unrecorded_tables(db, edit);
     }
     pthread_cond_broadcast(&db->done_cv);
     pthread_cond_broadcast(&db->bg_cv);
@@ -200,12 +223,14 @@ static void *db_flusher_main(void *arg)
             memtable_mark_obsolete(m);
             memtable_unref(m);  /* the queue's reference */
             db->stat_flushes++;
-        } else {
-            db_set_bg_error_locked(db, rc);
+            db_bg_succeeded_locked(db);
         }
         memtable_unref(m);
         pthread_cond_broadcast(&db->done_cv);
         pthread_cond_broadcast(&db->bg_cv);
+        /* A full disk: m stays queued, tried again after a while. */
+        if (rc != 0 && db_bg_failed_locked(db, rc))
+            db_nospace_backoff_locked(db);
     }
     pthread_mutex_unlock(&db->mu);
     return NULL;
@@ -268,10 +293,12 @@ static int db_compact_locked(stoat_db *db, compaction *c)
     pthread_mutex_lock(&db->mu);
     compaction_release(c);
     db->running_compactions--;
-    if (rc != 0)
-        db_set_bg_error_locked(db, rc);
-    else
+    if (rc != 0) {
+        db_bg_failed_locked(db, rc);
+    } else {
         db->stat_compactions++;
+        db_bg_succeeded_locked(db);
+    }
     pthread_cond_broadcast(&db->done_cv);
     pthread_cond_broadcast(&db->bg_cv);
     return rc;
@@ -296,7 +323,8 @@ static void *db_compactor_main(void *arg)
             pthread_cond_timedwait(&db->bg_cv, &db->mu, &ts);
             continue;
         }
-        db_compact_locked(db, c);
+        if (db_compact_locked(db, c) == STOAT_ENOSPC)
+            db_nospace_backoff_locked(db);
     }
     pthread_mutex_unlock(&db->mu);
     return NULL;
@@ -337,9 +365,9 @@ int db_flatten(stoat_db *db)
 
     if (!db_mp_is_owner(db))
         return status_err(STOAT_EBUSY, "%s: another process runs the background work (pid "
-                          "%llu): flatten there, or when it has closed", db->dir,
+                          "%llu): run this there, or once it has closed", db->dir,
                           (unsigned long long)atomic_load(&db->mp->hdr->owner_pid));
-    if ((rc = db_rotate_and_wait(db)) != 0)
+    if ((rc = db_mp_refresh_horizon(db)) != 0 || (rc = db_rotate_and_wait(db)) != 0)
         return rc;
     pthread_mutex_lock(&db->mu);
     db->manual_compaction++;
@@ -350,6 +378,10 @@ int db_flatten(stoat_db *db)
 
         if ((rc = db_check_running_locked(db)) != 0)
             break;
+        if (db->ingesting) {    /* its level choice must not change under it */
+            pthread_cond_wait(&db->done_cv, &db->mu);
+            continue;
+        }
         db->lopts.discard_version = db_oldest_snapshot_locked(db);
         if ((c = compaction_pick_manual(db->current, &db->lopts)) == NULL)
             break;

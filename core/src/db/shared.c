@@ -48,8 +48,13 @@
  * the oldest version it may still read (snapshots.c), the owner takes
  * the minimum over live slots (a dead process's slot does not count).
  *
- * Not yet in this mode: the value log (values stay in the LSM tree;
- * values already in the value log are read) and its GC.
+ * The value log: appends go, under the commit lock, to the file the last
+ * committer published (vlog_adopt), after the end it published; a dead
+ * committer's unpublished bytes and files are cut off by the repair.
+ * Value-log GC runs in the owner (vlog_gc.c): it collects files below
+ * the published active one, seals that one under the commit lock
+ * (db_mp_vlog_rotate), and its rewrites are commits the other processes
+ * replay, stamped so that their open iterators never meet them.
  *
  * Locks: commit lock (process-shared) > tail_mu > manifest_mu > mu >
  * slots_mu.
@@ -408,6 +413,47 @@ int db_mp_catch_up(stoat_db *db)
 
 /* ---- the commit lock ---- */
 
+/* The value-log bytes and files an unpublished commit left: its records
+ * past the published end, and files it started above the published one. */
+static int mp_repair_vlog(stoat_db *db)
+{
+    uint64_t fid = atomic_load(&db->mp->hdr->vlog_fid), end = atomic_load(&db->mp->hdr->vlog_end);
+    char **names = NULL;
+    env_file *f = NULL;
+    size_t n = 0;
+    uint64_t size;
+    char *path;
+    int rc;
+
+    if (db->vlog == NULL)
+        return 0;
+    if (fid != 0) {
+        if ((path = vlog_path(db->dir, (uint32_t)fid)) == NULL)
+            return status_err(STOAT_ENOMEM, "out of memory repairing the value log");
+        rc = env_open(db->env, path, ENV_WRITE, &f);
+        if (rc == 0)
+            rc = env_file_size(f, &size);
+        if (rc == 0 && size > end)
+            rc = env_truncate(f, end);
+        env_close(f);
+        free(path);
+        if (rc != 0)
+            return rc;
+    }
+    if ((rc = env_list(db->env, db->dir, &names, &n)) != 0)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint64_t id;
+        if (filename_parse(names[i], FILENAME_EXT_VLOG, 0, &id) && id > fid) {
+            path = env_join(db->dir, names[i]);
+            rc = path ? env_remove(db->env, path) : STOAT_ENOMEM;
+            free(path);
+        }
+    }
+    env_list_free(names, n);
+    return rc;
+}
+
 /* A holder died (or failed) mid-commit: undo or finish its append. */
 static int mp_repair(proc_lock *l, uint32_t intent, int owner_died, void *arg)
 {
@@ -439,7 +485,7 @@ static int mp_repair(proc_lock *l, uint32_t intent, int owner_died, void *arg)
         rc = env_truncate(f, head_end(head));
     env_close(f);
     free(path);
-    return rc;
+    return rc == 0 ? mp_repair_vlog(db) : rc;
 }
 
 int db_mp_commit_begin(stoat_db *db)
@@ -533,6 +579,35 @@ uint64_t db_mp_next_version(stoat_db *db)
     return atomic_load(&db->mp->hdr->last_version) + 1;
 }
 
+int db_mp_vlog_adopt(stoat_db *db)
+{
+    if (db->vlog == NULL)
+        return 0;
+    return vlog_adopt(db->vlog, (uint32_t)atomic_load(&db->mp->hdr->vlog_fid),
+                      atomic_load(&db->mp->hdr->vlog_end));
+}
+
+int db_mp_vlog_rotate(stoat_db *db)
+{
+    db_shared_hdr *h;
+    int rc;
+
+    if ((rc = db_mp_commit_begin(db)) != 0)
+        return rc;
+    h = db->mp->hdr;
+    /* A death in here leaves nothing: the repair removes a file numbered
+     * above the published one. */
+    db_mp_intent(db, atomic_load(&h->last_version));
+    if ((rc = db_mp_vlog_adopt(db)) == 0 && (rc = vlog_rotate(db->vlog)) == 0 &&
+        vlog_active_fid(db->vlog) != 0) {
+        uint32_t fid = vlog_active_fid(db->vlog);
+        atomic_store(&h->vlog_fid, fid);
+        atomic_store(&h->vlog_end, vlog_file_size(db->vlog, fid));
+    }
+    db_mp_commit_end(db, rc == 0);
+    return rc;
+}
+
 void db_mp_intent(stoat_db *db, uint64_t top)
 {
     db_shared_hdr *h = db->mp->hdr;
@@ -551,6 +626,11 @@ void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top)
     db_shared_hdr *h = mp->hdr;
     uint64_t end = memtable_wal_size(db->mem);
 
+    if (db->vlog != NULL && vlog_active_fid(db->vlog) != 0) {
+        uint32_t fid = vlog_active_fid(db->vlog);
+        atomic_store(&h->vlog_fid, fid);
+        atomic_store(&h->vlog_end, vlog_file_size(db->vlog, fid));
+    }
     atomic_fetch_add(&h->wal_need, need);
     atomic_store_explicit(&h->wal_head, head_make(mp->wal_id, end), memory_order_release);
     if (top > atomic_load(&h->last_version))
@@ -588,6 +668,10 @@ static int mp_init(void *base, uint64_t size, void *arg)
     atomic_store(&h->wal_arena, db->opts.memtable_size);
     atomic_store(&h->memtable_size, db->opts.memtable_size);
     atomic_store(&h->next_file_id, db->next_file_id);
+    if (db->vlog != NULL && vlog_active_fid(db->vlog) != 0) {
+        atomic_store(&h->vlog_fid, vlog_active_fid(db->vlog));
+        atomic_store(&h->vlog_end, vlog_file_size(db->vlog, vlog_active_fid(db->vlog)));
+    }
     atomic_store(&h->manifest_gen, 1);
     atomic_store(&h->magic, DB_SHARED_MAGIC);
     return 0;
@@ -751,10 +835,25 @@ static int mp_take_over(stoat_db *db)
     return rc;
 }
 
-static void mp_keeper_round(stoat_db *db)
+int db_mp_refresh_horizon(stoat_db *db)
 {
     db_mp *mp = db->mp;
     proc_slots_scan_result res;
+    int rc;
+
+    if (mp == NULL)
+        return 0;
+    pthread_mutex_lock(&mp->slots_mu);
+    rc = proc_slots_scan(mp->slots, &res);
+    pthread_mutex_unlock(&mp->slots_mu);
+    if (rc == 0)
+        atomic_store(&mp->horizon, res.min);
+    return rc;
+}
+
+static void mp_keeper_round(stoat_db *db)
+{
+    db_mp *mp = db->mp;
     int owner = atomic_load(&mp->owner), rc;
 
     if (!owner) {
@@ -769,16 +868,10 @@ static void mp_keeper_round(stoat_db *db)
         }
     }
     db_mp_catch_up(db);     /* a failure shows at the next read or write */
-    if (owner) {
-        pthread_mutex_lock(&mp->slots_mu);
-        rc = proc_slots_scan(mp->slots, &res);
-        pthread_mutex_unlock(&mp->slots_mu);
-        if (rc == 0) {
-            atomic_store(&mp->horizon, res.min);
-            pthread_mutex_lock(&db->mu);
-            pthread_cond_broadcast(&db->bg_cv);
-            pthread_mutex_unlock(&db->mu);
-        }
+    if (owner && db_mp_refresh_horizon(db) == 0) {
+        pthread_mutex_lock(&db->mu);
+        pthread_cond_broadcast(&db->bg_cv);
+        pthread_mutex_unlock(&db->mu);
     }
 }
 
@@ -854,6 +947,8 @@ int db_mp_open(stoat_db *db, db_recover_fn recover)
     pthread_mutex_lock(&db->mu);
     db_snapshot_publish_locked(db);
     pthread_mutex_unlock(&db->mu);
+    if (atomic_load(&mp->owner) && (rc = db_mp_refresh_horizon(db)) != 0)
+        return rc;
     if ((rc = pthread_create(&mp->keeper, NULL, mp_keeper_main, db)) != 0)
         return status_err(STOAT_ENOMEM, "cannot start the keeper thread (error %d)", rc);
     mp->keeper_started = 1;

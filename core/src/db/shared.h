@@ -39,19 +39,31 @@ int db_mp_catch_up(stoat_db *db);
  * `need` more arena bytes would not fit in the memtables of every process
  * (or when force is set and the memtable holds entries); next_version()
  * is the version the next commit gets; intent() records what the append
- * will publish; the caller appends to db->mem and applies; publish()
+ * will publish (before any byte is written); vlog_adopt() points the
+ * value log at the published active file; the caller appends to the
+ * value log and db->mem and applies; publish()
  * makes it visible to every process. end() releases the lock (a failed
  * commit leaves its intent, so the next holder cuts the WAL back).
  */
 int db_mp_commit_begin(stoat_db *db);
 int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated);
+int db_mp_vlog_adopt(stoat_db *db);
 uint64_t db_mp_next_version(stoat_db *db);
 void db_mp_intent(stoat_db *db, uint64_t top);
 void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top);
 void db_mp_commit_end(stoat_db *db, int ok);
 
+/* Seals the value-log file every process appends to and starts the next
+ * one, under the commit lock (value-log GC collects sealed files only). */
+int db_mp_vlog_rotate(stoat_db *db);
+
 /* The owner installed a MANIFEST edit: tell the other processes. */
 void db_mp_manifest_changed(stoat_db *db);
+
+/* The owner: rescans the liveness slots for the oldest snapshot of any
+ * live process, which compaction and GC keep (the keeper does it every
+ * round; flatten and GC first). */
+int db_mp_refresh_horizon(stoat_db *db);
 
 /* 1 when this handle runs the background work (always 1 single-process). */
 int db_mp_is_owner(stoat_db *db);

@@ -1,7 +1,8 @@
 /*
  * state.c - the rules every part of the engine applies to the handle: the
  * checks each public call makes (fork generation, key), the sticky
- * background error, file ids, and the queue of immutable memtables
+ * background error and the no-space state (a full disk: retried, not
+ * sticky), file ids, and the queue of immutable memtables
  * waiting for the flusher.
  *
  * A handle remembers the fork generation it was opened in: after fork()
@@ -120,12 +121,60 @@ int db_check_running_locked(stoat_db *db)
 
 int db_wait_flushed_locked(stoat_db *db, uint64_t mem_id)
 {
+    db_bg_wait w = {0};
     int rc;
 
     while (db->n_imm > 0 && memtable_id(db->imm[0]) <= mem_id) {
-        if ((rc = db_check_running_locked(db)) != 0)
+        if ((rc = db_check_running_locked(db)) != 0 || (rc = db_wait_bg_locked(db, &w)) != 0)
             return rc;
-        pthread_cond_wait(&db->done_cv, &db->mu);
     }
+    return 0;
+}
+
+/* ---- a full disk: retried, not sticky ---- */
+
+int db_bg_failed_locked(stoat_db *db, int rc)
+{
+    if (rc != STOAT_ENOSPC) {
+        db_set_bg_error_locked(db, rc);
+        return 0;
+    }
+    db->nospace = 1;
+    db->nospace_fails++;
+    snprintf(db->nospace_msg, sizeof(db->nospace_msg), "%s", status_msg());
+    pthread_cond_broadcast(&db->done_cv);
+    return 1;
+}
+
+void db_bg_succeeded_locked(stoat_db *db)
+{
+    db->nospace = 0;
+}
+
+/* Up to a second, or until a writer (or any background event) wakes the
+ * jobs: retrying sooner would only fill the disk's last bytes again. */
+void db_nospace_backoff_locked(stoat_db *db)
+{
+    struct timespec ts;
+
+    if (db->closing)
+        return;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 1;
+    pthread_cond_timedwait(&db->bg_cv, &db->mu, &ts);
+}
+
+int db_wait_bg_locked(stoat_db *db, db_bg_wait *w)
+{
+    if (db->nospace) {
+        if (w->kicked && db->nospace_fails != w->fails_at_kick)
+            return status_err(STOAT_ENOSPC, "%s", db->nospace_msg);
+        if (!w->kicked) {
+            w->kicked = 1;
+            w->fails_at_kick = db->nospace_fails;
+            pthread_cond_broadcast(&db->bg_cv);
+        }
+    }
+    pthread_cond_wait(&db->done_cv, &db->mu);
     return 0;
 }

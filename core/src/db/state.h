@@ -1,7 +1,7 @@
 /*
  * state.h - the handle's shared rules: checks made by every public call,
- * the sticky background error, file ids, the immutable-memtable queue
- * (state.c). Functions named _locked expect db->mu held.
+ * the sticky background error and the no-space state, file ids, the
+ * immutable-memtable queue (state.c). Functions named _locked expect db->mu held.
  */
 #ifndef STOAT_DB_STATE_H
 #define STOAT_DB_STATE_H
@@ -32,5 +32,25 @@ int db_push_imm_locked(stoat_db *db, memtable *m);
 /* Waits until every immutable memtable up to mem_id is flushed; the
  * sticky error or STOAT_ECLOSED when that cannot happen. */
 int db_wait_flushed_locked(stoat_db *db, uint64_t mem_id);
+
+/*
+ * A full disk. A background job (flush, compaction) that failed with
+ * STOAT_ENOSPC left nothing behind and is retried, so it does not set the
+ * sticky error: db_bg_failed_locked records either (and says whether the
+ * job should retry after db_nospace_backoff_locked), and
+ * db_bg_succeeded_locked clears the no-space state. A writer waiting for
+ * background work goes through db_wait_bg_locked: while the disk is full
+ * it wakes the jobs once and returns STOAT_ENOSPC when that retry fails
+ * too, instead of waiting for ever. A db_bg_wait starts zeroed.
+ */
+typedef struct db_bg_wait {
+    int kicked;
+    uint64_t fails_at_kick;
+} db_bg_wait;
+
+int db_bg_failed_locked(stoat_db *db, int rc);
+void db_bg_succeeded_locked(stoat_db *db);
+void db_nospace_backoff_locked(stoat_db *db);
+int db_wait_bg_locked(stoat_db *db, db_bg_wait *w);
 
 #endif

@@ -51,6 +51,7 @@
 #include <time.h>
 
 #include "db/vlog_gc.h"
+#include "db/shared.h"
 #include "db/flush_compact.h"
 #include "db/read.h"
 #include "db/snapshots.h"
@@ -333,7 +334,9 @@ static uint32_t gc_pick(stoat_db *db, double ratio, uint32_t limit)
     if (discard_list(db->disc, &e, &n) != 0)
         return 0;
     pthread_mutex_lock(&db->mu);
-    for (size_t i = 0; i < n; i++) {
+    /* A bulk load's values have no LSM entry until it finishes: its
+     * files would look all garbage (ingest.c). */
+    for (size_t i = 0; i < n && db->gc_holds == 0; i++) {
         uint64_t size = vlog_file_size(db->vlog, e[i].fid);
         double share;
 
@@ -371,10 +374,25 @@ static int gc_loop(stoat_db *db, double ratio, int retry_damaged, uint64_t *recl
     if (retry_damaged)
         db->n_gc_damaged = 0;
 
-    /* Garbage in the active file counts too: seal it so it can go. */
-    if (size > 0 && (double)discard_get(db->disc, active) / (double)size > ratio &&
-        (rc = vlog_rotate(db->vlog)) != 0)
+    if (db->mp != NULL) {
+        /* Multi-process: the active file is the one every process appends
+         * to, sealed only under the commit lock; a barrier commit makes
+         * this process's value log follow it (shared.c). Files from it on
+         * are left alone. */
+        if ((rc = db_barrier(db)) != 0)
+            return rc;
+        active = vlog_active_fid(db->vlog);
+        if (active == 0)
+            return 0;
+        size = vlog_file_size(db->vlog, active);
+        if (size > 0 && (double)discard_get(db->disc, active) / (double)size > ratio &&
+            (rc = db_mp_vlog_rotate(db)) != 0)
+            return rc;
+    } else if (size > 0 && (double)discard_get(db->disc, active) / (double)size > ratio &&
+               (rc = vlog_rotate(db->vlog)) != 0) {
+        /* Garbage in the active file counts too: seal it so it can go. */
         return rc;
+    }
     active = vlog_active_fid(db->vlog);
     while (rc == 0 && (fid = gc_pick(db, ratio, active)) != 0) {
         rc = gc_collect_file(db, fid, reclaimed);
@@ -419,9 +437,6 @@ int stoat_gc(stoat_db *db, double discard_ratio, uint64_t *reclaimed)
         return rc;
     if (!(discard_ratio > 0 && discard_ratio < 1))
         return status_err(STOAT_EINVAL, "stoat_gc: discard_ratio must be in (0, 1)");
-    if (db->mp != NULL)
-        return status_err(STOAT_ENOTSUP, "stoat_gc: value-log GC is not available yet with "
-                          "multi_process (values stay in the tree in that mode)");
     pthread_mutex_lock(&db->gc_mu);
     /* Garbage is counted by compaction: make it see everything first. */
     rc = db_flatten(db);
@@ -452,8 +467,8 @@ static void *db_vlog_gc_main(void *arg)
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;
         pthread_cond_timedwait(&db->bg_cv, &db->mu, &ts);
-        if (db->closing || db->bg_error)
-            continue;
+        if (db->closing || db->bg_error || !db_mp_is_owner(db))
+            continue;   /* multi-process: GC runs in the background owner */
         pthread_mutex_unlock(&db->mu);
         /* A stoat_gc under way deletes what it can by itself. */
         if (pthread_mutex_trylock(&db->gc_mu) == 0) {
@@ -467,8 +482,9 @@ static void *db_vlog_gc_main(void *arg)
         }
         pthread_mutex_lock(&db->mu);
         /* Damage GC met is the readers' to report, for the keys it holds:
-         * it must not stop the writes (the file is left alone). */
-        if (rc != 0 && rc != STOAT_ECLOSED && rc != STOAT_ECORRUPT)
+         * it must not stop the writes (the file is left alone). Nor must
+         * a full disk: the rewrite failed whole and is tried again. */
+        if (rc != 0 && rc != STOAT_ECLOSED && rc != STOAT_ECORRUPT && rc != STOAT_ENOSPC)
             db_set_bg_error_locked(db, rc);
     }
     pthread_mutex_unlock(&db->mu);

@@ -11,9 +11,12 @@
  * memtable. It then publishes the group's last version to readers, wakes
  * the group's writers and hands the front to the next in line.
  *
- * A failed WAL append or fsync may have left a torn record behind: the
- * database then enters the sticky error state and refuses further writes
- * (DESIGN: never retry a failed fsync and carry on). Reads go on.
+ * A failed WAL fsync (or an append that could not be cut back) may have
+ * left a torn record behind: the database then enters the sticky error
+ * state and refuses further writes (DESIGN: never retry a failed fsync and
+ * carry on). Reads go on. A full disk is not sticky: the group that met
+ * it fails with STOAT_ENOSPC and later writes try again (state.c, "a full
+ * disk").
  */
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +115,7 @@ static int db_rotate_locked(stoat_db *db, uint64_t arena)
 /* Waits until the active memtable can take `bytes` in `n` entries. */
 static int db_make_room_locked(stoat_db *db, uint64_t bytes, uint64_t n, int force_rotate)
 {
+    db_bg_wait bg_wait = {0};
     int delayed = 0, rc;
 
     for (;;) {
@@ -136,8 +140,10 @@ static int db_make_room_locked(stoat_db *db, uint64_t bytes, uint64_t n, int for
         if (db->n_imm + 1 >= (size_t)db->opts.num_memtables ||
             l0 >= (size_t)db->opts.l0_stall_trigger) {
             uint64_t t0 = now_micros();
-            pthread_cond_wait(&db->done_cv, &db->mu);
+            rc = db_wait_bg_locked(db, &bg_wait);  /* STOAT_ENOSPC: the disk is full */
             db->stat_stall_micros += now_micros() - t0;
+            if (rc != 0)
+                return rc;
             continue;
         }
         uint64_t arena = db->opts.memtable_size;
@@ -155,9 +161,9 @@ static db_writer *db_build_group_locked(stoat_db *db, uint64_t *bytes, uint64_t 
     *bytes = writer_bytes(w);
     *n = w->n_ops;
     *sync = w->sync;
-    if (w->rotate)
+    if (w->rotate || w->exclusive)
         return w;
-    for (w = w->next; w != NULL && !w->rotate; w = w->next) {
+    for (w = w->next; w != NULL && !w->rotate && !w->exclusive; w = w->next) {
         uint64_t b = writer_bytes(w);
         if (*bytes + b > GROUP_MAX_BYTES)
             break;
@@ -176,8 +182,7 @@ static inline int op_skipped(const db_writer *w, size_t i)
 
 static inline int op_separated(const stoat_db *db, const db_write_op *op)
 {
-    /* Not yet in the multi-process mode (shared.c): values stay inline. */
-    return db->vlog != NULL && db->mp == NULL && !(op->meta & VMETA_DELETE) &&
+    return db->vlog != NULL && !(op->meta & VMETA_DELETE) &&
            op->value.len >= db->opts.value_threshold;
 }
 
@@ -333,13 +338,17 @@ static int db_apply_payload(memtable *m, const buf *payload, db_writer *first, d
 }
 
 /* The front writer's work outside the mutex: log, sync, apply. Any
- * failure here may leave the WAL and memtable disagreeing: sticky. */
+ * failure here may leave the WAL and memtable disagreeing: sticky. Except
+ * STOAT_ENOSPC, which only the WAL append returns, and only once it has
+ * cut its partial record back off (memtable.c; a failed fsync is
+ * STOAT_EIO): then nothing was logged or applied and the group just
+ * fails. */
 static int db_commit_group(stoat_db *db, int sync, db_writer *first, db_writer *last)
 {
     memtable *m = db->mem;  /* only the front writer swaps it */
     int rc;
 
-    if (sync && db->vlog != NULL && db->mp == NULL && (rc = vlog_sync(db->vlog)) != 0)
+    if (sync && db->vlog != NULL && (rc = vlog_sync(db->vlog)) != 0)
         return rc;
     if (db->wal_payload.len == 0)
         return sync ? memtable_sync(m) : 0;
@@ -348,6 +357,14 @@ static int db_commit_group(stoat_db *db, int sync, db_writer *first, db_writer *
     if (sync && (rc = memtable_sync(m)) != 0)
         return rc;
     return db_apply_payload(m, &db->wal_payload, first, last);
+}
+
+/* A group whose WAL record a full disk refused left its large values in
+ * the value log, pointed to by nothing: garbage for GC to count. */
+static void db_count_unlogged_values(stoat_db *db, size_t n_sep)
+{
+    for (size_t j = 0; j < n_sep && db->disc != NULL; j++)
+        discard_add(db->disc, db->vlog_ptrs[j].fid, db->vlog_ptrs[j].len);
 }
 
 /* Records w's keys as committed at version, for later conflict checks. */
@@ -489,11 +506,16 @@ static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *las
                 }
                 pthread_mutex_unlock(&db->mu);
                 PERTURB("write_group");
-                rc = db_encode_group(db, db->writers_head, last);
+                size_t n_sep;
+                db_mp_intent(db, top);
+                if ((rc = db_mp_vlog_adopt(db)) == 0 &&
+                    (rc = db_separate_values(db, db->writers_head, last, &n_sep)) == 0)
+                    rc = db_encode_group(db, db->writers_head, last);
                 if (rc == 0) {
-                    db_mp_intent(db, top);
+                    /* A full disk is not sticky: the next holder's repair
+                     * cuts off what this group left (its intent stays). */
                     rc = db_commit_group(db, sync, db->writers_head, last);
-                    sticky = rc != 0;
+                    sticky = rc != 0 && rc != STOAT_ENOSPC;
                 }
                 if (rc == 0)
                     db_mp_publish(db, need, top);
@@ -510,11 +532,43 @@ static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *las
     return rc;
 }
 
+/*
+ * An exclusive writer (a group of its own): runs its function with no
+ * write in flight, then publishes its reserved version. Every version
+ * handed out before is published by now (groups finish before the front
+ * moves on), so last_version may jump to it.
+ */
+static int db_lead_exclusive_locked(stoat_db *db, db_writer *self)
+{
+    uint64_t v = self->exclusive_version;
+    int rc;
+
+    if (v != 0 && db->next_version > v) {
+        rc = status_err(STOAT_EBUSY, "the version reserved for this write (%llu) was passed by "
+                        "other commits", (unsigned long long)v);
+    } else {
+        pthread_mutex_unlock(&db->mu);
+        rc = self->exclusive(db, self->exclusive_arg);
+        pthread_mutex_lock(&db->mu);
+        if (rc == 0 && v != 0) {
+            db->next_version = v + 1;
+            atomic_store_explicit(&db->last_version, v, memory_order_release);
+            self->version = v;
+        }
+    }
+    db_finish_group_locked(db, self, self, rc);
+    return rc;
+}
+
 static int db_lead_group_locked(stoat_db *db, db_writer *self)
 {
     uint64_t bytes, n, top = 0;
     int sync, rc;
-    db_writer *last = db_build_group_locked(db, &bytes, &n, &sync);
+    db_writer *last;
+
+    if (self->exclusive)
+        return db_lead_exclusive_locked(db, self);
+    last = db_build_group_locked(db, &bytes, &n, &sync);
 
     sync |= db->opts.sync == STOAT_SYNC_COMMIT && n > 0;
     if (db->mp != NULL)
@@ -542,7 +596,10 @@ static int db_lead_group_locked(stoat_db *db, db_writer *self)
             rc = db_encode_group(db, db->writers_head, last);
         if (rc == 0 && (rc = db_commit_group(db, sync, db->writers_head, last)) != 0) {
             pthread_mutex_lock(&db->mu);
-            db_set_bg_error_locked(db, rc);
+            if (rc == STOAT_ENOSPC)
+                db_count_unlogged_values(db, n_sep);
+            else
+                db_set_bg_error_locked(db, rc);
         } else {
             pthread_mutex_lock(&db->mu);
         }
@@ -581,6 +638,24 @@ int db_sync_logs(stoat_db *db)
 int db_rotate_and_wait(stoat_db *db)
 {
     return db_write_mode(db, NULL, 0, 0, 1);
+}
+
+int db_write_exclusive(stoat_db *db, uint64_t version, int (*fn)(stoat_db *db, void *arg),
+                       void *arg)
+{
+    db_writer w = {.exclusive = fn, .exclusive_arg = arg, .exclusive_version = version};
+    return db_write_queued(db, &w);
+}
+
+uint64_t db_version_reserve(stoat_db *db, uint64_t ahead)
+{
+    uint64_t v;
+
+    pthread_mutex_lock(&db->mu);
+    v = db->next_version + ahead;
+    pthread_mutex_unlock(&db->mu);
+    /* Keep far from the top: UINT64_MAX is the seek sentinel (ikey.h). */
+    return v < db->next_version || v >= (UINT64_MAX >> 1) ? 0 : v;
 }
 
 int db_write_txn(stoat_db *db, const db_write_op *ops, size_t n, txn_reads *reads,

@@ -22,6 +22,19 @@ int db_rotate_and_wait(stoat_db *db);
  * version after which every new snapshot sees the rewrites. */
 int db_write_gc(stoat_db *db, const db_write_op *ops, size_t n, uint64_t read_version,
                 uint8_t *skip, uint64_t *done_version);
+/*
+ * Runs fn(db, arg) at the front of the writer queue, without db->mu: no
+ * write is in flight while it runs and none starts before it returns.
+ * version, when not 0, is one db_version_reserve gave: fn runs only while
+ * no commit has reached it (else STOAT_EBUSY), and once fn returns 0 it
+ * becomes the last published version (what fn installed is visible to
+ * every snapshot taken from then on, to none taken before).
+ */
+int db_write_exclusive(stoat_db *db, uint64_t version, int (*fn)(stoat_db *db, void *arg),
+                       void *arg);
+/* A version `ahead` versions past the next commit's, for
+ * db_write_exclusive; 0 when versions would run out. */
+uint64_t db_version_reserve(stoat_db *db, uint64_t ahead);
 /* Commits a transaction's writes after checking its reads for conflicts
  * (reads NULL: no check). */
 int db_write_txn(stoat_db *db, const db_write_op *ops, size_t n, txn_reads *reads,

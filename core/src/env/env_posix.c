@@ -9,7 +9,8 @@
  *
  * Errors: every failure records "<operation> <path>: <strerror>" through
  * status_errno (ENOSPC -> STOAT_ENOSPC, ENOMEM -> STOAT_ENOMEM, else
- * STOAT_EIO); a missing path (ENOENT) is STOAT_ENOTFOUND instead.
+ * STOAT_EIO); a missing path (ENOENT) is STOAT_ENOTFOUND instead, and a
+ * failed fsync is always STOAT_EIO (posix_sync_err).
  *
  * Threading: env_posix() is a static const-initialised singleton: no
  * constructor, no lock, no allocation, so loading the library before a
@@ -126,6 +127,17 @@ static int posix_append(env_file *ef, const void *data, size_t len)
     return 0;
 }
 
+/*
+ * A failed fsync is STOAT_EIO whatever errno says: even ENOSPC (delayed
+ * allocation, thin provisioning) means written pages may be gone, which
+ * no retry can mend, while STOAT_ENOSPC promises that the failed call
+ * left nothing behind (write paths cut partial writes back off).
+ */
+static int posix_sync_err(int err, const char *what, const char *path)
+{
+    return status_err(STOAT_EIO, "%s %s: %s", what, path, strerror(err));
+}
+
 /* Not retried on failure: after a failed fsync the kernel may have dropped
  * the dirty pages, so the caller must treat the file as lost. */
 static int posix_sync(env_file *ef)
@@ -133,7 +145,7 @@ static int posix_sync(env_file *ef)
     posix_file *f = (posix_file *)ef;
 
     if (fdatasync(f->fd) != 0)
-        return status_errno(errno, "sync", ef->path);
+        return posix_sync_err(errno, "sync", ef->path);
     return 0;
 }
 
@@ -211,7 +223,7 @@ static int posix_sync_dir(env *e, const char *dir)
     if (fd < 0)
         return posix_err(errno, "open directory", dir);
     if (fsync(fd) != 0)
-        rc = status_errno(errno, "sync directory", dir);
+        rc = posix_sync_err(errno, "sync directory", dir);
     close(fd);
     return rc;
 }

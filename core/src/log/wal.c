@@ -11,9 +11,11 @@
  *
  * Torn versus corrupt: only damage that a crash during an append can leave
  * behind counts as a torn tail: less than a record header at end of file,
- * an intact record header whose payload runs past end of file, a last
- * record whose payload checksum fails and that ends exactly at end of
- * file, or zero bytes from a record start to end of file. Replay then
+ * a bad record header followed by zeros only, an intact record header
+ * whose payload runs past end of file, a record
+ * whose payload checksum fails and that ends exactly at end of file or is
+ * followed by zeros only, or zero bytes from a record start to end of
+ * file. Replay then
  * stops with 0 and reports where the good prefix ends. Anything else is
  * STOAT_ECORRUPT with the file and offset; in particular a length is
  * believed only once its header's check has passed, so a damaged length
@@ -138,12 +140,14 @@ static int wal_check_header(file_window *r)
 }
 
 /* A record header at off whose check fails: a torn tail if nothing but
- * zeros follows from there, else corruption. */
+ * zeros follows the header's place (a header cut short by a torn write,
+ * the file's size persisted ahead of its data; or nothing written at
+ * all), else corruption. The caller saw a whole header's bytes. */
 static int wal_bad_record_header(file_window *r, uint64_t off)
 {
     int rc, zero;
 
-    if ((rc = file_window_zeros_from(r, off, &zero)) != 0)
+    if ((rc = file_window_zeros_from(r, off + WAL_RECORD_HEADER_LEN, &zero)) != 0)
         return rc;
     if (zero)
         return WAL_TORN;
@@ -161,7 +165,7 @@ static int wal_record_check(file_window *r, uint64_t off, const char **payload, 
     uint64_t rest = r->size - off;
     const char *p;
     uint32_t len;
-    int rc;
+    int rc, zero;
 
     if (rest < WAL_RECORD_HEADER_LEN)
         return WAL_TORN;
@@ -183,8 +187,14 @@ static int wal_record_check(file_window *r, uint64_t off, const char **payload, 
         return 0;
     }
     /* An intact header is not all zeros, so only a record that ends the
-     * file can be the torn one. */
+     * file can be the torn one, or one followed by zeros only: a power
+     * loss may persist a file's size before its data (the zeros), and the
+     * record's first sectors without its last ones. */
     if (len == rest - WAL_RECORD_HEADER_LEN)
+        return WAL_TORN;
+    if ((rc = file_window_zeros_from(r, off + WAL_RECORD_HEADER_LEN + len, &zero)) != 0)
+        return rc;
+    if (zero)
         return WAL_TORN;
     return status_err(STOAT_ECORRUPT, "%s: bad checksum at offset %llu", r->path,
                       (unsigned long long)off);
@@ -211,9 +221,10 @@ static int wal_entry_parse(const char **p, const char *limit, slice *ikey, slice
     return 0;
 }
 
-/* Parses every entry of a checksummed payload, then hands them to fn. */
+/* Parses every entry of a checksummed payload, asks `until` (if any)
+ * about each, then hands them to fn. */
 static int wal_record_apply(file_window *r, uint64_t off, const char *payload, uint32_t len,
-                            wal_entry_fn fn, void *arg)
+                            wal_entry_fn until, wal_entry_fn fn, void *arg)
 {
     const char *limit = payload + len, *p;
     slice ikey, value;
@@ -227,6 +238,11 @@ static int wal_record_apply(file_window *r, uint64_t off, const char *payload, u
                               (unsigned long long)at, (unsigned long long)off);
         }
     }
+    for (p = payload; until != NULL && p < limit;) {
+        wal_entry_parse(&p, limit, &ikey, &value);
+        if ((rc = until(arg, ikey, value)) != 0)
+            return rc;
+    }
     for (p = payload; p < limit;) {
         wal_entry_parse(&p, limit, &ikey, &value);
         if ((rc = fn(arg, ikey, value)) != 0)
@@ -237,11 +253,28 @@ static int wal_record_apply(file_window *r, uint64_t off, const char *payload, u
 
 int wal_replay(env_file *f, const char *path, wal_entry_fn fn, void *arg, uint64_t *good_len)
 {
-    return wal_replay_range(f, path, 0, UINT64_MAX, fn, arg, good_len);
+    return wal_replay_until(f, path, NULL, fn, arg, good_len);
+}
+
+static int wal_replay_span(env_file *f, const char *path, uint64_t from, uint64_t to,
+                           wal_entry_fn until, wal_entry_fn fn, void *arg, uint64_t *good_len);
+
+int wal_replay_until(env_file *f, const char *path, wal_entry_fn until, wal_entry_fn fn,
+                     void *arg, uint64_t *good_len)
+{
+    return wal_replay_span(f, path, 0, UINT64_MAX, until, fn, arg, good_len);
 }
 
 int wal_replay_range(env_file *f, const char *path, uint64_t from, uint64_t to, wal_entry_fn fn,
                      void *arg, uint64_t *good_len)
+{
+    return wal_replay_span(f, path, from, to, NULL, fn, arg, good_len);
+}
+
+/* The records from `from` up to `to` (UINT64_MAX: end of file), `until`
+ * (may be NULL) asked first about each record's entries. */
+static int wal_replay_span(env_file *f, const char *path, uint64_t from, uint64_t to,
+                           wal_entry_fn until, wal_entry_fn fn, void *arg, uint64_t *good_len)
 {
     file_window r;
     const char *payload = NULL;
@@ -266,8 +299,11 @@ int wal_replay_range(env_file *f, const char *path, uint64_t from, uint64_t to, 
     while (off < r.size) {
         if ((rc = wal_record_check(&r, off, &payload, &len)) != 0)
             break;
-        if ((rc = wal_record_apply(&r, off, payload, len, fn, arg)) != 0)
+        if ((rc = wal_record_apply(&r, off, payload, len, until, fn, arg)) != 0) {
+            if (rc == WAL_STOP)
+                rc = 0;     /* *good_len is this record's start */
             break;
+        }
         off += WAL_RECORD_HEADER_LEN + (uint64_t)len;
         *good_len = off;
     }

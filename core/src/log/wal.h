@@ -53,10 +53,10 @@ typedef int (*wal_entry_fn)(void *arg, slice ikey, slice value);
  * Replays file f: checks the header, then every record. *good_len gets the
  * offset just past the last good record. A torn tail (less than a record
  * header left, an intact header whose payload runs past end of file, a
- * last record whose payload checksum fails and that ends exactly at end of
- * file, or a tail of zero bytes) ends the replay with 0; the caller
- * truncates to *good_len. Any other bad record, a damaged record header
- * above all, is STOAT_ECORRUPT.
+ * record whose payload checksum fails and that ends exactly at end of
+ * file or is followed by zeros only, or a tail of zero bytes) ends the
+ * replay with 0; the caller truncates to *good_len. Any other bad record,
+ * a damaged record header above all, is STOAT_ECORRUPT.
  */
 int wal_replay(env_file *f, const char *path, wal_entry_fn fn, void *arg, uint64_t *good_len);
 
@@ -70,6 +70,17 @@ int wal_replay(env_file *f, const char *path, wal_entry_fn fn, void *arg, uint64
  * STOAT_ECORRUPT. *good_len gets the offset past the last record read.
  */
 int wal_replay_range(env_file *f, const char *path, uint64_t from, uint64_t to, wal_entry_fn fn,
+                     void *arg, uint64_t *good_len);
+
+/*
+ * wal_replay, with `until` asked about every entry of a record before any
+ * of them goes to fn: when it returns WAL_STOP for one, the replay ends
+ * with 0 at that record's start, as at a torn tail (*good_len is its
+ * offset: the caller cuts the record and everything after it off). Other
+ * nonzero results stop the replay and are returned.
+ */
+#define WAL_STOP 1
+int wal_replay_until(env_file *f, const char *path, wal_entry_fn until, wal_entry_fn fn,
                      void *arg, uint64_t *good_len);
 
 #endif

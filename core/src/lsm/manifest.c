@@ -18,9 +18,11 @@
  * fsync, rename, fsync of the directory.
  *
  * Durability: manifest_append returns 0 only once its record is fsynced.
- * After a failed write or sync the manifest is failed for good (sticky):
- * the file may end in a partial record and the kernel may have dropped
- * pages, so later appends are refused. A rewrite that fails before its
+ * A failed write (a full disk) is cut back off and the edit is not made;
+ * after a failed sync, or a failed write that cannot be cut back, the
+ * manifest is failed for good (sticky): the file may end in a partial
+ * record and the kernel may have dropped pages, so later appends are
+ * refused. A rewrite that fails before its
  * rename leaves the old file in use and is retried later; the edit was
  * already durable, so the append still succeeds.
  *
@@ -352,7 +354,9 @@ static int check_record(const manifest *m, const char *data, size_t len, size_t 
     if (rest < MANIFEST_RECORD_HEADER_LEN)
         return MANIFEST_TORN;
     if (!wal_record_header_ok(h)) {
-        if (all_zero(h, rest))
+        /* Only zeros after the header's place: a header cut short by a
+         * torn write, the file's size persisted ahead of its data. */
+        if (all_zero(h + MANIFEST_RECORD_HEADER_LEN, rest - MANIFEST_RECORD_HEADER_LEN))
             return MANIFEST_TORN;
         return status_err(STOAT_ECORRUPT, "%s: bad checksum at offset %zu (record header)",
                           m->path, off);
@@ -362,17 +366,20 @@ static int check_record(const manifest *m, const char *data, size_t len, size_t 
         return MANIFEST_TORN;
     if (checksum32(h + MANIFEST_RECORD_HEADER_LEN, *plen) == get_fixed32(h + 4))
         return 0;
-    if (*plen == rest - MANIFEST_RECORD_HEADER_LEN)
-        return MANIFEST_TORN;
+    if (*plen == rest - MANIFEST_RECORD_HEADER_LEN ||
+        all_zero(h + MANIFEST_RECORD_HEADER_LEN + *plen,
+                 rest - MANIFEST_RECORD_HEADER_LEN - *plen))
+        return MANIFEST_TORN;   /* the last record, maybe followed by zeros (above) */
     return status_err(STOAT_ECORRUPT, "%s: bad checksum at offset %zu", m->path, off);
 }
 
 /*
  * Replays every record of data into *v. *good_len gets the end of the last
  * good record: less than len when the file ends in a torn tail (a cut
- * record header, an intact header whose payload runs past end of file, a
- * last record whose payload checksum fails and that ends exactly at end of
- * file, or zero bytes), which the caller truncates.
+ * record header, or a bad one followed by zeros only, an intact header
+ * whose payload runs past end of file, a last record whose payload
+ * checksum fails and that ends exactly at end of file or is followed by
+ * zeros only, or zero bytes), which the caller truncates.
  */
 static int replay(manifest *m, const char *data, size_t len, lsm_view **v, uint64_t *good_len)
 {
@@ -606,6 +613,26 @@ retry_later:
     return 0;
 }
 
+/*
+ * A failed write (a full disk) may have left part of the record behind:
+ * the file is cut back to its last good size, and the manifest goes on
+ * (the edit is simply not made; the error is returned as it was). Only if
+ * the cut fails too is it failed for good (STOAT_EIO). A failed sync
+ * always is (the file's pages may be gone).
+ */
+static int manifest_append_failed(manifest *m, int rc)
+{
+    char msg[STATUS_MSG_MAX];
+
+    snprintf(msg, sizeof(msg), "%s", status_msg());
+    if (env_truncate(m->f, m->size) != 0) {
+        m->failed = STOAT_EIO;
+        return status_err(STOAT_EIO, "%s (cutting the partial record back off failed)", msg);
+    }
+    status_set_msg(msg);
+    return rc;
+}
+
 int manifest_append(manifest *m, const lsm_view *current, const lsm_edit *e)
 {
     lsm_view *next = NULL;
@@ -625,7 +652,11 @@ int manifest_append(manifest *m, const lsm_view *current, const lsm_edit *e)
     }
     if ((rc = frame_record(&b, 0)) != 0)
         goto out;
-    if ((rc = env_append(m->f, b.data, b.len)) != 0 || (rc = env_sync(m->f)) != 0) {
+    if ((rc = env_append(m->f, b.data, b.len)) != 0) {
+        rc = manifest_append_failed(m, rc);
+        goto out;
+    }
+    if ((rc = env_sync(m->f)) != 0) {
         m->failed = rc;
         goto out;
     }

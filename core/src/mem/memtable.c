@@ -157,7 +157,16 @@ typedef struct memtable_replay {
     memtable *m;
     uint64_t need;      /* arena bytes all entries take at most */
     int overflow;
+    wal_entry_fn until; /* the caller's, or NULL */
+    void *until_arg;
 } memtable_replay;
+
+static int memtable_replay_until(void *arg, slice ikey, slice value)
+{
+    memtable_replay *r = arg;
+
+    return r->until(r->until_arg, ikey, value);
+}
 
 static int memtable_replay_fn(void *arg, slice ikey, slice value)
 {
@@ -175,13 +184,16 @@ static int memtable_replay_fn(void *arg, slice ikey, slice value)
 }
 
 /* Replays the open WAL, growing the arena once if arena_size is too small. */
-static int memtable_replay_wal(memtable *m, uint64_t arena_size, uint64_t *good_len)
+static int memtable_replay_wal(memtable *m, uint64_t arena_size, wal_entry_fn until,
+                               void *until_arg, uint64_t *good_len)
 {
-    memtable_replay r = {m, 0, 0};
+    memtable_replay r = {m, 0, 0, until, until_arg};
+    wal_entry_fn u = until ? memtable_replay_until : NULL;
     uint64_t need;
     int rc;
 
-    if ((rc = wal_replay(m->wal, m->path, memtable_replay_fn, &r, good_len)) != 0 || !r.overflow)
+    if ((rc = wal_replay_until(m->wal, m->path, u, memtable_replay_fn, &r, good_len)) != 0 ||
+        !r.overflow)
         return rc;
     need = r.need + MEMTABLE_ARENA_BASE;
     if (need > ARENA_MAX_CAPACITY)
@@ -191,7 +203,7 @@ static int memtable_replay_wal(memtable *m, uint64_t arena_size, uint64_t *good_
         return rc;
     r.need = 0;
     r.overflow = 0;
-    if ((rc = wal_replay(m->wal, m->path, memtable_replay_fn, &r, good_len)) != 0)
+    if ((rc = wal_replay_until(m->wal, m->path, u, memtable_replay_fn, &r, good_len)) != 0)
         return rc;
     if (r.overflow)     /* need bounds every entry, so this means a bug */
         return status_err(STOAT_ENOMEM, "%s: arena of %llu bytes overflowed on replay", m->path,
@@ -218,6 +230,14 @@ static int memtable_cut_tail(memtable *m, uint64_t good_len)
 int memtable_recover(env *e, const char *dir, uint64_t id, uint64_t arena_size, int read_only,
                      uint64_t *max_version, memtable **out)
 {
+    return memtable_recover_until(e, dir, id, arena_size, read_only, NULL, NULL, max_version,
+                                  out);
+}
+
+int memtable_recover_until(env *e, const char *dir, uint64_t id, uint64_t arena_size,
+                           int read_only, wal_entry_fn until, void *until_arg,
+                           uint64_t *max_version, memtable **out)
+{
     memtable *m = NULL;
     uint64_t good_len = 0;
     int rc;
@@ -233,7 +253,7 @@ int memtable_recover(env *e, const char *dir, uint64_t id, uint64_t arena_size, 
     }
     if ((rc = env_open(e, m->path, read_only ? ENV_READ : ENV_WRITE, &m->wal)) != 0)
         goto fail;
-    if ((rc = memtable_replay_wal(m, arena_size, &good_len)) != 0)
+    if ((rc = memtable_replay_wal(m, arena_size, until, until_arg, &good_len)) != 0)
         goto fail;
     if (read_only) {
         env_close(m->wal);
@@ -289,16 +309,20 @@ void memtable_set_wal_size(memtable *m, uint64_t size)
 /*
  * A failed append may have left part of a record behind; later records
  * after it would turn a torn tail into mid-file corruption. So the file is
- * cut back to its last good length, and if even that fails the WAL takes
- * no more appends.
+ * cut back to its last good length (the error is returned as it was: a
+ * full disk stays STOAT_ENOSPC, which the caller may survive), and if even
+ * that fails the WAL takes no more appends (STOAT_EIO).
  */
 static int memtable_append_failed(memtable *m, int rc)
 {
     char msg[STATUS_MSG_MAX];
 
     snprintf(msg, sizeof(msg), "%s", status_msg());
-    if (env_truncate(m->wal, atomic_load_explicit(&m->wal_size, memory_order_relaxed)) != 0)
+    if (env_truncate(m->wal, atomic_load_explicit(&m->wal_size, memory_order_relaxed)) != 0) {
         m->broken = 1;
+        /* Not a full disk any more but a damaged WAL: STOAT_EIO. */
+        return status_err(STOAT_EIO, "%s (cutting the partial record back off failed)", msg);
+    }
     status_set_msg(msg);
     return rc;
 }

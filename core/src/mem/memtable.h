@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "env/env.h"
+#include "log/wal.h"
 #include "base/iter.h"
 #include "base/slice.h"
 #include "log/wal.h"
@@ -47,6 +48,12 @@ int memtable_new(env *e, const char *dir, uint64_t id, uint64_t arena_size, memt
  */
 int memtable_recover(env *e, const char *dir, uint64_t id, uint64_t arena_size, int read_only,
                      uint64_t *max_version, memtable **out);
+/* memtable_recover, ending the replay where `until` (wal.h,
+ * wal_replay_until) says WAL_STOP: that record and the rest are cut off
+ * like a torn tail. */
+int memtable_recover_until(env *e, const char *dir, uint64_t id, uint64_t arena_size,
+                           int read_only, wal_entry_fn until, void *until_arg,
+                           uint64_t *max_version, memtable **out);
 
 /*
  * Multi-process mode (db/shared.c): every process keeps its own memtable

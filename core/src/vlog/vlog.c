@@ -235,12 +235,14 @@ int vlog_open(env *e, const char *dir, const vlog_options *o, vlog **out)
         return status_err(STOAT_ENOMEM, "vlog: out of memory");
     if ((rc = vlog_list(l, &fids, &n)) != 0)
         goto fail;
-    for (size_t i = 0; i + 1 < n; i++)
+    /* Attaching (shared mode, another process recovered): every file is
+     * sealed here until vlog_adopt makes one active. */
+    for (size_t i = 0; i + (l->opts.attach ? 0 : 1) < n; i++)
         if ((rc = vlog_open_older(l, fids[i])) != 0)
             goto fail;
     if (n > 0) {
         l->next_fid = (uint64_t)fids[n - 1] + 1;
-        if ((rc = vlog_open_newest(l, fids[n - 1])) != 0)
+        if (!l->opts.attach && (rc = vlog_open_newest(l, fids[n - 1])) != 0)
             goto fail;
     }
     free(fids);
@@ -336,16 +338,17 @@ static int vlog_set_error_locked(vlog *l, int rc)
 }
 
 /* After a failed write: cuts the active file back to its last complete
- * record, or makes the error sticky when that fails too. Returns rc. */
+ * record and returns rc, or makes STOAT_EIO sticky when that fails too. */
 static int vlog_cut_back_locked(vlog *l, int rc)
 {
     char msg[STATUS_MSG_MAX];
 
     snprintf(msg, sizeof(msg), "%s", status_msg());
     buf_reset(&l->gather);
-    if (env_truncate(l->active->f, l->active->size) != 0) {
-        status_set_msg(msg);
-        return vlog_set_error_locked(l, rc);
+    if (env_truncate(vlog_wfd(l->active), l->active->size) != 0) {
+        /* A damaged file now, whatever the write's error was. */
+        status_err(STOAT_EIO, "%s (cutting the partial record back off failed)", msg);
+        return vlog_set_error_locked(l, STOAT_EIO);
     }
     status_set_msg(msg);
     return rc;
@@ -367,7 +370,7 @@ static int vlog_flush_locked(vlog *l)
 
     if (l->gather.len == 0)
         return 0;
-    if ((rc = env_append(l->active->f, l->gather.data, l->gather.len)) != 0)
+    if ((rc = env_append(vlog_wfd(l->active), l->gather.data, l->gather.len)) != 0)
         return vlog_cut_back_locked(l, rc);
     vlog_publish_locked(l, l->gather.len);
     buf_reset(&l->gather);
@@ -388,9 +391,9 @@ static int vlog_write_direct_locked(vlog *l, slice ik, slice v)
     memcpy(l->gather.data + VLOG_REC_HEADER_LEN, ik.data, ik.len);
     hk = VLOG_REC_HEADER_LEN + ik.len;
     put_fixed64(trailer, checksum64_2(l->gather.data, hk, v.data, v.len));
-    if ((rc = env_append(l->active->f, l->gather.data, hk)) != 0 ||
-        (rc = env_append(l->active->f, v.data, v.len)) != 0 ||
-        (rc = env_append(l->active->f, trailer, sizeof(trailer))) != 0)
+    if ((rc = env_append(vlog_wfd(l->active), l->gather.data, hk)) != 0 ||
+        (rc = env_append(vlog_wfd(l->active), v.data, v.len)) != 0 ||
+        (rc = env_append(vlog_wfd(l->active), trailer, sizeof(trailer))) != 0)
         return vlog_cut_back_locked(l, rc);
     vlog_publish_locked(l, vlog_record_len(ik.len, v.len));
     return 0;
@@ -477,6 +480,64 @@ int vlog_rotate(vlog *l)
     return rc;
 }
 
+/* A file another process may have made: opened and listed (sealed) if
+ * it exists and is not listed yet (shared mode). */
+static int vlog_discover(vlog *l, uint32_t fid)
+{
+    vlog_file *vf = NULL;
+    uint64_t size;
+    int rc, active;
+
+    if (vlog_pin(l, fid, &vf, &size, &active) == 0) {
+        vlog_unref(l, vf);
+        return 0;
+    }
+    rc = vlog_open_older(l, fid);
+    if (rc == STOAT_EEXIST)
+        rc = 0;     /* a concurrent discovery listed it first */
+    return rc;
+}
+
+int vlog_adopt(vlog *l, uint32_t fid, uint64_t end)
+{
+    vlog_file *vf = NULL;
+    uint64_t size;
+    int rc, active;
+
+    pthread_mutex_lock(&l->wmu);
+    if ((rc = vlog_writable_locked(l)) != 0)
+        goto out;
+    if ((uint64_t)fid + 1 > l->next_fid)
+        l->next_fid = (uint64_t)fid + 1;
+    if (l->active != NULL && l->active->fid == fid) {
+        pthread_mutex_lock(&l->mu);
+        l->active->size = end;      /* other processes appended up to here */
+        pthread_mutex_unlock(&l->mu);
+        goto out;
+    }
+    if (l->active != NULL && (rc = vlog_seal_locked(l)) != 0)
+        goto out;
+    if (fid == 0)
+        goto out;
+    if ((rc = vlog_discover(l, fid)) != 0 || (rc = vlog_pin(l, fid, &vf, &size, &active)) != 0)
+        goto out;
+    if (vf->wf == NULL)
+        rc = env_open(l->env, vf->path, ENV_WRITE, &vf->wf);
+    if (rc == 0) {
+        pthread_mutex_lock(&l->mu);
+        if (vf->in_lru)
+            vlog_lru_unlink_locked(l, vf);     /* the active file is never evicted */
+        vf->active = 1;
+        vf->size = end;
+        pthread_mutex_unlock(&l->mu);
+        l->active = vf;
+    }
+    vlog_unref(l, vf);
+out:
+    pthread_mutex_unlock(&l->wmu);
+    return rc;
+}
+
 /* ---- sync ---- */
 
 static int vlog_sync_files_locked(vlog *l, uint64_t *gen)
@@ -484,9 +545,9 @@ static int vlog_sync_files_locked(vlog *l, uint64_t *gen)
     int rc, need_dir;
 
     for (size_t i = 0; i < l->n_unsynced; i++)
-        if ((rc = env_sync(l->unsynced[i]->f)) != 0)
+        if ((rc = env_sync(vlog_wfd(l->unsynced[i]))) != 0)
             return rc;
-    if (l->active != NULL && l->active->dirty && (rc = env_sync(l->active->f)) != 0)
+    if (l->active != NULL && l->active->dirty && (rc = env_sync(vlog_wfd(l->active))) != 0)
         return rc;
     pthread_mutex_lock(&l->mu);
     *gen = l->dir_gen;
@@ -543,7 +604,10 @@ static int vlog_fetch(vlog *l, const vptr *p, slice ikey, buf *rec)
     if (p->len < VLOG_REC_OVERHEAD + IKEY_SUFFIX_LEN)
         return status_err(STOAT_ECORRUPT, "%s/%06u.vlog: bad value pointer length %u (key %s)",
                           l->dir, p->fid, p->len, vlog_key_str(ikey, ks, sizeof(ks)));
-    if ((rc = vlog_pin(l, p->fid, &vf, &size, &active)) != 0) {
+    rc = vlog_pin(l, p->fid, &vf, &size, &active);
+    if (rc == STOAT_ENOTFOUND && l->opts.shared && (rc = vlog_discover(l, p->fid)) == 0)
+        rc = vlog_pin(l, p->fid, &vf, &size, &active);
+    if (rc != 0) {
         if (rc == STOAT_ENOTFOUND)
             rc = status_err(rc, "%s/%06u.vlog: value log file missing (removed?) for key %s",
                             l->dir, p->fid, vlog_key_str(ikey, ks, sizeof(ks)));
@@ -553,6 +617,10 @@ static int vlog_fetch(vlog *l, const vptr *p, slice ikey, buf *rec)
     if (l->opts.read_hook != NULL)
         l->opts.read_hook(l->opts.read_hook_arg, p->fid);
 #endif
+    /* Shared mode: other processes append to files this one knows the
+     * size of only up to when it last looked. */
+    if (l->opts.shared && (p->offset > size || p->len > size - p->offset))
+        (void)env_file_size(vf->f, &size);
     if (p->offset < VLOG_HEADER_LEN || p->offset > size || p->len > size - p->offset) {
         rc = status_err(STOAT_ECORRUPT,
                         "%s: value pointer (offset %llu, %u bytes) past the end of the file "
@@ -607,6 +675,21 @@ int vlog_scan(vlog *l, uint32_t fid, vlog_scan_fn fn, void *arg)
     if (active) {
         vlog_unref(l, vf);
         return status_err(STOAT_EINVAL, "%s: scan of the active value log file", vf->path);
+    }
+    if (l->opts.shared) {
+        /* Other processes appended to it while it was their active file:
+         * the walk covers what the file holds now (sealed everywhere when
+         * GC scans it). */
+        uint64_t now;
+        if ((rc = env_file_size(vf->f, &now)) != 0) {
+            vlog_unref(l, vf);
+            return rc;
+        }
+        pthread_mutex_lock(&l->mu);
+        if (now > vf->size)
+            vf->size = now;
+        pthread_mutex_unlock(&l->mu);
+        k.w.size = now;
     }
     file_window_init(&k.w, vf->f, vf->path, k.w.size, VLOG_READ_CHUNK);
     k.fid = fid;

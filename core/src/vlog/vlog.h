@@ -67,6 +67,13 @@ typedef struct vlog_options {
     int read_only;
     /* Sealed files kept open at most (LRU); 0 = VLOG_DEFAULT_MAX_OPEN. */
     int max_open_files;
+    /* Several processes append to this log, one at a time under their
+     * commit lock (db/shared.c): appends go to the file vlog_adopt names,
+     * and reads learn of files and bytes other processes added. */
+    int shared;
+    /* With shared: open without recovering anything (another process
+     * did): every file is sealed until vlog_adopt. */
+    int attach;
 #ifdef STOAT_TESTING
     /* Test builds only: called by every vlog_read and vlog_check after the
      * file is pinned and before it is read (NULL: nothing). */
@@ -193,6 +200,15 @@ int vlog_scan(vlog *l, uint32_t fid, vlog_scan_fn fn, void *arg);
  * LSM entries pointing to them are durable).
  */
 int vlog_remove_file(vlog *l, uint32_t fid);
+
+/*
+ * Shared mode, with the commit lock of every process held: makes file fid,
+ * whose complete records end at `end` (what the last committer
+ * published), the active file, so the next appends go after them; fid 0:
+ * no file yet (the next append creates one, numbered above every file
+ * any process made). A file of this process's that was active is sealed.
+ */
+int vlog_adopt(vlog *l, uint32_t fid, uint64_t end);
 
 /* Sealed files currently held open by the LRU (<= max_open_files), for
  * tests and statistics. */

@@ -38,6 +38,7 @@ int vlog_file_destroy(vlog *l, vlog_file *vf)
     int rc = 0;
 
     env_close(vf->f);
+    env_close(vf->wf);
     if (vf->removed) {
         rc = env_remove(l->env, vf->path);
         pthread_mutex_lock(&l->mu);
@@ -98,7 +99,8 @@ int vlog_insert_locked(vlog *l, vlog_file *vf)
     int found;
     size_t i = vlog_find_locked(l, vf->fid, &found);
 
-    assert(!found);
+    if (found)
+        return STOAT_EEXIST;    /* shared mode: another thread discovered it first */
     if (VEC_ROOM(l->files, l->n, l->cap, 16) != 0)
         return status_err(STOAT_ENOMEM, "vlog: out of memory");
     memmove(l->files + i + 1, l->files + i, (l->n - i) * sizeof(*l->files));
@@ -107,7 +109,7 @@ int vlog_insert_locked(vlog *l, vlog_file *vf)
     return 0;
 }
 
-static void vlog_lru_unlink_locked(vlog *l, vlog_file *vf)
+void vlog_lru_unlink_locked(vlog *l, vlog_file *vf)
 {
     vf->prev->next = vf->next;
     vf->next->prev = vf->prev;

@@ -40,6 +40,8 @@ typedef struct vlog_file {
     int in_lru;
     uint64_t size;                  /* bytes of complete records (+ header) */
     env_file *f;                    /* NULL while closed */
+    env_file *wf;                   /* shared mode: the append descriptor of a file
+                                     * another process created (vlog_adopt) */
     char *path;
     struct vlog_file *prev, *next;  /* LRU links while in_lru */
 } vlog_file;
@@ -66,6 +68,12 @@ struct vlog {
     vlog_file **unsynced;           /* sealed and dirty, one reference each */
     size_t n_unsynced, cap_unsynced;
 };
+
+/* The descriptor appends, truncations and syncs of vf go to. */
+static inline env_file *vlog_wfd(const vlog_file *vf)
+{
+    return vf->wf != NULL ? vf->wf : vf->f;
+}
 
 /* State of a walk over a file's records. */
 typedef struct vlog_walk {
@@ -96,6 +104,7 @@ int vlog_file_destroy(vlog *l, vlog_file *vf);
 vlog_file *vlog_file_new(vlog *l, uint32_t fid);
 int vlog_insert_locked(vlog *l, vlog_file *vf);
 void vlog_lru_add_locked(vlog *l, vlog_file *vf);
+void vlog_lru_unlink_locked(vlog *l, vlog_file *vf);
 int vlog_pin(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int *active);
 void vlog_unref(vlog *l, vlog_file *vf);
 

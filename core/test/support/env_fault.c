@@ -108,6 +108,7 @@ static int fault_open_write_locked(fault_env *fe, const char *path, int flags,
         }
     } else if (flags & ENV_TRUNC) {
         n->len = n->synced = 0;
+        n->n_marks = 0;
     }
     n->refs++;
     *node = n;
@@ -150,6 +151,18 @@ static int fault_read_at(env_file *ef, uint64_t off, void *buf, size_t len, size
     return env_read_at(f->inner, off, buf, len, nread);
 }
 
+static int fault_marks_grow(fault_node *n)
+{
+    size_t cap = n->cap_marks ? 2 * n->cap_marks : 16;
+    uint64_t *m = realloc(n->marks, cap * sizeof(*m));
+
+    if (m == NULL)
+        return -1;
+    n->marks = m;
+    n->cap_marks = cap;
+    return 0;
+}
+
 static int fault_append(env_file *ef, const void *data, size_t len)
 {
     fault_file *f = (fault_file *)ef;
@@ -170,8 +183,15 @@ static int fault_append(env_file *ef, const void *data, size_t len)
     if ((rc = env_append(f->inner, data, len)) != 0)
         return rc;
     pthread_mutex_lock(&fe->mu);
-    if (f->node)
-        f->node->len += len;
+    if (f->node) {
+        fault_node *n = f->node;
+
+        n->len += len;
+        /* Remembered for env_fault_crash_copy (a mark lost to ENOMEM
+         * only merges two appends into one). */
+        if (n->n_marks < n->cap_marks || fault_marks_grow(n) == 0)
+            n->marks[n->n_marks++] = n->len;
+    }
     pthread_mutex_unlock(&fe->mu);
     return 0;
 }
@@ -205,8 +225,10 @@ static int fault_sync(env_file *ef)
     if (rc != 0 || (rc = env_sync(f->inner)) != 0)
         return rc;
     pthread_mutex_lock(&fe->mu);
-    if (f->node)
+    if (f->node) {
         f->node->synced = f->node->len;
+        f->node->n_marks = 0;
+    }
     pthread_mutex_unlock(&fe->mu);
     return 0;
 }
@@ -226,6 +248,7 @@ static int fault_truncate(env_file *ef, uint64_t len)
         f->node->len = len;
         if (f->node->synced > len)
             f->node->synced = len;
+        node_marks_cut(f->node);
     }
     pthread_mutex_unlock(&fe->mu);
     return 0;
@@ -350,6 +373,7 @@ static int fault_rename_locked(fault_env *fe, const char *from, const char *to)
     if (r->replaced)
         node_unname(fe, r->replaced);
     r->from_durable = r->moved->durable;
+    r->seq = ++fe->dir_seq;
     free(r->moved->path);
     r->moved->path = name;
     r->moved->durable = 0;
@@ -548,6 +572,7 @@ void env_fault_free(env *e)
 
         fe->nodes = n->next;
         free(n->path);
+        free(n->marks);
         free(n);
     }
     pthread_mutex_destroy(&fe->mu);

@@ -42,4 +42,22 @@ void env_fault_crash(env *e);
  */
 int env_fault_drop_unsynced(env *e);
 
+/*
+ * Power loss with reordering (env_fault_state.c, where the rules are):
+ * writes into the existing empty directory `out` the files of `dir` as a
+ * power loss at this instant could leave them, chosen by seed and flags.
+ * dir and the env's model are not changed. desc (desc_len bytes) gets a
+ * short account of the choices: per file with unsynced data
+ * "name:synced+kept/size", names lost or renames undone.
+ */
+enum {
+    ENV_FAULT_PREFIX = 1,   /* a prefix of each file's unsynced appends survives */
+    ENV_FAULT_TORN = 2,     /* ... maybe ending inside an append, at a sector */
+    ENV_FAULT_ZEROS = 4,    /* the size may run past the data, in zeros */
+    ENV_FAULT_NAMES = 8,    /* a prefix of the unsynced creations and renames survives */
+    ENV_FAULT_HOLES = 16    /* unsynced 4 KiB pages survive in any order instead */
+};
+int env_fault_crash_copy(env *e, const char *dir, const char *out, uint64_t seed, int flags,
+                         char *desc, size_t desc_len);
+
 #endif

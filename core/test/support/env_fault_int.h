@@ -4,6 +4,8 @@
  *
  *   env_fault_model.c  the model of what is durable: nodes and their
  *                      names, and power loss (env_fault_drop_unsynced)
+ *   env_fault_state.c  power-loss states with reordering, torn writes and
+ *                      lost directory changes (env_fault_crash_copy)
  *   env_fault.c        the env: files, names, pass-through calls, knobs
  *
  * The model and its rules are in env_fault.c's opening comment.
@@ -23,6 +25,9 @@ typedef struct fault_node {
     uint64_t synced;           /* bytes that survive power loss */
     int durable;               /* the name `path` survives power loss */
     int refs;                  /* the name, open files, rename records */
+    uint64_t create_seq;       /* its creation among directory changes (0: durable) */
+    uint64_t *marks;           /* end offsets of the appends since the last sync */
+    size_t n_marks, cap_marks;
 } fault_node;
 
 /* A rename not yet made durable by a sync of the target's directory. */
@@ -33,6 +38,7 @@ typedef struct fault_pending {
     fault_node *moved;         /* the file renamed (one ref) */
     fault_node *replaced;      /* the file it replaced (one ref), or NULL */
     int from_durable;          /* moved's name `from` was durable */
+    uint64_t seq;              /* its place among directory changes */
 } fault_pending;
 
 typedef struct fault_env {
@@ -47,6 +53,7 @@ typedef struct fault_env {
     int fail_append_err;
     long fail_sync_at;
     unsigned long backup_seq;
+    uint64_t dir_seq;          /* creations and renames so far (their order) */
 } fault_env;
 
 typedef struct fault_file {
@@ -70,5 +77,6 @@ fault_node *node_new(fault_env *fe, const char *path, uint64_t len, int durable)
 void node_unname(fault_env *fe, fault_node *n);
 void node_unref(fault_env *fe, fault_node *n);
 int path_in_dir(const char *path, const char *dir);
+void node_marks_cut(fault_node *n);
 
 #endif

@@ -57,6 +57,7 @@ fault_node *node_new(fault_env *fe, const char *path, uint64_t len, int durable)
     }
     n->len = n->synced = len;
     n->durable = durable;
+    n->create_seq = durable ? 0 : ++fe->dir_seq;
     n->refs = 1;
     n->next = fe->nodes;
     fe->nodes = n;
@@ -73,7 +74,17 @@ void node_unref(fault_env *fe, fault_node *n)
         ;
     *pp = n->next;
     free(n->path);
+    free(n->marks);
     free(n);
+}
+
+/* Forgets the appends a truncate cut off. */
+void node_marks_cut(fault_node *n)
+{
+    while (n->n_marks > 0 && n->marks[n->n_marks - 1] > n->len)
+        n->n_marks--;
+    if (n->synced == n->len)
+        n->n_marks = 0;
 }
 
 /* The node loses its name (removed or replaced) and the name's ref. */
@@ -173,6 +184,7 @@ static int fault_cut_locked(fault_env *fe, fault_node *n)
     if (rc == 0 && size < n->synced)
         n->synced = size;
     n->len = n->synced;
+    n->n_marks = 0;
     if (env_close(f) != 0 && rc == 0)
         rc = STOAT_EIO;
     return rc;
