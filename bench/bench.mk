@@ -3,14 +3,15 @@
 #   make bench         build/bench/stoat_bench (links build/libstoat.a)
 #   make bench-peers   build/bench/{leveldb,rocksdb,lmdb}_bench, from
 #                      Debian's libleveldb-dev, librocksdb-dev, liblmdb-dev
-#   make bench-smoke   runs every built tool on a tiny database
+#   make bench-smoke   runs every built tool on a tiny database (stoat and
+#                      LMDB also with --processes=2)
 #   make bench-bulk    bench/bulk_load.sh: bulk loader vs batched puts (issue 14)
 #
 # Every tool is the same driver linked with one adapter (bench/engine_*.c).
 # Uses CC, CFLAGS, LDFLAGS, LDLIBS and BUILD from the top-level Makefile.
 
 BENCH_DIR := $(BUILD)/bench
-BENCH_DRIVER := driver workload flags gen stats hist dbdir engine
+BENCH_DRIVER := driver procs workload flags gen stats hist dbdir engine
 BENCH_DRIVER_OBJS := $(BENCH_DRIVER:%=$(BENCH_DIR)/obj/%.o)
 BENCH_HDRS := $(wildcard bench/*.h) core/include/stoat.h
 BENCH_PEERS := leveldb rocksdb lmdb
@@ -59,5 +60,11 @@ bench-smoke:
 	    echo "$$out" | grep -q "^$$b *: .* micros/op .* ops/sec;" || \
 	      { echo "$$tool: no $$b line"; echo "$$out"; exit 1; }; \
 	  done; \
+	  case $$tool in *leveldb_bench|*rocksdb_bench) ;; *) \
+	    out=$$($$tool --db=$$dir/$$(basename $$tool)-procs --num=2000 --reads=500 --processes=2 \
+	                  --benchmarks=fillrandom,readrandom); \
+	    echo "$$out" | grep -q "^readrandom *: .* ops/sec;.*(2 processes)" || \
+	      { echo "$$tool: --processes=2 failed"; echo "$$out"; exit 1; }; \
+	  esac; \
 	  echo "bench-smoke: $$tool ok"; \
 	done

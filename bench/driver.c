@@ -12,6 +12,10 @@
  * Threads: the main thread opens, closes and measures; each benchmark
  * starts its threads, which open their own session, wait on a barrier so
  * they start together, run, and are joined before anything is printed.
+ *
+ * Processes (--processes=N): the main process never opens the database;
+ * procs.c forks N children per benchmark, each of which opens it, runs the
+ * benchmark's threads here (bench_run_threads) and hands its figures back.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,18 +27,6 @@
 #include "driver.h"
 
 #define MB 1048576.0
-
-typedef struct bench_def {
-    const char *name;
-    bench_fn fn;
-    int fresh_db;       /* delete the database first */
-    int force_sync;     /* run with sync on whatever --sync says */
-    int use_threads;    /* --threads threads, else one */
-    int writer;         /* one more thread writes until the readers finish */
-    int reads;          /* each thread does --reads operations, else --num */
-    int64_t divisor;    /* the count is divided by this (fillsync: 1000) */
-    int report_found;   /* append "(found of done found)" */
-} bench_def;
 
 static const bench_def bench_defs[] = {
     { "fillseq", workload_fill_seq, 1, 0, 0, 0, 0, 1, 0 },
@@ -59,7 +51,7 @@ static const bench_def *bench_find(const char *name)
     return NULL;
 }
 
-static void bench_open(bench *b, int sync)
+void bench_open(bench *b, int sync)
 {
     b->cfg.sync = sync;
     if (dbdir_create(b->f.db) != 0)
@@ -71,7 +63,7 @@ static void bench_open(bench *b, int sync)
     b->db_sync = sync;
 }
 
-static void bench_close(bench *b)
+void bench_close(bench *b)
 {
     if (b->db && engine.close(b->db) != ENGINE_OK) {
         fprintf(stderr, "close %s: %s\n", b->f.db, engine_errmsg());
@@ -119,13 +111,20 @@ static void *bench_thread_main(void *arg)
  * Runs n threads (the last one the writer when def has one) and joins
  * them. Exits when a thread could not start or failed.
  */
-static void bench_run_threads(bench *b, const bench_def *def, bench_thread *t,
-                              int n, int ordinal)
+void bench_run_threads(bench *b, const bench_def *def, bench_thread *t, int n, int ordinal)
 {
     pthread_barrier_t start;
     int64_t ops = (def->reads && b->f.reads >= 0 ? b->f.reads : b->f.num) / def->divisor;
+    int64_t first = 0;
     int readers = def->writer ? n - 1 : n, failed = 0;
 
+    if (!def->reads && b->f.processes > 1) {
+        /* The processes share the writes: the same total as one process. */
+        int64_t share = ops / b->f.processes, rest = ops % b->f.processes;
+
+        first = share * b->proc + (b->proc < rest ? b->proc : rest);
+        ops = share + (b->proc < rest ? 1 : 0);
+    }
     if (ops < 1 && def->divisor > 1)
         ops = 1;    /* fillsync on a small --num still writes something */
     atomic_store(&b->readers_left, readers);
@@ -134,9 +133,11 @@ static void bench_run_threads(bench *b, const bench_def *def, bench_thread *t,
         t[i].b = b;
         t[i].index = i;
         t[i].ops = ops;
+        t[i].first = first;
         t[i].fn = i < readers ? def->fn : workload_write_while_reading;
         t[i].start = &start;
-        gen_rand_seed(&t[i].rand, b->f.seed + (uint64_t)ordinal * 1000 + (uint64_t)i);
+        gen_rand_seed(&t[i].rand, b->f.seed + (uint64_t)b->proc * 1000003 +
+                                  (uint64_t)ordinal * 1000 + (uint64_t)i);
         if (pthread_create(&t[i].tid, NULL, bench_thread_main, &t[i]) != 0) {
             fprintf(stderr, "%s: cannot start thread %d\n", def->name, i);
             exit(1);
@@ -172,38 +173,54 @@ static void bench_report_resources(const bench *b, uint64_t user_written,
     fflush(stdout);
 }
 
+void bench_message(const bench_def *def, const stats *readers, const stats *writer,
+                   char *msg, size_t len)
+{
+    msg[0] = '\0';
+    if (def->report_found)
+        snprintf(msg, len, "(%" PRIu64 " of %" PRIu64 " found)", readers->found, readers->done);
+    if (def->writer) {
+        size_t used = strlen(msg);
+
+        snprintf(msg + used, len - used, " (writer: %" PRIu64 " ops, %.1f MB/s)",
+                 writer->done, (double)writer->bytes / MB /
+                 (writer->seconds > 0 ? writer->seconds : 1));
+    }
+}
+
 static void bench_report(bench *b, const bench_def *def, bench_thread *t, int n,
                          const stats_io *io0, const stats_io *io1)
 {
     int readers = def->writer ? n - 1 : n;
     stats total = t[0].st;
     uint64_t written;
-    char msg[160] = "";
+    char msg[160];
 
     for (int i = 1; i < readers; i++)
         stats_merge(&total, &t[i].st);
     written = total.user_written + (def->writer ? t[n - 1].st.user_written : 0);
-    if (def->report_found)
-        snprintf(msg, sizeof msg, "(%" PRIu64 " of %" PRIu64 " found)", total.found, total.done);
-    if (def->writer) {
-        size_t len = strlen(msg);
-
-        snprintf(msg + len, sizeof msg - len, " (writer: %" PRIu64 " ops, %.1f MB/s)",
-                 t[n - 1].st.done, (double)t[n - 1].st.bytes / MB /
-                 (t[n - 1].st.seconds > 0 ? t[n - 1].st.seconds : 1));
-    }
+    bench_message(def, &total, &t[n - 1].st, msg, sizeof msg);
     stats_report(&total, def->name, msg, stdout);
     b->user_written += written;
     bench_report_resources(b, written, io0, io1);
 }
 
+int bench_thread_count(const bench *b, const bench_def *def)
+{
+    return (def->use_threads ? b->f.threads : 1) + (def->writer ? 1 : 0);
+}
+
 static void bench_run(bench *b, const bench_def *def, int ordinal)
 {
-    int n = (def->use_threads ? b->f.threads : 1) + (def->writer ? 1 : 0);
-    bench_thread *t = calloc((size_t)n, sizeof *t);
+    int n = bench_thread_count(b, def);
+    bench_thread *t;
     stats_io io0, io1;
 
-    if (t == NULL) {
+    if (b->f.processes > 0) {
+        procs_run(b, def, ordinal);
+        return;
+    }
+    if ((t = calloc((size_t)n, sizeof *t)) == NULL) {
         fprintf(stderr, "out of memory\n");
         exit(1);
     }
@@ -267,6 +284,9 @@ static void bench_header(const bench *b, const char *io_counter)
     printf("RawSize:    %.1f MB (estimated)\n", entry * (double)f->num / MB);
     printf("FileSize:   %.1f MB (estimated)\n", compressed * (double)f->num / MB);
     printf("Batch:      %" PRId64 "\nSync:       %d\nThreads:    %d\n", f->batch, f->sync, f->threads);
+    if (f->processes > 0)
+        printf("Processes:  %d (each opens the database; fills share --num, "
+               "reads are per thread of each)\n", f->processes);
     printf("DB:         %s\n", f->db);
     printf("Disk I/O:   %s\n", io_counter ? io_counter : "not measurable (no /proc/self/io)");
 #ifndef __OPTIMIZE__
@@ -299,6 +319,11 @@ static void bench_totals(const bench *b, const stats_io *io0, const stats_io *io
 {
     printf("------------------------------------------------\n");
     printf("total        : %.1f MB written by the benchmarks\n", (double)b->user_written / MB);
+    if (b->f.processes > 0) {
+        /* The children did the writing: their figures are per benchmark. */
+        printf("  size on disk: %.1f MB\n", (double)dbdir_usage(b->f.db) / MB);
+        return;
+    }
     bench_report_resources(b, b->user_written, io0, io1);
 }
 
@@ -316,6 +341,7 @@ int main(int argc, char **argv)
     b.cfg.threads = b.f.threads + 1;
     b.cfg.bloom_bits = b.f.bloom_bits;
     b.cfg.value_threshold = b.f.value_threshold;
+    b.cfg.multi_process = b.f.multi_process >= 0 ? b.f.multi_process : b.f.processes > 1;
     if (gen_values_init(&b.values, b.f.compression_ratio, b.f.value_size, b.f.seed) != 0) {
         fprintf(stderr, "out of memory\n");
         return 1;

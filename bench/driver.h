@@ -24,6 +24,7 @@
 
 typedef struct bench {
     bench_flags f;
+    int proc;                   /* --processes: this process's index, else 0 */
     gen_values values;
     engine_config cfg;
     engine_db *db;
@@ -42,6 +43,7 @@ struct bench_thread {
     bench *b;
     int index;
     int64_t ops;                /* how many operations this thread does */
+    int64_t first;              /* fillseq: its first key (a process's share) */
     bench_fn fn;
     engine_session *s;
     gen_rand rand;
@@ -54,6 +56,31 @@ struct bench_thread {
     pthread_barrier_t *start;
     pthread_t tid;
 };
+
+/* What the driver knows of each benchmark (driver.c's table). */
+typedef struct bench_def {
+    const char *name;
+    bench_fn fn;
+    int fresh_db;       /* delete the database first */
+    int force_sync;     /* run with sync on whatever --sync says */
+    int use_threads;    /* --threads threads, else one */
+    int writer;         /* one more thread writes until the readers finish */
+    int reads;          /* each thread does --reads operations, else --num */
+    int64_t divisor;    /* the count is divided by this (fillsync: 1000) */
+    int report_found;   /* append "(found of done found)" */
+} bench_def;
+
+/* driver.c, for procs.c: open and close b->db (exit on failure), run a
+ * benchmark's n threads in this process, the message after its line. */
+void bench_open(bench *b, int sync);
+void bench_close(bench *b);
+int bench_thread_count(const bench *b, const bench_def *def);
+void bench_run_threads(bench *b, const bench_def *def, bench_thread *t, int n, int ordinal);
+void bench_message(const bench_def *def, const stats *readers, const stats *writer,
+                   char *msg, size_t len);
+
+/* procs.c: runs def in --processes child processes and reports it. */
+void procs_run(bench *b, const bench_def *def, int ordinal);
 
 /* The workloads (workload.c). */
 int workload_fill_seq(bench_thread *t);

@@ -54,6 +54,8 @@ typedef struct engine_config {
     int bloom_bits;     /* bloom filter bits per key for LSM peers; <0 keeps
                          * the engine's own default */
     int value_threshold; /* stoat only: its value_threshold option; 0 = default */
+    int multi_process;  /* stoat only: its multi_process option (other processes
+                         * open the same directory); LMDB is always multi-process */
 } engine_config;
 
 /* A growable buffer owned by the caller; get fills it. */
@@ -78,6 +80,10 @@ typedef struct engine_ops {
     int (*open)(const engine_config *cfg, engine_db **out);
     int (*close)(engine_db *db);            /* db may be NULL */
     int (*sync)(engine_db *db);             /* makes all writes durable */
+    /* Waits until the background work an open started (flushing what it
+     * recovered, compactions) is done, so that a benchmark starts on a
+     * settled database; NULL when the engine has none. --processes only. */
+    int (*settle)(engine_db *db);
 
     int (*session_open)(engine_db *db, engine_session **out);
     void (*session_close)(engine_session *s);   /* s may be NULL */

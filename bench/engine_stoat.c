@@ -6,7 +6,9 @@
  * create_if_missing; --bloom_bits < 0 turns the bloom filter off as it does
  * for the peers, any other value keeps stoat's 1% (about 10 bits per key).
  * Durability: engine_config.sync selects STOAT_SYNC_COMMIT (each write is
- * fsynced, with group commit) or STOAT_SYNC_NONE.
+ * fsynced, with group commit) or STOAT_SYNC_NONE. engine_config.multi_process
+ * sets the multi_process option (--processes: several processes open the
+ * directory at once).
  *
  * Batches: each session keeps one stoat_batch, reused from commit to
  * commit. stoat commits a batch in chunks of at most max_txn_entries /
@@ -18,6 +20,8 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "engine.h"
 #include "stoat.h"
@@ -58,6 +62,11 @@ static void sto_describe(const engine_config *cfg, char *buf, size_t len)
              (unsigned long long)(o.cache_size >> 20), o.num_compactors,
              cfg->bloom_bits < 0 ? "no bloom filter" : "bloom filter 1%",
              cfg->sync ? "sync writes" : "no sync");
+    if (cfg->multi_process) {
+        size_t used = strlen(buf);
+
+        snprintf(buf + used, len - used, ", multi_process");
+    }
 }
 
 static int sto_open(const engine_config *cfg, engine_db **out)
@@ -76,6 +85,7 @@ static int sto_open(const engine_config *cfg, engine_db **out)
         o.bloom_fp_rate = 0;
     if (cfg->value_threshold > 0)
         o.value_threshold = (uint32_t)cfg->value_threshold;
+    o.multi_process = cfg->multi_process;
     if ((rc = stoat_open(cfg->dir, &o, &db->db)) != 0) {
         free(db);
         return sto_fail(NULL, "open", rc);
@@ -100,6 +110,36 @@ static int sto_sync(engine_db *db)
     int rc = stoat_sync(db->db);
 
     return rc ? sto_fail(db->db, "sync", rc) : ENGINE_OK;
+}
+
+/*
+ * Done when no immutable memtable is left (in multi_process mode a
+ * replica goes once the owner flushed it and this process reloaded the
+ * MANIFEST) and the flush and compaction counts held still for
+ * STO_SETTLE_QUIET polls in a row; gives up after STO_SETTLE_MAX_MS.
+ */
+#define STO_SETTLE_POLL_MS 20
+#define STO_SETTLE_QUIET 10
+#define STO_SETTLE_MAX_MS 60000
+
+static int sto_settle(engine_db *db)
+{
+    struct timespec pause = { 0, STO_SETTLE_POLL_MS * 1000000L };
+    uint64_t work = UINT64_MAX;
+    int quiet = 0;
+
+    for (int waited = 0; quiet < STO_SETTLE_QUIET && waited < STO_SETTLE_MAX_MS;
+         waited += STO_SETTLE_POLL_MS) {
+        stoat_stats st;
+        int rc = stoat_stats_get(db->db, &st);
+
+        if (rc != 0)
+            return sto_fail(db->db, "stats_get", rc);
+        quiet = st.memtables <= 1 && st.flushes + st.compactions == work ? quiet + 1 : 0;
+        work = st.flushes + st.compactions;
+        nanosleep(&pause, NULL);
+    }
+    return ENGINE_OK;
 }
 
 static int sto_session_open(engine_db *db, engine_session **out)
@@ -264,6 +304,7 @@ const engine_ops engine = {
     .open = sto_open,
     .close = sto_close,
     .sync = sto_sync,
+    .settle = sto_settle,
     .session_open = sto_session_open,
     .session_close = sto_session_close,
     .put = sto_put,

@@ -42,6 +42,8 @@ static const flag_def flag_defs[] = {
     F("bloom_bits", FLAG_INT, bloom_bits, "LevelDB/RocksDB bloom bits per key (-1: none)"),
     F("value_threshold", FLAG_INT, value_threshold, "stoat: values this long go to the value log (0: default)"),
     F("seed", FLAG_U64, seed, "seed of the pseudo-random generators"),
+    F("processes", FLAG_INT, processes, "0: run here; N: N processes each open --db (procs.c)"),
+    F("multi_process", FLAG_INT, multi_process, "stoat: its multi_process option (-1: on when processes > 1)"),
     F("db", FLAG_STR, db, "database directory"),
 };
 
@@ -62,6 +64,7 @@ void flags_init(bench_flags *f, const char *engine_name)
     f->compression_ratio = 0.5;
     f->bloom_bits = 10;
     f->seed = 301;
+    f->multi_process = -1;
     snprintf(f->db_default, sizeof f->db_default, "%s/%s_bench-%ld/dbbench",
              tmp && *tmp ? tmp : "/tmp", engine_name, (long)geteuid());
     f->db = f->db_default;
@@ -138,6 +141,10 @@ static int flags_check(const bench_flags *f)
         why = "--batch must be at least 1";
     else if (f->threads < 1 || f->threads > 1024)
         why = "--threads must be 1..1024";
+    else if (f->processes < 0 || f->processes > 64)
+        why = "--processes must be 0..64";
+    else if (f->multi_process < -1 || f->multi_process > 1)
+        why = "--multi_process must be -1, 0 or 1";
     else if (f->seek_nexts < 0)
         why = "--seek_nexts must be at least 0";
     else if (!(f->compression_ratio > 0 && f->compression_ratio <= 1))

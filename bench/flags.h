@@ -32,6 +32,9 @@ typedef struct bench_flags {
     int bloom_bits;             /* peers' bloom filter bits per key; <0: none */
     int value_threshold;        /* stoat: value_threshold option; 0: its default */
     uint64_t seed;              /* base of every thread's generator */
+    int processes;              /* 0: run in this process; N: N child processes
+                                 * each open the database and run every benchmark */
+    int multi_process;          /* stoat: multi_process option; -1: on when processes > 1 */
     const char *db;             /* database directory */
     char db_default[512];       /* storage for the default --db */
 } bench_flags;

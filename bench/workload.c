@@ -85,7 +85,7 @@ static int workload_fill(bench_thread *t, int seq)
     for (int64_t i = 0; i < t->ops && !atomic_load(&t->b->failed); i += batch) {
         int64_t n = t->ops - i < batch ? t->ops - i : batch;
 
-        if (workload_write(t, i, n, seq))
+        if (workload_write(t, t->first + i, n, seq))
             return ENGINE_ERR;
     }
     return ENGINE_OK;
