@@ -54,6 +54,7 @@
  * Locks: commit lock (process-shared) > tail_mu > manifest_mu > mu >
  * slots_mu.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -63,6 +64,7 @@
 #include "db/snapshots.h"
 #include "db/state.h"
 #include "base/ikey.h"
+#include "base/killpoint.h"
 #include "base/status.h"
 #include "base/vec.h"
 #include "env/filename.h"
@@ -301,7 +303,8 @@ static int mp_reload_manifest(stoat_db *db)
 
 /* Finishes the current WAL (sealed by another process's rotation) and
  * moves on to the next one, at most upto. */
-static int mp_cross_rotation(stoat_db *db, uint64_t floor, uint64_t stamp, uint64_t upto)
+static int mp_cross_rotation(stoat_db *db, uint64_t floor, uint64_t stamp, uint64_t upto,
+                             int *skipped)
 {
     db_mp *mp = db->mp;
     memtable *m = NULL;
@@ -324,6 +327,7 @@ static int mp_cross_rotation(stoat_db *db, uint64_t floor, uint64_t stamp, uint6
          * the tables, but the oracle never saw its commits. Transactions
          * that began before them cannot be checked: they conflict. */
         mp->conflict_floor = stamp;
+        *skipped = 1;
         rc = 0;
     }
     if (rc != 0)
@@ -367,7 +371,7 @@ static int mp_catch_up_locked(stoat_db *db)
     uint64_t last = atomic_load_explicit(&mp->hdr->last_version, memory_order_acquire);
     uint64_t head = atomic_load_explicit(&mp->hdr->wal_head, memory_order_acquire);
     uint64_t gen = atomic_load_explicit(&mp->hdr->manifest_gen, memory_order_acquire);
-    int rc = 0;
+    int rc = 0, skipped = 0;
 
     if (gen != atomic_load(&mp->manifest_gen)) {
         if (atomic_load(&mp->owner))
@@ -376,7 +380,12 @@ static int mp_catch_up_locked(stoat_db *db)
             return rc;
     }
     while (rc == 0 && mp->wal_id < head_id(head))
-        rc = mp_cross_rotation(db, floor, last, head_id(head));
+        rc = mp_cross_rotation(db, floor, last, head_id(head), &skipped);
+    /* A skipped WAL's commits are in tables of a MANIFEST edit made
+     * before its removal, which gen (read above) may predate: without
+     * them, last would cover commits this process cannot read. */
+    if (rc == 0 && skipped && !atomic_load(&mp->owner))
+        rc = mp_reload_manifest(db);
     if (rc == 0 && mp->wal_pos < head_end(head))
         rc = mp_replay(db, db->mem, mp->wal_pos, head_end(head), floor, last, &mp->wal_pos);
     if (rc == 0)
@@ -449,9 +458,11 @@ int db_mp_commit_begin(stoat_db *db)
     int rc;
 
     if ((rc = proc_lock_acquire(mp->lock, mp->lock_timeout_ms, mp_repair, db)) != 0) {
-        if (rc == STOAT_EBUSY)
-            return status_err(rc, "%s: commit lock busy for %u ms (%s); lock_timeout_ms sets "
-                              "the wait", db->dir, mp->lock_timeout_ms, status_msg());
+        if (rc == STOAT_EBUSY) {
+            char why[STATUS_MSG_MAX];   /* status_err writes where status_msg points */
+            snprintf(why, sizeof(why), "%s", status_msg());
+            return status_err(rc, "%s: %s; lock_timeout_ms sets the wait", db->dir, why);
+        }
         return rc;
     }
     if ((fatal = atomic_load(&mp->hdr->fatal)) != 0) {
@@ -500,6 +511,7 @@ int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated)
         return rc;
     if ((rc = memtable_new(db->env, db->dir, id, arena, &m)) == 0)
         rc = env_sync_dir(db->env, db->dir);
+    KILL_POINT("rotate_created");
     if (rc != 0) {
         if (m != NULL) {
             memtable_mark_obsolete(m);
@@ -510,6 +522,7 @@ int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated)
     atomic_store(&h->wal_arena, arena);
     atomic_store(&h->wal_need, 0);
     atomic_store_explicit(&h->wal_head, head_make(id, WAL_HEADER_LEN), memory_order_release);
+    KILL_POINT("rotate_published");
     proc_lock_set_intent(mp->lock, PROC_INTENT_IDLE);
     pthread_mutex_lock(&db->mu);
     old = db->mem;
@@ -553,6 +566,7 @@ void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top)
 
     atomic_fetch_add(&h->wal_need, need);
     atomic_store_explicit(&h->wal_head, head_make(mp->wal_id, end), memory_order_release);
+    KILL_POINT("commit_head_published");
     if (top > atomic_load(&h->last_version))
         atomic_store(&h->last_version, top);    /* seq_cst: read-your-writes */
     mp->wal_pos = end;
@@ -721,6 +735,7 @@ static int mp_take_over(stoat_db *db)
 
     pthread_mutex_lock(&db->mp->tail_mu);   /* no reload meanwhile */
     rc = mp_load_view(db, 1, &v, &st, &man, &gen);
+    KILL_POINT("takeover_loaded");
     if (rc == 0 && (rc = env_list(db->env, db->dir, &names, &n)) == 0) {
         for (size_t i = 0; i < n; i++) {
             uint64_t id;
@@ -739,6 +754,7 @@ static int mp_take_over(stoat_db *db)
         }
         env_list_free(names, n);
     }
+    KILL_POINT("takeover_cleaned");
     if (rc == 0) {
         atomic_store(&db->mp->owner, 1);
         atomic_store(&db->mp->hdr->owner_pid, (uint64_t)getpid());
