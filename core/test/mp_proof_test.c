@@ -152,6 +152,7 @@ static int ack(int fd, uint32_t v)
 
 typedef struct chk_result {
     uint64_t txns, lost, torn, extra, bad, digest;
+    uint32_t present0[MAXW];    /* transactions present of each writer's generation 0 */
     int rc;
 } chk_result;
 
@@ -177,6 +178,7 @@ static void chk_scan(stoat_db *db, const uint32_t *acked, uint32_t ngen, chk_res
     memset(r, 0, sizeof(*r));
     r->digest = 0xcbf29ce484222325ull;
     if (present == NULL || (r->rc = stoat_iter_open(db, &io, &it)) != 0) {
+        fprintf(stderr, "  pid %d: scan: %s\n", (int)getpid(), stoat_errmsg(NULL));
         r->rc = r->rc ? r->rc : STOAT_ENOMEM;
         free(present);
         return;
@@ -223,7 +225,11 @@ static void chk_scan(stoat_db *db, const uint32_t *acked, uint32_t ngen, chk_res
     }
     if (r->rc == 0)
         r->rc = stoat_iter_status(it);
+    if (r->rc != 0)
+        fprintf(stderr, "  pid %d: scan: %s\n", (int)getpid(), stoat_errmsg(NULL));
     stoat_iter_close(it);
+    for (int i = 0; i < MAXW; i++)
+        r->present0[i] = present[i * MAXGEN];
     for (size_t i = 0; acked != NULL && i < (size_t)MAXW * MAXGEN; i++) {
         if (i % MAXGEN >= ngen)
             continue;
@@ -275,6 +281,12 @@ static int wr_child(void *p)
         if (rc != 0) {
             fprintf(stderr, "  writer %d.%u (pid %d): commit %u: %s\n", a->id, a->gen,
                     (int)getpid(), seq, stoat_errmsg(NULL));
+            if (getenv("STOAT_MP_DEBUG") != NULL) {
+                char cmd[DBU_PATH_MAX + 32];
+                snprintf(cmd, sizeof(cmd), "ls -l %s >&2", a->dir);
+                if (system(cmd) != 0)
+                    fprintf(stderr, "  (ls failed)\n");
+            }
             return 3;
         }
         if (ack(a->ack_fd, seq) != 0)
@@ -428,7 +440,8 @@ static int live_check_child(void *p)
  * tells the writers to quit, then checks a fresh restart; both must
  * agree. */
 static void check_live_then_restart(const char *what, const char *dir, wproc *ws, int n,
-                                    shared_state *sh, const uint32_t *acked, uint32_t ngen)
+                                    shared_state *sh, const uint32_t *acked, uint32_t ngen,
+                                    chk_result *out)
 {
     chk_result *live = pu_shared(sizeof(*live)), rs;
     live_arg la = {dir, acked, ngen, live};
@@ -453,13 +466,16 @@ static void check_live_then_restart(const char *what, const char *dir, wproc *ws
         test_fail(__FILE__, __LINE__, "%s: the live view (%llu txns) and the restart (%llu) "
                   "differ", what, (unsigned long long)live->txns, (unsigned long long)rs.txns);
     munmap(live, sizeof(*live));
+    if (out != NULL)
+        *out = rs;
 }
 
 /* Every .sst file of dir is listed in its MANIFEST, within a few
  * seconds (an owner's output is unlisted until its edit). */
 static void check_no_orphans(const char *what, const char *dir)
 {
-    uint64_t end = pu_now_ms() + 5000, unknown = 0, last_id = 0;
+    uint64_t end = pu_now_ms() + 5000, unknown = 0;
+    char last_name[256] = "";
 
     do {
         lsm_view *v = NULL;
@@ -478,14 +494,16 @@ static void check_no_orphans(const char *what, const char *dir)
         while ((e = readdir(d)) != NULL) {
             uint64_t id;
             int known = 0;
-            if (!filename_parse(e->d_name, FILENAME_EXT_TABLE, 0, &id))
+            if (filename_parse(e->d_name, FILENAME_EXT_WAL, 0, &id))
+                known = id >= st.log_number;    /* below: flushed, to be removed */
+            else if (!filename_parse(e->d_name, FILENAME_EXT_TABLE, 0, &id))
                 continue;
             for (int l = 0; l < v->num_levels && !known; l++)
                 for (size_t j = 0; j < v->n[l] && !known; j++)
                     known = v->tables[l][j]->id == id;
             if (!known) {
                 unknown++;
-                last_id = id;
+                snprintf(last_name, sizeof(last_name), "%s", e->d_name);
             }
         }
         closedir(d);
@@ -495,32 +513,33 @@ static void check_no_orphans(const char *what, const char *dir)
             pu_sleep_us(50000);
     } while (unknown && pu_now_ms() < end);
     if (unknown)
-        test_fail(__FILE__, __LINE__, "%s: %llu .sst files not in the MANIFEST after 5 s "
-                  "(e.g. %06llu)", what, (unsigned long long)unknown,
-                  (unsigned long long)last_id);
+        test_fail(__FILE__, __LINE__, "%s: %llu .sst (or flushed .wal) files not in the MANIFEST after 5 s "
+                  "(e.g. %s)", what, (unsigned long long)unknown, last_name);
 }
 
 /* ---- 1. kill points ---- */
 
 enum { KP_ANY, KP_OWNER, KP_TAKEOVER };
 
+/* inflight: the victim's commit in flight must be absent (0), present
+ * (1), or either (-1) afterwards. */
 static const struct {
     const char *at;
-    int kind;
+    int kind, inflight;
 } kp_cases[] = {
-    {"commit_intent:40", KP_ANY},          /* intent recorded, nothing appended */
-    {"commit_appended:40", KP_ANY},        /* appended (and applied), not published */
-    {"commit_head_published:40", KP_ANY},  /* wal_head published, last_version not */
-    {"commit_published:40", KP_ANY},       /* published, lock still held, not acknowledged */
-    {"rotate_created:2", KP_ANY},          /* new WAL created, not published */
-    {"rotate_published:2", KP_ANY},        /* new WAL published, intent not idle */
-    {"flush_written:2", KP_OWNER},         /* L0 table written, MANIFEST not edited */
-    {"flush_installed:2", KP_OWNER},       /* MANIFEST edited, memtable not dropped */
-    {"compaction_output:1", KP_OWNER},     /* one output written, more to come */
-    {"compaction_written:1", KP_OWNER},    /* outputs written, MANIFEST not edited */
-    {"compaction_installed:1", KP_OWNER},  /* MANIFEST edited, inputs not removed */
-    {"takeover_loaded:1", KP_TAKEOVER},    /* a new owner loaded the MANIFEST */
-    {"takeover_cleaned:1", KP_TAKEOVER},   /* ... and removed the unknown tables */
+    {"commit_intent:40", KP_ANY, 0},          /* intent recorded, nothing appended */
+    {"commit_appended:40", KP_ANY, 0},        /* appended (and applied), not published */
+    {"commit_head_published:40", KP_ANY, 1},  /* wal_head published, last_version not */
+    {"commit_published:40", KP_ANY, 1},       /* published, lock held, not acknowledged */
+    {"rotate_created:2", KP_ANY, -1},          /* new WAL created, not published */
+    {"rotate_published:2", KP_ANY, -1},        /* new WAL published, intent not idle */
+    {"flush_written:2", KP_OWNER, -1},         /* L0 table written, MANIFEST not edited */
+    {"flush_installed:2", KP_OWNER, -1},       /* MANIFEST edited, memtable not dropped */
+    {"compaction_output:1", KP_OWNER, -1},     /* one output written, more to come */
+    {"compaction_written:1", KP_OWNER, -1},    /* outputs written, MANIFEST not edited */
+    {"compaction_installed:1", KP_OWNER, -1},  /* MANIFEST edited, inputs not removed */
+    {"takeover_loaded:1", KP_TAKEOVER, -1},    /* a new owner loaded the MANIFEST */
+    {"takeover_cleaned:1", KP_TAKEOVER, -1},   /* ... and removed the unknown tables */
 };
 
 static int wp_wait_opened(wproc *w, uint32_t *acked)
@@ -542,8 +561,9 @@ static uint64_t bg_sum(shared_state *sh, const int *alive, int n)
     return s;
 }
 
-static void kp_run(const char *at, int kind)
+static void kp_run(const char *at, int kind, int expect_inflight)
 {
+    chk_result rs;
     char dirbuf[DBU_PATH_MAX], name[64];
     const char *dir;
     shared_state *sh = pu_shared(sizeof(*sh));
@@ -617,7 +637,13 @@ static void kp_run(const char *at, int kind)
             wp_reap(&ws[i], acked, 0);
         }
     check_no_orphans(at, dir);
-    check_live_then_restart(at, dir, ws, 3, sh, acked, 1);
+    check_live_then_restart(at, dir, ws, 3, sh, acked, 1, &rs);
+    /* The commit in flight: cut back when unpublished, rolled forward
+     * once wal_head named it. */
+    if (expect_inflight >= 0 && rs.present0[victim] != acked[victim * MAXGEN] + (uint32_t)expect_inflight)
+        test_fail(__FILE__, __LINE__, "%s: the killed writer's commit in flight is %s", at,
+                  expect_inflight ? "missing (published: must be rolled forward)"
+                                  : "present (unpublished: must be cut back)");
 out:
     atomic_store(&sh->stop, 1);
     atomic_store(&sh->quit, 1);
@@ -639,11 +665,13 @@ static void test_mp_proof_kill_points(void)
         if (only != NULL && strncmp(only, kp_cases[i].at, strlen(only)) != 0)
             continue;
         uint64_t t0 = pu_now_ms();
-        int failed = test_failed_now;
-        kp_run(kp_cases[i].at, kp_cases[i].kind);
+        int failed_before = test_failed_now, failed;
+        test_failed_now = 0;
+        kp_run(kp_cases[i].at, kp_cases[i].kind, kp_cases[i].inflight);
+        failed = test_failed_now;
+        test_failed_now |= failed_before;
         fprintf(stderr, "  kill point %-26s %s (%llu ms)\n", kp_cases[i].at,
-                test_failed_now != failed ? "FAILED" : "ok",
-                (unsigned long long)(pu_now_ms() - t0));
+                failed ? "FAILED" : "ok", (unsigned long long)(pu_now_ms() - t0));
     }
 }
 
@@ -697,7 +725,7 @@ static void test_mp_proof_random_kill_loop(void)
         if (ws[i].dead && ws[i].status != 0)
             test_fail(__FILE__, __LINE__, "kill loop: writer %d ended with %d", i, ws[i].status);
     int before = test_failed_now;
-    check_live_then_restart("kill loop", dir, ws, MAXW, sh, acked, ngen);
+    check_live_then_restart("kill loop", dir, ws, MAXW, sh, acked, ngen, NULL);
     uint64_t acks = 0;
     for (int i = 0; i < MAXW; i++)
         acks += acked_total(acked, i);
@@ -789,11 +817,370 @@ static void test_mp_proof_stopped_lock_holder(void)
     end = pu_now_ms() + 10000;
     while (!ws[0].done && !wp_reap(&ws[0], acked, 0) && pu_now_ms() < end)
         wp_pump(ws, 1, acked, 10);
-    check_live_then_restart("stopped holder", dir, ws, 1, sh, acked, 1);
+    check_live_then_restart("stopped holder", dir, ws, 1, sh, acked, 1, NULL);
     munmap(sh, sizeof(*sh));
     munmap(phase, sizeof(*phase));
     munmap((void *)waited, sizeof(*waited));
     free(acked);
+}
+
+/* ---- 4. the model test ---- */
+
+#define M_KEYS 24
+#define M_VAL_LEN 64
+#define M_MAX_OPS 512
+
+enum { M_GET = 1, M_PUT, M_DEL, M_SCAN, M_ITEM };
+enum { M_COMMITTED = 0, M_CONFLICT = 1, M_READ_ONLY = 2 };
+
+typedef struct mop {
+    uint32_t kind, key;     /* M_SCAN: key = lo | hi << 8; M_ITEM: a key the scan returned */
+    uint64_t tag;           /* what was read or written (0: absent, deleted); M_SCAN: items */
+} mop;
+
+typedef struct mtxn {
+    uint32_t proc, seq, n_ops, status;
+    uint64_t rv, cv;        /* read version; commit version (committed writers) */
+} mtxn;
+
+typedef struct model_arg {
+    const char *dir;
+    const char *log;
+    int proc, txns;
+} model_arg;
+
+static void m_key(char *out, uint32_t k)
+{
+    snprintf(out, 8, "m%02u", k);
+}
+
+static uint64_t m_tag_of(const void *v, size_t len)
+{
+    uint64_t t = 0;
+
+    if (len == M_VAL_LEN)
+        memcpy(&t, v, sizeof(t));
+    return t;
+}
+
+/* One random transaction, logged into ops; 0 or a failure code. */
+static int model_txn(stoat_db *db, model_arg *a, uint32_t seq, uint64_t *rng, mtxn *h, mop *ops)
+{
+    int n_ops = 1 + (int)(test_rand(rng) % 6), writes = 0, rc;
+    char key[8], val[M_VAL_LEN], marker[32];
+    stoat_txn *t;
+
+    memset(val, 0, sizeof(val));
+    *h = (mtxn){.proc = (uint32_t)a->proc, .seq = seq};
+    if ((rc = stoat_txn_begin(db, 0, &t)) != 0)
+        return rc;
+    h->rv = stoat_txn_read_version(t);
+    for (int i = 0; i < n_ops && rc == 0; i++) {
+        uint32_t k = (uint32_t)(test_rand(rng) % M_KEYS), r = (uint32_t)(test_rand(rng) % 100);
+        uint64_t tag = (uint64_t)a->proc << 48 | (uint64_t)seq << 8 | (uint64_t)(i + 1);
+        const void *v;
+        size_t vlen;
+        m_key(key, k);
+        if (r < 35) {
+            rc = stoat_txn_get(t, key, 3, &v, &vlen);
+            ops[h->n_ops++] = (mop){M_GET, k, rc == 0 ? m_tag_of(v, vlen) : 0};
+            rc = rc == STOAT_ENOTFOUND ? 0 : rc;
+        } else if (r < 65) {
+            memcpy(val, &tag, sizeof(tag));
+            rc = stoat_txn_set(t, key, 3, val, sizeof(val));
+            ops[h->n_ops++] = (mop){M_PUT, k, tag};
+            writes++;
+        } else if (r < 80) {
+            rc = stoat_txn_delete(t, key, 3);
+            ops[h->n_ops++] = (mop){M_DEL, k, 0};
+            writes++;
+        } else {
+            uint32_t hi = k + 1 + (uint32_t)(test_rand(rng) % 8);
+            char lo_key[8], hi_key[8];
+            stoat_iter_options io = {0};
+            stoat_iter *it;
+            uint32_t at = h->n_ops, n = 0;
+            m_key(lo_key, k);
+            m_key(hi_key, hi);
+            io.lower = lo_key;
+            io.lower_len = 3;
+            io.upper = hi_key;
+            io.upper_len = 3;
+            ops[h->n_ops++] = (mop){M_SCAN, k | hi << 8, 0};
+            if ((rc = stoat_txn_iter_open(t, &io, &it)) != 0)
+                break;
+            for (stoat_iter_seek_first(it); stoat_iter_valid(it); stoat_iter_next(it)) {
+                const void *ik;
+                size_t iklen;
+                if ((rc = stoat_iter_key(it, &ik, &iklen)) != 0 ||
+                    (rc = stoat_iter_value(it, &v, &vlen)) != 0)
+                    break;
+                ops[h->n_ops++] = (mop){M_ITEM, (uint32_t)atoi((const char *)ik + 1),
+                                        m_tag_of(v, vlen)};
+                n++;
+            }
+            if (rc == 0)
+                rc = stoat_iter_status(it);
+            stoat_iter_close(it);
+            ops[at].tag = n;
+        }
+    }
+    if (rc == 0 && test_rand(rng) % 5 == 0)
+        pu_sleep_us(1000);  /* let others commit meanwhile: more conflicts to judge */
+    if (rc == 0 && writes > 0) {
+        snprintf(marker, sizeof(marker), "x%d:%08u", a->proc, seq);
+        rc = stoat_txn_set(t, marker, strlen(marker), "", 0);
+    }
+    if (rc == 0)
+        rc = stoat_txn_commit(t);
+    stoat_txn_discard(t);
+    h->status = writes == 0 ? M_READ_ONLY : rc == STOAT_ECONFLICT ? M_CONFLICT : M_COMMITTED;
+    if (rc == STOAT_ECONFLICT)
+        return 0;
+    if (rc != 0 || writes == 0)
+        return rc;
+    /* Its commit version: the marker's, which only it wrote. */
+    if ((rc = stoat_txn_begin(db, STOAT_TXN_READ_ONLY, &t)) != 0)
+        return rc;
+    const void *v;
+    size_t vlen;
+    rc = stoat_txn_get_meta(t, marker, strlen(marker), &v, &vlen, &h->cv, NULL, NULL);
+    stoat_txn_discard(t);
+    return rc;
+}
+
+static int model_child(void *p)
+{
+    model_arg *a = p;
+    uint64_t rng = (uint64_t)env_int("STOAT_SEED", 5) * 1000003u + (uint64_t)a->proc;
+    mop *ops = malloc(M_MAX_OPS * sizeof(*ops));
+    FILE *log = fopen(a->log, "wb");
+    stoat_options o;
+    stoat_db *db;
+
+    alarm(600);
+    mp_options(&o);
+    if (ops == NULL || log == NULL || stoat_open(a->dir, &o, &db) != 0)
+        return 1;
+    for (int i = 0; i < a->txns; i++) {
+        mtxn h;
+        int rc = model_txn(db, a, (uint32_t)i, &rng, &h, ops);
+        if (rc != 0) {
+            fprintf(stderr, "  model: process %d txn %d: %s\n", a->proc, i, stoat_errmsg(NULL));
+            return 2;
+        }
+        if (fwrite(&h, sizeof(h), 1, log) != 1 || fwrite(ops, sizeof(*ops), h.n_ops, log) != h.n_ops)
+            return 3;
+    }
+    if (fclose(log) != 0)
+        return 4;
+    free(ops);
+    return stoat_close(db) == 0 ? 0 : 5;
+}
+
+typedef struct m_logged {
+    mtxn h;
+    mop *ops;
+} m_logged;
+
+typedef struct m_hist {
+    uint64_t *cv, *tag;
+    size_t n, cap;
+} m_hist;
+
+/* The model's state of key k at version v (0: absent). */
+static uint64_t m_state(const m_hist *hist, uint32_t k, uint64_t v)
+{
+    const m_hist *h = &hist[k];
+    size_t lo = 0, hi = h->n;
+
+    while (lo < hi) {   /* the first entry above v */
+        size_t mid = (lo + hi) / 2;
+        if (h->cv[mid] <= v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo == 0 ? 0 : h->tag[lo - 1];
+}
+
+static int m_by_cv(const void *a, const void *b)
+{
+    const m_logged *x = *(m_logged *const *)a, *y = *(m_logged *const *)b;
+    return x->h.cv < y->h.cv ? -1 : x->h.cv > y->h.cv;
+}
+
+static void test_mp_proof_model(void)
+{
+    char dirbuf[DBU_PATH_MAX], logs[MAXW * 2][DBU_PATH_MAX];
+    const char *dir = dbu_subdir(dirbuf, "db");
+    int procs = env_int("STOAT_MP_MODEL_PROCS", 4), txns = env_int("STOAT_MP_MODEL_TXNS", 300);
+    m_logged *all = NULL;
+    m_logged **commits = NULL;
+    size_t n_all = 0, cap_all = 0, n_commits = 0;
+    m_hist hist[M_KEYS];
+    uint64_t snap_bad = 0, ser_bad = 0, final_bad = 0, conflicts = 0, ro = 0;
+    pid_t pids[MAXW * 2];
+
+    REQUIRE(procs >= 1 && procs <= MAXW * 2);
+    memset(hist, 0, sizeof(hist));
+    for (int i = 0; i < procs; i++) {
+        model_arg a = {dir, logs[i], i, txns};
+        snprintf(logs[i], sizeof(logs[i]), "%s/model.%d", test_tmpdir(), i);
+        pids[i] = pu_spawn(model_child, &a);
+    }
+    for (int i = 0; i < procs; i++)
+        CHECK(pu_wait(pids[i]) == 0);
+    /* The merged log. */
+    for (int i = 0; i < procs; i++) {
+        FILE *f = fopen(logs[i], "rb");
+        mtxn h;
+        REQUIRE(f != NULL);
+        while (fread(&h, sizeof(h), 1, f) == 1) {
+            if (n_all == cap_all) {
+                cap_all = cap_all ? 2 * cap_all : 1024;
+                REQUIRE((all = realloc(all, cap_all * sizeof(*all))) != NULL);
+            }
+            all[n_all].h = h;
+            REQUIRE((all[n_all].ops = malloc((h.n_ops + 1) * sizeof(mop))) != NULL);
+            REQUIRE(fread(all[n_all].ops, sizeof(mop), h.n_ops, f) == h.n_ops);
+            n_all++;
+        }
+        fclose(f);
+    }
+    REQUIRE((commits = malloc((n_all + 1) * sizeof(*commits))) != NULL);
+    for (size_t i = 0; i < n_all; i++) {
+        if (all[i].h.status == M_COMMITTED)
+            commits[n_commits++] = &all[i];
+        conflicts += all[i].h.status == M_CONFLICT;
+        ro += all[i].h.status == M_READ_ONLY;
+    }
+    qsort(commits, n_commits, sizeof(*commits), m_by_cv);
+    /* The model: each key's history, in commit-version order. */
+    for (size_t i = 0; i < n_commits; i++) {
+        const m_logged *c = commits[i];
+        if (i > 0 && c->h.cv == commits[i - 1]->h.cv)
+            test_fail(__FILE__, __LINE__, "two commits at version %llu",
+                      (unsigned long long)c->h.cv);
+        if (c->h.cv <= c->h.rv)
+            test_fail(__FILE__, __LINE__, "commit version %llu not above its read version %llu",
+                      (unsigned long long)c->h.cv, (unsigned long long)c->h.rv);
+        for (uint32_t j = 0; j < c->h.n_ops; j++) {
+            const mop *op = &c->ops[j];
+            m_hist *h;
+            if (op->kind != M_PUT && op->kind != M_DEL)
+                continue;
+            h = &hist[op->key];
+            if (h->n > 0 && h->cv[h->n - 1] == c->h.cv) {
+                h->tag[h->n - 1] = op->tag;     /* the txn's last write wins */
+                continue;
+            }
+            if (h->n == h->cap) {
+                h->cap = h->cap ? 2 * h->cap : 64;
+                REQUIRE((h->cv = realloc(h->cv, h->cap * sizeof(*h->cv))) != NULL);
+                REQUIRE((h->tag = realloc(h->tag, h->cap * sizeof(*h->tag))) != NULL);
+            }
+            h->cv[h->n] = c->h.cv;
+            h->tag[h->n++] = op->tag;
+        }
+    }
+    /* Every transaction's reads against the model. */
+    for (size_t i = 0; i < n_all; i++) {
+        const m_logged *t = &all[i];
+        int64_t own[M_KEYS];
+        for (int k = 0; k < M_KEYS; k++)
+            own[k] = -1;
+        for (uint32_t j = 0; j < t->h.n_ops; j++) {
+            const mop *op = &t->ops[j];
+            if (op->kind == M_PUT || op->kind == M_DEL) {
+                own[op->key] = (int64_t)op->tag;
+            } else if (op->kind == M_GET) {
+                uint64_t at_rv = m_state(hist, op->key, t->h.rv);
+                uint64_t want = own[op->key] >= 0 ? (uint64_t)own[op->key] : at_rv;
+                if (op->tag != want && snap_bad++ < 5)
+                    test_fail(__FILE__, __LINE__, "process %u txn %u (rv %llu) read m%02u = "
+                              "%llx, the model says %llx", t->h.proc, t->h.seq,
+                              (unsigned long long)t->h.rv, op->key,
+                              (unsigned long long)op->tag, (unsigned long long)want);
+                if (t->h.status == M_COMMITTED && own[op->key] < 0 &&
+                    m_state(hist, op->key, t->h.cv - 1) != at_rv && ser_bad++ < 5)
+                    test_fail(__FILE__, __LINE__, "process %u txn %u committed at %llu, but "
+                              "m%02u it read at %llu changed before", t->h.proc, t->h.seq,
+                              (unsigned long long)t->h.cv, op->key,
+                              (unsigned long long)t->h.rv);
+            } else if (op->kind == M_SCAN) {
+                uint32_t lo = op->key & 0xff, hi = op->key >> 8, got = (uint32_t)op->tag, at = 0;
+                const mop *items = op + 1;
+                int bad = 0;
+                for (uint32_t k = lo; k < hi && k < M_KEYS; k++) {
+                    uint64_t at_rv = m_state(hist, k, t->h.rv);
+                    uint64_t want = own[k] >= 0 ? (uint64_t)own[k] : at_rv;
+                    if (t->h.status == M_COMMITTED && own[k] < 0 &&
+                        m_state(hist, k, t->h.cv - 1) != at_rv && ser_bad++ < 5)
+                        test_fail(__FILE__, __LINE__, "process %u txn %u committed at %llu, but "
+                                  "m%02u in the range it scanned at %llu changed before",
+                                  t->h.proc, t->h.seq, (unsigned long long)t->h.cv, k,
+                                  (unsigned long long)t->h.rv);
+                    if (want == 0)
+                        continue;
+                    if (at >= got || items[at].key != k || items[at].tag != want)
+                        bad = 1;
+                    at++;
+                }
+                if ((bad || at != got) && snap_bad++ < 5)
+                    test_fail(__FILE__, __LINE__, "process %u txn %u (rv %llu): scan [m%02u, "
+                              "m%02u) returned %u keys, not the model's", t->h.proc, t->h.seq,
+                              (unsigned long long)t->h.rv, lo, hi, got);
+                j += got;
+            }
+        }
+    }
+    /* The final state, after a fresh open. */
+    stoat_options o;
+    stoat_db *db;
+    mp_options(&o);
+    REQUIRE_OK(stoat_open(dir, &o, &db));
+    uint64_t last_cv = n_commits ? commits[n_commits - 1]->h.cv : 0;
+    for (uint32_t k = 0; k < M_KEYS; k++) {
+        char key[8];
+        void *v;
+        size_t vlen;
+        uint64_t want = m_state(hist, k, last_cv), got = 0;
+        m_key(key, k);
+        int rc = stoat_get(db, key, 3, &v, &vlen);
+        if (rc == 0) {
+            got = m_tag_of(v, vlen);
+            stoat_free(v);
+        }
+        if (got != want && final_bad++ < 5)
+            test_fail(__FILE__, __LINE__, "final m%02u = %llx, the model says %llx", k,
+                      (unsigned long long)got, (unsigned long long)want);
+    }
+    for (size_t i = 0; i < n_commits; i++) {
+        char marker[32];
+        void *v;
+        size_t vlen;
+        snprintf(marker, sizeof(marker), "x%u:%08u", commits[i]->h.proc, commits[i]->h.seq);
+        if (stoat_get(db, marker, strlen(marker), &v, &vlen) == 0)
+            stoat_free(v);
+        else if (final_bad++ < 5)
+            test_fail(__FILE__, __LINE__, "committed marker %s missing", marker);
+    }
+    REQUIRE_OK(stoat_close(db));
+    fprintf(stderr, "  model: %d processes, %zu txns: %zu committed, %llu conflicts, %llu read-only;"
+            " snapshot-read errors %llu, serializability errors %llu, final-state errors %llu\n",
+            procs, n_all, n_commits, (unsigned long long)conflicts, (unsigned long long)ro,
+            (unsigned long long)snap_bad, (unsigned long long)ser_bad,
+            (unsigned long long)final_bad);
+    CHECK(n_commits > 0);
+    for (size_t i = 0; i < n_all; i++)
+        free(all[i].ops);
+    free(all);
+    free(commits);
+    for (int k = 0; k < M_KEYS; k++) {
+        free(hist[k].cv);
+        free(hist[k].tag);
+    }
 }
 
 int main(int argc, char **argv)
@@ -802,5 +1189,6 @@ int main(int argc, char **argv)
     TEST_RUN(test_mp_proof_kill_points);
     TEST_RUN(test_mp_proof_stopped_lock_holder);
     TEST_RUN(test_mp_proof_random_kill_loop);
+    TEST_RUN(test_mp_proof_model);
     return test_summary();
 }

@@ -301,6 +301,20 @@ static int mp_reload_manifest(stoat_db *db)
     return 0;
 }
 
+/* The WAL upto, published when this process read wal_head, is gone. It
+ * was flushed and removed since (only sealed WALs are): STOAT_ENOTFOUND,
+ * and mp_catch_up_locked looks again; the commits it held are in tables
+ * the oracle never saw (see below). Still the head: really missing. */
+static int mp_vanished(stoat_db *db, uint64_t upto)
+{
+    if (head_id(atomic_load(&db->mp->hdr->wal_head)) == upto)
+        return status_err(STOAT_ECORRUPT, "%s: WAL %06llu is published but missing", db->dir,
+                          (unsigned long long)upto);
+    db->mp->conflict_floor = atomic_load(&db->mp->hdr->last_version);
+    return status_err(STOAT_ENOTFOUND, "%s: WAL %06llu was flushed while this process read it",
+                      db->dir, (unsigned long long)upto);
+}
+
 /* Finishes the current WAL (sealed by another process's rotation) and
  * moves on to the next one, at most upto. */
 static int mp_cross_rotation(stoat_db *db, uint64_t floor, uint64_t stamp, uint64_t upto,
@@ -312,21 +326,26 @@ static int mp_cross_rotation(stoat_db *db, uint64_t floor, uint64_t stamp, uint6
     int rc;
 
     memtable *cur = db->mem != NULL ? db->mem : mp->lagging;
-    if (cur != NULL && (rc = mp_replay(db, cur, mp->wal_pos, UINT64_MAX, floor, stamp, &end)) != 0)
-        return rc;
+    if (cur != NULL) {
+        if ((rc = mp_replay(db, cur, mp->wal_pos, UINT64_MAX, floor, stamp, &end)) != 0)
+            return rc;
+        mp->wal_pos = end;  /* a retry (mp_vanished) must not replay it twice */
+    }
     if ((rc = mp_next_wal(db, mp->wal_id, upto, &next)) != 0)
         return rc;
     if (next == 0)
-        return status_err(STOAT_ECORRUPT, "%s: WAL %06llu is published but missing", db->dir,
-                          (unsigned long long)upto);
+        return mp_vanished(db, upto);
     rc = memtable_attach(db->env, db->dir, next,
                          next == upto ? atomic_load(&mp->hdr->wal_arena)
                                       : atomic_load(&mp->hdr->memtable_size), &m);
+    if (rc == STOAT_ENOTFOUND && next == upto)
+        return mp_vanished(db, upto);
     if (rc == STOAT_ENOTFOUND && next < upto) {
         /* Flushed and removed before this process read it: its data is in
-         * the tables, but the oracle never saw its commits. Transactions
-         * that began before them cannot be checked: they conflict. */
-        mp->conflict_floor = stamp;
+         * the tables, but the oracle never saw its commits, whose versions
+         * may be above stamp. Transactions that began before them cannot
+         * be checked: they conflict. */
+        mp->conflict_floor = atomic_load(&mp->hdr->last_version);
         *skipped = 1;
         rc = 0;
     }
@@ -364,7 +383,7 @@ static int mp_advance(stoat_db *db, uint64_t last)
     return rc;
 }
 
-static int mp_catch_up_locked(stoat_db *db)
+static int mp_catch_up_once(stoat_db *db)
 {
     db_mp *mp = db->mp;
     uint64_t floor = atomic_load(&db->last_version);
@@ -390,6 +409,15 @@ static int mp_catch_up_locked(stoat_db *db)
         rc = mp_replay(db, db->mem, mp->wal_pos, head_end(head), floor, last, &mp->wal_pos);
     if (rc == 0)
         rc = mp_advance(db, last);
+    return rc;
+}
+
+static int mp_catch_up_locked(stoat_db *db)
+{
+    int rc = STOAT_ENOTFOUND;
+
+    for (int i = 0; i < MP_RETRIES && rc == STOAT_ENOTFOUND; i++)
+        rc = mp_catch_up_once(db);    /* ENOTFOUND: a WAL vanished under it (mp_vanished) */
     return rc;
 }
 
@@ -431,8 +459,18 @@ static int mp_repair(proc_lock *l, uint32_t intent, int owner_died, void *arg)
 
     (void)l;
     (void)owner_died;
+    if (intent == PROC_INTENT_ROTATING) {
+        /* A rotation's new WAL (intent_top), unless published, is an empty
+         * leftover that no process follows: removed (else it would stay). */
+        if (head_id(head) != top &&
+            (path = filename_path(db->dir, top, FILENAME_EXT_WAL)) != NULL) {
+            env_remove(db->env, path);  /* absent already: fine */
+            free(path);
+        }
+        return 0;
+    }
     if (intent != PROC_INTENT_APPENDING && intent != PROC_INTENT_REPAIR)
-        return 0;   /* a rotation's new WAL, unpublished, is an empty leftover */
+        return 0;
     if (head != ih) {
         /* Published its record: finish the publication. */
         if (atomic_load(&h->last_version) < top)
@@ -504,6 +542,7 @@ int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated)
     if (need + (64u << 10) > arena)
         arena = need + (64u << 10);
     id = atomic_fetch_add(&h->next_file_id, 1);
+    atomic_store(&h->intent_top, id);   /* for the repair, should this process die */
     proc_lock_set_intent(mp->lock, PROC_INTENT_ROTATING);
     /* The old WAL stops growing: sync it once, so that stoat_sync (which
      * syncs the active WAL) covers everything written before. */
@@ -740,15 +779,19 @@ static int mp_take_over(stoat_db *db)
         for (size_t i = 0; i < n; i++) {
             uint64_t id;
             int known = 0;
-            if (!filename_parse(names[i], FILENAME_EXT_TABLE, 0, &id))
+            if (filename_parse(names[i], FILENAME_EXT_WAL, 0, &id)) {
+                known = id >= st.log_number;    /* below: flushed, not yet removed */
+            } else if (filename_parse(names[i], FILENAME_EXT_TABLE, 0, &id)) {
+                for (int l = 0; l < v->num_levels && !known; l++)
+                    for (size_t j = 0; j < v->n[l] && !known; j++)
+                        known = v->tables[l][j]->id == id;
+            } else {
                 continue;
-            for (int l = 0; l < v->num_levels && !known; l++)
-                for (size_t j = 0; j < v->n[l] && !known; j++)
-                    known = v->tables[l][j]->id == id;
+            }
             if (!known) {
                 char *path = env_join(db->dir, names[i]);
                 if (path != NULL)
-                    env_remove(db->env, path);  /* a dead owner's unfinished output */
+                    env_remove(db->env, path);  /* what a dead owner left half-done */
                 free(path);
             }
         }
