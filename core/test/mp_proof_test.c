@@ -57,6 +57,7 @@
  * it forks.
  */
 #include <dirent.h>
+#include <execinfo.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -255,6 +256,24 @@ static void chk_report(const char *what, const char *where, const chk_result *r)
 
 /* ---- the writer child ---- */
 
+/* A crash in a child: its stack on stderr, then the default action. */
+static void crash_handler(int sig)
+{
+    void *frames[64];
+    int n = backtrace(frames, 64);
+
+    backtrace_symbols_fd(frames, n, 2);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void crash_handlers(void)
+{
+    signal(SIGSEGV, crash_handler);
+    signal(SIGBUS, crash_handler);
+    signal(SIGABRT, crash_handler);
+}
+
 static int wr_child(void *p)
 {
     wr_arg *a = p;
@@ -264,6 +283,7 @@ static int wr_child(void *p)
     chk_result r;
 
     alarm(300);
+    crash_handlers();
     if (a->kill_at != NULL)
         setenv("STOAT_KILL_AT", a->kill_at, 1);
     if (a->stop_at != NULL)
@@ -1183,6 +1203,135 @@ static void test_mp_proof_model(void)
     }
 }
 
+/* ---- 5. /dev/shm too small, another uid ---- */
+
+typedef struct shm_arg {
+    const char *dir, *shm_dir;
+} shm_arg;
+
+static int small_shm_child(void *p)
+{
+    shm_arg *a = p;
+    stoat_options o;
+    stoat_db *db;
+    int rc;
+
+    mp_options(&o);
+    o.shm_dir = a->shm_dir;
+    rc = stoat_open(a->dir, &o, &db);
+    if (rc == STOAT_ENOSPC && strstr(stoat_errmsg(NULL), "shm_dir") != NULL) {
+        fprintf(stderr, "  small shm: %s\n", stoat_errmsg(NULL));
+        return 0;
+    }
+    fprintf(stderr, "  small shm: open = %d (%s), want no space naming shm_dir\n", rc,
+            stoat_errmsg(NULL));
+    if (rc == 0)
+        stoat_close(db);
+    return 1;
+}
+
+static void test_mp_proof_shm_too_small(void)
+{
+    char mnt_buf[DBU_PATH_MAX], dir_buf[DBU_PATH_MAX];
+    const char *mnt, *dir;
+    stoat_options o;
+    stoat_db *db;
+
+    if (geteuid() != 0) {
+        fprintf(stderr, "  SKIP: not root: cannot mount a small tmpfs for the region\n");
+        return;
+    }
+    mnt = dbu_subdir(mnt_buf, "shm");
+    dir = dbu_subdir(dir_buf, "db");
+    if (mount("stoat-test", mnt, "tmpfs", 0, "size=16k") != 0) {
+        fprintf(stderr, "  SKIP: cannot mount a tmpfs: %s\n", strerror(errno));
+        return;
+    }
+    shm_arg a = {dir, mnt};
+    /* In a child: a SIGBUS would show as its exit status. */
+    CHECK(pu_run(small_shm_child, &a) == 0);
+    CHECK(umount2(mnt, MNT_DETACH) == 0);
+    /* The failed open left nothing in the way. */
+    mp_options(&o);
+    REQUIRE_OK(stoat_open(dir, &o, &db));
+    REQUIRE_OK(stoat_put(db, "k", 1, "v", 1));
+    REQUIRE_OK(stoat_close(db));
+}
+
+typedef struct uid_arg {
+    const char *dir;
+    _Atomic int *phase;     /* holder: 1 open, 2 close */
+} uid_arg;
+
+static int uid_holder_child(void *p)
+{
+    uid_arg *a = p;
+    stoat_options o;
+    stoat_db *db;
+
+    mp_options(&o);
+    if (stoat_open(a->dir, &o, &db) != 0 || stoat_put(db, "k", 1, "v", 1) != 0)
+        return 1;
+    atomic_store(a->phase, 1);
+    while (atomic_load(a->phase) < 2)
+        pu_sleep_us(1000);
+    return stoat_close(db) == 0 ? 0 : 2;
+}
+
+static int uid_other_child(void *p)
+{
+    uid_arg *a = p;
+    stoat_options o;
+    stoat_db *db;
+    int rc;
+
+    if (setgid(65534) != 0 || setuid(65534) != 0)
+        return 10;
+    mp_options(&o);
+    rc = stoat_open(a->dir, &o, &db);
+    if (rc == 0) {
+        fprintf(stderr, "  other uid: the open succeeded as uid 65534\n");
+        stoat_close(db);
+        return 1;
+    }
+    if (strstr(stoat_errmsg(NULL), "uid 0") == NULL) {
+        fprintf(stderr, "  other uid: '%s' does not name the owner (uid 0)\n",
+                stoat_errmsg(NULL));
+        return 2;
+    }
+    fprintf(stderr, "  other uid: %s: %s\n", stoat_strerror(rc), stoat_errmsg(NULL));
+    return 0;
+}
+
+static void test_mp_proof_other_uid(void)
+{
+    char dir_buf[DBU_PATH_MAX];
+    _Atomic int *phase = pu_shared(sizeof(*phase));
+    const char *dir;
+
+    if (geteuid() != 0) {
+        fprintf(stderr, "  SKIP: not root: cannot open as another uid\n");
+        munmap(phase, sizeof(*phase));
+        return;
+    }
+    /* Writable by everyone, so that what is refused is the region and
+     * its lock files, not the directory. */
+    REQUIRE(chmod(test_tmpdir(), 0755) == 0);
+    dir = dbu_subdir(dir_buf, "db");
+    REQUIRE(chmod(dir, 0777) == 0);
+    uid_arg a = {dir, phase};
+    pid_t holder = pu_spawn(uid_holder_child, &a);
+    uint64_t end = pu_now_ms() + 10000;
+    while (atomic_load(phase) < 1 && pu_now_ms() < end)
+        pu_sleep_us(1000);
+    REQUIRE(atomic_load(phase) == 1);
+    CHECK(pu_run(uid_other_child, &a) == 0);        /* beside a live process */
+    atomic_store(phase, 2);
+    CHECK(pu_wait(holder) == 0);
+    CHECK(pu_run(uid_other_child, &a) == 0);        /* alone, the files left behind */
+    munmap(phase, sizeof(*phase));
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1190,5 +1339,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_mp_proof_stopped_lock_holder);
     TEST_RUN(test_mp_proof_random_kill_loop);
     TEST_RUN(test_mp_proof_model);
+    TEST_RUN(test_mp_proof_shm_too_small);
+    TEST_RUN(test_mp_proof_other_uid);
     return test_summary();
 }

@@ -881,6 +881,8 @@ int db_mp_open(stoat_db *db, db_recover_fn recover)
     mp->lock_timeout_ms = db->opts.lock_timeout_ms;
     db->mp = mp;
     so.wait_ms = db->opts.open_timeout_ms ? db->opts.open_timeout_ms : 0;
+    so.shm_dir = db->opts.shm_dir;
+    db->opts.shm_dir = NULL;    /* the caller's string, valid during the open only */
     if ((rc = shm_open_region(db->dir, &so, &mp->region)) != 0)
         return rc;
     mp->hdr = (db_shared_hdr *)((char *)shm_base(mp->region) + SHM_OFF_FREE);
