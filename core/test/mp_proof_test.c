@@ -73,6 +73,7 @@
 #include "db_util.h"
 #include "proc_util.h"
 #include "test.h"
+#include "db/shared.h"
 #include "env/env.h"
 #include "env/filename.h"
 #include "lsm/manifest.h"
@@ -319,6 +320,8 @@ static int wr_child(void *p)
     }
     /* Everything this survivor's handle sees now: no tear, no hole. */
     chk_scan(db, NULL, 0, &r);
+    if (r.rc != 0 && getenv("STOAT_MP_DEBUG") != NULL)
+        fprintf(stderr, "  writer %d.%u: owner %d\n", a->id, a->gen, db_mp_is_owner(db));
     if (r.rc != 0 || r.torn || r.lost || r.bad) {
         fprintf(stderr, "  writer %d.%u: its view: rc %d torn %llu lost %llu bad %llu\n", a->id,
                 a->gen, r.rc, (unsigned long long)r.torn, (unsigned long long)r.lost,

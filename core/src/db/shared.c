@@ -405,6 +405,12 @@ static int mp_catch_up_once(stoat_db *db)
      * them, last would cover commits this process cannot read. */
     if (rc == 0 && skipped && !atomic_load(&mp->owner))
         rc = mp_reload_manifest(db);
+    /* A MANIFEST loaded after head was read may say this WAL is flushed
+     * too (mp_drop_flushed_locked took db->mem): look again from a newer
+     * head, which the owner's rotation published before that flush. */
+    if (rc == 0 && db->mem == NULL)
+        rc = status_err(STOAT_ENOTFOUND, "%s: WAL %06llu was flushed while this process read "
+                        "it", db->dir, (unsigned long long)mp->wal_id);
     if (rc == 0 && mp->wal_pos < head_end(head))
         rc = mp_replay(db, db->mem, mp->wal_pos, head_end(head), floor, last, &mp->wal_pos);
     if (rc == 0)
