@@ -805,9 +805,15 @@ static int mp_take_over(stoat_db *db)
     }
     KILL_POINT("takeover_cleaned");
     if (rc == 0) {
-        atomic_store(&db->mp->owner, 1);
-        atomic_store(&db->mp->hdr->owner_pid, (uint64_t)getpid());
+        /* The view and MANIFEST handle first: the flusher and compactors
+         * start at `owner`, and must never pick from a view of the
+         * follower's lineage nor edit without a MANIFEST handle. */
         mp_install_view(db, v, man, st.log_number, gen);
+        atomic_store(&db->mp->hdr->owner_pid, (uint64_t)getpid());
+        pthread_mutex_lock(&db->mu);
+        atomic_store(&db->mp->owner, 1);
+        pthread_cond_broadcast(&db->bg_cv);
+        pthread_mutex_unlock(&db->mu);
     } else if (v != NULL) {
         lsm_view_unref(v);
         manifest_close(man);
