@@ -636,14 +636,17 @@ static void kp_run(const char *at, int kind, int expect_inflight)
         acks_at_death += alive[i] ? acked_total(acked, i) : 0;
     bg_at_death = bg_sum(sh, alive, 3);
     /* The survivors go on; a new owner resumes the background work. */
-    wp_pump(ws, 3, acked, 500);
     if (kind != KP_ANY) {
         while (bg_sum(sh, alive, 3) == bg_at_death && pu_now_ms() < t_death + 3000)
             wp_pump(ws, 3, acked, 20);
         if (bg_sum(sh, alive, 3) == bg_at_death)
             test_fail(__FILE__, __LINE__, "%s: no flush or compaction in the 3 s after the "
                       "owner died", at);
+        else
+            fprintf(stderr, "  %s: a survivor flushed or compacted within %llu ms\n", at,
+                    (unsigned long long)(pu_now_ms() - t_death));
     }
+    wp_pump(ws, 3, acked, 500);
     uint64_t acks_after = 0;
     for (int i = 0; i < 3; i++)
         acks_after += alive[i] ? acked_total(acked, i) : 0;
