@@ -166,11 +166,12 @@ asan:
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" test-c
 
-# ThreadSanitizer over the tests that run threads against one database:
+# ThreadSanitizer over the tests that run threads against one database
+# (mp_threads_test: two multi-process handles in one process, no fork):
 # the bank test (30 s, STOAT_BANK_SECONDS overrides), transactions, the
 # skiplist's lock-free readers, the database's concurrent readers/writers.
 TSAN_TESTS = txn_bank_test txn_test skiplist_test db_test vlog_db_test vlog_db_race_test db_ingest_test \
-             db_scan_race_test
+             db_scan_race_test mp_threads_test
 tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 \
 	  EXTRA_CFLAGS="-fsanitize=thread" EXTRA_LDFLAGS="-fsanitize=thread" \

@@ -91,8 +91,9 @@ function stoat.open(dir, opts)
         end
         opts = rest
     end
-    local o = options.build(opts, 1)
+    local o, keep = options.build(opts, 1)
     local rc = C.stoat_open(dir, o, base.db_out)
+    options.keep_alive(keep)    -- the option strings outlive the call
     if rc ~= 0 then
         return fail(rc)
     end

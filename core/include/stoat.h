@@ -155,6 +155,10 @@ typedef struct stoat_options {
                                  * (another process's open or recovery) before
                                  * STOAT_EBUSY; 0 = fail at once (single-process),
                                  * 5000 (multi_process) */
+    const char *shm_dir;        /* NULL: multi_process: the directory of the shared-memory
+                                 * region (NULL: /dev/shm); the first process to open
+                                 * chooses for all. Too small a file system fails the
+                                 * open with STOAT_ENOSPC. Read during stoat_open only */
 } stoat_options;
 
 typedef struct stoat_db stoat_db;

@@ -86,6 +86,7 @@ typedef struct stoat_options {
     int multi_process;
     uint32_t lock_timeout_ms;
     uint32_t open_timeout_ms;
+    const char *shm_dir;
 } stoat_options;
 
 typedef struct stoat_db stoat_db;

@@ -29,7 +29,7 @@ local ENUMS = {
                     zstd = C.STOAT_COMPRESSION_ZSTD },
 }
 
--- Field name -> kind: flag, int, u32, u64, double, or an ENUMS name.
+-- Field name -> kind: flag, int, u32, u64, double, string, or an ENUMS name.
 local FIELDS = {
     create_if_missing = "flag",
     error_if_exists = "flag",
@@ -62,6 +62,7 @@ local FIELDS = {
     multi_process = "flag",
     lock_timeout_ms = "u32",
     open_timeout_ms = "u32",
+    shm_dir = "string",
 }
 M.FIELDS = FIELDS
 
@@ -89,6 +90,12 @@ local function convert(name, v, level)
         end
         raise(level + 1, "open: option '%s' must be a boolean (got %s)", name,
               tostring(v))
+    elseif kind == "string" then
+        if type(v) == "string" and not v:find("\0", 1, true) then
+            return v
+        end
+        raise(level + 1, "open: option '%s' must be a string without zero bytes (got %s)", name,
+              type(v))
     elseif kind == "double" then
         if type(v) == "number" then
             return v
@@ -116,20 +123,32 @@ local function convert(name, v, level)
     return v
 end
 
--- A stoat_options struct from the Lua table opts (nil: the defaults).
+-- A stoat_options struct from the Lua table opts (nil: the defaults), and
+-- the table of the strings it points into, which the caller keeps
+-- referenced until stoat_open returns.
 function M.build(opts, level)
     local o = ffi.new("stoat_options")
+    local keep = {}
     C.stoat_options_init(o)
     if opts == nil then
-        return o
+        return o, keep
     end
     if type(opts) ~= "table" then
         raise(level + 1, "open: options must be a table (got %s)", type(opts))
     end
     for name, v in pairs(opts) do
-        o[name] = convert(name, v, level + 1)
+        local c = convert(name, v, level + 1)
+        if type(c) == "string" then
+            keep[#keep + 1] = c
+        end
+        o[name] = c
     end
-    return o
+    return o, keep
+end
+
+-- Does nothing, visibly: its argument stays referenced until here.
+function M.keep_alive(keep)
+    return keep
 end
 
 return M

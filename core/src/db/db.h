@@ -107,7 +107,7 @@ typedef struct db_shared_hdr {
     _Atomic uint64_t manifest_gen;  /* bumped after every MANIFEST edit */
     _Atomic uint64_t memtable_size;
     _Atomic uint64_t intent_head;   /* wal_head before the holder's append */
-    _Atomic uint64_t intent_top;    /* the version that append publishes */
+    _Atomic uint64_t intent_top;    /* the version that append publishes (rotating: the new WAL) */
     _Atomic uint64_t fatal;         /* a failed write that needs every handle closed */
     _Atomic uint64_t owner_pid;     /* the background owner (diagnostics) */
     _Atomic uint64_t vlog_fid;      /* the value-log file appends go to (0: none yet) */

@@ -29,6 +29,7 @@
 #include "db/snapshots.h"
 #include "db/state.h"
 #include "db/write.h"
+#include "base/killpoint.h"
 #include "base/perturb.h"
 #include "base/ikey.h"
 #include "table/sst_builder.h"
@@ -182,6 +183,7 @@ static int db_flush_one(stoat_db *db, memtable *m)
 
     lsm_edit_init(&edit);
     rc = db_write_l0(db, m, &edit);
+    KILL_POINT("flush_written");
     if (rc == 0) {
         /* Every WAL older than the next unflushed memtable is obsolete. */
         pthread_mutex_lock(&db->mu);
@@ -213,6 +215,7 @@ static void *db_flusher_main(void *arg)
         pthread_mutex_unlock(&db->mu);
         rc = db_flush_one(db, m);
         PERTURB("flush_installed");
+        KILL_POINT("flush_installed");
         pthread_mutex_lock(&db->mu);
         db->flushing = 0;
         if (rc == 0) {
@@ -272,8 +275,10 @@ static int db_run_compaction(stoat_db *db, compaction *c, uint64_t oldest)
     PERTURB("compaction_start");
     rc = compaction_run(c, &ctx, &edit);
     PERTURB("compaction_run");
+    KILL_POINT("compaction_written");
     if (rc == 0)
         rc = db_install_edit(db, &edit);
+    KILL_POINT("compaction_installed");
     lsm_edit_free(&edit);
     /* Counted garbage is advisory: a failed save is retried next time. */
     if (rc == 0 && db->disc)

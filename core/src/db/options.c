@@ -40,6 +40,7 @@ void stoat_options_init(stoat_options *o)
     o->multi_process = 0;
     o->lock_timeout_ms = 5000;
     o->open_timeout_ms = 0;
+    o->shm_dir = NULL;
 }
 
 int db_options_check(const stoat_options *o)

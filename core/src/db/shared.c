@@ -59,6 +59,7 @@
  * Locks: commit lock (process-shared) > tail_mu > manifest_mu > mu >
  * slots_mu.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -68,6 +69,7 @@
 #include "db/snapshots.h"
 #include "db/state.h"
 #include "base/ikey.h"
+#include "base/killpoint.h"
 #include "base/status.h"
 #include "base/vec.h"
 #include "env/filename.h"
@@ -304,9 +306,24 @@ static int mp_reload_manifest(stoat_db *db)
     return 0;
 }
 
+/* The WAL upto, published when this process read wal_head, is gone. It
+ * was flushed and removed since (only sealed WALs are): STOAT_ENOTFOUND,
+ * and mp_catch_up_locked looks again; the commits it held are in tables
+ * the oracle never saw (see below). Still the head: really missing. */
+static int mp_vanished(stoat_db *db, uint64_t upto)
+{
+    if (head_id(atomic_load(&db->mp->hdr->wal_head)) == upto)
+        return status_err(STOAT_ECORRUPT, "%s: WAL %06llu is published but missing", db->dir,
+                          (unsigned long long)upto);
+    db->mp->conflict_floor = atomic_load(&db->mp->hdr->last_version);
+    return status_err(STOAT_ENOTFOUND, "%s: WAL %06llu was flushed while this process read it",
+                      db->dir, (unsigned long long)upto);
+}
+
 /* Finishes the current WAL (sealed by another process's rotation) and
  * moves on to the next one, at most upto. */
-static int mp_cross_rotation(stoat_db *db, uint64_t floor, uint64_t stamp, uint64_t upto)
+static int mp_cross_rotation(stoat_db *db, uint64_t floor, uint64_t stamp, uint64_t upto,
+                             int *skipped)
 {
     db_mp *mp = db->mp;
     memtable *m = NULL;
@@ -314,21 +331,27 @@ static int mp_cross_rotation(stoat_db *db, uint64_t floor, uint64_t stamp, uint6
     int rc;
 
     memtable *cur = db->mem != NULL ? db->mem : mp->lagging;
-    if (cur != NULL && (rc = mp_replay(db, cur, mp->wal_pos, UINT64_MAX, floor, stamp, &end)) != 0)
-        return rc;
+    if (cur != NULL) {
+        if ((rc = mp_replay(db, cur, mp->wal_pos, UINT64_MAX, floor, stamp, &end)) != 0)
+            return rc;
+        mp->wal_pos = end;  /* a retry (mp_vanished) must not replay it twice */
+    }
     if ((rc = mp_next_wal(db, mp->wal_id, upto, &next)) != 0)
         return rc;
     if (next == 0)
-        return status_err(STOAT_ECORRUPT, "%s: WAL %06llu is published but missing", db->dir,
-                          (unsigned long long)upto);
+        return mp_vanished(db, upto);
     rc = memtable_attach(db->env, db->dir, next,
                          next == upto ? atomic_load(&mp->hdr->wal_arena)
                                       : atomic_load(&mp->hdr->memtable_size), &m);
+    if (rc == STOAT_ENOTFOUND && next == upto)
+        return mp_vanished(db, upto);
     if (rc == STOAT_ENOTFOUND && next < upto) {
         /* Flushed and removed before this process read it: its data is in
-         * the tables, but the oracle never saw its commits. Transactions
-         * that began before them cannot be checked: they conflict. */
-        mp->conflict_floor = stamp;
+         * the tables, but the oracle never saw its commits, whose versions
+         * may be above stamp. Transactions that began before them cannot
+         * be checked: they conflict. */
+        mp->conflict_floor = atomic_load(&mp->hdr->last_version);
+        *skipped = 1;
         rc = 0;
     }
     if (rc != 0)
@@ -365,14 +388,14 @@ static int mp_advance(stoat_db *db, uint64_t last)
     return rc;
 }
 
-static int mp_catch_up_locked(stoat_db *db)
+static int mp_catch_up_once(stoat_db *db)
 {
     db_mp *mp = db->mp;
     uint64_t floor = atomic_load(&db->last_version);
     uint64_t last = atomic_load_explicit(&mp->hdr->last_version, memory_order_acquire);
     uint64_t head = atomic_load_explicit(&mp->hdr->wal_head, memory_order_acquire);
     uint64_t gen = atomic_load_explicit(&mp->hdr->manifest_gen, memory_order_acquire);
-    int rc = 0;
+    int rc = 0, skipped = 0;
 
     if (gen != atomic_load(&mp->manifest_gen)) {
         if (atomic_load(&mp->owner))
@@ -380,12 +403,40 @@ static int mp_catch_up_locked(stoat_db *db)
         else if ((rc = mp_reload_manifest(db)) != 0)
             return rc;
     }
+    int crossed = mp->wal_id < head_id(head);
     while (rc == 0 && mp->wal_id < head_id(head))
-        rc = mp_cross_rotation(db, floor, last, head_id(head));
+        rc = mp_cross_rotation(db, floor, last, head_id(head), &skipped);
+    /* A WAL flushed and removed before the directory listing of a
+     * crossing is skipped without a trace, as one removed between the
+     * listing and its open is: either way its commits are in tables of a
+     * MANIFEST edit made before its removal, which gen (read above) may
+     * predate. Without them, last would cover commits this process cannot
+     * read, and the oracle never saw them. */
+    if (rc == 0 && crossed && atomic_load(&mp->hdr->manifest_gen) != gen)
+        skipped = 1;
+    if (rc == 0 && skipped && !atomic_load(&mp->owner)) {
+        mp->conflict_floor = atomic_load(&mp->hdr->last_version);
+        rc = mp_reload_manifest(db);
+    }
+    /* A MANIFEST loaded after head was read may say this WAL is flushed
+     * too (mp_drop_flushed_locked took db->mem): look again from a newer
+     * head, which the owner's rotation published before that flush. */
+    if (rc == 0 && db->mem == NULL)
+        rc = status_err(STOAT_ENOTFOUND, "%s: WAL %06llu was flushed while this process read "
+                        "it", db->dir, (unsigned long long)mp->wal_id);
     if (rc == 0 && mp->wal_pos < head_end(head))
         rc = mp_replay(db, db->mem, mp->wal_pos, head_end(head), floor, last, &mp->wal_pos);
     if (rc == 0)
         rc = mp_advance(db, last);
+    return rc;
+}
+
+static int mp_catch_up_locked(stoat_db *db)
+{
+    int rc = STOAT_ENOTFOUND;
+
+    for (int i = 0; i < MP_RETRIES && rc == STOAT_ENOTFOUND; i++)
+        rc = mp_catch_up_once(db);    /* ENOTFOUND: a WAL vanished under it (mp_vanished) */
     return rc;
 }
 
@@ -468,8 +519,18 @@ static int mp_repair(proc_lock *l, uint32_t intent, int owner_died, void *arg)
 
     (void)l;
     (void)owner_died;
+    if (intent == PROC_INTENT_ROTATING) {
+        /* A rotation's new WAL (intent_top), unless published, is an empty
+         * leftover that no process follows: removed (else it would stay). */
+        if (head_id(head) != top &&
+            (path = filename_path(db->dir, top, FILENAME_EXT_WAL)) != NULL) {
+            env_remove(db->env, path);  /* absent already: fine */
+            free(path);
+        }
+        return 0;
+    }
     if (intent != PROC_INTENT_APPENDING && intent != PROC_INTENT_REPAIR)
-        return 0;   /* a rotation's new WAL, unpublished, is an empty leftover */
+        return 0;
     if (head != ih) {
         /* Published its record: finish the publication. */
         if (atomic_load(&h->last_version) < top)
@@ -495,9 +556,11 @@ int db_mp_commit_begin(stoat_db *db)
     int rc;
 
     if ((rc = proc_lock_acquire(mp->lock, mp->lock_timeout_ms, mp_repair, db)) != 0) {
-        if (rc == STOAT_EBUSY)
-            return status_err(rc, "%s: commit lock busy for %u ms (%s); lock_timeout_ms sets "
-                              "the wait", db->dir, mp->lock_timeout_ms, status_msg());
+        if (rc == STOAT_EBUSY) {
+            char why[STATUS_MSG_MAX];   /* status_err writes where status_msg points */
+            snprintf(why, sizeof(why), "%s", status_msg());
+            return status_err(rc, "%s: %s; lock_timeout_ms sets the wait", db->dir, why);
+        }
         return rc;
     }
     if ((fatal = atomic_load(&mp->hdr->fatal)) != 0) {
@@ -539,6 +602,7 @@ int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated)
     if (need + (64u << 10) > arena)
         arena = need + (64u << 10);
     id = atomic_fetch_add(&h->next_file_id, 1);
+    atomic_store(&h->intent_top, id);   /* for the repair, should this process die */
     proc_lock_set_intent(mp->lock, PROC_INTENT_ROTATING);
     /* The old WAL stops growing: sync it once, so that stoat_sync (which
      * syncs the active WAL) covers everything written before. */
@@ -546,6 +610,7 @@ int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated)
         return rc;
     if ((rc = memtable_new(db->env, db->dir, id, arena, &m)) == 0)
         rc = env_sync_dir(db->env, db->dir);
+    KILL_POINT("rotate_created");
     if (rc != 0) {
         if (m != NULL) {
             memtable_mark_obsolete(m);
@@ -556,6 +621,7 @@ int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated)
     atomic_store(&h->wal_arena, arena);
     atomic_store(&h->wal_need, 0);
     atomic_store_explicit(&h->wal_head, head_make(id, WAL_HEADER_LEN), memory_order_release);
+    KILL_POINT("rotate_published");
     proc_lock_set_intent(mp->lock, PROC_INTENT_IDLE);
     pthread_mutex_lock(&db->mu);
     old = db->mem;
@@ -633,6 +699,7 @@ void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top)
     }
     atomic_fetch_add(&h->wal_need, need);
     atomic_store_explicit(&h->wal_head, head_make(mp->wal_id, end), memory_order_release);
+    KILL_POINT("commit_head_published");
     if (top > atomic_load(&h->last_version))
         atomic_store(&h->last_version, top);    /* seq_cst: read-your-writes */
     mp->wal_pos = end;
@@ -809,33 +876,42 @@ static int mp_take_over(stoat_db *db)
 
     pthread_mutex_lock(&db->mp->tail_mu);   /* no reload meanwhile */
     rc = mp_load_view(db, 1, &v, &st, &man, &gen);
+    KILL_POINT("takeover_loaded");
     if (rc == 0 && (rc = env_list(db->env, db->dir, &names, &n)) == 0) {
         for (size_t i = 0; i < n; i++) {
             uint64_t id;
             int known = 0;
-            if (!filename_parse(names[i], FILENAME_EXT_TABLE, 0, &id))
+            if (filename_parse(names[i], FILENAME_EXT_WAL, 0, &id)) {
+                known = id >= st.log_number;    /* below: flushed, not yet removed */
+            } else if (filename_parse(names[i], FILENAME_EXT_TABLE, 0, &id)) {
+                for (int l = 0; l < v->num_levels && !known; l++)
+                    for (size_t j = 0; j < v->n[l] && !known; j++)
+                        known = v->tables[l][j]->id == id;
+            } else {
                 continue;
-            for (int l = 0; l < v->num_levels && !known; l++)
-                for (size_t j = 0; j < v->n[l] && !known; j++)
-                    known = v->tables[l][j]->id == id;
+            }
             if (!known) {
                 char *path = env_join(db->dir, names[i]);
                 if (path != NULL)
-                    env_remove(db->env, path);  /* a dead owner's unfinished output */
+                    env_remove(db->env, path);  /* what a dead owner left half-done */
                 free(path);
             }
         }
         env_list_free(names, n);
     }
+    KILL_POINT("takeover_cleaned");
     if (rc == 0) {
+        /* The view and MANIFEST handle first: the flusher and compactors
+         * start at `owner`, and must never pick from a view of the
+         * follower's lineage nor edit without a MANIFEST handle. Then
+         * follow the WALs up to the active one: the flusher needs the
+         * memtable commits go to (the install may have dropped a flushed
+         * one this handle was still following). */
         mp_install_view(db, v, man, st.log_number, gen);
-        /* Follow the WALs up to the active one first: the flusher needs
-         * the memtable commits go to (the install may have dropped a
-         * flushed one this handle was still following). */
         if ((rc = mp_catch_up_locked(db)) == 0) {
-            atomic_store(&db->mp->owner, 1);
             atomic_store(&db->mp->hdr->owner_pid, (uint64_t)getpid());
             pthread_mutex_lock(&db->mu);
+            atomic_store(&db->mp->owner, 1);
             pthread_cond_broadcast(&db->bg_cv);
             pthread_mutex_unlock(&db->mu);
         }
@@ -927,6 +1003,8 @@ int db_mp_open(stoat_db *db, db_recover_fn recover)
     mp->lock_timeout_ms = db->opts.lock_timeout_ms;
     db->mp = mp;
     so.wait_ms = db->opts.open_timeout_ms ? db->opts.open_timeout_ms : 0;
+    so.shm_dir = db->opts.shm_dir;
+    db->opts.shm_dir = NULL;    /* the caller's string, valid during the open only */
     if ((rc = shm_open_region(db->dir, &so, &mp->region)) != 0)
         return rc;
     mp->hdr = (db_shared_hdr *)((char *)shm_base(mp->region) + SHM_OFF_FREE);

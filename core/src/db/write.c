@@ -27,6 +27,7 @@
 #include "db/shared.h"
 #include "db/snapshots.h"
 #include "db/state.h"
+#include "base/killpoint.h"
 #include "base/perturb.h"
 #include "base/ikey.h"
 #include "base/status.h"
@@ -409,8 +410,11 @@ static void db_assign_version_locked(stoat_db *db, db_writer *w)
         w->version = db->next_version++;
         return;
     }
+    /* Below conflict_floor this process missed commits (shared.c): a
+     * transaction that read anything cannot be checked; blind writes can. */
     if (w->reads && (oracle_conflicts(&db->oracle, w->read_version, w->reads) ||
-                     (db->mp != NULL && w->read_version < db->mp->conflict_floor))) {
+                     (db->mp != NULL && w->read_version < db->mp->conflict_floor &&
+                      (w->reads->n_fps > 0 || w->reads->n_ranges > 0)))) {
         w->rc = STOAT_ECONFLICT;
         db->stat_conflicts++;
         return;
@@ -514,11 +518,14 @@ static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *las
                 if (rc == 0) {
                     /* A full disk is not sticky: the next holder's repair
                      * cuts off what this group left (its intent stays). */
+                    KILL_POINT("commit_intent");
                     rc = db_commit_group(db, sync, db->writers_head, last);
                     sticky = rc != 0 && rc != STOAT_ENOSPC;
                 }
+                KILL_POINT("commit_appended");
                 if (rc == 0)
                     db_mp_publish(db, need, top);
+                KILL_POINT("commit_published");
             }
             db_mp_commit_end(db, rc == 0);
         }

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 
 #include "base/ikey.h"
+#include "base/killpoint.h"
 #include "lsm/level_iter.h"
 #include "base/merge_iter.h"
 #include "table/sst_builder.h"
@@ -108,6 +109,7 @@ static int output_finish(run_state *s)
     s->b = NULL;
     if (rc != 0)
         goto fail;
+    KILL_POINT("compaction_output");
     if (s->n_outputs == s->cap_outputs) {
         size_t cap = s->cap_outputs ? 2 * s->cap_outputs : 8;
         if ((grown = realloc(s->outputs, cap * sizeof(*grown))) == NULL) {
