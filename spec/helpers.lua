@@ -105,7 +105,8 @@ function M.multiprocess()
     local path = dir .. "/db"
     local db = assert(stoat.open(path, { multi_process = true }))
     local build = os.getenv("BUILD") or "build"
-    local child = ("local stoat = require 'stoat'; local db, err = stoat.open(%q, { multi_process = true }); "
+    local child = ("local stoat = require 'stoat'; "
+                   .. "local db, err = stoat.open(%q, { multi_process = true }); "
                    .. "if not db then io.write(err) os.exit(3) end; db:close()"):format(path)
     local ok, out = M.run(("LUA_PATH='lua/?.lua;;' LUA_CPATH=%s luajit -e %s")
                           :format(M.shell_quote(build .. "/?.so;;"), M.shell_quote(child)))
