@@ -113,6 +113,21 @@ static int db_rotate_locked(stoat_db *db, uint64_t arena)
     return 0;
 }
 
+/* Back-pressure on a crowded L0 (below the stall): lets compaction catch
+ * up a little, once per write. 1 when it slept (the caller looks again). */
+static int db_slow_down_locked(stoat_db *db, size_t l0, int *delayed)
+{
+    if (*delayed || l0 < (size_t)db->opts.l0_slowdown_trigger ||
+        l0 >= (size_t)db->opts.l0_stall_trigger)
+        return 0;
+    pthread_mutex_unlock(&db->mu);
+    usleep(SLOWDOWN_MICROS);
+    pthread_mutex_lock(&db->mu);
+    db->stat_slowdowns++;
+    *delayed = 1;
+    return 1;
+}
+
 /* Waits until the active memtable can take `bytes` in `n` entries. */
 static int db_make_room_locked(stoat_db *db, uint64_t bytes, uint64_t n, int force_rotate)
 {
@@ -124,16 +139,8 @@ static int db_make_room_locked(stoat_db *db, uint64_t bytes, uint64_t n, int for
 
         if ((rc = db_check_running_locked(db)) != 0)
             return rc;
-        if (!delayed && l0 >= (size_t)db->opts.l0_slowdown_trigger &&
-            l0 < (size_t)db->opts.l0_stall_trigger) {
-            /* Back-pressure: let compaction catch up a little per write. */
-            pthread_mutex_unlock(&db->mu);
-            usleep(SLOWDOWN_MICROS);
-            pthread_mutex_lock(&db->mu);
-            db->stat_slowdowns++;
-            delayed = 1;
+        if (db_slow_down_locked(db, l0, &delayed))
             continue;
-        }
         if (!force_rotate && memtable_room(db->mem, bytes, n))
             return 0;
         if (force_rotate && memtable_count(db->mem) == 0)
@@ -459,15 +466,8 @@ static int db_wait_stall_mp_locked(stoat_db *db)
 
         if ((rc = db_check_running_locked(db)) != 0)
             return rc;
-        if (!delayed && l0 >= (size_t)db->opts.l0_slowdown_trigger &&
-            l0 < (size_t)db->opts.l0_stall_trigger) {
-            pthread_mutex_unlock(&db->mu);
-            usleep(SLOWDOWN_MICROS);
-            pthread_mutex_lock(&db->mu);
-            db->stat_slowdowns++;
-            delayed = 1;
+        if (db_slow_down_locked(db, l0, &delayed))
             continue;
-        }
         if (db->n_imm + 1 < (size_t)db->opts.num_memtables &&
             l0 < (size_t)db->opts.l0_stall_trigger)
             return 0;
