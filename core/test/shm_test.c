@@ -98,7 +98,7 @@ static void test_shm_layout_version_mismatch(void)
     o.layout_version = SHM_LAYOUT_VERSION + 1;
     CHECK_RC(shm_open_region(test_tmpdir(), &o, &r2), STOAT_ENOTSUP);
     CHECK(r2 == NULL);
-    CHECK(strstr(stoat_errmsg(NULL), "layout version 1") != NULL);
+    CHECK(strstr(stoat_errmsg(NULL), "layout version 2") != NULL);
     shm_close(r);
     /* Nobody attached any more: the new layout rebuilds the region. */
     REQUIRE_OK(shm_open_region(test_tmpdir(), &o, &r2));

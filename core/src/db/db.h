@@ -125,6 +125,7 @@ typedef struct db_mp {
     _Atomic uint64_t applied_head;  /* the same as a wal_head, for a lock-free look */
     _Atomic uint64_t manifest_gen;  /* the generation `current` was loaded at */
     uint64_t log_number;            /* its WALs below this are flushed (mu) */
+    uint64_t swept_below;           /* the owner removed the WALs below (keeper) */
     memtable *lagging;              /* a flushed active memtable still being followed */
     uint64_t conflict_floor;        /* transactions reading below it conflict (tail_mu) */
     _Atomic uint64_t horizon;       /* oldest snapshot of any process (owner's scan) */

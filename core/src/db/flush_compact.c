@@ -106,7 +106,7 @@ int db_install_edit(stoat_db *db, lsm_edit *edit)
     if (rc == 0) {
         db_mark_deleted_tables(db, cur, edit);
         db->current = next;
-        db_mp_manifest_changed(db);     /* other processes reload it */
+        db_mp_manifest_changed(db, edit->has_log_number ? edit->log_number : 0);
     } else if (db_bg_failed_locked(db, rc)) {
         db_remove_unrecorded_tables(db, edit);
     }
@@ -223,7 +223,10 @@ static void *db_flusher_main(void *arg)
             db->n_imm--;
             for (size_t i = 0; i < db->n_imm; i++)
                 db->imm[i] = db->imm[i + 1];
-            memtable_mark_obsolete(m);
+            /* Multi-process: the keeper removes the WAL once no process
+             * follows it (shared.c, mp_sweep_wals). */
+            if (db->mp == NULL)
+                memtable_mark_obsolete(m);
             memtable_unref(m);  /* the queue's reference */
             db->stat_flushes++;
             db_bg_succeeded_locked(db);

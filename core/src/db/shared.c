@@ -99,6 +99,16 @@ int db_mp_is_owner(stoat_db *db)
     return db->mp == NULL || atomic_load(&db->mp->owner);
 }
 
+/* Follows WAL id from now on, and says so in the slot first: the owner
+ * removes no WAL a live process may still have to read (mp_sweep_wals). */
+static void mp_follow(stoat_db *db, uint64_t id)
+{
+    pthread_mutex_lock(&db->mp->slots_mu);
+    proc_slots_publish_wal(db->mp->slots, id);
+    pthread_mutex_unlock(&db->mp->slots_mu);
+    db->mp->wal_id = id;
+}
+
 /* ---- the oracle's share of what catch-up applies ---- */
 
 static int mp_note_key(db_mp *mp, uint64_t version, slice ukey)
@@ -365,10 +375,17 @@ static int mp_cross_rotation(stoat_db *db, uint64_t floor, uint64_t stamp, uint6
         memtable_unref(m);
         return rc;
     }
-    db->mem = m;
+    if (m != NULL && next < mp->log_number) {
+        /* Flushed already: its commits are in the tables of the view; it
+         * is read for the oracle only, hidden from readers. */
+        mp->lagging = m;
+        db->mem = NULL;
+    } else {
+        db->mem = m;
+    }
     pthread_cond_broadcast(&db->bg_cv);
     pthread_mutex_unlock(&db->mu);
-    mp->wal_id = next;
+    mp_follow(db, next);
     mp->wal_pos = WAL_HEADER_LEN;
     return 0;
 }
@@ -633,7 +650,7 @@ int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated)
     db->mem = m;
     pthread_cond_broadcast(&db->bg_cv);
     pthread_mutex_unlock(&db->mu);
-    mp->wal_id = id;
+    mp_follow(db, id);
     mp->wal_pos = WAL_HEADER_LEN;
     atomic_store(&mp->applied_head, head_make(id, WAL_HEADER_LEN));
     *rotated = 1;
@@ -706,10 +723,13 @@ void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top)
     mp_advance(db, top);
 }
 
-void db_mp_manifest_changed(stoat_db *db)
+void db_mp_manifest_changed(stoat_db *db, uint64_t log_number)
 {
-    if (db->mp != NULL)
-        atomic_store(&db->mp->manifest_gen, atomic_fetch_add(&db->mp->hdr->manifest_gen, 1) + 1);
+    if (db->mp == NULL)
+        return;
+    if (log_number > db->mp->log_number)
+        db->mp->log_number = log_number;
+    atomic_store(&db->mp->manifest_gen, atomic_fetch_add(&db->mp->hdr->manifest_gen, 1) + 1);
 }
 
 /* ---- open: the first process recovers, the others join ---- */
@@ -828,6 +848,9 @@ static int mp_join(stoat_db *db)
         manifest_close(man);
         atomic_store(&mp->manifest_gen, gen);
         mp->log_number = st.log_number;
+        /* Published before the WALs are listed and gen checked below: a
+         * WAL flushed after that check stays until this process moved on. */
+        mp_follow(db, st.log_number);
         last = atomic_load_explicit(&h->last_version, memory_order_acquire);
         head = atomic_load_explicit(&h->wal_head, memory_order_acquire);
         rc = mp_join_sealed(db, st.log_number, head_id(head), last);
@@ -844,7 +867,7 @@ static int mp_join(stoat_db *db)
         if (rc == 0 && atomic_load(&h->manifest_gen) != gen)
             rc = STOAT_ENOTFOUND;
         if (rc == 0) {
-            mp->wal_id = head_id(head);
+            mp_follow(db, head_id(head));
             atomic_store(&mp->applied_head, head_make(mp->wal_id, mp->wal_pos));
             atomic_store(&db->last_version, last);
             pthread_mutex_lock(&db->mu);
@@ -882,7 +905,7 @@ static int mp_take_over(stoat_db *db)
             uint64_t id;
             int known = 0;
             if (filename_parse(names[i], FILENAME_EXT_WAL, 0, &id)) {
-                known = id >= st.log_number;    /* below: flushed, not yet removed */
+                continue;   /* flushed ones go once nobody follows them (mp_sweep_wals) */
             } else if (filename_parse(names[i], FILENAME_EXT_TABLE, 0, &id)) {
                 for (int l = 0; l < v->num_levels && !known; l++)
                     for (size_t j = 0; j < v->n[l] && !known; j++)
@@ -939,6 +962,51 @@ int db_mp_refresh_horizon(stoat_db *db)
     return rc;
 }
 
+/*
+ * The owner removes the WALs that are flushed (below the MANIFEST's log
+ * number) and that no live process follows any more (below every slot's
+ * WAL). A process that fell behind reads the commits of each WAL it
+ * crosses, flushed or not: its oracle must see every one (a WAL it never
+ * saw would be commits its conflict checks miss). The log number is read
+ * before the scan, and a process publishes a WAL before it validates
+ * what it read (mp_join), so a stale scan only keeps more.
+ */
+static void mp_sweep_wals(stoat_db *db)
+{
+    db_mp *mp = db->mp;
+    proc_slots_scan_result res;
+    char **names = NULL;
+    size_t n = 0;
+    uint64_t below;
+    int rc;
+
+    pthread_mutex_lock(&db->mu);
+    below = mp->log_number;
+    pthread_mutex_unlock(&db->mu);
+    if (below <= mp->swept_below)
+        return;
+    pthread_mutex_lock(&mp->slots_mu);
+    rc = proc_slots_scan(mp->slots, &res);
+    pthread_mutex_unlock(&mp->slots_mu);
+    if (rc != 0)
+        return;
+    if (res.wal_min < below)
+        below = res.wal_min;
+    if (below <= mp->swept_below || env_list(db->env, db->dir, &names, &n) != 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t id;
+        if (filename_parse(names[i], FILENAME_EXT_WAL, 0, &id) && id < below) {
+            char *path = env_join(db->dir, names[i]);
+            if (path != NULL)
+                env_remove(db->env, path);  /* one left over goes at the next sweep or open */
+            free(path);
+        }
+    }
+    env_list_free(names, n);
+    mp->swept_below = below;
+}
+
 static void mp_keeper_round(stoat_db *db)
 {
     db_mp *mp = db->mp;
@@ -956,6 +1024,8 @@ static void mp_keeper_round(stoat_db *db)
         }
     }
     db_mp_catch_up(db);     /* a failure shows at the next read or write */
+    if (owner)
+        mp_sweep_wals(db);
     if (owner && db_mp_refresh_horizon(db) == 0) {
         pthread_mutex_lock(&db->mu);
         pthread_cond_broadcast(&db->bg_cv);
@@ -1015,7 +1085,7 @@ int db_mp_open(stoat_db *db, db_recover_fn recover)
         (rc = proc_slots_claim(mp->slots)) != 0)
         return rc;
     if (shm_created(mp->region)) {
-        mp->wal_id = memtable_id(db->mem);
+        mp_follow(db, memtable_id(db->mem));
         mp->wal_pos = WAL_HEADER_LEN;
         atomic_store(&mp->applied_head, head_make(mp->wal_id, mp->wal_pos));
         atomic_store(&mp->manifest_gen, 1);

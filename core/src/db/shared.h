@@ -57,8 +57,10 @@ void db_mp_commit_end(stoat_db *db, int ok);
  * one, under the commit lock (value-log GC collects sealed files only). */
 int db_mp_vlog_rotate(stoat_db *db);
 
-/* The owner installed a MANIFEST edit: tell the other processes. */
-void db_mp_manifest_changed(stoat_db *db);
+/* The owner installed a MANIFEST edit (log_number: the WALs below are
+ * flushed, 0 when it says nothing of them): tell the other processes
+ * (db->mu held). */
+void db_mp_manifest_changed(stoat_db *db, uint64_t log_number);
 
 /* The owner: rescans the liveness slots for the oldest snapshot of any
  * live process, which compaction and GC keep (the keeper does it every

@@ -21,8 +21,8 @@
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "shared atomics must be lock-free");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "shared atomics must be lock-free");
-_Static_assert(sizeof(proc_lock) <= 128, "layout v1 gives the commit lock 128 bytes");
-_Static_assert(SHM_OFF_COMMIT_LOCK + 128 <= SHM_OFF_SLOTS, "layout v1 overlap");
+_Static_assert(sizeof(proc_lock) <= 128, "layout v2 gives the commit lock 128 bytes");
+_Static_assert(SHM_OFF_COMMIT_LOCK + 128 <= SHM_OFF_SLOTS, "layout v2 overlap");
 
 int proc_lock_init(proc_lock *l)
 {

@@ -41,7 +41,7 @@ enum {
     PROC_INTENT_REPAIR = 4     /* a repair failed: the next acquirer repairs */
 };
 
-/* The lock as laid out in shared memory (layout version 1: 128 bytes at
+/* The lock as laid out in shared memory (layout version 2: 128 bytes at
  * SHM_OFF_COMMIT_LOCK; core/FORMAT.md). */
 typedef struct proc_lock {
     pthread_mutex_t mu;            /* robust, process-shared, error-checking */

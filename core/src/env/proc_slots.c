@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@ void proc_slots_init(void *slots)
 
     for (unsigned i = 0; i < SHM_SLOTS; i++) {
         atomic_store(&s[i].value, PROC_SLOT_NONE);
+        atomic_store(&s[i].wal, PROC_SLOT_NONE);
         atomic_store(&s[i].pid, 0);
         atomic_store(&s[i].claims, 0);
     }
@@ -109,8 +111,9 @@ int proc_slots_claim(proc_slots *s)
             continue;
         if (err != 0)
             return status_errno(err, "lock slot", SHM_LOCK_FILE);
-        /* Whoever held it before is gone: its value means nothing. */
+        /* Whoever held it before is gone: its values mean nothing. */
         atomic_store(&s->slots[i].value, PROC_SLOT_NONE);
+        atomic_store(&s->slots[i].wal, PROC_SLOT_NONE);
         atomic_store(&s->slots[i].pid, (uint32_t)getpid());
         atomic_fetch_add(&s->slots[i].claims, 1);
         s->index = (int)i;
@@ -125,7 +128,7 @@ int proc_slots_index(const proc_slots *s)
     return s->index;
 }
 
-int proc_slots_publish(proc_slots *s, uint64_t v)
+static int slots_publish(proc_slots *s, size_t field, uint64_t v)
 {
     int rc;
 
@@ -133,8 +136,18 @@ int proc_slots_publish(proc_slots *s, uint64_t v)
         return rc;
     if (s->index < 0)
         return status_err(STOAT_EINVAL, "liveness slots: publish without a claimed slot");
-    atomic_store(&s->slots[s->index].value, v);
+    atomic_store((_Atomic uint64_t *)((char *)&s->slots[s->index] + field), v);
     return 0;
+}
+
+int proc_slots_publish(proc_slots *s, uint64_t v)
+{
+    return slots_publish(s, offsetof(proc_slot, value), v);
+}
+
+int proc_slots_publish_wal(proc_slots *s, uint64_t wal)
+{
+    return slots_publish(s, offsetof(proc_slot, wal), wal);
 }
 
 /* Resets dead slot i if nobody claims it meanwhile; 1 when reset. */
@@ -143,6 +156,7 @@ static int slots_reclaim(proc_slots *s, unsigned i)
     if (ofd_set(s->fd, F_WRLCK, SHM_LOCK_BYTE_SLOT0 + (off_t)i) != 0)
         return 0;
     atomic_store(&s->slots[i].value, PROC_SLOT_NONE);
+    atomic_store(&s->slots[i].wal, PROC_SLOT_NONE);
     atomic_store(&s->slots[i].pid, 0);
     ofd_set(s->fd, F_UNLCK, SHM_LOCK_BYTE_SLOT0 + (off_t)i);
     return 1;
@@ -154,12 +168,13 @@ int proc_slots_scan(proc_slots *s, proc_slots_scan_result *res)
     int rc, err;
 
     res->min = PROC_SLOT_NONE;
+    res->wal_min = PROC_SLOT_NONE;
     res->live = 0;
     res->reclaimed = 0;
     if ((rc = slots_check(s)) != 0)
         return rc;
     for (unsigned i = 0; i < SHM_SLOTS; i++) {
-        uint64_t v;
+        uint64_t v, w;
 
         if ((int)i != s->index) {
             err = ofd_lock(s->fd, F_OFD_GETLK, &fl, F_WRLCK, SHM_LOCK_BYTE_SLOT0 + (off_t)i);
@@ -167,6 +182,7 @@ int proc_slots_scan(proc_slots *s, proc_slots_scan_result *res)
                 return status_errno(err, "test slot lock", SHM_LOCK_FILE);
             if (fl.l_type == F_UNLCK) {
                 if ((atomic_load(&s->slots[i].value) != PROC_SLOT_NONE ||
+                     atomic_load(&s->slots[i].wal) != PROC_SLOT_NONE ||
                      atomic_load(&s->slots[i].pid) != 0) && slots_reclaim(s, i))
                     res->reclaimed++;
                 continue;
@@ -175,9 +191,12 @@ int proc_slots_scan(proc_slots *s, proc_slots_scan_result *res)
         /* Read after seeing the lock held: a value published before the
          * scan by a live holder is never missed (publish is seq_cst). */
         v = atomic_load(&s->slots[i].value);
+        w = atomic_load(&s->slots[i].wal);
         res->live++;
         if (v < res->min)
             res->min = v;
+        if (w < res->wal_min)
+            res->wal_min = w;
     }
     return 0;
 }
@@ -219,6 +238,7 @@ void proc_slots_close(proc_slots *s)
     if (s->fork_gen == shm_fork_generation() && s->fd >= 0) {
         if (s->index >= 0) {
             atomic_store(&s->slots[s->index].value, PROC_SLOT_NONE);
+            atomic_store(&s->slots[s->index].wal, PROC_SLOT_NONE);
             atomic_store(&s->slots[s->index].pid, 0);
         }
         shm_fd_close(&s->fd); /* drops the slot and election bytes */

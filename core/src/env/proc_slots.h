@@ -10,9 +10,10 @@
  * written in the slot (pids are reused): a slot whose byte nobody holds
  * is dead, whatever it says.
  *
- * A slot publishes one 64-bit value, the process's oldest snapshot
- * (PROC_SLOT_NONE when it has none). proc_slots_scan returns the minimum
- * over live slots and resets dead ones. To take a snapshot at version L
+ * A slot publishes two 64-bit values: the process's oldest snapshot and
+ * the oldest WAL it still reads (PROC_SLOT_NONE when it has none).
+ * proc_slots_scan returns the minimum of each over live slots and resets
+ * dead ones. To take a snapshot at version L
  * safely against a concurrent scan, publish first, then re-read the
  * visible version and publish again if it moved (publish-then-validate,
  * LMDB ITS#7970): the scanner's minimum never exceeds a value published
@@ -41,18 +42,20 @@
 
 #define PROC_SLOT_NONE UINT64_MAX
 
-/* One slot as laid out in shared memory (layout version 1, 64 bytes). */
+/* One slot as laid out in shared memory (layout version 2, 64 bytes). */
 typedef struct proc_slot {
-    _Atomic uint64_t value;   /* the published value, PROC_SLOT_NONE when none */
+    _Atomic uint64_t value;   /* the oldest snapshot, PROC_SLOT_NONE when none */
     _Atomic uint32_t pid;     /* the claimer's pid (diagnostics only), 0 when free */
     _Atomic uint32_t claims;  /* times claimed (diagnostics) */
-    uint8_t reserved[48];
+    _Atomic uint64_t wal;     /* the oldest WAL still read, PROC_SLOT_NONE when none */
+    uint8_t reserved[40];
 } proc_slot;
 
 typedef struct proc_slots proc_slots;
 
 typedef struct proc_slots_scan_result {
     uint64_t min;          /* minimum value over live slots, PROC_SLOT_NONE if none */
+    uint64_t wal_min;      /* minimum wal over live slots, PROC_SLOT_NONE if none */
     uint32_t live;         /* live slots (this handle's included) */
     uint32_t reclaimed;    /* dead slots reset by this scan */
 } proc_slots_scan_result;
@@ -64,8 +67,8 @@ void proc_slots_init(void *slots);
  * slot yet. STOAT_EFORKED, STOAT_ENOMEM, STOAT_EIO. */
 int proc_slots_open(shm_region *r, proc_slots **out);
 
-/* Claims a free slot (idempotent: a handle holds at most one); its value
- * starts at PROC_SLOT_NONE. STOAT_EBUSY when all SHM_SLOTS are live,
+/* Claims a free slot (idempotent: a handle holds at most one); its values
+ * start at PROC_SLOT_NONE. STOAT_EBUSY when all SHM_SLOTS are live,
  * STOAT_EFORKED, STOAT_EIO. */
 int proc_slots_claim(proc_slots *s);
 
@@ -75,6 +78,9 @@ int proc_slots_index(const proc_slots *s);
 /* Publishes v in the claimed slot (a seq_cst store). STOAT_EINVAL when no
  * slot is claimed, STOAT_EFORKED. */
 int proc_slots_publish(proc_slots *s, uint64_t v);
+
+/* Publishes the oldest WAL the handle still reads; as proc_slots_publish. */
+int proc_slots_publish_wal(proc_slots *s, uint64_t wal);
 
 /* Scans every slot: *res gets the minimum over live ones, and dead slots
  * that still show a value or pid are reset. About one fcntl per slot:

@@ -44,7 +44,7 @@
 /* Processes that disagree on the mutex's ABI must not share one. */
 #define SHM_LOCK_ABI (((uint32_t)SHM_LIBC_TAG << 24) | (uint32_t)sizeof(pthread_mutex_t))
 
-/* The header, layout version 1 (core/FORMAT.md): 256 bytes at offset 0. */
+/* The header, layout version 2 (core/FORMAT.md): 256 bytes at offset 0. */
 typedef struct shm_header {
     uint64_t magic;            /* SHM_MAGIC */
     uint32_t layout_version;   /* SHM_LAYOUT_VERSION */
@@ -59,14 +59,15 @@ typedef struct shm_header {
     uint32_t reserved0;
 } shm_header;
 
-_Static_assert(sizeof(shm_header) <= SHM_OFF_COMMIT_LOCK, "layout v1: header is 256 bytes");
+_Static_assert(sizeof(shm_header) <= SHM_OFF_COMMIT_LOCK, "layout v2: header is 256 bytes");
 _Static_assert(offsetof(shm_header, size) == 16 && offsetof(shm_header, dir_dev) == 32 &&
-               offsetof(shm_header, ready) == 56, "layout v1: header offsets (FORMAT.md)");
+               offsetof(shm_header, ready) == 56, "layout v2: header offsets (FORMAT.md)");
 _Static_assert(offsetof(proc_lock, intent) == sizeof(pthread_mutex_t) &&
-               offsetof(proc_slot, pid) == 8 && offsetof(proc_slot, claims) == 12,
-               "layout v1: lock and slot offsets (FORMAT.md)");
-_Static_assert(sizeof(proc_slot) == SHM_SLOT_SIZE, "layout v1: slots are 64 bytes");
-_Static_assert(SHM_OFF_FREE <= SHM_MIN_SIZE, "layout v1 fits the minimum size");
+               offsetof(proc_slot, pid) == 8 && offsetof(proc_slot, claims) == 12 &&
+               offsetof(proc_slot, wal) == 16,
+               "layout v2: lock and slot offsets (FORMAT.md)");
+_Static_assert(sizeof(proc_slot) == SHM_SLOT_SIZE, "layout v2: slots are 64 bytes");
+_Static_assert(SHM_OFF_FREE <= SHM_MIN_SIZE, "layout v2 fits the minimum size");
 
 struct shm_region {
     void *base;

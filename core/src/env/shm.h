@@ -1,7 +1,7 @@
 /*
  * shm.h - one shared-memory region per database, for the processes that
  * open the same directory (the foundation of the multi-process mode;
- * core/FORMAT.md "Shared memory, layout version 1").
+ * core/FORMAT.md "Shared memory, layout version 2").
  *
  * A region is a file of a fixed size mapped MAP_SHARED by every process:
  * `stoat.<dev>.<ino>.shm` (the directory's device and inode in hex) in
@@ -57,12 +57,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHM_LAYOUT_VERSION 1
+#define SHM_LAYOUT_VERSION 2
 #define SHM_MAGIC 0x4d485354414f5453ull /* the bytes "STOATSHM" */
 #define SHM_LOCK_FILE "SHMLOCK"
 #define SHM_DEFAULT_DIR "/dev/shm"
 
-/* The fixed part of layout version 1 (offsets from the region's base). */
+/* The fixed part of layout version 2 (offsets from the region's base). */
 #define SHM_OFF_COMMIT_LOCK 256u  /* struct proc_lock (proc_lock.h) */
 #define SHM_OFF_SLOTS 1024u       /* SHM_SLOTS x struct proc_slot (proc_slots.h) */
 #define SHM_SLOTS 256u
