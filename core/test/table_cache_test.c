@@ -167,6 +167,33 @@ static void test_table_cache_evict_forgets_table_and_blocks(void)
     free(path);
 }
 
+/* A pinned table evicted (another lineage of views dropped it, its file
+ * removed) stays readable for its pins; the last unpin forgets it. */
+static void test_table_cache_evict_of_pinned_waits_for_last_unpin(void)
+{
+    const char *dir = test_tmpdir();
+    table_cache *tc;
+    sst_reader *r;
+    char *path;
+
+    make_tables(dir, 3);
+    REQUIRE_OK(table_cache_new(env_posix(), dir, 10, NULL, &tc));
+    REQUIRE_OK(table_cache_pin(tc, 1));
+    REQUIRE_OK(table_cache_pin(tc, 1));
+    table_cache_evict(tc, 1);
+    path = sst_path(dir, 1);
+    REQUIRE_OK(env_remove(env_posix(), path));
+    CHECK(read_key(tc, 1, 5));          /* still there for its pins */
+    table_cache_unpin(tc, 1);
+    CHECK(read_key(tc, 1, 6));          /* one pin left */
+    table_cache_unpin(tc, 1);
+    CHECK_RC(table_cache_get(tc, 1, &r), STOAT_ENOTFOUND);
+    CHECK(table_cache_open_count(tc) == 0);
+    CHECK(read_key(tc, 2, 1));
+    table_cache_free(tc);
+    free(path);
+}
+
 static void test_table_cache_damaged_table_is_not_cached(void)
 {
     const char *dir = test_tmpdir();
@@ -237,6 +264,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_table_cache_lru_evicts_least_recent_then_reopens);
     TEST_RUN(test_table_cache_reader_in_use_survives_eviction);
     TEST_RUN(test_table_cache_evict_forgets_table_and_blocks);
+    TEST_RUN(test_table_cache_evict_of_pinned_waits_for_last_unpin);
     TEST_RUN(test_table_cache_damaged_table_is_not_cached);
     TEST_RUN(test_table_cache_concurrent_gets);
     return test_summary();

@@ -17,8 +17,11 @@
  * table may be the one being opened, whose file is going away).
  *
  * A pinned entry (table_cache_pin) is out of the LRU and not counted in
- * n: it stays cached, whatever the capacity, until its last unpin or an
- * evict.
+ * n: it stays cached, whatever the capacity, until its last unpin. An
+ * evict of a pinned entry only marks it doomed: the pins are views that
+ * still list the table (multi-process mode: loaded from an older MANIFEST,
+ * while this handle's own newer views dropped it), and they read it
+ * through the open reader after its file is gone; the last unpin drops it.
  */
 #include "table/table_cache.h"
 
@@ -34,6 +37,7 @@ typedef struct tc_entry {
     uint64_t id;
     sst_reader *r;
     int pins;                   /* > 0: out of the LRU, never a victim */
+    int doomed;                 /* evicted while pinned: dropped at the last unpin */
     struct tc_entry *chain;
     struct tc_entry *prev, *next;
 } tc_entry;
@@ -229,7 +233,9 @@ void table_cache_evict(table_cache *tc, uint64_t id)
     pthread_mutex_lock(&tc->mu);
     tc->evictions++;
     slot = tc_slot_locked(tc, id);
-    if (*slot != NULL)
+    if (*slot != NULL && (*slot)->pins > 0)
+        (*slot)->doomed = 1;
+    else if (*slot != NULL)
         e = tc_remove_locked(tc, slot);
     pthread_mutex_unlock(&tc->mu);
     if (e != NULL) {
@@ -269,10 +275,15 @@ void table_cache_unpin(table_cache *tc, uint64_t id)
 {
     tc_entry *e, *victim = NULL;
 
+    int doomed = 0;
+
     pthread_mutex_lock(&tc->mu);
     if ((e = *tc_slot_locked(tc, id)) != NULL && e->pins > 0 && --e->pins == 0) {
         tc_lru_push(tc, e);
-        if (++tc->n > tc->capacity)
+        tc->n++;
+        if ((doomed = e->doomed) != 0)
+            victim = tc_remove_locked(tc, tc_slot_locked(tc, id));
+        else if (tc->n > tc->capacity)
             victim = tc_remove_locked(tc, tc_slot_locked(tc, tc->lru.next->id));
     }
     pthread_mutex_unlock(&tc->mu);
@@ -280,6 +291,8 @@ void table_cache_unpin(table_cache *tc, uint64_t id)
         sst_reader_unref(victim->r);
         free(victim);
     }
+    if (doomed && tc->bc != NULL)
+        block_cache_erase_table(tc->bc, id);   /* what its last readers cached */
 }
 
 int table_cache_open_count(table_cache *tc)

@@ -33,9 +33,9 @@ int table_cache_open_count(table_cache *tc);
  * Pins table id in the cache (opening it if needed): it is never evicted
  * for capacity until unpinned as many times, so its file stays readable
  * after another process deletes it (multi-process mode: a view loaded
- * from the MANIFEST pins its tables, db/shared.c). table_cache_evict
- * drops it whatever its pins. Errors: those of opening the table
- * (STOAT_ENOTFOUND when the file is gone).
+ * from the MANIFEST pins its tables, db/shared.c). table_cache_evict of
+ * a pinned table drops it at its last unpin instead. Errors: those of
+ * opening the table (STOAT_ENOTFOUND when the file is gone).
  */
 int table_cache_pin(table_cache *tc, uint64_t id);
 void table_cache_unpin(table_cache *tc, uint64_t id);
