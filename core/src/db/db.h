@@ -112,6 +112,7 @@ typedef struct db_shared_hdr {
     _Atomic uint64_t owner_pid;     /* the background owner (diagnostics) */
     _Atomic uint64_t vlog_fid;      /* the value-log file appends go to (0: none yet) */
     _Atomic uint64_t vlog_end;      /* ... and the end of its last published record */
+    _Atomic uint64_t backlog;       /* the owner's unflushed memtables << 32 | L0 tables */
 } db_shared_hdr;
 
 typedef struct db_mp {
@@ -121,12 +122,21 @@ typedef struct db_mp {
     proc_slots *slots;
     pthread_mutex_t slots_mu;       /* serialises calls on `slots` */
     pthread_mutex_t tail_mu;        /* one thread applies WAL records at a time */
-    uint64_t wal_id, wal_pos;       /* how far this handle applied (tail_mu) */
+    uint64_t wal_id, wal_pos;       /* how far this handle applied (tail_mu); with
+                                     * db->mem NULL: the first WAL from wal_id on */
+    uint64_t applied_max;           /* the newest commit applied (tail_mu) */
     _Atomic uint64_t applied_head;  /* the same as a wal_head, for a lock-free look */
+    memtable *wtail;                /* the head WAL, which commits append to (tail_mu) */
+    int apply_now;                  /* this commit applies its own record (commit lock) */
+    int note_now;                   /* ...and the oracle's cursor follows it */
+    uint64_t note_id, note_pos;     /* how far the oracle learned the commits (tail_mu) */
+    uint64_t note_version;          /* the newest commit it learned */
+    memtable *note_mem;             /* WAL note_id, read for the oracle (its WAL only) */
+    _Atomic uint64_t reads;         /* catch-ups asked (read activity, for the keeper) */
+    uint64_t keeper_reads;          /* `reads` at the keeper's last round */
     _Atomic uint64_t manifest_gen;  /* the generation `current` was loaded at */
     uint64_t log_number;            /* its WALs below this are flushed (mu) */
     uint64_t swept_below;           /* the owner removed the WALs below (keeper) */
-    memtable *lagging;              /* a flushed active memtable still being followed */
     uint64_t conflict_floor;        /* transactions reading below it conflict (tail_mu) */
     _Atomic uint64_t horizon;       /* oldest snapshot of any process (owner's scan) */
     _Atomic int owner;              /* this handle runs the background work */

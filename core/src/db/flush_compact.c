@@ -188,7 +188,7 @@ static int db_flush_one(stoat_db *db, memtable *m)
         /* Every WAL older than the next unflushed memtable is obsolete. */
         pthread_mutex_lock(&db->mu);
         edit.has_log_number = 1;
-        edit.log_number = db->n_imm > 1 ? memtable_id(db->imm[1]) : memtable_id(db->mem);
+        edit.log_number = db->n_imm > 1 ? memtable_id(db->imm[1]) : db_mp_next_wal_locked(db);
         pthread_mutex_unlock(&db->mu);
         rc = db_install_edit(db, &edit);
     }
@@ -228,6 +228,7 @@ static void *db_flusher_main(void *arg)
             if (db->mp == NULL)
                 memtable_mark_obsolete(m);
             memtable_unref(m);  /* the queue's reference */
+            db_mp_backlog_locked(db);
             db->stat_flushes++;
             db_bg_succeeded_locked(db);
         }

@@ -99,14 +99,23 @@ int db_mp_is_owner(stoat_db *db)
     return db->mp == NULL || atomic_load(&db->mp->owner);
 }
 
-/* Follows WAL id from now on, and says so in the slot first: the owner
- * removes no WAL a live process may still have to read (mp_sweep_wals). */
+/* Publishes in the slot the oldest WAL this handle may still read (its
+ * apply or its oracle's cursor): the owner removes no WAL a live process
+ * may still have to read (mp_sweep_wals). */
+static void mp_publish_follow(stoat_db *db)
+{
+    db_mp *mp = db->mp;
+
+    pthread_mutex_lock(&mp->slots_mu);
+    proc_slots_publish_wal(mp->slots, mp->wal_id < mp->note_id ? mp->wal_id : mp->note_id);
+    pthread_mutex_unlock(&mp->slots_mu);
+}
+
+/* The apply cursor moves on to WAL id. */
 static void mp_follow(stoat_db *db, uint64_t id)
 {
-    pthread_mutex_lock(&db->mp->slots_mu);
-    proc_slots_publish_wal(db->mp->slots, id);
-    pthread_mutex_unlock(&db->mp->slots_mu);
     db->mp->wal_id = id;
+    mp_publish_follow(db);
 }
 
 /* ---- the oracle's share of what catch-up applies ---- */
@@ -154,7 +163,8 @@ typedef struct mp_apply {
     memtable *m;
     uint64_t stamp_floor;   /* entries at or below: GC rewrites, stamped */
     uint64_t stamp;
-    uint64_t note_floor;    /* entries above are commits for the oracle */
+    uint64_t note_floor;    /* entries above are commits for the oracle (mp_join) */
+    uint64_t max_v;         /* the newest commit applied */
 } mp_apply;
 
 static int mp_apply_entry(void *arg, slice ikey, slice value)
@@ -168,16 +178,25 @@ static int mp_apply_entry(void *arg, slice ikey, slice value)
         return status_err(STOAT_ENOMEM, "memtable %llu is full replaying another process's "
                           "commit (its arena is smaller than the WAL needs)",
                           (unsigned long long)memtable_id(a->m));
-    if (rc == 0 && v > a->note_floor && v > a->stamp_floor)
-        rc = mp_note_key(a->mp, v, ikey_user(ikey));
+    if (rc == 0 && v > a->stamp_floor) {
+        if (v > a->max_v)
+            a->max_v = v;
+        if (v > a->note_floor)
+            rc = mp_note_key(a->mp, v, ikey_user(ikey));
+    }
     return rc;
 }
 
+/* Applies m's WAL records in [from, to) (to UINT64_MAX: its end). */
 static int mp_replay(stoat_db *db, memtable *m, uint64_t from, uint64_t to, uint64_t floor,
                      uint64_t stamp, uint64_t *end)
 {
-    mp_apply a = {db->mp, m, floor, stamp, floor};
-    return memtable_replay_range(m, from, to, mp_apply_entry, &a, end);
+    mp_apply a = {db->mp, m, floor, stamp, UINT64_MAX, 0};
+    int rc = memtable_replay_range(m, from, to, mp_apply_entry, &a, end);
+
+    if (a.max_v > db->mp->applied_max)
+        db->mp->applied_max = a.max_v;
+    return rc;
 }
 
 /* The smallest WAL id in (after, upto] in the directory, 0 if none. */
@@ -250,22 +269,24 @@ static int mp_load_view(stoat_db *db, int writable, lsm_view **v, manifest_state
 
 /*
  * Drops the memtables the MANIFEST says are flushed (mu held), the active
- * one too when this process has not followed the rotations since (the
- * next catch-up moves on to the WAL commits go to). A replica must never
- * outlive its flush: reads take the first source holding a version of a
- * key, and the replica's would be older than the tables' (read.c).
+ * one too when this process has not followed the rotations since: the
+ * next catch-up goes on from the first WAL not flushed, whose commits are
+ * the first the tables lack. A replica must never outlive its flush:
+ * reads take the first source holding a version of a key, and the
+ * replica's would be older than the tables' (read.c). The oracle learns
+ * commits through a cursor of its own (mp_note_up_locked), never here.
  */
 static void mp_drop_flushed_locked(stoat_db *db, uint64_t log_number)
 {
     size_t k = 0;
 
     if (db->mem != NULL && memtable_id(db->mem) < log_number) {
-        /* Hidden from readers; kept for the oracle, which must still
-         * learn the commits in the rest of its WAL (mp_cross_rotation). */
-        if (db->mp->lagging != NULL)
-            memtable_unref(db->mp->lagging);
-        db->mp->lagging = db->mem;
+        memtable_unref(db->mem);    /* the owner removes its WAL */
         db->mem = NULL;
+    }
+    if (db->mem == NULL && db->mp->wal_id < log_number) {
+        db->mp->wal_pos = WAL_HEADER_LEN;
+        mp_follow(db, log_number);
     }
     for (size_t i = 0; i < db->n_imm; i++) {
         if (memtable_id(db->imm[i]) < log_number)
@@ -318,20 +339,32 @@ static int mp_reload_manifest(stoat_db *db)
 
 /* The WAL upto, published when this process read wal_head, is gone. It
  * was flushed and removed since (only sealed WALs are): STOAT_ENOTFOUND,
- * and mp_catch_up_locked looks again; the commits it held are in tables
- * the oracle never saw (see below). Still the head: really missing. */
+ * and mp_catch_up_locked looks again from a newer head. Still the head:
+ * really missing. */
 static int mp_vanished(stoat_db *db, uint64_t upto)
 {
     if (head_id(atomic_load(&db->mp->hdr->wal_head)) == upto)
         return status_err(STOAT_ECORRUPT, "%s: WAL %06llu is published but missing", db->dir,
                           (unsigned long long)upto);
-    db->mp->conflict_floor = atomic_load(&db->mp->hdr->last_version);
     return status_err(STOAT_ENOTFOUND, "%s: WAL %06llu was flushed while this process read it",
                       db->dir, (unsigned long long)upto);
 }
 
-/* Finishes the current WAL (sealed by another process's rotation) and
- * moves on to the next one, at most upto. */
+/* A memtable for WAL id: the commit path's (the head WAL's) when it is
+ * that one, else attached. */
+static int mp_attach(stoat_db *db, uint64_t id, uint64_t arena, memtable **m)
+{
+    if (db->mp->wtail != NULL && memtable_id(db->mp->wtail) == id) {
+        memtable_ref(db->mp->wtail);
+        *m = db->mp->wtail;
+        return 0;
+    }
+    return memtable_attach(db->env, db->dir, id, arena, m);
+}
+
+/* Moves the apply cursor to the next WAL, at most upto: finishes the
+ * current one first (a rotation sealed it); without one (db->mem NULL:
+ * flushed, or never attached), takes the first WAL from wal_id on. */
 static int mp_cross_rotation(stoat_db *db, uint64_t floor, uint64_t stamp, uint64_t upto,
                              int *skipped)
 {
@@ -340,53 +373,47 @@ static int mp_cross_rotation(stoat_db *db, uint64_t floor, uint64_t stamp, uint6
     uint64_t end, next;
     int rc;
 
-    memtable *cur = db->mem != NULL ? db->mem : mp->lagging;
-    if (cur != NULL) {
-        if ((rc = mp_replay(db, cur, mp->wal_pos, UINT64_MAX, floor, stamp, &end)) != 0)
+    if (db->mem != NULL) {
+        if ((rc = mp_replay(db, db->mem, mp->wal_pos, UINT64_MAX, floor, stamp, &end)) != 0)
             return rc;
         mp->wal_pos = end;  /* a retry (mp_vanished) must not replay it twice */
+        rc = mp_next_wal(db, mp->wal_id, upto, &next);
+    } else {
+        rc = mp_next_wal(db, mp->wal_id - 1, upto, &next);
     }
-    if ((rc = mp_next_wal(db, mp->wal_id, upto, &next)) != 0)
+    if (rc != 0)
         return rc;
     if (next == 0)
         return mp_vanished(db, upto);
-    rc = memtable_attach(db->env, db->dir, next,
-                         next == upto ? atomic_load(&mp->hdr->wal_arena)
-                                      : atomic_load(&mp->hdr->memtable_size), &m);
+    rc = mp_attach(db, next, next == upto ? atomic_load(&mp->hdr->wal_arena)
+                                          : atomic_load(&mp->hdr->memtable_size), &m);
     if (rc == STOAT_ENOTFOUND && next == upto)
         return mp_vanished(db, upto);
     if (rc == STOAT_ENOTFOUND && next < upto) {
         /* Flushed and removed before this process read it: its data is in
-         * the tables, but the oracle never saw its commits, whose versions
-         * may be above stamp. Transactions that began before them cannot
-         * be checked: they conflict. */
-        mp->conflict_floor = atomic_load(&mp->hdr->last_version);
+         * tables of a MANIFEST edit its view may predate (the caller
+         * reloads it). */
         *skipped = 1;
         rc = 0;
     }
     if (rc != 0)
         return rc;
     pthread_mutex_lock(&db->mu);
-    if (cur == mp->lagging && cur != NULL) {
-        memtable_unref(cur);    /* flushed meanwhile (mp_drop_flushed_locked) */
-        mp->lagging = NULL;
-    } else if (db->mem != NULL && (rc = db_push_imm_locked(db, db->mem)) != 0) {
+    if (db->mem != NULL && (rc = db_push_imm_locked(db, db->mem)) != 0) {
         pthread_mutex_unlock(&db->mu);
         memtable_unref(m);
         return rc;
     }
     if (m != NULL && next < mp->log_number) {
-        /* Flushed already: its commits are in the tables of the view; it
-         * is read for the oracle only, hidden from readers. */
-        mp->lagging = m;
-        db->mem = NULL;
-    } else {
-        db->mem = m;
+        memtable_unref(m);  /* flushed already: its commits are in the view's tables */
+        m = NULL;
     }
+    db->mem = m;
+    db_mp_backlog_locked(db);
     pthread_cond_broadcast(&db->bg_cv);
     pthread_mutex_unlock(&db->mu);
-    mp_follow(db, next);
     mp->wal_pos = WAL_HEADER_LEN;
+    mp_follow(db, m != NULL ? next : next + 1);
     return 0;
 }
 
@@ -420,21 +447,19 @@ static int mp_catch_up_once(stoat_db *db)
         else if ((rc = mp_reload_manifest(db)) != 0)
             return rc;
     }
-    int crossed = mp->wal_id < head_id(head);
-    while (rc == 0 && mp->wal_id < head_id(head))
+    int crossed = db->mem == NULL || mp->wal_id < head_id(head);
+    while (rc == 0 && (db->mem == NULL || mp->wal_id < head_id(head)))
         rc = mp_cross_rotation(db, floor, last, head_id(head), &skipped);
     /* A WAL flushed and removed before the directory listing of a
      * crossing is skipped without a trace, as one removed between the
      * listing and its open is: either way its commits are in tables of a
      * MANIFEST edit made before its removal, which gen (read above) may
      * predate. Without them, last would cover commits this process cannot
-     * read, and the oracle never saw them. */
+     * read. */
     if (rc == 0 && crossed && atomic_load(&mp->hdr->manifest_gen) != gen)
         skipped = 1;
-    if (rc == 0 && skipped && !atomic_load(&mp->owner)) {
-        mp->conflict_floor = atomic_load(&mp->hdr->last_version);
+    if (rc == 0 && skipped && !atomic_load(&mp->owner))
         rc = mp_reload_manifest(db);
-    }
     /* A MANIFEST loaded after head was read may say this WAL is flushed
      * too (mp_drop_flushed_locked took db->mem): look again from a newer
      * head, which the owner's rotation published before that flush. */
@@ -467,16 +492,151 @@ static int mp_behind(stoat_db *db)
            atomic_load(&mp->hdr->manifest_gen) != atomic_load(&mp->manifest_gen);
 }
 
-int db_mp_catch_up(stoat_db *db)
+static int mp_catch_up(stoat_db *db)
 {
     int rc;
 
-    if (db->mp == NULL || !mp_behind(db))
+    if (!mp_behind(db))
         return 0;
     pthread_mutex_lock(&db->mp->tail_mu);
     rc = mp_catch_up_locked(db);
     pthread_mutex_unlock(&db->mp->tail_mu);
     return rc;
+}
+
+int db_mp_catch_up(stoat_db *db)
+{
+    if (db->mp == NULL)
+        return 0;
+    atomic_fetch_add_explicit(&db->mp->reads, 1, memory_order_relaxed);
+    return mp_catch_up(db);
+}
+
+/* ---- the oracle's cursor ---- */
+
+typedef struct mp_note {
+    db_mp *mp;
+    uint64_t max_v;
+} mp_note;
+
+/* The keys of each commit. Versions only grow along the WALs, so an entry
+ * older than one before it is a GC rewrite (a move, not a commit). */
+static int mp_note_entry(void *arg, slice ikey, slice value)
+{
+    mp_note *n = arg;
+    uint64_t v = ikey_version(ikey);
+
+    (void)value;
+    if (v < n->max_v)
+        return 0;
+    n->max_v = v;
+    return mp_note_key(n->mp, v, ikey_user(ikey));
+}
+
+static void mp_note_close(db_mp *mp)
+{
+    memtable_unref(mp->note_mem);
+    mp->note_mem = NULL;
+}
+
+/* The oracle's cursor jumps to `id`, `pos`, which hold no commit it
+ * still needs. */
+static void mp_note_move(stoat_db *db, uint64_t id, uint64_t pos, uint64_t version)
+{
+    db_mp *mp = db->mp;
+
+    if (mp->note_id != id)
+        mp_note_close(mp);
+    mp->note_id = id;
+    mp->note_pos = pos;
+    if (version > mp->note_version)
+        mp->note_version = version;
+    mp_publish_follow(db);
+}
+
+/*
+ * Teaches the oracle every commit up to the published head (commit lock
+ * and tail_mu held): reads the WAL records from its own cursor on, keys
+ * only, nothing applied. Only a group with a transaction that read (or a
+ * GC rewrite) needs it: a blind write conflicts with nothing. A WAL gone
+ * from under the cursor (the retention failed) leaves commits nobody can
+ * check against: the transactions that began before them conflict.
+ */
+static int mp_note_up_locked(stoat_db *db)
+{
+    db_mp *mp = db->mp;
+    uint64_t head = atomic_load(&mp->hdr->wal_head), end, next;
+    mp_note n = {mp, mp->note_version};
+    int rc = 0;
+
+    while (rc == 0) {
+        uint64_t to = mp->note_id == head_id(head) ? head_end(head) : UINT64_MAX;
+        if (to != UINT64_MAX && mp->note_pos >= to)
+            break;
+        if (mp->note_mem == NULL) {
+            rc = mp_attach(db, mp->note_id, MP_ARENA_SLACK * 64, &mp->note_mem);
+            /* At a WAL's start, the cursor means the first WAL from there
+             * on (mp_note_catch_up_locked may put it at a table's id). */
+            if (rc == STOAT_ENOTFOUND && mp->note_pos == WAL_HEADER_LEN &&
+                (rc = mp_next_wal(db, mp->note_id - 1, head_id(head), &next)) == 0) {
+                if (next == 0 || next == mp->note_id)
+                    rc = STOAT_ENOTFOUND;
+                else
+                    mp_note_move(db, next, WAL_HEADER_LEN, 0);
+                continue;
+            }
+        }
+        if (rc == 0)
+            rc = memtable_replay_range(mp->note_mem, mp->note_pos, to, mp_note_entry, &n, &end);
+        if (rc != 0)
+            break;
+        mp->note_pos = end;
+        if (to != UINT64_MAX)
+            break;
+        if ((rc = mp_next_wal(db, mp->note_id, head_id(head), &next)) == 0 && next == 0)
+            rc = STOAT_ENOTFOUND;
+        if (rc == 0)
+            mp_note_move(db, next, WAL_HEADER_LEN, 0);
+    }
+    if (rc == STOAT_ENOTFOUND) {
+        mp->conflict_floor = atomic_load(&mp->hdr->last_version);
+        mp_note_move(db, head_id(head), head_end(head), mp->conflict_floor);
+        rc = 0;
+    }
+    if (n.max_v > mp->note_version)
+        mp->note_version = n.max_v;
+    pthread_mutex_lock(&db->mu);
+    int rk = mp_record_keys_locked(db);
+    pthread_mutex_unlock(&db->mu);
+    return rc != 0 ? rc : rk;
+}
+
+/*
+ * With no snapshot older than the read version, and every commit applied
+ * at or below it, no transaction of this handle, open or to come, needs a
+ * commit before the apply cursor: the oracle's cursor jumps there (tail_mu
+ * held), so that it never holds old WALs back.
+ */
+static void mp_note_catch_up_locked(stoat_db *db)
+{
+    db_mp *mp = db->mp;
+    int jump;
+
+    if (mp->note_id > mp->wal_id || (mp->note_id == mp->wal_id && mp->note_pos >= mp->wal_pos))
+        return;
+    pthread_mutex_lock(&db->mu);
+    uint64_t last = atomic_load(&db->last_version);
+    /* Without a memtable, the flushed WALs this handle skipped hold
+     * commits above its read version: only with no snapshot at all (the
+     * next one catches up first, mp_catch_up). */
+    if (db->mem == NULL)
+        jump = db->snapshots.next == &db->snapshots;
+    else
+        jump = mp->applied_max <= last &&
+               (db->snapshots.next == &db->snapshots || db->snapshots.next->version >= last);
+    pthread_mutex_unlock(&db->mu);
+    if (jump)
+        mp_note_move(db, mp->wal_id, mp->wal_pos, last);
 }
 
 /* ---- the commit lock ---- */
@@ -566,7 +726,31 @@ static int mp_repair(proc_lock *l, uint32_t intent, int owner_died, void *arg)
     return rc == 0 ? mp_repair_vlog(db) : rc;
 }
 
-int db_mp_commit_begin(stoat_db *db)
+/* The memtable of the head WAL, which commits append to (commit lock and
+ * tail_mu held): the applied one when this handle is there, else one
+ * attached for the appends (applied when the catch-up gets there). */
+static int mp_tail_locked(stoat_db *db)
+{
+    db_mp *mp = db->mp;
+    uint64_t id = head_id(atomic_load(&mp->hdr->wal_head));
+    memtable *m;
+    int rc;
+
+    if (mp->wtail != NULL && memtable_id(mp->wtail) == id)
+        return 0;
+    if (db->mem != NULL && memtable_id(db->mem) == id) {
+        memtable_ref(db->mem);
+        m = db->mem;
+    } else if ((rc = memtable_attach(db->env, db->dir, id, atomic_load(&mp->hdr->wal_arena),
+                                     &m)) != 0) {
+        return rc;
+    }
+    memtable_unref(mp->wtail);
+    mp->wtail = m;
+    return 0;
+}
+
+int db_mp_commit_begin(stoat_db *db, int note)
 {
     db_mp *mp = db->mp;
     uint64_t fatal;
@@ -587,7 +771,10 @@ int db_mp_commit_begin(stoat_db *db)
                           db->dir, (unsigned long long)fatal);
     }
     pthread_mutex_lock(&mp->tail_mu);
-    if ((rc = mp_catch_up_locked(db)) != 0) {
+    rc = mp_tail_locked(db);
+    if (rc == 0 && note)
+        rc = mp_note_up_locked(db);
+    if (rc != 0) {
         pthread_mutex_unlock(&mp->tail_mu);
         proc_lock_release(mp->lock);
     }
@@ -608,14 +795,18 @@ int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated)
 {
     db_mp *mp = db->mp;
     db_shared_hdr *h = mp->hdr;
-    uint64_t arena = atomic_load(&h->memtable_size), id;
-    memtable *m = NULL, *old;
+    uint64_t arena = atomic_load(&h->memtable_size), id, head = atomic_load(&h->wal_head);
+    memtable *m = NULL;
     int rc;
 
     *rotated = 0;
-    if (force ? memtable_count(db->mem) == 0
+    if (force ? head_end(head) <= WAL_HEADER_LEN
               : atomic_load(&h->wal_need) + need + MP_ARENA_SLACK <= atomic_load(&h->wal_arena))
         return 0;
+    /* A rotation asked for (stoat_flush) hands this handle's memtable to
+     * the flush: it must hold every commit first. */
+    if (force && (rc = mp_catch_up_locked(db)) != 0)
+        return rc;
     if (need + (64u << 10) > arena)
         arena = need + (64u << 10);
     id = atomic_fetch_add(&h->next_file_id, 1);
@@ -623,7 +814,7 @@ int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated)
     proc_lock_set_intent(mp->lock, PROC_INTENT_ROTATING);
     /* The old WAL stops growing: sync it once, so that stoat_sync (which
      * syncs the active WAL) covers everything written before. */
-    if ((rc = memtable_sync(db->mem)) != 0)
+    if ((rc = memtable_sync(mp->wtail)) != 0)
         return rc;
     if ((rc = memtable_new(db->env, db->dir, id, arena, &m)) == 0)
         rc = env_sync_dir(db->env, db->dir);
@@ -640,20 +831,29 @@ int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated)
     atomic_store_explicit(&h->wal_head, head_make(id, WAL_HEADER_LEN), memory_order_release);
     KILL_POINT("rotate_published");
     proc_lock_set_intent(mp->lock, PROC_INTENT_IDLE);
-    pthread_mutex_lock(&db->mu);
-    old = db->mem;
-    if ((rc = db_push_imm_locked(db, old)) != 0) {
+    /* Applied up to the old head: this handle moves on at once. Else its
+     * catch-up crosses the rotation later, as another process's. */
+    if (db->mem == mp->wtail && mp->wal_pos == head_end(head)) {
+        pthread_mutex_lock(&db->mu);
+        if ((rc = db_push_imm_locked(db, db->mem)) != 0) {
+            pthread_mutex_unlock(&db->mu);
+            memtable_unref(m);
+            return rc;
+        }
+        memtable_ref(m);
+        db->mem = m;
+        pthread_cond_broadcast(&db->bg_cv);
         pthread_mutex_unlock(&db->mu);
-        memtable_unref(m);
-        return rc;
+        mp->wal_pos = WAL_HEADER_LEN;
+        mp->wal_id = id;
+        atomic_store(&mp->applied_head, head_make(id, WAL_HEADER_LEN));
+        *rotated = 1;
     }
-    db->mem = m;
-    pthread_cond_broadcast(&db->bg_cv);
-    pthread_mutex_unlock(&db->mu);
-    mp_follow(db, id);
-    mp->wal_pos = WAL_HEADER_LEN;
-    atomic_store(&mp->applied_head, head_make(id, WAL_HEADER_LEN));
-    *rotated = 1;
+    if (mp->note_id == head_id(head) && mp->note_pos == head_end(head))
+        mp_note_move(db, id, WAL_HEADER_LEN, 0);
+    memtable_unref(mp->wtail);
+    mp->wtail = m;
+    mp_publish_follow(db);
     return 0;
 }
 
@@ -675,12 +875,12 @@ int db_mp_vlog_rotate(stoat_db *db)
     db_shared_hdr *h;
     int rc;
 
-    if ((rc = db_mp_commit_begin(db)) != 0)
+    if ((rc = db_mp_commit_begin(db, 0)) != 0)
         return rc;
     h = db->mp->hdr;
     /* A death in here leaves nothing: the repair removes a file numbered
      * above the published one. */
-    db_mp_intent(db, atomic_load(&h->last_version));
+    db_mp_intent(db, atomic_load(&h->last_version), NULL);
     if ((rc = db_mp_vlog_adopt(db)) == 0 && (rc = vlog_rotate(db->vlog)) == 0 &&
         vlog_active_fid(db->vlog) != 0) {
         uint32_t fid = vlog_active_fid(db->vlog);
@@ -691,23 +891,31 @@ int db_mp_vlog_rotate(stoat_db *db)
     return rc;
 }
 
-void db_mp_intent(stoat_db *db, uint64_t top)
+memtable *db_mp_intent(stoat_db *db, uint64_t top, int *apply)
 {
-    db_shared_hdr *h = db->mp->hdr;
+    db_mp *mp = db->mp;
+    db_shared_hdr *h = mp->hdr;
     uint64_t head = atomic_load(&h->wal_head);
 
     atomic_store(&h->intent_head, head);
     atomic_store(&h->intent_top, top);
-    proc_lock_set_intent(db->mp->lock, PROC_INTENT_APPENDING);
+    proc_lock_set_intent(mp->lock, PROC_INTENT_APPENDING);
     /* A failed append is cut back to what is published. */
-    memtable_set_wal_size(db->mem, head_end(head));
+    memtable_set_wal_size(mp->wtail, head_end(head));
+    /* The record is applied now only where this handle's memtable holds
+     * every commit before it; else the catch-up applies it with them. */
+    mp->apply_now = db->mem == mp->wtail && mp->wal_pos == head_end(head);
+    mp->note_now = mp->note_id == head_id(head) && mp->note_pos == head_end(head);
+    if (apply != NULL)
+        *apply = mp->apply_now;
+    return mp->wtail;
 }
 
 void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top)
 {
     db_mp *mp = db->mp;
     db_shared_hdr *h = mp->hdr;
-    uint64_t end = memtable_wal_size(db->mem);
+    uint64_t end = memtable_wal_size(mp->wtail);
 
     if (db->vlog != NULL && vlog_active_fid(db->vlog) != 0) {
         uint32_t fid = vlog_active_fid(db->vlog);
@@ -715,12 +923,21 @@ void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top)
         atomic_store(&h->vlog_end, vlog_file_size(db->vlog, fid));
     }
     atomic_fetch_add(&h->wal_need, need);
-    atomic_store_explicit(&h->wal_head, head_make(mp->wal_id, end), memory_order_release);
+    atomic_store_explicit(&h->wal_head, head_make(memtable_id(mp->wtail), end),
+                          memory_order_release);
     KILL_POINT("commit_head_published");
     if (top > atomic_load(&h->last_version))
         atomic_store(&h->last_version, top);    /* seq_cst: read-your-writes */
-    mp->wal_pos = end;
-    mp_advance(db, top);
+    if (mp->note_now)
+        mp->note_pos = end;     /* its own keys are in the oracle (write.c) */
+    if (mp->note_now && top > mp->note_version)
+        mp->note_version = top;
+    if (mp->apply_now) {
+        mp->wal_pos = end;
+        if (top > mp->applied_max)
+            mp->applied_max = top;
+        mp_advance(db, top);
+    }
 }
 
 void db_mp_manifest_changed(stoat_db *db, uint64_t log_number)
@@ -730,6 +947,37 @@ void db_mp_manifest_changed(stoat_db *db, uint64_t log_number)
     if (log_number > db->mp->log_number)
         db->mp->log_number = log_number;
     atomic_store(&db->mp->manifest_gen, atomic_fetch_add(&db->mp->hdr->manifest_gen, 1) + 1);
+    db_mp_backlog_locked(db);
+}
+
+uint64_t db_mp_head_wal(stoat_db *db)
+{
+    if (db->mp == NULL)
+        return memtable_id(db->mem);
+    return head_id(atomic_load(&db->mp->hdr->wal_head));
+}
+
+uint64_t db_mp_oldest_wal_locked(stoat_db *db)
+{
+    uint64_t head = atomic_load(&db->mp->hdr->wal_head);
+
+    if (db->n_imm > 0)
+        return memtable_id(db->imm[0]);
+    if (db->mp->log_number >= head_id(head) && head_end(head) <= WAL_HEADER_LEN)
+        return UINT64_MAX;
+    return db->mem != NULL ? memtable_id(db->mem) : db->mp->wal_id;
+}
+
+uint64_t db_mp_next_wal_locked(stoat_db *db)
+{
+    return db->mem != NULL ? memtable_id(db->mem) : db->mp->wal_id;
+}
+
+void db_mp_backlog_locked(stoat_db *db)
+{
+    if (db->mp == NULL || !atomic_load(&db->mp->owner) || db->current == NULL)
+        return;
+    atomic_store(&db->mp->hdr->backlog, (uint64_t)db->n_imm << 32 | (uint64_t)db->current->n[0]);
 }
 
 /* ---- open: the first process recovers, the others join ---- */
@@ -850,6 +1098,7 @@ static int mp_join(stoat_db *db)
         mp->log_number = st.log_number;
         /* Published before the WALs are listed and gen checked below: a
          * WAL flushed after that check stays until this process moved on. */
+        mp->note_id = st.log_number;
         mp_follow(db, st.log_number);
         last = atomic_load_explicit(&h->last_version, memory_order_acquire);
         head = atomic_load_explicit(&h->wal_head, memory_order_acquire);
@@ -858,7 +1107,7 @@ static int mp_join(stoat_db *db)
             rc = memtable_attach(db->env, db->dir, head_id(head), atomic_load(&h->wal_arena),
                                  &db->mem);
         if (rc == 0) {
-            mp_apply a = {mp, db->mem, 0, 0, last};
+            mp_apply a = {mp, db->mem, 0, 0, last, 0};
             rc = memtable_replay_range(db->mem, WAL_HEADER_LEN, head_end(head), mp_apply_entry,
                                        &a, &mp->wal_pos);
         }
@@ -867,6 +1116,17 @@ static int mp_join(stoat_db *db)
         if (rc == 0 && atomic_load(&h->manifest_gen) != gen)
             rc = STOAT_ENOTFOUND;
         if (rc == 0) {
+            /* Every commit above `last` it met is noted: both cursors
+             * start where the replay ended. */
+            uint64_t max_v = last;
+            for (size_t k = 0; k < mp->n_key_refs; k++)
+                if (mp->key_refs[k].version > max_v)
+                    max_v = mp->key_refs[k].version;
+            mp->applied_max = mp->note_version = max_v;
+            mp->note_pos = mp->wal_pos;
+            mp->note_id = head_id(head);
+            memtable_ref(db->mem);
+            mp->wtail = db->mem;
             mp_follow(db, head_id(head));
             atomic_store(&mp->applied_head, head_make(mp->wal_id, mp->wal_pos));
             atomic_store(&db->last_version, last);
@@ -1023,9 +1283,27 @@ static void mp_keeper_round(stoat_db *db)
             owner = 0;
         }
     }
-    db_mp_catch_up(db);     /* a failure shows at the next read or write */
-    if (owner)
+    /* The owner applies every commit (it flushes its memtables), and so
+     * does a process that reads: its reads then find little left to do.
+     * One that only writes applies nothing, only follows the flushes. */
+    uint64_t reads = atomic_load_explicit(&mp->reads, memory_order_relaxed);
+    if (owner || reads != mp->keeper_reads) {
+        mp_catch_up(db);    /* a failure shows at the next read or write */
+    } else if (atomic_load(&mp->hdr->manifest_gen) != atomic_load(&mp->manifest_gen)) {
+        pthread_mutex_lock(&mp->tail_mu);
+        mp_reload_manifest(db);
+        pthread_mutex_unlock(&mp->tail_mu);
+    }
+    mp->keeper_reads = reads;
+    pthread_mutex_lock(&mp->tail_mu);
+    mp_note_catch_up_locked(db);
+    pthread_mutex_unlock(&mp->tail_mu);
+    if (owner) {
+        pthread_mutex_lock(&db->mu);
+        db_mp_backlog_locked(db);
+        pthread_mutex_unlock(&db->mu);
         mp_sweep_wals(db);
+    }
     if (owner && db_mp_refresh_horizon(db) == 0) {
         pthread_mutex_lock(&db->mu);
         pthread_cond_broadcast(&db->bg_cv);
@@ -1085,6 +1363,11 @@ int db_mp_open(stoat_db *db, db_recover_fn recover)
         (rc = proc_slots_claim(mp->slots)) != 0)
         return rc;
     if (shm_created(mp->region)) {
+        mp->note_id = memtable_id(db->mem);
+        mp->note_pos = WAL_HEADER_LEN;
+        mp->note_version = mp->applied_max = atomic_load(&db->last_version);
+        memtable_ref(db->mem);
+        mp->wtail = db->mem;
         mp_follow(db, memtable_id(db->mem));
         mp->wal_pos = WAL_HEADER_LEN;
         atomic_store(&mp->applied_head, head_make(mp->wal_id, mp->wal_pos));
@@ -1134,7 +1417,8 @@ void db_mp_close(stoat_db *db)
     pthread_mutex_destroy(&mp->slots_mu);
     pthread_mutex_destroy(&mp->tail_mu);
     pthread_cond_destroy(&mp->keeper_cv);
-    memtable_unref(mp->lagging);
+    memtable_unref(mp->wtail);
+    mp_note_close(mp);
     buf_free(&mp->keys);
     free(mp->key_refs);
     free(mp);

@@ -34,22 +34,26 @@ int db_mp_catch_up(stoat_db *db);
 /*
  * The commit path of the front writer (write.c). begin takes the commit
  * lock (waiting at most lock_timeout_ms: STOAT_EBUSY naming the holder),
- * repairs what a dead holder left, and catches up, so the oracle holds
- * every commit. Then, holding it: room() rotates the shared WAL when
- * `need` more arena bytes would not fit in the memtables of every process
- * (or when force is set and the memtable holds entries); next_version()
- * is the version the next commit gets; intent() records what the append
- * will publish (before any byte is written); vlog_adopt() points the
- * value log at the published active file; the caller appends to the
- * value log and db->mem and applies; publish()
- * makes it visible to every process. end() releases the lock (a failed
- * commit leaves its intent, so the next holder cuts the WAL back).
+ * repairs what a dead holder left, and, when `note` is set (the group
+ * holds a transaction that read), teaches the oracle every commit of the
+ * others. Then, holding it: room() rotates the shared WAL when `need`
+ * more arena bytes would not fit in the memtables of every process (or
+ * when force is set and the WAL holds records); next_version() is the
+ * version the next commit gets; intent() records what the append will
+ * publish (before any byte is written) and returns the memtable of the
+ * head WAL to append to, and whether to apply the record to it now (only
+ * when this handle has applied every commit before: else its catch-up
+ * applies it later, with the others'); vlog_adopt() points the value log
+ * at the published active file; the caller appends to the value log and
+ * the WAL; publish() makes it visible to every process. end() releases
+ * the lock (a failed commit leaves its intent, so the next holder cuts
+ * the WAL back).
  */
-int db_mp_commit_begin(stoat_db *db);
+int db_mp_commit_begin(stoat_db *db, int note);
 int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated);
 int db_mp_vlog_adopt(stoat_db *db);
 uint64_t db_mp_next_version(stoat_db *db);
-void db_mp_intent(stoat_db *db, uint64_t top);
+memtable *db_mp_intent(stoat_db *db, uint64_t top, int *apply);
 void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top);
 void db_mp_commit_end(stoat_db *db, int ok);
 
@@ -66,6 +70,23 @@ void db_mp_manifest_changed(stoat_db *db, uint64_t log_number);
  * live process, which compaction and GC keep (the keeper does it every
  * round; flatten and GC first). */
 int db_mp_refresh_horizon(stoat_db *db);
+
+/* The owner publishes its backlog (unflushed memtables, L0 tables), which
+ * every process's writers slow down and stall on (db->mu held). */
+void db_mp_backlog_locked(stoat_db *db);
+
+/* The WAL commits go to now: every WAL that may point into a value-log
+ * file sealed before is this one or older. */
+uint64_t db_mp_head_wal(stoat_db *db);
+
+/* The owner (mu held): the oldest WAL that may hold records not yet
+ * flushed, UINT64_MAX when none does. */
+uint64_t db_mp_oldest_wal_locked(stoat_db *db);
+
+/* The WAL after the memtable being flushed: the active memtable's, or in
+ * multi-process mode without one the first this handle has not applied
+ * (mu held). */
+uint64_t db_mp_next_wal_locked(stoat_db *db);
 
 /* 1 when this handle runs the background work (always 1 single-process). */
 int db_mp_is_owner(stoat_db *db);

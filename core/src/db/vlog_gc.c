@@ -83,7 +83,7 @@ static int gc_pending_add(stoat_db *db, uint32_t fid, uint64_t done_version)
     /* Every WAL that may point into fid belongs to this memtable or an
      * older one: fid was sealed before its collection began. */
     db->gc_pending[db->n_gc_pending++] =
-        (struct gc_pending){fid, done_version, memtable_id(db->mem)};
+        (struct gc_pending){fid, done_version, db_mp_head_wal(db)};
 out:
     pthread_mutex_unlock(&db->mu);
     return rc;
@@ -93,8 +93,10 @@ out:
  * older than it holds nothing any more (mu held). Any write that pointed
  * into a collected file was applied to its memtable before the collection
  * (its barrier), so an empty active memtable's WAL points nowhere. */
-static uint64_t gc_oldest_wal_locked(const stoat_db *db)
+static uint64_t gc_oldest_wal_locked(stoat_db *db)
 {
+    if (db->mp != NULL)
+        return db_mp_oldest_wal_locked(db);
     if (db->n_imm > 0)
         return memtable_id(db->imm[0]);
     return memtable_count(db->mem) > 0 ? memtable_id(db->mem) : UINT64_MAX;

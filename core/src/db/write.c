@@ -351,9 +351,9 @@ static int db_apply_payload(memtable *m, const buf *payload, db_writer *first, d
  * cut its partial record back off (memtable.c; a failed fsync is
  * STOAT_EIO): then nothing was logged or applied and the group just
  * fails. */
-static int db_commit_group(stoat_db *db, int sync, db_writer *first, db_writer *last)
+static int db_commit_group(stoat_db *db, memtable *m, int sync, int apply, db_writer *first,
+                           db_writer *last)
 {
-    memtable *m = db->mem;  /* only the front writer swaps it */
     int rc;
 
     if (sync && db->vlog != NULL && (rc = vlog_sync(db->vlog)) != 0)
@@ -364,7 +364,7 @@ static int db_commit_group(stoat_db *db, int sync, db_writer *first, db_writer *
         return rc;
     if (sync && (rc = memtable_sync(m)) != 0)
         return rc;
-    return db_apply_payload(m, &db->wal_payload, first, last);
+    return apply ? db_apply_payload(m, &db->wal_payload, first, last) : 0;
 }
 
 /* A group whose WAL record a full disk refused left its large values in
@@ -455,26 +455,34 @@ static void db_finish_group_locked(stoat_db *db, db_writer *self, db_writer *las
 }
 
 /* Multi-process mode: back-pressure waits for the owner (shared.c) to
- * flush and compact, which this process sees when its keeper or a read
- * catches up and wakes done_cv. */
+ * flush and compact: its backlog as it publishes it, or as this process
+ * sees it, whichever is larger. */
 static int db_wait_stall_mp_locked(stoat_db *db)
 {
     int delayed = 0, rc;
 
     for (;;) {
-        size_t l0 = db->current->n[0];
+        uint64_t backlog = atomic_load(&db->mp->hdr->backlog);
+        size_t l0 = db->current->n[0], n_imm = db->n_imm;
 
+        if ((backlog & UINT32_MAX) > l0)
+            l0 = (size_t)(backlog & UINT32_MAX);
+        if ((backlog >> 32) > n_imm)
+            n_imm = (size_t)(backlog >> 32);
         if ((rc = db_check_running_locked(db)) != 0)
             return rc;
         if (db_slow_down_locked(db, l0, &delayed))
             continue;
-        if (db->n_imm + 1 < (size_t)db->opts.num_memtables &&
-            l0 < (size_t)db->opts.l0_stall_trigger)
+        if (n_imm + 1 < (size_t)db->opts.num_memtables && l0 < (size_t)db->opts.l0_stall_trigger)
             return 0;
         struct timespec ts;
         uint64_t t0 = now_micros();
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
+        ts.tv_nsec += 10 * 1000000L;    /* the owner's progress wakes nobody here */
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
         pthread_cond_timedwait(&db->done_cv, &db->mu, &ts);
         db->stat_stall_micros += now_micros() - t0;
     }
@@ -491,11 +499,18 @@ static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *las
                                    uint64_t bytes, uint64_t n, int sync)
 {
     uint64_t need = bytes + n * (MEMTABLE_ENTRY_OVERHEAD + 8), top = 0;
-    int rotated = 0, sticky = 0, rc;
+    int rotated = 0, sticky = 0, note = 0, rc;
 
+    /* Only a transaction that read, or a GC rewrite, is checked against
+     * the commits of the others: the oracle learns them for those only. */
+    for (db_writer *w = db->writers_head;; w = w->next) {
+        note |= w->gc || (w->reads != NULL && (w->reads->n_fps > 0 || w->reads->n_ranges > 0));
+        if (w == last)
+            break;
+    }
     if ((rc = db_wait_stall_mp_locked(db)) == 0) {
         pthread_mutex_unlock(&db->mu);
-        if ((rc = db_mp_commit_begin(db)) == 0) {
+        if ((rc = db_mp_commit_begin(db, note)) == 0) {
             rc = db_mp_room(db, need, self->rotate, &rotated);
             if (rc == 0 && !self->rotate) {
                 pthread_mutex_lock(&db->mu);
@@ -511,7 +526,8 @@ static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *las
                 pthread_mutex_unlock(&db->mu);
                 PERTURB("write_group");
                 size_t n_sep;
-                db_mp_intent(db, top);
+                int apply;
+                memtable *m = db_mp_intent(db, top, &apply);
                 if ((rc = db_mp_vlog_adopt(db)) == 0 &&
                     (rc = db_separate_values(db, db->writers_head, last, &n_sep)) == 0)
                     rc = db_encode_group(db, db->writers_head, last);
@@ -519,7 +535,7 @@ static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *las
                     /* A full disk is not sticky: the next holder's repair
                      * cuts off what this group left (its intent stays). */
                     KILL_POINT("commit_intent");
-                    rc = db_commit_group(db, sync, db->writers_head, last);
+                    rc = db_commit_group(db, m, sync, apply, db->writers_head, last);
                     sticky = rc != 0 && rc != STOAT_ENOSPC;
                 }
                 KILL_POINT("commit_appended");
@@ -601,7 +617,8 @@ static int db_lead_group_locked(stoat_db *db, db_writer *self)
         rc = db_separate_values(db, db->writers_head, last, &n_sep);
         if (rc == 0)
             rc = db_encode_group(db, db->writers_head, last);
-        if (rc == 0 && (rc = db_commit_group(db, sync, db->writers_head, last)) != 0) {
+        if (rc == 0 &&
+            (rc = db_commit_group(db, db->mem, sync, 1, db->writers_head, last)) != 0) {
             pthread_mutex_lock(&db->mu);
             if (rc == STOAT_ENOSPC)
                 db_count_unlogged_values(db, n_sep);
