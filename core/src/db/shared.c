@@ -9,16 +9,21 @@
  * env/shm.h (db_shared_hdr in db.h), the commit lock (env/proc_lock.h)
  * and the liveness slots (env/proc_slots.h).
  *
- * Commit. The front writer of a process takes the commit lock, catches
- * up (applies every record other processes appended since it last
- * looked, into its memtables and its oracle: so the conflict check sees
- * every commit of every process), rotates the WAL when the memtables of
- * every process would overflow, takes versions above the published one,
- * appends one record to the active WAL (O_APPEND: the lock makes the end
- * of file the end of the last whole record), fsyncs it in sync mode,
- * applies it, and publishes: first wal_head (the WAL's id and length),
- * then last_version. A reader loads last_version before wal_head, so the
- * records it replays always cover the version it takes.
+ * Commit. The front writer of a process takes the commit lock; when its
+ * group holds a transaction that read (or a GC rewrite), it first teaches
+ * the oracle every commit the other processes appended since it last
+ * looked: the oracle has a cursor of its own along the WALs and reads
+ * keys only (mp_note_up_locked), so that the conflict check sees every
+ * commit of every process; a blind write skips it. Then it rotates the
+ * WAL when the memtables of every process would overflow, takes versions
+ * above the published one, appends one record to the head WAL (O_APPEND:
+ * the lock makes the end of file the end of the last whole record)
+ * through that WAL's memtable (wtail), fsyncs it in sync mode, and
+ * publishes: first wal_head (the WAL's id and length), then last_version.
+ * A reader loads last_version before wal_head, so the records it replays
+ * always cover the version it takes. The record is applied to this
+ * process's memtable at once only when that memtable holds every commit
+ * before it; else the catch-up applies it later with the others'.
  *
  * Death. The kernel releases the holder's robust mutex; the next holder
  * repairs before anything else: if the holder had not published its
@@ -31,10 +36,20 @@
  * restart does).
  *
  * Readers. Each public read path calls db_mp_catch_up first: one atomic
- * load when nothing changed; otherwise it replays the new records (the
- * same records the committer applied) under tail_mu. A value-log GC
- * rewrite (an entry at a version at or below what this process had
- * applied) is stamped, as in write.c, so open iterators never meet it.
+ * load when nothing changed; otherwise it applies the new records (the
+ * records the committers appended) under tail_mu, crossing rotations; a
+ * WAL the MANIFEST says is flushed is not applied (its commits are in the
+ * tables). A value-log GC rewrite (an entry at a version at or below
+ * what this process had applied) is stamped, as in write.c, so open
+ * iterators never meet it. The keeper applies too in the owner (it
+ * flushes its memtables) and in a process that read since its last
+ * round; a process that only writes applies nothing: the cost of a
+ * commit does not grow with the number of processes.
+ *
+ * WALs. A process publishes in its slot the oldest WAL it may still
+ * read (its apply or its oracle's cursor); the owner removes a flushed
+ * WAL only below every live slot's (mp_sweep_wals), so a process that fell
+ * behind still learns every commit.
  *
  * Background work runs in one process, the owner, elected through an
  * OFD lock (the keeper thread of every process tries every

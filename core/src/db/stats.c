@@ -7,6 +7,36 @@
 
 #include "db/state.h"
 #include "base/status.h"
+#include "env/filename.h"
+
+/* Multi-process mode: the value log is every process's, and this handle
+ * knows only the files it wrote or read: count the files on disk. */
+static void stats_vlog_files_on_disk(stoat_db *db, stoat_stats *out)
+{
+    char **names = NULL;
+    size_t n = 0;
+
+    if (env_list(db->env, db->dir, &names, &n) != 0)
+        return;
+    out->vlog_files = 0;
+    out->vlog_bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t id, size = 0;
+        env_file *f = NULL;
+        char *path;
+
+        if (!filename_parse(names[i], FILENAME_EXT_VLOG, 0, &id) ||
+            (path = env_join(db->dir, names[i])) == NULL)
+            continue;
+        if (env_open(db->env, path, ENV_READ, &f) == 0 && env_file_size(f, &size) == 0) {
+            out->vlog_files++;
+            out->vlog_bytes += size;
+        }
+        env_close(f);
+        free(path);
+    }
+    env_list_free(names, n);
+}
 
 int stoat_stats_get(stoat_db *db, stoat_stats *out)
 {
@@ -64,6 +94,8 @@ int stoat_stats_get(stoat_db *db, stoat_stats *out)
         }
         out->vlog_garbage_bytes = discard_total(db->disc);
         out->open_files += (uint64_t)vlog_open_count(db->vlog);
+        if (db->mp != NULL)
+            stats_vlog_files_on_disk(db, out);
     }
     return 0;
 }
