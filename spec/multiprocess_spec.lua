@@ -99,6 +99,30 @@ describe("multi_process", function()
     end)
 end)
 
+describe("stoat load into a live database", function()
+    it("writes in transactions when another process holds it", function()
+        local db, path = h.open_db(finally, MP)
+        assert(db:set("held", "yes"))
+        local input = path .. ".tsv"
+        local f = assert(io.open(input, "w"))
+        for i = 1, 50 do
+            f:write(("load%03d\tv%d\n"):format(i, i))
+        end
+        f:close()
+        local ok, out = stoat_cmd("load " .. h.shell_quote(path) .. " --format tsv "
+                                  .. h.shell_quote(input))
+        assert(ok, out)
+        for i = 1, 50 do
+            assert.are.equal("v" .. i, db:get(("load%03d"):format(i)))
+        end
+        -- --bulk cannot be honoured there: it says so.
+        ok, out = stoat_cmd("load " .. h.shell_quote(path) .. " --bulk --format tsv "
+                            .. h.shell_quote(input))
+        assert.is_false(ok)
+        assert.matches("not supported", out)
+    end)
+end)
+
 describe("stoat backup of a live database", function()
     it("equals a snapshot while another process writes", function()
         local db, path = h.open_db(finally, MP)

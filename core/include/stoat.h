@@ -29,9 +29,12 @@
  *   published versions and WAL position, one liveness slot per handle),
  *   and one background owner, elected, that flushes and compacts for all
  *   (it hands over when it closes or dies).
- *   Per process (per handle): memtables (each process replays the WAL
- *   records the others append), the block and table caches, the
- *   transactions, iterators and snapshots, the threads.
+ *   Per process (per handle): memtables (a process that reads replays
+ *   the WAL records the others append, when it reads and in the
+ *   background; one that only writes replays nothing), the block and
+ *   table caches, the transactions, iterators and snapshots, the threads.
+ *   A WAL stays on disk until every live process has read past it: a
+ *   process stopped for long (SIGSTOP) holds the WALs written meanwhile.
  *   A process killed at any instruction, even holding the commit lock,
  *   blocks the others at most until the lock's next acquirer repairs what
  *   it left (its unacknowledged commit is cut off); a process stopped

@@ -89,7 +89,7 @@
 #include "base/vec.h"
 #include "env/filename.h"
 
-#define DB_SHARED_MAGIC 0x31485354414f5453ull    /* "STOATSH1" */
+#define DB_SHARED_MAGIC 0x32485354414f5453ull    /* "STOATSH2" */
 #define MP_KEEPER_MS 100
 #define MP_RETRIES 1000
 #define MP_ARENA_SLACK 1024u    /* the arena's own header, and then some */
