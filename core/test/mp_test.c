@@ -142,6 +142,36 @@ static void test_mp_phantom_conflicts_across_handles(void)
     REQUIRE_OK(stoat_close(b));
 }
 
+/* ---- another build's shared state ---- */
+
+/* A live region whose database part another version of stoat wrote: a
+ * clear refusal, not a misread. */
+static void test_mp_other_shared_state_version_refused(void)
+{
+    const char *dir = test_tmpdir();
+    stoat_db *a = mp_open(dir), *b = NULL;
+    stoat_options o;
+    char lock[512], path[512] = {0};
+    FILE *f;
+
+    snprintf(lock, sizeof(lock), "%s/SHMLOCK", dir);
+    REQUIRE((f = fopen(lock, "r")) != NULL);
+    REQUIRE(fgets(path, sizeof(path), f) != NULL);
+    fclose(f);
+    REQUIRE((f = fopen(path, "r+")) != NULL);
+    REQUIRE(fseek(f, SHM_OFF_FREE + 7, SEEK_SET) == 0);
+    REQUIRE(fputc('1', f) == '1');      /* "STOATSH1": part version 1 */
+    fclose(f);
+    mp_options(&o);
+    CHECK_RC(stoat_open(dir, &o, &b), STOAT_ENOTSUP);
+    CHECK(strstr(stoat_errmsg(NULL), "version 1 of the shared state") != NULL);
+    REQUIRE((f = fopen(path, "r+")) != NULL);
+    REQUIRE(fseek(f, SHM_OFF_FREE + 7, SEEK_SET) == 0);
+    REQUIRE(fputc('2', f) == '2');
+    fclose(f);
+    REQUIRE_OK(stoat_close(a));
+}
+
 /* ---- a process that fell behind ---- */
 
 static int count_wals(const char *dir)
@@ -755,6 +785,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_mp_write_skew_conflicts_across_handles);
     TEST_RUN(test_mp_phantom_conflicts_across_handles);
     TEST_RUN(test_mp_process_behind_a_flushed_wal_conflicts);
+    TEST_RUN(test_mp_other_shared_state_version_refused);
     TEST_RUN(test_mp_single_process_open_excluded);
     TEST_RUN(test_mp_gc_in_owner_while_another_handle_reads);
     TEST_RUN(test_mp_read_your_writes_across_processes);

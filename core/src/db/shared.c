@@ -1372,7 +1372,14 @@ int db_mp_open(stoat_db *db, db_recover_fn recover)
         return rc;
     mp->hdr = (db_shared_hdr *)((char *)shm_base(mp->region) + SHM_OFF_FREE);
     mp->lock = (proc_lock *)((char *)shm_base(mp->region) + SHM_OFF_COMMIT_LOCK);
-    if (atomic_load(&mp->hdr->magic) != DB_SHARED_MAGIC)
+    uint64_t magic = atomic_load(&mp->hdr->magic);
+    if (magic != DB_SHARED_MAGIC && (magic & 0x00ffffffffffffffull) ==
+                                        (DB_SHARED_MAGIC & 0x00ffffffffffffffull))
+        return status_err(STOAT_ENOTSUP, "%s: live processes share it with version %c of the "
+                          "shared state, this build uses %c: stop them (or wait for them to "
+                          "close) first", db->dir, (char)(magic >> 56),
+                          (char)(DB_SHARED_MAGIC >> 56));
+    if (magic != DB_SHARED_MAGIC)
         return status_err(STOAT_ECORRUPT, "%s: shared region not initialised", db->dir);
     if ((rc = proc_slots_open(mp->region, &mp->slots)) != 0 ||
         (rc = proc_slots_claim(mp->slots)) != 0)
