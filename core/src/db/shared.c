@@ -955,6 +955,33 @@ void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top)
     }
 }
 
+int db_mp_sync(stoat_db *db)
+{
+    db_mp *mp = db->mp;
+    memtable *m = NULL;
+    int rc;
+
+    if (db->vlog != NULL && (rc = vlog_sync(db->vlog)) != 0)
+        goto fail;
+    pthread_mutex_lock(&mp->tail_mu);
+    rc = mp_attach(db, head_id(atomic_load(&mp->hdr->wal_head)), MP_ARENA_SLACK * 64, &m);
+    pthread_mutex_unlock(&mp->tail_mu);
+    if (rc == STOAT_ENOTFOUND)
+        return 0;   /* rotated (its rotation synced it), flushed and removed since */
+    if (rc == 0)
+        rc = memtable_sync(m);
+    memtable_unref(m);
+    if (rc == 0)
+        return 0;
+fail:
+    if (rc != STOAT_ENOSPC) {
+        pthread_mutex_lock(&db->mu);
+        db_set_bg_error_locked(db, rc);
+        pthread_mutex_unlock(&db->mu);
+    }
+    return rc;
+}
+
 void db_mp_manifest_changed(stoat_db *db, uint64_t log_number)
 {
     if (db->mp == NULL)

@@ -57,6 +57,11 @@ memtable *db_mp_intent(stoat_db *db, uint64_t top, int *apply);
 void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top);
 void db_mp_commit_end(stoat_db *db, int ok);
 
+/* stoat_sync: this process's value-log appends, then the head WAL, made
+ * durable without the commit lock (so that other processes' commits never
+ * wait for this fsync). A WAL rotated away was synced by its rotation. */
+int db_mp_sync(stoat_db *db);
+
 /* Seals the value-log file every process appends to and starts the next
  * one, under the commit lock (value-log GC collects sealed files only). */
 int db_mp_vlog_rotate(stoat_db *db);

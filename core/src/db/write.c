@@ -779,6 +779,12 @@ int stoat_sync(stoat_db *db)
         return rc;
     if (db->read_only)
         return 0;
+    if (db->mp != NULL) {
+        pthread_mutex_lock(&db->mu);
+        rc = db_check_running_locked(db);
+        pthread_mutex_unlock(&db->mu);
+        return rc != 0 ? rc : db_mp_sync(db);
+    }
     return db_sync_logs(db);
 }
 
