@@ -221,10 +221,12 @@ static int behind_child(void *p)
  * commits k in a newer WAL, which the owner flushes. Its transaction,
  * which read k before, must conflict: the flushed WAL stays on disk until
  * the stopped process has read it (its oracle learns the commit). */
+static stoat_db *volatile behind_db;    /* reachable from the forked child (valgrind) */
+
 static void test_mp_process_behind_a_flushed_wal_conflicts(void)
 {
     const char *dir = test_tmpdir();
-    stoat_db *db = mp_open(dir);
+    stoat_db *db = behind_db = mp_open(dir);
     behind_arg a = {dir};
     pid_t pid;
     int st;

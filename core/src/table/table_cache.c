@@ -163,6 +163,7 @@ static tc_entry *tc_insert_locked(table_cache *tc, tc_entry *e, sst_reader *r, u
     e->id = id;
     e->r = r;
     e->pins = 0;
+    e->doomed = 0;
     e->chain = NULL;
     *slot = e;
     tc_lru_push(tc, e);
@@ -199,7 +200,7 @@ int table_cache_get(table_cache *tc, uint64_t id, sst_reader **out)
         return 0;
     if ((rc = tc_open(tc, id, &r)) != 0)
         return rc;
-    if ((e = malloc(sizeof(*e))) == NULL) {
+    if ((e = calloc(1, sizeof(*e))) == NULL) {
         *out = r; /* usable, just not cached */
         return 0;
     }
