@@ -513,6 +513,85 @@ static void test_mp_four_writers_through_flushes_and_compactions(void)
     REQUIRE_OK(stoat_close(db));
 }
 
+/* ---- writers that never read ---- */
+
+typedef struct blind_arg {
+    const char *dir;
+    int id, n;
+    _Atomic int *done, *go;
+} blind_arg;
+
+/* Writes n keys without reading (its process applies no other process's
+ * commits meanwhile), waits, then reads its own back. */
+static int blind_child(void *p)
+{
+    blind_arg *a = p;
+    stoat_db *db = mp_open(a->dir);
+    char key[32], val[1500];
+    int bad = 0;
+
+    for (int i = 0; i < a->n; i++) {
+        snprintf(key, sizeof(key), "p%d:%06d", a->id, i);
+        dbu_value((uint64_t)a->id << 32 | (uint64_t)i, val, fill_len(i));
+        if (stoat_put(db, key, strlen(key), val, fill_len(i)) != 0)
+            return 2;
+    }
+    atomic_fetch_add(a->done, 1);
+    if (!pu_wait_flag(a->go))
+        return 3;
+    for (int i = 0; i < a->n; i++) {
+        void *got;
+        size_t glen;
+        snprintf(key, sizeof(key), "p%d:%06d", a->id, i);
+        dbu_value((uint64_t)a->id << 32 | (uint64_t)i, val, fill_len(i));
+        if (stoat_get(db, key, strlen(key), &got, &glen) != 0) {
+            bad++;
+            continue;
+        }
+        bad += glen != fill_len(i) || memcmp(got, val, glen) != 0;
+        stoat_free(got);
+    }
+    if (bad != 0) {
+        fprintf(stderr, "  blind writer %d: %d keys wrong\n", a->id, bad);
+        return 4;
+    }
+    return stoat_close(db) == 0 ? 0 : 5;
+}
+
+/* Three processes that only write, through rotations and flushes: they
+ * hold back no WAL the owner flushed (live, they still let it go), and
+ * each reads back everything it wrote once it reads. */
+static void test_mp_writers_that_never_read(void)
+{
+    const char *dir = test_tmpdir();
+    stoat_db *db = behind_db = mp_open(dir);     /* the owner */
+    _Atomic int *flags = pu_shared(2 * sizeof(*flags));
+    blind_arg args[3];
+    pid_t pids[3];
+    int wals = -1;
+
+    for (int i = 0; i < 3; i++) {
+        args[i] = (blind_arg){dir, i, 2000, &flags[0], &flags[1]};
+        pids[i] = pu_spawn(blind_child, &args[i]);
+    }
+    uint64_t end = pu_now_ms() + 20000;
+    while (atomic_load(&flags[0]) < 3 && pu_now_ms() < end)
+        pu_sleep_us(10000);
+    CHECK(atomic_load(&flags[0]) == 3);
+    end = pu_now_ms() + 5000;
+    while ((wals = count_wals(dir)) > 3 && pu_now_ms() < end)
+        pu_sleep_us(20000);
+    if (wals > 3)
+        fprintf(stderr, "  blind writers: %d WALs left\n", wals);
+    CHECK(wals >= 1 && wals <= 3);
+    atomic_store(&flags[1], 1);
+    for (int i = 0; i < 3; i++)
+        CHECK(pu_wait(pids[i]) == 0);
+    REQUIRE_OK(stoat_close(db));
+    check_fill(dir, 3, 2000);
+    munmap((void *)flags, 2 * sizeof(*flags));
+}
+
 /* ---- a writer killed at random ---- */
 
 typedef struct kill_arg {
@@ -793,6 +872,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_mp_read_your_writes_across_processes);
     TEST_RUN(test_mp_read_your_writes_across_processes_sync);
     TEST_RUN(test_mp_four_writers_through_flushes_and_compactions);
+    TEST_RUN(test_mp_writers_that_never_read);
     TEST_RUN(test_mp_killed_writers_lose_nothing);
     TEST_RUN(test_mp_bank_four_processes_and_an_auditor);
     TEST_RUN(test_mp_fork_child_opens_its_own);
