@@ -39,8 +39,12 @@
  *   blocks the others at most until the lock's next acquirer repairs what
  *   it left (its unacknowledged commit is cut off); a process stopped
  *   while holding it makes the others' commits fail with STOAT_EBUSY after
- *   lock_timeout_ms. Every process must use multi_process for a
- *   directory; a single-process open excludes them and they it.
+ *   lock_timeout_ms. A write that fails to reach the disk (a failed
+ *   fsync or append; a full disk is not one) in any process makes every
+ *   process refuse writes (STOAT_EIO naming it) until all have closed:
+ *   the next open recovers from the files. Every process must use
+ *   multi_process for a directory; a single-process open excludes them
+ *   and they it.
  *   stoat_gc and stoat_flatten run in the background owner only (in
  *   another process they return STOAT_EBUSY naming the owner's pid);
  *   automatic GC runs there too.

@@ -18,8 +18,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "db/db_env.h"
 #include "db_util.h"
 #include "proc_util.h"
+#include "support/env_fault.h"
 #include "test.h"
 
 #define CHECK_OK(expr) CHECK_RC(expr, 0)
@@ -170,6 +172,42 @@ static void test_mp_other_shared_state_version_refused(void)
     REQUIRE(fputc('2', f) == '2');
     fclose(f);
     REQUIRE_OK(stoat_close(a));
+}
+
+/* ---- a write that failed to reach the disk ---- */
+
+/* A failed fsync in one handle: every handle refuses writes (the WAL they
+ * share may have lost acknowledged bytes), reads go on, and once all have
+ * closed the next open recovers and writes again. */
+static void test_mp_failed_fsync_stops_every_writer(void)
+{
+    const char *dir = test_tmpdir();
+    env *fault = env_fault_new(env_posix());
+    stoat_options o;
+    stoat_db *a, *b;
+    uint64_t v = 0;
+    char pid[32];
+
+    mp_options(&o);
+    REQUIRE_OK(db_open_env(dir, &o, fault, &a));
+    b = mp_open(dir);
+    REQUIRE_OK(put_u64(a, "k", 1));
+    env_fault_fail_sync(fault, 1);
+    CHECK_RC(stoat_sync(a), STOAT_EIO);
+    CHECK_RC(put_u64(a, "k", 2), STOAT_EIO);
+    CHECK_RC(put_u64(b, "k", 3), STOAT_EIO);
+    snprintf(pid, sizeof(pid), "process %d", (int)getpid());
+    CHECK(strstr(stoat_errmsg(NULL), pid) != NULL);
+    CHECK_OK(get_u64(b, "k", &v));
+    CHECK(v == 1);
+    stoat_close(a);
+    REQUIRE_OK(stoat_close(b));
+    env_fault_free(fault);
+    b = mp_open(dir);
+    CHECK_OK(get_u64(b, "k", &v));
+    CHECK(v == 1);
+    REQUIRE_OK(put_u64(b, "k", 4));
+    REQUIRE_OK(stoat_close(b));
 }
 
 /* ---- a process that fell behind ---- */
@@ -867,6 +905,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_mp_phantom_conflicts_across_handles);
     TEST_RUN(test_mp_process_behind_a_flushed_wal_conflicts);
     TEST_RUN(test_mp_other_shared_state_version_refused);
+    TEST_RUN(test_mp_failed_fsync_stops_every_writer);
     TEST_RUN(test_mp_single_process_open_excluded);
     TEST_RUN(test_mp_gc_in_owner_while_another_handle_reads);
     TEST_RUN(test_mp_read_your_writes_across_processes);

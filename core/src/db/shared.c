@@ -955,6 +955,14 @@ void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top)
     }
 }
 
+void db_mp_fatal(stoat_db *db)
+{
+    uint64_t none = 0;
+
+    if (db->mp != NULL)
+        atomic_compare_exchange_strong(&db->mp->hdr->fatal, &none, (uint64_t)getpid());
+}
+
 int db_mp_sync(stoat_db *db)
 {
     db_mp *mp = db->mp;
@@ -975,6 +983,7 @@ int db_mp_sync(stoat_db *db)
         return 0;
 fail:
     if (rc != STOAT_ENOSPC) {
+        db_mp_fatal(db);
         pthread_mutex_lock(&db->mu);
         db_set_bg_error_locked(db, rc);
         pthread_mutex_unlock(&db->mu);

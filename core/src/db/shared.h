@@ -57,6 +57,12 @@ memtable *db_mp_intent(stoat_db *db, uint64_t top, int *apply);
 void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top);
 void db_mp_commit_end(stoat_db *db, int ok);
 
+/* A write failed to reach the disk (a failed fsync or append, not a full
+ * disk): the WALs every process appends to may have lost bytes acknowledged
+ * before, so every process refuses writes until all have closed and the
+ * next open recovers from the files (STOAT_EIO naming this process). */
+void db_mp_fatal(stoat_db *db);
+
 /* stoat_sync: this process's value-log appends, then the head WAL, made
  * durable without the commit lock (so that other processes' commits never
  * wait for this fsync). A WAL rotated away was synced by its rotation. */

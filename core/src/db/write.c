@@ -545,6 +545,8 @@ static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *las
             }
             db_mp_commit_end(db, rc == 0);
         }
+        if (sticky)
+            db_mp_fatal(db);
         pthread_mutex_lock(&db->mu);
         if (sticky)
             db_set_bg_error_locked(db, rc);
