@@ -132,8 +132,7 @@ typedef struct db_mp {
     uint64_t note_id, note_pos;     /* how far the oracle learned the commits (tail_mu) */
     uint64_t note_version;          /* the newest commit it learned */
     memtable *note_mem;             /* WAL note_id, read for the oracle (its WAL only) */
-    _Atomic uint64_t reads;         /* catch-ups asked (read activity, for the keeper) */
-    uint64_t keeper_reads;          /* `reads` at the keeper's last round */
+    _Atomic int read_since;         /* a read asked for a catch-up since the keeper's round */
     _Atomic uint64_t manifest_gen;  /* the generation `current` was loaded at */
     uint64_t log_number;            /* its WALs below this are flushed (mu) */
     uint64_t swept_below;           /* the owner removed the WALs below (keeper) */

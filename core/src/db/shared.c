@@ -523,7 +523,10 @@ int db_mp_catch_up(stoat_db *db)
 {
     if (db->mp == NULL)
         return 0;
-    atomic_fetch_add_explicit(&db->mp->reads, 1, memory_order_relaxed);
+    /* Read activity, for the keeper: a store only when it changes (no
+     * cache line bouncing between reader threads). */
+    if (!atomic_load_explicit(&db->mp->read_since, memory_order_relaxed))
+        atomic_store_explicit(&db->mp->read_since, 1, memory_order_relaxed);
     return mp_catch_up(db);
 }
 
@@ -1337,15 +1340,14 @@ static void mp_keeper_round(stoat_db *db)
     /* The owner applies every commit (it flushes its memtables), and so
      * does a process that reads: its reads then find little left to do.
      * One that only writes applies nothing, only follows the flushes. */
-    uint64_t reads = atomic_load_explicit(&mp->reads, memory_order_relaxed);
-    if (owner || reads != mp->keeper_reads) {
+    int read = atomic_exchange_explicit(&mp->read_since, 0, memory_order_relaxed);
+    if (owner || read) {
         mp_catch_up(db);    /* a failure shows at the next read or write */
     } else if (atomic_load(&mp->hdr->manifest_gen) != atomic_load(&mp->manifest_gen)) {
         pthread_mutex_lock(&mp->tail_mu);
         mp_reload_manifest(db);
         pthread_mutex_unlock(&mp->tail_mu);
     }
-    mp->keeper_reads = reads;
     pthread_mutex_lock(&mp->tail_mu);
     mp_note_catch_up_locked(db);
     pthread_mutex_unlock(&mp->tail_mu);
