@@ -92,6 +92,21 @@ static int proc_lock_repair_locked(proc_lock *l, int owner_died, proc_lock_repai
     return 0;
 }
 
+/* getpid() is a system call: this process's pid, asked again only after
+ * a fork (shm.c counts them). */
+static uint32_t this_pid(void)
+{
+    static _Atomic unsigned long gen = (unsigned long)-1;
+    static _Atomic uint32_t pid;
+    unsigned long g = shm_fork_generation();
+
+    if (atomic_load_explicit(&gen, memory_order_acquire) != g) {
+        atomic_store_explicit(&pid, (uint32_t)getpid(), memory_order_relaxed);
+        atomic_store_explicit(&gen, g, memory_order_release);
+    }
+    return atomic_load_explicit(&pid, memory_order_relaxed);
+}
+
 int proc_lock_acquire(proc_lock *l, uint32_t timeout_ms, proc_lock_repair_fn repair, void *arg)
 {
     struct timespec ts;
@@ -130,7 +145,7 @@ int proc_lock_acquire(proc_lock *l, uint32_t timeout_ms, proc_lock_repair_fn rep
         if ((rc = proc_lock_repair_locked(l, r == EOWNERDEAD, repair, arg)) != 0)
             return rc;
     }
-    atomic_store(&l->holder_pid, (uint32_t)getpid());
+    atomic_store(&l->holder_pid, this_pid());
     atomic_fetch_add(&l->acquires, 1);
     return 0;
 }
