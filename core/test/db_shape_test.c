@@ -150,7 +150,7 @@ static void test_db_shape_space_amp_bounded_while_overwriting(void)
     REQUIRE_OK(stoat_open(dir, &o, &db));
     set_idle_after(db, 1000000);    /* the bound alone, without idle repair */
     overwrite_load(db, tag);
-    wait_settled(db, 300);
+    wait_settled(db, 1000);
     shape(db, &above, &last, &l0);
     printf("  %llu bytes above %llu in the deepest level (%.2f), %llu L0 tables\n",
            (unsigned long long)above, (unsigned long long)last,
@@ -177,9 +177,21 @@ static void test_db_shape_idle_compaction_when_writes_stop(void)
     REQUIRE_OK(stoat_open(dir, &o, &db));
     set_idle_after(db, 1000000);
     overwrite_load(db, tag);
-    REQUIRE_OK(stoat_flush(db));   /* leave an L0 table behind */
-    wait_settled(db, 300);
-    shape(db, &above, &last, &l0);
+    /* Overwrite on until the levels above hold more than a tenth of the
+     * deepest (the load usually leaves about a quarter). */
+    for (int more = 0; more < 20; more++) {
+        uint64_t rng = 99 + (uint64_t)more;
+
+        REQUIRE_OK(stoat_flush(db));   /* leave an L0 table behind */
+        wait_settled(db, 1000);
+        shape(db, &above, &last, &l0);
+        if (above > last / 10)
+            break;
+        for (uint64_t i = 0; i < KEYS / 4; i++) {
+            uint64_t k = test_rand(&rng) % KEYS;
+            put_key(db, k, tag[k] = 5000000 + (uint64_t)more * KEYS + i);
+        }
+    }
     counters(db, &s, &idle, &all);
     printf("  writes stopped: %llu bytes above %llu (%llu L0 tables)\n",
            (unsigned long long)above, (unsigned long long)last, (unsigned long long)l0);
@@ -239,7 +251,7 @@ static void test_db_shape_seek_compaction_moves_a_probed_table(void)
     for (uint64_t k = 0; k < N; k += 50)
         put_key(db, k, tag[k] = 100000 + k);
     REQUIRE_OK(stoat_flush(db));
-    wait_settled(db, 200);
+    wait_settled(db, 1000);
     REQUIRE_OK(stoat_stats_get(db, &st));
     REQUIRE(st.level_tables[0] == 1);
     counters(db, &s, &idle, &all);
