@@ -453,6 +453,105 @@ static void test_compaction_pick_tables_kept_for_a_reader(void)
     lsm_view_unref(v);
 }
 
+/* A floored base level may not sit above the last one with more than a
+ * quarter of its bytes: overwritten versions get merged away. */
+static void test_compaction_pick_space_amp_caps_level_above_last(void)
+{
+    level_options big = opts;
+    spec sp[] = {
+        {6, 1, "a", "m", 200000, 0, 0, 0}, {6, 2, "n", "z", 200000, 0, 0, 0},
+        {5, 3, "a", "c", 60000, 0, 0, 0},  {5, 4, "p", "r", 60000, 0, 0, 0},
+    };
+    lsm_view *v;
+    compaction *c;
+
+    big.base_level_size = 1000000;  /* L5's floored target: 1000000 */
+    REQUIRE((v = build(sp, 4)) != NULL);
+    /* 120000 over 400000 is 30 %: over the cap of 100000. */
+    REQUIRE((c = compaction_pick(v, &big)) != NULL);
+    CHECK(c->level == 5 && c->out_level == 6);
+    CHECK(c->score > 1.1 && c->score < 1.3);
+    compaction_release(c);
+    lsm_view_unref(v);
+    /* 20 %: within the cap, nothing to do. */
+    sp[2].size = sp[3].size = 40000;
+    REQUIRE((v = build(sp, 4)) != NULL);
+    CHECK(compaction_pick(v, &big) == NULL);
+    lsm_view_unref(v);
+}
+
+/* Idle: L0 first, then the levels above the deepest one table at a time,
+ * until they hold less than a tenth of it; then nothing. */
+static void test_compaction_pick_idle_repairs_the_shape(void)
+{
+    spec sp[] = {
+        {0, 1, "a", "z", 5000, 0, 0, 0},
+        {5, 2, "a", "f", 8000, 0, 0, 0},   {5, 3, "g", "p", 8000, 0, 0, 0},
+        {6, 4, "a", "m", 50000, 0, 0, 0},  {6, 5, "n", "z", 50000, 0, 0, 0},
+    };
+    lsm_view *v = build(sp, 5);
+    level_options o = opts;
+    uint64_t id = 100;
+    int steps = 0;
+    compaction *c;
+
+    o.base_level_size = 20000;  /* L5 within its target */
+    REQUIRE(v != NULL);
+    CHECK(compaction_pick(v, &o) == NULL);
+    REQUIRE((c = compaction_pick_idle(v, &o)) != NULL);
+    CHECK(c->level == 0 && c->out_level == 5);
+    REQUIRE((v = fake_run(v, c, id++)) != NULL);
+    while ((c = compaction_pick_idle(v, &o)) != NULL) {
+        CHECK(c->level == 5 && c->out_level == 6);
+        REQUIRE(steps++ < 10);
+        REQUIRE((v = fake_run(v, c, id++)) != NULL);
+    }
+    CHECK(steps >= 1);
+    CHECK(v->n[0] == 0);
+    CHECK(lsm_view_level_bytes(v, 5) * 10 < lsm_view_level_bytes(v, 6));
+    lsm_view_unref(v);
+
+    /* A small L0 over a large last level: not worth a rewrite. */
+    spec sp2[] = {{0, 1, "a", "z", 500, 0, 0, 0}, {6, 2, "a", "z", 100000, 0, 0, 0}};
+    REQUIRE((v = build(sp2, 2)) != NULL);
+    CHECK(compaction_pick_idle(v, &opts) == NULL);
+    lsm_view_unref(v);
+    /* Only L0: into the last level. */
+    spec sp3[] = {{0, 1, "a", "z", 500, 0, 0, 0}};
+    REQUIRE((v = build(sp3, 1)) != NULL);
+    REQUIRE((c = compaction_pick_idle(v, &opts)) != NULL);
+    CHECK(c->level == 0 && c->out_level == NL - 1);
+    compaction_release(c);
+    lsm_view_unref(v);
+}
+
+/* A table whose seeks ran out: L0 goes with all of L0, Li into the level
+ * below; not the deepest level's, nor a table that is gone or busy. */
+static void test_compaction_pick_seek(void)
+{
+    spec sp[] = {
+        {0, 1, "a", "z", 500, 0, 0, 0},   {0, 2, "b", "c", 500, 0, 0, 0},
+        {4, 3, "a", "f", 800, 0, 0, 0},   {4, 4, "g", "p", 800, 0, 0, 0},
+        {6, 5, "a", "m", 50000, 0, 0, 0}, {6, 6, "n", "z", 50000, 0, 0, 0},
+    };
+    lsm_view *v = build(sp, 6);
+    compaction *c;
+
+    REQUIRE(v != NULL);
+    REQUIRE((c = compaction_pick_seek(v, &opts, 0, 2)) != NULL);
+    CHECK(c->level == 0 && c->out_level == 4 && c->n_inputs[0] == 2);
+    compaction_release(c);
+    REQUIRE((c = compaction_pick_seek(v, &opts, 4, 4)) != NULL);
+    CHECK(c->level == 4 && c->out_level == 6);
+    CHECK(c->n_inputs[0] == 1 && has_input(c, 0, 4));
+    CHECK(has_input(c, 1, 5) && has_input(c, 1, 6));
+    CHECK(compaction_pick_seek(v, &opts, 4, 4) == NULL);    /* now compacting */
+    compaction_release(c);
+    CHECK(compaction_pick_seek(v, &opts, 6, 5) == NULL);    /* deepest level */
+    CHECK(compaction_pick_seek(v, &opts, 4, 99) == NULL);   /* gone */
+    lsm_view_unref(v);
+}
+
 int main(int argc, char **argv)
 {
     TEST_RUN(test_compaction_pick_empty_db_sends_l0_to_last_level);
@@ -466,5 +565,8 @@ int main(int argc, char **argv)
     TEST_RUN(test_compaction_pick_manual_flatten_ends_in_one_level);
     TEST_RUN(test_compaction_pick_manual_step_count);
     TEST_RUN(test_compaction_pick_tables_kept_for_a_reader);
+    TEST_RUN(test_compaction_pick_space_amp_caps_level_above_last);
+    TEST_RUN(test_compaction_pick_idle_repairs_the_shape);
+    TEST_RUN(test_compaction_pick_seek);
     return test_summary();
 }

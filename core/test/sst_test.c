@@ -444,6 +444,46 @@ static void test_sst_concurrent_gets_share_reader_and_cache(void)
     free(path);
 }
 
+/* A compaction's iterator (fill_cache 0) reads every entry but leaves the
+ * block cache as it found it; a plain iterator fills it. */
+static void test_sst_iterator_without_cache_fill(void)
+{
+    table_data t;
+    sst_options o = opts_with(STOAT_COMPRESSION_LZ4);
+    sst_props props;
+    block_cache *bc;
+    block_cache_stats st;
+    sst_reader *r;
+    iter *it;
+    size_t i = 0;
+    char *path = path_in_tmp("000004.sst");
+
+    td_make(&t, 20000);
+    build(path, &o, &t, &props);
+    REQUIRE_OK(block_cache_new(64 << 20, &bc));
+    REQUIRE_OK(sst_reader_open(env_posix(), path, 4, bc, &r));
+    REQUIRE((it = sst_reader_iter_opt(r, 0)) != NULL);
+    for (iter_seek_first(it); iter_valid(it); iter_next(it), i++)
+        if (!iter_at(it, &t, i))
+            break;
+    CHECK(i == t.n);
+    CHECK(iter_status(it) == 0);
+    iter_free(it);
+    block_cache_get_stats(bc, &st);
+    CHECK(st.entries == 0 && st.usage == 0);
+    REQUIRE((it = sst_reader_iter(r)) != NULL);
+    for (iter_seek_first(it); iter_valid(it); iter_next(it))
+        ;
+    iter_free(it);
+    block_cache_get_stats(bc, &st);
+    CHECK(st.entries > 1);
+    sst_reader_unref(r);
+    block_cache_free(bc);
+    sst_props_free(&props);
+    td_free(&t);
+    free(path);
+}
+
 int main(int argc, char **argv)
 {
     TEST_RUN(test_sst_round_trip_uncompressed);
@@ -460,5 +500,6 @@ int main(int argc, char **argv)
     TEST_RUN(test_sst_builder_size_tracks_the_file);
     TEST_RUN(test_sst_iterator_keeps_reader_alive);
     TEST_RUN(test_sst_concurrent_gets_share_reader_and_cache);
+    TEST_RUN(test_sst_iterator_without_cache_fill);
     return test_summary();
 }

@@ -185,6 +185,14 @@ struct stoat_db {
     _Atomic uint64_t last_version;
 
     db_writer *writers_head, *writers_tail;
+    /* Group commit's wait for followers (write.c, single process): writers
+     * inside db_write_queued, how many were when the last durable group
+     * had synced, how long that fsync took; arrive_cv wakes a front
+     * writer waiting for the queue to fill. Guarded by mu. */
+    int writers_inside;
+    int sync_crowd;
+    uint64_t sync_micros;
+    pthread_cond_t arrive_cv;
     buf wal_payload;            /* used by the front writer only */
     buf vlog_keys;              /* ditto: internal keys of separated values */
     slice *vlog_ikeys, *vlog_vals;  /* ditto */
@@ -222,6 +230,16 @@ struct stoat_db {
     int gc_holds;               /* bulk loads open (ingest.c): value-log GC picks no file */
     int ingesting;              /* a bulk load installs (ingest.c): flatten picks nothing */
     int running_compactions;
+    /* Reads and idle time repairing the shape (flush_compact.c): the table
+     * whose seeks ran out (its id and level, if seek_due); the newest
+     * version seen by the compactors and since when (monotonic ms); how
+     * long without commits counts as idle. Guarded by mu. */
+    int seek_due;
+    int seek_level;
+    uint64_t seek_id;
+    uint64_t idle_version;
+    uint64_t idle_since_ms;
+    uint64_t idle_after_ms;
     pthread_t flusher;
     pthread_t compactors[DB_MAX_COMPACTORS];
     int n_compactors;
@@ -229,6 +247,8 @@ struct stoat_db {
 
     /* counters for stats and tests */
     uint64_t stat_flushes, stat_compactions, stat_stall_micros, stat_slowdowns;
+    uint64_t stat_seek_compactions, stat_idle_compactions;
+    uint64_t stat_sync_groups;      /* durable groups committed (one fsync each) */
     uint64_t stat_commits, stat_conflicts;
     uint64_t stat_gc_runs, stat_gc_reclaimed, stat_gc_rewritten;
 };

@@ -7,7 +7,12 @@
  * number it makes obsolete, and drops the memtable (its WAL file goes with
  * the last reference). num_compactors threads pick compactions
  * (compaction_pick marks their inputs, so two never take the same table)
- * and run them without holding db->mu.
+ * and run them without holding db->mu. When no level needs work they
+ * repair the shape reads pay for: a seek compaction of the table point
+ * reads kept probing in vain (db_charge_seek, from read.c), and once no
+ * commit has come for idle_after_ms an idle compaction step towards one
+ * level (compaction_pick_idle), re-checked before every step so that it
+ * stops when writes resume.
  *
  * Every version change goes through db_install_edit under manifest_mu, so
  * edits are logged in the order they are applied. A table an edit deletes
@@ -313,6 +318,59 @@ static int db_compact_locked(stoat_db *db, compaction *c)
     return rc;
 }
 
+/* Idle: no commit for 1 s (writes have stopped; the tree may be left in a
+ * shape reads pay for). */
+#define DB_IDLE_AFTER_MS 1000
+
+static uint64_t db_monotonic_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t db_newest_version(stoat_db *db)
+{
+    return db->mp ? db_mp_next_version(db) : atomic_load(&db->last_version);
+}
+
+/* Milliseconds until the database counts as idle (0: it is), restarting
+ * the count when a commit or a flush happened since the last call. */
+static uint64_t db_idle_wait_locked(stoat_db *db, uint64_t now)
+{
+    uint64_t v = db_newest_version(db);
+
+    if (v != db->idle_version || db->n_imm > 0 || db->flushing) {
+        db->idle_version = v;
+        db->idle_since_ms = now;
+    }
+    if (now - db->idle_since_ms >= db->idle_after_ms)
+        return 0;
+    return db->idle_after_ms - (now - db->idle_since_ms);
+}
+
+/* What to do when no level needs compacting: a seek compaction of a table
+ * reads kept probing in vain, or, once writes have stopped, a step towards
+ * one level. *wait_ms gets how long until the idle check is due. */
+static compaction *db_pick_repair_locked(stoat_db *db, uint64_t *wait_ms)
+{
+    compaction *c = NULL;
+
+    *wait_ms = db_idle_wait_locked(db, db_monotonic_ms());
+    if (db->seek_due) {
+        c = compaction_pick_seek(db->current, &db->lopts, db->seek_level, db->seek_id);
+        db->seek_due = 0;       /* done with it, picked or not */
+        if (c != NULL) {
+            db->stat_seek_compactions++;
+            return c;
+        }
+    }
+    if (*wait_ms == 0 && (c = compaction_pick_idle(db->current, &db->lopts)) != NULL)
+        db->stat_idle_compactions++;
+    return c;
+}
+
 static void *db_compactor_main(void *arg)
 {
     stoat_db *db = arg;
@@ -320,15 +378,26 @@ static void *db_compactor_main(void *arg)
     pthread_mutex_lock(&db->mu);
     while (!db->closing) {
         compaction *c = NULL;
+        uint64_t wait_ms = 1000;
 
         if (!db->bg_error && !db->manual_compaction && db_mp_is_owner(db)) {
             db->lopts.discard_version = db_oldest_snapshot_locked(db);
             c = compaction_pick(db->current, &db->lopts);
+            if (c == NULL)
+                c = db_pick_repair_locked(db, &wait_ms);
         }
         if (c == NULL) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;     /* re-check now and then: tombstone picks */
+            /* Re-check now and then (tombstone picks), and when idle is due. */
+            if (wait_ms == 0 || wait_ms > 1000)
+                wait_ms = 1000;
+            ts.tv_sec += (time_t)(wait_ms / 1000);
+            ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
             pthread_cond_timedwait(&db->bg_cv, &db->mu, &ts);
             continue;
         }
@@ -343,6 +412,11 @@ int db_flush_compact_start(stoat_db *db)
 {
     int rc;
 
+    pthread_mutex_lock(&db->mu);
+    db->idle_after_ms = DB_IDLE_AFTER_MS;
+    db->idle_version = db_newest_version(db);
+    db->idle_since_ms = db_monotonic_ms();
+    pthread_mutex_unlock(&db->mu);
     if ((rc = pthread_create(&db->flusher, NULL, db_flusher_main, db)) != 0)
         return status_err(STOAT_ENOMEM, "cannot start the flush thread (error %d)", rc);
     db->threads_started = 1;

@@ -322,6 +322,7 @@ static int db_alloc(const char *dir, const stoat_options *opts, env *e, stoat_db
     pthread_mutex_init(&db->gc_mu, NULL);
     pthread_cond_init(&db->bg_cv, NULL);
     pthread_cond_init(&db->done_cv, NULL);
+    pthread_cond_init(&db->arrive_cv, NULL);
     db->snapshots.next = db->snapshots.prev = &db->snapshots;
     db->lopts = (level_options){
         .num_levels = opts->num_levels,
@@ -374,6 +375,7 @@ static void db_free(stoat_db *db)
     pthread_mutex_destroy(&db->manifest_mu);
     pthread_cond_destroy(&db->bg_cv);
     pthread_cond_destroy(&db->done_cv);
+    pthread_cond_destroy(&db->arrive_cv);
     free(db->dir);
     free(db);
 }

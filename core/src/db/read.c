@@ -106,7 +106,8 @@ static int db_get_stored(stoat_db *db, read_view *rv, slice ukey, buf *val, uint
 {
     const lsm_view *v = rv->v;
     buf k = {0};
-    int rc = STOAT_ENOTFOUND;
+    int rc = STOAT_ENOTFOUND, probes = 0, first_level = 0;
+    table_meta *first = NULL;   /* the first table probed: charged if in vain */
 
     for (size_t i = 0; i < rv->n_mems && rc == STOAT_ENOTFOUND; i++) {
         slice fk, fv;
@@ -117,16 +118,27 @@ static int db_get_stored(stoat_db *db, read_view *rv, slice ukey, buf *val, uint
         }
     }
     for (size_t i = 0; i < v->n[0] && rc == STOAT_ENOTFOUND; i++) {
-        const table_meta *t = v->tables[0][i];
+        table_meta *t = v->tables[0][i];
         if (slice_cmp(ukey, table_smallest_ukey(t)) >= 0 &&
-            slice_cmp(ukey, table_largest_ukey(t)) <= 0)
+            slice_cmp(ukey, table_largest_ukey(t)) <= 0) {
+            first = probes++ == 0 ? t : first;
             rc = db_get_table(db, t->id, ukey, rv->read_version, &k, val);
+        }
     }
     for (int l = 1; l < v->num_levels && rc == STOAT_ENOTFOUND; l++) {
         long i = lsm_view_find_table(v, l, ukey);
-        if (i >= 0)
+        if (i >= 0) {
+            if (probes++ == 0) {
+                first = v->tables[l][i];
+                first_level = l;
+            }
             rc = db_get_table(db, v->tables[l][i]->id, ukey, rv->read_version, &k, val);
+        }
     }
+    /* Seek compaction (LevelDB's): reads that keep probing a table in
+     * vain move it down, so that the tree's shape stops costing them. */
+    if (probes >= 2 && (rc == 0 || rc == STOAT_ENOTFOUND))
+        db_charge_seek(db, first_level, first);
     if (rc == 0)
         *ver = k.len >= IKEY_SUFFIX_LEN ? ikey_version(slice_make(k.data, k.len)) : 0;
     buf_free(&k);

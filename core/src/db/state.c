@@ -178,3 +178,19 @@ int db_wait_bg_locked(stoat_db *db, db_bg_wait *w)
     pthread_cond_wait(&db->done_cv, &db->mu);
     return 0;
 }
+
+void db_charge_seek(stoat_db *db, int level, table_meta *t)
+{
+    /* No compactor (read-only): nobody would act on it. n_compactors is
+     * set before the handle is handed out. */
+    if (db->n_compactors == 0 || !table_meta_charge_seek(t))
+        return;
+    pthread_mutex_lock(&db->mu);
+    if (!db->seek_due) {
+        db->seek_due = 1;
+        db->seek_id = t->id;
+        db->seek_level = level;
+        pthread_cond_broadcast(&db->bg_cv);
+    }
+    pthread_mutex_unlock(&db->mu);
+}

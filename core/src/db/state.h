@@ -1,7 +1,7 @@
 /*
  * state.h - the handle's shared rules: checks made by every public call,
  * the sticky background error and the no-space state, file ids, the
- * immutable-memtable queue (state.c). Functions named _locked expect db->mu held.
+ * immutable-memtable queue, seek charges (state.c). Functions named _locked expect db->mu held.
  */
 #ifndef STOAT_DB_STATE_H
 #define STOAT_DB_STATE_H
@@ -25,6 +25,10 @@ int db_check_running_locked(stoat_db *db);
 /* Records the first failure of a write or a background job: every later
  * write returns it. Wakes waiters of done_cv. */
 void db_set_bg_error_locked(stoat_db *db, int rc);
+/* A point read probed table t of `level` (of the view it read) and then
+ * had to look deeper: charges t one seek; the probe that uses up its
+ * budget makes it the next seek compaction. Lock-free unless so. */
+void db_charge_seek(stoat_db *db, int level, table_meta *t);
 /* A new file id (takes mu; a compaction_ctx's new_file_id). */
 uint64_t db_new_file_id(void *db);
 /* Queues m (made immutable) for the flusher, oldest first. */

@@ -9,7 +9,9 @@
  * appends the whole group to the WAL as one record (one fsync for all
  * when any of them asked for durability) and inserts it into the
  * memtable. It then publishes the group's last version to readers, wakes
- * the group's writers and hands the front to the next in line.
+ * the group's writers and hands the front to the next in line. Before a
+ * durable group the front writer may wait a little for followers
+ * (db_wait_followers_locked), so that fast fsyncs still batch.
  *
  * A failed WAL fsync (or an append that could not be cut back) may have
  * left a torn record behind: the database then enters the sticky error
@@ -37,6 +39,8 @@
  * writer alone is bigger). */
 #define GROUP_MAX_BYTES (1u << 20)
 #define SLOWDOWN_MICROS 1000
+/* The longest a front writer waits for followers before a durable group. */
+#define GROUP_WAIT_MAX_MICROS 500
 
 static uint64_t op_bytes(const db_write_op *op)
 {
@@ -585,6 +589,45 @@ static int db_lead_exclusive_locked(stoat_db *db, db_writer *self)
     return rc;
 }
 
+/*
+ * Group commit's wait for followers (after RocksDB's adaptive yield): a
+ * durable group costs one fsync however many writers it holds, but when
+ * fsync is fast the writers just woken from the last group are still on
+ * their way back when the next front writer builds its group, which then
+ * holds one or two. So before a durable group the front writer waits until
+ * the queue holds as many writers as were inside when the last durable
+ * group had synced, for at most half that commit's time (at most
+ * GROUP_WAIT_MAX_MICROS). A writer alone never waits. Single process only.
+ */
+static void db_wait_followers_locked(stoat_db *db)
+{
+    uint64_t budget = db->sync_micros / 2, t0;
+
+    if (db->sync_crowd <= 1 || budget == 0)
+        return;
+    if (budget > GROUP_WAIT_MAX_MICROS)
+        budget = GROUP_WAIT_MAX_MICROS;
+    t0 = now_micros();
+    for (;;) {
+        struct timespec ts;
+        uint64_t waited = now_micros() - t0, left;
+        int queued = 0;
+
+        for (db_writer *w = db->writers_head; w != NULL; w = w->next)
+            queued++;
+        if (queued >= db->sync_crowd || db->closing || waited >= budget)
+            return;
+        left = budget - waited;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)(left * 1000);
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&db->arrive_cv, &db->mu, &ts);
+    }
+}
+
 static int db_lead_group_locked(stoat_db *db, db_writer *self)
 {
     uint64_t bytes, n, top = 0;
@@ -593,6 +636,8 @@ static int db_lead_group_locked(stoat_db *db, db_writer *self)
 
     if (self->exclusive)
         return db_lead_exclusive_locked(db, self);
+    if (db->mp == NULL && !self->rotate && (self->sync || db->opts.sync == STOAT_SYNC_COMMIT))
+        db_wait_followers_locked(db);
     last = db_build_group_locked(db, &bytes, &n, &sync);
 
     sync |= db->opts.sync == STOAT_SYNC_COMMIT && n > 0;
@@ -614,6 +659,7 @@ static int db_lead_group_locked(stoat_db *db, db_writer *self)
                 break;
         }
         size_t n_sep;
+        uint64_t t0 = now_micros();
         pthread_mutex_unlock(&db->mu);
         PERTURB("write_group");
         rc = db_separate_values(db, db->writers_head, last, &n_sep);
@@ -628,6 +674,11 @@ static int db_lead_group_locked(stoat_db *db, db_writer *self)
                 db_set_bg_error_locked(db, rc);
         } else {
             pthread_mutex_lock(&db->mu);
+        }
+        if (rc == 0 && sync) {  /* what the next durable group waits by */
+            db->sync_micros = now_micros() - t0;
+            db->sync_crowd = db->writers_inside;
+            db->stat_sync_groups++;
         }
         if (rc == 0 && top != 0)
             atomic_store_explicit(&db->last_version, top, memory_order_release);
@@ -722,6 +773,9 @@ static int db_write_queued(stoat_db *db, db_writer *wp)
         else
             db->writers_head = &w;
         db->writers_tail = &w;
+        db->writers_inside++;
+        if (db->writers_head != &w)
+            pthread_cond_signal(&db->arrive_cv);    /* a front writer may wait for us */
         while (!w.done && db->writers_head != &w)
             pthread_cond_wait(&w.cv, &db->mu);
         if (!w.done)
@@ -729,6 +783,7 @@ static int db_write_queued(stoat_db *db, db_writer *wp)
         rc = w.rc;   /* the group's result, or this writer's own conflict */
         if (rc != 0 && w.done && db->bg_error)
             status_set_msg(db->bg_msg);
+        db->writers_inside--;
     }
     if (rc == 0 && rotate && w.rotated_mem != 0)
         rc = db_wait_flushed_locked(db, w.rotated_mem);

@@ -56,7 +56,7 @@ static int compaction_input_iter(const compaction *c, table_cache *tc, iter **ou
             sst_reader *r;
             if ((rc = table_cache_get(tc, c->inputs[0][i]->id, &r)) != 0)
                 goto fail;
-            children[n] = sst_reader_iter(r);
+            children[n] = sst_reader_iter_opt(r, 0);    /* one pass: no cache fill */
             sst_reader_unref(r);
             rc = STOAT_ENOMEM;
             if (children[n] == NULL)
@@ -64,12 +64,12 @@ static int compaction_input_iter(const compaction *c, table_cache *tc, iter **ou
             n++;
         }
     } else if (c->n_inputs[0] > 0) {
-        if ((children[n] = level_iter_new(c->inputs[0], c->n_inputs[0], tc)) == NULL)
+        if ((children[n] = level_iter_new_opt(c->inputs[0], c->n_inputs[0], tc, 0)) == NULL)
             goto fail;
         n++;
     }
     if (c->n_inputs[1] > 0) {
-        if ((children[n] = level_iter_new(c->inputs[1], c->n_inputs[1], tc)) == NULL)
+        if ((children[n] = level_iter_new_opt(c->inputs[1], c->n_inputs[1], tc, 0)) == NULL)
             goto fail;
         n++;
     }

@@ -11,6 +11,8 @@
  *     floored at base_level_size; the base level is the deepest level
  *     whose unfloored target is at most base_level_size, but never deeper
  *     than the shallowest non-empty level of L1+.
+ *   - the level right above the deepest one may hold at most a quarter of
+ *     its bytes (space amplification), whatever its floored target;
  *   - a level's score is size / target (L0: tables / l0_compaction_trigger);
  *     tables whose tombstones make up a large share are picked even when
  *     their level is within target, so deletes free space.
@@ -79,6 +81,18 @@ compaction *compaction_pick(lsm_view *v, const level_options *o);
  * Also NULL when the next step's inputs are already compacting: the
  * caller pauses automatic compactions and waits for running ones first. */
 compaction *compaction_pick_manual(lsm_view *v, const level_options *o);
+
+/* When writes have stopped (the caller decides): the next step towards
+ * one level, or NULL when the levels above the deepest non-empty one hold
+ * less than a tenth of its bytes (or nothing), or the step's inputs are
+ * compacting. L0 goes into the base level first, then the shallowest
+ * non-empty level of L1+ moves down one table at a time. */
+compaction *compaction_pick_idle(lsm_view *v, const level_options *o);
+
+/* A seek compaction: table `id` of `level` used up its seeks_left. L0:
+ * all of L0 into the base level; Li: that table into the next non-empty
+ * level. NULL if the table is gone, compacting, or in the deepest level. */
+compaction *compaction_pick_seek(lsm_view *v, const level_options *o, int level, uint64_t id);
 
 /* Clears the inputs' compacting marks and frees c. */
 void compaction_release(compaction *c);

@@ -29,6 +29,18 @@
  *      so that their value-log garbage gets counted: moved down a level,
  *      or compacted into itself in the deepest non-empty level. The same
  *      in a manual compaction once all data is in one level.
+ * Space amplification: the non-empty level right above the deepest one
+ * has its target capped at PICK_SPACE_AMP_PERCENT of the deepest level's
+ * bytes (step 1 then moves it down), so that a floored target does not let
+ * overwritten versions sit above the data they replace at up to 2x.
+ *
+ * Two picks repair the shape reads pay for; the database asks for them
+ * when no level needs work (flush_compact.c): compaction_pick_seek for a
+ * table point reads kept probing in vain (LevelDB's seek compaction), and
+ * compaction_pick_idle once commits have stopped (L0 into the base level,
+ * then the levels above the deepest down, while they hold at least
+ * PICK_IDLE_MIN_PERCENT of it).
+ *
  * A candidate touching a table that is already compacting is skipped; a
  * concurrently running compaction's output range then never meets ours
  * (each level's inputs are a contiguous run of its tables).
@@ -47,6 +59,18 @@
  * entries, this share of them tombstones. */
 #define PICK_TOMBSTONE_MIN_ENTRIES 1000
 #define PICK_TOMBSTONE_RATIO 0.3
+
+/* Space amplification while writing: the level right above the deepest one
+ * may hold at most this share (percent) of the deepest level's bytes, so
+ * that overwritten versions above are merged away once they are a large
+ * part of the data (its floored target would let a level of up to
+ * base_level_size sit above a last level of about the same size). */
+#define PICK_SPACE_AMP_PERCENT 25
+
+/* Idle compaction: worth it once the levels above the deepest hold at
+ * least this share (percent) of the deepest level's bytes. Below that the
+ * rewrite of the deepest level would cost more than the reads save. */
+#define PICK_IDLE_MIN_PERCENT 10
 
 typedef struct key_range {
     slice lo, hi;   /* user keys, borrowed from the tables */
@@ -231,11 +255,13 @@ static int overlap_span(table_meta *const *down, size_t first, size_t nd, const 
     return 1;
 }
 
-/* Li -> Li+1: the free table of Li with the least Li+1 overlap per byte. */
-static compaction *pick_level(lsm_view *v, const level_options *o, int level, double score)
+/* Li -> out_level (Li+1, or a deeper level when those between are empty):
+ * the free table of Li with the least overlap below per byte. */
+static compaction *pick_level(lsm_view *v, const level_options *o, int level, int out_level,
+                              double score)
 {
-    table_meta *const *up = v->tables[level], *const *down = v->tables[level + 1];
-    size_t nu = v->n[level], nd = v->n[level + 1], j = 0;
+    table_meta *const *up = v->tables[level], *const *down = v->tables[out_level];
+    size_t nu = v->n[level], nd = v->n[out_level], j = 0;
     size_t best = nu, best_first = 0, best_end = 0;
     double best_ratio = 0;
 
@@ -260,7 +286,7 @@ static compaction *pick_level(lsm_view *v, const level_options *o, int level, do
     }
     if (best == nu)
         return NULL;
-    return compaction_new(v, o, level, level + 1, &up[best], 1, down + best_first,
+    return compaction_new(v, o, level, out_level, &up[best], 1, down + best_first,
                           best_end - best_first, score);
 }
 
@@ -344,6 +370,27 @@ static compaction *pick_stale(lsm_view *v, const level_options *o, int n)
     return pick_with_overlap(v, o, best_level, best_level + 1, &best, 1, 0.0);
 }
 
+/* Caps the target of the non-empty level right above the deepest one at
+ * PICK_SPACE_AMP_PERCENT of the deepest level (at least one table). */
+static void cap_space_amp(const lsm_view *v, const level_options *o, int n, uint64_t *targets)
+{
+    int deepest = deepest_level(v, n);
+    uint64_t cap;
+
+    if (deepest < 2)
+        return;
+    cap = lsm_view_level_bytes(v, deepest) / 100 * PICK_SPACE_AMP_PERCENT;
+    if (cap < o->table_size)
+        cap = o->table_size;
+    for (int l = deepest - 1; l >= 1; l--) {
+        if (v->n[l] == 0)
+            continue;
+        if (targets[l] > cap)
+            targets[l] = cap;
+        return;
+    }
+}
+
 compaction *compaction_pick(lsm_view *v, const level_options *o)
 {
     compaction *c;
@@ -355,6 +402,7 @@ compaction *compaction_pick(lsm_view *v, const level_options *o)
     if (n < 2)
         return NULL;
     compaction_level_targets(v, o, targets, &base);
+    cap_space_amp(v, o, n, targets);
     for (int l = 0; l < n - 1; l++) {
         score[l] = level_score(v, o, targets, l);
         if (score[l] < 1.0)
@@ -367,7 +415,7 @@ compaction *compaction_pick(lsm_view *v, const level_options *o)
     }
     for (int i = 0; i < k; i++) {
         int l = order[i];
-        c = l == 0 ? pick_l0(v, o, base, score[l]) : pick_level(v, o, l, score[l]);
+        c = l == 0 ? pick_l0(v, o, base, score[l]) : pick_level(v, o, l, l + 1, score[l]);
 
         if (c != NULL)
             return c;
@@ -375,6 +423,61 @@ compaction *compaction_pick(lsm_view *v, const level_options *o)
     if ((c = pick_tombstones(v, o, n)) != NULL)
         return c;
     return pick_stale(v, o, n);
+}
+
+/* The shallowest non-empty level below `level`, or -1. */
+static int next_nonempty(const lsm_view *v, int n, int level)
+{
+    for (int l = level + 1; l < n; l++)
+        if (v->n[l] != 0)
+            return l;
+    return -1;
+}
+
+compaction *compaction_pick_idle(lsm_view *v, const level_options *o)
+{
+    uint64_t targets[MAX_LEVELS], above = 0, last;
+    int n = pick_num_levels(v, o), deepest = deepest_level(v, n), base;
+
+    if (n < 2 || (deepest == 0 && v->n[0] == 0))
+        return NULL;
+    compaction_level_targets(v, o, targets, &base);
+    if (deepest == 0)           /* only L0 holds data */
+        return pick_l0(v, o, base, 0.0);
+    for (int l = 0; l < deepest; l++)
+        above += lsm_view_level_bytes(v, l);
+    last = lsm_view_level_bytes(v, deepest);
+    if (above == 0 || above < last / 100 * PICK_IDLE_MIN_PERCENT)
+        return NULL;
+    if (v->n[0] != 0)
+        return pick_l0(v, o, base, 0.0);
+    for (int l = 1; l < deepest; l++)
+        if (v->n[l] != 0)
+            return pick_level(v, o, l, next_nonempty(v, n, l), 0.0);
+    return NULL;
+}
+
+compaction *compaction_pick_seek(lsm_view *v, const level_options *o, int level, uint64_t id)
+{
+    int n = pick_num_levels(v, o), out, base;
+    uint64_t targets[MAX_LEVELS];
+
+    if (level < 0 || level >= n)
+        return NULL;
+    for (size_t i = 0; i < v->n[level]; i++) {
+        table_meta *t = v->tables[level][i];
+
+        if (t->id != id || t->compacting)
+            continue;
+        if (level == 0) {
+            compaction_level_targets(v, o, targets, &base);
+            return pick_l0(v, o, base, 0.0);
+        }
+        if ((out = next_nonempty(v, n, level)) < 0)
+            return NULL;        /* the deepest level: nowhere to go */
+        return pick_with_overlap(v, o, level, out, &t, 1, 0.0);
+    }
+    return NULL;                /* gone or moved since */
 }
 
 compaction *compaction_pick_manual(lsm_view *v, const level_options *o)

@@ -32,6 +32,7 @@ typedef struct level_iter {
     size_t idx;         /* table cur iterates; n when none */
     iter *cur;
     int status;
+    int fill_cache;
 } level_iter;
 
 static void level_close(level_iter *li)
@@ -62,7 +63,7 @@ static int level_open(level_iter *li, size_t i)
         level_fail(li, rc);
         return rc;
     }
-    li->cur = sst_reader_iter(r);
+    li->cur = sst_reader_iter_opt(r, li->fill_cache);
     sst_reader_unref(r);
     if (li->cur == NULL) {
         rc = status_err(STOAT_ENOMEM, "level_iter: out of memory for table %llu",
@@ -269,6 +270,11 @@ static const struct iter_ops level_ops = {
 
 iter *level_iter_new(table_meta *const *tables, size_t n, table_cache *tc)
 {
+    return level_iter_new_opt(tables, n, tc, 1);
+}
+
+iter *level_iter_new_opt(table_meta *const *tables, size_t n, table_cache *tc, int fill_cache)
+{
     level_iter *li = calloc(1, sizeof(*li));
 
     if (li == NULL) {
@@ -276,6 +282,7 @@ iter *level_iter_new(table_meta *const *tables, size_t n, table_cache *tc)
         return NULL;
     }
     li->base.ops = &level_ops;
+    li->fill_cache = fill_cache;
     li->tables = tables;
     li->n = n;
     li->tc = tc;

@@ -17,5 +17,8 @@
 #include "lsm/view.h"
 
 iter *level_iter_new(table_meta *const *tables, size_t n, table_cache *tc);
+/* The same; fill_cache 0 keeps the blocks it reads out of the block cache
+ * (sst_reader_iter_opt). */
+iter *level_iter_new_opt(table_meta *const *tables, size_t n, table_cache *tc, int fill_cache);
 
 #endif

@@ -51,7 +51,15 @@ table_meta *table_meta_new(uint64_t id, uint64_t file_size, slice smallest, slic
     t->id = id;
     t->file_size = file_size;
     atomic_init(&t->refs, 1);
+    atomic_init(&t->seeks_left, (long)(file_size / TABLE_SEEK_BYTES < TABLE_SEEK_MIN
+                                           ? TABLE_SEEK_MIN
+                                           : file_size / TABLE_SEEK_BYTES));
     return t;
+}
+
+int table_meta_charge_seek(table_meta *t)
+{
+    return atomic_fetch_sub_explicit(&t->seeks_left, 1, memory_order_relaxed) == 1;
 }
 
 void table_meta_ref(table_meta *t)

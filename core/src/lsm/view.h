@@ -26,6 +26,12 @@
 
 #define MAX_LEVELS 16
 
+/* A wasted probe of a table costs about what reading this many bytes of it
+ * in a compaction does (LevelDB's estimate: one seek ~ 16 KiB of
+ * compaction I/O); a table gets at least TABLE_SEEK_MIN of them. */
+#define TABLE_SEEK_BYTES (16 << 10)
+#define TABLE_SEEK_MIN 100
+
 typedef struct table_meta table_meta;
 
 struct table_meta {
@@ -45,6 +51,11 @@ struct table_meta {
     buf smallest;               /* internal keys */
     buf largest;
     atomic_int refs;
+    /* Point reads that probed this table and then had to look deeper
+     * (LevelDB's allowed_seeks): each such read takes one; at 0 the table
+     * is due for a seek compaction (compaction_pick_seek). Starts at
+     * file_size / TABLE_SEEK_BYTES, at least TABLE_SEEK_MIN. Lock-free. */
+    atomic_long seeks_left;
     int compacting;             /* picked by a running compaction */
     /* Called with the table when its last reference goes (may be NULL). */
     void (*on_free)(void *arg, table_meta *t);
@@ -55,6 +66,9 @@ struct table_meta {
 table_meta *table_meta_new(uint64_t id, uint64_t file_size, slice smallest, slice largest);
 void table_meta_ref(table_meta *t);
 void table_meta_unref(table_meta *t);
+/* Charges t one wasted probe: 1 when this one used up its budget (exactly
+ * one caller sees 1), else 0. Thread-safe. */
+int table_meta_charge_seek(table_meta *t);
 static inline slice table_smallest_ukey(const table_meta *t)
 {
     return slice_make(t->smallest.data, t->smallest.len - 8);

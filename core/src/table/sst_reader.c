@@ -189,8 +189,10 @@ fail:
     return rc;
 }
 
-/* Pins data block i (of the index) and parses it into *b. */
-static int sst_reader_pin(sst_reader *r, size_t i, sst_pin *pin, block *b)
+/* Pins data block i (of the index) and parses it into *b. A block not in
+ * the cache is added to it when fill is set, else read for this pin only
+ * (a compaction's one pass must not push out what readers use). */
+static int sst_reader_pin(sst_reader *r, size_t i, sst_pin *pin, block *b, int fill)
 {
     sst_handle h = r->index.e[i].h;
     const char *data;
@@ -204,7 +206,7 @@ static int sst_reader_pin(sst_reader *r, size_t i, sst_pin *pin, block *b)
         goto parse;
     if ((rc = sst_reader_read_block(r, h, r->data_end, &raw, &len)) != 0)
         return rc;
-    if (r->cache == NULL) {
+    if (r->cache == NULL || !fill) {
         pin->owned = raw;
         data = raw;
         return block_init(b, data, len, r->path, h.offset);
@@ -540,7 +542,7 @@ int sst_reader_get(sst_reader *r, slice ukey, uint64_t version, buf *ikey_out, b
     if ((i = sst_index_find(&r->index, target)) == r->index.n)
         goto done;
     sst_reader_prefetch(r, i, 1);
-    if ((rc = sst_reader_pin(r, i, &pin, &b)) != 0)
+    if ((rc = sst_reader_pin(r, i, &pin, &b, 1)) != 0)
         goto done;
     /* ikey_out ends up holding the key found */
     rc = block_get(&b, target, ikey_out, &value);
@@ -592,6 +594,7 @@ typedef struct sst_iter {
     block blk;          /* the current data block, pinned by pin, while bi < n */
     sst_pin pin;
     int status;
+    int fill_cache;     /* blocks read go into the block cache */
 } sst_iter;
 
 static void sst_iter_drop_block(sst_iter *it)
@@ -615,7 +618,7 @@ static int sst_iter_load_block(sst_iter *it, size_t i, int forward)
     if (it->bi != i) {
         sst_iter_drop_block(it);
         PERTURB("sst_iter_switch");
-        if ((rc = sst_reader_pin(it->r, i, &it->pin, &it->blk)) != 0) {
+        if ((rc = sst_reader_pin(it->r, i, &it->pin, &it->blk, it->fill_cache)) != 0) {
             sst_iter_fail(it, rc);
             return -1;
         }
@@ -786,11 +789,17 @@ static const struct iter_ops sst_iter_ops = {
 
 iter *sst_reader_iter(sst_reader *r)
 {
+    return sst_reader_iter_opt(r, 1);
+}
+
+iter *sst_reader_iter_opt(sst_reader *r, int fill_cache)
+{
     sst_iter *it = calloc(1, sizeof(*it));
 
     if (it == NULL)
         return NULL;
     it->base.ops = &sst_iter_ops;
+    it->fill_cache = fill_cache;
     it->r = r;
     sst_reader_ref(r);
     it->bi = r->index.n;

@@ -35,6 +35,9 @@ int sst_reader_get(sst_reader *r, slice ukey, uint64_t version, buf *ikey_out, b
 /* An iterator over the table; holds a reference to r until freed. NULL on
  * ENOMEM. After an error it stays invalid with that status (sticky). */
 iter *sst_reader_iter(sst_reader *r);
+/* The same; with fill_cache 0 the blocks it reads that are not cached
+ * stay out of the block cache (a compaction's single pass). */
+iter *sst_reader_iter_opt(sst_reader *r, int fill_cache);
 
 const sst_props *sst_reader_props(const sst_reader *r);
 uint64_t sst_reader_id(const sst_reader *r);
