@@ -21,10 +21,12 @@
 -- Per call of pairs: one C iterator (a kid of the transaction's, or the
 -- database's, handle node, so it is closed when they end) and one callable
 -- iterator object (tables and a finalizer token, no function, so a loop
--- opening an iterator per item still compiles). Per step: next/prev,
--- valid, key and value FFI calls and the returned strings; no closure, no
--- table. A read error (e.g. a damaged block) raises "<word>: <detail>"
--- with error level 0 (base.raise_failure), which db:update/view turn into
+-- opening an iterator per item still compiles). Per step: one FFI call
+-- (stoat_iter_step: the move, the key and the value; with meta or
+-- all_versions also stoat_iter_meta and stoat_iter_value) and the
+-- returned strings; no closure, no table. A read error (e.g. a damaged
+-- block) raises "<word>: <detail>" with error level 0
+-- (base.raise_failure), which db:update/view turn into
 -- their nil, err. Used after its transaction ended, the iterator raises.
 --
 -- Yielding: with yield_every = K the iterator calls a yield function
@@ -44,9 +46,11 @@ local ffi_string, ffi_fill, ffi_sizeof = ffi.string, ffi.fill, ffi.sizeof
 local errstr, raise, raise_failure = base.errstr, base.raise, base.raise_failure
 local check_integer = base.check_integer
 local ptr_out, len_out, iter_out = base.ptr_out, base.len_out, base.iter_out
+local val_out, vlen_out = base.val_out, base.vlen_out
 local u64_out, u8_out, int_out = base.u64_out, base.u8_out, base.int_out
 local setmetatable, tonumber, rawget, _G = setmetatable, tonumber, rawget, _G
 local co_running, co_yield = coroutine.running, coroutine.yield
+local STEP_FIRST, STEP_LAST = C.STOAT_STEP_FIRST, C.STOAT_STEP_LAST
 
 local M = {}
 
@@ -106,8 +110,10 @@ end
 -- iterator; node, its handle node; _gc, its finalizer token (see
 -- stoat.handle); txn, its transaction object (false for db:pairs); db, its
 -- database object; decode, the codec's decode (or false); reverse,
--- keys_only, meta, all_versions, limit as given; plain, neither meta nor
--- all_versions nor a codec (the step's fast path); count of entries
+-- keys_only, meta, all_versions, limit as given; values, neither
+-- keys_only nor meta nor all_versions (the step reads key and value in
+-- its one C call); move, the stoat_iter_step move of the next step (the
+-- seek, then next or prev); count of entries
 -- yielded; started (positioned once); ended (closed by the end of the
 -- scan or by close(), not by its transaction); every, left, yield: the
 -- yield_every period (0: never), entries left before the next yield, the
@@ -172,7 +178,19 @@ function methods.close(self)
     self.ended = true
 end
 
+-- Raises the failure rc of stoat_iter_step on C iterator ptr: an error
+-- of the move ends the scan (the iterator is not valid any more), an
+-- error reading the value does not.
+local function step_failed(self, ptr, rc)
+    if C.stoat_iter_valid(ptr) == 0 then
+        self.ended = true
+    end
+    fail_closed(self, rc)
+end
+
 -- One step: the next key and value (value nil with keys_only), or nil.
+-- One C call per entry (stoat_iter_step: the move, the key, the value);
+-- `move` is the seek of the first step, then the move in its direction.
 function Iter.__call(self)
     if self.every > 0 and self.started and not self.ended then
         local left = self.left - 1
@@ -194,48 +212,35 @@ function Iter.__call(self)
     if self.count >= self.limit then
         return finish(self)
     end
-    local ptr = self.ptr
-    if self.started then
-        if self.reverse then
-            C.stoat_iter_prev(ptr)
-        else
-            C.stoat_iter_next(ptr)
-        end
-    elseif self.reverse then
-        C.stoat_iter_seek_last(ptr)
-    else
-        C.stoat_iter_seek_first(ptr)
+    local ptr, move = self.ptr, self.move
+    if move >= STEP_FIRST then
+        self.started = true
+        self.move = move - STEP_FIRST -- FIRST: NEXT, LAST: PREV
     end
-    self.started = true
-    if C.stoat_iter_valid(ptr) == 0 then
-        local rc = C.stoat_iter_status(ptr)
-        if rc ~= 0 then
-            self.ended = true
-            fail_closed(self, rc)
+    local rc
+    if self.values then
+        rc = C.stoat_iter_step(ptr, move, ptr_out, len_out, val_out, vlen_out)
+    else
+        rc = C.stoat_iter_step(ptr, move, ptr_out, len_out, nil, nil)
+    end
+    if rc ~= 1 then
+        if rc == 0 then
+            return finish(self)
         end
-        return finish(self)
+        step_failed(self, ptr, rc)
     end
     self.count = self.count + 1
-    local rc = C.stoat_iter_key(ptr, ptr_out, len_out)
-    if rc ~= 0 then
-        fail_closed(self, rc)
-    end
     local key = ffi_string(ptr_out[0], len_out[0])
-    if self.keys_only then
-        if self.plain then
-            return key
+    if self.values then
+        local value = ffi_string(ptr_out[1], len_out[1])
+        if self.decode then
+            return key, self.decode(value)
         end
-    elseif self.plain then
-        rc = C.stoat_iter_value(ptr, ptr_out, len_out)
-        if rc ~= 0 then
-            fail_closed(self, rc)
-        end
-        return key, ffi_string(ptr_out[0], len_out[0])
+        return key, value
+    elseif self.keys_only and not self.meta then
+        return key
     end
-    if self.meta or self.all_versions then
-        return step_meta(self, ptr, key)
-    end
-    return key, value_of(self, ptr)
+    return step_meta(self, ptr, key)
 end
 
 -- Opens an iterator: on transaction object txn (its C handle txn_ptr) or,
@@ -272,11 +277,12 @@ function M.open(db, txn, txn_ptr, opts, what, level)
     local node = handle.new(parent, iter_out[0], C.stoat_iter_close)
     local codec = db._codec
     local meta, all_versions = opts and opts.meta or false, opts and opts.all_versions or false
+    local reverse, keys_only = opts and opts.reverse or false, opts and opts.keys_only or false
     return setmetatable({ ptr = node.addr, node = node, _gc = handle.attach(node),
                           txn = txn or false, db = db, decode = codec and codec.decode or false,
-                          plain = not (meta or all_versions or codec),
-                          reverse = opts and opts.reverse or false,
-                          keys_only = opts and opts.keys_only or false,
+                          values = not (keys_only or meta or all_versions),
+                          move = reverse and STEP_LAST or STEP_FIRST,
+                          reverse = reverse, keys_only = keys_only,
                           meta = meta, all_versions = all_versions, limit = limit,
                           count = 0, started = false, ended = false, every = every,
                           left = every, yield = opts and opts.yield or M.default_yield },
