@@ -51,6 +51,32 @@ local function module_aborts(fn)
     return found
 end
 
+-- Runs fn with the JIT flushed and returns the traces that start in the
+-- module's files and end by falling back to the interpreter (link type
+-- "interpreter": the JIT gave up compiling that path, which then runs
+-- interpreted each time), as "file:line" strings.
+local function module_fallbacks(fn)
+    local found = {}
+    local function on_trace(what, tr, func, pc)
+        if what ~= "stop" then
+            return
+        end
+        local info = jutil.traceinfo(tr)
+        if info and info.linktype == "interpreter" then
+            local where = jutil.funcinfo(func, pc)
+            if where.source and in_module(where.source) then
+                found[#found + 1] = ("%s:%s"):format(where.source, tostring(where.currentline))
+            end
+        end
+    end
+    jit.flush()
+    jit.attach(on_trace, "trace")
+    local ok, err = pcall(fn)
+    jit.attach(on_trace)
+    assert(ok, err)
+    return found
+end
+
 describe("jit", function()
     it("compiles a loop of db:set and db:get without aborts in the module", function()
         local db = h.open_db(finally)
@@ -108,6 +134,27 @@ describe("jit", function()
                 for i = 1, N do
                     for k in txn:pairs{ start = ("k%03d"):format(i % 100), limit = 1 } do
                         found = found + #k
+                    end
+                end
+                return found
+            end))
+        end))
+    end)
+
+    -- The last step of each iterator ends it (handle.close_now): its trace
+    -- used to go through three tail calls per item, hit the JIT's limit
+    -- ("loop unroll limit reached") and fall back to the interpreter.
+    with_nkeys("compiles the end of an iterator per item without falling back", function()
+        local db = h.open_db(finally)
+        for i = 1, 100 do
+            assert(db:set(("k%03d"):format(i), "v"))
+        end
+        assert.are.same({}, module_fallbacks(function()
+            assert(db:view(function(txn)
+                local found = 0
+                for i = 1, N do
+                    for k, v in txn:pairs{ start = ("k%03d"):format(i % 100), limit = 1 } do
+                        found = found + #k + #v
                     end
                 end
                 return found

@@ -109,15 +109,15 @@ end
 -- that opens an iterator per item (a seek per request). Fields: ptr, the C
 -- iterator; node, its handle node; _gc, its finalizer token (see
 -- stoat.handle); txn, its transaction object (false for db:pairs); db, its
--- database object; decode, the codec's decode (or false); reverse,
--- keys_only, meta, all_versions, limit as given; values, neither
--- keys_only nor meta nor all_versions (the step reads key and value in
--- its one C call); move, the stoat_iter_step move of the next step (the
--- seek, then next or prev); count of entries
--- yielded; started (positioned once); ended (closed by the end of the
--- scan or by close(), not by its transaction); every, left, yield: the
--- yield_every period (0: never), entries left before the next yield, the
--- yield function.
+-- database object; decode, the codec's decode (or false); keys_only,
+-- meta, all_versions, limit as given; values, neither keys_only nor meta
+-- nor all_versions (the step reads key and value in its one C call);
+-- move, the stoat_iter_step move of the next step (the seek, STOAT_STEP_
+-- FIRST or LAST, until the first step; then NEXT or PREV: positioned);
+-- count of entries yielded; ended (closed by the end of the scan or by
+-- close(), not by its transaction); every, left, yield: the yield_every
+-- period (0: never), entries left before the next yield, the yield
+-- function (left and yield only when every > 0).
 local Iter = {}
 local methods = {}
 Iter.__index = methods
@@ -192,7 +192,7 @@ end
 -- One C call per entry (stoat_iter_step: the move, the key, the value);
 -- `move` is the seek of the first step, then the move in its direction.
 function Iter.__call(self)
-    if self.every > 0 and self.started and not self.ended then
+    if self.every > 0 and self.move < STEP_FIRST and not self.ended then
         local left = self.left - 1
         if left == 0 then
             left = self.every
@@ -214,7 +214,6 @@ function Iter.__call(self)
     end
     local ptr, move = self.ptr, self.move
     if move >= STEP_FIRST then
-        self.started = true
         self.move = move - STEP_FIRST -- FIRST: NEXT, LAST: PREV
     end
     local rc
@@ -274,19 +273,23 @@ function M.open(db, txn, txn_ptr, opts, what, level)
     if rc ~= 0 then
         raise_failure(txn, errstr(rc))
     end
-    local node = handle.new(parent, iter_out[0], C.stoat_iter_close)
+    local node = handle.new(parent, iter_out[0], C.stoat_iter_close, true)
     local codec = db._codec
     local meta, all_versions = opts and opts.meta or false, opts and opts.all_versions or false
-    local reverse, keys_only = opts and opts.reverse or false, opts and opts.keys_only or false
-    return setmetatable({ ptr = node.addr, node = node, _gc = handle.attach(node),
-                          txn = txn or false, db = db, decode = codec and codec.decode or false,
-                          values = not (keys_only or meta or all_versions),
-                          move = reverse and STEP_LAST or STEP_FIRST,
-                          reverse = reverse, keys_only = keys_only,
-                          meta = meta, all_versions = all_versions, limit = limit,
-                          count = 0, started = false, ended = false, every = every,
-                          left = every, yield = opts and opts.yield or M.default_yield },
-                        Iter)
+    local keys_only = opts and opts.keys_only or false
+    -- Fifteen fields (a hash part of 16 slots); left and yield only with
+    -- yield_every. Each pairs call makes this table: smaller is less GC.
+    local it = setmetatable({ ptr = node.addr, node = node, _gc = handle.attach(node),
+                              txn = txn or false, db = db,
+                              decode = codec and codec.decode or false,
+                              values = not (keys_only or meta or all_versions),
+                              move = opts and opts.reverse and STEP_LAST or STEP_FIRST,
+                              keys_only = keys_only, meta = meta, all_versions = all_versions,
+                              limit = limit, count = 0, ended = false, every = every }, Iter)
+    if every > 0 then
+        it.left, it.yield = every, opts.yield or M.default_yield
+    end
+    return it
 end
 
 return M
