@@ -3,7 +3,7 @@
 --
 --   for key, value in txn:pairs{prefix =, start =, after =, stop =,
 --                               reverse =, limit =, keys_only =, meta =,
---                               all_versions =} do ... end
+--                               all_versions =, value_buffer =} do ... end
 --
 -- Bounds, not directions: start is an inclusive lower bound, after an
 -- exclusive one (for forward paging: after = the last key seen), stop an
@@ -13,7 +13,12 @@
 -- keys_only yields keys only (value nil) and never reads a value. meta
 -- yields key, value, version, expires_at (unix seconds, 0 = never),
 -- user_meta. all_versions yields every stored version of each key,
--- newest first, a deletion with a nil value. A txn:pairs iterator sees its
+-- newest first, a deletion with a nil value. value_buffer, a LuaJIT
+-- string.buffer, receives each value instead of a new Lua string: the
+-- step resets it, puts the value's bytes in it and yields the buffer
+-- itself (the same object every step; nil still for a deletion), which
+-- holds that value until the next step; no string is made or interned
+-- for the value (not with a codec). A txn:pairs iterator sees its
 -- transaction's snapshot plus the transaction's writes made before pairs()
 -- was called; a db:pairs iterator one read-only snapshot, taken at pairs()
 -- and released when the loop ends or the iterator is collected.
@@ -49,6 +54,7 @@ local ptr_out, len_out, iter_out = base.ptr_out, base.len_out, base.iter_out
 local val_out, vlen_out = base.val_out, base.vlen_out
 local u64_out, u8_out, int_out = base.u64_out, base.u8_out, base.int_out
 local setmetatable, tonumber, rawget, _G = setmetatable, tonumber, rawget, _G
+local pcall, type = pcall, type
 local co_running, co_yield = coroutine.running, coroutine.yield
 local STEP_FIRST, STEP_LAST = C.STOAT_STEP_FIRST, C.STOAT_STEP_LAST
 
@@ -57,7 +63,8 @@ local M = {}
 local check_pairs_options = base.options_checker({
     prefix = "string", start = "string", after = "string", stop = "string",
     reverse = "boolean", limit = "number", keys_only = "boolean", meta = "boolean",
-    all_versions = "boolean", yield_every = "number", yield = "function" })
+    all_versions = "boolean", yield_every = "number", yield = "function",
+    value_buffer = "userdata" })
 
 -- The nginx phases in which ngx.sleep may yield.
 local YIELDABLE = { rewrite = true, access = true, content = true, timer = true,
@@ -115,7 +122,8 @@ end
 -- move, the stoat_iter_step move of the next step (the seek, STOAT_STEP_
 -- FIRST or LAST, until the first step; then NEXT or PREV: positioned);
 -- count of entries yielded; ended (closed by the end of the scan or by
--- close(), not by its transaction); every, left, yield: the yield_every
+-- close(), not by its transaction); vbuf, the value_buffer option (or
+-- false); every, left, yield: the yield_every
 -- period (0: never), entries left before the next yield, the yield
 -- function (left and yield only when every > 0).
 local Iter = {}
@@ -136,11 +144,23 @@ local function finish(self)
     return nil
 end
 
--- The value of the current entry (decoded), or raises.
+-- The value_buffer of iterator self holding the len bytes at p.
+local function buffered(self, p, len)
+    local buf = self.vbuf
+    buf:reset()
+    buf:putcdata(p, len)
+    return buf
+end
+
+-- The value of the current entry (decoded, or in the value_buffer), or
+-- raises.
 local function value_of(self, ptr)
     local rc = C.stoat_iter_value(ptr, ptr_out, len_out)
     if rc ~= 0 then
         fail_closed(self, rc)
+    end
+    if self.vbuf then
+        return buffered(self, ptr_out[0], len_out[0])
     end
     local value = ffi_string(ptr_out[0], len_out[0])
     if self.decode then
@@ -231,6 +251,9 @@ function Iter.__call(self)
     self.count = self.count + 1
     local key = ffi_string(ptr_out[0], len_out[0])
     if self.values then
+        if self.vbuf then
+            return key, buffered(self, ptr_out[1], len_out[1])
+        end
         local value = ffi_string(ptr_out[1], len_out[1])
         if self.decode then
             return key, self.decode(value)
@@ -240,6 +263,24 @@ function Iter.__call(self)
         return key
     end
     return step_meta(self, ptr, key)
+end
+
+-- Checks the value_buffer option: a string.buffer (LuaJIT 2.1's, in
+-- OpenResty's LuaJIT since 2.1-20210510), and no codec (a codec decodes
+-- strings). Raises otherwise.
+local function field(t, k)
+    return t[k]
+end
+
+local function check_value_buffer(buf, codec, what, level)
+    local ok, put = pcall(field, buf, "putcdata") -- any other userdata may raise
+    if not ok or type(put) ~= "function" then
+        raise(level + 1, "%s: option 'value_buffer' must be a string.buffer", what)
+    end
+    if codec then
+        raise(level + 1, "%s: option 'value_buffer' cannot be used on a database with a codec",
+              what)
+    end
 end
 
 -- Opens an iterator: on transaction object txn (its C handle txn_ptr) or,
@@ -277,7 +318,11 @@ function M.open(db, txn, txn_ptr, opts, what, level)
     local codec = db._codec
     local meta, all_versions = opts and opts.meta or false, opts and opts.all_versions or false
     local keys_only = opts and opts.keys_only or false
-    -- Fifteen fields (a hash part of 16 slots); left and yield only with
+    local vbuf = opts and opts.value_buffer or false
+    if vbuf then
+        check_value_buffer(vbuf, codec, what, level + 1)
+    end
+    -- Sixteen fields (a hash part of 16 slots); left and yield only with
     -- yield_every. Each pairs call makes this table: smaller is less GC.
     local it = setmetatable({ ptr = node.addr, node = node, _gc = handle.attach(node),
                               txn = txn or false, db = db,
@@ -285,7 +330,8 @@ function M.open(db, txn, txn_ptr, opts, what, level)
                               values = not (keys_only or meta or all_versions),
                               move = opts and opts.reverse and STEP_LAST or STEP_FIRST,
                               keys_only = keys_only, meta = meta, all_versions = all_versions,
-                              limit = limit, count = 0, ended = false, every = every }, Iter)
+                              limit = limit, count = 0, ended = false, every = every,
+                              vbuf = vbuf }, Iter)
     if every > 0 then
         it.left, it.yield = every, opts.yield or M.default_yield
     end
