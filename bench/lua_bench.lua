@@ -24,7 +24,9 @@
 -- db:batch() with b:set and b:commit for --batch > 1, db:view with
 -- txn:pairs{reverse =, limit =} for the scans, and one
 -- txn:pairs{start =, limit =} per seek (a new iterator per seek, as the C
--- tool opens one).
+-- tool opens one). With --value_buffer=1 (no C counterpart) the scans and
+-- seeks pass value_buffer = a string.buffer, so values are copied into it
+-- instead of becoming Lua strings; keys are strings either way.
 --
 -- One Lua thread: --threads must be 1, and readwhilewriting (which needs a
 -- concurrent writer) is refused, though it still counts in the seeds so
@@ -86,6 +88,9 @@ local FLAGS = {
     { "value_threshold", "int", "value_threshold",
       "values this long go to the value log (0: default)" },
     { "seed", "int", "seed", "seed of the pseudo-random generators" },
+    { "value_buffer", "bool", "value_buffer",
+      "scans and seeks read values into a string.buffer (pairs{value_buffer =}), "
+      .. "not strings (Lua only)" },
     { "db", "str", "db", "database directory" },
 }
 
@@ -98,7 +103,7 @@ local function flags_defaults()
         benchmarks = DEFAULT_BENCHMARKS, num = 1000000, reads = -1, value_size = 100,
         key_size = 16, batch = 1, sync = false, threads = 1, seek_nexts = 0,
         compression_ratio = 0.5, histogram = false, use_existing_db = false,
-        bloom_bits = 10, value_threshold = 0, seed = 301,
+        bloom_bits = 10, value_threshold = 0, seed = 301, value_buffer = false,
         db = fmt("%s/stoat_lua_bench-%d/dbbench", tmp, ffi.C.geteuid()),
     }
 end
@@ -515,11 +520,23 @@ local function get(run, missing)
     end
 end
 
+-- The string.buffer of --value_buffer (nil without it).
+local function value_buffer(f)
+    if not f.value_buffer then
+        return nil
+    end
+    local ok, buffer = pcall(require, "string.buffer")
+    if not ok then
+        die("--value_buffer needs LuaJIT's string.buffer (%s)", tostring(buffer))
+    end
+    return buffer.new()
+end
+
 -- Scans up to ops entries forward or backward over one snapshot.
 local function scan(run, reverse)
-    local st = run.st
+    local st, vbuf = run.st, value_buffer(run.f)
     local ok, err = run.db:view(function(txn)
-        for k, v in txn:pairs{ reverse = reverse, limit = run.ops } do
+        for k, v in txn:pairs{ reverse = reverse, limit = run.ops, value_buffer = vbuf } do
             st.bytes = st.bytes + #k + #v
             stats_ops(st, 1)
         end
@@ -530,13 +547,13 @@ end
 
 -- Each operation: a new iterator from a random key, 1 + seek_nexts entries.
 local function seek(run)
-    local f, st, r = run.f, run.st, run.r
+    local f, st, r, vbuf = run.f, run.st, run.r, value_buffer(run.f)
     local num, kf, limit = f.num, run.key_fmt, 1 + f.seek_nexts
     local ok, err = run.db:view(function(txn)
         for _ = 1, run.ops do
             local key = fmt(kf, rand_uniform(r, num))
             local first = true
-            for k, v in txn:pairs{ start = key, limit = limit } do
+            for k, v in txn:pairs{ start = key, limit = limit, value_buffer = vbuf } do
                 if first and k == key then
                     st.found = st.found + 1
                 end
@@ -677,7 +694,8 @@ local function header(f, io_counter)
     print(fmt("%-12s%s", "stoat-lua:", fmt("version %s through %s (JIT %s); default options, "
         .. "%s, %s", stoat.version, jit.version, jit.status() and "on" or "off",
         f.bloom_bits < 0 and "no bloom filter" or "bloom filter 1%",
-        f.sync and "sync writes" or "no sync")))
+        f.sync and "sync writes" or "no sync")
+        .. (f.value_buffer and ", scan values into a string.buffer" or "")))
     print("Date:       " .. os.date("%a %b %e %H:%M:%S %Y"))
     print(fmt("CPU:        %d * %s", cpus, model))
     print("CPUCache:   " .. cache)
