@@ -124,7 +124,8 @@ function M.attach(n)
     last_serial = last_serial + 1
     n.serial = last_serial
     by_serial[last_serial] = n
-    return ffi.gc(token_type(last_serial), finalize)
+    local token = ffi.gc(token_type(last_serial), finalize) -- not a tail call: close_now
+    return token
 end
 
 -- Detaches the finalizer from token (attach's) and closes n now. No tail

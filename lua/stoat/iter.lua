@@ -230,7 +230,8 @@ function Iter.__call(self)
         raise(1, "iterator used outside its transaction (it is closed)")
     end
     if self.count >= self.limit then
-        return finish(self)
+        finish(self) -- no tail calls on the way to handle.close_now (see there)
+        return nil
     end
     local ptr, move = self.ptr, self.move
     if move >= STEP_FIRST then
@@ -244,7 +245,8 @@ function Iter.__call(self)
     end
     if rc ~= 1 then
         if rc == 0 then
-            return finish(self)
+            finish(self)
+            return nil
         end
         step_failed(self, ptr, rc)
     end
