@@ -24,9 +24,12 @@
 -- db:batch() with b:set and b:commit for --batch > 1, db:view with
 -- txn:pairs{reverse =, limit =} for the scans, and one
 -- txn:pairs{start =, limit =} per seek (a new iterator per seek, as the C
--- tool opens one). With --value_buffer=1 (no C counterpart) the scans and
--- seeks pass value_buffer = a string.buffer, so values are copied into it
--- instead of becoming Lua strings; keys are strings either way.
+-- tool opens one). Two flags without a C counterpart use the module's
+-- buffer paths: --key_buffer=1 builds each key of the sets and gets in a
+-- string.buffer and passes the buffer (no key string); --value_buffer=1
+-- makes the scans and seeks pass value_buffer = a string.buffer, so
+-- values are copied into it instead of becoming Lua strings (their keys
+-- are strings either way).
 --
 -- One Lua thread: --threads must be 1, and readwhilewriting (which needs a
 -- concurrent writer) is refused, though it still counts in the seeds so
@@ -88,6 +91,8 @@ local FLAGS = {
     { "value_threshold", "int", "value_threshold",
       "values this long go to the value log (0: default)" },
     { "seed", "int", "seed", "seed of the pseudo-random generators" },
+    { "key_buffer", "bool", "key_buffer",
+      "sets and gets build each key in a string.buffer, passed as the key (Lua only)" },
     { "value_buffer", "bool", "value_buffer",
       "scans and seeks read values into a string.buffer (pairs{value_buffer =}), "
       .. "not strings (Lua only)" },
@@ -104,6 +109,7 @@ local function flags_defaults()
         key_size = 16, batch = 1, sync = false, threads = 1, seek_nexts = 0,
         compression_ratio = 0.5, histogram = false, use_existing_db = false,
         bloom_bits = 10, value_threshold = 0, seed = 301, value_buffer = false,
+        key_buffer = false,
         db = fmt("%s/stoat_lua_bench-%d/dbbench", tmp, ffi.C.geteuid()),
     }
 end
@@ -467,19 +473,38 @@ local function check(ok, err, what)
     end
 end
 
+-- A string.buffer when flag is set (nil without it).
+local function new_buffer(flag)
+    if not flag then
+        return nil
+    end
+    local ok, buffer = pcall(require, "string.buffer")
+    if not ok then
+        die("--key_buffer and --value_buffer need LuaJIT's string.buffer (%s)", tostring(buffer))
+    end
+    return buffer.new()
+end
+
 -- Writes ops entries, in order when seq, one db:set each or in batches of
 -- --batch entries (a batch counts as that many operations).
 local function fill(run, seq)
     local db, f, st, r, pool = run.db, run.f, run.st, run.r, run.pool
     local num, npool, vi = f.num, #run.pool, 0
     local entry, kf, batch = f.key_size + f.value_size, run.key_fmt, f.batch
+    local kb = new_buffer(f.key_buffer)
     local i = 0
     while i < run.ops do
         local n = run.ops - i < batch and run.ops - i or batch
         if n == 1 then
             local k = seq and i or rand_uniform(r, num)
             vi = vi < npool and vi + 1 or 1
-            local ok, err = db:set(fmt(kf, k), pool[vi])
+            local ok, err
+            if kb then
+                kb:reset()
+                ok, err = db:set(kb:putf(kf, k), pool[vi])
+            else
+                ok, err = db:set(fmt(kf, k), pool[vi])
+            end
             check(ok, err, "put")
         else
             local b = db:batch()
@@ -504,12 +529,19 @@ local function get(run, missing)
     local db, f, st, r = run.db, run.f, run.st, run.r
     local num, size = f.num, f.value_size
     local kf = missing and run.key_fmt .. "." or run.key_fmt
+    local kb = new_buffer(f.key_buffer)
     for _ = 1, run.ops do
-        local key = fmt(kf, rand_uniform(r, num))
+        local key
+        if kb then
+            kb:reset()
+            key = kb:putf(kf, rand_uniform(r, num))
+        else
+            key = fmt(kf, rand_uniform(r, num))
+        end
         local v, err = db:get(key)
         if v then
             if #v ~= size then
-                die("get: key %s has a %d-byte value, want %d", key, #v, size)
+                die("get: key %s has a %d-byte value, want %d", tostring(key), #v, size)
             end
             st.found = st.found + 1
             st.bytes = st.bytes + #key + #v
@@ -520,21 +552,9 @@ local function get(run, missing)
     end
 end
 
--- The string.buffer of --value_buffer (nil without it).
-local function value_buffer(f)
-    if not f.value_buffer then
-        return nil
-    end
-    local ok, buffer = pcall(require, "string.buffer")
-    if not ok then
-        die("--value_buffer needs LuaJIT's string.buffer (%s)", tostring(buffer))
-    end
-    return buffer.new()
-end
-
 -- Scans up to ops entries forward or backward over one snapshot.
 local function scan(run, reverse)
-    local st, vbuf = run.st, value_buffer(run.f)
+    local st, vbuf = run.st, new_buffer(run.f.value_buffer)
     local ok, err = run.db:view(function(txn)
         for k, v in txn:pairs{ reverse = reverse, limit = run.ops, value_buffer = vbuf } do
             st.bytes = st.bytes + #k + #v
@@ -547,7 +567,7 @@ end
 
 -- Each operation: a new iterator from a random key, 1 + seek_nexts entries.
 local function seek(run)
-    local f, st, r, vbuf = run.f, run.st, run.r, value_buffer(run.f)
+    local f, st, r, vbuf = run.f, run.st, run.r, new_buffer(run.f.value_buffer)
     local num, kf, limit = f.num, run.key_fmt, 1 + f.seek_nexts
     local ok, err = run.db:view(function(txn)
         for _ = 1, run.ops do
@@ -695,6 +715,7 @@ local function header(f, io_counter)
         .. "%s, %s", stoat.version, jit.version, jit.status() and "on" or "off",
         f.bloom_bits < 0 and "no bloom filter" or "bloom filter 1%",
         f.sync and "sync writes" or "no sync")
+        .. (f.key_buffer and ", keys in a string.buffer" or "")
         .. (f.value_buffer and ", scan values into a string.buffer" or "")))
     print("Date:       " .. os.date("%a %b %e %H:%M:%S %Y"))
     print(fmt("CPU:        %d * %s", cpus, model))
