@@ -26,10 +26,11 @@
 -- txn:pairs{start =, limit =} per seek (a new iterator per seek, as the C
 -- tool opens one). Two flags without a C counterpart use the module's
 -- buffer paths: --key_buffer=1 builds each key of the sets and gets in a
--- string.buffer and passes the buffer (no key string); --value_buffer=1
--- makes the scans and seeks pass value_buffer = a string.buffer, so
--- values are copied into it instead of becoming Lua strings (their keys
--- are strings either way).
+-- string.buffer and passes the buffer (no key string), and the scans and
+-- seeks pass key_buffer = a string.buffer (keys copied into it, not made
+-- strings); --value_buffer=1 makes the gets pass a string.buffer for the
+-- value (db:get(key, buf)) and the scans and seeks value_buffer = one.
+-- (The seek's start key is a string either way.)
 --
 -- One Lua thread: --threads must be 1, and readwhilewriting (which needs a
 -- concurrent writer) is refused, though it still counts in the seeds so
@@ -49,12 +50,13 @@ local stoat = require "stoat"
 local band, bxor, rshift = bit.band, bit.bxor, bit.rshift
 local floor, sqrt, huge = math.floor, math.sqrt, math.huge
 local fmt = string.format
-local tonumber, tostring = tonumber, tostring
+local tonumber, tostring, type = tonumber, tostring, type
 
 ffi.cdef [[
 typedef struct { long tv_sec; long tv_nsec; } lua_bench_timespec;
 int clock_gettime(int clock_id, lua_bench_timespec *tp);
 unsigned int geteuid(void);
+int memcmp(const void *a, const void *b, size_t n);
 ]]
 
 local CLOCK_MONOTONIC = 1 -- Linux
@@ -92,10 +94,10 @@ local FLAGS = {
       "values this long go to the value log (0: default)" },
     { "seed", "int", "seed", "seed of the pseudo-random generators" },
     { "key_buffer", "bool", "key_buffer",
-      "sets and gets build each key in a string.buffer, passed as the key (Lua only)" },
+      "keys in a string.buffer: sets and gets pass one, scans and seeks yield one "
+      .. "(Lua only)" },
     { "value_buffer", "bool", "value_buffer",
-      "scans and seeks read values into a string.buffer (pairs{value_buffer =}), "
-      .. "not strings (Lua only)" },
+      "values into a string.buffer: gets and scans and seeks (Lua only)" },
     { "db", "str", "db", "database directory" },
 }
 
@@ -529,7 +531,7 @@ local function get(run, missing)
     local db, f, st, r = run.db, run.f, run.st, run.r
     local num, size = f.num, f.value_size
     local kf = missing and run.key_fmt .. "." or run.key_fmt
-    local kb = new_buffer(f.key_buffer)
+    local kb, vb = new_buffer(f.key_buffer), new_buffer(f.value_buffer)
     for _ = 1, run.ops do
         local key
         if kb then
@@ -538,7 +540,7 @@ local function get(run, missing)
         else
             key = fmt(kf, rand_uniform(r, num))
         end
-        local v, err = db:get(key)
+        local v, err = db:get(key, vb)
         if v then
             if #v ~= size then
                 die("get: key %s has a %d-byte value, want %d", tostring(key), #v, size)
@@ -552,11 +554,22 @@ local function get(run, missing)
     end
 end
 
+-- Whether k (a string, or a string.buffer with --key_buffer) holds the
+-- bytes of string key, without making a string of the buffer.
+local function same_key(k, key)
+    if type(k) == "string" then
+        return k == key
+    end
+    local p, n = k:ref()
+    return n == #key and ffi.C.memcmp(p, key, n) == 0
+end
+
 -- Scans up to ops entries forward or backward over one snapshot.
 local function scan(run, reverse)
-    local st, vbuf = run.st, new_buffer(run.f.value_buffer)
+    local st, vbuf, kbuf = run.st, new_buffer(run.f.value_buffer), new_buffer(run.f.key_buffer)
     local ok, err = run.db:view(function(txn)
-        for k, v in txn:pairs{ reverse = reverse, limit = run.ops, value_buffer = vbuf } do
+        for k, v in txn:pairs{ reverse = reverse, limit = run.ops, value_buffer = vbuf,
+                               key_buffer = kbuf } do
             st.bytes = st.bytes + #k + #v
             stats_ops(st, 1)
         end
@@ -567,14 +580,16 @@ end
 
 -- Each operation: a new iterator from a random key, 1 + seek_nexts entries.
 local function seek(run)
-    local f, st, r, vbuf = run.f, run.st, run.r, new_buffer(run.f.value_buffer)
+    local f, st, r = run.f, run.st, run.r
+    local vbuf, kbuf = new_buffer(f.value_buffer), new_buffer(f.key_buffer)
     local num, kf, limit = f.num, run.key_fmt, 1 + f.seek_nexts
     local ok, err = run.db:view(function(txn)
         for _ = 1, run.ops do
             local key = fmt(kf, rand_uniform(r, num))
             local first = true
-            for k, v in txn:pairs{ start = key, limit = limit, value_buffer = vbuf } do
-                if first and k == key then
+            for k, v in txn:pairs{ start = key, limit = limit, value_buffer = vbuf,
+                                   key_buffer = kbuf } do
+                if first and same_key(k, key) then
                     st.found = st.found + 1
                 end
                 first = false
@@ -716,7 +731,7 @@ local function header(f, io_counter)
         f.bloom_bits < 0 and "no bloom filter" or "bloom filter 1%",
         f.sync and "sync writes" or "no sync")
         .. (f.key_buffer and ", keys in a string.buffer" or "")
-        .. (f.value_buffer and ", scan values into a string.buffer" or "")))
+        .. (f.value_buffer and ", values into a string.buffer" or "")))
     print("Date:       " .. os.date("%a %b %e %H:%M:%S %Y"))
     print(fmt("CPU:        %d * %s", cpus, model))
     print("CPUCache:   " .. cache)

@@ -1,7 +1,8 @@
 -- string.buffer arguments (issue 15): db:set, db:delete, db:get, txn:set,
 -- txn:delete, txn:get, batch:set and batch:delete take a LuaJIT
 -- string.buffer wherever they take a key, and the sets for the value (no
--- codec): its bytes are read in place, no Lua string is made.
+-- codec): its bytes are read in place, no Lua string is made; db:get and
+-- txn:get put the value into a buffer given as their second argument.
 
 local h = require "helpers"
 
@@ -49,6 +50,32 @@ describe("string.buffer arguments", function()
         local seen = {}
         for key, value in db:pairs() do seen[#seen + 1] = key .. "=" .. value end
         assert.are.same({ "c=3" }, seen)
+    end)
+
+    with_buffer("puts a read value into the buffer given to get", function()
+        local db = h.open_db(finally, { value_threshold = 64 })
+        local big = ("b"):rep(500) -- in the value log
+        assert.is_true(db:set("small", "s"))
+        assert.is_true(db:set("big", big))
+        local out = buffer.new():put("old contents")
+        assert.is_true(rawequal(out, db:get("big", out)))
+        assert.are.equal(big, out:tostring())
+        assert.is_true(rawequal(out, db:get("small", out)))
+        assert.are.equal("s", out:tostring())
+        assert.is_nil(db:get("absent", out))
+        assert.are.equal("s", out:tostring()) -- untouched when absent
+        assert(db:update(function(txn)
+            assert.is_true(txn:set("mine", "m"))
+            assert.is_true(rawequal(out, txn:get("mine", out)))
+            assert.are.equal("m", out:tostring())
+            assert.is_true(rawequal(out, txn:get("big", out)))
+            assert.are.equal(big, out:tostring())
+        end))
+        assert.error_matches(function() db:get("small", {}) end,
+                             "db:get: buffer must be a string.buffer (got table)", 1, true)
+        local cdb = h.open_db(finally, { codec = { encode = tostring, decode = tostring } })
+        assert.error_matches(function() cdb:get("k", buffer.new()) end,
+                             "db:get: a buffer cannot be used on a database with a codec", 1, true)
     end)
 
     with_buffer("refuses other userdata and an empty buffer as a key", function()

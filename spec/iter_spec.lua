@@ -329,6 +329,28 @@ describe("pairs with value_buffer", function()
         assert.are.equal("1", buf:tostring())
     end)
 
+    with_buffer("puts each key into key_buffer, also with a codec", function()
+        local db = h.open_db(finally, { codec = { encode = tostring, decode = tonumber } })
+        for i = 1, 3 do assert.is_true(db:set("k" .. i, i * 10)) end
+        local kb = buffer.new()
+        local seen = {}
+        for k, v in db:pairs{ key_buffer = kb } do
+            assert.is_true(rawequal(k, kb))
+            seen[#seen + 1] = k:tostring() .. "=" .. v
+        end
+        assert.are.same({ "k1=10", "k2=20", "k3=30" }, seen)
+        local vb, keys = buffer.new(), {}
+        for k, v in db:pairs{ key_buffer = kb, keys_only = true, reverse = true } do
+            assert.is_nil(v)
+            keys[#keys + 1] = k:tostring()
+        end
+        assert.are.same({ "k3", "k2", "k1" }, keys)
+        assert.has_error(function() db:pairs{ key_buffer = 1 } end)
+        assert.has_error(function() db:pairs{ key_buffer = kb, value_buffer = vb } end,
+                         "stoat: db:pairs: option 'value_buffer' cannot be used on a database "
+                         .. "with a codec")
+    end)
+
     with_buffer("yields the buffer with meta and nil for a deletion", function()
         local db = h.open_db(finally, { num_versions_to_keep = 10 })
         assert.is_true(db:set("k", "1"))

@@ -184,6 +184,17 @@ function M.bytes(v)
 end
 local bytes = M.bytes
 
+-- Checks buf, the buffer a get puts its value into: a string.buffer, on
+-- a database without a codec (codec: the database's, or nil). Raises.
+function M.check_into(buf, codec, what, level)
+    if not (type(buf) == "userdata" and BUFFER_REF and buf.ref == BUFFER_REF) then
+        raise(level + 1, "%s: buffer must be a string.buffer (got %s)", what, type(buf))
+    end
+    if codec ~= nil then
+        raise(level + 1, "%s: a buffer cannot be used on a database with a codec", what)
+    end
+end
+
 -- Checks a key argument: bytes(key), or raises; what names it.
 function M.check_bytes(v, what, level)
     local p, len = bytes(v)

@@ -3,7 +3,8 @@
 --
 --   for key, value in txn:pairs{prefix =, start =, after =, stop =,
 --                               reverse =, limit =, keys_only =, meta =,
---                               all_versions =, value_buffer =} do ... end
+--                               all_versions =, key_buffer =,
+--                               value_buffer =} do ... end
 --
 -- Bounds, not directions: start is an inclusive lower bound, after an
 -- exclusive one (for forward paging: after = the last key seen), stop an
@@ -18,7 +19,8 @@
 -- step resets it, puts the value's bytes in it and yields the buffer
 -- itself (the same object every step; nil still for a deletion), which
 -- holds that value until the next step; no string is made or interned
--- for the value (not with a codec). A txn:pairs iterator sees its
+-- for the value (not with a codec). key_buffer does the same for keys
+-- (with or without a codec). A txn:pairs iterator sees its
 -- transaction's snapshot plus the transaction's writes made before pairs()
 -- was called; a db:pairs iterator one read-only snapshot, taken at pairs()
 -- and released when the loop ends or the iterator is collected.
@@ -64,7 +66,7 @@ local check_pairs_options = base.options_checker({
     prefix = "string", start = "string", after = "string", stop = "string",
     reverse = "boolean", limit = "number", keys_only = "boolean", meta = "boolean",
     all_versions = "boolean", yield_every = "number", yield = "function",
-    value_buffer = "userdata" })
+    key_buffer = "userdata", value_buffer = "userdata" })
 
 -- The nginx phases in which ngx.sleep may yield.
 local YIELDABLE = { rewrite = true, access = true, content = true, timer = true,
@@ -122,8 +124,8 @@ end
 -- move, the stoat_iter_step move of the next step (the seek, STOAT_STEP_
 -- FIRST or LAST, until the first step; then NEXT or PREV: positioned);
 -- count of entries yielded; ended (closed by the end of the scan or by
--- close(), not by its transaction); vbuf, the value_buffer option (or
--- false); every, left, yield: the yield_every
+-- close(), not by its transaction); vbuf, kbuf, the value_buffer and
+-- key_buffer options (or false); every, left, yield: the yield_every
 -- period (0: never), entries left before the next yield, the yield
 -- function (left and yield only when every > 0).
 local Iter = {}
@@ -251,7 +253,15 @@ function Iter.__call(self)
         step_failed(self, ptr, rc)
     end
     self.count = self.count + 1
-    local key = ffi_string(ptr_out[0], len_out[0])
+    local key
+    local kbuf = self.kbuf
+    if kbuf then
+        kbuf:reset()
+        kbuf:putcdata(ptr_out[0], len_out[0])
+        key = kbuf
+    else
+        key = ffi_string(ptr_out[0], len_out[0])
+    end
     if self.values then
         if self.vbuf then
             return key, buffered(self, ptr_out[1], len_out[1])
@@ -267,21 +277,21 @@ function Iter.__call(self)
     return step_meta(self, ptr, key)
 end
 
--- Checks the value_buffer option: a string.buffer (LuaJIT 2.1's, in
--- OpenResty's LuaJIT since 2.1-20210510), and no codec (a codec decodes
--- strings). Raises otherwise.
+-- Checks the option name (key_buffer, value_buffer): a string.buffer
+-- (LuaJIT 2.1's, in OpenResty's LuaJIT since 2.1-20210510), and for
+-- values no codec (a codec decodes strings). Raises otherwise.
 local function field(t, k)
     return t[k]
 end
 
-local function check_value_buffer(buf, codec, what, level)
+local function check_buffer(buf, name, codec, what, level)
     local ok, put = pcall(field, buf, "putcdata") -- any other userdata may raise
     if not ok or type(put) ~= "function" then
-        raise(level + 1, "%s: option 'value_buffer' must be a string.buffer", what)
+        raise(level + 1, "%s: option '%s' must be a string.buffer", what, name)
     end
     if codec then
-        raise(level + 1, "%s: option 'value_buffer' cannot be used on a database with a codec",
-              what)
+        raise(level + 1, "%s: option '%s' cannot be used on a database with a codec", what,
+              name)
     end
 end
 
@@ -322,10 +332,14 @@ function M.open(db, txn, txn_ptr, opts, what, level)
     local keys_only = opts and opts.keys_only or false
     local vbuf = opts and opts.value_buffer or false
     if vbuf then
-        check_value_buffer(vbuf, codec, what, level + 1)
+        check_buffer(vbuf, "value_buffer", codec, what, level + 1)
     end
-    -- Sixteen fields (a hash part of 16 slots); left and yield only with
-    -- yield_every. Each pairs call makes this table: smaller is less GC.
+    local kbuf = opts and opts.key_buffer or false
+    if kbuf then
+        check_buffer(kbuf, "key_buffer", nil, what, level + 1)
+    end
+    -- Left and yield only with yield_every: each pairs call makes this
+    -- table, and a smaller one is less for the GC.
     local it = setmetatable({ ptr = node.addr, node = node, _gc = handle.attach(node),
                               txn = txn or false, db = db,
                               decode = codec and codec.decode or false,
@@ -333,7 +347,7 @@ function M.open(db, txn, txn_ptr, opts, what, level)
                               move = opts and opts.reverse and STEP_LAST or STEP_FIRST,
                               keys_only = keys_only, meta = meta, all_versions = all_versions,
                               limit = limit, count = 0, ended = false, every = every,
-                              vbuf = vbuf }, Iter)
+                              vbuf = vbuf, kbuf = kbuf }, Iter)
     if every > 0 then
         it.left, it.yield = every, opts.yield or M.default_yield
     end
