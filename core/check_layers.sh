@@ -22,7 +22,7 @@ BEGIN {
     # db/: rank of each unit (file name without extension), top = highest
     alias["db_env"] = "open"     # db_env.h declares db_open_env, of open.c
     rank["open"] = 5
-    split("txn batch vlog_gc stats verify ingest iter_step", u4); for (i in u4) rank[u4[i]] = 4
+    split("txn batch vlog_gc stats verify ingest", u4); for (i in u4) rank[u4[i]] = 4
     split("iterator flush_compact ingest_build", u3); for (i in u3) rank[u3[i]] = 3
     split("read write", u2); for (i in u2) rank[u2[i]] = 2
     rank["shared"] = 1.5

@@ -331,36 +331,6 @@ void stoat_iter_close(stoat_iter *it);
 int stoat_iter_meta(stoat_iter *it, uint64_t *version, uint64_t *expires_at, uint8_t *user_meta,
                     int *deleted);
 
-/* The moves of stoat_iter_step: a seek (FIRST, LAST) starts a scan, NEXT
- * and PREV continue it (a seek's value minus 2 is the move that goes on
- * in its direction). */
-enum {
-    STOAT_STEP_NEXT = 0,    /* stoat_iter_next */
-    STOAT_STEP_PREV = 1,    /* stoat_iter_prev */
-    STOAT_STEP_FIRST = 2,   /* stoat_iter_seek_first */
-    STOAT_STEP_LAST = 3     /* stoat_iter_seek_last */
-};
-
-/*
- * One step of a scan in one call, for bindings that pay per call (a
- * scripting language's FFI): the move, then, when it lands on an entry,
- * that entry's key and (unless val and vlen are NULL, as for a keys-only
- * scan) its value, as stoat_iter_key and stoat_iter_value give them:
- * borrowed, valid until the iterator next moves or is closed.
- *
- * Returns 1 on an entry; 0 when the scan is exhausted; an error of the
- * move (the iterator is then not valid, and stoat_iter_status returns the
- * error) or of reading the value (the iterator stays on the entry:
- * stoat_iter_valid is 1). Unless it returns 1, *key, *val are NULL and
- * *klen, *vlen 0.
- *
- * Errors: STOAT_EINVAL (NULL iterator, key or klen; only one of val and
- * vlen NULL; an unknown move), STOAT_EFORKED, and those of the moves and
- * of stoat_iter_value.
- */
-int stoat_iter_step(stoat_iter *it, int move, const void **key, size_t *klen, const void **val,
-                    size_t *vlen);
-
 /*
  * Transactions: optimistic MVCC with serializable snapshot isolation.
  * A transaction reads the snapshot of its begin (plus its own writes) and

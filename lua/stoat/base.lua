@@ -80,14 +80,9 @@ M.version = lib_version
 M.defines = cdef.defines
 
 -- Shared out-parameters (see the header) and scratch structs.
--- ptr_out and len_out have two slots: [0] for a key or a lone value, [1]
--- for the value beside a key (stoat_iter_step); val_out and vlen_out
--- point at the second slots.
-M.ptr_out = ffi.new("const void *[2]")
-M.val_out = M.ptr_out + 1
+M.ptr_out = ffi.new("const void *[1]")
 M.mem_out = ffi.new("void *[1]")
-M.len_out = ffi.new("size_t[2]")
-M.vlen_out = M.len_out + 1
+M.len_out = ffi.new("size_t[1]")
 M.db_out = ffi.new("stoat_db *[1]")
 M.txn_out = ffi.new("stoat_txn *[1]")
 M.iter_out = ffi.new("stoat_iter *[1]")

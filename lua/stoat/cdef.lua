@@ -141,14 +141,6 @@ int stoat_iter_value(stoat_iter *it, const void **val, size_t *vlen);
 void stoat_iter_close(stoat_iter *it);
 int stoat_iter_meta(stoat_iter *it, uint64_t *version, uint64_t *expires_at, uint8_t *user_meta,
                     int *deleted);
-enum {
-    STOAT_STEP_NEXT = 0,
-    STOAT_STEP_PREV = 1,
-    STOAT_STEP_FIRST = 2,
-    STOAT_STEP_LAST = 3
-};
-int stoat_iter_step(stoat_iter *it, int move, const void **key, size_t *klen, const void **val,
-                    size_t *vlen);
 
 int stoat_txn_begin(stoat_db *db, int flags, stoat_txn **out);
 int stoat_txn_begin_at(stoat_db *db, uint64_t read_version, stoat_txn **out);

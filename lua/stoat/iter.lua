@@ -28,10 +28,9 @@
 -- Per call of pairs: one C iterator (a kid of the transaction's, or the
 -- database's, handle node, so it is closed when they end) and one callable
 -- iterator object (tables and a finalizer token, no function, so a loop
--- opening an iterator per item still compiles). Per step: one FFI call
--- (stoat_iter_step: the move, the key and the value; with meta or
--- all_versions also stoat_iter_meta and stoat_iter_value) and the
--- returned strings; no closure, no table. A read error (e.g. a damaged
+-- opening an iterator per item still compiles). Per step: next/prev,
+-- valid, key and value FFI calls and the returned strings (or the
+-- buffers' copies); no closure, no table. A read error (e.g. a damaged
 -- block) raises "<word>: <detail>" with error level 0
 -- (base.raise_failure), which db:update/view turn into
 -- their nil, err. Used after its transaction ended, the iterator raises.
@@ -53,12 +52,12 @@ local ffi_string, ffi_fill, ffi_sizeof = ffi.string, ffi.fill, ffi.sizeof
 local errstr, raise, raise_failure = base.errstr, base.raise, base.raise_failure
 local check_integer = base.check_integer
 local ptr_out, len_out, iter_out = base.ptr_out, base.len_out, base.iter_out
-local val_out, vlen_out = base.val_out, base.vlen_out
 local u64_out, u8_out, int_out = base.u64_out, base.u8_out, base.int_out
 local setmetatable, tonumber, rawget, _G = setmetatable, tonumber, rawget, _G
 local pcall, type = pcall, type
 local co_running, co_yield = coroutine.running, coroutine.yield
-local STEP_FIRST, STEP_LAST = C.STOAT_STEP_FIRST, C.STOAT_STEP_LAST
+-- The moves of a step (the field move).
+local NEXT, PREV, FIRST, LAST = 0, 1, 2, 3
 
 local M = {}
 
@@ -120,9 +119,9 @@ end
 -- stoat.handle); txn, its transaction object (false for db:pairs); db, its
 -- database object; decode, the codec's decode (or false); keys_only,
 -- meta, all_versions, limit as given; values, neither keys_only nor meta
--- nor all_versions (the step reads key and value in its one C call);
--- move, the stoat_iter_step move of the next step (the seek, STOAT_STEP_
--- FIRST or LAST, until the first step; then NEXT or PREV: positioned);
+-- nor all_versions (the step's usual path); move, the move of the next
+-- step (the seek, FIRST or LAST, until the first step; then NEXT or
+-- PREV: positioned);
 -- count of entries yielded; ended (closed by the end of the scan or by
 -- close(), not by its transaction); vbuf, kbuf, the value_buffer and
 -- key_buffer options (or false); every, left, yield: the yield_every
@@ -200,21 +199,11 @@ function methods.close(self)
     self.ended = true
 end
 
--- Raises the failure rc of stoat_iter_step on C iterator ptr: an error
--- of the move ends the scan (the iterator is not valid any more), an
--- error reading the value does not.
-local function step_failed(self, ptr, rc)
-    if C.stoat_iter_valid(ptr) == 0 then
-        self.ended = true
-    end
-    fail_closed(self, rc)
-end
-
 -- One step: the next key and value (value nil with keys_only), or nil.
--- One C call per entry (stoat_iter_step: the move, the key, the value);
--- `move` is the seek of the first step, then the move in its direction.
+-- `move` is the seek of the first step (FIRST, LAST), then the move in
+-- its direction (NEXT, PREV).
 function Iter.__call(self)
-    if self.every > 0 and self.move < STEP_FIRST and not self.ended then
+    if self.every > 0 and self.move < FIRST and not self.ended then
         local left = self.left - 1
         if left == 0 then
             left = self.every
@@ -236,23 +225,31 @@ function Iter.__call(self)
         return nil
     end
     local ptr, move = self.ptr, self.move
-    if move >= STEP_FIRST then
-        self.move = move - STEP_FIRST -- FIRST: NEXT, LAST: PREV
-    end
-    local rc
-    if self.values then
-        rc = C.stoat_iter_step(ptr, move, ptr_out, len_out, val_out, vlen_out)
+    if move == NEXT then
+        C.stoat_iter_next(ptr)
+    elseif move == PREV then
+        C.stoat_iter_prev(ptr)
+    elseif move == FIRST then
+        C.stoat_iter_seek_first(ptr)
+        self.move = NEXT
     else
-        rc = C.stoat_iter_step(ptr, move, ptr_out, len_out, nil, nil)
+        C.stoat_iter_seek_last(ptr)
+        self.move = PREV
     end
-    if rc ~= 1 then
-        if rc == 0 then
-            finish(self)
-            return nil
+    if C.stoat_iter_valid(ptr) == 0 then
+        local rc = C.stoat_iter_status(ptr)
+        if rc ~= 0 then
+            self.ended = true
+            fail_closed(self, rc)
         end
-        step_failed(self, ptr, rc)
+        finish(self)
+        return nil
     end
     self.count = self.count + 1
+    local rc = C.stoat_iter_key(ptr, ptr_out, len_out)
+    if rc ~= 0 then
+        fail_closed(self, rc)
+    end
     local key
     local kbuf = self.kbuf
     if kbuf then
@@ -263,10 +260,14 @@ function Iter.__call(self)
         key = ffi_string(ptr_out[0], len_out[0])
     end
     if self.values then
-        if self.vbuf then
-            return key, buffered(self, ptr_out[1], len_out[1])
+        rc = C.stoat_iter_value(ptr, ptr_out, len_out)
+        if rc ~= 0 then
+            fail_closed(self, rc)
         end
-        local value = ffi_string(ptr_out[1], len_out[1])
+        if self.vbuf then
+            return key, buffered(self, ptr_out[0], len_out[0])
+        end
+        local value = ffi_string(ptr_out[0], len_out[0])
         if self.decode then
             return key, self.decode(value)
         end
@@ -344,7 +345,7 @@ function M.open(db, txn, txn_ptr, opts, what, level)
                               txn = txn or false, db = db,
                               decode = codec and codec.decode or false,
                               values = not (keys_only or meta or all_versions),
-                              move = opts and opts.reverse and STEP_LAST or STEP_FIRST,
+                              move = opts and opts.reverse and LAST or FIRST,
                               keys_only = keys_only, meta = meta, all_versions = all_versions,
                               limit = limit, count = 0, ended = false, every = every,
                               vbuf = vbuf, kbuf = kbuf }, Iter)
