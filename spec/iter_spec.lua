@@ -369,6 +369,10 @@ describe("pairs with value_buffer", function()
         assert.has_error(function() db:pairs{ value_buffer = io.stdout } end,
                          "stoat: db:pairs: option 'value_buffer' must be a string.buffer")
         assert.has_error(function() db:pairs{ value_buffer = "x" } end)
+        -- refused before the C iterator opens: nothing left open
+        local live = db._node.live
+        assert.has_error(function() db:pairs{ key_buffer = io.stdout } end)
+        assert.are.equal(live, db._node.live)
         local cdb = h.open_db(finally, { codec = { encode = tostring, decode = tostring } })
         assert.has_error(function() cdb:pairs{ value_buffer = buffer.new() } end,
                          "stoat: db:pairs: option 'value_buffer' cannot be used on a database "

@@ -301,6 +301,16 @@ end
 -- names the method for errors; level as in base.raise.
 function M.open(db, txn, txn_ptr, opts, what, level)
     check_pairs_options(opts, what, level + 1)
+    -- Every check before the C iterator opens: a raise after it would
+    -- leave it open until its transaction or database ends.
+    local vbuf = opts and opts.value_buffer or false
+    if vbuf then
+        check_buffer(vbuf, "value_buffer", db._codec, what, level + 1)
+    end
+    local kbuf = opts and opts.key_buffer or false
+    if kbuf then
+        check_buffer(kbuf, "key_buffer", nil, what, level + 1)
+    end
     local limit = opts and opts.limit or math.huge
     if limit ~= math.huge then
         check_integer(limit, what .. ": option 'limit'", 0, 2 ^ 53, level + 1)
@@ -331,14 +341,6 @@ function M.open(db, txn, txn_ptr, opts, what, level)
     local codec = db._codec
     local meta, all_versions = opts and opts.meta or false, opts and opts.all_versions or false
     local keys_only = opts and opts.keys_only or false
-    local vbuf = opts and opts.value_buffer or false
-    if vbuf then
-        check_buffer(vbuf, "value_buffer", codec, what, level + 1)
-    end
-    local kbuf = opts and opts.key_buffer or false
-    if kbuf then
-        check_buffer(kbuf, "key_buffer", nil, what, level + 1)
-    end
     -- Left and yield only with yield_every: each pairs call makes this
     -- table, and a smaller one is less for the GC.
     local it = setmetatable({ ptr = node.addr, node = node, _gc = handle.attach(node),
