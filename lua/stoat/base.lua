@@ -169,10 +169,14 @@ local raise = M.raise
 -- false for anything else (not nil: an empty buffer's pointer may be
 -- NULL, and a NULL cdata compares equal to nil). Where a method takes a
 -- buffer, its doc says so.
+local function is_buffer(v)
+    return type(v) == "userdata" and BUFFER_REF and v.ref == BUFFER_REF
+end
+
 function M.bytes(v)
     if type(v) == "string" then
         return v, #v
-    elseif type(v) == "userdata" and BUFFER_REF and v.ref == BUFFER_REF then
+    elseif is_buffer(v) then
         return v:ref()
     end
     return false, 0
@@ -182,7 +186,7 @@ local bytes = M.bytes
 -- Checks buf, the buffer a get puts its value into: a string.buffer, on
 -- a database without a codec (codec: the database's, or nil). Raises.
 function M.check_into(buf, codec, what, level)
-    if not (type(buf) == "userdata" and BUFFER_REF and buf.ref == BUFFER_REF) then
+    if not is_buffer(buf) then
         raise(level + 1, "%s: buffer must be a string.buffer (got %s)", what, type(buf))
     end
     if codec ~= nil then

@@ -2,11 +2,12 @@
 --
 -- Every C handle (database, transaction, iterator, batch) has a node:
 --   { addr = <pointer>, free = <C function>, parent = <node>|nil,
---     kids = { [node] = true }, live = <number of kids>,
+--     kids = { [node] = true } (false for an iterator: never has kids),
+--     live = <number of kids>,
 --     dead = <freed>, orphan = <its Lua object was collected>,
 --     serial = <its token's number, see below> }
--- A database's kids are its transactions and batches; a transaction's kids
--- are its iterators. Invariant: a node is freed only after all its kids
+-- A database's kids are its transactions, batches and db:pairs
+-- iterators; a transaction's kids are its iterators. Invariant: a node is freed only after all its kids
 -- are (C requires iterators closed before their transaction is discarded
 -- and everything closed before the database), whatever order Lua frees
 -- things in:
