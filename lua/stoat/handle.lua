@@ -7,10 +7,10 @@
 --     dead = <freed>, orphan = <its Lua object was collected>,
 --     serial = <its token's number, see below> }
 -- A database's kids are its transactions, batches and db:pairs
--- iterators; a transaction's kids are its iterators. Invariant: a node is freed only after all its kids
--- are (C requires iterators closed before their transaction is discarded
--- and everything closed before the database), whatever order Lua frees
--- things in:
+-- iterators; a transaction's kids are its iterators. Invariant: a node
+-- is freed only after all its kids are (C requires iterators closed
+-- before their transaction is discarded and everything closed before
+-- the database), whatever order Lua frees things in:
 --   * close(node) closes the kids first, then the node;
 --   * the finalizer of a handle's token marks its node orphan and frees it
 --     only when it has no live kids; otherwise the last kid to go frees it.
