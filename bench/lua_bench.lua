@@ -24,7 +24,13 @@
 -- db:batch() with b:set and b:commit for --batch > 1, db:view with
 -- txn:pairs{reverse =, limit =} for the scans, and one
 -- txn:pairs{start =, limit =} per seek (a new iterator per seek, as the C
--- tool opens one).
+-- tool opens one). Two flags without a C counterpart use the module's
+-- buffer paths: --key_buffer=1 builds each key of the sets and gets in a
+-- string.buffer and passes the buffer (no key string), and the scans and
+-- seeks pass key_buffer = a string.buffer (keys copied into it, not made
+-- strings); --value_buffer=1 makes the gets pass a string.buffer for the
+-- value (db:get(key, buf)) and the scans and seeks value_buffer = one.
+-- (The seek's start key is a string either way.)
 --
 -- One Lua thread: --threads must be 1, and readwhilewriting (which needs a
 -- concurrent writer) is refused, though it still counts in the seeds so
@@ -44,12 +50,13 @@ local stoat = require "stoat"
 local band, bxor, rshift = bit.band, bit.bxor, bit.rshift
 local floor, sqrt, huge = math.floor, math.sqrt, math.huge
 local fmt = string.format
-local tonumber, tostring = tonumber, tostring
+local tonumber, tostring, type = tonumber, tostring, type
 
 ffi.cdef [[
 typedef struct { long tv_sec; long tv_nsec; } lua_bench_timespec;
 int clock_gettime(int clock_id, lua_bench_timespec *tp);
 unsigned int geteuid(void);
+int memcmp(const void *a, const void *b, size_t n);
 ]]
 
 local CLOCK_MONOTONIC = 1 -- Linux
@@ -86,6 +93,11 @@ local FLAGS = {
     { "value_threshold", "int", "value_threshold",
       "values this long go to the value log (0: default)" },
     { "seed", "int", "seed", "seed of the pseudo-random generators" },
+    { "key_buffer", "bool", "key_buffer",
+      "keys in a string.buffer: sets and gets pass one, scans and seeks yield one "
+      .. "(Lua only)" },
+    { "value_buffer", "bool", "value_buffer",
+      "values into a string.buffer: gets and scans and seeks (Lua only)" },
     { "db", "str", "db", "database directory" },
 }
 
@@ -98,7 +110,8 @@ local function flags_defaults()
         benchmarks = DEFAULT_BENCHMARKS, num = 1000000, reads = -1, value_size = 100,
         key_size = 16, batch = 1, sync = false, threads = 1, seek_nexts = 0,
         compression_ratio = 0.5, histogram = false, use_existing_db = false,
-        bloom_bits = 10, value_threshold = 0, seed = 301,
+        bloom_bits = 10, value_threshold = 0, seed = 301, value_buffer = false,
+        key_buffer = false,
         db = fmt("%s/stoat_lua_bench-%d/dbbench", tmp, ffi.C.geteuid()),
     }
 end
@@ -462,19 +475,38 @@ local function check(ok, err, what)
     end
 end
 
+-- A string.buffer when flag is set (nil without it).
+local function new_buffer(flag)
+    if not flag then
+        return nil
+    end
+    local ok, buffer = pcall(require, "string.buffer")
+    if not ok then
+        die("--key_buffer and --value_buffer need LuaJIT's string.buffer (%s)", tostring(buffer))
+    end
+    return buffer.new()
+end
+
 -- Writes ops entries, in order when seq, one db:set each or in batches of
 -- --batch entries (a batch counts as that many operations).
 local function fill(run, seq)
     local db, f, st, r, pool = run.db, run.f, run.st, run.r, run.pool
     local num, npool, vi = f.num, #run.pool, 0
     local entry, kf, batch = f.key_size + f.value_size, run.key_fmt, f.batch
+    local kb = new_buffer(f.key_buffer)
     local i = 0
     while i < run.ops do
         local n = run.ops - i < batch and run.ops - i or batch
         if n == 1 then
             local k = seq and i or rand_uniform(r, num)
             vi = vi < npool and vi + 1 or 1
-            local ok, err = db:set(fmt(kf, k), pool[vi])
+            local ok, err
+            if kb then
+                kb:reset()
+                ok, err = db:set(kb:putf(kf, k), pool[vi])
+            else
+                ok, err = db:set(fmt(kf, k), pool[vi])
+            end
             check(ok, err, "put")
         else
             local b = db:batch()
@@ -499,12 +531,19 @@ local function get(run, missing)
     local db, f, st, r = run.db, run.f, run.st, run.r
     local num, size = f.num, f.value_size
     local kf = missing and run.key_fmt .. "." or run.key_fmt
+    local kb, vb = new_buffer(f.key_buffer), new_buffer(f.value_buffer)
     for _ = 1, run.ops do
-        local key = fmt(kf, rand_uniform(r, num))
-        local v, err = db:get(key)
+        local key
+        if kb then
+            kb:reset()
+            key = kb:putf(kf, rand_uniform(r, num))
+        else
+            key = fmt(kf, rand_uniform(r, num))
+        end
+        local v, err = db:get(key, vb)
         if v then
             if #v ~= size then
-                die("get: key %s has a %d-byte value, want %d", key, #v, size)
+                die("get: key %s has a %d-byte value, want %d", tostring(key), #v, size)
             end
             st.found = st.found + 1
             st.bytes = st.bytes + #key + #v
@@ -515,11 +554,22 @@ local function get(run, missing)
     end
 end
 
+-- Whether k (a string, or a string.buffer with --key_buffer) holds the
+-- bytes of string key, without making a string of the buffer.
+local function same_key(k, key)
+    if type(k) == "string" then
+        return k == key
+    end
+    local p, n = k:ref()
+    return n == #key and ffi.C.memcmp(p, key, n) == 0
+end
+
 -- Scans up to ops entries forward or backward over one snapshot.
 local function scan(run, reverse)
-    local st = run.st
+    local st, vbuf, kbuf = run.st, new_buffer(run.f.value_buffer), new_buffer(run.f.key_buffer)
     local ok, err = run.db:view(function(txn)
-        for k, v in txn:pairs{ reverse = reverse, limit = run.ops } do
+        for k, v in txn:pairs{ reverse = reverse, limit = run.ops, value_buffer = vbuf,
+                               key_buffer = kbuf } do
             st.bytes = st.bytes + #k + #v
             stats_ops(st, 1)
         end
@@ -531,13 +581,15 @@ end
 -- Each operation: a new iterator from a random key, 1 + seek_nexts entries.
 local function seek(run)
     local f, st, r = run.f, run.st, run.r
+    local vbuf, kbuf = new_buffer(f.value_buffer), new_buffer(f.key_buffer)
     local num, kf, limit = f.num, run.key_fmt, 1 + f.seek_nexts
     local ok, err = run.db:view(function(txn)
         for _ = 1, run.ops do
             local key = fmt(kf, rand_uniform(r, num))
             local first = true
-            for k, v in txn:pairs{ start = key, limit = limit } do
-                if first and k == key then
+            for k, v in txn:pairs{ start = key, limit = limit, value_buffer = vbuf,
+                                   key_buffer = kbuf } do
+                if first and same_key(k, key) then
                     st.found = st.found + 1
                 end
                 first = false
@@ -677,7 +729,9 @@ local function header(f, io_counter)
     print(fmt("%-12s%s", "stoat-lua:", fmt("version %s through %s (JIT %s); default options, "
         .. "%s, %s", stoat.version, jit.version, jit.status() and "on" or "off",
         f.bloom_bits < 0 and "no bloom filter" or "bloom filter 1%",
-        f.sync and "sync writes" or "no sync")))
+        f.sync and "sync writes" or "no sync")
+        .. (f.key_buffer and ", keys in a string.buffer" or "")
+        .. (f.value_buffer and ", values into a string.buffer" or "")))
     print("Date:       " .. os.date("%a %b %e %H:%M:%S %Y"))
     print(fmt("CPU:        %d * %s", cpus, model))
     print("CPUCache:   " .. cache)

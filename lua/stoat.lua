@@ -42,6 +42,7 @@ local codec_mod = require "stoat.codec"
 local C = base.C
 local ffi_string = ffi.string
 local fail, ok, raise, check_string = base.fail, base.ok, base.raise, base.check_string
+local check_bytes, check_into = base.check_bytes, base.check_into
 local mem_out, len_out, iter_out = base.mem_out, base.len_out, base.iter_out
 local u64_out = base.u64_out
 local CLOSED = base.CLOSED
@@ -169,16 +170,27 @@ function DB:view(fn, opts)
     return run(self, fn, C.STOAT_TXN_READ_ONLY, 0, at)
 end
 
--- The latest value of key | nil | nil, err.
-function DB:get(key)
+-- The latest value of key (a string or a string.buffer) | nil | nil, err.
+-- With buf (a string.buffer; no codec), the value goes into buf (emptied
+-- first) instead of a new string, and buf is returned.
+function DB:get(key, buf)
     local ptr = live(self, 1)
-    check_string(key, "db:get: key", 1)
+    local k, klen = check_bytes(key, "db:get: key", 1)
+    if buf ~= nil then
+        check_into(buf, self._codec, "db:get", 1)
+    end
     if ptr == nil then
         return nil, CLOSED
     end
-    local rc = C.stoat_get(ptr, key, #key, mem_out, len_out)
+    local rc = C.stoat_get(ptr, k, klen, mem_out, len_out)
     if rc == 0 then
         local p = mem_out[0]
+        if buf ~= nil then
+            buf:reset()
+            buf:putcdata(p, len_out[0])
+            C.stoat_free(p)
+            return buf
+        end
         local value = ffi_string(p, len_out[0])
         C.stoat_free(p)
         local codec = self._codec

@@ -302,6 +302,84 @@ describe("pairs with all_versions", function()
     end)
 end)
 
+describe("pairs with value_buffer", function()
+    local has_buffer, buffer = pcall(require, "string.buffer")
+    local with_buffer = has_buffer and it or pending
+
+    with_buffer("puts each value into the buffer and yields the buffer", function()
+        local db = h.open_db(finally, { value_threshold = 64 })
+        local big = ("x"):rep(300) -- in the value log
+        assert.is_true(db:set("a", "1"))
+        assert.is_true(db:set("b", big))
+        assert.is_true(db:set("c", ""))
+        local buf = buffer.new()
+        local seen, same = {}, true
+        assert(db:view(function(txn)
+            for k, v in txn:pairs{ value_buffer = buf } do
+                same = same and rawequal(v, buf)
+                seen[#seen + 1] = k .. "=" .. #v .. ":" .. v:tostring()
+            end
+        end))
+        assert.is_true(same)
+        assert.are.same({ "a=1:1", "b=300:" .. big, "c=0:" }, seen)
+        -- reverse, and the buffer keeps the last value after the loop
+        local keys = {}
+        for k in db:pairs{ value_buffer = buf, reverse = true } do keys[#keys + 1] = k end
+        assert.are.same({ "c", "b", "a" }, keys)
+        assert.are.equal("1", buf:tostring())
+    end)
+
+    with_buffer("puts each key into key_buffer, also with a codec", function()
+        local db = h.open_db(finally, { codec = { encode = tostring, decode = tonumber } })
+        for i = 1, 3 do assert.is_true(db:set("k" .. i, i * 10)) end
+        local kb = buffer.new()
+        local seen = {}
+        for k, v in db:pairs{ key_buffer = kb } do
+            assert.is_true(rawequal(k, kb))
+            seen[#seen + 1] = k:tostring() .. "=" .. v
+        end
+        assert.are.same({ "k1=10", "k2=20", "k3=30" }, seen)
+        local vb, keys = buffer.new(), {}
+        for k, v in db:pairs{ key_buffer = kb, keys_only = true, reverse = true } do
+            assert.is_nil(v)
+            keys[#keys + 1] = k:tostring()
+        end
+        assert.are.same({ "k3", "k2", "k1" }, keys)
+        assert.has_error(function() db:pairs{ key_buffer = 1 } end)
+        assert.has_error(function() db:pairs{ key_buffer = kb, value_buffer = vb } end,
+                         "stoat: db:pairs: option 'value_buffer' cannot be used on a database "
+                         .. "with a codec")
+    end)
+
+    with_buffer("yields the buffer with meta and nil for a deletion", function()
+        local db = h.open_db(finally, { num_versions_to_keep = 10 })
+        assert.is_true(db:set("k", "1"))
+        assert.is_true(db:delete("k"))
+        assert.is_true(db:set("k", "22", { meta = 7 }))
+        local buf = buffer.new()
+        local seen = {}
+        for k, v, _, _, um in db:pairs{ all_versions = true, meta = true, value_buffer = buf } do
+            seen[#seen + 1] = ("%s=%s/%d"):format(k, v and v:tostring() or "nil", um)
+        end
+        assert.are.same({ "k=22/7", "k=nil/0", "k=1/0" }, seen)
+    end)
+
+    with_buffer("raises for a value_buffer that is no string.buffer, or with a codec", function()
+        local db = h.open_db(finally)
+        assert.has_error(function() db:pairs{ value_buffer = io.stdout } end,
+                         "stoat: db:pairs: option 'value_buffer' must be a string.buffer")
+        assert.has_error(function() db:pairs{ value_buffer = "x" } end)
+        -- refused before the C iterator opens: nothing left open
+        local live = db._node.live
+        assert.has_error(function() db:pairs{ key_buffer = io.stdout } end)
+        assert.are.equal(live, db._node.live)
+        local cdb = h.open_db(finally, { codec = { encode = tostring, decode = tostring } })
+        assert.has_error(function() cdb:pairs{ value_buffer = buffer.new() } end,
+                         "stoat: db:pairs: option 'value_buffer' cannot be used on a database "
+                         .. "with a codec")
+    end)
+end)
+
 describe("db:pairs", function()
     it("iterates outside a transaction", function()
         local db = h.open_db(finally)

@@ -191,6 +191,19 @@ describe("value log", function()
         assert.matches("^corruption: ", err)
         assert.are.equal(value_of("k00149", 1, 2000), db:get("k00149"))
         assert.are.equal(value_of("k00151", 1, 2000), db:get("k00151"))
+        -- A scan yields the entries before it, then stops with corruption;
+        -- keys_only never reads it.
+        local seen = 0
+        local ok, scan_err = db:view(function(txn)
+            for k, v in txn:pairs() do
+                assert.are.equal(value_of(k, 1, 2000), v)
+                seen = seen + 1
+            end
+        end)
+        assert.is_nil(ok)
+        assert.matches("^corruption: ", scan_err)
+        assert.are.equal(149, seen)
+        assert.are.equal(300, db:count())
         db:close()
     end)
 end)

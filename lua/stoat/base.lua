@@ -28,6 +28,10 @@ local cdef = require "stoat.cdef"
 
 local ffi_string = ffi.string
 local type, tostring, error, pairs, ipairs = type, tostring, error, pairs, ipairs
+-- A string.buffer is told by its ref method (all buffers share it): the
+-- JIT records indexing a buffer, not getmetatable of a userdata.
+local has_buffer, buffer = pcall(require, "string.buffer")
+local BUFFER_REF = has_buffer and buffer.new().ref or false
 local floor = math.floor
 local has_nkeys, nkeys = pcall(require, "table.nkeys") -- OpenResty's LuaJIT has it
 
@@ -156,6 +160,48 @@ function M.raise(level, fmt, ...)
     error("stoat: " .. fmt:format(...), level + 2)
 end
 local raise = M.raise
+
+-- The bytes of v, a Lua string or a LuaJIT string.buffer: v, #v for a
+-- string; for a buffer, a pointer to its contents and their length
+-- (buf:ref(): read in place, valid until the buffer changes; the C call
+-- that receives them copies what it keeps), so that a key built in a
+-- buffer never becomes a Lua string (made, hashed, interned, collected).
+-- false for anything else (not nil: an empty buffer's pointer may be
+-- NULL, and a NULL cdata compares equal to nil). Where a method takes a
+-- buffer, its doc says so.
+local function is_buffer(v)
+    return type(v) == "userdata" and BUFFER_REF and v.ref == BUFFER_REF
+end
+
+function M.bytes(v)
+    if type(v) == "string" then
+        return v, #v
+    elseif is_buffer(v) then
+        return v:ref()
+    end
+    return false, 0
+end
+local bytes = M.bytes
+
+-- Checks buf, the buffer a get puts its value into: a string.buffer, on
+-- a database without a codec (codec: the database's, or nil). Raises.
+function M.check_into(buf, codec, what, level)
+    if not is_buffer(buf) then
+        raise(level + 1, "%s: buffer must be a string.buffer (got %s)", what, type(buf))
+    end
+    if codec ~= nil then
+        raise(level + 1, "%s: a buffer cannot be used on a database with a codec", what)
+    end
+end
+
+-- Checks a key argument: bytes(key), or raises; what names it.
+function M.check_bytes(v, what, level)
+    local p, len = bytes(v)
+    if p == false then
+        raise(level + 1, "%s must be a string or a string.buffer (got %s)", what, type(v))
+    end
+    return p, len
+end
 
 -- Checks that v is a string; what names it ("txn:get: key").
 function M.check_string(v, what, level)

@@ -2,14 +2,15 @@
 --
 -- Every C handle (database, transaction, iterator, batch) has a node:
 --   { addr = <pointer>, free = <C function>, parent = <node>|nil,
---     kids = { [node] = true }, live = <number of kids>,
+--     kids = { [node] = true } (false for an iterator: never has kids),
+--     live = <number of kids>,
 --     dead = <freed>, orphan = <its Lua object was collected>,
 --     serial = <its token's number, see below> }
--- A database's kids are its transactions and batches; a transaction's kids
--- are its iterators. Invariant: a node is freed only after all its kids
--- are (C requires iterators closed before their transaction is discarded
--- and everything closed before the database), whatever order Lua frees
--- things in:
+-- A database's kids are its transactions, batches and db:pairs
+-- iterators; a transaction's kids are its iterators. Invariant: a node
+-- is freed only after all its kids are (C requires iterators closed
+-- before their transaction is discarded and everything closed before
+-- the database), whatever order Lua frees things in:
 --   * close(node) closes the kids first, then the node;
 --   * the finalizer of a handle's token marks its node orphan and frees it
 --     only when it has no live kids; otherwise the last kid to go frees it.
@@ -41,9 +42,11 @@ local by_serial = {} -- serial -> node, for the finalizers
 local last_serial = 0
 
 -- A node for the handle at addr, freed by free(addr), under parent (or nil).
-function M.new(parent, addr, free)
-    local n = { addr = addr, free = free, parent = parent, kids = {}, live = 0,
-                dead = false, orphan = false, serial = 0 } -- 0: no token yet
+-- leaf: a handle that never has kids (an iterator): no kids table (one
+-- table less per iterator; close_kids never reads it, live stays 0).
+function M.new(parent, addr, free, leaf)
+    local n = { addr = addr, free = free, parent = parent, kids = not leaf and {} or false,
+                live = 0, dead = false, orphan = false, serial = 0 } -- 0: no token yet
     if parent ~= nil then
         parent.kids[n] = true
         parent.live = parent.live + 1
@@ -92,7 +95,8 @@ function M.close(n)
     if n.dead then
         return 0
     end
-    return release(n)
+    local rc = release(n) -- not a tail call: see close_now
+    return rc
 end
 
 -- The finalizer of node n's handle (a function of its own for specs).
@@ -121,13 +125,19 @@ function M.attach(n)
     last_serial = last_serial + 1
     n.serial = last_serial
     by_serial[last_serial] = n
-    return ffi.gc(token_type(last_serial), finalize)
+    local token = ffi.gc(token_type(last_serial), finalize) -- not a tail call: close_now
+    return token
 end
 
--- Detaches the finalizer from token (attach's) and closes n now.
+-- Detaches the finalizer from token (attach's) and closes n now. No tail
+-- calls on this path: the JIT counts tail calls while it records, and a
+-- loop that opens and ends an iterator per item (a seek per request) made
+-- the trace of the iterator's last step give up ("loop unroll limit
+-- reached") and run in the interpreter.
 function M.close_now(token, n)
     ffi.gc(token, nil)
-    return M.close(n)
+    local rc = M.close(n)
+    return rc
 end
 
 return M

@@ -3,7 +3,8 @@
 --
 --   for key, value in txn:pairs{prefix =, start =, after =, stop =,
 --                               reverse =, limit =, keys_only =, meta =,
---                               all_versions =} do ... end
+--                               all_versions =, key_buffer =,
+--                               value_buffer =} do ... end
 --
 -- Bounds, not directions: start is an inclusive lower bound, after an
 -- exclusive one (for forward paging: after = the last key seen), stop an
@@ -13,7 +14,13 @@
 -- keys_only yields keys only (value nil) and never reads a value. meta
 -- yields key, value, version, expires_at (unix seconds, 0 = never),
 -- user_meta. all_versions yields every stored version of each key,
--- newest first, a deletion with a nil value. A txn:pairs iterator sees its
+-- newest first, a deletion with a nil value. value_buffer, a LuaJIT
+-- string.buffer, receives each value instead of a new Lua string: the
+-- step resets it, puts the value's bytes in it and yields the buffer
+-- itself (the same object every step; nil still for a deletion), which
+-- holds that value until the next step; no string is made or interned
+-- for the value (not with a codec). key_buffer does the same for keys
+-- (with or without a codec). A txn:pairs iterator sees its
 -- transaction's snapshot plus the transaction's writes made before pairs()
 -- was called; a db:pairs iterator one read-only snapshot, taken at pairs()
 -- and released when the loop ends or the iterator is collected.
@@ -22,9 +29,10 @@
 -- database's, handle node, so it is closed when they end) and one callable
 -- iterator object (tables and a finalizer token, no function, so a loop
 -- opening an iterator per item still compiles). Per step: next/prev,
--- valid, key and value FFI calls and the returned strings; no closure, no
--- table. A read error (e.g. a damaged block) raises "<word>: <detail>"
--- with error level 0 (base.raise_failure), which db:update/view turn into
+-- valid, key and value FFI calls and the returned strings (or the
+-- buffers' copies); no closure, no table. A read error (e.g. a damaged
+-- block) raises "<word>: <detail>" with error level 0
+-- (base.raise_failure), which db:update/view turn into
 -- their nil, err. Used after its transaction ended, the iterator raises.
 --
 -- Yielding: with yield_every = K the iterator calls a yield function
@@ -46,14 +54,18 @@ local check_integer = base.check_integer
 local ptr_out, len_out, iter_out = base.ptr_out, base.len_out, base.iter_out
 local u64_out, u8_out, int_out = base.u64_out, base.u8_out, base.int_out
 local setmetatable, tonumber, rawget, _G = setmetatable, tonumber, rawget, _G
+local pcall, type = pcall, type
 local co_running, co_yield = coroutine.running, coroutine.yield
+-- The moves of a step (the field move).
+local NEXT, PREV, FIRST, LAST = 0, 1, 2, 3
 
 local M = {}
 
 local check_pairs_options = base.options_checker({
     prefix = "string", start = "string", after = "string", stop = "string",
     reverse = "boolean", limit = "number", keys_only = "boolean", meta = "boolean",
-    all_versions = "boolean", yield_every = "number", yield = "function" })
+    all_versions = "boolean", yield_every = "number", yield = "function",
+    key_buffer = "userdata", value_buffer = "userdata" })
 
 -- The nginx phases in which ngx.sleep may yield.
 local YIELDABLE = { rewrite = true, access = true, content = true, timer = true,
@@ -105,13 +117,16 @@ end
 -- that opens an iterator per item (a seek per request). Fields: ptr, the C
 -- iterator; node, its handle node; _gc, its finalizer token (see
 -- stoat.handle); txn, its transaction object (false for db:pairs); db, its
--- database object; decode, the codec's decode (or false); reverse,
--- keys_only, meta, all_versions, limit as given; plain, neither meta nor
--- all_versions nor a codec (the step's fast path); count of entries
--- yielded; started (positioned once); ended (closed by the end of the
--- scan or by close(), not by its transaction); every, left, yield: the
--- yield_every period (0: never), entries left before the next yield, the
--- yield function.
+-- database object; decode, the codec's decode (or false); keys_only,
+-- meta, all_versions, limit as given; values, neither keys_only nor meta
+-- nor all_versions (the step's usual path); move, the move of the next
+-- step (the seek, FIRST or LAST, until the first step; then NEXT or
+-- PREV: positioned);
+-- count of entries yielded; ended (closed by the end of the scan or by
+-- close(), not by its transaction); vbuf, kbuf, the value_buffer and
+-- key_buffer options (or false); every, left, yield: the yield_every
+-- period (0: never), entries left before the next yield, the yield
+-- function (left and yield only when every > 0).
 local Iter = {}
 local methods = {}
 Iter.__index = methods
@@ -130,11 +145,23 @@ local function finish(self)
     return nil
 end
 
--- The value of the current entry (decoded), or raises.
+-- The value_buffer of iterator self holding the len bytes at p.
+local function buffered(self, p, len)
+    local buf = self.vbuf
+    buf:reset()
+    buf:putcdata(p, len)
+    return buf
+end
+
+-- The value of the current entry (decoded, or in the value_buffer), or
+-- raises.
 local function value_of(self, ptr)
     local rc = C.stoat_iter_value(ptr, ptr_out, len_out)
     if rc ~= 0 then
         fail_closed(self, rc)
+    end
+    if self.vbuf then
+        return buffered(self, ptr_out[0], len_out[0])
     end
     local value = ffi_string(ptr_out[0], len_out[0])
     if self.decode then
@@ -173,8 +200,10 @@ function methods.close(self)
 end
 
 -- One step: the next key and value (value nil with keys_only), or nil.
+-- `move` is the seek of the first step (FIRST, LAST), then the move in
+-- its direction (NEXT, PREV).
 function Iter.__call(self)
-    if self.every > 0 and self.started and not self.ended then
+    if self.every > 0 and self.move < FIRST and not self.ended then
         local left = self.left - 1
         if left == 0 then
             left = self.every
@@ -192,50 +221,79 @@ function Iter.__call(self)
         raise(1, "iterator used outside its transaction (it is closed)")
     end
     if self.count >= self.limit then
-        return finish(self)
+        finish(self) -- no tail calls on the way to handle.close_now (see there)
+        return nil
     end
-    local ptr = self.ptr
-    if self.started then
-        if self.reverse then
-            C.stoat_iter_prev(ptr)
-        else
-            C.stoat_iter_next(ptr)
-        end
-    elseif self.reverse then
-        C.stoat_iter_seek_last(ptr)
-    else
+    local ptr, move = self.ptr, self.move
+    if move == NEXT then
+        C.stoat_iter_next(ptr)
+    elseif move == PREV then
+        C.stoat_iter_prev(ptr)
+    elseif move == FIRST then
         C.stoat_iter_seek_first(ptr)
+        self.move = NEXT
+    else
+        C.stoat_iter_seek_last(ptr)
+        self.move = PREV
     end
-    self.started = true
     if C.stoat_iter_valid(ptr) == 0 then
         local rc = C.stoat_iter_status(ptr)
         if rc ~= 0 then
             self.ended = true
             fail_closed(self, rc)
         end
-        return finish(self)
+        finish(self)
+        return nil
     end
     self.count = self.count + 1
     local rc = C.stoat_iter_key(ptr, ptr_out, len_out)
     if rc ~= 0 then
         fail_closed(self, rc)
     end
-    local key = ffi_string(ptr_out[0], len_out[0])
-    if self.keys_only then
-        if self.plain then
-            return key
-        end
-    elseif self.plain then
+    local key
+    local kbuf = self.kbuf
+    if kbuf then
+        kbuf:reset()
+        kbuf:putcdata(ptr_out[0], len_out[0])
+        key = kbuf
+    else
+        key = ffi_string(ptr_out[0], len_out[0])
+    end
+    if self.values then
         rc = C.stoat_iter_value(ptr, ptr_out, len_out)
         if rc ~= 0 then
             fail_closed(self, rc)
         end
-        return key, ffi_string(ptr_out[0], len_out[0])
+        if self.vbuf then
+            return key, buffered(self, ptr_out[0], len_out[0])
+        end
+        local value = ffi_string(ptr_out[0], len_out[0])
+        if self.decode then
+            return key, self.decode(value)
+        end
+        return key, value
+    elseif self.keys_only and not self.meta then
+        return key
     end
-    if self.meta or self.all_versions then
-        return step_meta(self, ptr, key)
+    return step_meta(self, ptr, key)
+end
+
+-- Checks the option name (key_buffer, value_buffer): a string.buffer
+-- (LuaJIT 2.1's, in OpenResty's LuaJIT since 2.1-20210510), and for
+-- values no codec (a codec decodes strings). Raises otherwise.
+local function field(t, k)
+    return t[k]
+end
+
+local function check_buffer(buf, name, codec, what, level)
+    local ok, put = pcall(field, buf, "putcdata") -- any other userdata may raise
+    if not ok or type(put) ~= "function" then
+        raise(level + 1, "%s: option '%s' must be a string.buffer", what, name)
     end
-    return key, value_of(self, ptr)
+    if codec then
+        raise(level + 1, "%s: option '%s' cannot be used on a database with a codec", what,
+              name)
+    end
 end
 
 -- Opens an iterator: on transaction object txn (its C handle txn_ptr) or,
@@ -243,6 +301,16 @@ end
 -- names the method for errors; level as in base.raise.
 function M.open(db, txn, txn_ptr, opts, what, level)
     check_pairs_options(opts, what, level + 1)
+    -- Every check before the C iterator opens: a raise after it would
+    -- leave it open until its transaction or database ends.
+    local vbuf = opts and opts.value_buffer or false
+    if vbuf then
+        check_buffer(vbuf, "value_buffer", db._codec, what, level + 1)
+    end
+    local kbuf = opts and opts.key_buffer or false
+    if kbuf then
+        check_buffer(kbuf, "key_buffer", nil, what, level + 1)
+    end
     local limit = opts and opts.limit or math.huge
     if limit ~= math.huge then
         check_integer(limit, what .. ": option 'limit'", 0, 2 ^ 53, level + 1)
@@ -269,18 +337,24 @@ function M.open(db, txn, txn_ptr, opts, what, level)
     if rc ~= 0 then
         raise_failure(txn, errstr(rc))
     end
-    local node = handle.new(parent, iter_out[0], C.stoat_iter_close)
+    local node = handle.new(parent, iter_out[0], C.stoat_iter_close, true)
     local codec = db._codec
     local meta, all_versions = opts and opts.meta or false, opts and opts.all_versions or false
-    return setmetatable({ ptr = node.addr, node = node, _gc = handle.attach(node),
-                          txn = txn or false, db = db, decode = codec and codec.decode or false,
-                          plain = not (meta or all_versions or codec),
-                          reverse = opts and opts.reverse or false,
-                          keys_only = opts and opts.keys_only or false,
-                          meta = meta, all_versions = all_versions, limit = limit,
-                          count = 0, started = false, ended = false, every = every,
-                          left = every, yield = opts and opts.yield or M.default_yield },
-                        Iter)
+    local keys_only = opts and opts.keys_only or false
+    -- Left and yield only with yield_every: each pairs call makes this
+    -- table, and a smaller one is less for the GC.
+    local it = setmetatable({ ptr = node.addr, node = node, _gc = handle.attach(node),
+                              txn = txn or false, db = db,
+                              decode = codec and codec.decode or false,
+                              values = not (keys_only or meta or all_versions),
+                              move = opts and opts.reverse and LAST or FIRST,
+                              keys_only = keys_only, meta = meta, all_versions = all_versions,
+                              limit = limit, count = 0, ended = false, every = every,
+                              vbuf = vbuf, kbuf = kbuf }, Iter)
+    if every > 0 then
+        it.left, it.yield = every, opts.yield or M.default_yield
+    end
+    return it
 end
 
 return M

@@ -41,7 +41,8 @@ local C = base.C
 local ffi_string = ffi.string
 local errstr, raise, raise_failure = base.errstr, base.raise, base.raise_failure
 local check_string, options_checker = base.check_string, base.options_checker
-local check_integer = base.check_integer
+local check_integer, check_bytes = base.check_integer, base.check_bytes
+local check_into = base.check_into
 local ptr_out, len_out, txn_out = base.ptr_out, base.len_out, base.txn_out
 local u64_out, u8_out = base.u64_out, base.u8_out
 local store, put, encoded, ttl_ms = write.store, write.put, write.encoded, write.ttl_ms
@@ -121,12 +122,22 @@ local function decoded(self, raw)
     return raw
 end
 
--- Returns value | nil (absent, deleted or expired) | nil, err.
-function Txn:get(key)
+-- Returns the value of key (a string or a string.buffer) | nil (absent,
+-- deleted or expired) | nil, err. With buf (a string.buffer; no codec),
+-- the value goes into buf (emptied first) and buf is returned.
+function Txn:get(key, buf)
     local ptr = live(self, 1)
-    check_string(key, "txn:get: key", 1)
-    local rc = C.stoat_txn_get(ptr, key, #key, ptr_out, len_out)
+    local k, klen = check_bytes(key, "txn:get: key", 1)
+    if buf ~= nil then
+        check_into(buf, self._codec, "txn:get", 1)
+    end
+    local rc = C.stoat_txn_get(ptr, k, klen, ptr_out, len_out)
     if rc == 0 then
+        if buf ~= nil then
+            buf:reset()
+            buf:putcdata(ptr_out[0], len_out[0])
+            return buf
+        end
         return decoded(self, ffi_string(ptr_out[0], len_out[0]))
     elseif rc == C.STOAT_ENOTFOUND then
         return nil

@@ -23,6 +23,7 @@ local codec_mod = require "stoat.codec"
 local C = base.C
 local raise, check_integer, options_checker = base.raise, base.check_integer,
                                                base.options_checker
+local bytes = base.bytes
 local batch_out = base.batch_out
 local type, tostring = type, tostring
 local ceil = math.ceil
@@ -57,13 +58,13 @@ end
 local set_options = M.set_options
 
 -- db:set with options: a batch of one entry, committed and freed.
-local function put_ex(ptr, key, value, ttl, meta)
+local function put_ex(ptr, key, klen, value, vlen, ttl, meta)
     local rc = C.stoat_batch_new(ptr, batch_out)
     if rc ~= 0 then
         return rc
     end
     local b = batch_out[0]
-    rc = C.stoat_batch_set_ex(b, key, #key, value, #value, ttl, meta)
+    rc = C.stoat_batch_set_ex(b, key, klen, value, vlen, ttl, meta)
     if rc == 0 then
         rc = C.stoat_batch_commit(b)
     end
@@ -83,21 +84,43 @@ local function encoded(value, codec, what, level)
     return value
 end
 
--- A write of raw bytes with ttl (ms) and meta: the C return code.
-function M.put(kind, ptr, key, value, ttl, meta)
-    if kind == TXN then
-        return C.stoat_txn_set_ex(ptr, key, #key, value, #value, ttl, meta)
-    elseif kind == BATCH then
-        return C.stoat_batch_set_ex(ptr, key, #key, value, #value, ttl, meta)
+-- The bytes of the value to store (see base.bytes): the encoded value
+-- and its length, or a string.buffer's contents in place when there is
+-- no codec; or raises.
+local function value_bytes(value, codec, what, level)
+    if codec == nil then
+        local p, len = bytes(value)
+        if p ~= false then
+            return p, len
+        end
     end
-    return put_ex(ptr, key, value, ttl, meta)
+    value = encoded(value, codec, what, level + 1)
+    return value, #value
 end
-local put = M.put
 
--- The one write body (see the header). Returns the C return code.
+-- A write of raw bytes (strings) with ttl (ms) and meta: the C return code.
+function M.put(kind, ptr, key, value, ttl, meta)
+    return M.put_bytes(kind, ptr, key, #key, value, #value, ttl, meta)
+end
+
+-- The same with the bytes given as pointer (or string) and length.
+function M.put_bytes(kind, ptr, key, klen, value, vlen, ttl, meta)
+    if kind == TXN then
+        return C.stoat_txn_set_ex(ptr, key, klen, value, vlen, ttl, meta)
+    elseif kind == BATCH then
+        return C.stoat_batch_set_ex(ptr, key, klen, value, vlen, ttl, meta)
+    end
+    return put_ex(ptr, key, klen, value, vlen, ttl, meta)
+end
+local put_bytes = M.put_bytes
+
+-- The one write body (see the header). key and value may be Lua strings
+-- or string.buffers (base.bytes; a value only without a codec). Returns
+-- the C return code.
 function M.store(kind, ptr, key, value, opts, codec, what, level)
-    if type(key) ~= "string" then
-        raise(level + 1, "%s: key must be a string (got %s)", what, type(key))
+    local k, klen = bytes(key)
+    if k == false then
+        raise(level + 1, "%s: key must be a string or a string.buffer (got %s)", what, type(key))
     end
     local ttl, meta = 0, 0
     if opts ~= nil then
@@ -105,21 +128,21 @@ function M.store(kind, ptr, key, value, opts, codec, what, level)
     end
     if value == nil then
         if kind == TXN then
-            return C.stoat_txn_delete(ptr, key, #key)
+            return C.stoat_txn_delete(ptr, k, klen)
         elseif kind == BATCH then
-            return C.stoat_batch_delete(ptr, key, #key)
+            return C.stoat_batch_delete(ptr, k, klen)
         end
-        return C.stoat_delete(ptr, key, #key)
+        return C.stoat_delete(ptr, k, klen)
     end
-    value = encoded(value, codec, what, level + 1)
+    local v, vlen = value_bytes(value, codec, what, level + 1)
     if opts ~= nil then
-        return put(kind, ptr, key, value, ttl, meta)
+        return put_bytes(kind, ptr, k, klen, v, vlen, ttl, meta)
     elseif kind == TXN then
-        return C.stoat_txn_set(ptr, key, #key, value, #value)
+        return C.stoat_txn_set(ptr, k, klen, v, vlen)
     elseif kind == BATCH then
-        return C.stoat_batch_set(ptr, key, #key, value, #value)
+        return C.stoat_batch_set(ptr, k, klen, v, vlen)
     end
-    return C.stoat_put(ptr, key, #key, value, #value)
+    return C.stoat_put(ptr, k, klen, v, vlen)
 end
 
 M.encoded = encoded
