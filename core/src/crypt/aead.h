@@ -2,7 +2,7 @@
  * aead.h - authenticated encryption of a buffer with associated data:
  * XChaCha20-Poly1305 (IETF) from libsodium, with a random 192-bit nonce
  * per seal, and the keyed BLAKE2b that derives subkeys and authenticates
- * whole files. The only file of the engine that includes <sodium.h> is
+ * whole files. The only file of the engine that includes libsodium's header is
  * aead.c; everything above it sees opaque keys and sealed bytes.
  *
  * A sealed buffer is  nonce (24 bytes) || ciphertext (len bytes) ||
