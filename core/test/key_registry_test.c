@@ -3,7 +3,7 @@
  * master key told apart from a damaged or altered file, rotation by age
  * and on demand, rekey (the old key refused after), a crash at every
  * step of a rekey (fault env) leaving the old or the new key working,
- * and no key bytes in any error message.
+ * keys wiped on close, and no key bytes in any error message.
  */
 #include <errno.h>
 #include <string.h>
@@ -423,6 +423,35 @@ static void test_key_registry_crash_during_rekey(void)
                olds, news, step3_olds, step3_news);
 }
 
+static int wipes, wipes_nonzero;
+
+static void count_wipe(const uint8_t *bytes, size_t len)
+{
+    wipes++;
+    for (size_t i = 0; i < len; i++)
+        wipes_nonzero += bytes[i] != 0;
+}
+
+/* Closing wipes every data key and both subkeys; a refused open wipes
+ * what it derived. */
+static void test_key_registry_keys_wiped_on_close(void)
+{
+    key_registry *kr = NULL;
+    uint64_t id;
+
+    REQUIRE_OK(key_registry_create(env_posix(), test_tmpdir(), master1, 0, T0, &kr));
+    REQUIRE_OK(key_registry_rotate(kr, T0 + 1, &id));
+    REQUIRE_OK(key_registry_rotate(kr, T0 + 2, &id));
+    aead_key_free_hook = count_wipe;
+    wipes = wipes_nonzero = 0;
+    key_registry_close(kr);
+    CHECK(wipes == 3 + 2 && wipes_nonzero == 0);
+    wipes = wipes_nonzero = 0;
+    CHECK_RC(key_registry_open(env_posix(), test_tmpdir(), master2, 0, &kr), STOAT_EINVAL);
+    CHECK(wipes == 2 && wipes_nonzero == 0);
+    aead_key_free_hook = NULL;
+}
+
 int main(int argc, char **argv)
 {
     TEST_RUN(test_key_registry_create_and_reopen);
@@ -430,5 +459,6 @@ int main(int argc, char **argv)
     TEST_RUN(test_key_registry_rotation_by_age_and_on_demand);
     TEST_RUN(test_key_registry_rekey);
     TEST_RUN(test_key_registry_crash_during_rekey);
+    TEST_RUN(test_key_registry_keys_wiped_on_close);
     return test_summary();
 }
