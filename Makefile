@@ -29,10 +29,10 @@ CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g $(OPT) -fPIC -pthread \
               -Wall -Wextra -Werror -Wstrict-prototypes -Wshadow \
               -Icore/include -Icore/src
 CFLAGS += $(CFLAGS_BASE) $(EXTRA_CFLAGS)
-LDLIBS = -lzstd -llz4 -lxxhash -pthread
+LDLIBS = -lzstd -llz4 -lxxhash -lsodium -pthread
 LDFLAGS += $(EXTRA_LDFLAGS)
 
-LAYER_DIRS = base env log mem table vlog lsm mvcc db
+LAYER_DIRS = base env crypt log mem table vlog lsm mvcc db
 SRCS := $(wildcard core/src/*/*.c)
 OBJS := $(SRCS:core/src/%.c=$(BUILD)/obj/%.o)
 # The same sources with the test hooks (STOAT_TESTING), for test binaries.
@@ -45,7 +45,7 @@ TEST_SRCS := $(wildcard core/test/*_test.c)
 TESTS := $(TEST_SRCS:core/test/%.c=$(BUILD)/test/%)
 EXAMPLES := $(BUILD)/examples/quickstart
 
-DEB_PACKAGES = build-essential libzstd-dev liblz4-dev libxxhash-dev \
+DEB_PACKAGES = build-essential libzstd-dev liblz4-dev libxxhash-dev libsodium-dev \
                luajit2 libluajit2-5.1-dev lua-busted luarocks lua-check lua-cjson \
                nginx libnginx-mod-http-lua lua-resty-core lua-socket curl wrk \
                valgrind clang

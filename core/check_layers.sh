@@ -12,13 +12,14 @@ awk '
 BEGIN {
     may["base"]  = "base"
     may["env"]   = "env base"
-    may["log"]   = "log env base"
-    may["mem"]   = "mem log env base"
-    may["table"] = "table env base"
-    may["vlog"]  = "vlog env base"
-    may["lsm"]   = "lsm table log env base"
+    may["crypt"] = "crypt env base"
+    may["log"]   = "log crypt env base"
+    may["mem"]   = "mem log crypt env base"
+    may["table"] = "table crypt env base"
+    may["vlog"]  = "vlog crypt env base"
+    may["lsm"]   = "lsm table log crypt env base"
     may["mvcc"]  = "mvcc base"
-    may["db"]    = "db mvcc lsm vlog table mem log env base"
+    may["db"]    = "db mvcc lsm vlog table mem log crypt env base"
     # db/: rank of each unit (file name without extension), top = highest
     alias["db_env"] = "open"     # db_env.h declares db_open_env, of open.c
     rank["open"] = 5

@@ -35,6 +35,7 @@ external_dependencies = {
     ZSTD = { header = "zstd.h", library = "zstd" },
     LZ4 = { header = "lz4.h", library = "lz4" },
     XXHASH = { header = "xxhash.h", library = "xxhash" },
+    SODIUM = { header = "sodium.h", library = "sodium" },
 }
 
 build = {
@@ -42,8 +43,8 @@ build = {
     build_target = "lib",
     build_variables = {
         OPT = "$(CFLAGS)",
-        EXTRA_CFLAGS = "-I$(ZSTD_INCDIR) -I$(LZ4_INCDIR) -I$(XXHASH_INCDIR)",
-        EXTRA_LDFLAGS = "-L$(ZSTD_LIBDIR) -L$(LZ4_LIBDIR) -L$(XXHASH_LIBDIR)",
+        EXTRA_CFLAGS = "-I$(ZSTD_INCDIR) -I$(LZ4_INCDIR) -I$(XXHASH_INCDIR) -I$(SODIUM_INCDIR)",
+        EXTRA_LDFLAGS = "-L$(ZSTD_LIBDIR) -L$(LZ4_LIBDIR) -L$(XXHASH_LIBDIR) -L$(SODIUM_LIBDIR)",
     },
     install_target = "install",
     install_variables = {
