@@ -229,7 +229,8 @@ assert(db:close())
         assert.is_true(ok, out)
 
         local function progress(dir)
-            local d = assert(stoat.open(dir, { create_if_missing = false }))
+            -- The killed child's lock goes with its exit: wait for it.
+            local d = assert(stoat.open(dir, { create_if_missing = false, open_timeout_ms = 5000 }))
             local p = (tonumber(d:get("count") or "0")) + (tonumber(d:get("count2") or "0"))
             d:close()
             return p
