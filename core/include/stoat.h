@@ -144,6 +144,10 @@ typedef struct stoat_options {
     uint64_t max_txn_entries;   /* 100000: a transaction's writes at most */
     uint32_t value_threshold;   /* 1 KiB: values this long or longer go to the value log */
     uint64_t value_log_file_size; /* 256 MiB: a value-log file rolls over at this size */
+    int value_log_compression;  /* STOAT_COMPRESSION_LZ4: codec of values stored in the value
+                                 * log (at zstd_level for zstd); a value is stored compressed
+                                 * only when that saves at least an eighth of it. Files
+                                 * written with any setting stay readable with any other */
     int auto_gc;                /* 1: value-log GC runs in the background by itself */
     double auto_gc_ratio;       /* 0.5: garbage share of a file that starts automatic GC */
     int multi_process;          /* 0: one process holds the directory (others get

@@ -44,8 +44,10 @@ struct stoat_iter {
     db_snapshot snap;
     iter_hull hull;
     buf lower_end, upper_end;   /* the bounds as hull ends */
-    buf vbuf;                   /* the current separated value, once read */
-    int vbuf_valid;             /* vbuf holds the current entry's value */
+    vlog_value vbuf;            /* the current separated value, once read (may pin
+                                 * a mapped value-log file until the next read) */
+    slice vval;                 /* ... the value itself */
+    int vbuf_valid;             /* vval is the current entry's value */
     int lower_inf, upper_inf;
     iter **srcs;                /* borrowed: the merge's children, for describing */
     uint64_t *src_ids;          /* memtable or table id per source; level in src_level */
@@ -262,7 +264,7 @@ static void stoat_iter_release(stoat_iter *si)
     buf_free(&h->hi);
     buf_free(&si->lower_end);
     buf_free(&si->upper_end);
-    buf_free(&si->vbuf);
+    db_vlog_value_release(db, &si->vbuf, 1);
     free(si->srcs);
     free(si->src_ids);
     free(si->src_level);
@@ -467,7 +469,6 @@ int stoat_iter_value(stoat_iter *si, const void **val, size_t *vlen)
         /* Read lazily, once per position: a keys-only walk never pays. */
         if (!si->vbuf_valid) {
             sep = *vs;
-            buf_reset(&si->vbuf);
             rc = db_read_vlog(si->db, visible_iter_key(si->it), visible_iter_version(si->it), &sep,
                               &si->vbuf);
             /* Its snapshot keeps every file its newest versions need;
@@ -482,10 +483,11 @@ int stoat_iter_value(stoat_iter *si, const void **val, size_t *vlen)
                                 "file", si->db->dir);
             if (rc != 0)
                 return rc;
+            si->vval = sep.value;
             si->vbuf_valid = 1;
         }
-        *val = si->vbuf.data ? si->vbuf.data : "";
-        *vlen = si->vbuf.len;
+        *val = si->vval.data ? si->vval.data : "";
+        *vlen = si->vval.len;
         return 0;
     }
     *val = vs->value.data;
