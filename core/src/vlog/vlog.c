@@ -730,18 +730,20 @@ static int vlog_fetch(vlog *l, const vptr *p, slice ikey, buf *rec)
 }
 
 /*
- * The record at p in the mapped file vf: its header, length and key are
+ * The record at p in the mapped file vf (size bytes readable, all within
+ * the mapping): its header, length and key are
  * checked on every read, its checksum on the first read only (the
  * checked bit of its offset remembers a success; a failure is reported
  * again on every read).
  */
-static int vlog_mapped_record(vlog_file *vf, const vptr *p, slice ikey, const char **rec)
+static int vlog_mapped_record(vlog_file *vf, uint64_t size, const vptr *p, slice ikey,
+                              const char **rec)
 {
     uint64_t bit = p->offset / VLOG_CHECK_GRAIN, mask = 1ull << (bit % 64);
     _Atomic uint64_t *word;
     int rc;
 
-    if ((rc = vlog_bounds_check(vf, p, ikey, vf->map_len)) != 0)
+    if ((rc = vlog_bounds_check(vf, p, ikey, size)) != 0)
         return rc;
     *rec = vf->map + p->offset;
     word = &vf->checked[bit / 64];
@@ -779,11 +781,14 @@ int vlog_get(vlog *l, const vptr *ptr, slice ikey, vlog_value *v, slice *value)
         vlog_value_release(l, v);
         return rc;
     }
-    if (v->pin != NULL && v->pin->fid == ptr->fid && v->pin->map != NULL) {
-        /* A scan's next value in the same file: the pin it holds serves
-         * (a file's mapping lasts as long as any pin on it). */
+    if (v->pin != NULL && v->pin->fid == ptr->fid && ptr->offset <= v->size &&
+        ptr->len <= v->size - ptr->offset) {
+        /* A scan's next value in the same file, within what was readable
+         * when it was pinned: the pin it holds serves (a file's mapping
+         * lasts as long as any pin on it). */
         vf = v->pin;
         map = vf->map;
+        size = v->size;
         v->pin = NULL;
     } else {
         vlog_value_release(l, v);
@@ -791,7 +796,7 @@ int vlog_get(vlog *l, const vptr *ptr, slice ikey, vlog_value *v, slice *value)
             return rc;
     }
     if (map != NULL) {
-        if ((rc = vlog_mapped_record(vf, ptr, ikey, &rec)) == 0)
+        if ((rc = vlog_mapped_record(vf, size, ptr, ikey, &rec)) == 0)
             rc = vlog_rec_value(vf->path, ptr->offset, rec, &v->buf, value);
     } else if ((rc = vlog_fetch_pinned(l, vf, size, ptr, ikey, &v->buf)) == 0) {
         /* The value moves to the front of the buffer, or decompresses
@@ -813,9 +818,10 @@ int vlog_get(vlog *l, const vptr *ptr, slice ikey, vlog_value *v, slice *value)
         }
     }
     /* Only a value borrowed from the mapping keeps the file pinned. */
-    if (rc == 0 && map != NULL && value->data >= map && value->data < map + vf->map_len)
+    if (rc == 0 && map != NULL && value->data >= map && value->data < map + vf->map_len) {
         v->pin = vf;
-    else
+        v->size = size;
+    } else
         vlog_unref(l, vf);
     if (rc != 0)
         *value = slice_make(NULL, 0);

@@ -17,14 +17,15 @@
  * A vptr (ikey.h) addresses one whole record: file id, offset of its first
  * byte, and its length (VLOG_REC_OVERHEAD + key_len + stored value_len).
  *
- * Reads of sealed files go through a read-only mapping of the file where
- * the env offers one (env_map.h; not in shared mode, where other processes
- * may still append): a record's checksum is verified on its first read and
+ * Reads go through a read-only mapping of the file where the env offers
+ * one (env_map.h; not in shared mode, where other processes append and
+ * cut back): the active file is mapped to file_size bytes and read only
+ * below its published size. A record's checksum is verified on its first read and
  * remembered (one bit per 16 bytes of file), later reads check only its
  * header, length and key; an uncompressed value is handed out as a
  * borrowed pointer into the mapping, the file pinned meanwhile
- * (vlog_get). The active file, and files of envs without mappings, are
- * read with pread and verified on every read.
+ * (vlog_get). Files of envs without mappings are read with pread and
+ * verified on every read.
  *
  * Files: ids are 32-bit, never reused, and grow by one per new file. Once
  * any file exists, the newest file is the active one: appends go to it; it
@@ -181,6 +182,7 @@ int vlog_read(vlog *l, const vptr *ptr, slice ikey, buf *out);
 typedef struct vlog_value {
     buf buf;
     struct vlog_file *pin;
+    uint64_t size;          /* bytes of the pinned file readable when pinned */
 } vlog_value;
 
 /*

@@ -166,27 +166,32 @@ void vlog_lru_add_locked(vlog *l, vlog_file *vf)
 }
 
 /*
- * Maps the sealed file vf (pinned by the caller, size bytes) unless it is
- * mapped already or cannot be; the first mapping made wins.
+ * Maps the file vf (pinned by the caller, size readable bytes) unless it
+ * is mapped already or cannot be; the first mapping made wins. The active
+ * file is mapped to file_size bytes (past its end for now): its records
+ * below the published size never change (appends only add after it, and a
+ * failed append cuts back only what was never published), and reads never
+ * look past that size, so the pages past the end are never touched.
  */
-static void vlog_map(vlog *l, vlog_file *vf, uint64_t size)
+static void vlog_map(vlog *l, vlog_file *vf, uint64_t size, int active)
 {
-    uint64_t words = (size / VLOG_CHECK_GRAIN + 64) / 64;
+    uint64_t len = active && l->opts.file_size > size ? l->opts.file_size : size;
+    uint64_t words = (len / VLOG_CHECK_GRAIN + 64) / 64;
     _Atomic uint64_t *checked;
     const char *map = NULL;
     char msg[STATUS_MSG_MAX];
     int rc;
 
     snprintf(msg, sizeof(msg), "%s", status_msg());
-    rc = env_map_file(l->env, vf->path, size, &map);
+    rc = env_map_file(l->env, vf->path, len, &map);
     status_set_msg(msg);    /* a refused mapping is no error: reads use pread */
     /* calloc of a large bitmap takes fresh zero pages: untouched parts of
      * it cost no memory. */
     checked = rc == 0 ? calloc((size_t)words, sizeof(*checked)) : NULL;
     pthread_mutex_lock(&l->mu);
-    if (checked != NULL && vf->map == NULL && !vf->active) {
+    if (checked != NULL && vf->map == NULL) {
         vf->map = map;
-        vf->map_len = size;
+        vf->map_len = len;
         vf->checked = checked;
         map = NULL;
         checked = NULL;
@@ -194,7 +199,7 @@ static void vlog_map(vlog *l, vlog_file *vf, uint64_t size)
         vf->map_failed = 1;
     }
     pthread_mutex_unlock(&l->mu);
-    env_unmap(map, size);
+    env_unmap(map, len);
     free((void *)checked);
 }
 
@@ -202,8 +207,8 @@ static void vlog_map(vlog *l, vlog_file *vf, uint64_t size)
  * Pins file fid for a read or scan: *out stays valid, with an open
  * descriptor, until vlog_unref. *size is its readable size now. Opens the
  * file outside the lock when the LRU had closed it. With map (not NULL), a
- * sealed file of an unshared log is mapped too when it can be: *map is its
- * mapping (of *size bytes), valid while the pin lasts, or NULL.
+ * file of an unshared log is mapped too when it can be: *map is its
+ * mapping (of at least *size bytes, or NULL), valid while the pin lasts.
  */
 int vlog_pin_mapped(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int *active,
                     const char **map)
@@ -228,10 +233,10 @@ int vlog_pin_mapped(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int 
     *size = vf->size;
     *active = vf->active;
     need_open = vf->f == NULL;
-    need_map = map != NULL && vf->map == NULL && !vf->active && !vf->map_failed &&
-               !l->opts.shared && !l->opts.no_map && vf->size > VLOG_HEADER_LEN;
+    need_map = map != NULL && vf->map == NULL && !vf->map_failed && !l->opts.shared &&
+               !l->opts.no_map && vf->size > VLOG_HEADER_LEN;
     if (map != NULL)
-        *map = vf->map;
+        *map = vf->map != NULL && vf->map_len >= vf->size ? vf->map : NULL;
     pthread_mutex_unlock(&l->mu);
     if (need_open) {
         if ((rc = env_open(l->env, vf->path, ENV_READ, &f)) != 0) {
@@ -249,9 +254,9 @@ int vlog_pin_mapped(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int 
         env_close(f); /* another reader opened it first */
     }
     if (need_map) {
-        vlog_map(l, vf, *size);
+        vlog_map(l, vf, *size, *active);
         pthread_mutex_lock(&l->mu);
-        *map = vf->map;
+        *map = vf->map != NULL && vf->map_len >= *size ? vf->map : NULL;
         pthread_mutex_unlock(&l->mu);
     }
     *out = vf;

@@ -45,7 +45,7 @@ typedef struct vlog_file {
     env_file *f;                    /* NULL while closed */
     env_file *wf;                   /* shared mode: the append descriptor of a file
                                      * another process created (vlog_adopt) */
-    const char *map;                /* sealed: the first map_len bytes, read-only (NULL:
+    const char *map;                /* the first map_len bytes, read-only (NULL:
                                      * not mapped); set and cleared under mu, unmapped
                                      * only when no pin is left (eviction, destroy) */
     uint64_t map_len;
