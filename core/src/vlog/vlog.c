@@ -133,6 +133,7 @@ static int vlog_open_older(vlog *l, uint32_t fid)
 static int vlog_recover_tail(vlog *l, vlog_file *vf, file_window *w, int torn, int *seal)
 {
     char h[VLOG_HEADER_LEN];
+    const char *hv;
     vlog_walk k = {0};
     int rc;
 
@@ -162,6 +163,12 @@ static int vlog_recover_tail(vlog *l, vlog_file *vf, file_window *w, int torn, i
         return rc;
     vf->size = k.good_end;
     *seal = vf->size >= l->opts.file_size;
+    /* A file of an older format takes no records of this one (format 1
+     * knows no compressed values): appends go to a new file. */
+    if ((rc = file_window_get(w, 8, 4, &hv)) != 0)
+        return rc;
+    if (get_fixed32(hv) < VLOG_FORMAT_VERSION)
+        *seal = 1;
     return 0;
 }
 
