@@ -313,7 +313,8 @@ int stoat_iter_valid(const stoat_iter *it);
 int stoat_iter_status(const stoat_iter *it);
 /*
  * Key and value of the current entry. Borrowed: valid until the iterator
- * next moves or is closed. Value may fail (a read of a damaged block), and
+ * next moves or is closed. A value from the value log may point straight
+ * into a read-only mapping of its file (never write through it). Value may fail (a read of a damaged block), and
  * is STOAT_ENOTFOUND for an older version (all_versions, or a transaction
  * begun at an older version) whose value value-log GC has collected: GC
  * keeps only the newest version of a key.
@@ -364,7 +365,8 @@ uint64_t stoat_txn_read_version(const stoat_txn *txn);
 
 /*
  * Reads key. *val is borrowed: valid until the next call on this
- * transaction (or its discard). STOAT_ENOTFOUND when absent, deleted or
+ * transaction (or its discard); a value from the value log may point
+ * straight into a read-only mapping of its file (never write through it). STOAT_ENOTFOUND when absent, deleted or
  * expired.
  *
  * stoat_txn_get and stoat_txn_get_meta.
