@@ -202,11 +202,13 @@ void vlog_value_release(vlog *l, vlog_value *v);
 void vlog_value_free(vlog *l, vlog_value *v);
 
 /*
- * Read-ahead advice for the record at ptr (a scan is about to read it): a
- * mapped file's pages are asked for (MADV_WILLNEED) when the file is
- * already mapped; nothing otherwise. Never fails, never blocks on I/O.
+ * Read-ahead for the record at ptr (a scan is about to read it), when its
+ * file is mapped: the CPU is asked for its first cache lines (a prefetch
+ * never faults, so no pin is needed), and with cold = 1 the kernel for
+ * its pages (MADV_WILLNEED: a system call, worth it only when reads wait
+ * for the disk). Nothing when the file is not mapped. Never fails.
  */
-void vlog_prefetch(vlog *l, const vptr *ptr);
+void vlog_prefetch(vlog *l, const vptr *ptr, int cold);
 
 /* As vlog_read without handing the value out: checks that ptr addresses a
  * complete record with good checksums and key ikey (for WAL replay). Same

@@ -268,7 +268,7 @@ int vlog_pin(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int *active
     return vlog_pin_mapped(l, fid, out, size, active, NULL);
 }
 
-void vlog_prefetch(vlog *l, const vptr *ptr)
+void vlog_prefetch(vlog *l, const vptr *ptr, int cold)
 {
     const char *map = NULL;
     uint64_t len = 0;
@@ -276,16 +276,22 @@ void vlog_prefetch(vlog *l, const vptr *ptr)
 
     pthread_mutex_lock(&l->mu);
     vf = vlog_lookup_locked(l, ptr->fid);
-    if (vf != NULL && vf->map != NULL) {
+    if (vf != NULL && vf->map != NULL && ptr->offset < vf->size &&
+        ptr->len <= vf->size - ptr->offset) {
         map = vf->map;
         len = vf->map_len;
-        vf->refs++;     /* the mapping stays while madvise runs unlocked */
+        if (cold)
+            vf->refs++;     /* the mapping stays while madvise runs unlocked */
     }
     pthread_mutex_unlock(&l->mu);
     if (map == NULL)
         return;
-    env_map_willneed(map, len, ptr->offset, ptr->len);
-    vlog_unref(l, vf);
+    __builtin_prefetch(map + ptr->offset);
+    __builtin_prefetch(map + ptr->offset + 64);
+    if (cold) {
+        env_map_willneed(map, len, ptr->offset, ptr->len);
+        vlog_unref(l, vf);
+    }
 }
 
 /* ---- the file list ---- */
