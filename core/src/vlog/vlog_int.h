@@ -25,6 +25,8 @@
 #define VLOG_DIRECT_LEN (256u << 10)    /* records this large are not copied */
 #define VLOG_KEY_STR (STATUS_KEY_MAX + 24)  /* room for "key"@version */
 #define VLOG_NONE UINT64_MAX
+#define VLOG_LZ4_FAST_MIN 8192      /* values this long get lz4 at VLOG_LZ4_FAST_ACCEL */
+#define VLOG_LZ4_FAST_ACCEL 8
 #define VLOG_CHECK_GRAIN 16             /* bytes per checked bit: records are longer, so
                                          * no two records start in one grain */
 

@@ -326,8 +326,17 @@ int vlog_encode_value(int codec, int zstd_level, slice v, buf *out, int *encoded
     if (codec == STOAT_COMPRESSION_NONE || v.len < VLOG_COMPRESS_MIN)
         return 0;
     h[0] = (char)codec;
-    if ((rc = buf_append(out, h, 1 + put_varint32(h + 1, (uint32_t)v.len))) != 0 ||
-        (rc = compress_block(codec, zstd_level, v.data, v.len, out)) != 0) {
+    if ((rc = buf_append(out, h, 1 + put_varint32(h + 1, (uint32_t)v.len))) != 0)
+        return rc;
+    /* lz4 on large values: a faster setting loses little there (measured
+     * on db_bench's values, half compressible: 16 KiB at acceleration 8
+     * compresses to 0.57 instead of 0.55 in 4 us instead of 14 us; at
+     * 1 KiB it would give 0.76 instead of 0.58). */
+    if (codec == STOAT_COMPRESSION_LZ4 && v.len >= VLOG_LZ4_FAST_MIN)
+        rc = compress_lz4_fast(v.data, v.len, VLOG_LZ4_FAST_ACCEL, out);
+    else
+        rc = compress_block(codec, zstd_level, v.data, v.len, out);
+    if (rc != 0) {
         out->len = start;
         return rc;
     }
