@@ -24,6 +24,17 @@
  *    written (a gathered run of small ones, or one large one), so a reader
  *    never sees half a record. Bytes past size in the active file belong to
  *    the writer (cut off on failure).
+ *  - Mappings (issue 15; not in shared mode): a file is mapped on the first
+ *    read that pins it (the active one to file_size bytes, past its end),
+ *    and unmapped only with its descriptor, by eviction (unpinned files
+ *    only) or when its last reference goes. Bytes below size never change
+ *    (the only truncations are recovery's, before any read, and a failed
+ *    append's, of unpublished bytes), so a pinned file's mapping below the
+ *    size seen when it was pinned is always readable. A vlog_value keeps
+ *    its file pinned while it lends out a value from the mapping.
+ *  - checked bits: set only after a record's checksum succeeded at that
+ *    offset; a set bit lets later reads skip only the checksum (header,
+ *    length and key are checked on every read).
  *
  * Locks: `mu` guards the table, the LRU, refs, sizes, the dirty flags and
  * the directory generation counters; it is held briefly and never across
