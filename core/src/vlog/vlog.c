@@ -854,7 +854,8 @@ int vlog_read(vlog *l, const vptr *ptr, slice ikey, buf *out)
 
     buf_reset(out);
     if (rc == 0 && val.data != v.buf.data) {
-        if (buf_append(out, val.data, val.len) != 0)
+        /* out holds memory even for an empty value, as before mappings. */
+        if (buf_reserve(out, val.len ? val.len : 1) != 0 || buf_append(out, val.data, val.len) != 0)
             rc = status_err(STOAT_ENOMEM, "%s: no memory for a %zu-byte value", l->dir, val.len);
     } else if (rc == 0) {
         buf_free(out);
