@@ -14,6 +14,13 @@
 #
 #   --small   a quarter of the entries (about 2 minutes on 2 cores; the
 #             full run about 12; with --lua about 3 and 12)
+#   --large   issue 15's scale: 5,000,000 x 100 B (then as many
+#             overwrites), 2,000,000 x 1 KiB, 200,000 x 16 KiB (hours on
+#             2 cores; SIZES="100" runs one size only)
+#
+# After the main invocation, seekrandom runs again on the same database
+# with --seek_nexts=50 (db_bench's flag: 50 nexts after each seek; num/10
+# seeks), reported as the row "seekrandom50".
 #
 # RESULTS.md sections written by other tools sit between
 # "<!-- begin NAME -->" and "<!-- end NAME -->" lines at the end of the
@@ -22,7 +29,9 @@
 # Environment: BUILD (build directory, default build), THREADS (--threads,
 # default 1), OUT (result file, default bench/RESULTS.md), ENGINES (default
 # "stoat leveldb rocksdb lmdb"), RUNS (--lua rounds, default 5), LUAJIT
-# (default luajit). An engine whose tool is missing or fails is reported as
+# (default luajit), SIZES (default "100 1024 16384"), NO_BUILD (1: run the
+# tools already in BUILD, e.g. a copy of an older build for a before/after
+# comparison). An engine whose tool is missing or fails is reported as
 # such; the others still run.
 set -u
 
@@ -32,8 +41,9 @@ lua=0
 for arg in "$@"; do
     case "$arg" in
         --small) mode=small ;;
+        --large) mode=large ;;
         --lua) lua=1 ;;
-        *) echo "usage: bench/compare.sh [--lua] [--small]" >&2; exit 2 ;;
+        *) echo "usage: bench/compare.sh [--lua] [--small | --large]" >&2; exit 2 ;;
     esac
 done
 
@@ -43,25 +53,27 @@ OUT=${OUT:-bench/RESULTS.md}
 ENGINES=${ENGINES:-stoat leveldb rocksdb lmdb}
 RUNS=${RUNS:-5}
 LUAJIT=${LUAJIT:-luajit}
-SIZES="100 1024 16384"
+SIZES=${SIZES:-100 1024 16384}
 # The peers stoat is compared with (no ratio columns without stoat).
 PEERS=""
 case " $ENGINES " in
     *" stoat "*) for e in $ENGINES; do [ "$e" = stoat ] || PEERS="$PEERS $e"; done ;;
 esac
 BENCHMARKS=fillseq,fillrandom,overwrite,readrandom,readmissing,readseq,readreverse,seekrandom,readwhilewriting
-ROWS="fillseq fillrandom overwrite readrandom readmissing readseq readreverse seekrandom readwhilewriting fillsync"
+ROWS="fillseq fillrandom overwrite readrandom readmissing readseq readreverse seekrandom seekrandom50 readwhilewriting fillsync"
 
 # Entries per value size: about the same raw bytes for each size.
 entries() {
     case "$mode:$1" in
         small:100) echo 500000 ;;   small:1024) echo 100000 ;;  small:16384) echo 10000 ;;
         full:100) echo 2000000 ;;   full:1024) echo 400000 ;;  full:16384) echo 40000 ;;
+        large:100) echo 5000000 ;;  large:1024) echo 2000000 ;; large:16384) echo 200000 ;;
     esac
 }
 # fillsync writes num/1000 entries (as db_bench does); it runs on its own
 # with a num that gives this many fsynced writes.
 if [ "$mode" = small ]; then sync_ops=200; else sync_ops=1000; fi
+SEEK_NEXTS=50
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/stoat-compare.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
@@ -89,25 +101,30 @@ run() {
         return
     fi
     local cmd1="$tool --benchmarks=$BENCHMARKS --num=$num --value_size=$size --threads=$THREADS --db=$db"
-    local cmd2="$tool --benchmarks=fillsync --num=$((sync_ops * 1000)) --value_size=$size --threads=$THREADS --db=$db"
+    local cmd2="$tool --benchmarks=seekrandom --seek_nexts=$SEEK_NEXTS --use_existing_db=1 --num=$num --reads=$((num / 10)) --value_size=$size --threads=$THREADS --db=$db"
+    local cmd3="$tool --benchmarks=fillsync --num=$((sync_ops * 1000)) --value_size=$size --threads=$THREADS --db=$db"
     echo "$cmd1" >>"$work/commands"
     echo "$cmd2" >>"$work/commands"
+    echo "$cmd3" >>"$work/commands"
     echo "compare: $e, $size-byte values" >&2
-    for cmd in "$cmd1" "$cmd2"; do
+    for cmd in "$cmd1" "$cmd2" "$cmd3"; do
         if ! $cmd >>"$log" 2>"$work/err"; then
             echo "FAILED: $(tail -n 3 "$work/err" | tr '\n' ' ')" >>"$log"
         fi
-        rm -rf "$db"
+        # The seek-with-nexts run reuses the first run's database.
+        [ "$cmd" = "$cmd1" ] || rm -rf "$db"
     done
 }
 
 # Turns one tool output into lines "bench metric value". The totals of
-# the first invocation are "total", those of the fillsync one "total2".
+# the first invocation are "total", the seekrandom of the second
+# invocation (with nexts) is "seekrandom50".
 parse() {
     awk '
         /^Date:/ { run++ }
         / micros\/op .* ops\/sec;/ {
             name = $1
+            if (run == 2 && name == "seekrandom") name = "seekrandom50"
             for (i = 2; i <= NF; i++) {
                 if ($i == "micros/op") print name, "micros", $(i - 1)
                 if ($i == "ops/sec;") print name, "ops", $(i - 1)
@@ -457,7 +474,7 @@ if [ "$lua" = 1 ]; then
     exit
 fi
 
-build
+[ "${NO_BUILD:-0}" = 1 ] || build
 : >"$work/commands"
 for size in $SIZES; do
     for e in $ENGINES; do
@@ -465,7 +482,7 @@ for size in $SIZES; do
         parse "$work/$e-$size.out" >"$work/$e-$size.parsed"
     done
 done
-report "$([ "$mode" = small ] && echo --small)" >"$work/results.md"
+report "$([ "$mode" != full ] && echo "--$mode")" >"$work/results.md"
 blocks "$OUT" >>"$work/results.md"
 cp "$work/results.md" "$OUT"
 echo "compare: wrote $OUT" >&2

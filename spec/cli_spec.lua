@@ -170,7 +170,7 @@ describe("stoat command", function()
                 for i = 1, 300 do assert(db:set(("k%04d"):format(i), ("x"):rep(2000))) end
                 for i = 1, 150 do assert(db:set(("k%04d"):format(i), "small")) end
                 assert(db:flatten())
-            end)
+            end, { value_log_compression = "none" })  -- raw sizes below
             local status, out = stoat_cmd("info --json --count " .. q(path))
             assert.are.equal(0, status, out)
             local info = assert(text.json_decode(out))
@@ -197,7 +197,8 @@ describe("stoat command", function()
             local path = make_db(finally, function(db)
                 for i = 1, 60 do assert(db:set("k" .. i, ("x"):rep(40000))) end
                 for i = 1, 60 do assert(db:delete("k" .. i)) end
-            end, { value_log_file_size = 1024 * 1024, auto_gc = false })
+            end, { value_log_file_size = 1024 * 1024, auto_gc = false,
+                   value_log_compression = "none" })    -- several files, as written
             local status, _, err = stoat_cmd("flatten " .. q(path))
             assert.are.equal(0, status, err)
             local out

@@ -81,8 +81,10 @@ describe("disk full", function()
         end
         write_file(mnt .. "/filler", 3 * MIB)
         local path = mnt .. "/db"
+        -- Values stored as they are: compressed, they would not fill the disk.
         local opts = { memtable_size = 256 * 1024, value_log_file_size = MIB,
-                       base_level_size = MIB, table_size = 256 * 1024, cache_size = MIB }
+                       base_level_size = MIB, table_size = 256 * 1024, cache_size = MIB,
+                       value_log_compression = "none" }
         local db = assert(stoat.open(path, opts))
         cleanups[#cleanups + 1] = function() if not db:is_closed() then db:close() end end
 

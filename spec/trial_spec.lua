@@ -144,7 +144,9 @@ describe("trial", function()
 
     it("B3: value-log garbage left by a compaction under an open reader is reclaimed once "
        .. "it ends (issue 16)", function()
-        local db = h.open_db(finally, { value_log_file_size = 1024 * 1024, auto_gc = false })
+        -- Values stored as they are: the reclaimed bytes are checked raw.
+        local db = h.open_db(finally, { value_log_file_size = 1024 * 1024, auto_gc = false,
+                                        value_log_compression = "none" })
         for i = 1, 64 do assert(db:set("k" .. i, string.rep("a", 65536))) end
         assert(db:view(function()
             for i = 1, 64 do assert(db:set("k" .. i, string.rep("b", 65536))) end

@@ -9,7 +9,8 @@ local h = require "helpers"
 
 local N, LEN = 64, 65536
 local LIVE = N * LEN
-local OPTS = { value_log_file_size = 1024 * 1024, auto_gc = false }
+-- Values stored as they are: the spec measures the log against raw sizes.
+local OPTS = { value_log_file_size = 1024 * 1024, auto_gc = false, value_log_compression = "none" }
 
 local function fill(db, ch)
     local v = string.rep(ch, LEN)

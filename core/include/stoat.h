@@ -151,6 +151,10 @@ typedef struct stoat_options {
     uint64_t max_txn_entries;   /* 100000: a transaction's writes at most */
     uint32_t value_threshold;   /* 1 KiB: values this long or longer go to the value log */
     uint64_t value_log_file_size; /* 256 MiB: a value-log file rolls over at this size */
+    int value_log_compression;  /* STOAT_COMPRESSION_LZ4: codec of values stored in the value
+                                 * log (at zstd_level for zstd); a value is stored compressed
+                                 * only when that saves at least an eighth of it. Files
+                                 * written with any setting stay readable with any other */
     int auto_gc;                /* 1: value-log GC runs in the background by itself */
     double auto_gc_ratio;       /* 0.5: garbage share of a file that starts automatic GC */
     int multi_process;          /* 0: one process holds the directory (others get
@@ -316,7 +320,8 @@ int stoat_iter_valid(const stoat_iter *it);
 int stoat_iter_status(const stoat_iter *it);
 /*
  * Key and value of the current entry. Borrowed: valid until the iterator
- * next moves or is closed. Value may fail (a read of a damaged block), and
+ * next moves or is closed. A value from the value log may point straight
+ * into a read-only mapping of its file (never write through it). Value may fail (a read of a damaged block), and
  * is STOAT_ENOTFOUND for an older version (all_versions, or a transaction
  * begun at an older version) whose value value-log GC has collected: GC
  * keeps only the newest version of a key.
@@ -367,7 +372,8 @@ uint64_t stoat_txn_read_version(const stoat_txn *txn);
 
 /*
  * Reads key. *val is borrowed: valid until the next call on this
- * transaction (or its discard). STOAT_ENOTFOUND when absent, deleted or
+ * transaction (or its discard); a value from the value log may point
+ * straight into a read-only mapping of its file (never write through it). STOAT_ENOTFOUND when absent, deleted or
  * expired.
  *
  * stoat_txn_get and stoat_txn_get_meta.

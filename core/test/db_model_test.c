@@ -13,7 +13,8 @@
  * Environment: STOAT_SEED replays a run (the seed is printed);
  * STOAT_MODEL_OPS sets the number of operations (default 1,000,000, for
  * slow sanitizer builds). There are always five close/reopen cycles, each
- * followed by a full comparison. Mismatches are counted, the first few
+ * followed by a full comparison; the cycles vary the block and value-log
+ * codecs, and every other one forces the iterators' value prefetch. Mismatches are counted, the first few
  * printed, and any mismatch fails the test.
  */
 #include <time.h>
@@ -514,6 +515,12 @@ static stoat_db *model_open(const char *dir, int cycle)
     o.block_size = 2048;
     o.cache_size = 4 << 20;
     o.compression = codecs[cycle % 3];
+    o.value_log_compression = codecs[(cycle + 1) % 3];
+    /* Odd cycles: iterators run their value prefetch (a scout ahead),
+     * over more separated values. */
+    db_iter_prefetch_always = cycle % 2;
+    if (cycle % 2)
+        o.value_threshold = 200;
     REQUIRE_OK(stoat_open(dir, &o, &db));
     return db;
 }

@@ -81,6 +81,7 @@ typedef struct stoat_options {
     uint64_t max_txn_entries;
     uint32_t value_threshold;
     uint64_t value_log_file_size;
+    int value_log_compression;
     int auto_gc;
     double auto_gc_ratio;
     int multi_process;

@@ -3,7 +3,8 @@
 -- Every field of stoat_options is accepted under its own (snake_case) name,
 -- starting from the C defaults (stoat_options_init). Flags take a boolean
 -- (or 0/1); sizes and counts an integer; `sync` takes "none" | "commit" and
--- `compression` "none" | "lz4" | "zstd", or the C number. An unknown name
+-- `compression` and `value_log_compression` "none" | "lz4" | "zstd", or the
+-- C number. An unknown name
 -- or a wrong type raises; values of the right type but out of range are
 -- the C library's to refuse (stoat.open returns nil, "invalid: ...").
 -- spec/options_spec.lua checks that FIELDS names every field of the struct.
@@ -28,6 +29,7 @@ local ENUMS = {
     compression = { none = C.STOAT_COMPRESSION_NONE, lz4 = C.STOAT_COMPRESSION_LZ4,
                     zstd = C.STOAT_COMPRESSION_ZSTD },
 }
+ENUMS.value_log_compression = ENUMS.compression
 
 -- Field name -> kind: flag, int, u32, u64, double, string, or an ENUMS name.
 local FIELDS = {
@@ -57,6 +59,7 @@ local FIELDS = {
     max_txn_entries = "u64",
     value_threshold = "u32",
     value_log_file_size = "u64",
+    value_log_compression = "value_log_compression",
     auto_gc = "flag",
     auto_gc_ratio = "double",
     multi_process = "flag",

@@ -42,6 +42,23 @@ int compress_block(int type, int zstd_level, const void *src, size_t len, buf *o
     }
 }
 
+int compress_lz4_fast(const void *src, size_t len, int acceleration, buf *out)
+{
+    size_t bound, n;
+    int rc;
+
+    if (len > LZ4_MAX_INPUT_SIZE)
+        return status_err(STOAT_EINVAL, "lz4: block of %zu bytes too large", len);
+    bound = (size_t)LZ4_compressBound((int)len);
+    if ((rc = buf_reserve(out, bound)) != 0)
+        return rc;
+    n = (size_t)LZ4_compress_fast(src, out->data + out->len, (int)len, (int)bound, acceleration);
+    if (n == 0)
+        return status_err(STOAT_EIO, "lz4: compression failed");
+    out->len += n;
+    return 0;
+}
+
 int decompress_block(int type, const void *src, size_t len, void *dst, size_t raw_len)
 {
     size_t n;

@@ -17,6 +17,10 @@
  * the caller may prefer to store it raw; this function does not decide. */
 int compress_block(int type, int zstd_level, const void *src, size_t len, buf *out);
 
+/* lz4 with an acceleration factor (1 = compress_block's lz4; larger is
+ * faster and compresses less): appends the block to out. */
+int compress_lz4_fast(const void *src, size_t len, int acceleration, buf *out);
+
 /* Decompresses src into dst, which must hold exactly raw_len bytes.
  * STOAT_ECORRUPT when the data is damaged or does not expand to raw_len. */
 int decompress_block(int type, const void *src, size_t len, void *dst, size_t raw_len);

@@ -9,6 +9,7 @@
  * keys it covered and hands it to its sink (the transaction) when it
  * closes. One thread at a time uses an iterator.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +45,23 @@ struct stoat_iter {
     db_snapshot snap;
     iter_hull hull;
     buf lower_end, upper_end;   /* the bounds as hull ends */
-    buf vbuf;                   /* the current separated value, once read */
-    int vbuf_valid;             /* vbuf holds the current entry's value */
+    vlog_value vbuf;            /* the current separated value, once read (may pin
+                                 * a mapped value-log file until the next read) */
+    slice vval;                 /* ... the value itself */
+    int vbuf_valid;             /* vval is the current entry's value */
+    /* Value prefetch (issue 15): once value reads wait for the disk
+     * (several recent ones slower than ITER_COLD_NS) and a forward walk
+     * has read ITER_PREFETCH_START separated values, a scout iterator
+     * walks ahead of it and asks the kernel for the records of the values
+     * coming next, up to half as many as were read since the last seek (at
+     * most ITER_PREFETCH_MAX). Values in memory never pay for a scout: it
+     * doubles the walk's work (measured: seek + 50 nexts at 1 KiB 40%
+     * slower with it, readseq 10%). */
+    visible_iter *scout;
+    lsm_view *scout_v;          /* the scout's level iterators borrow its tables */
+    int scout_ahead;            /* entries the scout is ahead; < 0: re-seek it */
+    int walked;                 /* separated values read since the last seek */
+    int slow;                   /* decaying count of slow value reads (x8) */
     int lower_inf, upper_inf;
     iter **srcs;                /* borrowed: the merge's children, for describing */
     uint64_t *src_ids;          /* memtable or table id per source; level in src_level */
@@ -241,6 +257,16 @@ void db_iterator_describe(stoat_iter *si, FILE *f)
     }
 }
 
+static void iter_scout_free(stoat_iter *si)
+{
+    if (si->scout != NULL)
+        visible_iter_free(si->scout);
+    if (si->scout_v != NULL)
+        lsm_view_unref(si->scout_v);
+    si->scout = NULL;
+    si->scout_v = NULL;
+}
+
 static void stoat_iter_release(stoat_iter *si)
 {
     stoat_db *db = si->db;
@@ -252,6 +278,7 @@ static void stoat_iter_release(stoat_iter *si)
                         h->hi_inf ? slice_make(NULL, 0) : slice_make(h->hi.data, h->hi.len));
     if (si->it)
         visible_iter_free(si->it);
+    iter_scout_free(si);
     db_snapshot_remove(db, &si->snap);
     pthread_mutex_lock(&db->mu);
     db->open_iters--;
@@ -262,7 +289,7 @@ static void stoat_iter_release(stoat_iter *si)
     buf_free(&h->hi);
     buf_free(&si->lower_end);
     buf_free(&si->upper_end);
-    buf_free(&si->vbuf);
+    db_vlog_value_release(db, &si->vbuf, 1);
     free(si->srcs);
     free(si->src_ids);
     free(si->src_level);
@@ -371,14 +398,109 @@ static int iter_check(stoat_iter *si)
     return db_check_handle(si->db);
 }
 
+#define ITER_PREFETCH_START 8
+#define ITER_PREFETCH_MAX 32
+#define ITER_COLD_NS 50000      /* a value read this slow went to the disk */
+#define ITER_COLD_SLOW 20       /* slow: about 3 of the last 8 reads (one preemption is not) */
+
+#ifdef STOAT_TESTING
+int db_iter_prefetch_always;
+#endif
+
+/* Keeps the prefetch state right across a move: a next takes one step of
+ * the scout's lead, any other move starts the count again. */
+static void iter_prefetch_moved(stoat_iter *si, int is_next)
+{
+    if (is_next) {
+        si->scout_ahead--;
+        return;
+    }
+    si->walked = 0;
+    si->scout_ahead = -1;
+}
+
+/* A second iterator over the same snapshot (memtables and tables as they
+ * are now: it only gives hints), without bounds. */
+static int iter_scout_open(stoat_iter *si)
+{
+    visible_iter_options dio = {0};
+    read_view rv;
+    iter **children = NULL, *merged;
+    size_t n = 0;
+    int rc;
+
+    if ((rc = read_view_pin(si->db, &rv, si->snap.version, NULL)) != 0)
+        return rc;
+    rc = db_children(si->db, &rv, NULL, &children, &n);
+    read_view_unpin_mems(&rv);
+    if (rc != 0) {
+        lsm_view_unref(rv.v);
+        return rc;
+    }
+    merged = merge_iter_new(children, n);
+    if (merged == NULL) {
+        for (size_t i = 0; i < n; i++)
+            iter_free(children[i]);
+        free(children);
+        lsm_view_unref(rv.v);
+        return STOAT_ENOMEM;
+    }
+    free(children);
+    dio.read_version = rv.read_version;
+    if ((rc = visible_iter_new(merged, &dio, &si->scout)) != 0) {
+        lsm_view_unref(rv.v);
+        return rc;
+    }
+    si->scout_v = rv.v;
+    return 0;
+}
+
+/* After a separated value was read at the current position of a forward
+ * walk: moves the scout on and asks for the values it passes. */
+static void iter_prefetch(stoat_iter *si)
+{
+    int depth, always = 0;
+
+#ifdef STOAT_TESTING
+    always = db_iter_prefetch_always;
+#endif
+    if (++si->walked < (always ? 2 : ITER_PREFETCH_START) || si->db->vlog == NULL ||
+        (si->slow < ITER_COLD_SLOW && !always))
+        return;
+    if (si->scout == NULL && iter_scout_open(si) != 0) {
+        status_clear();     /* hints only: the walk goes on without */
+        si->walked = INT_MIN;
+        return;
+    }
+    if (si->scout_ahead < 0) {
+        visible_iter_seek(si->scout, visible_iter_key(si->it));
+        si->scout_ahead = 0;
+    }
+    depth = si->walked / 2 < ITER_PREFETCH_MAX ? si->walked / 2 : ITER_PREFETCH_MAX;
+    while (si->scout_ahead < depth && visible_iter_valid(si->scout)) {
+        const vstruct *vs;
+        visible_iter_next(si->scout);
+        si->scout_ahead++;
+        if (!visible_iter_valid(si->scout))
+            break;
+        vs = visible_iter_vstruct(si->scout);
+        if ((vs->meta & VMETA_VPTR) && vs->value.len >= VPTR_LEN) {
+            vptr p;
+            vptr_decode(vs->value.data, &p);
+            vlog_prefetch(si->db->vlog, &p, 1);
+        }
+    }
+}
+
 /* Runs a move, then records what it covered. `start` is where a seek
  * begins covering (forward from a seek target, or back from it). */
-#define ITER_MOVE(si, call, forward, start)                              \
+#define ITER_MOVE(si, call, forward, start, is_next)                     \
     do {                                                                 \
         int rc_;                                                         \
         if ((rc_ = iter_check(si)) != 0)                                 \
             return rc_;                                                  \
         (si)->vbuf_valid = 0;                                            \
+        iter_prefetch_moved(si, is_next);                                \
         call;                                                            \
         if ((si)->track_range && (start) != NULL)                        \
             hull_extend(&(si)->hull, *(const slice *)(start), 0, 0);     \
@@ -390,18 +512,18 @@ int stoat_iter_seek_first(stoat_iter *si)
 {
     if (si && si->track_range)
         hull_extend(&si->hull, slice_make(si->lower_end.data, si->lower_end.len), si->lower_inf, 0);
-    ITER_MOVE(si, visible_iter_seek_first(si->it), 1, (const slice *)NULL);
+    ITER_MOVE(si, visible_iter_seek_first(si->it), 1, (const slice *)NULL, 0);
 }
 
 int stoat_iter_seek_last(stoat_iter *si)
 {
     if (si && si->track_range)
         hull_extend(&si->hull, slice_make(si->upper_end.data, si->upper_end.len), 0, si->upper_inf);
-    ITER_MOVE(si, visible_iter_seek_last(si->it), 0, (const slice *)NULL);
+    ITER_MOVE(si, visible_iter_seek_last(si->it), 0, (const slice *)NULL, 0);
 }
 
-int stoat_iter_next(stoat_iter *si) { ITER_MOVE(si, visible_iter_next(si->it), 1, (const slice *)NULL); }
-int stoat_iter_prev(stoat_iter *si) { ITER_MOVE(si, visible_iter_prev(si->it), 0, (const slice *)NULL); }
+int stoat_iter_next(stoat_iter *si) { ITER_MOVE(si, visible_iter_next(si->it), 1, (const slice *)NULL, 1); }
+int stoat_iter_prev(stoat_iter *si) { ITER_MOVE(si, visible_iter_prev(si->it), 0, (const slice *)NULL, 0); }
 
 int stoat_iter_seek(stoat_iter *si, const void *key, size_t klen)
 {
@@ -409,7 +531,7 @@ int stoat_iter_seek(stoat_iter *si, const void *key, size_t klen)
 
     if (key == NULL && klen > 0)
         return status_err(STOAT_EINVAL, "stoat_iter_seek: key is NULL");
-    ITER_MOVE(si, visible_iter_seek(si->it, target), 1, &target);
+    ITER_MOVE(si, visible_iter_seek(si->it, target), 1, &target, 0);
 }
 
 int stoat_iter_seek_for_prev(stoat_iter *si, const void *key, size_t klen)
@@ -418,7 +540,7 @@ int stoat_iter_seek_for_prev(stoat_iter *si, const void *key, size_t klen)
 
     if (key == NULL && klen > 0)
         return status_err(STOAT_EINVAL, "stoat_iter_seek_for_prev: key is NULL");
-    ITER_MOVE(si, visible_iter_seek_for_prev(si->it, target), 0, &target);
+    ITER_MOVE(si, visible_iter_seek_for_prev(si->it, target), 0, &target, 0);
 }
 
 int stoat_iter_valid(const stoat_iter *si)
@@ -466,10 +588,15 @@ int stoat_iter_value(stoat_iter *si, const void **val, size_t *vlen)
     if (vs->meta & VMETA_VPTR) {
         /* Read lazily, once per position: a keys-only walk never pays. */
         if (!si->vbuf_valid) {
+            struct timespec t0, t1;
             sep = *vs;
-            buf_reset(&si->vbuf);
+            clock_gettime(CLOCK_MONOTONIC, &t0);
             rc = db_read_vlog(si->db, visible_iter_key(si->it), visible_iter_version(si->it), &sep,
                               &si->vbuf);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            si->slow -= si->slow / 8;
+            if ((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec) >= ITER_COLD_NS)
+                si->slow += 8;
             /* Its snapshot keeps every file its newest versions need;
              * an older version's may have been collected (absent). */
             if (rc == STOAT_ENOTFOUND &&
@@ -482,10 +609,12 @@ int stoat_iter_value(stoat_iter *si, const void **val, size_t *vlen)
                                 "file", si->db->dir);
             if (rc != 0)
                 return rc;
+            si->vval = sep.value;
             si->vbuf_valid = 1;
+            iter_prefetch(si);
         }
-        *val = si->vbuf.data ? si->vbuf.data : "";
-        *vlen = si->vbuf.len;
+        *val = si->vval.data ? si->vval.data : "";
+        *vlen = si->vval.len;
         return 0;
     }
     *val = vs->value.data;

@@ -33,4 +33,10 @@ int db_check_iter_options(const stoat_iter_options *o);
  * position and the tables of its version. */
 void db_iterator_describe(stoat_iter *it, FILE *f);
 
+#ifdef STOAT_TESTING
+/* Tests: iterators prefetch values after two reads, however fast the
+ * reads are (normally only reads that wait for the disk start it). */
+extern int db_iter_prefetch_always;
+#endif
+
 #endif

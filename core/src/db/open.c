@@ -246,7 +246,9 @@ static int db_load_manifest(stoat_db *db, manifest_state *st)
 static int db_open_value_log(stoat_db *db)
 {
     vlog_options vo = {.file_size = db->opts.value_log_file_size, .read_only = db->read_only,
-                       .shared = db->opts.multi_process};
+                       .shared = db->opts.multi_process,
+                       .compression = db->opts.value_log_compression,
+                       .zstd_level = db->opts.zstd_level};
     int rc;
 
     if ((rc = vlog_open(db->env, db->dir, &vo, &db->vlog)) != 0)
@@ -268,7 +270,9 @@ static int db_open_value_log(stoat_db *db)
  * process recovered it (shared.c). */
 static int db_open_value_log_shared(stoat_db *db)
 {
-    vlog_options vo = {.file_size = db->opts.value_log_file_size, .shared = 1, .attach = 1};
+    vlog_options vo = {.file_size = db->opts.value_log_file_size, .shared = 1, .attach = 1,
+                       .compression = db->opts.value_log_compression,
+                       .zstd_level = db->opts.zstd_level};
     int rc;
 
     if ((rc = vlog_open(db->env, db->dir, &vo, &db->vlog)) != 0)

@@ -34,6 +34,7 @@ void stoat_options_init(stoat_options *o)
     o->max_txn_bytes = 0;
     o->max_txn_entries = 100000;
     o->value_threshold = 1024;
+    o->value_log_compression = STOAT_COMPRESSION_LZ4;
     o->value_log_file_size = 256ull << 20;
     o->auto_gc = 1;
     o->auto_gc_ratio = 0.5;
@@ -61,6 +62,9 @@ int db_options_check(const stoat_options *o)
     BAD(o->compression < STOAT_COMPRESSION_NONE || o->compression > STOAT_COMPRESSION_ZSTD,
         "compression: not a STOAT_COMPRESSION_* value");
     BAD(o->zstd_level < -7 || o->zstd_level > 22, "zstd_level: must be -7..22");
+    BAD(o->value_log_compression < STOAT_COMPRESSION_NONE ||
+            o->value_log_compression > STOAT_COMPRESSION_ZSTD,
+        "value_log_compression: not a STOAT_COMPRESSION_* value");
     BAD(!(o->bloom_fp_rate >= 0 && o->bloom_fp_rate < 1), "bloom_fp_rate: must be in [0, 1)");
     BAD(o->max_open_files < 16, "max_open_files: must be at least 16");
     BAD(o->num_compactors < 1 || o->num_compactors > DB_MAX_COMPACTORS,

@@ -160,11 +160,12 @@ int db_get_at(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, uint
     return rc;
 }
 
-/* Reads the separated value vs points to (its key: ukey at version) into
- * vbuf, and points vs->value at it. */
-int db_read_vlog(stoat_db *db, slice ukey, uint64_t version, vstruct *vs, buf *vbuf)
+/* Reads the separated value vs points to (its key: ukey at version)
+ * through vv, and points vs->value at it. */
+int db_read_vlog(stoat_db *db, slice ukey, uint64_t version, vstruct *vs, vlog_value *vv)
 {
     char ik_small[128], *ik = ik_small;
+    slice val;
     vptr p;
     int rc;
 
@@ -173,13 +174,25 @@ int db_read_vlog(stoat_db *db, slice ukey, uint64_t version, vstruct *vs, buf *v
         return status_err(STOAT_ENOMEM, "out of memory reading a value");
     ikey_encode(ik, ukey.data, ukey.len, version);
     vptr_decode(vs->value.data, &p);
-    rc = db->vlog ? vlog_read(db->vlog, &p, slice_make(ik, ukey.len + IKEY_SUFFIX_LEN), vbuf)
+    rc = db->vlog ? vlog_get(db->vlog, &p, slice_make(ik, ukey.len + IKEY_SUFFIX_LEN), vv, &val)
                   : status_err(STOAT_ECORRUPT, "%s: value pointer without a value log", db->dir);
     if (ik != ik_small)
         free(ik);
     if (rc == 0)
-        vs->value = slice_make(vbuf->data, vbuf->len);
+        vs->value = val;
     return rc;
+}
+
+void db_vlog_value_release(stoat_db *db, vlog_value *vv, int free_buf)
+{
+    if (db->vlog == NULL) {
+        buf_free(&vv->buf);
+        return;
+    }
+    if (free_buf)
+        vlog_value_free(db->vlog, vv);
+    else
+        vlog_value_release(db->vlog, vv);
 }
 
 /*
@@ -205,7 +218,7 @@ int db_version_superseded(stoat_db *db, slice ukey, uint64_t version)
     return rc == 0 && newest > version;
 }
 
-int db_read_value(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, buf *vbuf,
+int db_read_value(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, vlog_value *vv,
                   vstruct *vs, uint64_t *version)
 {
     uint64_t ver = 0;
@@ -225,7 +238,7 @@ int db_read_value(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, 
             return STOAT_ENOTFOUND;
         if (!(vs->meta & VMETA_VPTR))
             break;
-        rc = db_read_vlog(db, ukey, ver, vs, vbuf);
+        rc = db_read_vlog(db, ukey, ver, vs, vv);
         if (rc == 0)
             break;
         if (rc != STOAT_ENOTFOUND)
@@ -247,7 +260,8 @@ int db_read_value(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, 
 
 int stoat_get(stoat_db *db, const void *key, size_t klen, void **val, size_t *vlen)
 {
-    buf stored = {0}, vbuf = {0};
+    buf stored = {0};
+    vlog_value vv = {0};
     vstruct vs;
     int rc;
 
@@ -257,20 +271,29 @@ int stoat_get(stoat_db *db, const void *key, size_t klen, void **val, size_t *vl
     *vlen = 0;
     if ((rc = db_check_handle(db)) != 0 || (rc = db_check_key(key, klen)) != 0)
         return rc;
-    rc = db_read_value(db, slice_make(key, klen), DB_READ_LATEST, &stored, &vbuf, &vs, NULL);
+    rc = db_read_value(db, slice_make(key, klen), DB_READ_LATEST, &stored, &vv, &vs, NULL);
     if (rc == 0) {
-        /* Hand out a buffer that holds exactly the value. */
-        buf *own = vbuf.data && vs.value.data == vbuf.data ? &vbuf : &stored;
-        if (vs.value.len)
-            memmove(own->data, vs.value.data, vs.value.len);
+        /* Hand out a buffer that holds exactly the value: one of ours
+         * when the value is in it, else a copy (of a mapped value). */
+        buf *own = vv.buf.data && vs.value.data == vv.buf.data ? &vv.buf
+                   : vs.value.data == NULL || (vs.value.data >= stored.data &&
+                                               vs.value.data < stored.data + stored.len)
+                       ? &stored
+                       : NULL;
+        if (own != NULL) {
+            if (vs.value.len)
+                memmove(own->data, vs.value.data, vs.value.len);
+            *val = own->data;
+            own->data = NULL;
+        } else if ((*val = malloc(vs.value.len ? vs.value.len : 1)) != NULL) {
+            memcpy(*val, vs.value.data, vs.value.len);
+        }
         *vlen = vs.value.len;
-        *val = own->data;
-        own->data = NULL;
         if (*val == NULL && (*val = malloc(1)) == NULL)
             rc = status_err(STOAT_ENOMEM, "out of memory");
     }
     buf_free(&stored);
-    buf_free(&vbuf);
+    db_vlog_value_release(db, &vv, 1);
     return rc;
 }
 

@@ -32,18 +32,22 @@ void read_view_unpin_mems(read_view *rv);
 void read_view_unpin(read_view *rv);
 
 /* Reads the separated value vs points to (the record of ukey at version)
- * into vbuf, and points vs->value at it. */
-int db_read_vlog(stoat_db *db, slice ukey, uint64_t version, vstruct *vs, buf *vbuf);
+ * into vv, and points vs->value at it: borrowed from a mapped value-log
+ * file (vv pins it) or in vv's buffer, valid until vv is next used or
+ * released (vlog_get). */
+int db_read_vlog(stoat_db *db, slice ukey, uint64_t version, vstruct *vs, vlog_value *vv);
+/* Drops what vv holds (its pin; with free, its buffer too). NULL-safe db->vlog. */
+void db_vlog_value_release(stoat_db *db, vlog_value *vv, int free_buf);
 /* The stored value (vstruct bytes, tombstones included) of the newest
  * version of ukey at or below read_version, into stored. */
 int db_get_at(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, uint64_t *version);
 /*
  * Reads ukey at read_version (or DB_READ_LATEST) as a reader sees it: STOAT_ENOTFOUND
  * when absent, deleted or expired; else *vs describes it and vs->value is
- * the value, separated values read from the value log into vbuf. stored
- * holds the stored bytes vs borrows from.
+ * the value, separated values read from the value log through vv
+ * (db_read_vlog). stored holds the stored bytes vs borrows from.
  */
-int db_read_value(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, buf *vbuf,
+int db_read_value(stoat_db *db, slice ukey, uint64_t read_version, buf *stored, vlog_value *vv,
                   vstruct *vs, uint64_t *version);
 /* ukey's value at `version` points into a value-log file that is gone: is
  * that version superseded (has the key a newer version now)? */

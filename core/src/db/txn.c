@@ -44,7 +44,8 @@ struct stoat_txn {
     stoat_iter **iters;         /* open iterators, detached at discard */
     size_t n_iters, cap_iters;
     buf scratch;                /* the last get's stored value */
-    buf vscratch;               /* ... and its separated value */
+    vlog_value vscratch;        /* ... and its separated value (may pin a mapped
+                                 * value-log file until the next get) */
 };
 
 static int txn_begin(stoat_db *db, int read_only, uint64_t read_version, stoat_txn **out)
@@ -316,6 +317,6 @@ void stoat_txn_discard(stoat_txn *t)
     txn_writes_free(&t->writes);
     txn_reads_free(&t->reads);
     buf_free(&t->scratch);
-    buf_free(&t->vscratch);
+    db_vlog_value_release(db, &t->vscratch, 1);
     free(t);
 }

@@ -156,6 +156,7 @@ typedef struct gc_run {
         uint8_t meta, user_meta;
         uint64_t expires_at, version;
         size_t koff, klen, voff, vlen;
+        uint32_t rec_len;       /* its record's bytes in the collected file */
     } *entries;
     size_t n, cap;
     buf stored;
@@ -163,7 +164,9 @@ typedef struct gc_run {
     uint64_t snap_version;      /* S: liveness is judged at it */
     uint64_t now;
     uint64_t done_version;
-    uint64_t rewritten;         /* value bytes written again */
+    uint64_t rewritten;         /* log bytes written again: the moved records' lengths in
+                                 * the collected file (values compressed there are
+                                 * compressed again, so they take about as much) */
 } gc_run;
 
 static int gc_flush(gc_run *g)
@@ -193,7 +196,7 @@ static int gc_flush(gc_run *g)
         g->done_version = done;
     for (size_t i = 0; rc == 0 && i < g->n; i++)
         if (!g->skip[i])
-            g->rewritten += g->entries[i].vlen;
+            g->rewritten += g->entries[i].rec_len;
     g->n = 0;
     buf_reset(&g->data);
     return rc;
@@ -247,7 +250,7 @@ static int gc_scan_record(void *arg, const vptr *p, slice ikey, slice value)
     ukey = ikey_user(ikey);
     g->entries[g->n] = (struct gc_entry){vs.meta & ~VMETA_VPTR, vs.user_meta, vs.expires_at,
                                          ikey_version(ikey), g->data.len, ukey.len,
-                                         g->data.len + ukey.len, value.len};
+                                         g->data.len + ukey.len, value.len, p->len};
     if ((rc = buf_append(&g->data, ukey.data, ukey.len)) != 0 ||
         (rc = buf_append(&g->data, value.data, value.len)) != 0)
         return status_err(rc, "out of memory rewriting values");

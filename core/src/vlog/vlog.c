@@ -24,6 +24,17 @@
  *    written (a gathered run of small ones, or one large one), so a reader
  *    never sees half a record. Bytes past size in the active file belong to
  *    the writer (cut off on failure).
+ *  - Mappings (issue 15; not in shared mode): a file is mapped on the first
+ *    read that pins it (the active one to file_size bytes, past its end),
+ *    and unmapped only with its descriptor, by eviction (unpinned files
+ *    only) or when its last reference goes. Bytes below size never change
+ *    (the only truncations are recovery's, before any read, and a failed
+ *    append's, of unpublished bytes), so a pinned file's mapping below the
+ *    size seen when it was pinned is always readable. A vlog_value keeps
+ *    its file pinned while it lends out a value from the mapping.
+ *  - checked bits: set only after a record's checksum succeeded at that
+ *    offset; a set bit lets later reads skip only the checksum (header,
+ *    length and key are checked on every read).
  *
  * Locks: `mu` guards the table, the LRU, refs, sizes, the dirty flags and
  * the directory generation counters; it is held briefly and never across
@@ -43,6 +54,7 @@
 #include "base/coding.h"
 #include "base/status.h"
 #include "base/vec.h"
+#include "env/env_map.h"
 #include "env/filename.h"
 #include "vlog/vlog_int.h"
 
@@ -132,6 +144,7 @@ static int vlog_open_older(vlog *l, uint32_t fid)
 static int vlog_recover_tail(vlog *l, vlog_file *vf, file_window *w, int torn, int *seal)
 {
     char h[VLOG_HEADER_LEN];
+    const char *hv;
     vlog_walk k = {0};
     int rc;
 
@@ -161,6 +174,12 @@ static int vlog_recover_tail(vlog *l, vlog_file *vf, file_window *w, int torn, i
         return rc;
     vf->size = k.good_end;
     *seal = vf->size >= l->opts.file_size;
+    /* A file of an older format takes no records of this one (format 1
+     * knows no compressed values): appends go to a new file. */
+    if ((rc = file_window_get(w, 8, 4, &hv)) != 0)
+        return rc;
+    if (get_fixed32(hv) < VLOG_FORMAT_VERSION)
+        *seal = 1;
     return 0;
 }
 
@@ -379,7 +398,7 @@ static int vlog_flush_locked(vlog *l)
 
 
 /* Writes one large record in place, without copying its value. */
-static int vlog_write_direct_locked(vlog *l, slice ik, slice v)
+static int vlog_write_direct_locked(vlog *l, slice ik, slice v, int encoded)
 {
     char trailer[8];
     size_t hk;
@@ -387,7 +406,8 @@ static int vlog_write_direct_locked(vlog *l, slice ik, slice v)
 
     if (buf_reserve(&l->gather, VLOG_REC_HEADER_LEN + ik.len) != 0)
         return status_err(STOAT_ENOMEM, "vlog: out of memory");
-    vlog_rec_header(l->gather.data, (uint32_t)ik.len, (uint32_t)v.len);
+    vlog_rec_header(l->gather.data, (uint32_t)ik.len,
+                    (uint32_t)v.len | (encoded ? VLOG_VLEN_ENCODED : 0));
     memcpy(l->gather.data + VLOG_REC_HEADER_LEN, ik.data, ik.len);
     hk = VLOG_REC_HEADER_LEN + ik.len;
     put_fixed64(trailer, checksum64_2(l->gather.data, hk, v.data, v.len));
@@ -410,8 +430,9 @@ static int vlog_writable_locked(vlog *l)
     return 0;
 }
 
-/* Appends one record, rolling over first when it would not fit. */
-static int vlog_append_one_locked(vlog *l, slice ik, slice v, vptr *p)
+/* Appends one record (v: the stored value, compressed when encoded),
+ * rolling over first when it would not fit. */
+static int vlog_append_one_locked(vlog *l, slice ik, slice v, int encoded, vptr *p)
 {
     uint64_t len = vlog_record_len(ik.len, v.len), end;
     int rc;
@@ -430,36 +451,84 @@ static int vlog_append_one_locked(vlog *l, slice ik, slice v, vptr *p)
     if (len >= VLOG_DIRECT_LEN) {
         if ((rc = vlog_flush_locked(l)) != 0)
             return rc;
-        return vlog_write_direct_locked(l, ik, v);
+        return vlog_write_direct_locked(l, ik, v, encoded);
     }
     if (buf_reserve(&l->gather, (size_t)len) != 0)
         return status_err(STOAT_ENOMEM, "vlog: out of memory");
-    vlog_gather_rec(&l->gather, ik, v);
+    vlog_gather_rec(&l->gather, ik, v, encoded);
     return l->gather.len >= VLOG_GATHER_LEN ? vlog_flush_locked(l) : 0;
+}
+
+/*
+ * The stored forms of values[0..n-1]: compressed ones in enc (offsets and
+ * lengths in where[], encoded[i] = 1), the others as they are. Runs before
+ * the writer lock is taken, so compression does not hold up other writers'
+ * appends more than needed.
+ */
+static int vlog_encode_batch(vlog *l, const slice *values, size_t n, buf *enc, slice *stored,
+                             char *encoded)
+{
+    int rc, e;
+
+    for (size_t i = 0; i < n; i++) {
+        size_t at = enc->len;
+        if ((rc = vlog_encode_value(l->opts.compression, l->opts.zstd_level, values[i], enc,
+                                    &e)) != 0)
+            return rc;
+        encoded[i] = (char)e;
+        /* Offsets for now: enc may still move. */
+        stored[i] = e ? slice_make(NULL, enc->len - at) : values[i];
+        if (e)
+            stored[i].data = (const char *)(uintptr_t)at;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (encoded[i])
+            stored[i].data = enc->data + (uintptr_t)stored[i].data;
+    return 0;
 }
 
 int vlog_append_batch(vlog *l, const slice *ikeys, const slice *values, size_t n, vptr *ptrs)
 {
-    int rc;
+    slice stored_small[16], *stored = stored_small;
+    char encoded_small[16], *encoded = encoded_small;
+    buf enc = {0};
+    int rc, locked = 0;
 
-    pthread_mutex_lock(&l->wmu);
-    if ((rc = vlog_writable_locked(l)) != 0)
-        goto fail;
     for (size_t i = 0; i < n; i++)
         if ((rc = vlog_validate(ikeys[i], values[i])) != 0)
             goto fail;
+    if (n > 16 && ((stored = malloc(n * sizeof(*stored))) == NULL ||
+                   (encoded = malloc(n)) == NULL)) {
+        rc = status_err(STOAT_ENOMEM, "vlog: out of memory");
+        goto fail;
+    }
+    if (!l->opts.read_only && (rc = vlog_encode_batch(l, values, n, &enc, stored, encoded)) != 0)
+        goto fail;
+    pthread_mutex_lock(&l->wmu);
+    locked = 1;
+    if ((rc = vlog_writable_locked(l)) != 0)
+        goto fail;
     for (size_t i = 0; i < n; i++)
-        if ((rc = vlog_append_one_locked(l, ikeys[i], values[i], &ptrs[i])) != 0)
+        if ((rc = vlog_append_one_locked(l, ikeys[i], stored[i], encoded[i], &ptrs[i])) != 0)
             goto fail;
     if ((rc = vlog_flush_locked(l)) != 0)
         goto fail;
     pthread_mutex_unlock(&l->wmu);
-    return 0;
+    rc = 0;
+    goto out;
 fail:
-    buf_reset(&l->gather);  /* gathered records were never written */
-    pthread_mutex_unlock(&l->wmu);
+    if (locked) {
+        buf_reset(&l->gather);  /* gathered records were never written */
+        pthread_mutex_unlock(&l->wmu);
+    }
     if (n > 0)
         memset(ptrs, 0, n * sizeof(*ptrs));
+out:
+    if (stored != stored_small)
+        free(stored);
+    if (encoded != encoded_small)
+        free(encoded);
+    buf_free(&enc);
     return rc;
 }
 
@@ -592,64 +661,209 @@ int vlog_sync(vlog *l)
 /* ---- reads ---- */
 
 
-/* Reads and verifies the record at p into rec (reset first). */
-static int vlog_fetch(vlog *l, const vptr *p, slice ikey, buf *rec)
+/* STOAT_ECORRUPT for a pointer too short to address any record. */
+static int vlog_ptr_check(vlog *l, const vptr *p, slice ikey)
 {
     char ks[VLOG_KEY_STR];
-    vlog_file *vf = NULL;
-    uint64_t size;
+
+    if (p->len >= VLOG_REC_OVERHEAD + IKEY_SUFFIX_LEN)
+        return 0;
+    return status_err(STOAT_ECORRUPT, "%s/%06u.vlog: bad value pointer length %u (key %s)",
+                      l->dir, p->fid, p->len, vlog_key_str(ikey, ks, sizeof(ks)));
+}
+
+/* Pins the file p points into (discovering it in shared mode); with map,
+ * maps it when it can (*map NULL otherwise). */
+static int vlog_pin_for(vlog *l, const vptr *p, slice ikey, vlog_file **vf, uint64_t *size,
+                        const char **map)
+{
+    char ks[VLOG_KEY_STR];
     int rc, active;
 
-    buf_reset(rec);
-    if (p->len < VLOG_REC_OVERHEAD + IKEY_SUFFIX_LEN)
-        return status_err(STOAT_ECORRUPT, "%s/%06u.vlog: bad value pointer length %u (key %s)",
-                          l->dir, p->fid, p->len, vlog_key_str(ikey, ks, sizeof(ks)));
-    rc = vlog_pin(l, p->fid, &vf, &size, &active);
+    rc = vlog_pin_mapped(l, p->fid, vf, size, &active, map);
     if (rc == STOAT_ENOTFOUND && l->opts.shared && (rc = vlog_discover(l, p->fid)) == 0)
-        rc = vlog_pin(l, p->fid, &vf, &size, &active);
-    if (rc != 0) {
-        if (rc == STOAT_ENOTFOUND)
-            rc = status_err(rc, "%s/%06u.vlog: value log file missing (removed?) for key %s",
-                            l->dir, p->fid, vlog_key_str(ikey, ks, sizeof(ks)));
+        rc = vlog_pin_mapped(l, p->fid, vf, size, &active, map);
+    if (rc == STOAT_ENOTFOUND)
+        rc = status_err(rc, "%s/%06u.vlog: value log file missing (removed?) for key %s",
+                        l->dir, p->fid, vlog_key_str(ikey, ks, sizeof(ks)));
+    if (rc != 0)
         return rc;
-    }
 #ifdef STOAT_TESTING
     if (l->opts.read_hook != NULL)
         l->opts.read_hook(l->opts.read_hook_arg, p->fid);
 #endif
+    return 0;
+}
+
+/* STOAT_ECORRUPT when p reaches outside the file's size bytes. */
+static int vlog_bounds_check(const vlog_file *vf, const vptr *p, slice ikey, uint64_t size)
+{
+    char ks[VLOG_KEY_STR];
+
+    if (p->offset >= VLOG_HEADER_LEN && p->offset <= size && p->len <= size - p->offset)
+        return 0;
+    return status_err(STOAT_ECORRUPT,
+                      "%s: value pointer (offset %llu, %u bytes) past the end of the file "
+                      "(%llu bytes) for key %s",
+                      vf->path, (unsigned long long)p->offset, p->len, (unsigned long long)size,
+                      vlog_key_str(ikey, ks, sizeof(ks)));
+}
+
+/* Reads and verifies the record at p, pinned in vf (size bytes), into rec
+ * (reset first) with pread. */
+static int vlog_fetch_pinned(vlog *l, vlog_file *vf, uint64_t size, const vptr *p, slice ikey,
+                             buf *rec)
+{
+    int rc;
+
+    buf_reset(rec);
     /* Shared mode: other processes append to files this one knows the
      * size of only up to when it last looked. */
     if (l->opts.shared && (p->offset > size || p->len > size - p->offset))
         (void)env_file_size(vf->f, &size);
-    if (p->offset < VLOG_HEADER_LEN || p->offset > size || p->len > size - p->offset) {
-        rc = status_err(STOAT_ECORRUPT,
-                        "%s: value pointer (offset %llu, %u bytes) past the end of the file "
-                        "(%llu bytes) for key %s",
-                        vf->path, (unsigned long long)p->offset, p->len,
-                        (unsigned long long)size, vlog_key_str(ikey, ks, sizeof(ks)));
-    } else if (buf_reserve(rec, p->len) != 0) {
-        rc = status_err(STOAT_ENOMEM, "%s: no memory for a %u-byte record", vf->path, p->len);
-    } else if ((rc = env_read_exact(vf->f, p->offset, rec->data, p->len)) == 0) {
-        rec->len = p->len;
-        rc = vlog_rec_verify(vf->path, p, rec->data, ikey);
-    }
+    if ((rc = vlog_bounds_check(vf, p, ikey, size)) != 0)
+        return rc;
+    if (buf_reserve(rec, p->len) != 0)
+        return status_err(STOAT_ENOMEM, "%s: no memory for a %u-byte record", vf->path, p->len);
+    if ((rc = env_read_exact(vf->f, p->offset, rec->data, p->len)) != 0)
+        return rc;
+    rec->len = p->len;
+    return vlog_rec_verify(vf->path, p, rec->data, ikey);
+}
+
+/* Reads and verifies the record at p into rec (reset first). */
+static int vlog_fetch(vlog *l, const vptr *p, slice ikey, buf *rec)
+{
+    vlog_file *vf = NULL;
+    uint64_t size;
+    int rc;
+
+    buf_reset(rec);
+    if ((rc = vlog_ptr_check(l, p, ikey)) != 0 ||
+        (rc = vlog_pin_for(l, p, ikey, &vf, &size, NULL)) != 0)
+        return rc;
+    rc = vlog_fetch_pinned(l, vf, size, p, ikey, rec);
     vlog_unref(l, vf);
+    return rc;
+}
+
+/*
+ * The record at p in the mapped file vf (size bytes readable, all within
+ * the mapping): its header, length and key are
+ * checked on every read, its checksum on the first read only (the
+ * checked bit of its offset remembers a success; a failure is reported
+ * again on every read).
+ */
+static int vlog_mapped_record(vlog_file *vf, uint64_t size, const vptr *p, slice ikey,
+                              const char **rec)
+{
+    uint64_t bit = p->offset / VLOG_CHECK_GRAIN, mask = 1ull << (bit % 64);
+    _Atomic uint64_t *word;
+    int rc;
+
+    if ((rc = vlog_bounds_check(vf, p, ikey, size)) != 0)
+        return rc;
+    *rec = vf->map + p->offset;
+    word = &vf->checked[bit / 64];
+    if (atomic_load_explicit(word, memory_order_acquire) & mask)
+        return vlog_rec_check_header(vf->path, p, *rec, ikey);
+    if ((rc = vlog_rec_verify(vf->path, p, *rec, ikey)) != 0)
+        return rc;
+    atomic_fetch_or_explicit(word, mask, memory_order_release);
+    return 0;
+}
+
+void vlog_value_release(vlog *l, vlog_value *v)
+{
+    if (v->pin != NULL) {
+        vlog_unref(l, v->pin);
+        v->pin = NULL;
+    }
+}
+
+void vlog_value_free(vlog *l, vlog_value *v)
+{
+    vlog_value_release(l, v);
+    buf_free(&v->buf);
+}
+
+int vlog_get(vlog *l, const vptr *ptr, slice ikey, vlog_value *v, slice *value)
+{
+    vlog_file *vf = NULL;
+    const char *map = NULL, *rec;
+    uint64_t size = 0;
+    int rc;
+
+    *value = slice_make(NULL, 0);
+    if ((rc = vlog_ptr_check(l, ptr, ikey)) != 0) {
+        vlog_value_release(l, v);
+        return rc;
+    }
+    if (v->pin != NULL && v->pin->fid == ptr->fid && ptr->offset <= v->size &&
+        ptr->len <= v->size - ptr->offset) {
+        /* A scan's next value in the same file, within what was readable
+         * when it was pinned: the pin it holds serves (a file's mapping
+         * lasts as long as any pin on it). */
+        vf = v->pin;
+        map = vf->map;
+        size = v->size;
+        v->pin = NULL;
+    } else {
+        vlog_value_release(l, v);
+        if ((rc = vlog_pin_for(l, ptr, ikey, &vf, &size, &map)) != 0)
+            return rc;
+    }
+    if (map != NULL) {
+        if ((rc = vlog_mapped_record(vf, size, ptr, ikey, &rec)) == 0)
+            rc = vlog_rec_value(vf->path, ptr->offset, rec, &v->buf, value);
+    } else if ((rc = vlog_fetch_pinned(l, vf, size, ptr, ikey, &v->buf)) == 0) {
+        /* The value moves to the front of the buffer, or decompresses
+         * into a new one. */
+        rec = v->buf.data;
+        if (get_fixed32(rec + 4) & VLOG_VLEN_ENCODED) {
+            buf raw = {0};
+            if ((rc = vlog_rec_value(vf->path, ptr->offset, rec, &raw, value)) == 0) {
+                buf_free(&v->buf);
+                v->buf = raw;
+            } else {
+                buf_free(&raw);
+            }
+        } else {
+            size_t vlen = get_fixed32(rec + 4);
+            memmove(v->buf.data, rec + VLOG_REC_HEADER_LEN + ikey.len, vlen);
+            v->buf.len = vlen;
+            *value = slice_make(v->buf.data, vlen);
+        }
+    }
+    /* Only a value borrowed from the mapping keeps the file pinned. */
+    if (rc == 0 && map != NULL && value->data >= map && value->data < map + vf->map_len) {
+        v->pin = vf;
+        v->size = size;
+    } else
+        vlog_unref(l, vf);
+    if (rc != 0)
+        *value = slice_make(NULL, 0);
     return rc;
 }
 
 int vlog_read(vlog *l, const vptr *ptr, slice ikey, buf *out)
 {
-    int rc = vlog_fetch(l, ptr, ikey, out);
-    size_t vlen;
+    vlog_value v = {0};
+    slice val;
+    int rc = vlog_get(l, ptr, ikey, &v, &val);
 
-    if (rc != 0) {
-        buf_reset(out);
-        return rc;
+    buf_reset(out);
+    if (rc == 0 && val.data != v.buf.data) {
+        /* out holds memory even for an empty value, as before mappings. */
+        if (buf_reserve(out, val.len ? val.len : 1) != 0 || buf_append(out, val.data, val.len) != 0)
+            rc = status_err(STOAT_ENOMEM, "%s: no memory for a %zu-byte value", l->dir, val.len);
+    } else if (rc == 0) {
+        buf_free(out);
+        *out = v.buf;
+        v.buf = (buf){0};
     }
-    vlen = get_fixed32(out->data + 4);
-    memmove(out->data, out->data + VLOG_REC_HEADER_LEN + ikey.len, vlen);
-    out->len = vlen;
-    return 0;
+    vlog_value_free(l, &v);
+    return rc;
 }
 
 int vlog_check(vlog *l, const vptr *ptr, slice ikey)
@@ -701,6 +915,7 @@ int vlog_scan(vlog *l, uint32_t fid, vlog_scan_fn fn, void *arg)
     else if (rc == VLOG_TORN)
         rc = 0;     /* a file that never got its header holds no records */
     file_window_free(&k.w);
+    buf_free(&k.raw);
     vlog_unref(l, vf);
     return rc;
 }

@@ -9,8 +9,23 @@
  *     fixed32 key_len | fixed32 value_len | fixed32 header_check |
  *     key | value | fixed64 checksum64(everything before it)
  *
+ * From format 2 on, value_len's top bit (VLOG_VLEN_ENCODED) says the value
+ * is stored compressed: codec byte | varint32 raw length | compressed
+ * bytes (value_len counts these stored bytes). Format 1 files (never
+ * compressed) are still read.
+ *
  * A vptr (ikey.h) addresses one whole record: file id, offset of its first
- * byte, and its length (VLOG_REC_OVERHEAD + key_len + value_len).
+ * byte, and its length (VLOG_REC_OVERHEAD + key_len + stored value_len).
+ *
+ * Reads go through a read-only mapping of the file where the env offers
+ * one (env_map.h; not in shared mode, where other processes append and
+ * cut back): the active file is mapped to file_size bytes and read only
+ * below its published size. A record's checksum is verified on its first read and
+ * remembered (one bit per 16 bytes of file), later reads check only its
+ * header, length and key; an uncompressed value is handed out as a
+ * borrowed pointer into the mapping, the file pinned meanwhile
+ * (vlog_get). Files of envs without mappings are read with pread and
+ * verified on every read.
  *
  * Files: ids are 32-bit, never reused, and grow by one per new file. Once
  * any file exists, the newest file is the active one: appends go to it; it
@@ -48,7 +63,9 @@
 #include "base/slice.h"
 
 #define VLOG_MAGIC 0x474c5654414f5453ull  /* "STOATVLG" little-endian */
-#define VLOG_FORMAT_VERSION 1
+#define VLOG_FORMAT_VERSION 2               /* written; 1 (no compression) is still read */
+#define VLOG_VLEN_ENCODED 0x80000000u       /* value_len flag: the value is compressed */
+#define VLOG_COMPRESS_MIN 64                /* shorter values are never compressed */
 #define VLOG_HEADER_LEN 16                 /* fixed64 magic | fixed32 version | fixed32 fid */
 #define VLOG_REC_HEADER_LEN 12             /* key_len | value_len | header_check */
 #define VLOG_REC_OVERHEAD 20               /* record header + fixed64 checksum */
@@ -74,6 +91,13 @@ typedef struct vlog_options {
     /* With shared: open without recovering anything (another process
      * did): every file is sealed until vlog_adopt. */
     int attach;
+    /* Values of at least VLOG_COMPRESS_MIN bytes are stored compressed
+     * with this codec (STOAT_COMPRESSION_*; 0 = none) when that saves at
+     * least an eighth of them; zstd at zstd_level. */
+    int compression;
+    int zstd_level;
+    /* 1: never map files (every read is a pread; for comparisons). */
+    int no_map;
 #ifdef STOAT_TESTING
     /* Test builds only: called by every vlog_read and vlog_check after the
      * file is pinned and before it is read (NULL: nothing). */
@@ -148,6 +172,43 @@ int vlog_sync(vlog *l);
  * checks or holds another key. Reads exactly ptr->len bytes.
  */
 int vlog_read(vlog *l, const vptr *ptr, slice ikey, buf *out);
+
+/*
+ * A value read by vlog_get: either borrowed from a file's mapping (pin
+ * holds that file open and mapped, even past its removal, until released)
+ * or held in buf (a copy read by pread, or a decompressed value). Zero it
+ * before first use; one thread at a time.
+ */
+typedef struct vlog_value {
+    buf buf;
+    struct vlog_file *pin;
+    uint64_t size;          /* bytes of the pinned file readable when pinned */
+} vlog_value;
+
+/*
+ * As vlog_read, but without a copy where it can: *value points into the
+ * mapping of a sealed file (uncompressed values) or into v->buf. First
+ * releases what v held before (so *value of an earlier call is then
+ * invalid); a new pin on the same file as the one held is taken without
+ * locking. *value is valid until the next vlog_get on v, or
+ * vlog_value_release / vlog_value_free. Same return codes as vlog_read.
+ */
+int vlog_get(vlog *l, const vptr *ptr, slice ikey, vlog_value *v, slice *value);
+
+/* Drops v's pin (if any); keeps its buffer for reuse. */
+void vlog_value_release(vlog *l, vlog_value *v);
+
+/* Drops v's pin and frees its buffer. */
+void vlog_value_free(vlog *l, vlog_value *v);
+
+/*
+ * Read-ahead for the record at ptr (a scan is about to read it), when its
+ * file is mapped: the CPU is asked for its first cache lines (a prefetch
+ * never faults, so no pin is needed), and with cold = 1 the kernel for
+ * its pages (MADV_WILLNEED: a system call, worth it only when reads wait
+ * for the disk). Nothing when the file is not mapped. Never fails.
+ */
+void vlog_prefetch(vlog *l, const vptr *ptr, int cold);
 
 /* As vlog_read without handing the value out: checks that ptr addresses a
  * complete record with good checksums and key ikey (for WAL replay). Same

@@ -14,6 +14,7 @@
 #include "base/coding.h"
 #include "base/status.h"
 #include "base/vec.h"
+#include "env/env_map.h"
 #include "env/filename.h"
 #include "vlog/vlog_int.h"
 
@@ -32,11 +33,23 @@ vlog_file *vlog_file_new(vlog *l, uint32_t fid)
     return vf;
 }
 
+/* Drops vf's mapping (no pin may be left that borrows from it: eviction
+ * and destruction take only files nobody else references). */
+void vlog_unmap_locked(vlog_file *vf)
+{
+    env_unmap(vf->map, vf->map_len);
+    free((void *)vf->checked);
+    vf->map = NULL;
+    vf->map_len = 0;
+    vf->checked = NULL;
+}
+
 /* Closes, unlinks if removed, frees. Returns the unlink's result. */
 int vlog_file_destroy(vlog *l, vlog_file *vf)
 {
     int rc = 0;
 
+    vlog_unmap_locked(vf);
     env_close(vf->f);
     env_close(vf->wf);
     if (vf->removed) {
@@ -137,6 +150,7 @@ void vlog_evict_locked(vlog *l)
         next = vf->next;
         if (vf->refs == 1 && !vf->dirty) {
             vlog_lru_unlink_locked(l, vf);
+            vlog_unmap_locked(vf);
             env_close(vf->f);
             vf->f = NULL;
         }
@@ -152,17 +166,60 @@ void vlog_lru_add_locked(vlog *l, vlog_file *vf)
 }
 
 /*
+ * Maps the file vf (pinned by the caller, size readable bytes) unless it
+ * is mapped already or cannot be; the first mapping made wins. The active
+ * file is mapped to file_size bytes (past its end for now): its records
+ * below the published size never change (appends only add after it, and a
+ * failed append cuts back only what was never published), and reads never
+ * look past that size, so the pages past the end are never touched.
+ */
+static void vlog_map(vlog *l, vlog_file *vf, uint64_t size, int active)
+{
+    uint64_t len = active && l->opts.file_size > size ? l->opts.file_size : size;
+    uint64_t words = (len / VLOG_CHECK_GRAIN + 64) / 64;
+    _Atomic uint64_t *checked;
+    const char *map = NULL;
+    char msg[STATUS_MSG_MAX];
+    int rc;
+
+    snprintf(msg, sizeof(msg), "%s", status_msg());
+    rc = env_map_file(l->env, vf->path, len, &map);
+    status_set_msg(msg);    /* a refused mapping is no error: reads use pread */
+    /* calloc of a large bitmap takes fresh zero pages: untouched parts of
+     * it cost no memory. */
+    checked = rc == 0 ? calloc((size_t)words, sizeof(*checked)) : NULL;
+    pthread_mutex_lock(&l->mu);
+    if (checked != NULL && vf->map == NULL) {
+        vf->map = map;
+        vf->map_len = len;
+        vf->checked = checked;
+        map = NULL;
+        checked = NULL;
+    } else if (rc != 0 && rc != STOAT_ENOTFOUND) {
+        vf->map_failed = 1;
+    }
+    pthread_mutex_unlock(&l->mu);
+    env_unmap(map, len);
+    free((void *)checked);
+}
+
+/*
  * Pins file fid for a read or scan: *out stays valid, with an open
  * descriptor, until vlog_unref. *size is its readable size now. Opens the
- * file outside the lock when the LRU had closed it.
+ * file outside the lock when the LRU had closed it. With map (not NULL), a
+ * file of an unshared log is mapped too when it can be: *map is its
+ * mapping (of at least *size bytes, or NULL), valid while the pin lasts.
  */
-int vlog_pin(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int *active)
+int vlog_pin_mapped(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int *active,
+                    const char **map)
 {
     vlog_file *vf;
     env_file *f = NULL;
-    int rc, need_open;
+    int rc, need_open, need_map;
 
     *out = NULL;
+    if (map != NULL)
+        *map = NULL;
     pthread_mutex_lock(&l->mu);
     if ((vf = vlog_lookup_locked(l, fid)) == NULL) {
         pthread_mutex_unlock(&l->mu);
@@ -176,6 +233,10 @@ int vlog_pin(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int *active
     *size = vf->size;
     *active = vf->active;
     need_open = vf->f == NULL;
+    need_map = map != NULL && vf->map == NULL && !vf->map_failed && !l->opts.shared &&
+               !l->opts.no_map && vf->size > VLOG_HEADER_LEN;
+    if (map != NULL)
+        *map = vf->map != NULL && vf->map_len >= vf->size ? vf->map : NULL;
     pthread_mutex_unlock(&l->mu);
     if (need_open) {
         if ((rc = env_open(l->env, vf->path, ENV_READ, &f)) != 0) {
@@ -192,8 +253,45 @@ int vlog_pin(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int *active
         pthread_mutex_unlock(&l->mu);
         env_close(f); /* another reader opened it first */
     }
+    if (need_map) {
+        vlog_map(l, vf, *size, *active);
+        pthread_mutex_lock(&l->mu);
+        *map = vf->map != NULL && vf->map_len >= *size ? vf->map : NULL;
+        pthread_mutex_unlock(&l->mu);
+    }
     *out = vf;
     return 0;
+}
+
+int vlog_pin(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int *active)
+{
+    return vlog_pin_mapped(l, fid, out, size, active, NULL);
+}
+
+void vlog_prefetch(vlog *l, const vptr *ptr, int cold)
+{
+    const char *map = NULL;
+    uint64_t len = 0;
+    vlog_file *vf;
+
+    pthread_mutex_lock(&l->mu);
+    vf = vlog_lookup_locked(l, ptr->fid);
+    if (vf != NULL && vf->map != NULL && ptr->offset < vf->size &&
+        ptr->len <= vf->size - ptr->offset) {
+        map = vf->map;
+        len = vf->map_len;
+        if (cold)
+            vf->refs++;     /* the mapping stays while madvise runs unlocked */
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (map == NULL)
+        return;
+    __builtin_prefetch(map + ptr->offset);
+    __builtin_prefetch(map + ptr->offset + 64);
+    if (cold) {
+        env_map_willneed(map, len, ptr->offset, ptr->len);
+        vlog_unref(l, vf);
+    }
 }
 
 /* ---- the file list ---- */

@@ -13,6 +13,7 @@
 #define STOAT_VLOG_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "base/status.h"
 #include "env/env.h"
@@ -24,6 +25,10 @@
 #define VLOG_DIRECT_LEN (256u << 10)    /* records this large are not copied */
 #define VLOG_KEY_STR (STATUS_KEY_MAX + 24)  /* room for "key"@version */
 #define VLOG_NONE UINT64_MAX
+#define VLOG_LZ4_FAST_MIN 8192      /* values this long get lz4 at VLOG_LZ4_FAST_ACCEL */
+#define VLOG_LZ4_FAST_ACCEL 8
+#define VLOG_CHECK_GRAIN 16             /* bytes per checked bit: records are longer, so
+                                         * no two records start in one grain */
 
 /* Record verdicts of vlog_rec_classify (errors are negative). */
 enum { VLOG_REC_OK, VLOG_REC_TORN, VLOG_REC_BAD, VLOG_REC_LOST };
@@ -42,6 +47,13 @@ typedef struct vlog_file {
     env_file *f;                    /* NULL while closed */
     env_file *wf;                   /* shared mode: the append descriptor of a file
                                      * another process created (vlog_adopt) */
+    const char *map;                /* the first map_len bytes, read-only (NULL:
+                                     * not mapped); set and cleared under mu, unmapped
+                                     * only when no pin is left (eviction, destroy) */
+    uint64_t map_len;
+    _Atomic uint64_t *checked;      /* with map: bit off / VLOG_CHECK_GRAIN is set once the
+                                     * record at off passed its checksum */
+    int map_failed;                 /* mapping was refused: read by pread */
     char *path;
     struct vlog_file *prev, *next;  /* LRU links while in_lru */
 } vlog_file;
@@ -82,19 +94,23 @@ typedef struct vlog_walk {
     int strict;             /* scan: damage is an error; recovery: noted */
     vlog_scan_fn fn;        /* NULL: nothing handed out */
     void *arg;
+    buf raw;                /* decompressed values handed to fn */
     uint64_t good_end;      /* end of the last intact record */
     int lost;               /* the record chain broke (non-strict only) */
 } vlog_walk;
 
 /* vlog_record.c */
-void vlog_gather_rec(buf *g, slice ik, slice v);
+void vlog_gather_rec(buf *g, slice ik, slice v, int encoded);
 int vlog_header_check(file_window *w, uint32_t fid);
 void vlog_header_encode(char *h, uint32_t fid);
 const char *vlog_key_str(slice ik, char *dst, size_t cap);
 uint32_t vlog_parse_name(const char *name);
 void vlog_quiet_remove(env *e, const char *path);
-void vlog_rec_header(char *h, uint32_t klen, uint32_t vlen);
+void vlog_rec_header(char *h, uint32_t klen, uint32_t vword);
+int vlog_rec_check_header(const char *path, const vptr *p, const char *rec, slice ikey);
 int vlog_rec_verify(const char *path, const vptr *p, const char *rec, slice ikey);
+int vlog_rec_value(const char *path, uint64_t off, const char *rec, buf *raw, slice *value);
+int vlog_encode_value(int codec, int zstd_level, slice v, buf *out, int *encoded);
 int vlog_validate(slice ik, slice v);
 int vlog_walk_run(vlog_walk *k);
 
@@ -106,6 +122,9 @@ int vlog_insert_locked(vlog *l, vlog_file *vf);
 void vlog_lru_add_locked(vlog *l, vlog_file *vf);
 void vlog_lru_unlink_locked(vlog *l, vlog_file *vf);
 int vlog_pin(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int *active);
+int vlog_pin_mapped(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int *active,
+                    const char **map);
+void vlog_unmap_locked(vlog_file *vf);
 void vlog_unref(vlog *l, vlog_file *vf);
 
 #endif
