@@ -180,9 +180,10 @@ static void test_txn_ttl(void)
     REQUIRE_OK(stoat_iter_seek_last(it));
     CHECK_STR(walk(it, -1, buf, sizeof(buf)), "t:hour=1 forever=1 ");
     stoat_iter_close(it);
-    /* Still stored until compaction drops them. */
-    CHECK_STR(all_versions_keys(db, buf, sizeof(buf)),
-              "forever shadowed shadowed t:hour t:mem t:sst ");
+    /* Stored until a compaction drops them; an idle compaction (no commit
+     * for a second) may have dropped some already, never the live ones. */
+    all_versions_keys(db, buf, sizeof(buf));
+    CHECK(strncmp(buf, "forever ", 8) == 0 && strstr(buf, " t:hour ") != NULL);
     REQUIRE_OK(stoat_flatten(db));
     CHECK_STR(all_versions_keys(db, buf, sizeof(buf)), "forever t:hour ");
     REQUIRE_OK(stoat_close(db));
