@@ -12,6 +12,7 @@
 #include "base/coding.h"
 #include "base/status.h"
 #include "crypt/key_registry.h"
+#include "db_util.h"
 #include "env/env.h"
 #include "support/env_fault.h"
 #include "test.h"
@@ -29,16 +30,6 @@ static const char *kpath(void)
 
     snprintf(path, sizeof(path), "%s/KEYREGISTRY", test_tmpdir());
     return path;
-}
-
-static void file_put(const char *path, const void *data, size_t len)
-{
-    env_file *f;
-
-    REQUIRE_OK(env_open(env_posix(), path, ENV_WRITE | ENV_TRUNC, &f));
-    if (len > 0)
-        REQUIRE_OK(env_append(f, data, len));
-    REQUIRE_OK(env_close(f));
 }
 
 static int leaks(const char *msg, const uint8_t *key)
@@ -108,15 +99,6 @@ static void test_key_registry_create_and_reopen(void)
     key_registry_close(kr);
 }
 
-/* The file's bytes, malloc'd. */
-static char *file_get(size_t *len)
-{
-    char *data;
-
-    REQUIRE_OK(env_read_all(env_posix(), kpath(), &data, len));
-    return data;
-}
-
 static void fix_checksum(char *p, size_t len)
 {
     put_fixed64(p + len - 8, checksum64(p, len - 8));
@@ -139,7 +121,7 @@ static void test_key_registry_wrong_key_vs_damage(void)
     remember(k);
     key_registry_close(kr);
     kr = NULL;
-    orig = file_get(&len);
+    orig = dbu_read_file(kpath(), &len);
     CHECK(len == 72 + 2 * 88 + 40);
     REQUIRE((p = malloc(len)) != NULL);
 
@@ -152,7 +134,7 @@ static void test_key_registry_wrong_key_vs_damage(void)
     for (bit = 0; bit < 8 * len; bit++) {
         memcpy(p, orig, len);
         p[bit / 8] ^= (char)(1u << (bit % 8));
-        file_put(kpath(), p, len);
+        dbu_write_file(kpath(), p, len);
         not_corrupt += key_registry_open(env_posix(), test_tmpdir(), master1, 0, &kr) !=
                        STOAT_ECORRUPT;
         check_no_key_in_msg();
@@ -162,11 +144,11 @@ static void test_key_registry_wrong_key_vs_damage(void)
     CHECK(not_corrupt == 0);
 
     /* Truncated and empty files, a foreign file. */
-    file_put(kpath(), orig, len - 1);
+    dbu_write_file(kpath(), orig, len - 1);
     CHECK_RC(key_registry_open(env_posix(), test_tmpdir(), master1, 0, &kr), STOAT_ECORRUPT);
-    file_put(kpath(), orig, 0);
+    dbu_write_file(kpath(), orig, 0);
     CHECK_RC(key_registry_open(env_posix(), test_tmpdir(), master1, 0, &kr), STOAT_ECORRUPT);
-    file_put(kpath(), "MANIFEST but not a key registry", 31);
+    dbu_write_file(kpath(), "MANIFEST but not a key registry", 31);
     CHECK_RC(key_registry_open(env_posix(), test_tmpdir(), master1, 0, &kr), STOAT_ECORRUPT);
     CHECK(strstr(status_msg(), "not a key registry") != NULL);
 
@@ -176,32 +158,32 @@ static void test_key_registry_wrong_key_vs_damage(void)
     memcpy(p, orig, len);
     p[72 + 88 + 40] ^= 1;
     fix_checksum(p, len);
-    file_put(kpath(), p, len);
+    dbu_write_file(kpath(), p, len);
     CHECK_RC(key_registry_open(env_posix(), test_tmpdir(), master1, 0, &kr), STOAT_ECORRUPT);
     CHECK(strstr(status_msg(), "altered") != NULL);
     memcpy(p, orig, 72 + 88);
     put_fixed32(p + 64, 1);
     memcpy(p + 72 + 88, orig + len - 40, 40);
     fix_checksum(p, 72 + 88 + 40);
-    file_put(kpath(), p, 72 + 88 + 40);
+    dbu_write_file(kpath(), p, 72 + 88 + 40);
     CHECK_RC(key_registry_open(env_posix(), test_tmpdir(), master1, 0, &kr), STOAT_ECORRUPT);
     memcpy(p, orig, len);
     memcpy(p + 72, orig + 72 + 88, 88);
     memcpy(p + 72 + 88, orig + 72, 88);
     fix_checksum(p, len);
-    file_put(kpath(), p, len);
+    dbu_write_file(kpath(), p, len);
     CHECK_RC(key_registry_open(env_posix(), test_tmpdir(), master1, 0, &kr), STOAT_ECORRUPT);
 
     /* A later format version: ENOTSUP, naming it. */
     memcpy(p, orig, len);
     put_fixed32(p + 8, 2);
     fix_checksum(p, len);
-    file_put(kpath(), p, len);
+    dbu_write_file(kpath(), p, len);
     CHECK_RC(key_registry_open(env_posix(), test_tmpdir(), master1, 0, &kr), STOAT_ENOTSUP);
     CHECK(strstr(status_msg(), "version 2") != NULL);
 
     /* The original still opens with its key. */
-    file_put(kpath(), orig, len);
+    dbu_write_file(kpath(), orig, len);
     kr = open_kr(master1, 0);
     CHECK(key_registry_count(kr) == 2);
     key_registry_close(kr);
@@ -277,13 +259,13 @@ static void test_key_registry_rekey(void)
         memcpy(bytes[i], aead_key_bytes(k), 32);
         remember(k);
     }
-    before = file_get(&len1);
+    before = dbu_read_file(kpath(), &len1);
     REQUIRE_OK(key_registry_rekey(kr, master2));
     /* Still usable after: a rotation is wrapped by the new key. */
     REQUIRE_OK(key_registry_rotate(kr, T0 + 3, &id));
     CHECK(id == 4);
     key_registry_close(kr);
-    after = file_get(&len2);
+    after = dbu_read_file(kpath(), &len2);
     CHECK(len2 == len1 + 88);
     CHECK(memcmp(before + 16, after + 16, 16) != 0);   /* a fresh salt */
 

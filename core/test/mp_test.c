@@ -214,16 +214,9 @@ static void test_mp_failed_fsync_stops_every_writer(void)
 
 static int count_wals(const char *dir)
 {
-    char cmd[512];
-    int n = -1;
+    static char names[DBU_MAX_FILES][64];
 
-    snprintf(cmd, sizeof(cmd), "ls '%s' | grep -c '\\.wal$'", dir);
-    FILE *f = popen(cmd, "r");
-    if (f != NULL && fscanf(f, "%d", &n) != 1)
-        n = -1;
-    if (f != NULL)
-        pclose(f);
-    return n;
+    return dbu_list(dir, ".wal", names);
 }
 
 typedef struct behind_arg {

@@ -93,6 +93,7 @@
 #define MP_KEEPER_MS 100
 #define MP_RETRIES 1000
 #define MP_ARENA_SLACK 1024u    /* the arena's own header, and then some */
+#define MP_READ_ARENA (64u << 10) /* a memtable opened only to read its WAL */
 
 static inline uint64_t head_id(uint64_t h)
 {
@@ -592,7 +593,7 @@ static int mp_note_up_locked(stoat_db *db)
         if (to != UINT64_MAX && mp->note_pos >= to)
             break;
         if (mp->note_mem == NULL) {
-            rc = mp_attach(db, mp->note_id, MP_ARENA_SLACK * 64, &mp->note_mem);
+            rc = mp_attach(db, mp->note_id, MP_READ_ARENA, &mp->note_mem);
             /* At a WAL's start, the cursor means the first WAL from there
              * on (mp_note_catch_up_locked may put it at a table's id). */
             if (rc == STOAT_ENOTFOUND && mp->note_pos == WAL_HEADER_LEN &&
@@ -975,7 +976,7 @@ int db_mp_sync(stoat_db *db)
     if (db->vlog != NULL && (rc = vlog_sync(db->vlog)) != 0)
         goto fail;
     pthread_mutex_lock(&mp->tail_mu);
-    rc = mp_attach(db, head_id(atomic_load(&mp->hdr->wal_head)), MP_ARENA_SLACK * 64, &m);
+    rc = mp_attach(db, head_id(atomic_load(&mp->hdr->wal_head)), MP_READ_ARENA, &m);
     pthread_mutex_unlock(&mp->tail_mu);
     if (rc == STOAT_ENOTFOUND)
         return 0;   /* rotated (its rotation synced it), flushed and removed since */
@@ -1019,7 +1020,7 @@ uint64_t db_mp_oldest_wal_locked(stoat_db *db)
         return memtable_id(db->imm[0]);
     if (db->mp->log_number >= head_id(head) && head_end(head) <= WAL_HEADER_LEN)
         return UINT64_MAX;
-    return db->mem != NULL ? memtable_id(db->mem) : db->mp->wal_id;
+    return db_mp_next_wal_locked(db);
 }
 
 uint64_t db_mp_next_wal_locked(stoat_db *db)
