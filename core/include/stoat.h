@@ -90,9 +90,14 @@ enum {
     STOAT_EREADONLY = -11,  /* write to a read-only database */
     STOAT_ENOSPC = -12,     /* the disk is full */
     STOAT_ENOTSUP = -13,    /* not supported by this build or format version */
-    STOAT_EEXIST = -14      /* database exists and error_if_exists was set; a bulk
+    STOAT_EEXIST = -14,     /* database exists and error_if_exists was set; a bulk
                              * load's key range already holds data */
+    STOAT_EKEY = -15        /* encryption key missing, wrong, or given for a database
+                             * that is not encrypted (the message says which) */
 };
+
+/* Length of an encryption key (stoat_options.encryption_key, stoat_rekey). */
+#define STOAT_KEY_LEN 32
 
 /* Limits. A key is 1..STOAT_MAX_KEY_SIZE bytes; a value 0..STOAT_MAX_VALUE_SIZE. */
 #define STOAT_MAX_KEY_SIZE 65536u
@@ -170,6 +175,14 @@ typedef struct stoat_options {
                                  * region (NULL: /dev/shm); the first process to open
                                  * chooses for all. Too small a file system fails the
                                  * open with STOAT_ENOSPC. Read during stoat_open only */
+    const uint8_t *encryption_key; /* NULL: files are written in the clear. Else
+                                 * STOAT_KEY_LEN bytes, the master key: every file
+                                 * that holds keys or values is encrypted and
+                                 * authenticated ("Encryption at rest" below). A
+                                 * database is created encrypted or not and stays so.
+                                 * Copied during stoat_open; wipe your copy after */
+    uint64_t encryption_key_rotation_ms; /* 0 = 10 days: a new data key is made for
+                                 * new files once the newest is this old */
 } stoat_options;
 
 typedef struct stoat_db stoat_db;
@@ -606,6 +619,43 @@ typedef struct stoat_stats {
  * STOAT_ENOMEM.
  */
 int stoat_stats_get(stoat_db *db, stoat_stats *out);
+
+/*
+ * Encryption at rest. A database created with stoat_options.encryption_key
+ * (the master key) keeps in its directory a key registry, KEYREGISTRY:
+ * random data keys, each sealed by the master key. Every WAL record, table
+ * block, value-log record, MANIFEST record and the DISCARD file are sealed
+ * (XChaCha20-Poly1305, random 192-bit nonces) by a data key, bound to
+ * their file and offset: a modified, moved or replayed record or block is
+ * STOAT_ECORRUPT, never a wrong value. A small header in the clear at the
+ * start of each such file names the data key that wrote it; LOCK and the
+ * shared-memory region (which holds no keys or values) are not encrypted.
+ * Format: core/FORMAT.md, "Encryption at rest".
+ *
+ * Opening an encrypted database without a key or with a wrong one, or an
+ * unencrypted one with a key, fails with STOAT_EKEY before anything is
+ * written. Keys are never in messages and are wiped on close.
+ */
+
+/*
+ * Changes the master key of the closed database in dir from old_key to
+ * new_key (STOAT_KEY_LEN bytes each): the data keys are sealed again, no
+ * data file is rewritten. Atomic: after a crash either key opens it.
+ *
+ * Errors: STOAT_EINVAL (NULL arguments, no database), STOAT_EKEY (old_key
+ * is wrong, or the database is not encrypted), STOAT_EBUSY (open by a
+ * process), STOAT_ECORRUPT (a damaged registry), STOAT_EIO, STOAT_ENOSPC.
+ */
+int stoat_rekey(const char *dir, const uint8_t *old_key, const uint8_t *new_key);
+
+/*
+ * Makes a new data key now: files written from now on use it (files
+ * already written keep theirs).
+ *
+ * Errors: STOAT_EINVAL (a NULL handle), STOAT_EFORKED, STOAT_ENOTSUP (the
+ * database is not encrypted), STOAT_EREADONLY, STOAT_EIO, STOAT_ENOSPC.
+ */
+int stoat_rotate_key(stoat_db *db);
 
 #ifdef STOAT_BUILD
 _Pragma("GCC visibility pop")

@@ -60,6 +60,7 @@ const char *stoat_strerror(int rc)
     case STOAT_ENOSPC: return "no space";
     case STOAT_ENOTSUP: return "not supported";
     case STOAT_EEXIST: return "exists";
+    case STOAT_EKEY: return "bad key";
     default: return "unknown error";
     }
 }
