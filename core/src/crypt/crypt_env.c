@@ -54,6 +54,7 @@ struct file_seal {
 typedef struct crypt_file {
     env_file base;
     env_file *inner;
+    int absent;             /* the header a crash left unwritten: reads as empty */
     struct file_seal s;
 } crypt_file;
 
@@ -158,8 +159,47 @@ static int crypt_header_write(crypt_file *cf)
     return 0;
 }
 
+/* 1 when the n bytes at p are all zero. */
+static int crypt_zero(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != 0)
+            return 0;
+    return 1;
+}
+
+/*
+ * Whether the header h of file f is one a crash left unwritten: all zeros
+ * (the file's size persisted before its first bytes; what follows, if
+ * anything, was never synced either, since a sync of the file would have
+ * made the header durable first), or a cut-short header followed by
+ * zeros to the end of the file. Any other bad header is damage.
+ */
+static int crypt_header_absent(env_file *inner, const char *h)
+{
+    char buf[4096];
+    uint64_t off = CRYPT_HEADER_LEN;
+    size_t n, i = CRYPT_HEADER_LEN;
+
+    if (crypt_zero(h, CRYPT_HEADER_LEN))
+        return 1;
+    while (i > 0 && h[i - 1] == 0)
+        i--;
+    if (i > 8 ? memcmp(h, CRYPT_MAGIC, 8) != 0 : memcmp(h, CRYPT_MAGIC, i) != 0)
+        return 0;
+    for (;;) {
+        if (env_read_at(inner, off, buf, sizeof(buf), &n) != 0)
+            return 0;
+        if (!crypt_zero(buf, n))
+            return 0;
+        if (n < sizeof(buf))
+            return 1;
+        off += n;
+    }
+}
+
 /* Loads the header if the file has one by now: 0 with ready set, 0 with
- * ready clear when the file is still shorter than a header, or an error. */
+ * ready clear when the file holds no header (yet), or an error. */
 static int crypt_header_load(crypt_file *cf)
 {
     char h[CRYPT_HEADER_LEN];
@@ -170,8 +210,14 @@ static int crypt_header_load(crypt_file *cf)
         return 0;
     pthread_mutex_lock(&cf->s.mu);
     if (!atomic_load_explicit(&cf->s.ready, memory_order_relaxed) &&
-        (rc = env_read_at(cf->inner, 0, h, sizeof(h), &n)) == 0 && n == sizeof(h))
+        (rc = env_read_at(cf->inner, 0, h, sizeof(h), &n)) == 0 && n == sizeof(h)) {
         rc = crypt_header_use(cf, h);
+        if (rc == STOAT_ECORRUPT && crypt_header_absent(cf->inner, h)) {
+            status_clear();
+            rc = 0;
+            cf->absent = 1;
+        }
+    }
     pthread_mutex_unlock(&cf->s.mu);
     return rc;
 }
@@ -336,13 +382,14 @@ static int crypt_file_open(env *e, const char *path, int flags, env_file **out)
     /* A writer finds the file new, or holding the cut-short header of a
      * creation a crash interrupted (no unit was written yet): it writes
      * the header. Everyone else loads what is there, if anything. */
-    if (rc == 0 && (flags & ENV_WRITE) && size < CRYPT_HEADER_LEN) {
+    if (rc == 0 && size >= CRYPT_HEADER_LEN)
+        rc = crypt_header_load(cf);
+    if (rc == 0 && (flags & ENV_WRITE) && (size < CRYPT_HEADER_LEN || cf->absent)) {
+        cf->absent = 0;
         if (size > 0)
             rc = env_truncate(cf->inner, 0);
         if (rc == 0)
             rc = crypt_header_write(cf);
-    } else if (rc == 0) {
-        rc = crypt_header_load(cf);
     }
     if (rc != 0) {
         env_close(cf->inner);
@@ -362,7 +409,7 @@ static int crypt_read_at(env_file *f, uint64_t off, void *dst, size_t len, size_
     if ((rc = crypt_header_load(cf)) != 0)
         return rc;
     if (!atomic_load_explicit(&cf->s.ready, memory_order_acquire))
-        return 0;   /* no header yet: empty */
+        return 0;   /* no header (yet): empty */
     return env_read_at(cf->inner, off + CRYPT_HEADER_LEN, dst, len, nread);
 }
 
@@ -394,7 +441,8 @@ static int crypt_size(env_file *f, uint64_t *out)
         return 0;
     if ((rc = crypt_header_load(cf)) != 0)
         return rc;
-    *out = size - CRYPT_HEADER_LEN;
+    if (!cf->absent)
+        *out = size - CRYPT_HEADER_LEN;
     return 0;
 }
 
