@@ -21,7 +21,7 @@ local bit = require "bit"
 
 local format, byte, char = string.format, string.byte, string.char
 local concat = table.concat
-local tonumber, type = tonumber, type
+local tonumber, tostring = tonumber, tostring
 
 local M = {}
 
@@ -90,7 +90,7 @@ end
 -- | nil, nil (no key) | nil, err. where names the source for messages
 -- ("--key-file FILE" or "STOAT_KEY_FILE=FILE").
 function M.resolve(flag, getenv)
-    local path, where = flag, nil
+    local path, where = flag
     if path ~= nil then
         where = "--key-file " .. path
     else
