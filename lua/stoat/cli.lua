@@ -333,9 +333,9 @@ local function gather_info(dir, o)
     info.format = {
         manifest = not encrypted and header_version(dir .. "/MANIFEST", MAGICS.manifest) or nil,
     }
-    local garbage, have_discard = read_discard(dir)
-    if encrypted then
-        have_discard = false
+    local garbage, have_discard = {}, false
+    if not encrypted then
+        garbage, have_discard = read_discard(dir)
     end
     info.vlog_files = text.array()
     for _, f in ipairs(files.vlog) do
@@ -491,10 +491,13 @@ command("info", {
     min = 1, names = { "DIR" },
     flags = { json = "bool", count = "bool" },
     help = [[
-Shows what a database holds: the format version of each kind of file, the
-newest version (commit), sizes (tables per level, value log, memtables),
-each value-log file with its garbage share (from DISCARD), the counters of
-db:stats(), and the options of this open. Opens the database read-only.
+Shows what a database holds: whether it is encrypted, the format version
+of each kind of file, the newest version (commit), sizes (tables per
+level, value log, memtables), each value-log file with its garbage share
+(from DISCARD), the counters of db:stats(), and the options of this open.
+Of an encrypted database (its key from --key-file) the file formats and
+the garbage per file are not shown: they are sealed. Opens the database
+read-only.
 Given a backup file instead of a directory, checks it whole (every
 checksum) and shows its kind, versions and counts.
 
