@@ -130,6 +130,20 @@ describe("encryption", function()
             assert.matches("(got number)", err, 1, true)
         end)
 
+        it("points the struct at the key string and keeps that string referenced", function()
+            local options = require "stoat.options"
+            local key = table.concat({ KEY:sub(1, 16), KEY:sub(17) }) -- not a constant
+            local o, keep = options.build({ encryption_key = key,
+                                            encryption_key_rotation_ms = 3600000 }, 1)
+            assert.are.equal(KEY, ffi.string(o.encryption_key, 32))
+            assert.are.equal(3600000, tonumber(o.encryption_key_rotation_ms))
+            local kept = false
+            for _, v in ipairs(keep) do kept = kept or v == key end
+            assert.is_true(kept)
+            o = options.build(nil, 1)
+            assert.is_true(o.encryption_key == nil) -- the default: no encryption
+        end)
+
         it("takes the rotation period in milliseconds, as an integer", function()
             for _, v in ipairs({ -1, 1.5, "10d", true }) do
                 local ok, err = pcall(stoat.open, "/nonexistent", {
