@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/checksum.h"
 #include "base/coding.h"
@@ -46,6 +47,7 @@
 #define KR_ENTRY_LEN (KR_ENTRY_AD_LEN + KR_SEALED_KEY_LEN)
 #define KR_TRAILER_LEN (AEAD_MAC_LEN + 8)
 #define KR_CHECK_LEN 32
+#define KR_LOCK_WAIT_MS 5000
 
 static const char kr_label_check[AEAD_LABEL_LEN] = "stoat kr1 check ";
 static const char kr_label_wrap[AEAD_LABEL_LEN] = "stoat kr1 wrap  ";
@@ -226,7 +228,8 @@ static int kr_add_entry(key_registry *kr, uint64_t id, uint64_t created_ms, aead
     return 0;
 }
 
-/* Unwraps the n entries of the file into kr (its wrapping already checked). */
+/* Unwraps entries [kr->n, n) of the file into kr (its wrapping already
+ * checked; the entries before are those kr holds). */
 static int kr_decode_entries(key_registry *kr, const char *p, size_t n)
 {
     uint8_t plain[AEAD_KEY_LEN];
@@ -235,7 +238,7 @@ static int kr_decode_entries(key_registry *kr, const char *p, size_t n)
     size_t i;
     int rc;
 
-    for (i = 0; i < n; i++) {
+    for (i = kr->n; i < n; i++) {
         const char *q = p + KR_HEADER_LEN + i * KR_ENTRY_LEN;
         uint64_t id = get_fixed64(q), created = get_fixed64(q + 8);
 
@@ -301,6 +304,25 @@ static int kr_alloc(env *e, const char *dir, uint64_t rotation_ms, key_registry 
     return 0;
 }
 
+/* Takes dir/KEYREGISTRY.lock, the lock of every write of the file by any
+ * process, waiting up to wait_ms: STOAT_EBUSY after that. */
+static int kr_lock(env *e, const char *dir, uint32_t wait_ms, struct env_lock **l)
+{
+    char *path = env_join(dir, FILENAME_KEYREGISTRY_LOCK);
+    int rc;
+
+    if (path == NULL)
+        return status_err(STOAT_ENOMEM, "key registry: out of memory");
+    for (uint32_t waited = 0;; waited += 5) {
+        rc = env_lock(e, path, 1, l);
+        if (rc != STOAT_EBUSY || waited >= wait_ms)
+            break;
+        usleep(5000);
+    }
+    free(path);
+    return rc;
+}
+
 int key_registry_create(env *e, const char *dir, const uint8_t *master, uint64_t rotation_ms,
                         uint64_t now_ms, key_registry **out)
 {
@@ -352,6 +374,26 @@ fail:
     return rc;
 }
 
+int key_registry_open_or_create(env *e, const char *dir, const uint8_t *master,
+                                uint64_t rotation_ms, uint64_t now_ms, int create,
+                                key_registry **out)
+{
+    struct env_lock *l = NULL;
+    int rc;
+
+    if (!create)
+        return key_registry_open(e, dir, master, rotation_ms, out);
+    if ((rc = kr_lock(e, dir, KR_LOCK_WAIT_MS, &l)) != 0)
+        return rc;
+    rc = key_registry_open(e, dir, master, rotation_ms, out);
+    if (rc == STOAT_ENOTFOUND) {
+        status_clear();
+        rc = key_registry_create(e, dir, master, rotation_ms, now_ms, out);
+    }
+    env_unlock(e, l);
+    return rc;
+}
+
 void key_registry_close(key_registry *kr)
 {
     size_t i;
@@ -368,13 +410,53 @@ void key_registry_close(key_registry *kr)
     free(kr);
 }
 
-/* Adds a data key created at now_ms, written to the file first. */
+/*
+ * Reads the file again and adds the data keys another process (or handle)
+ * added since (mu held). The file must still be wrapped as kr knows it: a
+ * rekey while open is refused (stoat_rekey needs the database closed).
+ */
+static int kr_refresh_locked(key_registry *kr)
+{
+    uint8_t mac[AEAD_MAC_LEN];
+    char *data = NULL;
+    size_t len = 0, n = 0, body;
+    int rc;
+
+    if ((rc = env_read_all(kr->env, kr->path, &data, &len)) != 0)
+        return rc;
+    if ((rc = kr_check_header(kr, data, len, &n)) != 0)
+        goto out;
+    body = len - KR_TRAILER_LEN;
+    aead_mac(aead_key_bytes(kr->w.mac), data, body, mac);
+    if (memcmp(data + 16, kr->w.salt, AEAD_SALT_LEN) != 0 ||
+        !aead_equal(mac, data + body, AEAD_MAC_LEN)) {
+        rc = status_err(STOAT_ECORRUPT, "%s: the key registry changed under an open database "
+                        "(rekeyed, replaced or altered)", kr->path);
+        goto out;
+    }
+    if (n < kr->n) {
+        rc = status_err(STOAT_ECORRUPT, "%s: holds %zu data keys, fewer than the %zu read "
+                        "before", kr->path, n, kr->n);
+        goto out;
+    }
+    rc = kr_decode_entries(kr, data, n);
+out:
+    free(data);
+    return rc;
+}
+
+/* Adds a data key created at now_ms, written to the file first (mu held,
+ * and the file's lock: the file is read again first, so a key another
+ * process added is never overwritten). */
 static int kr_rotate_locked(key_registry *kr, uint64_t now_ms, uint64_t *id)
 {
     aead_key *key = NULL;
-    uint64_t next = kr->entries[kr->n - 1].id + 1;
+    uint64_t next;
     int rc;
 
+    if (kr->write_rc == 0 && (rc = kr_refresh_locked(kr)) != 0)
+        return rc;
+    next = kr->entries[kr->n - 1].id + 1;
     if (kr->write_rc != 0)
         return status_err(kr->write_rc, "%s: an earlier write of the key registry failed; "
                           "reopen it", kr->path);
@@ -405,8 +487,19 @@ int key_registry_current(key_registry *kr, uint64_t now_ms, const aead_key **key
     *id = 0;
     pthread_mutex_lock(&kr->mu);
     last = &kr->entries[kr->n - 1];
-    if (now_ms > last->created_ms && now_ms - last->created_ms >= kr->rotation_ms)
-        rc = kr_rotate_locked(kr, now_ms, &new_id);
+    if (now_ms > last->created_ms && now_ms - last->created_ms >= kr->rotation_ms) {
+        struct env_lock *l = NULL;
+        /* Another process rotating now: its key is read next time. */
+        if ((rc = kr_lock(kr->env, kr->dir, 0, &l)) == STOAT_EBUSY) {
+            status_clear();
+            rc = 0;
+        } else if (rc == 0) {
+            last = &kr->entries[kr->n - 1];
+            if (now_ms > last->created_ms && now_ms - last->created_ms >= kr->rotation_ms)
+                rc = kr_rotate_locked(kr, now_ms, &new_id);
+            env_unlock(kr->env, l);
+        }
+    }
     if (rc == 0) {
         last = &kr->entries[kr->n - 1];
         *key = last->key;
@@ -420,9 +513,14 @@ int key_registry_rotate(key_registry *kr, uint64_t now_ms, uint64_t *id)
 {
     int rc;
 
+    struct env_lock *l = NULL;
+
     *id = 0;
     pthread_mutex_lock(&kr->mu);
-    rc = kr_rotate_locked(kr, now_ms, id);
+    if ((rc = kr_lock(kr->env, kr->dir, KR_LOCK_WAIT_MS, &l)) == 0) {
+        rc = kr_rotate_locked(kr, now_ms, id);
+        env_unlock(kr->env, l);
+    }
     pthread_mutex_unlock(&kr->mu);
     return rc;
 }
@@ -433,6 +531,9 @@ int key_registry_get(key_registry *kr, uint64_t id, const aead_key **key)
 
     *key = NULL;
     pthread_mutex_lock(&kr->mu);
+    /* A key newer than the newest held: another process added it. */
+    if (id > kr->entries[kr->n - 1].id && kr->write_rc == 0 && kr_refresh_locked(kr) != 0)
+        status_clear();
     hi = kr->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;

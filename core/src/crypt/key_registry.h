@@ -18,7 +18,10 @@
  * without touching any data; every write of the file is atomic
  * (env_write_atomic), so a crash leaves the old file or the new one.
  *
- * Not used by the database yet: no file is encrypted by this version.
+ * Several processes may hold one registry open (multi-process mode):
+ * every write of the file (creation, rotation) happens under the lock
+ * KEYREGISTRY.lock after reading the file again, and a file naming a key
+ * newer than those held makes key_registry_get read the file again.
  *
  * Thread-safety: every function may be called from any thread; a mutex
  * guards the keys. Keys returned are borrowed until key_registry_close.
@@ -59,6 +62,16 @@ int key_registry_create(env *e, const char *dir, const uint8_t *master, uint64_t
  */
 int key_registry_open(env *e, const char *dir, const uint8_t *master, uint64_t rotation_ms,
                       key_registry **out);
+
+/*
+ * key_registry_open; with create, under the lock of the file
+ * (KEYREGISTRY.lock, waiting up to 5 s), and key_registry_create when
+ * there is no file: processes opening one new database at once agree on
+ * one registry.
+ */
+int key_registry_open_or_create(env *e, const char *dir, const uint8_t *master,
+                                uint64_t rotation_ms, uint64_t now_ms, int create,
+                                key_registry **out);
 
 /* Wipes every key and frees (NULL is fine). */
 void key_registry_close(key_registry *kr);

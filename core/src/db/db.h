@@ -44,6 +44,7 @@
 #include "mem/memtable.h"
 #include "mvcc/oracle.h"
 #include "base/status.h"
+#include "crypt/key_registry.h"
 #include "stoat.h"
 #include "table/table_cache.h"
 #include "env/proc_lock.h"
@@ -157,7 +158,9 @@ typedef struct db_snapshot {
 struct stoat_db {
     char *dir;
     stoat_options opts;
-    env *env;
+    env *env;                       /* the crypt env over base_env when encrypted */
+    env *base_env;                  /* the env stoat_open was given */
+    key_registry *kr;               /* encrypted: the data keys; else NULL */
     unsigned long fork_gen;     /* fork generation at open (state.c) */
     struct env_lock *lock;
     int read_only;

@@ -27,6 +27,7 @@
 #include "db/state.h"
 #include "db/vlog_gc.h"
 #include "base/status.h"
+#include "crypt/crypt_env.h"
 #include "env/filename.h"
 
 static int view_has_table(const lsm_view *v, uint64_t id)
@@ -248,7 +249,7 @@ static int db_open_value_log(stoat_db *db)
     vlog_options vo = {.file_size = db->opts.value_log_file_size, .read_only = db->read_only,
                        .shared = db->opts.multi_process,
                        .compression = db->opts.value_log_compression,
-                       .zstd_level = db->opts.zstd_level};
+                       .zstd_level = db->opts.zstd_level, .no_map = db->kr != NULL};
     int rc;
 
     if ((rc = vlog_open(db->env, db->dir, &vo, &db->vlog)) != 0)
@@ -272,7 +273,7 @@ static int db_open_value_log_shared(stoat_db *db)
 {
     vlog_options vo = {.file_size = db->opts.value_log_file_size, .shared = 1, .attach = 1,
                        .compression = db->opts.value_log_compression,
-                       .zstd_level = db->opts.zstd_level};
+                       .zstd_level = db->opts.zstd_level, .no_map = db->kr != NULL};
     int rc;
 
     if ((rc = vlog_open(db->env, db->dir, &vo, &db->vlog)) != 0)
@@ -318,7 +319,9 @@ static int db_alloc(const char *dir, const stoat_options *opts, env *e, stoat_db
     db->opts = *opts;
     if (db->opts.max_txn_bytes == 0)
         db->opts.max_txn_bytes = db->opts.memtable_size / 4;
+    db->opts.encryption_key = NULL;    /* the caller's memory: read once, by db_keys_open */
     db->env = e;
+    db->base_env = e;
     db->read_only = opts->read_only != 0;
     db->fork_gen = db_fork_generation();
     pthread_mutex_init(&db->mu, NULL);
@@ -372,7 +375,10 @@ static void db_free(stoat_db *db)
     pthread_mutex_destroy(&db->gc_mu);
     table_cache_free(db->tc);
     block_cache_free(db->bc);
-    env_unlock(db->env, db->lock);
+    env_unlock(db->base_env, db->lock);
+    if (db->env != db->base_env)
+        crypt_env_free(db->env);
+    key_registry_close(db->kr);     /* wipes the keys */
     buf_free(&db->wal_payload);
     oracle_free(&db->oracle);
     pthread_mutex_destroy(&db->mu);
@@ -413,6 +419,59 @@ static int db_lock_dir(stoat_db *db)
     return rc;
 }
 
+/* 1 when dir/name exists, 0 when not, or an error. */
+static int db_has_file(stoat_db *db, const char *name)
+{
+    char *path = env_join(db->dir, name);
+    int rc = path ? env_exists(db->base_env, path) : status_err(STOAT_ENOMEM, "out of memory");
+
+    free(path);
+    return rc;
+}
+
+/* STOAT_EKEY for a master key the registry refused (its check value
+ * differs: the file itself passed its checksum). */
+static int db_wrong_key(const char *dir)
+{
+    return status_err(STOAT_EKEY, "%s: wrong encryption key", dir);
+}
+
+/*
+ * Encryption at rest: with a key, opens the key registry (creating it for
+ * a new database) and puts the crypt env in front of every file; without
+ * one, refuses an encrypted database. Runs under LOCK, before anything
+ * else is read or written: a failure here modifies nothing (a new
+ * database gets its registry first, before any file that needs it).
+ */
+static int db_keys_open(stoat_db *db, const stoat_options *opts)
+{
+    const uint8_t *key = opts->encryption_key;
+    int has_reg, has_db, rc;
+
+    if ((has_reg = db_has_file(db, FILENAME_KEYREGISTRY)) < 0 ||
+        (has_db = db_has_file(db, FILENAME_MANIFEST)) < 0)
+        return has_reg < 0 ? has_reg : has_db;
+    if (key == NULL) {
+        if (has_reg)
+            return status_err(STOAT_EKEY, "%s: the database is encrypted and no "
+                              "encryption_key was given", db->dir);
+        return 0;
+    }
+    if (!has_reg && has_db)
+        return status_err(STOAT_EKEY, "%s: an encryption_key was given but the database is "
+                          "not encrypted", db->dir);
+    if (!has_reg && (db->read_only || !opts->create_if_missing))
+        return 0;   /* no database: the open fails further on, as without a key */
+    rc = key_registry_open_or_create(db->base_env, db->dir, key,
+                                     opts->encryption_key_rotation_ms, stoat_clock_ms(),
+                                     !db->read_only, &db->kr);
+    if (rc == STOAT_EINVAL)
+        return db_wrong_key(db->dir);
+    if (rc != 0)
+        return rc;
+    return crypt_env_new(db->base_env, db->kr, &db->env);
+}
+
 int db_open_env(const char *dir, const stoat_options *opts, env *e, stoat_db **out)
 {
     stoat_options defaults;
@@ -432,11 +491,11 @@ int db_open_env(const char *dir, const stoat_options *opts, env *e, stoat_db **o
         return rc;
     if ((rc = db_alloc(dir, opts, e, &db)) != 0)
         return rc;
-    if ((rc = db_lock_dir(db)) != 0)
+    if ((rc = db_lock_dir(db)) != 0 || (rc = db_keys_open(db, opts)) != 0)
         goto fail;
     if ((rc = block_cache_new(opts->cache_size, &db->bc)) != 0)
         goto fail;
-    if ((rc = table_cache_new(e, db->dir, opts->max_open_files, db->bc, &db->tc)) != 0)
+    if ((rc = table_cache_new(db->env, db->dir, opts->max_open_files, db->bc, &db->tc)) != 0)
         goto fail;
     if (db->opts.multi_process) {
         if ((rc = db_mp_open(db, db_recover)) != 0)
@@ -503,5 +562,59 @@ int stoat_close(stoat_db *db)
             rc = memtable_sync(db->mem);
     }
     db_free(db);
+    return rc;
+}
+
+int stoat_rotate_key(stoat_db *db)
+{
+    uint64_t id;
+    int rc;
+
+    if (db == NULL)
+        return status_err(STOAT_EINVAL, "stoat_rotate_key: db is NULL");
+    if ((rc = db_check_handle(db)) != 0)
+        return rc;
+    if (db->kr == NULL)
+        return status_err(STOAT_ENOTSUP, "%s: the database is not encrypted", db->dir);
+    if (db->read_only)
+        return status_err(STOAT_EREADONLY, "%s: opened read-only", db->dir);
+    return key_registry_rotate(db->kr, stoat_clock_ms(), &id);
+}
+
+int stoat_rekey(const char *dir, const uint8_t *old_key, const uint8_t *new_key)
+{
+    env *e = env_posix();
+    struct env_lock *lock = NULL;
+    key_registry *kr = NULL;
+    char *path;
+    int rc;
+
+    if (dir == NULL || old_key == NULL || new_key == NULL)
+        return status_err(STOAT_EINVAL, "stoat_rekey: NULL argument");
+    if ((path = env_join(dir, FILENAME_MANIFEST)) == NULL)
+        return status_err(STOAT_ENOMEM, "out of memory");
+    rc = env_exists(e, path);
+    free(path);
+    if (rc <= 0)
+        return rc < 0 ? rc : status_err(STOAT_EINVAL, "%s: no stoat database here", dir);
+    /* Closed everywhere: an open handle would write the old wrapping back
+     * when it next rotates. */
+    if ((path = env_join(dir, FILENAME_LOCK)) == NULL)
+        return status_err(STOAT_ENOMEM, "out of memory");
+    rc = env_lock(e, path, 1, &lock);
+    free(path);
+    if (rc == STOAT_EBUSY)
+        return status_err(rc, "%s: the database is open; stoat_rekey needs it closed", dir);
+    if (rc != 0)
+        return rc;
+    rc = key_registry_open(e, dir, old_key, 0, &kr);
+    if (rc == STOAT_ENOTFOUND)
+        rc = status_err(STOAT_EKEY, "%s: the database is not encrypted", dir);
+    else if (rc == STOAT_EINVAL)
+        rc = db_wrong_key(dir);
+    else if (rc == 0)
+        rc = key_registry_rekey(kr, new_key);
+    key_registry_close(kr);
+    env_unlock(e, lock);
     return rc;
 }

@@ -110,7 +110,8 @@ static char *env_tmp_path(const char *path)
  * rename is durable once dir is synced. A failure leaves path untouched
  * and removes path.tmp.
  */
-int env_write_atomic(env *e, const char *dir, const char *path, const void *data, size_t len)
+int env_write_atomic_with(env *e, const char *dir, const char *path,
+                          int (*write)(env_file *f, void *arg), void *arg)
 {
     env_file *f = NULL;
     char *tmp;
@@ -120,7 +121,7 @@ int env_write_atomic(env *e, const char *dir, const char *path, const void *data
         return status_err(STOAT_ENOMEM, "write %s: out of memory", path);
     if ((rc = env_open(e, tmp, ENV_WRITE | ENV_TRUNC, &f)) != 0)
         goto fail;
-    if ((rc = env_append(f, data, len)) != 0 || (rc = env_sync(f)) != 0)
+    if ((rc = write(f, arg)) != 0 || (rc = env_sync(f)) != 0)
         goto fail;
     rc = env_close(f);
     f = NULL;
@@ -137,6 +138,25 @@ fail:
         env_remove_quietly(e, tmp);
     free(tmp);
     return rc;
+}
+
+struct env_bytes {
+    const void *data;
+    size_t len;
+};
+
+static int env_append_bytes(env_file *f, void *arg)
+{
+    const struct env_bytes *b = arg;
+
+    return env_append(f, b->data, b->len);
+}
+
+int env_write_atomic(env *e, const char *dir, const char *path, const void *data, size_t len)
+{
+    struct env_bytes b = {data, len};
+
+    return env_write_atomic_with(e, dir, path, env_append_bytes, &b);
 }
 
 char *env_join(const char *dir, const char *name)

@@ -56,10 +56,15 @@ struct env {
     const struct env_ops *ops;
 };
 
+/* Sealing state of an encrypted file (crypt/crypt_env.h); opaque here. */
+struct file_seal;
+
 /* Every env_file starts with this header; envs extend it. */
 struct env_file {
     env *env;
     char *path;     /* owned copy of the path it was opened with */
+    struct file_seal *seal; /* NULL: the file is in the clear; else its records or
+                             * blocks are sealed by the format code (crypt_env.h) */
 };
 
 /* The real POSIX env. Static storage; never freed. */
@@ -166,6 +171,10 @@ int env_read_all(env *e, const char *path, char **data, size_t *len);
 
 /* Writes data to path atomically: path.tmp, fsync, rename, fsync of dir. */
 int env_write_atomic(env *e, const char *dir, const char *path, const void *data, size_t len);
+
+/* As env_write_atomic, with write(f, arg) making path.tmp's contents. */
+int env_write_atomic_with(env *e, const char *dir, const char *path,
+                          int (*write)(env_file *f, void *arg), void *arg);
 
 /* "dir/name" in a malloc'd string, NULL on ENOMEM. */
 char *env_join(const char *dir, const char *name);

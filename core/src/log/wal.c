@@ -37,6 +37,7 @@
 #include "base/coding.h"
 #include "base/ikey.h"
 #include "base/status.h"
+#include "crypt/crypt_env.h"
 
 /* Bytes read at a time; a larger record is read whole. */
 #define WAL_READ_CHUNK (256u << 10)
@@ -68,6 +69,27 @@ int wal_encode_record(buf *out, const void *payload, size_t len)
     wal_record_header_encode(out->data + out->len, payload, (uint32_t)len);
     out->len += WAL_RECORD_HEADER_LEN;
     buf_append(out, payload, len);
+    return 0;
+}
+
+int wal_encode_record_at(buf *out, env_file *f, uint64_t off, const void *payload, size_t len)
+{
+    size_t sealed = crypt_sealed_len(len);
+    char *h;
+    int rc;
+
+    if (!crypt_sealed(f))
+        return wal_encode_record(out, payload, len);
+    if (sealed > WAL_MAX_RECORD)
+        return status_err(STOAT_ETOOBIG, "wal: record of %zu bytes exceeds %u", len,
+                          WAL_MAX_RECORD);
+    if (buf_reserve(out, WAL_RECORD_HEADER_LEN + sealed) != 0)
+        return status_err(STOAT_ENOMEM, "wal: no memory for a %zu-byte record", len);
+    h = out->data + out->len;
+    if ((rc = crypt_seal(f, off, payload, len, h + WAL_RECORD_HEADER_LEN)) != 0)
+        return rc;
+    wal_record_header_encode(h, h + WAL_RECORD_HEADER_LEN, (uint32_t)sealed);
+    out->len += WAL_RECORD_HEADER_LEN + sealed;
     return 0;
 }
 
@@ -271,12 +293,33 @@ int wal_replay_range(env_file *f, const char *path, uint64_t from, uint64_t to, 
     return wal_replay_span(f, path, from, to, NULL, fn, arg, good_len);
 }
 
+/* Opens the sealed payload of the record at off (its checksum passed)
+ * into plain: *payload and *len then name the plaintext. */
+static int wal_record_open(env_file *f, const char *path, uint64_t off, const char **payload,
+                           uint32_t *len, buf *plain)
+{
+    int rc;
+
+    if (*len < CRYPT_OVERHEAD)
+        return status_err(STOAT_ECORRUPT, "%s: record at offset %llu is too short to be sealed",
+                          path, (unsigned long long)off);
+    buf_reset(plain);
+    if (buf_reserve(plain, *len) != 0)
+        return status_err(STOAT_ENOMEM, "%s: no memory for a %u-byte record", path, *len);
+    if ((rc = crypt_open(f, off, *payload, *len, plain->data, "record")) != 0)
+        return rc;
+    *len -= CRYPT_OVERHEAD;
+    *payload = plain->data;
+    return 0;
+}
+
 /* The records from `from` up to `to` (UINT64_MAX: end of file), `until`
  * (may be NULL) asked first about each record's entries. */
 static int wal_replay_span(env_file *f, const char *path, uint64_t from, uint64_t to,
                            wal_entry_fn until, wal_entry_fn fn, void *arg, uint64_t *good_len)
 {
     file_window r;
+    buf plain = {0};
     const char *payload = NULL;
     uint64_t off = from > WAL_HEADER_LEN ? from : WAL_HEADER_LEN;
     uint32_t len = 0;
@@ -297,14 +340,19 @@ static int wal_replay_span(env_file *f, const char *path, uint64_t from, uint64_
         goto done;
     *good_len = off;
     while (off < r.size) {
+        uint32_t stored;
+
         if ((rc = wal_record_check(&r, off, &payload, &len)) != 0)
+            break;
+        stored = len;
+        if (crypt_sealed(f) && (rc = wal_record_open(f, path, off, &payload, &len, &plain)) != 0)
             break;
         if ((rc = wal_record_apply(&r, off, payload, len, until, fn, arg)) != 0) {
             if (rc == WAL_STOP)
                 rc = 0;     /* *good_len is this record's start */
             break;
         }
-        off += WAL_RECORD_HEADER_LEN + (uint64_t)len;
+        off += WAL_RECORD_HEADER_LEN + (uint64_t)stored;
         *good_len = off;
     }
     /* Below a published length every record is whole: a torn one there
@@ -315,5 +363,6 @@ static int wal_replay_span(env_file *f, const char *path, uint64_t from, uint64_
                         (unsigned long long)to);
 done:
     file_window_free(&r);
+    buf_free(&plain);
     return rc == WAL_TORN ? 0 : rc;
 }

@@ -13,6 +13,11 @@
  * from a record really cut short by end of file (a torn tail). The
  * MANIFEST frames its records the same way (wal_record_header_*).
  *
+ * In an encrypted database (crypt/crypt_env.h) each payload is sealed,
+ * bound to its file and the offset of its record; the header frames and
+ * checks the sealed bytes, so a torn tail is told from damage as before,
+ * and a record that passes its checksum but not its tag is corruption.
+ *
  * wal_encode_* build payloads into a buf; wal_replay() reads a file back.
  * Pure functions plus file reads; thread-safe.
  */
@@ -36,6 +41,14 @@ int wal_encode_entry(buf *payload, slice ikey, slice value);
 
 /* Appends the framed record (header + payload) to out. */
 int wal_encode_record(buf *out, const void *payload, size_t len);
+
+/*
+ * As wal_encode_record, for the record that will sit at offset off of f:
+ * when f is encrypted (crypt/crypt_env.h) the payload is sealed first, and
+ * the header frames the sealed bytes (CRYPT_OVERHEAD more); else it is
+ * wal_encode_record. Replay opens what this seals.
+ */
+int wal_encode_record_at(buf *out, env_file *f, uint64_t off, const void *payload, size_t len);
 
 /* Writes the record header of payload [payload, payload + len) to h
  * (WAL_RECORD_HEADER_LEN bytes). */

@@ -39,6 +39,7 @@
 #include "base/checksum.h"
 #include "base/coding.h"
 #include "base/status.h"
+#include "crypt/crypt_env.h"
 #include "env/filename.h"
 #include "log/wal.h"
 
@@ -159,6 +160,39 @@ static int frame_record(buf *b, size_t from)
     b->len += sizeof(hdr);
     return 0;
 }
+
+/*
+ * Before b (framed records from offset `start` on) is appended at offset
+ * file_off of f: in an encrypted database each record's payload is sealed
+ * for the place it will sit at (wal_encode_record_at); else nothing.
+ */
+static int seal_records(env_file *f, uint64_t file_off, buf *b, size_t start)
+{
+    buf out = {0};
+    size_t off = start;
+    int rc = 0;
+
+    if (!crypt_sealed(f))
+        return 0;
+    if (buf_append(&out, b->data, start) != 0)
+        rc = status_err(STOAT_ENOMEM, "MANIFEST: out of memory");
+    while (rc == 0 && off < b->len) {
+        uint32_t plen = get_fixed32(b->data + off);
+
+        rc = wal_encode_record_at(&out, f, file_off + out.len,
+                                  b->data + off + MANIFEST_RECORD_HEADER_LEN, plen);
+        off += MANIFEST_RECORD_HEADER_LEN + (size_t)plen;
+    }
+    if (rc != 0) {
+        buf_free(&out);
+        return rc;
+    }
+    buf_free(b);
+    *b = out;
+    return 0;
+}
+
+static int write_tmp(manifest *m, buf *b);
 
 /* A whole file: header plus one snapshot record. */
 static int encode_file(buf *b, const lsm_view *v, const manifest_state *st)
@@ -373,6 +407,19 @@ static int check_record(const manifest *m, const char *data, size_t len, size_t 
     return status_err(STOAT_ECORRUPT, "%s: bad checksum at offset %zu", m->path, off);
 }
 
+/* The plaintext of the sealed payload (plen bytes) of the record at off. */
+static int open_record(env_file *f, size_t off, const char *payload, size_t plen, buf *plain)
+{
+    buf_reset(plain);
+    if (plen < CRYPT_OVERHEAD)
+        return status_err(STOAT_ECORRUPT, "%s: record at offset %zu is too short to be sealed",
+                          f->path, off);
+    if (buf_reserve(plain, plen) != 0)
+        return status_err(STOAT_ENOMEM, "MANIFEST: out of memory");
+    plain->len = plen - CRYPT_OVERHEAD;
+    return crypt_open(f, off, payload, plen, plain->data, "record");
+}
+
 /*
  * Replays every record of data into *v. *good_len gets the end of the last
  * good record: less than len when the file ends in a torn tail (a cut
@@ -381,23 +428,37 @@ static int check_record(const manifest *m, const char *data, size_t len, size_t 
  * checksum fails and that ends exactly at end of file or is followed by
  * zeros only, or zero bytes), which the caller truncates.
  */
-static int replay(manifest *m, const char *data, size_t len, lsm_view **v, uint64_t *good_len)
+static int replay(manifest *m, env_file *f, const char *data, size_t len, lsm_view **v,
+                  uint64_t *good_len)
 {
     size_t off = MANIFEST_HEADER_LEN, plen = 0;
+    buf plain = {0};
     int rc;
 
     if ((rc = check_header(m, data, len)) != 0)
         return rc;
     while (off < len) {
+        const char *payload = data + off + MANIFEST_RECORD_HEADER_LEN;
+        size_t n;
+
         if ((rc = check_record(m, data, len, off, &plen)) == MANIFEST_TORN)
             break;
         if (rc != 0)
-            return rc;
-        rc = replay_record(m, data + off + MANIFEST_RECORD_HEADER_LEN, plen, off, v);
-        if (rc != 0)
-            return rc;
+            break;
+        n = plen;
+        if (crypt_sealed(f)) {
+            if ((rc = open_record(f, off, payload, plen, &plain)) != 0)
+                break;
+            payload = plain.data;
+            n = plain.len;
+        }
+        if ((rc = replay_record(m, payload, n, off, v)) != 0)
+            break;
         off += MANIFEST_RECORD_HEADER_LEN + plen;
     }
+    buf_free(&plain);
+    if (rc != 0 && rc != MANIFEST_TORN)
+        return rc;
     /* The first record, a snapshot, is durable before the file gets its
      * name (creation and rewrites both): without it the file is damaged,
      * not torn, and an empty version would disown every table. */
@@ -457,7 +518,8 @@ int manifest_create(env *e, const char *dir, int num_levels, const manifest_stat
     m->st = *st;
     if ((rc = encode_file(&b, NULL, st)) != 0)
         goto fail;
-    if ((rc = env_write_atomic(e, dir, m->path, b.data, b.len)) != 0)
+    if ((rc = write_tmp(m, &b)) != 0 || (rc = env_rename(e, m->tmp_path, m->path)) != 0 ||
+        (rc = env_sync_dir(e, dir)) != 0)
         goto fail;
     if ((rc = env_open(e, m->path, ENV_WRITE, &m->f)) != 0)
         goto fail;
@@ -472,12 +534,11 @@ fail:
     return rc;
 }
 
-static int write_tmp(manifest *m, const buf *b);
 
 /* Replaces a file of an older format version with b (a snapshot in the
  * current one) before anything is appended to it: an older binary must
  * see a version it refuses, not a tag it calls corruption. */
-static int upgrade_format(manifest *m, const buf *b)
+static int upgrade_format(manifest *m, buf *b)
 {
     int rc;
 
@@ -508,11 +569,31 @@ static int open_for_append(manifest *m, uint64_t len, uint64_t good_len)
     return 0;
 }
 
+/* The whole file into *data (malloc'd), and the open file its records
+ * are sealed for (kept open for replay). */
+static int read_file(manifest *m, env_file **f, char **data, size_t *len)
+{
+    uint64_t size;
+    int rc;
+
+    *data = NULL;
+    *len = 0;
+    if ((rc = env_open(m->env, m->path, ENV_READ, f)) != 0 ||
+        (rc = env_file_size(*f, &size)) != 0)
+        return rc;
+    if (size > SIZE_MAX - 1 || (*data = malloc((size_t)size + 1)) == NULL)
+        return status_err(STOAT_ENOMEM, "%s: no memory for %llu bytes", m->path,
+                          (unsigned long long)size);
+    *len = (size_t)size;
+    return env_read_exact(*f, 0, *data, *len);
+}
+
 int manifest_open(env *e, const char *dir, int num_levels, int read_only, lsm_view **v,
                   manifest_state *st, manifest **out)
 {
     manifest *m = NULL;
     lsm_view *cur = NULL;
+    env_file *rf = NULL;
     char *data = NULL;
     size_t len = 0;
     uint64_t good_len = 0;
@@ -530,9 +611,9 @@ int manifest_open(env *e, const char *dir, int num_levels, int read_only, lsm_vi
         status_err(rc, "manifest_open: out of memory");
         goto fail;
     }
-    if ((rc = env_read_all(e, m->path, &data, &len)) != 0)
+    if ((rc = read_file(m, &rf, &data, &len)) != 0)
         goto fail;
-    if ((rc = replay(m, data, len, &cur, &good_len)) != 0)
+    if ((rc = replay(m, rf, data, len, &cur, &good_len)) != 0)
         goto fail;
     if (!read_only && (rc = open_for_append(m, len, good_len)) != 0)
         goto fail;
@@ -545,6 +626,7 @@ int manifest_open(env *e, const char *dir, int num_levels, int read_only, lsm_vi
         m->size = b.len;
     }
     set_rewrite_at(m, b.len);
+    env_close(rf);
     buf_free(&b);
     free(data);
     *st = m->st;
@@ -552,6 +634,7 @@ int manifest_open(env *e, const char *dir, int num_levels, int read_only, lsm_vi
     *out = m;
     return 0;
 fail:
+    env_close(rf);
     buf_free(&b);
     free(data);
     lsm_view_unref(cur);
@@ -560,14 +643,15 @@ fail:
 }
 
 /* Writes b to MANIFEST.tmp and fsyncs it. */
-static int write_tmp(manifest *m, const buf *b)
+static int write_tmp(manifest *m, buf *b)
 {
     env_file *f = NULL;
     int rc;
 
     if ((rc = env_open(m->env, m->tmp_path, ENV_WRITE | ENV_TRUNC, &f)) != 0)
         return rc;
-    if ((rc = env_append(f, b->data, b->len)) != 0 || (rc = env_sync(f)) != 0) {
+    if ((rc = seal_records(f, 0, b, MANIFEST_HEADER_LEN)) != 0 ||
+        (rc = env_append(f, b->data, b->len)) != 0 || (rc = env_sync(f)) != 0) {
         env_close(f);
         return rc;
     }
@@ -650,7 +734,7 @@ int manifest_append(manifest *m, const lsm_view *current, const lsm_edit *e)
         rc = status_err(STOAT_ENOMEM, "%s: out of memory", m->path);
         goto out;
     }
-    if ((rc = frame_record(&b, 0)) != 0)
+    if ((rc = frame_record(&b, 0)) != 0 || (rc = seal_records(m->f, m->size, &b, 0)) != 0)
         goto out;
     if ((rc = env_append(m->f, b.data, b.len)) != 0) {
         rc = manifest_append_failed(m, rc);

@@ -337,7 +337,9 @@ int memtable_log(memtable *m, const void *rec, size_t len)
         return status_err(STOAT_EIO, "%s: an earlier append failed and could not be undone",
                           m->path);
     buf_reset(&m->rec);
-    if ((rc = wal_encode_record(&m->rec, rec, len)) != 0)
+    rc = wal_encode_record_at(&m->rec, m->wal, atomic_load_explicit(&m->wal_size,
+                              memory_order_relaxed), rec, len);
+    if (rc != 0)
         return rc;
     if ((rc = env_append(m->wal, m->rec.data, m->rec.len)) != 0)
         rc = memtable_append_failed(m, rc);

@@ -22,6 +22,7 @@
 #include "base/ikey.h"
 #include "table/sst_format.h"
 #include "base/status.h"
+#include "crypt/crypt_env.h"
 
 #define SST_DEFAULT_BLOCK_SIZE 4096u
 /* Larger targets are clamped: lz4 takes at most ~2 GiB per call. */
@@ -42,6 +43,7 @@ struct sst_builder {
     buf last_key;       /* last internal key added */
     buf out;            /* stored blocks not yet appended to the file */
     buf scratch;        /* compressed form of the block being written */
+    buf sealed;         /* encrypted database: the sealed form of the block */
     buf meta;           /* filter and properties bytes */
     uint64_t offset;    /* file size once `out` is appended */
     sst_props props;    /* counters; keys filled at finish */
@@ -88,6 +90,7 @@ static void sst_builder_free(sst_builder *b)
     buf_free(&b->last_key);
     buf_free(&b->out);
     buf_free(&b->scratch);
+    buf_free(&b->sealed);
     buf_free(&b->meta);
     sst_props_free(&b->props);
     free(b->path);
@@ -147,6 +150,16 @@ static int sst_builder_write_block(sst_builder *b, slice raw, int type, sst_hand
         } else {
             type = STOAT_COMPRESSION_NONE;
         }
+    }
+    if (crypt_sealed(b->file)) {
+        /* Sealed for its place; the trailer checks the sealed bytes. */
+        buf_reset(&b->sealed);
+        if (buf_reserve(&b->sealed, crypt_sealed_len(len)) != 0)
+            return status_err(STOAT_ENOMEM, "sst %s: out of memory", b->path);
+        if ((rc = crypt_seal(b->file, b->offset, stored, len, b->sealed.data)) != 0)
+            return rc;
+        stored = b->sealed.data;
+        len = crypt_sealed_len(len);
     }
     sst_trailer_encode(trailer, type, (uint32_t)raw.len, stored, len);
     h->offset = b->offset;

@@ -41,6 +41,7 @@
 #include "base/ikey.h"
 #include "table/sst_format.h"
 #include "base/status.h"
+#include "crypt/crypt_env.h"
 
 /*
  * Where a data block was last seen in the block cache: its bytes and
@@ -147,6 +148,34 @@ static int sst_reader_expand(const sst_reader *r, sst_handle h, char *stored, in
 }
 
 /*
+ * Encrypted database: opens the sealed block *stored (h->size bytes, read
+ * from h->offset) into a new buffer that replaces it (the old one freed
+ * unless it is small), and makes h the plaintext's size.
+ */
+static int sst_reader_open_block(const sst_reader *r, sst_handle *h, char **stored, char *small)
+{
+    size_t n, alloc;
+    char *plain;
+    int rc;
+
+    if (h->size < CRYPT_OVERHEAD)
+        return sst_reader_corrupt(r, h->offset, "block too short to be sealed");
+    n = (size_t)h->size - CRYPT_OVERHEAD;
+    alloc = block_cache_alloc_size(n);
+    if ((plain = malloc(alloc > n ? alloc : n)) == NULL)
+        return status_err(STOAT_ENOMEM, "%s: no memory for a block of %zu bytes", r->path, n);
+    if ((rc = crypt_open(r->file, h->offset, *stored, (size_t)h->size, plain, "block")) != 0) {
+        free(plain);
+        return rc;
+    }
+    if (*stored != small)
+        free(*stored);
+    *stored = plain;
+    h->size = n;
+    return 0;
+}
+
+/*
  * Reads the block at h (which must end by `limit`), verifies its checksum
  * and returns its uncompressed contents, malloc'd, in *out and *len.
  */
@@ -178,6 +207,8 @@ static int sst_reader_read_block(const sst_reader *r, sst_handle h, uint64_t lim
         goto fail;
     }
     raw_len = get_fixed32(trailer + 1);
+    if (crypt_sealed(r->file) && (rc = sst_reader_open_block(r, &h, &stored, small)) != 0)
+        goto fail;
     if ((rc = sst_reader_expand(r, h, stored, stored != small, (unsigned char)trailer[0], raw_len,
                                 out)) != 0)
         goto fail;

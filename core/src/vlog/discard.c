@@ -25,6 +25,7 @@
 #include "base/checksum.h"
 #include "base/coding.h"
 #include "base/status.h"
+#include "crypt/crypt_env.h"
 #include "env/filename.h"
 
 #define DISCARD_HEADER_LEN 16
@@ -112,7 +113,7 @@ static int discard_load(discard *d)
 {
     char *data = NULL;
     size_t len = 0;
-    int rc = env_read_all(d->env, d->path, &data, &len);
+    int rc = crypt_read_all(d->env, d->path, &data, &len);
 
     if (rc == STOAT_ENOTFOUND) {
         status_clear();
@@ -273,7 +274,7 @@ int discard_save(discard *d)
     }
     pthread_mutex_unlock(&d->mu);
     if (rc == 0 && b.len > 0)
-        rc = env_write_atomic(d->env, d->dir, d->path, b.data, b.len);
+        rc = crypt_write_atomic(d->env, d->dir, d->path, b.data, b.len);
     if (rc == 0 && b.len > 0) {
         pthread_mutex_lock(&d->mu);
         d->saved_gen = gen;

@@ -54,6 +54,7 @@
 #include "base/coding.h"
 #include "base/status.h"
 #include "base/vec.h"
+#include "crypt/crypt_env.h"
 #include "env/env_map.h"
 #include "env/filename.h"
 #include "vlog/vlog_int.h"
@@ -288,6 +289,7 @@ void vlog_close(vlog *l)
     free(l->files);
     free(l->unsynced);
     buf_free(&l->gather);
+    buf_free(&l->seal_scratch);
     free(l->dir);
     free(l);
 }
@@ -435,9 +437,11 @@ static int vlog_writable_locked(vlog *l)
 static int vlog_append_one_locked(vlog *l, slice ik, slice v, int encoded, vptr *p)
 {
     uint64_t len = vlog_record_len(ik.len, v.len), end;
-    int rc;
+    int rc, sealed;
 
     if (l->active != NULL) {
+        if (crypt_sealed(vlog_wfd(l->active)))
+            len += CRYPT_OVERHEAD;
         end = l->active->size + l->gather.len;
         if (end > VLOG_HEADER_LEN && end + len > l->opts.file_size &&
             ((rc = vlog_flush_locked(l)) != 0 || (rc = vlog_seal_locked(l)) != 0))
@@ -445,9 +449,21 @@ static int vlog_append_one_locked(vlog *l, slice ik, slice v, int encoded, vptr 
     }
     if (l->active == NULL && (rc = vlog_create_locked(l)) != 0)
         return rc;
+    sealed = crypt_sealed(vlog_wfd(l->active));
+    len = vlog_record_len(ik.len, v.len) + (sealed ? CRYPT_OVERHEAD : 0);
     p->fid = l->active->fid;
     p->offset = l->active->size + l->gather.len;
     p->len = (uint32_t)len;
+    if (sealed) {
+        /* Sealed records are always gathered: sealing copies anyway. */
+        if (buf_reserve(&l->gather, (size_t)len) != 0)
+            return status_err(STOAT_ENOMEM, "vlog: out of memory");
+        vlog_gather_sealed(&l->gather, vlog_wfd(l->active), p->offset, ik, v, encoded,
+                           &l->seal_scratch, &rc);
+        if (rc != 0)
+            return rc;
+        return l->gather.len >= VLOG_GATHER_LEN ? vlog_flush_locked(l) : 0;
+    }
     if (len >= VLOG_DIRECT_LEN) {
         if ((rc = vlog_flush_locked(l)) != 0)
             return rc;
@@ -728,6 +744,19 @@ static int vlog_fetch_pinned(vlog *l, vlog_file *vf, uint64_t size, const vptr *
     if ((rc = env_read_exact(vf->f, p->offset, rec->data, p->len)) != 0)
         return rc;
     rec->len = p->len;
+    if (crypt_sealed(vf->f)) {
+        /* rec becomes the record as it is in the clear. */
+        buf plain = {0};
+        vptr q;
+
+        if ((rc = vlog_rec_unseal(vf->f, vf->path, p, rec->data, &plain, &q)) != 0) {
+            buf_free(&plain);
+            return rc;
+        }
+        buf_free(rec);
+        *rec = plain;
+        return vlog_rec_verify(vf->path, &q, rec->data, ikey);
+    }
     return vlog_rec_verify(vf->path, p, rec->data, ikey);
 }
 
@@ -916,6 +945,7 @@ int vlog_scan(vlog *l, uint32_t fid, vlog_scan_fn fn, void *arg)
         rc = 0;     /* a file that never got its header holds no records */
     file_window_free(&k.w);
     buf_free(&k.raw);
+    buf_free(&k.plain);
     vlog_unref(l, vf);
     return rc;
 }

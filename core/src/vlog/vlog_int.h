@@ -77,6 +77,7 @@ struct vlog {
     int error;                      /* sticky write error, 0 if none */
     char error_msg[STATUS_MSG_MAX];
     buf gather;                     /* records not yet written */
+    buf seal_scratch;               /* encrypted files: a record's key and value */
     vlog_file **unsynced;           /* sealed and dirty, one reference each */
     size_t n_unsynced, cap_unsynced;
 };
@@ -95,12 +96,26 @@ typedef struct vlog_walk {
     vlog_scan_fn fn;        /* NULL: nothing handed out */
     void *arg;
     buf raw;                /* decompressed values handed to fn */
+    buf plain;              /* encrypted files: the record opened */
     uint64_t good_end;      /* end of the last intact record */
     int lost;               /* the record chain broke (non-strict only) */
 } vlog_walk;
 
 /* vlog_record.c */
 void vlog_gather_rec(buf *g, slice ik, slice v, int encoded);
+/* Encrypted files (crypt/crypt_env.h): a record is its header, then its
+ * key and value sealed as one unit for offset off of f, then the checksum
+ * of all that: CRYPT_OVERHEAD bytes longer than in the clear. Gathers one
+ * (room reserved by the caller; scratch is working space); *rc gets an
+ * error, 0 on success. */
+void vlog_gather_sealed(buf *g, env_file *f, uint64_t off, slice ik, slice v, int encoded,
+                        buf *scratch, int *rc);
+/* The sealed record rec (p->len bytes at p->offset of f) checked (header,
+ * length, checksum) and opened into plain (reset first) as the record it
+ * is in the clear, with its own checksum; *q points at that plain record
+ * (p with CRYPT_OVERHEAD bytes less). */
+int vlog_rec_unseal(env_file *f, const char *path, const vptr *p, const char *rec, buf *plain,
+                    vptr *q);
 int vlog_header_check(file_window *w, uint32_t fid);
 void vlog_header_encode(char *h, uint32_t fid);
 const char *vlog_key_str(slice ik, char *dst, size_t cap);

@@ -15,6 +15,7 @@
 #include "base/compress.h"
 #include "base/status.h"
 #include "base/vec.h"
+#include "crypt/crypt_env.h"
 #include "env/filename.h"
 #include "vlog/vlog_int.h"
 
@@ -138,6 +139,8 @@ static int vlog_rec_classify(file_window *w, uint64_t off, const char **rec, uin
         return zero ? VLOG_REC_TORN : VLOG_REC_LOST;
     }
     *len = vlog_record_len(get_fixed32(p), get_fixed32(p + 4) & ~VLOG_VLEN_ENCODED);
+    if (crypt_sealed(w->f))
+        *len += CRYPT_OVERHEAD;
     if (*len > rest)
         return VLOG_REC_TORN;
     if ((rc = file_window_get(w, off, (size_t)*len, &p)) != 0)
@@ -180,9 +183,16 @@ int vlog_walk_run(vlog_walk *k)
         bad_off = VLOG_NONE;
         if (k->fn != NULL) {
             uint32_t klen = get_fixed32(rec);
-            vptr p = {k->fid, off, (uint32_t)len};
-            slice ik = slice_make(rec + VLOG_REC_HEADER_LEN, klen), v;
-            int rc = vlog_rec_value(k->w.path, off, rec, &k->raw, &v);
+            vptr p = {k->fid, off, (uint32_t)len}, q;
+            slice ik, v;
+            int rc = 0;
+
+            if (crypt_sealed(k->w.f) &&
+                (rc = vlog_rec_unseal(k->w.f, k->w.path, &p, rec, &k->plain, &q)) == 0)
+                rec = k->plain.data;
+            if (rc == 0)
+                rc = vlog_rec_value(k->w.path, off, rec, &k->raw, &v);
+            ik = slice_make(rec + VLOG_REC_HEADER_LEN, klen);
             if (rc == 0)
                 rc = k->fn(k->arg, &p, ik, v);
             if (rc != 0)
@@ -217,6 +227,57 @@ void vlog_gather_rec(buf *g, slice ik, slice v, int encoded)
         memcpy(rec + VLOG_REC_HEADER_LEN + ik.len, v.data, v.len);
     put_fixed64(rec + n, checksum64(rec, n));
     g->len += n + 8;
+}
+
+void vlog_gather_sealed(buf *g, env_file *f, uint64_t off, slice ik, slice v, int encoded,
+                        buf *scratch, int *rc)
+{
+    char *rec = g->data + g->len;
+    size_t body = ik.len + v.len, n = VLOG_REC_HEADER_LEN + crypt_sealed_len(body);
+
+    buf_reset(scratch);
+    if (buf_append(scratch, ik.data, ik.len) != 0 || buf_append(scratch, v.data, v.len) != 0) {
+        *rc = status_err(STOAT_ENOMEM, "vlog: out of memory");
+        return;
+    }
+    vlog_rec_header(rec, (uint32_t)ik.len, (uint32_t)v.len | (encoded ? VLOG_VLEN_ENCODED : 0));
+    if ((*rc = crypt_seal(f, off, scratch->data, body, rec + VLOG_REC_HEADER_LEN)) != 0)
+        return;
+    put_fixed64(rec + n, checksum64(rec, n));
+    g->len += n + 8;
+}
+
+int vlog_rec_unseal(env_file *f, const char *path, const vptr *p, const char *rec, buf *plain,
+                    vptr *q)
+{
+    unsigned long long off = (unsigned long long)p->offset;
+    uint32_t klen, vlen;
+    size_t n;
+    int rc;
+
+    if (p->len < VLOG_REC_OVERHEAD + CRYPT_OVERHEAD || !vlog_rec_header_ok(rec))
+        return status_err(STOAT_ECORRUPT, "%s: bad record header at offset %llu", path, off);
+    klen = get_fixed32(rec);
+    vlen = get_fixed32(rec + 4) & ~VLOG_VLEN_ENCODED;
+    n = (size_t)vlog_record_len(klen, vlen);
+    if (n + CRYPT_OVERHEAD != p->len)
+        return status_err(STOAT_ECORRUPT, "%s: record at offset %llu is %zu bytes, pointer says "
+                          "%u", path, off, n + CRYPT_OVERHEAD, p->len);
+    if (checksum64(rec, p->len - 8) != get_fixed64(rec + p->len - 8))
+        return status_err(STOAT_ECORRUPT, "%s: bad record checksum at offset %llu", path, off);
+    buf_reset(plain);
+    if (buf_reserve(plain, n) != 0)
+        return status_err(STOAT_ENOMEM, "%s: no memory for a %zu-byte record", path, n);
+    memcpy(plain->data, rec, VLOG_REC_HEADER_LEN);
+    rc = crypt_open(f, p->offset, rec + VLOG_REC_HEADER_LEN, crypt_sealed_len(klen + (size_t)vlen),
+                    plain->data + VLOG_REC_HEADER_LEN, "record");
+    if (rc != 0)
+        return rc;
+    put_fixed64(plain->data + n - 8, checksum64(plain->data, n - 8));
+    plain->len = n;
+    *q = *p;
+    q->len = (uint32_t)n;
+    return 0;
 }
 
 int vlog_validate(slice ik, slice v)
