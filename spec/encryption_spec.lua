@@ -601,12 +601,14 @@ describe("stoat command keys", function()
         local right = key_file(dir, "right", KEY)
         local cases = {
             { "get " .. q(enc) .. " a", "give its key with --key-file" },
-            { "get " .. q(enc) .. " a --key-file " .. q(wrong), "not this database's" },
-            { "get " .. q(plain) .. " a --key-file " .. q(right), "not encrypted" },
+            { "get " .. q(enc) .. " a --key-file " .. q(wrong), "the key came from --key-file "
+              .. wrong },
+            { "get " .. q(plain) .. " a", "the key came from STOAT_KEY_FILE=" .. right
+              .. ": drop --key-file", "STOAT_KEY_FILE=" .. q(right) },
             { "info " .. q(enc), "give its key with --key-file" },
         }
         for _, c in ipairs(cases) do
-            local status, out, err = stoat_cmd(c[1])
+            local status, out, err = stoat_cmd(c[1], c[3])
             assert.are.equal(1, status, c[1])
             assert.are.equal("", out)
             assert.matches("bad key: ", err, 1, true)

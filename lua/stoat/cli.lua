@@ -161,21 +161,20 @@ local function exists(path)
     return require("ffi").C.access(path, 0) == 0
 end
 
--- What to do about a "bad key" open of dir, given whether a key was given.
-local function key_hint(dir, key)
-    if key == nil then
-        return "the database is encrypted: give its key with --key-file FILE (or the file "
-               .. "named by STOAT_KEY_FILE)"
+-- What to do about a "bad key" open of dir (the library's message says
+-- which case it is); from: where the key given came from, or nil.
+local function key_hint(dir, from)
+    if from == nil then
+        return "give its key with --key-file FILE or STOAT_KEY_FILE"
     elseif not exists(dir .. "/KEYREGISTRY") then
-        return "the database is not encrypted: open it without a key (no --key-file, "
-               .. "STOAT_KEY_FILE unset)"
+        return "the key came from " .. from .. ": drop --key-file and unset STOAT_KEY_FILE"
     end
-    return "the key given is not this database's"
+    return "the key came from " .. from
 end
 
 -- mode: "read" (read-only, must exist), "write" (must exist), "create".
--- key: the encryption key (32 bytes) or nil.
-local function open_db(dir, mode, key)
+-- key: the encryption key (32 bytes) or nil; from: where it came from.
+local function open_db(dir, mode, key, from)
     if mode ~= "create" then
         if not exists(dir) then
             failure(format("no database at %s: the directory does not exist", dir))
@@ -194,7 +193,7 @@ local function open_db(dir, mode, key)
     end
     if db == nil then
         if err:match("^bad key") then
-            failure(format("cannot open %s: %s (%s)", dir, err, key_hint(dir, key)))
+            failure(format("cannot open %s: %s (%s)", dir, err, key_hint(dir, from)))
         end
         if err:match("^busy") then
             failure(format("%s is locked by another process (%s): stoat opens a database from "
@@ -213,7 +212,7 @@ end
 -- Runs fn(db) with the database open, closing it whatever happens; o: the
 -- parsed command line (its key, o.key, opens an encrypted database).
 local function with_db(o, dir, mode, fn)
-    local db = open_db(dir, mode, o.key)
+    local db = open_db(dir, mode, o.key, o.key_from)
     local ok, err = pcall(fn, db)
     local cok, cerr = db:close()
     if not ok then error(err, 0) end
@@ -481,7 +480,7 @@ local function print_info(info)
     for k in pairs(info.options) do names[#names + 1] = k end
     table.sort(names)
     for _, k in ipairs(names) do
-        w("  %-22s %s", k, tostring(info.options[k]))
+        w("  %-26s %s", k, tostring(info.options[k]))
     end
 end
 
