@@ -412,6 +412,28 @@ describe("encryption", function()
             assert.is_true(kinds.sst and kinds.vlog and kinds.wal)
         end)
 
+        it_c("finds no marker in the directory or the shared memory of a multi-process "
+             .. "database", function()
+            local path, shm = new_dir(finally), h.scratch(finally)
+            local opts = opts_of(32, KEY)
+            opts.multi_process, opts.shm_dir = true, shm
+            local db = assert(stoat.open(path, opts))
+            local markers = fill(db, "m", 100)
+            assert(db:sync())
+            local names = 0
+            for _ in pairs(dir_files(shm)) do names = names + 1 end
+            assert.is_true(names > 0) -- the region is there to search
+            assert.are.same({}, found(path, markers))
+            assert.are.same({}, found(shm, markers))
+            assert(db:flush())
+            assert.are.same({}, found(path, markers))
+            assert.are.same({}, found(shm, markers))
+            assert(db:close())
+            db = assert(stoat.open(path, opts))
+            assert.are.equal("MSMALLm00042", db:get("MKEYm00042"))
+            assert(db:close())
+        end)
+
         for _, threshold in ipairs({ 1024, 32 }) do
             it_c(("finds no marker in any file: WAL, tables, value log, after flatten and GC "
                   .. "(value_threshold %d)"):format(threshold), function()
