@@ -16,7 +16,7 @@
 -- unless the database has a codec. Failures return nil and
 -- "<word>: <detail>" (words: conflict, corruption, io, closed, too big,
 -- busy, read only, no space, forked, invalid, out of memory, not
--- supported, exists, not a number, and not found from open); the
+-- supported, exists, not a number, bad key, and not found from open); the
 -- conditional writes answer nil, "exists" (add) or nil, "not found"
 -- (replace, expire); misuse raises; a missing key is a plain nil.
 --
@@ -99,8 +99,27 @@ function stoat.open(dir, opts)
         return fail(rc)
     end
     local node = handle.new(nil, base.db_out[0], C.stoat_close)
+    -- _encrypted: opened with a key (an encrypted database opens only so);
+    -- stoat.backup refuses to stream it in the clear unless told to.
     return setmetatable({ _ptr = node.addr, _gc = handle.attach(node), _node = node, dir = dir,
-                          _codec = codec }, DB)
+                          _codec = codec, _encrypted = type(opts) == "table"
+                          and opts.encryption_key ~= nil }, DB)
+end
+
+-- Changes the master key of the closed, encrypted database in dir from
+-- old_key to new_key (strings of exactly 32 bytes): its data keys are
+-- sealed again, no data file is rewritten; after a crash either key opens
+-- it. true | nil, err ("bad key: ..." for a wrong old key or a database
+-- that is not encrypted, "busy: ..." while a process has it open).
+function stoat.rekey(dir, old_key, new_key)
+    check_string(dir, "rekey: dir", 1)
+    if dir:find("\0", 1, true) then
+        raise(1, "rekey: dir must not contain a zero byte")
+    end
+    options.check_key(old_key, "rekey: old_key", 1)
+    options.check_key(new_key, "rekey: new_key", 1)
+    local rc = C.stoat_rekey(dir, old_key, new_key)
+    return ok(rc)
 end
 
 -- The numbers of batches of node's with uncommitted writes and of its
@@ -369,6 +388,9 @@ function DB:sync() return simple(self, C.stoat_sync) end
 function DB:flush() return simple(self, C.stoat_flush) end
 function DB:flatten() return simple(self, C.stoat_flatten) end
 function DB:drop_all() return simple(self, C.stoat_drop_all) end
+-- A new data key now for the files written from now on (encrypted
+-- databases; else nil, "not supported: ...").
+function DB:rotate_key() return simple(self, C.stoat_rotate_key) end
 
 -- Value-log GC: loops by itself until no file has more than `ratio` garbage
 -- (default 0.5); returns the bytes reclaimed, or nil, err.

@@ -77,7 +77,8 @@ describe("stoat command", function()
             local status, out = stoat_cmd("help")
             assert.are.equal(0, status)
             for _, name in ipairs({ "info", "get", "set", "delete", "scan", "gc", "flatten",
-                                    "dump", "load", "backup", "restore", "run", "verify" }) do
+                                    "dump", "load", "backup", "restore", "run", "verify",
+                                    "keygen", "rekey" }) do
                 assert.matches("\n  " .. name .. " ", out, 1, true)
             end
         end)

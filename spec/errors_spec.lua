@@ -22,7 +22,7 @@ describe("errors", function()
             STOAT_EBUSY = "busy", STOAT_ECLOSED = "closed", STOAT_EFORKED = "forked",
             STOAT_ECONFLICT = "conflict", STOAT_ETOOBIG = "too big",
             STOAT_EREADONLY = "read only", STOAT_ENOSPC = "no space",
-            STOAT_ENOTSUP = "not supported", STOAT_EEXIST = "exists",
+            STOAT_ENOTSUP = "not supported", STOAT_EEXIST = "exists", STOAT_EKEY = "bad key",
         }
         for name, word in pairs(words) do
             local ok, err = base.fail(C[name])

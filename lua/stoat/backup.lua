@@ -26,6 +26,13 @@
 -- Expiry times are absolute (unix seconds): an entry that expired in the
 -- meantime is deleted instead of restored.
 --
+-- Encrypted databases: the stream is not encrypted (there is no C call
+-- that streams sealed data, and this module does no cryptography), so
+-- write() refuses a database opened with an encryption_key unless told
+-- `plaintext = true`: a backup must not quietly hold in the clear what the
+-- database keeps sealed. A restore into a database opened with a key
+-- writes everything encrypted.
+--
 -- walk() is the raw snapshot walk the CLI's dump also uses: metadata
 -- (version, expiry, user meta, tombstone) from stoat_iter_meta, which
 -- txn:pairs does not expose.
@@ -275,6 +282,8 @@ end
 --   progress     an object with :add(n) and optional :total(n), or nil
 --   on_frame     function(info) called after each frame (tests use it to
 --                write to the database while the backup runs)
+--   plaintext    true: back up an encrypted database anyway, in the clear
+--                (without it: nil, "not supported: ...")
 -- Returns { kind, since, version, entries, keys, bytes } (version is the
 -- snapshot's: pass it as `since` next time) | nil, err.
 function M.write(db, out, opts)
@@ -282,6 +291,11 @@ function M.write(db, out, opts)
     local since = opts.since or 0
     if type(since) ~= "number" or since < 0 or since ~= floor(since) then
         error("stoat: backup: since must be a non-negative integer version", 2)
+    end
+    if db._encrypted and not opts.plaintext then
+        return nil, "not supported: the database is encrypted and a backup stream is not: it "
+                    .. "would hold every key and value in the clear (pass plaintext = true, "
+                    .. "`stoat backup --plaintext`, to write it all the same)"
     end
     local write = writer_of(out)
     local progress, on_frame = opts.progress, opts.on_frame

@@ -106,6 +106,7 @@ local WORDS = {
     [C.STOAT_ENOSPC] = "no space",
     [C.STOAT_ENOTSUP] = "not supported",
     [C.STOAT_EEXIST] = "exists",
+    [C.STOAT_EKEY] = "bad key", -- the detail says which: none, wrong, or not encrypted
 }
 M.WORDS = WORDS
 

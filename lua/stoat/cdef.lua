@@ -18,6 +18,7 @@ M.defines = {
     STOAT_VERSION_MINOR = 2,
     STOAT_VERSION_PATCH = 0,
     STOAT_VERSION_STRING = "0.2.0",
+    STOAT_KEY_LEN = 32,
     STOAT_MAX_KEY_SIZE = 65536,
     STOAT_MAX_VALUE_SIZE = 1073741824,
     STOAT_MAX_TTL_MS = 2 ^ 50,
@@ -40,7 +41,8 @@ enum {
     STOAT_EREADONLY = -11,
     STOAT_ENOSPC = -12,
     STOAT_ENOTSUP = -13,
-    STOAT_EEXIST = -14
+    STOAT_EEXIST = -14,
+    STOAT_EKEY = -15
 };
 
 enum {
@@ -88,6 +90,8 @@ typedef struct stoat_options {
     uint32_t lock_timeout_ms;
     uint32_t open_timeout_ms;
     const char *shm_dir;
+    const uint8_t *encryption_key;
+    uint64_t encryption_key_rotation_ms;
 } stoat_options;
 
 typedef struct stoat_db stoat_db;
@@ -205,6 +209,10 @@ typedef struct stoat_stats {
 } stoat_stats;
 
 int stoat_stats_get(stoat_db *db, stoat_stats *out);
+
+int stoat_rekey(const char *dir, const uint8_t *old_key, const uint8_t *new_key);
+
+int stoat_rotate_key(stoat_db *db);
 ]]
 
 -- The integer #defines that fit an int, as C constants the declarations

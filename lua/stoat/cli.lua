@@ -6,9 +6,14 @@
 --   stoat gc DIR [--ratio R]        stoat flatten DIR      stoat verify DIR
 --   stoat dump DIR [--prefix P] [--format jsonl|tsv] > FILE
 --   stoat load DIR [--format jsonl|tsv] [--bulk|--no-bulk] [FILE] < FILE
---   stoat backup DIR [--since VERSION] > FILE
+--   stoat backup DIR [--since VERSION] [--plaintext] > FILE
 --   stoat restore DIR FILE...
 --   stoat run DIR script.lua [ARGS...]
+--   stoat keygen [--output FILE]    stoat rekey DIR --key-file OLD --new-key-file NEW
+--
+-- Encrypted databases: every command that opens a database takes its key
+-- from --key-file FILE, else from the file named by $STOAT_KEY_FILE, never
+-- from the command line itself (stoat/cli/keyfile.lua reads key files).
 --
 -- main(argv) returns the exit status: 0 done, 1 failed (the reason on
 -- stderr, "stoat: COMMAND: <word>: <detail>"), 2 bad arguments (the
@@ -22,6 +27,7 @@ local stoat = require "stoat"
 local backup = require "stoat.backup"
 local text = require "stoat.cli.text"
 local progress = require "stoat.cli.progress"
+local keyfile = require "stoat.cli.keyfile"
 local C = require("stoat.base").C
 
 local format = string.format
@@ -58,9 +64,14 @@ local SHORT = { q = "quiet", h = "help" }
 local COMMANDS = {}
 local ORDER = {}
 
+-- def.opens_db: the command opens a database, so takes --key-file (main
+-- resolves the key into o.key, see stoat/cli/keyfile.lua).
 local function command(name, def)
     def.name = name
     def.flags = def.flags or {}
+    if def.opens_db then
+        def.flags.key_file = "string"
+    end
     COMMANDS[name] = def
     ORDER[#ORDER + 1] = name
 end
@@ -150,8 +161,20 @@ local function exists(path)
     return require("ffi").C.access(path, 0) == 0
 end
 
+-- What to do about a "bad key" open of dir (the library's message says
+-- which case it is); from: where the key given came from, or nil.
+local function key_hint(dir, from)
+    if from == nil then
+        return "give its key with --key-file FILE or STOAT_KEY_FILE"
+    elseif not exists(dir .. "/KEYREGISTRY") then
+        return "the key came from " .. from .. ": drop --key-file and unset STOAT_KEY_FILE"
+    end
+    return "the key came from " .. from
+end
+
 -- mode: "read" (read-only, must exist), "write" (must exist), "create".
-local function open_db(dir, mode)
+-- key: the encryption key (32 bytes) or nil; from: where it came from.
+local function open_db(dir, mode, key, from)
     if mode ~= "create" then
         if not exists(dir) then
             failure(format("no database at %s: the directory does not exist", dir))
@@ -161,12 +184,17 @@ local function open_db(dir, mode)
         end
     end
     local db, err = stoat.open(dir, { read_only = mode == "read",
-                                      create_if_missing = mode == "create" })
+                                      create_if_missing = mode == "create",
+                                      encryption_key = key })
     if db == nil and err:match("^busy") and exists(dir .. "/SHMLOCK") then
         -- Held by processes that share it (multi_process): join them.
-        db, err = stoat.open(dir, { multi_process = true, create_if_missing = false })
+        db, err = stoat.open(dir, { multi_process = true, create_if_missing = false,
+                                    encryption_key = key })
     end
     if db == nil then
+        if err:match("^bad key") then
+            failure(format("cannot open %s: %s (%s)", dir, err, key_hint(dir, from)))
+        end
         if err:match("^busy") then
             failure(format("%s is locked by another process (%s): stoat opens a database from "
                            .. "one writing process at a time; stop the process that holds it, "
@@ -181,9 +209,10 @@ local function open_db(dir, mode)
     return db
 end
 
--- Runs fn(db) with the database open, closing it whatever happens.
-local function with_db(dir, mode, fn)
-    local db = open_db(dir, mode)
+-- Runs fn(db) with the database open, closing it whatever happens; o: the
+-- parsed command line (its key, o.key, opens an encrypted database).
+local function with_db(o, dir, mode, fn)
+    local db = open_db(dir, mode, o.key, o.key_from)
     local ok, err = pcall(fn, db)
     local cok, cerr = db:close()
     if not ok then error(err, 0) end
@@ -295,25 +324,38 @@ local function gather_info(dir, o)
             table.insert(files.other, entry)
         end
     end
+    -- Encrypted (a KEYREGISTRY is what says so, core/FORMAT.md): the files'
+    -- own headers, the SST footers and DISCARD are sealed, so their fields
+    -- are not read here. The C API does not say which data key is newest.
+    local encrypted = exists(dir .. "/KEYREGISTRY")
+    info.encrypted = encrypted
     info.format = {
-        manifest = header_version(dir .. "/MANIFEST", MAGICS.manifest),
+        manifest = not encrypted and header_version(dir .. "/MANIFEST", MAGICS.manifest) or nil,
     }
-    local garbage, have_discard = read_discard(dir)
+    local garbage, have_discard = {}, false
+    if not encrypted then
+        garbage, have_discard = read_discard(dir)
+    end
     info.vlog_files = text.array()
     for _, f in ipairs(files.vlog) do
-        local g = garbage[f.id] or 0
-        info.format.vlog = info.format.vlog or header_version(dir .. "/" .. f.name, MAGICS.vlog)
-        info.vlog_files[#info.vlog_files + 1] = {
-            file = f.name, bytes = f.bytes, garbage_bytes = g,
-            garbage_share = f.bytes > 16 and g / (f.bytes - 16) or 0 }
+        local entry = { file = f.name, bytes = f.bytes }
+        if not encrypted then -- else the garbage per file is unknown here
+            local g = garbage[f.id] or 0
+            info.format.vlog = info.format.vlog
+                               or header_version(dir .. "/" .. f.name, MAGICS.vlog)
+            entry.garbage_bytes = g
+            entry.garbage_share = f.bytes > 16 and g / (f.bytes - 16) or 0
+        end
+        info.vlog_files[#info.vlog_files + 1] = entry
     end
     info.discard_file = have_discard
     info.wal_files = text.array()
     for _, f in ipairs(files.wal) do
-        info.format.wal = info.format.wal or header_version(dir .. "/" .. f.name, MAGICS.wal)
+        info.format.wal = info.format.wal or not encrypted
+                          and header_version(dir .. "/" .. f.name, MAGICS.wal) or nil
         info.wal_files[#info.wal_files + 1] = { file = f.name, bytes = f.bytes }
     end
-    if files.sst[1] then
+    if files.sst[1] and not encrypted then
         local path = dir .. "/" .. files.sst[1].name
         local sz = files.sst[1].bytes
         local footer = sz >= 68 and read_bytes(path, sz - 68, 68)
@@ -321,7 +363,7 @@ local function gather_info(dir, o)
     end
     info.sst_files = #files.sst
     info.restore_state = backup.read_state(dir)
-    with_db(dir, "read", function(db)
+    with_db(o, dir, "read", function(db)
         local s = check(db:stats())
         info.version = s.last_version
         info.levels = text.array()
@@ -360,6 +402,7 @@ local function gather_info(dir, o)
         info.options[name] = type(v) == "number" and v or tonumber(v)
     end
     info.options.read_only = nil
+    info.options.encryption_key = nil -- a pointer (and never shown)
     return info
 end
 
@@ -386,9 +429,15 @@ end
 local function print_info(info)
     local w = function(...) stdout:write(format(...), "\n") end
     w("database     %s", info.dir)
-    w("formats      MANIFEST %s, SST %s, value log %s, WAL %s (library %s)",
-      tostring(info.format.manifest or "?"), tostring(info.format.sst or "-"),
-      tostring(info.format.vlog or "-"), tostring(info.format.wal or "-"), stoat.version)
+    w("encrypted    %s", info.encrypted and "yes (KEYREGISTRY: data keys sealed by the master "
+                         .. "key; file headers not shown)" or "no")
+    if info.encrypted then
+        w("formats      (sealed) (library %s)", stoat.version)
+    else
+        w("formats      MANIFEST %s, SST %s, value log %s, WAL %s (library %s)",
+          tostring(info.format.manifest or "?"), tostring(info.format.sst or "-"),
+          tostring(info.format.vlog or "-"), tostring(info.format.wal or "-"), stoat.version)
+    end
     w("version      %d (newest commit)", info.version)
     w("size         %s: tables %s, value log %s, memtables %s", mb(info.bytes.total),
       mb(info.bytes.lsm), mb(info.bytes.vlog), mb(info.bytes.memtables))
@@ -407,10 +456,14 @@ local function print_info(info)
     end
     w("memtables    %d, %s in use", info.memtables.count, mb(info.memtables.bytes))
     w("value log    %d files, %s, garbage %s (%s)", info.vlog.files, mb(info.vlog.bytes),
-      mb(info.vlog.garbage_bytes), info.discard_file and "per file from DISCARD"
-      or "no DISCARD file yet")
+      mb(info.vlog.garbage_bytes), info.encrypted and "DISCARD is sealed: no per-file share"
+      or info.discard_file and "per file from DISCARD" or "no DISCARD file yet")
     for _, f in ipairs(info.vlog_files) do
-        w("  %-14s %12s  garbage %5.1f%%", f.file, mb(f.bytes), f.garbage_share * 100)
+        if info.encrypted then
+            w("  %-14s %12s", f.file, mb(f.bytes))
+        else
+            w("  %-14s %12s  garbage %5.1f%%", f.file, mb(f.bytes), f.garbage_share * 100)
+        end
     end
     if #info.wal_files > 0 then
         w("WAL files    %d", #info.wal_files)
@@ -427,19 +480,23 @@ local function print_info(info)
     for k in pairs(info.options) do names[#names + 1] = k end
     table.sort(names)
     for _, k in ipairs(names) do
-        w("  %-22s %s", k, tostring(info.options[k]))
+        w("  %-26s %s", k, tostring(info.options[k]))
     end
 end
 
 command("info", {
+    opens_db = true,
     usage = "stoat info DIR [--json] [--count]\n       stoat info BACKUP-FILE [--json]",
     min = 1, names = { "DIR" },
     flags = { json = "bool", count = "bool" },
     help = [[
-Shows what a database holds: the format version of each kind of file, the
-newest version (commit), sizes (tables per level, value log, memtables),
-each value-log file with its garbage share (from DISCARD), the counters of
-db:stats(), and the options of this open. Opens the database read-only.
+Shows what a database holds: whether it is encrypted, the format version
+of each kind of file, the newest version (commit), sizes (tables per
+level, value log, memtables), each value-log file with its garbage share
+(from DISCARD), the counters of db:stats(), and the options of this open.
+Of an encrypted database (its key from --key-file) the file formats and
+the garbage per file are not shown: they are sealed. Opens the database
+read-only.
 Given a backup file instead of a directory, checks it whole (every
 checksum) and shows its kind, versions and counts.
 
@@ -488,6 +545,7 @@ checksum) and shows its kind, versions and counts.
 -- get, set, delete, scan
 
 command("get", {
+    opens_db = true,
     usage = "stoat get DIR KEY [--escaped]",
     min = 2, names = { "DIR", "KEY" }, flags = { escaped = "bool" },
     help = [[
@@ -497,7 +555,7 @@ a terminal). Exit 1 when the key is absent.
   --escaped   KEY is written as `scan` prints keys (\t \n \\ \xHH)]],
     run = function(o)
         local key = key_arg(o, o.args[2])
-        return with_db(o.args[1], "read", function(db)
+        return with_db(o, o.args[1], "read", function(db)
             local v, err = db:get(key)
             if v == nil then
                 if err then failure(err) end
@@ -511,6 +569,7 @@ a terminal). Exit 1 when the key is absent.
 })
 
 command("set", {
+    opens_db = true,
     usage = "stoat set DIR KEY VALUE [--ttl SECONDS] [--meta BYTE] [--escaped]",
     min = 3, names = { "DIR", "KEY", "VALUE" },
     flags = { ttl = "number", meta = "number", escaped = "bool" },
@@ -535,7 +594,7 @@ Sets KEY to VALUE in one transaction. VALUE "-" reads the value from stdin
         if o.ttl and o.ttl < 0 then
             usage_error("--ttl must be >= 0")
         end
-        return with_db(o.args[1], "write", function(db)
+        return with_db(o, o.args[1], "write", function(db)
             local opts
             if o.ttl or o.meta then opts = { ttl = o.ttl, meta = o.meta } end
             check(db:set(key, value, opts))
@@ -545,6 +604,7 @@ Sets KEY to VALUE in one transaction. VALUE "-" reads the value from stdin
 })
 
 command("delete", {
+    opens_db = true,
     usage = "stoat delete DIR KEY [--escaped]",
     min = 2, names = { "DIR", "KEY" }, flags = { escaped = "bool" },
     help = [[
@@ -553,7 +613,7 @@ Deletes KEY (deleting an absent key is not an error).
   --escaped   KEY uses scan's escapes (\t \n \\ \xHH)]],
     run = function(o)
         local key = key_arg(o, o.args[2])
-        return with_db(o.args[1], "write", function(db)
+        return with_db(o, o.args[1], "write", function(db)
             check(db:delete(key))
             return 0
         end)
@@ -561,6 +621,7 @@ Deletes KEY (deleting an absent key is not an error).
 })
 
 command("scan", {
+    opens_db = true,
     usage = "stoat scan DIR [--prefix P] [--start K] [--stop K] [--limit N] [--reverse] "
             .. "[--keys-only]",
     min = 1, names = { "DIR" },
@@ -585,7 +646,7 @@ whatever the bytes. Reads one snapshot.
                         start = o.start and key_arg(o, o.start),
                         stop = o.stop and key_arg(o, o.stop), limit = o.limit,
                         reverse = o.reverse, keys_only = o.keys_only }
-        return with_db(o.args[1], "read", function(db)
+        return with_db(o, o.args[1], "read", function(db)
             view(db, function(txn)
                 local esc = text.tsv_escape
                 for k, v in txn:pairs(popts) do
@@ -606,6 +667,7 @@ whatever the bytes. Reads one snapshot.
 -- gc, flatten
 
 command("gc", {
+    opens_db = true,
     usage = "stoat gc DIR [--ratio R]",
     min = 1, names = { "DIR" }, flags = { ratio = "number" },
     help = [[
@@ -617,7 +679,7 @@ until no file qualifies. Prints the bytes reclaimed.
     run = function(o)
         local ratio = o.ratio or 0.5
         if not (ratio > 0 and ratio < 1) then usage_error("--ratio must be in (0, 1)") end
-        return with_db(o.args[1], "write", function(db)
+        return with_db(o, o.args[1], "write", function(db)
             local n = check(db:gc(ratio))
             stdout:write(format("reclaimed %d bytes\n", n))
             return 0
@@ -626,13 +688,14 @@ until no file qualifies. Prints the bytes reclaimed.
 })
 
 command("flatten", {
+    opens_db = true,
     usage = "stoat flatten DIR",
     min = 1, names = { "DIR" },
     help = [[
 Flushes the memtables and compacts every level into the last one, dropping
 old versions and tombstones no reader needs.]],
     run = function(o)
-        return with_db(o.args[1], "write", function(db)
+        return with_db(o, o.args[1], "write", function(db)
             check(db:flatten())
             if not o.quiet then
                 local s = check(db:stats())
@@ -659,6 +722,7 @@ local function count_keys(txn, prefix)
 end
 
 command("dump", {
+    opens_db = true,
     usage = "stoat dump DIR [--prefix P] [--format jsonl|tsv] [--output FILE]",
     min = 1, names = { "DIR" },
     flags = { prefix = "string", format = { "jsonl", "tsv" }, output = "string" },
@@ -680,7 +744,7 @@ Writes every live entry of one snapshot, in key order, as text that
             out = check(io.open(o.output, "wb"))
         end
         local fmt = o.format or "jsonl"
-        local status = with_db(o.args[1], "read", function(db)
+        local status = with_db(o, o.args[1], "read", function(db)
             local p = new_progress(o, "dump", "keys")
             view(db, function(txn)
                 if not o.quiet then p:total(count_keys(txn, o.prefix)) end
@@ -818,6 +882,7 @@ local function load_sink(db, mode)
 end
 
 command("load", {
+    opens_db = true,
     usage = "stoat load DIR [--format jsonl|tsv] [--bulk|--no-bulk] [FILE] < FILE",
     min = 1, max = 2, names = { "DIR", "FILE" },
     flags = { format = { "jsonl", "tsv" }, bulk = "bool", no_bulk = "bool" },
@@ -859,7 +924,7 @@ written).
                 total = size - here
             end
         end
-        return with_db(o.args[1], "create", function(db)
+        return with_db(o, o.args[1], "create", function(db)
             local p = progress.new{ label = "load", unit = "keys", quiet = o.quiet,
                                     by_bytes = true }
             if total then p:total(total) end
@@ -908,9 +973,10 @@ written).
 -- backup, restore
 
 command("backup", {
-    usage = "stoat backup DIR [--since VERSION] [--output FILE] > FILE",
+    opens_db = true,
+    usage = "stoat backup DIR [--since VERSION] [--output FILE] [--plaintext] > FILE",
     min = 1, names = { "DIR" },
-    flags = { since = "number", output = "string" },
+    flags = { since = "number", output = "string", plaintext = "bool" },
     help = [[
 Writes a backup of one consistent snapshot to stdout (or FILE): a
 versioned, checksummed stream (core/FORMAT.md, "Backup stream") that can
@@ -919,13 +985,26 @@ holds only what changed after VERSION, plus the list of live keys so that
 deletes are carried too. The summary on stderr names the version to pass
 as --since next time. Refuses to write to a terminal.
 
+The stream is not encrypted: a backup of an encrypted database is refused
+unless --plaintext says to write every key and value in the clear (keep
+such a file as safe as the key). To keep a backup sealed, copy the
+directory of the closed database instead: its files stay encrypted.
+
   --since VERSION   an incremental backup after VERSION (from the previous
                     backup's summary, or `stoat info FILE`)
-  --output FILE     write to FILE instead of stdout]],
+  --output FILE     write to FILE instead of stdout
+  --plaintext       allow the (unencrypted) backup of an encrypted database]],
     run = function(o)
         local since = o.since or 0
         if since < 0 or since ~= math.floor(since) then
             usage_error("--since must be a non-negative integer version")
+        end
+        -- Before anything is written (the output file is not created).
+        if not o.plaintext and exists(o.args[1] .. "/KEYREGISTRY") then
+            failure(format("%s is encrypted and a backup stream is not: it would hold every "
+                           .. "key and value in the clear. Pass --plaintext to write it all "
+                           .. "the same, or copy the directory of the closed database (its "
+                           .. "files stay encrypted)", o.args[1]))
         end
         local out = stdout
         if o.output then
@@ -934,9 +1013,9 @@ as --since next time. Refuses to write to a terminal.
             usage_error("refusing to write a binary backup to a terminal: redirect stdout "
                         .. "or use --output FILE")
         end
-        local info = with_db(o.args[1], "read", function(db)
+        local info = with_db(o, o.args[1], "read", function(db)
             local p = new_progress(o, "backup", "entries")
-            local res = check(backup.write(db, out, { since = since,
+            local res = check(backup.write(db, out, { since = since, plaintext = o.plaintext,
                                                       progress = not o.quiet and p or nil }))
             p:finish()
             return res
@@ -955,6 +1034,7 @@ as --since next time. Refuses to write to a terminal.
 })
 
 command("restore", {
+    opens_db = true,
     usage = "stoat restore DIR FILE...",
     min = 2, max = -1, names = { "DIR", "FILE" },
     help = [[
@@ -971,7 +1051,7 @@ incrementals go through write batches.]],
         local dir = o.args[1]
         local files = {}
         for i = 2, #o.args do files[#files + 1] = o.args[i] end
-        return with_db(dir, "create", function(db)
+        return with_db(o, dir, "create", function(db)
             local check_p = progress.new{ label = "restore: checking", unit = "frames",
                                           quiet = o.quiet, by_bytes = true }
             local apply_p = progress.new{ label = "restore", unit = "entries", quiet = o.quiet,
@@ -1021,6 +1101,7 @@ local function verify_db(db)
 end
 
 command("verify", {
+    opens_db = true,
     usage = "stoat verify DIR",
     min = 1, names = { "DIR" },
     help = [[
@@ -1030,11 +1111,14 @@ pointer in them (the value-log record exists, passes its checks and holds
 the same key), each record of each sealed value-log file; opening checks
 the MANIFEST and the WALs. Exit 0 when sound; exit 1 with one line per
 problem on stdout, naming the file, the record (offset) and the keys
-concerned. Opens the database read-only.]],
+concerned. Opens the database read-only. On an encrypted database
+(--key-file) reading a record or block checks its authentication tag: a
+changed, moved or replayed one is reported as damage.]],
     run = function(o)
         local dir = o.args[1]
         if exists(dir .. "/MANIFEST") then
-            local db, err = stoat.open(dir, { read_only = true, create_if_missing = false })
+            local db, err = stoat.open(dir, { read_only = true, create_if_missing = false,
+                                              encryption_key = o.key })
             if db == nil and err:match("^corruption") then
                 stdout:write(err:gsub("^corruption: ", ""), "\n")
                 failure(dir .. " is damaged: it does not open")
@@ -1042,7 +1126,7 @@ concerned. Opens the database read-only.]],
                 db:close()
             end
         end
-        return with_db(dir, "read", function(db)
+        return with_db(o, dir, "read", function(db)
             local ok, report = verify_db(db)
             stdout:write(report)
             if not ok then
@@ -1057,9 +1141,82 @@ concerned. Opens the database read-only.]],
 })
 
 ---------------------------------------------------------------------------
+-- keygen, rekey
+
+command("keygen", {
+    usage = "stoat keygen [--output FILE] > FILE",
+    min = 0, names = {},
+    flags = { output = "string" },
+    help = [[
+Makes a new encryption key: 32 random bytes from /dev/urandom, written as
+64 hex digits and a newline, the form --key-file reads. With --output the
+file is created with mode 0600 and an existing file is refused (a key
+overwritten is a database lost); with a redirect, set `umask 077` first.
+Keep the key apart from the database: whoever has both reads everything,
+and without the key nobody can, you included.
+
+  --output FILE   create FILE (mode 0600) instead of writing to stdout]],
+    run = function(o)
+        check(keyfile.generate(o.output, stdout))
+        return 0
+    end,
+})
+
+command("rekey", {
+    usage = "stoat rekey DIR --key-file OLD --new-key-file NEW",
+    min = 1, names = { "DIR" },
+    flags = { key_file = "string", new_key_file = "string" },
+    help = [[
+Changes the master key of an encrypted database: its data keys are
+sealed again with the key in NEW; no data file is rewritten, so it takes
+a moment whatever the size. The database must be closed (no process may
+have it open). Atomic: if it is interrupted, either key opens the
+database. Afterwards only NEW opens it: keep NEW safe before you destroy
+OLD. Key files hold 32 raw bytes or 64 hex digits (`stoat keygen`).
+
+  --key-file OLD       the current key (default: the file named by
+                       STOAT_KEY_FILE)
+  --new-key-file NEW   the new key]],
+    run = function(o)
+        local dir = o.args[1]
+        if o.new_key_file == nil then
+            usage_error("missing --new-key-file NEW")
+        end
+        if o.key == nil then
+            usage_error("missing --key-file OLD (or STOAT_KEY_FILE)")
+        end
+        local new_key, err = keyfile.resolve(o.new_key_file)
+        if new_key == nil then
+            failure((err:gsub("^%-%-key%-file", "--new-key-file")))
+        end
+        if not exists(dir .. "/MANIFEST") then
+            failure(format("no database at %s", dir))
+        elseif not exists(dir .. "/KEYREGISTRY") then
+            failure(format("%s is not encrypted (no KEYREGISTRY): there is no key to change",
+                           dir))
+        end
+        local ok, rerr = stoat.rekey(dir, o.key, new_key)
+        if not ok then
+            if rerr:match("^bad key") then
+                failure(format("%s (%s is not the key of %s)", rerr, o.key_from, dir))
+            elseif rerr:match("^busy") then
+                failure(format("%s: %s is open in a process: close it first", rerr, dir))
+            end
+            failure(rerr)
+        end
+        if not o.quiet then
+            stderr:write(format("rekey: %s now opens with the key in %s only\n", dir,
+                                o.new_key_file))
+        end
+        return 0
+    end,
+})
+
+---------------------------------------------------------------------------
 -- run
 
 command("run", {
+    opens_db = true,
     usage = "stoat run DIR SCRIPT.lua [ARGS...]",
     min = 2, max = -1, names = { "DIR", "SCRIPT" }, stop_flags_at = 2,
     help = [[
@@ -1077,7 +1234,7 @@ the command go before DIR.]],
         end
         local args = { [0] = script }
         for i = 3, #o.args do args[#args + 1] = o.args[i] end
-        return with_db(dir, "create", function(db)
+        return with_db(o, dir, "create", function(db)
             local env = setmetatable({ db = db, stoat = stoat, arg = args }, { __index = _G })
             setfenv(chunk, env)
             local ok, res = xpcall(function() return chunk(unpack(args)) end,
@@ -1107,6 +1264,7 @@ local SUMMARY = {
     dump = "write entries as JSON lines or TSV", load = "read entries written by dump",
     backup = "a full or incremental backup stream", restore = "apply backups in order",
     run = "run a Lua script with the database open", help = "this text, or a command's",
+    keygen = "make an encryption key", rekey = "change an encrypted database's key",
 }
 
 local function general_help()
@@ -1125,12 +1283,23 @@ local function general_help()
                         .. "that only read"
     lines[#lines + 1] = "open the database read-only; a database open for writing in another "
                         .. "process is locked."
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "Encrypted databases: every command that opens one takes its key with "
+                        .. "--key-file FILE,"
+    lines[#lines + 1] = "or from the file named by the environment variable STOAT_KEY_FILE; a "
+                        .. "key file holds"
+    lines[#lines + 1] = "32 raw bytes or 64 hex digits (`stoat keygen --output FILE` makes one). "
+                        .. "A new database"
+    lines[#lines + 1] = "created with a key (load, restore, run) is encrypted."
     return concat(lines, "\n") .. "\n"
 end
 
 local function command_help(name)
     local c = COMMANDS[name]
-    return usage_of(name) .. "\n\n" .. c.help .. "\n\n  --quiet, -q   no progress output\n"
+    local key = c.opens_db and "  --key-file FILE   the key of an encrypted database (default: the "
+                               .. "file\n                    named by STOAT_KEY_FILE)\n" or ""
+    return usage_of(name) .. "\n\n" .. c.help .. "\n\n" .. key
+           .. "  --quiet, -q       no progress output\n"
 end
 
 command("help", {
@@ -1177,6 +1346,11 @@ function M.main(argv)
         if o.help then
             stdout:write(command_help(name))
             return 0
+        end
+        if def.flags.key_file then
+            local key, err, from = keyfile.resolve(o.key_file)
+            if err then failure(err) end
+            o.key, o.key_from = key, from
         end
         return def.run(o)
     end)

@@ -2,13 +2,21 @@
 --
 -- Every field of stoat_options is accepted under its own (snake_case) name,
 -- starting from the C defaults (stoat_options_init). Flags take a boolean
--- (or 0/1); sizes and counts an integer; `sync` takes "none" | "commit" and
+-- (or 0/1); sizes and counts an integer; durations are in milliseconds,
+-- as their names say (`lock_timeout_ms`, `encryption_key_rotation_ms`);
+-- `sync` takes "none" | "commit" and
 -- `compression` and `value_log_compression` "none" | "lz4" | "zstd", or the
--- C number. An unknown name
+-- C number. `encryption_key` takes a Lua string of exactly STOAT_KEY_LEN
+-- (32) raw bytes. An unknown name
 -- or a wrong type raises; values of the right type but out of range are
 -- the C library's to refuse (stoat.open returns nil, "invalid: ...").
--- spec/options_spec.lua checks that FIELDS names every field of the struct.
+-- spec/open_spec.lua checks that FIELDS names every field of the struct.
 -- No state: build() fills a fresh struct per call.
+--
+-- Keys: the struct points into the caller's key string (no copy is made
+-- here); build() returns it among the strings the caller keeps referenced
+-- until stoat_open returns (the C side copies it during the open). No
+-- error message ever quotes a key: only its type and length.
 
 local ffi = require "ffi"
 local base = require "stoat.base"
@@ -23,6 +31,8 @@ local M = {}
 local INT_MAX = 2147483647
 local U32_MAX = 4294967295
 local U64_MAX = 2 ^ 53 -- the largest integer a Lua number holds exactly
+local KEY_LEN = base.defines.STOAT_KEY_LEN
+M.KEY_LEN = KEY_LEN
 
 local ENUMS = {
     sync = { none = C.STOAT_SYNC_NONE, commit = C.STOAT_SYNC_COMMIT },
@@ -31,7 +41,8 @@ local ENUMS = {
 }
 ENUMS.value_log_compression = ENUMS.compression
 
--- Field name -> kind: flag, int, u32, u64, double, string, or an ENUMS name.
+-- Field name -> kind: flag, int, u32, u64, double, string, key, or an ENUMS
+-- name.
 local FIELDS = {
     create_if_missing = "flag",
     error_if_exists = "flag",
@@ -66,6 +77,8 @@ local FIELDS = {
     lock_timeout_ms = "u32",
     open_timeout_ms = "u32",
     shm_dir = "string",
+    encryption_key = "key",
+    encryption_key_rotation_ms = "u64",
 }
 M.FIELDS = FIELDS
 
@@ -78,6 +91,23 @@ local RANGES = {
     u32 = { 0, U32_MAX, "an integer in 0..2^32-1" },
     u64 = { 0, U64_MAX, "a non-negative integer" },
 }
+
+-- Checks that v is an encryption key, a string of exactly KEY_LEN bytes,
+-- or raises naming it `what` (level as in base.raise). The message gives
+-- v's type or length, never its bytes: v is (or may be) a secret.
+function M.check_key(v, what, level)
+    if type(v) == "string" and #v == KEY_LEN then
+        return v
+    end
+    local got = type(v)
+    if got == "string" then
+        got = ("a string of %d bytes"):format(#v)
+        if #v == 2 * KEY_LEN then
+            got = got .. "; a key written as hex must be decoded first"
+        end
+    end
+    raise(level + 1, "%s must be a string of exactly %d bytes (got %s)", what, KEY_LEN, got)
+end
 
 -- The C value of option name = v, or raises (level as in base.raise).
 local function convert(name, v, level)
@@ -99,6 +129,9 @@ local function convert(name, v, level)
         end
         raise(level + 1, "open: option '%s' must be a string without zero bytes (got %s)", name,
               type(v))
+    elseif kind == "key" then
+        M.check_key(v, "open: option '" .. name .. "'", level + 1)
+        return v
     elseif kind == "double" then
         if type(v) == "number" then
             return v
