@@ -657,6 +657,41 @@ int stoat_rekey(const char *dir, const uint8_t *old_key, const uint8_t *new_key)
  */
 int stoat_rotate_key(stoat_db *db);
 
+/*
+ * Sealed streams: what leaves an encrypted database as a stream (a backup)
+ * stays encrypted and authenticated. A stream key is derived from the
+ * master key and a random 16-byte salt the stream stores in the clear
+ * (BLAKE2b, label "stoat stream v1 "); each piece of the stream is sealed
+ * with XChaCha20-Poly1305 under it, with associated data of the caller's
+ * choosing (its place in the stream, say), so that a piece altered,
+ * dropped, moved or taken from another stream fails to open. A sealed
+ * piece is STOAT_STREAM_OVERHEAD bytes longer than the plain one.
+ */
+#define STOAT_STREAM_SALT_LEN 16
+#define STOAT_STREAM_OVERHEAD 40
+typedef struct stoat_stream_key stoat_stream_key;
+
+/* The key of the stream with this salt under master (STOAT_KEY_LEN
+ * bytes); with fresh set, salt is filled with new random bytes first.
+ * Errors: STOAT_EINVAL (NULL arguments), STOAT_ENOMEM, STOAT_EIO (no
+ * random source). */
+int stoat_stream_key_new(const uint8_t *master, uint8_t *salt, int fresh,
+                         stoat_stream_key **out);
+/* Wipes and frees k (NULL is fine). */
+void stoat_stream_key_free(stoat_stream_key *k);
+
+/* Seals len bytes at in into out (len + STOAT_STREAM_OVERHEAD bytes, not
+ * overlapping in), with ad (ad_len bytes) authenticated. */
+int stoat_stream_seal(const stoat_stream_key *k, const void *ad, size_t ad_len, const void *in,
+                      size_t len, void *out);
+
+/* Opens a sealed piece (len bytes, at least STOAT_STREAM_OVERHEAD) into
+ * out (len - STOAT_STREAM_OVERHEAD bytes) with the same ad: STOAT_ECORRUPT
+ * when it was altered or sealed with another key, salt or ad (a wrong
+ * master key looks the same). */
+int stoat_stream_open(const stoat_stream_key *k, const void *ad, size_t ad_len, const void *in,
+                      size_t len, void *out);
+
 #ifdef STOAT_BUILD
 _Pragma("GCC visibility pop")
 #endif
