@@ -54,6 +54,7 @@ typedef struct engine_config {
     int bloom_bits;     /* bloom filter bits per key for LSM peers; <0 keeps
                          * the engine's own default */
     int value_threshold; /* stoat only: its value_threshold option; 0 = default */
+    int encrypt;        /* stoat only: encryption at rest with a fixed key */
     int multi_process;  /* stoat only: its multi_process option (other processes
                          * open the same directory); LMDB is always multi-process */
 } engine_config;

@@ -44,6 +44,7 @@ static const flag_def flag_defs[] = {
     F("seed", FLAG_U64, seed, "seed of the pseudo-random generators"),
     F("processes", FLAG_INT, processes, "0: run here; N: N processes each open --db (procs.c)"),
     F("multi_process", FLAG_INT, multi_process, "stoat: its multi_process option (-1: on when processes > 1)"),
+    F("encrypt", FLAG_BOOL, encrypt, "stoat: encryption at rest (a fixed benchmark key)"),
     F("db", FLAG_STR, db, "database directory"),
 };
 

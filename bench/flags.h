@@ -34,6 +34,7 @@ typedef struct bench_flags {
     uint64_t seed;              /* base of every thread's generator */
     int processes;              /* 0: run in this process; N: N child processes
                                  * each open the database and run every benchmark */
+    int encrypt;                /* stoat: encryption_key set (a fixed key) */
     int multi_process;          /* stoat: multi_process option; -1: on when processes > 1 */
     const char *db;             /* database directory */
     char db_default[512];       /* storage for the default --db */

@@ -1,8 +1,9 @@
 /*
  * aead.h - authenticated encryption of a buffer with associated data:
- * XChaCha20-Poly1305 (IETF) from libsodium, with a random 192-bit nonce
- * per seal, and the keyed BLAKE2b that derives subkeys and authenticates
- * whole files. The only file of the engine that includes libsodium's header is
+ * XChaCha20-Poly1305 (IETF) from libsodium, with a 192-bit nonce per seal
+ * that never repeats (16 random bytes per thread, then a counter: aead.c),
+ * and the keyed BLAKE2b that derives subkeys and authenticates whole
+ * files. The only file of the engine that includes libsodium's header is
  * aead.c; everything above it sees opaque keys and sealed bytes.
  *
  * A sealed buffer is  nonce (24 bytes) || ciphertext (len bytes) ||

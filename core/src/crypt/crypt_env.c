@@ -256,7 +256,6 @@ int crypt_open(env_file *f, uint64_t off, const void *sealed, size_t sealed_len,
 {
     crypt_file *cf = (crypt_file *)f;
     uint8_t ad[CRYPT_AD_LEN];
-    char where[64];
     int rc;
 
     if ((rc = crypt_ready(cf)) != 0)
@@ -265,12 +264,11 @@ int crypt_open(env_file *f, uint64_t off, const void *sealed, size_t sealed_len,
         return status_err(STOAT_ECORRUPT, "%s: %s at offset %llu: %zu bytes, too short to be "
                           "sealed", f->path, what, (unsigned long long)off, sealed_len);
     crypt_ad(cf, off, ad);
-    snprintf(where, sizeof(where), "%s at offset %llu", what, (unsigned long long)off);
     rc = aead_open(cf->s.key, ad, sizeof(ad), sealed, sealed_len, out,
-                   sealed_len - CRYPT_OVERHEAD, where);
+                   sealed_len - CRYPT_OVERHEAD, what);
     if (rc != 0)
-        return status_err(rc, "%s: %s failed authentication (damaged or altered)", f->path,
-                          where);
+        return status_err(rc, "%s: %s at offset %llu failed authentication (damaged or "
+                          "altered)", f->path, what, (unsigned long long)off);
     return 0;
 }
 
@@ -535,6 +533,11 @@ static const struct env_ops crypt_ops = {
     .lock = crypt_lock,
     .unlock = crypt_unlock,
 };
+
+env *crypt_env_base(env *e)
+{
+    return e->ops == &crypt_ops ? crypt_env_of(e)->base : e;
+}
 
 int crypt_env_new(env *base, key_registry *kr, env **out)
 {

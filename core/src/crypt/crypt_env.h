@@ -61,6 +61,10 @@ enum {
 int crypt_env_new(env *base, key_registry *kr, env **out);
 void crypt_env_free(env *e);
 
+/* The env e wraps when it is a crypt env, else e: the one to map files
+ * with (env_map.h), whose offsets are physical (the header included). */
+env *crypt_env_base(env *e);
+
 /* The kind of file a name (the last component of a path) is, 0 for one
  * that is not encrypted. */
 int crypt_kind_of(const char *path);

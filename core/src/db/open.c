@@ -249,7 +249,7 @@ static int db_open_value_log(stoat_db *db)
     vlog_options vo = {.file_size = db->opts.value_log_file_size, .read_only = db->read_only,
                        .shared = db->opts.multi_process,
                        .compression = db->opts.value_log_compression,
-                       .zstd_level = db->opts.zstd_level, .no_map = db->kr != NULL};
+                       .zstd_level = db->opts.zstd_level};
     int rc;
 
     if ((rc = vlog_open(db->env, db->dir, &vo, &db->vlog)) != 0)
@@ -273,7 +273,7 @@ static int db_open_value_log_shared(stoat_db *db)
 {
     vlog_options vo = {.file_size = db->opts.value_log_file_size, .shared = 1, .attach = 1,
                        .compression = db->opts.value_log_compression,
-                       .zstd_level = db->opts.zstd_level, .no_map = db->kr != NULL};
+                       .zstd_level = db->opts.zstd_level};
     int rc;
 
     if ((rc = vlog_open(db->env, db->dir, &vo, &db->vlog)) != 0)

@@ -755,7 +755,7 @@ static int vlog_fetch_pinned(vlog *l, vlog_file *vf, uint64_t size, const vptr *
         }
         buf_free(rec);
         *rec = plain;
-        return vlog_rec_verify(vf->path, &q, rec->data, ikey);
+        return vlog_rec_check_header(vf->path, &q, rec->data, ikey);
     }
     return vlog_rec_verify(vf->path, p, rec->data, ikey);
 }
@@ -802,6 +802,32 @@ static int vlog_mapped_record(vlog_file *vf, uint64_t size, const vptr *p, slice
     return 0;
 }
 
+/* The value of the sealed record rec at p of vf (mapped), opened into
+ * v->buf (decompressed into it when it was compressed). */
+static int vlog_sealed_value(vlog_file *vf, const vptr *p, slice ikey, const char *rec,
+                             vlog_value *v, slice *value)
+{
+    buf plain = {0};
+    vptr q;
+    int rc;
+
+    if ((rc = vlog_rec_unseal(vf->f, vf->path, p, rec, &plain, &q)) == 0 &&
+        (rc = vlog_rec_check_header(vf->path, &q, plain.data, ikey)) == 0)
+        rc = vlog_rec_value(vf->path, p->offset, plain.data, &v->buf, value);
+    if (rc == 0 && value->data != v->buf.data) {
+        /* Stored raw: the value moves to the front of the plain record. */
+        size_t vlen = value->len;
+        memmove(plain.data, value->data, vlen);
+        plain.len = vlen;
+        buf_free(&v->buf);
+        v->buf = plain;
+        plain = (buf){0};
+        *value = slice_make(v->buf.data, vlen);
+    }
+    buf_free(&plain);
+    return rc;
+}
+
 void vlog_value_release(vlog *l, vlog_value *v)
 {
     if (v->pin != NULL) {
@@ -842,7 +868,11 @@ int vlog_get(vlog *l, const vptr *ptr, slice ikey, vlog_value *v, slice *value)
         if ((rc = vlog_pin_for(l, ptr, ikey, &vf, &size, &map)) != 0)
             return rc;
     }
-    if (map != NULL) {
+    if (map != NULL && crypt_sealed(vf->f)) {
+        /* Opened out of the mapping into v->buf: nothing is borrowed. */
+        if ((rc = vlog_bounds_check(vf, ptr, ikey, size)) == 0)
+            rc = vlog_sealed_value(vf, ptr, ikey, map + ptr->offset, v, value);
+    } else if (map != NULL) {
         if ((rc = vlog_mapped_record(vf, size, ptr, ikey, &rec)) == 0)
             rc = vlog_rec_value(vf->path, ptr->offset, rec, &v->buf, value);
     } else if ((rc = vlog_fetch_pinned(l, vf, size, ptr, ikey, &v->buf)) == 0) {

@@ -14,6 +14,7 @@
 #include "base/coding.h"
 #include "base/status.h"
 #include "base/vec.h"
+#include "crypt/crypt_env.h"
 #include "env/env_map.h"
 #include "env/filename.h"
 #include "vlog/vlog_int.h"
@@ -37,7 +38,8 @@ vlog_file *vlog_file_new(vlog *l, uint32_t fid)
  * and destruction take only files nobody else references). */
 void vlog_unmap_locked(vlog_file *vf)
 {
-    env_unmap(vf->map, vf->map_len);
+    if (vf->map != NULL)
+        env_unmap(vf->map - vf->map_skip, vf->map_len + vf->map_skip);
     free((void *)vf->checked);
     vf->map = NULL;
     vf->map_len = 0;
@@ -177,21 +179,25 @@ static void vlog_map(vlog *l, vlog_file *vf, uint64_t size, int active)
 {
     uint64_t len = active && l->opts.file_size > size ? l->opts.file_size : size;
     uint64_t words = (len / VLOG_CHECK_GRAIN + 64) / 64;
+    /* An encrypted file is mapped whole; the formats' offsets start past
+     * its header (crypt_env.h). */
+    uint64_t skip = crypt_sealed(vf->f) ? CRYPT_HEADER_LEN : 0;
     _Atomic uint64_t *checked;
     const char *map = NULL;
     char msg[STATUS_MSG_MAX];
     int rc;
 
     snprintf(msg, sizeof(msg), "%s", status_msg());
-    rc = env_map_file(l->env, vf->path, len, &map);
+    rc = env_map_file(crypt_env_base(l->env), vf->path, len + skip, &map);
     status_set_msg(msg);    /* a refused mapping is no error: reads use pread */
     /* calloc of a large bitmap takes fresh zero pages: untouched parts of
      * it cost no memory. */
     checked = rc == 0 ? calloc((size_t)words, sizeof(*checked)) : NULL;
     pthread_mutex_lock(&l->mu);
     if (checked != NULL && vf->map == NULL) {
-        vf->map = map;
+        vf->map = map + skip;
         vf->map_len = len;
+        vf->map_skip = skip;
         vf->checked = checked;
         map = NULL;
         checked = NULL;
@@ -199,7 +205,7 @@ static void vlog_map(vlog *l, vlog_file *vf, uint64_t size, int active)
         vf->map_failed = 1;
     }
     pthread_mutex_unlock(&l->mu);
-    env_unmap(map, len);
+    env_unmap(map, len + skip);
     free((void *)checked);
 }
 
@@ -271,7 +277,7 @@ int vlog_pin(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int *active
 void vlog_prefetch(vlog *l, const vptr *ptr, int cold)
 {
     const char *map = NULL;
-    uint64_t len = 0;
+    uint64_t len = 0, skip = 0;
     vlog_file *vf;
 
     pthread_mutex_lock(&l->mu);
@@ -280,6 +286,7 @@ void vlog_prefetch(vlog *l, const vptr *ptr, int cold)
         ptr->len <= vf->size - ptr->offset) {
         map = vf->map;
         len = vf->map_len;
+        skip = vf->map_skip;
         if (cold)
             vf->refs++;     /* the mapping stays while madvise runs unlocked */
     }
@@ -289,7 +296,7 @@ void vlog_prefetch(vlog *l, const vptr *ptr, int cold)
     __builtin_prefetch(map + ptr->offset);
     __builtin_prefetch(map + ptr->offset + 64);
     if (cold) {
-        env_map_willneed(map, len, ptr->offset, ptr->len);
+        env_map_willneed(map - skip, len + skip, ptr->offset + skip, ptr->len);
         vlog_unref(l, vf);
     }
 }

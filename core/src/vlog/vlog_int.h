@@ -51,6 +51,8 @@ typedef struct vlog_file {
                                      * not mapped); set and cleared under mu, unmapped
                                      * only when no pin is left (eviction, destroy) */
     uint64_t map_len;
+    uint64_t map_skip;              /* bytes mapped before map (an encrypted file's
+                                     * header); unmapped from map - map_skip */
     _Atomic uint64_t *checked;      /* with map: bit off / VLOG_CHECK_GRAIN is set once the
                                      * record at off passed its checksum */
     int map_failed;                 /* mapping was refused: read by pread */
@@ -110,10 +112,11 @@ void vlog_gather_rec(buf *g, slice ik, slice v, int encoded);
  * error, 0 on success. */
 void vlog_gather_sealed(buf *g, env_file *f, uint64_t off, slice ik, slice v, int encoded,
                         buf *scratch, int *rc);
-/* The sealed record rec (p->len bytes at p->offset of f) checked (header,
- * length, checksum) and opened into plain (reset first) as the record it
- * is in the clear, with its own checksum; *q points at that plain record
- * (p with CRYPT_OVERHEAD bytes less). */
+/* The sealed record rec (p->len bytes at p->offset of f): its header and
+ * length checked, its key and value opened (the tag checks them: the
+ * record's checksum need not be) into plain (reset first) laid out as
+ * the record in the clear, checksum bytes zero; *q points at that plain
+ * record (p with CRYPT_OVERHEAD bytes less). */
 int vlog_rec_unseal(env_file *f, const char *path, const vptr *p, const char *rec, buf *plain,
                     vptr *q);
 int vlog_header_check(file_window *w, uint32_t fid);
