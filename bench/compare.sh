@@ -28,7 +28,8 @@
 #
 # Environment: BUILD (build directory, default build), THREADS (--threads,
 # default 1), OUT (result file, default bench/RESULTS.md), ENGINES (default
-# "stoat leveldb rocksdb lmdb"), RUNS (--lua rounds, default 5), LUAJIT
+# "stoat stoat-enc leveldb rocksdb lmdb"; stoat-enc is stoat encrypted at
+# rest, with a stoat-enc/stoat column), RUNS (--lua rounds, default 5), LUAJIT
 # (default luajit), SIZES (default "100 1024 16384"), NO_BUILD (1: run the
 # tools already in BUILD, e.g. a copy of an older build for a before/after
 # comparison). An engine whose tool is missing or fails is reported as
@@ -50,15 +51,21 @@ done
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-1}
 OUT=${OUT:-bench/RESULTS.md}
-ENGINES=${ENGINES:-stoat leveldb rocksdb lmdb}
+ENGINES=${ENGINES:-stoat stoat-enc leveldb rocksdb lmdb}
 RUNS=${RUNS:-5}
 LUAJIT=${LUAJIT:-luajit}
 SIZES=${SIZES:-100 1024 16384}
 # The peers stoat is compared with (no ratio columns without stoat).
 PEERS=""
 case " $ENGINES " in
-    *" stoat "*) for e in $ENGINES; do [ "$e" = stoat ] || PEERS="$PEERS $e"; done ;;
+    *" stoat "*) for e in $ENGINES; do
+                     case "$e" in stoat|stoat-enc) ;; *) PEERS="$PEERS $e" ;; esac
+                 done ;;
 esac
+# stoat-enc: stoat_bench --encrypt=1 (encryption at rest), with a column
+# stoat-enc/stoat when both run.
+ENC=0
+case " $ENGINES " in *" stoat "*" stoat-enc "*|*" stoat-enc "*" stoat "*) ENC=1 ;; esac
 BENCHMARKS=fillseq,fillrandom,overwrite,readrandom,readmissing,readseq,readreverse,seekrandom,readwhilewriting
 ROWS="fillseq fillrandom overwrite readrandom readmissing readseq readreverse seekrandom seekrandom50 readwhilewriting fillsync"
 
@@ -91,8 +98,9 @@ build() {
 
 # run ENGINE SIZE: both invocations, output appended to $work/ENGINE-SIZE.out
 run() {
-    local e=$1 size=$2 tool="$BUILD/bench/$1_bench" num db log
+    local e=$1 size=$2 tool="$BUILD/bench/${1%-enc}_bench" num db log extra=""
     num=$(entries "$size")
+    [ "$e" = stoat-enc ] && extra=" --encrypt=1"
     db="$work/db-$e-$size"
     log="$work/$e-$size.out"
     : >"$log"
@@ -100,9 +108,9 @@ run() {
         echo "FAILED: $tool is not built" >>"$log"
         return
     fi
-    local cmd1="$tool --benchmarks=$BENCHMARKS --num=$num --value_size=$size --threads=$THREADS --db=$db"
-    local cmd2="$tool --benchmarks=seekrandom --seek_nexts=$SEEK_NEXTS --use_existing_db=1 --num=$num --reads=$((num / 10)) --value_size=$size --threads=$THREADS --db=$db"
-    local cmd3="$tool --benchmarks=fillsync --num=$((sync_ops * 1000)) --value_size=$size --threads=$THREADS --db=$db"
+    local cmd1="$tool$extra --benchmarks=$BENCHMARKS --num=$num --value_size=$size --threads=$THREADS --db=$db"
+    local cmd2="$tool$extra --benchmarks=seekrandom --seek_nexts=$SEEK_NEXTS --use_existing_db=1 --num=$num --reads=$((num / 10)) --value_size=$size --threads=$THREADS --db=$db"
+    local cmd3="$tool$extra --benchmarks=fillsync --num=$((sync_ops * 1000)) --value_size=$size --threads=$THREADS --db=$db"
     echo "$cmd1" >>"$work/commands"
     echo "$cmd2" >>"$work/commands"
     echo "$cmd3" >>"$work/commands"
@@ -161,6 +169,7 @@ row() {   # row LABEL SIZE BENCH METRIC
     for e in $PEERS; do
         line="$line $(ratio "$s" "$(value "$e" "$2" "$3" "$4")") |"
     done
+    [ "$ENC" = 1 ] && line="$line $(ratio "$(value stoat-enc "$2" "$3" "$4")" "$s") |"
     echo "$line"
 }
 
@@ -168,6 +177,7 @@ header() {
     local line="| $1 |" sep="|---|" e
     for e in $ENGINES; do line="$line $e |"; sep="$sep---:|"; done
     for e in $PEERS; do line="$line stoat/$e |"; sep="$sep---:|"; done
+    [ "$ENC" = 1 ] && { line="$line stoat-enc/stoat |"; sep="$sep---:|"; }
     echo "$line"
     echo "$sep"
 }
