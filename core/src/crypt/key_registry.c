@@ -381,8 +381,12 @@ int key_registry_open_or_create(env *e, const char *dir, const uint8_t *master,
     struct env_lock *l = NULL;
     int rc;
 
-    if (!create)
-        return key_registry_open(e, dir, master, rotation_ms, out);
+    /* Most opens find the file: no lock is needed to read it (it is only
+     * ever replaced whole). */
+    rc = key_registry_open(e, dir, master, rotation_ms, out);
+    if (rc != STOAT_ENOTFOUND || !create)
+        return rc;
+    status_clear();
     if ((rc = kr_lock(e, dir, KR_LOCK_WAIT_MS, &l)) != 0)
         return rc;
     rc = key_registry_open(e, dir, master, rotation_ms, out);
