@@ -26,12 +26,21 @@
 -- Expiry times are absolute (unix seconds): an entry that expired in the
 -- meantime is deleted instead of restored.
 --
--- Encrypted databases: the stream is not encrypted (there is no C call
--- that streams sealed data, and this module does no cryptography), so
--- write() refuses a database opened with an encryption_key unless told
--- `plaintext = true`: a backup must not quietly hold in the clear what the
--- database keeps sealed. A restore into a database opened with a key
--- writes everything encrypted.
+-- Encrypted databases: the backup of a database opened with an
+-- encryption_key is a sealed stream (format version 2): the header frame
+-- stays in the clear (kind, versions, a random salt), every later frame's
+-- payload is sealed (stoat/seal.lua) under the stream key derived from the
+-- master key and that salt, with the frame's type, its index and the
+-- whole header as associated data, so that a frame altered, dropped,
+-- moved, or taken from another stream fails to open, and an altered
+-- header fails every frame. write() needs the master key again
+-- (opts.encryption_key; the database object keeps only a check of it)
+-- unless `plaintext = true` asks for a clear stream on purpose. A sealed
+-- stream restores only with the same master key (opts.encryption_key), and
+-- into a database opened without a key only with `plaintext = true`: a
+-- restore must not quietly write in the clear what the backup kept
+-- sealed. A restore into a database opened with a key writes everything
+-- encrypted, whatever the stream.
 --
 -- walk() is the raw snapshot walk the CLI's dump also uses: metadata
 -- (version, expiry, user meta, tombstone) from stoat_iter_meta, which
@@ -45,6 +54,8 @@ local ffi = require "ffi"
 local bit = require "bit"
 local base = require "stoat.base"
 local handle = require "stoat.handle"
+local options = require "stoat.options"
+local seal = require "stoat.seal"
 
 local C = base.C
 local errstr = base.errstr
@@ -58,7 +69,8 @@ local error, pcall, type, tostring, tonumber = error, pcall, type, tostring, ton
 
 local M = {}
 
-M.FORMAT_VERSION = 1
+M.FORMAT_VERSION = 1        -- a clear stream
+M.SEALED_FORMAT_VERSION = 2 -- a sealed stream: old readers refuse it as "not supported"
 M.MAGIC = "STOATBAK"
 M.STATE_FILE = "RESTORE_STATE"
 M.FRAME_TARGET = 1024 * 1024 -- payload bytes at which an entry frame is cut
@@ -66,6 +78,7 @@ M.FRAME_TARGET = 1024 * 1024 -- payload bytes at which an entry frame is cut
 local KIND_FULL, KIND_INCREMENTAL = 1, 2
 M.KIND_FULL, M.KIND_INCREMENTAL = KIND_FULL, KIND_INCREMENTAL
 local FLAG_TOMBSTONE = 1
+local HEADER_SEALED = 1 -- the flags byte of a version 2 header
 
 ---------------------------------------------------------------------------
 -- CRC-32 (the zlib / ISO-HDLC one): zlib's crc32 when libz loads, else a
@@ -249,6 +262,12 @@ end
 ---------------------------------------------------------------------------
 -- Writing a stream.
 
+-- The associated data of sealed frame number index (the header is frame
+-- 0) of type ftype in the stream whose header payload is header.
+local function frame_ad(ftype, index, header)
+    return ftype .. fixed64(index) .. header
+end
+
 -- Writes one frame through write(s); returns its size in bytes.
 local function put_frame(write, ftype, payload)
     local head = ftype .. fixed32(#payload)
@@ -271,36 +290,72 @@ local function writer_of(out)
     end
 end
 
--- The header frame's payload.
-local function header_payload(kind, since, version)
-    return M.MAGIC .. fixed32(M.FORMAT_VERSION) .. char(kind) .. fixed64(since)
-           .. fixed64(version) .. fixed64(os.time()) .. varint(#base.version) .. base.version
+-- The header frame's payload; salt: the stream's, for a sealed one.
+local function header_payload(kind, since, version, salt)
+    local p = M.MAGIC .. fixed32(salt and M.SEALED_FORMAT_VERSION or M.FORMAT_VERSION)
+              .. char(kind) .. fixed64(since) .. fixed64(version) .. fixed64(os.time())
+              .. varint(#base.version) .. base.version
+    if salt then
+        p = p .. char(HEADER_SEALED) .. salt
+    end
+    return p
+end
+
+-- The master key write() seals db's backup under (nil: a clear stream),
+-- from opts, or nil, err. Raises on misuse.
+local function backup_key(db, opts)
+    local key = opts.encryption_key
+    if key ~= nil then
+        options.check_key(key, "backup: encryption_key", 2)
+        if opts.plaintext then
+            error("stoat: backup: plaintext and encryption_key exclude each other", 3)
+        end
+    end
+    if db._encrypted and not opts.plaintext then
+        if key == nil then
+            return nil, "bad key: the database is encrypted: give its key (encryption_key) for "
+                        .. "a sealed backup, or plaintext = true (`stoat backup --plaintext`) "
+                        .. "for one in the clear"
+        elseif not seal.key_matches(db._key_check, key) then
+            return nil, "bad key: encryption_key is not the key the database was opened with"
+        end
+        return key
+    elseif key ~= nil then
+        return nil, "bad key: the database is not encrypted: a backup is sealed under the key "
+                    .. "of an encrypted database (drop encryption_key)"
+    end
+    return nil
 end
 
 -- Writes a backup of db to out (a file handle or a function(s)). opts:
---   since        0 (default): full; V: what changed after version V
---   progress     an object with :add(n) and optional :total(n), or nil
---   on_frame     function(info) called after each frame (tests use it to
---                write to the database while the backup runs)
---   plaintext    true: back up an encrypted database anyway, in the clear
---                (without it: nil, "not supported: ...")
--- Returns { kind, since, version, entries, keys, bytes } (version is the
--- snapshot's: pass it as `since` next time) | nil, err.
+--   since           0 (default): full; V: what changed after version V
+--   progress        an object with :add(n) and optional :total(n), or nil
+--   on_frame        function(info) called after each frame (tests use it to
+--                   write to the database while the backup runs)
+--   encryption_key  the key db was opened with (32 bytes): needed for an
+--                   encrypted database, whose backup is then sealed (a
+--                   different key: nil, "bad key: ..."; none: nil,
+--                   "bad key: ..." unless plaintext)
+--   plaintext       true: back up an encrypted database in the clear, on
+--                   purpose (not with encryption_key)
+-- Returns { kind, since, version, entries, keys, bytes, sealed } (version
+-- is the snapshot's: pass it as `since` next time) | nil, err.
 function M.write(db, out, opts)
     opts = opts or {}
     local since = opts.since or 0
     if type(since) ~= "number" or since < 0 or since ~= floor(since) then
         error("stoat: backup: since must be a non-negative integer version", 2)
     end
-    if db._encrypted and not opts.plaintext then
-        return nil, "not supported: the database is encrypted and a backup stream is not: it "
-                    .. "would hold every key and value in the clear (pass plaintext = true, "
-                    .. "`stoat backup --plaintext`, to write it all the same)"
+    local master, kerr = backup_key(db, opts)
+    if kerr then
+        return nil, kerr
     end
     local write = writer_of(out)
     local progress, on_frame = opts.progress, opts.on_frame
     local kind = since > 0 and KIND_INCREMENTAL or KIND_FULL
-    local info = { kind = kind, since = since, entries = 0, keys = 0, bytes = 0 }
+    local info = { kind = kind, since = since, entries = 0, keys = 0, bytes = 0,
+                   sealed = master ~= nil }
+    local skey -- the stream key of a sealed stream
     local function body(txn)
         local version = txn:read_version()
         info.version = version
@@ -313,11 +368,25 @@ function M.write(db, out, opts)
                                          since = kind == KIND_INCREMENTAL and since or nil },
                                   function() end))
         end
-        info.bytes = info.bytes + put_frame(write, "H", header_payload(kind, since, version))
+        local salt
+        if master then
+            skey, salt = seal.key(master)
+        end
+        local header = header_payload(kind, since, version, salt)
+        info.bytes = info.bytes + put_frame(write, "H", header)
+        local index = 0
+        -- Every frame after the header: sealed in a sealed stream.
+        local function emit(ftype, payload)
+            index = index + 1
+            if skey then
+                payload = seal.seal(skey, frame_ad(ftype, index, header), payload)
+            end
+            info.bytes = info.bytes + put_frame(write, ftype, payload)
+        end
         local parts, n, size = {}, 0, 0
         local function cut(ftype)
             if n > 0 then
-                info.bytes = info.bytes + put_frame(write, ftype, concat(parts, "", 1, n))
+                emit(ftype, concat(parts, "", 1, n))
                 n, size = 0, 0
                 if on_frame then on_frame(info) end
             end
@@ -351,12 +420,12 @@ function M.write(db, out, opts)
             end)
             cut("K")
         end
-        info.bytes = info.bytes + put_frame(write, "Z", fixed64(info.entries) .. fixed64(info.keys)
-                                                       .. fixed64(version))
+        emit("Z", fixed64(info.entries) .. fixed64(info.keys) .. fixed64(version))
         return true
     end
     -- pcall: whether db:view returns or propagates the closure's error.
     local ok, res, err = pcall(db.view, db, body)
+    seal.free(skey)
     if not ok then
         return nil, tostring(res)
     elseif res == nil then
@@ -371,58 +440,107 @@ end
 local Reader = {}
 Reader.__index = Reader
 
--- A reader of the stream in file handle fh; name is used in messages.
-function M.reader(fh, name)
-    return setmetatable({ fh = fh, name = name or "backup", offset = 0 }, Reader)
+-- A reader of the stream in file handle fh; name is used in messages; key:
+-- the master key (32 bytes) a sealed stream needs, or nil. A sealed
+-- stream's key is freed by read_all, or at GC; close() frees it now.
+function M.reader(fh, name, key)
+    if key ~= nil then
+        options.check_key(key, "backup: encryption_key", 1)
+    end
+    return setmetatable({ fh = fh, name = name or "backup", offset = 0, key = key,
+                          index = 0 }, Reader)
 end
 
 function Reader:fail(fmt, ...)
     error("corruption: " .. self.name .. ": " .. fmt:format(...), 0)
 end
 
--- The next frame: type, payload | nil at the clean end of the input.
+function Reader:close()
+    seal.free(self.skey)
+    self.skey = nil
+end
+
+-- The next frame: type, payload (opened, in a sealed stream), size in the
+-- stream | nil at the clean end of the input.
 function Reader:frame()
     local head = self.fh:read(5)
     if head == nil or head == "" then
         return nil
     end
+    local at = self.offset
     if #head < 5 then
-        self:fail("truncated frame header at offset %d", self.offset)
+        self:fail("truncated frame header at offset %d", at)
     end
     local len = get_fixed32(head, 2)
-    if self.offset == 0 and (sub(head, 1, 1) ~= "H" or len > 4096) then
+    if at == 0 and (sub(head, 1, 1) ~= "H" or len > 4096) then
         self:fail("not a stoat backup (no header)")
     end
     local payload = len > 0 and self.fh:read(len) or ""
     local tail = self.fh:read(4)
     if payload == nil or #payload < len or tail == nil or #tail < 4 then
-        self:fail("truncated frame at offset %d", self.offset)
+        self:fail("truncated frame at offset %d", at)
     end
     if crc32(payload, crc32(head)) ~= get_fixed32(tail, 1) then
-        self:fail("checksum mismatch in the frame at offset %d", self.offset)
+        self:fail("checksum mismatch in the frame at offset %d", at)
     end
-    self.offset = self.offset + 9 + len
-    return sub(head, 1, 1), payload
+    self.offset = at + 9 + len
+    local ftype = sub(head, 1, 1)
+    if self.sealed then
+        self.index = self.index + 1
+        local plain = seal.open(self.skey, frame_ad(ftype, self.index, self.header_bytes), payload)
+        if plain == nil then
+            if self.index == 1 then
+                error(("bad key: %s: wrong key or altered stream (its first sealed frame, at "
+                       .. "offset %d, does not open)"):format(self.name, at), 0)
+            end
+            self:fail("the sealed frame at offset %d does not open: altered, moved, or taken "
+                      .. "from another stream", at)
+        end
+        payload = plain
+    end
+    return ftype, payload, 9 + len
 end
 
--- Parses the header frame's payload into a table, or raises.
-function Reader:header()
+-- Parses the header frame's payload into a table, or raises. A sealed
+-- stream's header has sealed = true, and needs the reader's key: without
+-- it "bad key: ..."; before that, on_header(header) may refuse it.
+function Reader:header(on_header)
     local ftype, p = self:frame()
     if ftype ~= "H" or sub(p, 1, 8) ~= M.MAGIC then
         self:fail("not a stoat backup (no header)")
     end
     local version = get_fixed32(p, 9)
-    if version ~= M.FORMAT_VERSION then
-        error(("not supported: %s: backup format version %s (this stoat reads %d)")
-              :format(self.name, tostring(version), M.FORMAT_VERSION), 0)
+    if version ~= M.FORMAT_VERSION and version ~= M.SEALED_FORMAT_VERSION then
+        error(("not supported: %s: backup format version %s (this stoat reads %d and %d)")
+              :format(self.name, tostring(version), M.FORMAT_VERSION, M.SEALED_FORMAT_VERSION),
+              0)
     end
     local h = { kind = byte(p, 13), since = get_fixed64(p, 14), version = get_fixed64(p, 22),
-                created = get_fixed64(p, 30) }
+                created = get_fixed64(p, 30), format = version, sealed = false }
     local len, pos = get_varint(p, 38)
-    if len == nil or h.created == nil or (h.kind ~= KIND_FULL and h.kind ~= KIND_INCREMENTAL) then
+    if len == nil or h.created == nil or (h.kind ~= KIND_FULL and h.kind ~= KIND_INCREMENTAL)
+       or pos + len - 1 > #p then
         self:fail("malformed header")
     end
     h.library = sub(p, pos, pos + len - 1)
+    pos = pos + len
+    if version == M.SEALED_FORMAT_VERSION then
+        local flags = byte(p, pos)
+        if flags ~= HEADER_SEALED or pos + seal.SALT_LEN ~= #p then
+            self:fail("malformed header (version %d)", version)
+        end
+        h.sealed = true
+    end
+    if on_header then on_header(h) end
+    if h.sealed then
+        if self.key == nil then
+            error(("bad key: %s is a sealed backup (of an encrypted database): give the key "
+                   .. "the database had when it was made"):format(self.name), 0)
+        end
+        self.skey = seal.key(self.key, sub(p, pos + 1, pos + seal.SALT_LEN))
+        self.header_bytes = p
+        self.sealed = true
+    end
     return h
 end
 
@@ -464,12 +582,22 @@ function Reader:keys(p, fn)
 end
 
 -- Reads a whole stream, checking every frame, and calls the handlers of
--- h (all optional): entry(key, value, expires_at, user_meta, deleted),
--- key(key), frame(bytes). Returns header, trailer ({entries, keys,
--- version}); raises "corruption: ..." on damage or truncation.
+-- h (all optional): header(header) (before a sealed stream's key is
+-- needed: it may raise), entry(key, value, expires_at, user_meta,
+-- deleted), key(key), frame(bytes). Returns header, trailer ({entries,
+-- keys, version}); raises "corruption: ..." on damage or truncation,
+-- "bad key: ..." for a sealed stream without its key or with another.
 function Reader:read_all(h)
-    h = h or {}
-    local header = self:header()
+    local ok, header, trailer = pcall(self.read_frames, self, h or {})
+    self:close()
+    if not ok then
+        error(header, 0)
+    end
+    return header, trailer
+end
+
+function Reader:read_frames(h)
+    local header = self:header(h.header)
     local entries, keys, trailer = 0, 0, nil
     local on_entry, on_key = h.entry, h.key
     local function count_entry(...)
@@ -481,7 +609,7 @@ function Reader:read_all(h)
         if on_key then on_key(k) end
     end
     while true do
-        local ftype, p = self:frame()
+        local ftype, p, size = self:frame()
         if ftype == nil then
             break
         end
@@ -499,7 +627,7 @@ function Reader:read_all(h)
         else
             self:fail("unknown frame type %q", ftype)
         end
-        if h.frame then h.frame(9 + #p) end
+        if h.frame then h.frame(size) end
     end
     if trailer == nil then
         self:fail("truncated: no trailer (the backup did not finish)")
@@ -568,17 +696,31 @@ local function is_empty(db)
     return res
 end
 
--- Checks that files form a chain that continues database db (in dir):
--- returns their headers. Raises "invalid: ..." naming the gap.
-local function check_chain(db, dir, files, progress)
+-- Refuses (raises) to restore the sealed backup at path into db, opened
+-- without a key, unless plaintext.
+local function check_target(db, path, hdr, plaintext)
+    if hdr.sealed and not db._encrypted and not plaintext then
+        error(("invalid: %s is a sealed backup and the database it would go into is not "
+               .. "encrypted: its keys and values would be written in the clear (open the "
+               .. "target with an encryption_key, or pass plaintext = true; `stoat restore "
+               .. "--plaintext`)"):format(path), 0)
+    end
+end
+
+-- Checks every file whole (key: the master key of sealed ones) and that
+-- they form a chain that continues database db (in dir): returns their
+-- headers. Raises "invalid: ..." naming the gap.
+local function check_chain(db, dir, files, key, plaintext, progress)
     local state = M.read_state(dir)
     local headers = {}
     for i, path in ipairs(files) do
         local f = open_file(path)
-        local hdr = M.reader(f, path):read_all({ frame = progress and function(n)
-            progress:add(0, n)
-        end })
+        local r = M.reader(f, path, key)
+        local ok, hdr = pcall(r.read_all, r, {
+            header = function(h) check_target(db, path, h, plaintext) end,
+            frame = progress and function(n) progress:add(0, n) end })
         f:close()
+        if not ok then error(hdr, 0) end
         headers[i] = hdr
     end
     local at -- the version the database holds, nil: empty (needs a full)
@@ -626,9 +768,9 @@ end
 
 -- Deletes every key of db that the incremental's key list (read from
 -- reader r, whose entries were applied already) does not hold.
-local function apply_key_list(db, path, progress)
+local function apply_key_list(db, path, key, progress)
     local f = open_file(path)
-    local r = M.reader(f, path)
+    local r = M.reader(f, path, key)
     local b = db:batch()
     local doomed = 0
     -- Merge walk: both sides are sorted. The key list of one file is held
@@ -665,7 +807,7 @@ end
 -- bulk loaded (db:loader: its entries come in key order), unless `batches`;
 -- should the loader find data in its range after all (tombstones that
 -- is_empty does not see), the file is applied again through batches.
-local function apply_file(db, path, hdr, progress, batches)
+local function apply_file(db, path, hdr, key, progress, batches)
     local f = open_file(path)
     local ld, b
     if not batches and hdr.kind == KIND_FULL and is_empty(db) then
@@ -677,7 +819,7 @@ local function apply_file(db, path, hdr, progress, batches)
     local now = tonumber(C.stoat_clock_ms()) -- expiries are unix milliseconds
     local stats = { set = 0, deleted = 0, expired = 0, bulk = ld ~= nil }
     local ok, err = pcall(function()
-        M.reader(f, path):read_all({
+        M.reader(f, path, key):read_all({
             entry = function(key, value, expires_at, user_meta, deleted)
                 local rok, rerr = true, nil
                 if deleted or (expires_at ~= 0 and expires_at <= now) then
@@ -709,7 +851,7 @@ local function apply_file(db, path, hdr, progress, batches)
     if ld then
         local version, ferr = ld:finish()
         if version == nil and tostring(ferr):match("^exists") then
-            return apply_file(db, path, hdr, progress, true)
+            return apply_file(db, path, hdr, key, progress, true)
         elseif version == nil then
             error(ferr, 0)
         end
@@ -717,18 +859,29 @@ local function apply_file(db, path, hdr, progress, batches)
         commit_batch(b)
     end
     if hdr.kind == KIND_INCREMENTAL then
-        stats.deleted = stats.deleted + apply_key_list(db, path, progress)
+        stats.deleted = stats.deleted + apply_key_list(db, path, key, progress)
     end
     return stats
 end
 
 -- Restores the files (paths, "-" for stdin only as the single file) into
--- db, whose directory is opts.dir (for RESTORE_STATE). opts.progress as in
--- write; opts.on_file(path, header, stats) after each file. Returns
--- { version =, files = n } | nil, err.
+-- db, whose directory is opts.dir (for RESTORE_STATE). opts:
+--   encryption_key  the master key sealed backups were made under (the
+--                   source's key then; 32 bytes); clear ones ignore it.
+--                   Without it, or with another: nil, "bad key: ..."
+--   plaintext       true: a sealed backup may go into db although db was
+--                   opened without a key (else nil, "invalid: ...")
+--   progress, check_progress   as in write, for the apply and check passes
+--   on_file         function(path, header, stats) after each file
+-- Returns { version =, files = n } | nil, err. Nothing is written before
+-- every file has been checked whole (with a sealed one, every tag).
 function M.restore(db, files, opts)
     opts = opts or {}
     local dir = opts.dir or db.dir
+    local key = opts.encryption_key
+    if key ~= nil then
+        options.check_key(key, "restore: encryption_key", 1)
+    end
     local ok, res = pcall(function()
         for _, path in ipairs(files) do
             if path == "-" and #files > 1 then
@@ -739,12 +892,12 @@ function M.restore(db, files, opts)
             error("invalid: restore checks a backup before applying it, so it reads files: "
                   .. "save the stream to a file first", 0)
         end
-        local headers = check_chain(db, dir, files, opts.check_progress)
+        local headers = check_chain(db, dir, files, key, opts.plaintext, opts.check_progress)
         local version
         for i, path in ipairs(files) do
             local hdr = headers[i]
             write_state(dir, hdr.kind == KIND_FULL and 0 or hdr.since, { hdr.since, hdr.version })
-            local stats = apply_file(db, path, hdr, opts.progress)
+            local stats = apply_file(db, path, hdr, key, opts.progress)
             local sok, serr = db:sync()
             if not sok then error(serr, 0) end
             write_state(dir, hdr.version)
