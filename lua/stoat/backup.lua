@@ -686,6 +686,26 @@ local function open_file(path)
     return f
 end
 
+-- The header of the backup at path; of a sealed one, with key (its master
+-- key), after its first sealed frame opened: a missing or wrong key is
+-- told ("bad key: ...") from two frames, before anything else is done.
+-- Raises as read_all. The rest of the file is not read.
+function M.probe(path, key)
+    local f = open_file(path)
+    local r = M.reader(f, path, key)
+    local ok, hdr = pcall(function()
+        local h = r:header()
+        if h.sealed then r:frame() end
+        return h
+    end)
+    r:close()
+    f:close()
+    if not ok then
+        error(hdr, 0)
+    end
+    return hdr
+end
+
 local function is_empty(db)
     local ok, res, err = pcall(db.view, db, function(txn)
         local it = txn:pairs{ keys_only = true, limit = 1 }
