@@ -172,8 +172,8 @@ describe("sealed backups", function()
         assert(backup.restore(r1, { save(finally, full) }, { dir = p1, encryption_key = KEY }))
         assert.are.same(expected1, snapshot(r1))
         local r2, p2 = target(finally)
-        local res = assert(backup.restore(r2, { save(finally, full, "f"), save(finally, incr, "i") },
-                                          { dir = p2, encryption_key = KEY }))
+        local chain = { save(finally, full, "f"), save(finally, incr, "i") }
+        local res = assert(backup.restore(r2, chain, { dir = p2, encryption_key = KEY }))
         assert.are.equal(info2.version, res.version)
         assert.are.same(expected2, snapshot(r2))
         -- expiry and user meta came through the seal
@@ -328,7 +328,8 @@ describe("sealed backups", function()
             -- and the same flips without the CRC made right are damage
             local f = fs[3]
             local pos = f.at + 5 + 10
-            refused(finally, flip(s, pos), ("checksum mismatch in the frame at offset %d"):format(f.at))
+            refused(finally, flip(s, pos),
+                    ("checksum mismatch in the frame at offset %d"):format(f.at))
         end)
 
         it_c("refuses an altered first sealed frame or header as a wrong key or an altered "
@@ -394,7 +395,8 @@ describe("sealed backups", function()
             local copy = {}
             for j, g in ipairs(fs) do copy[j] = g end
             copy[3] = { type = "E", payload = other[3].payload }
-            refused(finally, join(copy), "^corruption: .*the sealed frame at offset %d+ does not open")
+            refused(finally, join(copy),
+                    "^corruption: .*the sealed frame at offset %d+ does not open")
             -- a whole other stream's frames behind this header
             copy = { fs[1] }
             for j = 2, #other do copy[j] = other[j] end

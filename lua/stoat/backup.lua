@@ -727,15 +727,15 @@ local function check_target(db, path, hdr, plaintext)
     end
 end
 
--- Checks every file whole (key: the master key of sealed ones) and that
--- they form a chain that continues database db (in dir): returns their
+-- Checks every file whole (master: the key of sealed ones) and that they
+-- form a chain that continues database db (in dir): returns their
 -- headers. Raises "invalid: ..." naming the gap.
-local function check_chain(db, dir, files, key, plaintext, progress)
+local function check_chain(db, dir, files, master, plaintext, progress)
     local state = M.read_state(dir)
     local headers = {}
     for i, path in ipairs(files) do
         local f = open_file(path)
-        local r = M.reader(f, path, key)
+        local r = M.reader(f, path, master)
         local ok, hdr = pcall(r.read_all, r, {
             header = function(h) check_target(db, path, h, plaintext) end,
             frame = progress and function(n) progress:add(0, n) end })
@@ -788,9 +788,9 @@ end
 
 -- Deletes every key of db that the incremental's key list (read from
 -- reader r, whose entries were applied already) does not hold.
-local function apply_key_list(db, path, key, progress)
+local function apply_key_list(db, path, master, progress)
     local f = open_file(path)
-    local r = M.reader(f, path, key)
+    local r = M.reader(f, path, master)
     local b = db:batch()
     local doomed = 0
     -- Merge walk: both sides are sorted. The key list of one file is held
@@ -827,7 +827,7 @@ end
 -- bulk loaded (db:loader: its entries come in key order), unless `batches`;
 -- should the loader find data in its range after all (tombstones that
 -- is_empty does not see), the file is applied again through batches.
-local function apply_file(db, path, hdr, key, progress, batches)
+local function apply_file(db, path, hdr, master, progress, batches)
     local f = open_file(path)
     local ld, b
     if not batches and hdr.kind == KIND_FULL and is_empty(db) then
@@ -839,7 +839,7 @@ local function apply_file(db, path, hdr, key, progress, batches)
     local now = tonumber(C.stoat_clock_ms()) -- expiries are unix milliseconds
     local stats = { set = 0, deleted = 0, expired = 0, bulk = ld ~= nil }
     local ok, err = pcall(function()
-        M.reader(f, path, key):read_all({
+        M.reader(f, path, master):read_all({
             entry = function(key, value, expires_at, user_meta, deleted)
                 local rok, rerr = true, nil
                 if deleted or (expires_at ~= 0 and expires_at <= now) then
@@ -871,7 +871,7 @@ local function apply_file(db, path, hdr, key, progress, batches)
     if ld then
         local version, ferr = ld:finish()
         if version == nil and tostring(ferr):match("^exists") then
-            return apply_file(db, path, hdr, key, progress, true)
+            return apply_file(db, path, hdr, master, progress, true)
         elseif version == nil then
             error(ferr, 0)
         end
@@ -879,7 +879,7 @@ local function apply_file(db, path, hdr, key, progress, batches)
         commit_batch(b)
     end
     if hdr.kind == KIND_INCREMENTAL then
-        stats.deleted = stats.deleted + apply_key_list(db, path, key, progress)
+        stats.deleted = stats.deleted + apply_key_list(db, path, master, progress)
     end
     return stats
 end
@@ -898,9 +898,9 @@ end
 function M.restore(db, files, opts)
     opts = opts or {}
     local dir = opts.dir or db.dir
-    local key = opts.encryption_key
-    if key ~= nil then
-        options.check_key(key, "restore: encryption_key", 1)
+    local master = opts.encryption_key
+    if master ~= nil then
+        options.check_key(master, "restore: encryption_key", 1)
     end
     local ok, res = pcall(function()
         for _, path in ipairs(files) do
@@ -912,12 +912,13 @@ function M.restore(db, files, opts)
             error("invalid: restore checks a backup before applying it, so it reads files: "
                   .. "save the stream to a file first", 0)
         end
-        local headers = check_chain(db, dir, files, key, opts.plaintext, opts.check_progress)
+        local headers = check_chain(db, dir, files, master, opts.plaintext,
+                                    opts.check_progress)
         local version
         for i, path in ipairs(files) do
             local hdr = headers[i]
             write_state(dir, hdr.kind == KIND_FULL and 0 or hdr.since, { hdr.since, hdr.version })
-            local stats = apply_file(db, path, hdr, key, opts.progress)
+            local stats = apply_file(db, path, hdr, master, opts.progress)
             local sok, serr = db:sync()
             if not sok then error(serr, 0) end
             write_state(dir, hdr.version)
