@@ -38,6 +38,7 @@ local loader = require "stoat.loader"
 local iter = require "stoat.iter"
 local write = require "stoat.write"
 local codec_mod = require "stoat.codec"
+local seal = require "stoat.seal"
 
 local C = base.C
 local ffi_string = ffi.string
@@ -93,17 +94,27 @@ function stoat.open(dir, opts)
         opts = rest
     end
     local o, keep = options.build(opts, 1)
+    -- _key_check (below): not the key, what tells it from others
+    -- (stoat/seal.lua), so that stoat.backup seals a backup only under the
+    -- key the database was opened with, which the caller gives again.
+    local key = type(opts) == "table" and opts.encryption_key or nil
+    local key_check
+    if key ~= nil then
+        local cok, check = pcall(seal.key_check, key)
+        if not cok then
+            return nil, tostring(check)
+        end
+        key_check = check
+    end
     local rc = C.stoat_open(dir, o, base.db_out)
     options.keep_alive(keep)    -- the option strings outlive the call
     if rc ~= 0 then
         return fail(rc)
     end
     local node = handle.new(nil, base.db_out[0], C.stoat_close)
-    -- _encrypted: opened with a key (an encrypted database opens only so);
-    -- stoat.backup refuses to stream it in the clear unless told to.
+    -- _encrypted: opened with a key (an encrypted database opens only so).
     return setmetatable({ _ptr = node.addr, _gc = handle.attach(node), _node = node, dir = dir,
-                          _codec = codec, _encrypted = type(opts) == "table"
-                          and opts.encryption_key ~= nil }, DB)
+                          _codec = codec, _encrypted = key ~= nil, _key_check = key_check }, DB)
 end
 
 -- Changes the master key of the closed, encrypted database in dir from

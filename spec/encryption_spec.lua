@@ -571,19 +571,6 @@ describe("stoat command keys", function()
         assert.matches("missing --key-file OLD", err, 1, true)
     end)
 
-    it("refuses to back up a database with a KEYREGISTRY without --plaintext, creating no file",
-       function()
-        local path = new_dir(finally)
-        assert(assert(stoat.open(path)):close())
-        spit(path .. "/KEYREGISTRY", "") -- what says "encrypted" to the command
-        local out = h.scratch(finally) .. "/b.bak"
-        local status, _, err = stoat_cmd("backup " .. q(path) .. " --output " .. q(out))
-        assert.are.equal(1, status)
-        assert.matches("is encrypted and a backup stream is not", err, 1, true)
-        assert.matches("--plaintext", err, 1, true)
-        assert.is_false(exists(out))
-    end)
-
     it_c("opens an encrypted database with --key-file (hex or raw) and STOAT_KEY_FILE",
          function()
         local dir = h.scratch(finally)
@@ -675,34 +662,134 @@ describe("stoat command keys", function()
         assert.are.equal("1", out)
     end)
 
-    it_c("backs up an encrypted database only with --plaintext; restore with a key makes an "
-         .. "encrypted copy", function()
+    it_c("backs up an encrypted database sealed: no key or value in the file, restore needs "
+         .. "the key and makes an encrypted copy, full then incremental", function()
+        local dir = h.scratch(finally)
+        local enc = make_encrypted(finally)
+        local kf, wrong = key_file(dir, "k", KEY), key_file(dir, "wrong", KEY2)
+        local full, incr = dir .. "/full.bak", dir .. "/incr.bak"
+        local status, _, err = stoat_cmd("backup " .. q(enc) .. " --key-file " .. q(kf)
+                                         .. " > " .. q(full))
+        assert.are.equal(0, status, err)
+        assert.matches("backup: sealed full backup up to version", err, 1, true)
+        local version = tonumber(err:match("%-%-since (%d+)"))
+        status, _, err = stoat_cmd("set " .. q(enc) .. " marker:c SECRETVALUE3 --key-file "
+                                   .. q(kf))
+        assert.are.equal(0, status, err)
+        status, _, err = stoat_cmd("delete " .. q(enc) .. " b --key-file " .. q(kf))
+        assert.are.equal(0, status, err)
+        status, _, err = stoat_cmd(("backup -q %s --since %d --output %s --key-file %s")
+                                   :format(q(enc), version, q(incr), q(kf)))
+        assert.are.equal(0, status, err)
+        for _, file in ipairs({ full, incr }) do
+            local bytes = slurp(file)
+            assert.is_nil(bytes:find(("v"):rep(64), 1, true))
+            assert.is_nil(bytes:find("SECRETVALUE", 1, true))
+            assert.is_nil(bytes:find("marker:", 1, true))
+        end
+        -- no key, a wrong key: refused before the target is created
+        local copy = dir .. "/copy"
+        local out
+        status, out, err = stoat_cmd("restore -q " .. q(copy) .. " " .. q(full) .. " " .. q(incr))
+        assert.are.equal(1, status)
+        assert.are.equal("", out)
+        assert.matches("bad key: .*full%.bak is a sealed backup.*%-%-key%-file", err)
+        assert.is_false(exists(copy))
+        status, _, err = stoat_cmd("restore -q " .. q(copy) .. " " .. q(full),
+                                   "STOAT_KEY_FILE=" .. q(wrong))
+        assert.are.equal(1, status)
+        assert.matches("bad key: .*wrong key or altered stream", err)
+        assert.matches("the key came from STOAT_KEY_FILE=" .. wrong, err, 1, true)
+        assert.is_nil(err:find(keyfile.hex(KEY2), 1, true))
+        assert.is_false(exists(copy))
+        -- the right one
+        status, _, err = stoat_cmd("restore -q " .. q(copy) .. " " .. q(full) .. " " .. q(incr),
+                                   "STOAT_KEY_FILE=" .. q(kf))
+        assert.are.equal(0, status, err)
+        assert.is_true(exists(copy .. "/KEYREGISTRY"))
+        assert.is_nil(stoat.open(copy))
+        local db = assert(stoat.open(copy, { encryption_key = KEY }))
+        assert.are.equal("1", db:get("a"))
+        assert.is_nil(db:get("b"))
+        assert.are.equal(("v"):rep(4096), db:get("big"))
+        assert.are.equal("SECRETVALUE3", db:get("marker:c"))
+        assert(db:close())
+        -- info: checked and counted with the key; the clear header without
+        status, out = stoat_cmd("info " .. q(incr) .. " --key-file " .. q(kf))
+        assert.are.equal(0, status)
+        assert.matches("stream format 2", out, 1, true)
+        assert.matches("\nsealed       yes (every frame after the header)\n", out, 1, true)
+        assert.matches("\nentries      2 (and 3 live keys listed)\n", out, 1, true)
+        status, out = stoat_cmd("info " .. q(incr))
+        assert.are.equal(0, status)
+        assert.matches("kind         incremental, since version " .. version, out, 1, true)
+        assert.matches("sealed       yes: give its key", out, 1, true)
+        status, out = stoat_cmd("info --json " .. q(incr))
+        assert.are.equal(0, status)
+        assert.matches('"sealed": true', out, 1, true)
+        assert.matches('"checked": false', out, 1, true)
+    end)
+
+    it_c("backs up an encrypted database in the clear with --plaintext, on purpose", function()
         local dir = h.scratch(finally)
         local enc = make_encrypted(finally)
         local kf = key_file(dir, "k", KEY)
         local bak = dir .. "/full.bak"
-        local status, _, err = stoat_cmd("backup " .. q(enc) .. " --key-file " .. q(kf)
-                                         .. " > " .. q(bak))
-        assert.are.equal(1, status)
-        assert.matches("--plaintext", err, 1, true)
-        -- the Lua call refuses too
-        local db = assert(stoat.open(enc, { encryption_key = KEY, read_only = true }))
-        local ok, berr = require("stoat.backup").write(db, function() end)
-        assert.is_nil(ok)
-        assert.matches("^not supported: the database is encrypted", berr)
-        assert(db:close())
-        status, _, err = stoat_cmd("backup -q " .. q(enc) .. " --plaintext --key-file " .. q(kf)
-                                   .. " > " .. q(bak))
+        local status, _, err = stoat_cmd("backup " .. q(enc) .. " --plaintext --key-file "
+                                         .. q(kf) .. " > " .. q(bak))
         assert.are.equal(0, status, err)
+        assert.matches("backup: plaintext full backup", err, 1, true)
+        assert.truthy(slurp(bak):find(("v"):rep(64), 1, true))
+        -- restores with no key at all, into a plain database
+        local plain = dir .. "/plain"
+        status, _, err = stoat_cmd("restore -q " .. q(plain) .. " " .. q(bak))
+        assert.are.equal(0, status, err)
+        assert.is_false(exists(plain .. "/KEYREGISTRY"))
+        local db = assert(stoat.open(plain))
+        assert_contents(db)
+        assert(db:close())
+        -- and with a key, into an encrypted one
         local copy = dir .. "/copy"
         status, _, err = stoat_cmd("restore -q " .. q(copy) .. " " .. q(bak),
                                    "STOAT_KEY_FILE=" .. q(kf))
         assert.are.equal(0, status, err)
         assert.is_true(exists(copy .. "/KEYREGISTRY"))
-        assert.is_nil(stoat.open(copy))
         db = assert(stoat.open(copy, { encryption_key = KEY }))
         assert_contents(db)
         assert(db:close())
+    end)
+
+    it_c("restores a sealed backup into a plain database only with --plaintext", function()
+        local dir = h.scratch(finally)
+        local enc = make_encrypted(finally)
+        local kf = key_file(dir, "k", KEY)
+        local bak = dir .. "/full.bak"
+        assert.are.equal(0, (stoat_cmd("backup -q " .. q(enc) .. " --output " .. q(bak)
+                                       .. " --key-file " .. q(kf))))
+        local plain = new_dir(finally)
+        assert(assert(stoat.open(plain)):close())
+        local status, _, err = stoat_cmd("restore -q " .. q(plain) .. " " .. q(bak)
+                                         .. " --key-file " .. q(kf))
+        assert.are.equal(1, status)
+        assert.matches("is not encrypted and .* is a sealed backup: restoring it would write its "
+                       .. "keys and values in the clear; pass %-%-plaintext", err)
+        local db = assert(stoat.open(plain))
+        assert.is_nil(db:get("a"))
+        assert(db:close())
+        status, _, err = stoat_cmd("restore -q " .. q(plain) .. " " .. q(bak)
+                                   .. " --plaintext --key-file " .. q(kf))
+        assert.are.equal(0, status, err)
+        assert.is_false(exists(plain .. "/KEYREGISTRY"))
+        db = assert(stoat.open(plain))
+        assert_contents(db)
+        assert(db:close())
+        -- --plaintext into an encrypted database is refused
+        local enc2 = make_encrypted(finally)
+        status, _, err = stoat_cmd("restore -q " .. q(enc2) .. " " .. q(bak)
+                                   .. " --plaintext --key-file " .. q(kf))
+        assert.are.equal(1, status)
+        assert.matches("is encrypted: --plaintext restores into a database that is not", err, 1,
+                       true)
     end)
 
     it_c("verify checks an encrypted database and reports a changed table block", function()
@@ -725,7 +812,10 @@ describe("stoat command keys", function()
         local at = math.floor(#bytes / 3)
         spit(sst, bytes:sub(1, at - 1) .. string.char(bit.bxor(bytes:byte(at), 1))
                   .. bytes:sub(at + 1))
-        status = stoat_cmd("verify " .. q(path) .. " --key-file " .. q(kf))
+        local out
+        status, out, err = stoat_cmd("verify " .. q(path) .. " --key-file " .. q(kf))
         assert.are.equal(1, status)
+        assert.matches(sst:match("[^/]+$"), out, 1, true)
+        assert.matches("is damaged", err, 1, true)
     end)
 end)

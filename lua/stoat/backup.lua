@@ -4,6 +4,9 @@
 --   local info = assert(backup.write(db, io.stdout, { since = 0 }))
 --   -- info.version: pass it as `since` next time for an incremental
 --   local ok, err = backup.restore(db2, { "full.bak", "incr1.bak" }, { dir = path2 })
+--   -- an encrypted database: its key again, to seal the backup and to open it
+--   backup.write(db, out, { encryption_key = key })
+--   backup.restore(db2, files, { encryption_key = key })
 --
 -- A backup is one snapshot: everything is read inside one db:view, so
 -- writers may go on while it runs and the stream still shows the database
@@ -14,6 +17,8 @@
 -- whose tombstones compaction already dropped are applied too. The stream
 -- format is in core/FORMAT.md ("Backup stream"): frames, each with a
 -- CRC-32; a stream without its trailer frame is truncated and refused.
+-- Its bytes (frames, encodings, header, the reader) are
+-- stoat/backup_stream.lua; this file walks snapshots and restores.
 --
 -- Restore checks every file of the chain first (every checksum, each
 -- trailer, that each incremental starts where the previous file ended,
@@ -26,12 +31,21 @@
 -- Expiry times are absolute (unix seconds): an entry that expired in the
 -- meantime is deleted instead of restored.
 --
--- Encrypted databases: the stream is not encrypted (there is no C call
--- that streams sealed data, and this module does no cryptography), so
--- write() refuses a database opened with an encryption_key unless told
--- `plaintext = true`: a backup must not quietly hold in the clear what the
--- database keeps sealed. A restore into a database opened with a key
--- writes everything encrypted.
+-- Encrypted databases: the backup of a database opened with an
+-- encryption_key is a sealed stream (format version 2): the header frame
+-- stays in the clear (kind, versions, a random salt), every later frame's
+-- payload is sealed (stoat/seal.lua) under the stream key derived from the
+-- master key and that salt, with the frame's type, its index and the
+-- whole header as associated data, so that a frame altered, dropped,
+-- moved, or taken from another stream fails to open, and an altered
+-- header fails every frame. write() needs the master key again
+-- (opts.encryption_key; the database object keeps only a check of it)
+-- unless `plaintext = true` asks for a clear stream on purpose. A sealed
+-- stream restores only with the same master key (opts.encryption_key), and
+-- into a database opened without a key only with `plaintext = true`: a
+-- restore must not quietly write in the clear what the backup kept
+-- sealed. A restore into a database opened with a key writes everything
+-- encrypted, whatever the stream.
 --
 -- walk() is the raw snapshot walk the CLI's dump also uses: metadata
 -- (version, expiry, user meta, tombstone) from stoat_iter_meta, which
@@ -42,138 +56,36 @@
 -- txn:pairs does not have.
 
 local ffi = require "ffi"
-local bit = require "bit"
 local base = require "stoat.base"
 local handle = require "stoat.handle"
+local options = require "stoat.options"
+local seal = require "stoat.seal"
+local stream = require "stoat.backup_stream"
 
 local C = base.C
 local errstr = base.errstr
 local ffi_string = ffi.string
-local band, bxor, rshift = bit.band, bit.bxor, bit.rshift
-local tobit = bit.tobit
-local byte, char, sub = string.byte, string.char, string.sub
+local char = string.char
 local floor = math.floor
 local concat = table.concat
 local error, pcall, type, tostring, tonumber = error, pcall, type, tostring, tonumber
+local varint, fixed64 = stream.varint, stream.fixed64
+local frame_ad, put_frame, header_payload = stream.frame_ad, stream.put_frame,
+                                            stream.header_payload
 
 local M = {}
 
-M.FORMAT_VERSION = 1
-M.MAGIC = "STOATBAK"
+-- The stream format's names, for the callers of this module.
+for _, name in ipairs({ "FORMAT_VERSION", "SEALED_FORMAT_VERSION", "MAGIC", "KIND_FULL",
+                        "KIND_INCREMENTAL", "crc32", "crc32_lua", "varint", "fixed32",
+                        "fixed64", "reader" }) do
+    M[name] = stream[name]
+end
 M.STATE_FILE = "RESTORE_STATE"
 M.FRAME_TARGET = 1024 * 1024 -- payload bytes at which an entry frame is cut
 
-local KIND_FULL, KIND_INCREMENTAL = 1, 2
-M.KIND_FULL, M.KIND_INCREMENTAL = KIND_FULL, KIND_INCREMENTAL
-local FLAG_TOMBSTONE = 1
-
----------------------------------------------------------------------------
--- CRC-32 (the zlib / ISO-HDLC one): zlib's crc32 when libz loads, else a
--- table in Lua. Both give the same numbers; crc32(s, crc) continues crc.
-
-local zlib
-do
-    local ok = pcall(ffi.cdef, "unsigned long crc32(unsigned long crc, const uint8_t *buf, "
-                               .. "unsigned int len);")
-    if ok or pcall(function() return ffi.C.crc32 end) then
-        for _, name in ipairs({ "libz.so.1", "z" }) do
-            local lok, lib = pcall(ffi.load, name)
-            if lok then
-                zlib = lib
-                break
-            end
-        end
-    end
-end
-
-local crc_table = {}
-for i = 0, 255 do
-    local c = i
-    for _ = 1, 8 do
-        if band(c, 1) ~= 0 then
-            c = bxor(rshift(c, 1), tobit(0xEDB88320))
-        else
-            c = rshift(c, 1)
-        end
-    end
-    crc_table[i] = c
-end
-
-local function crc32_lua(s, crc)
-    local c = bxor(crc or 0, -1)
-    for i = 1, #s do
-        c = bxor(rshift(c, 8), crc_table[band(bxor(c, byte(s, i)), 255)])
-    end
-    c = bxor(c, -1)
-    return c < 0 and c + 4294967296 or c
-end
-
-local function crc32(s, crc)
-    if zlib == nil then
-        return crc32_lua(s, crc)
-    end
-    return tonumber(zlib.crc32(crc or 0, s, #s))
-end
-M.crc32, M.crc32_lua = crc32, crc32_lua
-
----------------------------------------------------------------------------
--- Integer encodings (numbers up to 2^53): fixed little-endian, LEB128.
-
-local function fixed32(n)
-    return char(n % 256, floor(n / 256) % 256, floor(n / 65536) % 256,
-                floor(n / 16777216) % 256)
-end
-
-local function fixed64(n)
-    return fixed32(n % 4294967296) .. fixed32(floor(n / 4294967296))
-end
-
-local function varint(n)
-    if n < 128 then
-        return char(n)
-    end
-    local out, i = {}, 0
-    while n >= 128 do
-        i = i + 1
-        out[i] = char(n % 128 + 128)
-        n = floor(n / 128)
-    end
-    out[i + 1] = char(n)
-    return concat(out)
-end
-M.varint, M.fixed32, M.fixed64 = varint, fixed32, fixed64
-
-local function get_fixed32(s, pos)
-    local a, b, c, d = byte(s, pos, pos + 3)
-    if d == nil then
-        return nil
-    end
-    return a + b * 256 + c * 65536 + d * 16777216
-end
-
-local function get_fixed64(s, pos)
-    local lo, hi = get_fixed32(s, pos), get_fixed32(s, pos + 4)
-    if hi == nil then
-        return nil
-    end
-    return lo + hi * 4294967296
-end
-
--- value, next position | nil when the bytes end first or it is too long.
-local function get_varint(s, pos)
-    local n, mul = 0, 1
-    for i = pos, pos + 9 do
-        local b = byte(s, i)
-        if b == nil then
-            return nil
-        end
-        if b < 128 then
-            return n + b * mul, i + 1
-        end
-        n, mul = n + (b - 128) * mul, mul * 128
-    end
-    return nil
-end
+local KIND_FULL, KIND_INCREMENTAL = stream.KIND_FULL, stream.KIND_INCREMENTAL
+local FLAG_TOMBSTONE = stream.FLAG_TOMBSTONE
 
 ---------------------------------------------------------------------------
 -- The raw snapshot walk.
@@ -249,16 +161,6 @@ end
 ---------------------------------------------------------------------------
 -- Writing a stream.
 
--- Writes one frame through write(s); returns its size in bytes.
-local function put_frame(write, ftype, payload)
-    local head = ftype .. fixed32(#payload)
-    local crc = crc32(payload, crc32(head))
-    write(head)
-    write(payload)
-    write(fixed32(crc))
-    return #payload + 9
-end
-
 local function writer_of(out)
     if type(out) == "function" then
         return out
@@ -271,36 +173,61 @@ local function writer_of(out)
     end
 end
 
--- The header frame's payload.
-local function header_payload(kind, since, version)
-    return M.MAGIC .. fixed32(M.FORMAT_VERSION) .. char(kind) .. fixed64(since)
-           .. fixed64(version) .. fixed64(os.time()) .. varint(#base.version) .. base.version
+-- The master key write() seals db's backup under (nil: a clear stream),
+-- from opts, or nil, err. Raises on misuse.
+local function backup_key(db, opts)
+    local key = opts.encryption_key
+    if key ~= nil then
+        options.check_key(key, "backup: encryption_key", 2)
+        if opts.plaintext then
+            error("stoat: backup: plaintext and encryption_key exclude each other", 3)
+        end
+    end
+    if db._encrypted and not opts.plaintext then
+        if key == nil then
+            return nil, "bad key: the database is encrypted: give its key (encryption_key) for "
+                        .. "a sealed backup, or plaintext = true (`stoat backup --plaintext`) "
+                        .. "for one in the clear"
+        elseif not seal.key_matches(db._key_check, key) then
+            return nil, "bad key: encryption_key is not the key the database was opened with"
+        end
+        return key
+    elseif key ~= nil then
+        return nil, "bad key: the database is not encrypted: a backup is sealed under the key "
+                    .. "of an encrypted database (drop encryption_key)"
+    end
+    return nil
 end
 
 -- Writes a backup of db to out (a file handle or a function(s)). opts:
---   since        0 (default): full; V: what changed after version V
---   progress     an object with :add(n) and optional :total(n), or nil
---   on_frame     function(info) called after each frame (tests use it to
---                write to the database while the backup runs)
---   plaintext    true: back up an encrypted database anyway, in the clear
---                (without it: nil, "not supported: ...")
--- Returns { kind, since, version, entries, keys, bytes } (version is the
--- snapshot's: pass it as `since` next time) | nil, err.
+--   since           0 (default): full; V: what changed after version V
+--   progress        an object with :add(n) and optional :total(n), or nil
+--   on_frame        function(info) called after each frame (tests use it to
+--                   write to the database while the backup runs)
+--   encryption_key  the key db was opened with (32 bytes): needed for an
+--                   encrypted database, whose backup is then sealed (a
+--                   different key: nil, "bad key: ..."; none: nil,
+--                   "bad key: ..." unless plaintext)
+--   plaintext       true: back up an encrypted database in the clear, on
+--                   purpose (not with encryption_key)
+-- Returns { kind, since, version, entries, keys, bytes, sealed } (version
+-- is the snapshot's: pass it as `since` next time) | nil, err.
 function M.write(db, out, opts)
     opts = opts or {}
     local since = opts.since or 0
     if type(since) ~= "number" or since < 0 or since ~= floor(since) then
         error("stoat: backup: since must be a non-negative integer version", 2)
     end
-    if db._encrypted and not opts.plaintext then
-        return nil, "not supported: the database is encrypted and a backup stream is not: it "
-                    .. "would hold every key and value in the clear (pass plaintext = true, "
-                    .. "`stoat backup --plaintext`, to write it all the same)"
+    local master, kerr = backup_key(db, opts)
+    if kerr then
+        return nil, kerr
     end
     local write = writer_of(out)
     local progress, on_frame = opts.progress, opts.on_frame
     local kind = since > 0 and KIND_INCREMENTAL or KIND_FULL
-    local info = { kind = kind, since = since, entries = 0, keys = 0, bytes = 0 }
+    local info = { kind = kind, since = since, entries = 0, keys = 0, bytes = 0,
+                   sealed = master ~= nil }
+    local skey -- the stream key of a sealed stream
     local function body(txn)
         local version = txn:read_version()
         info.version = version
@@ -313,11 +240,25 @@ function M.write(db, out, opts)
                                          since = kind == KIND_INCREMENTAL and since or nil },
                                   function() end))
         end
-        info.bytes = info.bytes + put_frame(write, "H", header_payload(kind, since, version))
+        local salt
+        if master then
+            skey, salt = seal.key(master)
+        end
+        local header = header_payload(kind, since, version, salt)
+        info.bytes = info.bytes + put_frame(write, "H", header)
+        local index = 0
+        -- Every frame after the header: sealed in a sealed stream.
+        local function emit(ftype, payload)
+            index = index + 1
+            if skey then
+                payload = seal.seal(skey, frame_ad(ftype, index, header), payload)
+            end
+            info.bytes = info.bytes + put_frame(write, ftype, payload)
+        end
         local parts, n, size = {}, 0, 0
         local function cut(ftype)
             if n > 0 then
-                info.bytes = info.bytes + put_frame(write, ftype, concat(parts, "", 1, n))
+                emit(ftype, concat(parts, "", 1, n))
                 n, size = 0, 0
                 if on_frame then on_frame(info) end
             end
@@ -351,164 +292,18 @@ function M.write(db, out, opts)
             end)
             cut("K")
         end
-        info.bytes = info.bytes + put_frame(write, "Z", fixed64(info.entries) .. fixed64(info.keys)
-                                                       .. fixed64(version))
+        emit("Z", fixed64(info.entries) .. fixed64(info.keys) .. fixed64(version))
         return true
     end
     -- pcall: whether db:view returns or propagates the closure's error.
     local ok, res, err = pcall(db.view, db, body)
+    seal.free(skey)
     if not ok then
         return nil, tostring(res)
     elseif res == nil then
         return nil, tostring(err)
     end
     return info
-end
-
----------------------------------------------------------------------------
--- Reading a stream.
-
-local Reader = {}
-Reader.__index = Reader
-
--- A reader of the stream in file handle fh; name is used in messages.
-function M.reader(fh, name)
-    return setmetatable({ fh = fh, name = name or "backup", offset = 0 }, Reader)
-end
-
-function Reader:fail(fmt, ...)
-    error("corruption: " .. self.name .. ": " .. fmt:format(...), 0)
-end
-
--- The next frame: type, payload | nil at the clean end of the input.
-function Reader:frame()
-    local head = self.fh:read(5)
-    if head == nil or head == "" then
-        return nil
-    end
-    if #head < 5 then
-        self:fail("truncated frame header at offset %d", self.offset)
-    end
-    local len = get_fixed32(head, 2)
-    if self.offset == 0 and (sub(head, 1, 1) ~= "H" or len > 4096) then
-        self:fail("not a stoat backup (no header)")
-    end
-    local payload = len > 0 and self.fh:read(len) or ""
-    local tail = self.fh:read(4)
-    if payload == nil or #payload < len or tail == nil or #tail < 4 then
-        self:fail("truncated frame at offset %d", self.offset)
-    end
-    if crc32(payload, crc32(head)) ~= get_fixed32(tail, 1) then
-        self:fail("checksum mismatch in the frame at offset %d", self.offset)
-    end
-    self.offset = self.offset + 9 + len
-    return sub(head, 1, 1), payload
-end
-
--- Parses the header frame's payload into a table, or raises.
-function Reader:header()
-    local ftype, p = self:frame()
-    if ftype ~= "H" or sub(p, 1, 8) ~= M.MAGIC then
-        self:fail("not a stoat backup (no header)")
-    end
-    local version = get_fixed32(p, 9)
-    if version ~= M.FORMAT_VERSION then
-        error(("not supported: %s: backup format version %s (this stoat reads %d)")
-              :format(self.name, tostring(version), M.FORMAT_VERSION), 0)
-    end
-    local h = { kind = byte(p, 13), since = get_fixed64(p, 14), version = get_fixed64(p, 22),
-                created = get_fixed64(p, 30) }
-    local len, pos = get_varint(p, 38)
-    if len == nil or h.created == nil or (h.kind ~= KIND_FULL and h.kind ~= KIND_INCREMENTAL) then
-        self:fail("malformed header")
-    end
-    h.library = sub(p, pos, pos + len - 1)
-    return h
-end
-
--- Decodes the entry records of payload p, calling fn(key, value|nil,
--- expires_at, user_meta, deleted) for each.
-function Reader:entries(p, fn)
-    local pos, n = 1, #p
-    while pos <= n do
-        local flags = byte(p, pos)
-        local klen, expires_at, vlen
-        klen, pos = get_varint(p, pos + 1)
-        if klen == nil or pos + klen > n + 1 then self:fail("malformed entry record") end
-        local key = sub(p, pos, pos + klen - 1)
-        expires_at, pos = get_varint(p, pos + klen)
-        if expires_at == nil or pos > n then self:fail("malformed entry record") end
-        local user_meta = byte(p, pos)
-        pos = pos + 1
-        if band(flags, FLAG_TOMBSTONE) ~= 0 then
-            fn(key, nil, expires_at, user_meta, true)
-        else
-            vlen, pos = get_varint(p, pos)
-            if vlen == nil or pos + vlen > n + 1 then self:fail("malformed entry record") end
-            fn(key, sub(p, pos, pos + vlen - 1), expires_at, user_meta, false)
-            pos = pos + vlen
-        end
-    end
-end
-
--- Decodes the key-list records of payload p, calling fn(key) for each.
-function Reader:keys(p, fn)
-    local pos, n = 1, #p
-    while pos <= n do
-        local klen
-        klen, pos = get_varint(p, pos)
-        if klen == nil or pos + klen > n + 1 then self:fail("malformed key record") end
-        fn(sub(p, pos, pos + klen - 1))
-        pos = pos + klen
-    end
-end
-
--- Reads a whole stream, checking every frame, and calls the handlers of
--- h (all optional): entry(key, value, expires_at, user_meta, deleted),
--- key(key), frame(bytes). Returns header, trailer ({entries, keys,
--- version}); raises "corruption: ..." on damage or truncation.
-function Reader:read_all(h)
-    h = h or {}
-    local header = self:header()
-    local entries, keys, trailer = 0, 0, nil
-    local on_entry, on_key = h.entry, h.key
-    local function count_entry(...)
-        entries = entries + 1
-        if on_entry then on_entry(...) end
-    end
-    local function count_key(k)
-        keys = keys + 1
-        if on_key then on_key(k) end
-    end
-    while true do
-        local ftype, p = self:frame()
-        if ftype == nil then
-            break
-        end
-        if trailer then
-            self:fail("data after the trailer")
-        end
-        if ftype == "E" then
-            self:entries(p, count_entry)
-        elseif ftype == "K" then
-            if header.kind ~= KIND_INCREMENTAL then self:fail("key list in a full backup") end
-            self:keys(p, count_key)
-        elseif ftype == "Z" then
-            trailer = { entries = get_fixed64(p, 1), keys = get_fixed64(p, 9),
-                        version = get_fixed64(p, 17) }
-        else
-            self:fail("unknown frame type %q", ftype)
-        end
-        if h.frame then h.frame(9 + #p) end
-    end
-    if trailer == nil then
-        self:fail("truncated: no trailer (the backup did not finish)")
-    end
-    if trailer.entries ~= entries or trailer.keys ~= keys or trailer.version ~= header.version then
-        self:fail("the trailer does not match the frames (%s entries, %s keys)",
-                  tostring(trailer.entries), tostring(trailer.keys))
-    end
-    return header, trailer
 end
 
 ---------------------------------------------------------------------------
@@ -558,6 +353,26 @@ local function open_file(path)
     return f
 end
 
+-- The header of the backup at path; of a sealed one, with key (its master
+-- key), after its first sealed frame opened: a missing or wrong key is
+-- told ("bad key: ...") from two frames, before anything else is done.
+-- Raises as read_all. The rest of the file is not read.
+function M.probe(path, key)
+    local f = open_file(path)
+    local r = M.reader(f, path, key)
+    local ok, hdr = pcall(function()
+        local h = r:header()
+        if h.sealed then r:frame() end
+        return h
+    end)
+    r:close()
+    f:close()
+    if not ok then
+        error(hdr, 0)
+    end
+    return hdr
+end
+
 local function is_empty(db)
     local ok, res, err = pcall(db.view, db, function(txn)
         local it = txn:pairs{ keys_only = true, limit = 1 }
@@ -568,17 +383,31 @@ local function is_empty(db)
     return res
 end
 
--- Checks that files form a chain that continues database db (in dir):
--- returns their headers. Raises "invalid: ..." naming the gap.
-local function check_chain(db, dir, files, progress)
+-- Refuses (raises) to restore the sealed backup at path into db, opened
+-- without a key, unless plaintext.
+local function check_target(db, path, hdr, plaintext)
+    if hdr.sealed and not db._encrypted and not plaintext then
+        error(("invalid: %s is a sealed backup and the database it would go into is not "
+               .. "encrypted: its keys and values would be written in the clear (open the "
+               .. "target with an encryption_key, or pass plaintext = true; `stoat restore "
+               .. "--plaintext`)"):format(path), 0)
+    end
+end
+
+-- Checks every file whole (master: the key of sealed ones) and that they
+-- form a chain that continues database db (in dir): returns their
+-- headers. Raises "invalid: ..." naming the gap.
+local function check_chain(db, dir, files, master, plaintext, progress)
     local state = M.read_state(dir)
     local headers = {}
     for i, path in ipairs(files) do
         local f = open_file(path)
-        local hdr = M.reader(f, path):read_all({ frame = progress and function(n)
-            progress:add(0, n)
-        end })
+        local r = M.reader(f, path, master)
+        local ok, hdr = pcall(r.read_all, r, {
+            header = function(h) check_target(db, path, h, plaintext) end,
+            frame = progress and function(n) progress:add(0, n) end })
         f:close()
+        if not ok then error(hdr, 0) end
         headers[i] = hdr
     end
     local at -- the version the database holds, nil: empty (needs a full)
@@ -626,9 +455,9 @@ end
 
 -- Deletes every key of db that the incremental's key list (read from
 -- reader r, whose entries were applied already) does not hold.
-local function apply_key_list(db, path, progress)
+local function apply_key_list(db, path, master, progress)
     local f = open_file(path)
-    local r = M.reader(f, path)
+    local r = M.reader(f, path, master)
     local b = db:batch()
     local doomed = 0
     -- Merge walk: both sides are sorted. The key list of one file is held
@@ -665,7 +494,7 @@ end
 -- bulk loaded (db:loader: its entries come in key order), unless `batches`;
 -- should the loader find data in its range after all (tombstones that
 -- is_empty does not see), the file is applied again through batches.
-local function apply_file(db, path, hdr, progress, batches)
+local function apply_file(db, path, hdr, master, progress, batches)
     local f = open_file(path)
     local ld, b
     if not batches and hdr.kind == KIND_FULL and is_empty(db) then
@@ -677,7 +506,7 @@ local function apply_file(db, path, hdr, progress, batches)
     local now = tonumber(C.stoat_clock_ms()) -- expiries are unix milliseconds
     local stats = { set = 0, deleted = 0, expired = 0, bulk = ld ~= nil }
     local ok, err = pcall(function()
-        M.reader(f, path):read_all({
+        M.reader(f, path, master):read_all({
             entry = function(key, value, expires_at, user_meta, deleted)
                 local rok, rerr = true, nil
                 if deleted or (expires_at ~= 0 and expires_at <= now) then
@@ -709,7 +538,7 @@ local function apply_file(db, path, hdr, progress, batches)
     if ld then
         local version, ferr = ld:finish()
         if version == nil and tostring(ferr):match("^exists") then
-            return apply_file(db, path, hdr, progress, true)
+            return apply_file(db, path, hdr, master, progress, true)
         elseif version == nil then
             error(ferr, 0)
         end
@@ -717,18 +546,29 @@ local function apply_file(db, path, hdr, progress, batches)
         commit_batch(b)
     end
     if hdr.kind == KIND_INCREMENTAL then
-        stats.deleted = stats.deleted + apply_key_list(db, path, progress)
+        stats.deleted = stats.deleted + apply_key_list(db, path, master, progress)
     end
     return stats
 end
 
 -- Restores the files (paths, "-" for stdin only as the single file) into
--- db, whose directory is opts.dir (for RESTORE_STATE). opts.progress as in
--- write; opts.on_file(path, header, stats) after each file. Returns
--- { version =, files = n } | nil, err.
+-- db, whose directory is opts.dir (for RESTORE_STATE). opts:
+--   encryption_key  the master key sealed backups were made under (the
+--                   source's key then; 32 bytes); clear ones ignore it.
+--                   Without it, or with another: nil, "bad key: ..."
+--   plaintext       true: a sealed backup may go into db although db was
+--                   opened without a key (else nil, "invalid: ...")
+--   progress, check_progress   as in write, for the apply and check passes
+--   on_file         function(path, header, stats) after each file
+-- Returns { version =, files = n } | nil, err. Nothing is written before
+-- every file has been checked whole (with a sealed one, every tag).
 function M.restore(db, files, opts)
     opts = opts or {}
     local dir = opts.dir or db.dir
+    local master = opts.encryption_key
+    if master ~= nil then
+        options.check_key(master, "restore: encryption_key", 1)
+    end
     local ok, res = pcall(function()
         for _, path in ipairs(files) do
             if path == "-" and #files > 1 then
@@ -739,12 +579,13 @@ function M.restore(db, files, opts)
             error("invalid: restore checks a backup before applying it, so it reads files: "
                   .. "save the stream to a file first", 0)
         end
-        local headers = check_chain(db, dir, files, opts.check_progress)
+        local headers = check_chain(db, dir, files, master, opts.plaintext,
+                                    opts.check_progress)
         local version
         for i, path in ipairs(files) do
             local hdr = headers[i]
             write_state(dir, hdr.kind == KIND_FULL and 0 or hdr.since, { hdr.since, hdr.version })
-            local stats = apply_file(db, path, hdr, opts.progress)
+            local stats = apply_file(db, path, hdr, master, opts.progress)
             local sok, serr = db:sync()
             if not sok then error(serr, 0) end
             write_state(dir, hdr.version)

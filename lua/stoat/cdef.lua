@@ -23,6 +23,8 @@ M.defines = {
     STOAT_MAX_VALUE_SIZE = 1073741824,
     STOAT_MAX_TTL_MS = 2 ^ 50,
     STOAT_STATS_LEVELS = 16,
+    STOAT_STREAM_SALT_LEN = 16,
+    STOAT_STREAM_OVERHEAD = 40,
 }
 
 M.declarations = [[
@@ -213,6 +215,19 @@ int stoat_stats_get(stoat_db *db, stoat_stats *out);
 int stoat_rekey(const char *dir, const uint8_t *old_key, const uint8_t *new_key);
 
 int stoat_rotate_key(stoat_db *db);
+
+typedef struct stoat_stream_key stoat_stream_key;
+
+int stoat_stream_key_new(const uint8_t *master, uint8_t *salt, int fresh,
+                         stoat_stream_key **out);
+
+void stoat_stream_key_free(stoat_stream_key *k);
+
+int stoat_stream_seal(const stoat_stream_key *k, const void *ad, size_t ad_len, const void *in,
+                      size_t len, void *out);
+
+int stoat_stream_open(const stoat_stream_key *k, const void *ad, size_t ad_len, const void *in,
+                      size_t len, void *out);
 ]]
 
 -- The integer #defines that fit an int, as C constants the declarations

@@ -7,13 +7,15 @@
 --   stoat dump DIR [--prefix P] [--format jsonl|tsv] > FILE
 --   stoat load DIR [--format jsonl|tsv] [--bulk|--no-bulk] [FILE] < FILE
 --   stoat backup DIR [--since VERSION] [--plaintext] > FILE
---   stoat restore DIR FILE...
+--   stoat restore DIR FILE... [--plaintext]
 --   stoat run DIR script.lua [ARGS...]
 --   stoat keygen [--output FILE]    stoat rekey DIR --key-file OLD --new-key-file NEW
 --
 -- Encrypted databases: every command that opens a database takes its key
 -- from --key-file FILE, else from the file named by $STOAT_KEY_FILE, never
 -- from the command line itself (stoat/cli/keyfile.lua reads key files).
+-- Their backups are sealed under the same key, which restore needs again
+-- (--plaintext writes, or restores into, a database in the clear).
 --
 -- main(argv) returns the exit status: 0 done, 1 failed (the reason on
 -- stderr, "stoat: COMMAND: <word>: <detail>"), 2 bad arguments (the
@@ -406,16 +408,21 @@ local function gather_info(dir, o)
     return info
 end
 
-local function backup_file_info(path)
+-- What the backup file at path holds, checked whole; a sealed one with
+-- its key (key), else only what its clear header says (checked = false).
+local function backup_file_info(path, key)
     local f = assert(io.open(path, "rb"))
-    local r = backup.reader(f, path)
-    local ok, hdr, trailer = pcall(r.read_all, r)
+    local r = backup.reader(f, path, key)
+    local clear
+    local ok, hdr, trailer = pcall(r.read_all, r, { header = function(h) clear = h end })
     f:close()
-    if not ok then failure(hdr) end
+    if not ok and not (key == nil and clear and clear.sealed) then failure(hdr) end
+    hdr = ok and hdr or clear
     return { file = path, kind = hdr.kind == backup.KIND_FULL and "full" or "incremental",
              since = hdr.since, version = hdr.version, created = hdr.created,
-             library = hdr.library, entries = trailer.entries, keys_listed = trailer.keys,
-             format_version = backup.FORMAT_VERSION, bytes = file_size(path) }
+             library = hdr.library, entries = ok and trailer.entries or nil,
+             keys_listed = ok and trailer.keys or nil, format_version = hdr.format,
+             sealed = hdr.sealed, checked = ok, bytes = file_size(path) }
 end
 
 -- Bytes for people: "512 B", "3.4 KiB", "12.0 MiB", "1.5 GiB".
@@ -498,7 +505,9 @@ Of an encrypted database (its key from --key-file) the file formats and
 the garbage per file are not shown: they are sealed. Opens the database
 read-only.
 Given a backup file instead of a directory, checks it whole (every
-checksum) and shows its kind, versions and counts.
+checksum) and shows its kind, versions and counts. A sealed backup (of an
+encrypted database) is checked and counted only with its key (--key-file);
+without it, what its clear header says is shown.
 
   --json    one JSON object instead of text
   --count   count keys and their bytes exactly with a scan (without it,
@@ -517,17 +526,26 @@ checksum) and shows its kind, versions and counts.
             end
         end
         if is_file then
-            local bi = backup_file_info(path)
+            local bi = backup_file_info(path, o.key)
             if o.json then
                 stdout:write(text.json_encode(bi, 2), "\n")
+            elseif not bi.checked then
+                stdout:write(format("backup       %s (stream format %d, written by stoat %s)\n"
+                    .. "kind         %s, since version %d, up to version %d\n"
+                    .. "sealed       yes: give its key (--key-file) to check it and count its "
+                    .. "entries\nsize         %s\n",
+                    bi.file, bi.format_version, bi.library, bi.kind, bi.since, bi.version,
+                    mb(bi.bytes)))
             else
                 stdout:write(format("backup       %s (stream format %d, written by stoat %s)\n"
                     .. "kind         %s, since version %d, up to version %d\n"
-                    .. "entries      %d%s\nsize         %s\nchecksums    all good\n",
+                    .. "sealed       %s\nentries      %d%s\nsize         %s\n"
+                    .. "checksums    all good%s\n",
                     bi.file, bi.format_version, bi.library, bi.kind, bi.since, bi.version,
-                    bi.entries, bi.kind == "incremental" and
+                    bi.sealed and "yes (every frame after the header)" or "no", bi.entries,
+                    bi.kind == "incremental" and
                     format(" (and %d live keys listed)", bi.keys_listed) or "",
-                    mb(bi.bytes)))
+                    mb(bi.bytes), bi.sealed and ", every authentication tag too" or ""))
             end
             return 0
         end
@@ -985,26 +1003,21 @@ holds only what changed after VERSION, plus the list of live keys so that
 deletes are carried too. The summary on stderr names the version to pass
 as --since next time. Refuses to write to a terminal.
 
-The stream is not encrypted: a backup of an encrypted database is refused
-unless --plaintext says to write every key and value in the clear (keep
-such a file as safe as the key). To keep a backup sealed, copy the
-directory of the closed database instead: its files stay encrypted.
+The backup of an encrypted database (its key from --key-file) is sealed:
+every frame after a short clear header (kind, versions, a random salt) is
+encrypted and authenticated under a key derived from the database's key,
+so that restore needs that key, and a frame changed, dropped or moved is
+refused. --plaintext writes it in the clear instead, on purpose (keep such
+a file as safe as the key).
 
   --since VERSION   an incremental backup after VERSION (from the previous
                     backup's summary, or `stoat info FILE`)
   --output FILE     write to FILE instead of stdout
-  --plaintext       allow the (unencrypted) backup of an encrypted database]],
+  --plaintext       write the backup of an encrypted database in the clear]],
     run = function(o)
         local since = o.since or 0
         if since < 0 or since ~= math.floor(since) then
             usage_error("--since must be a non-negative integer version")
-        end
-        -- Before anything is written (the output file is not created).
-        if not o.plaintext and exists(o.args[1] .. "/KEYREGISTRY") then
-            failure(format("%s is encrypted and a backup stream is not: it would hold every "
-                           .. "key and value in the clear. Pass --plaintext to write it all "
-                           .. "the same, or copy the directory of the closed database (its "
-                           .. "files stay encrypted)", o.args[1]))
         end
         local out = stdout
         if o.output then
@@ -1015,16 +1028,20 @@ directory of the closed database instead: its files stay encrypted.
         end
         local info = with_db(o, o.args[1], "read", function(db)
             local p = new_progress(o, "backup", "entries")
-            local res = check(backup.write(db, out, { since = since, plaintext = o.plaintext,
-                                                      progress = not o.quiet and p or nil }))
+            -- The database opened, so o.key is its key (or there is none).
+            local res = check(backup.write(db, out, {
+                since = since, plaintext = o.plaintext,
+                encryption_key = not o.plaintext and o.key or nil,
+                progress = not o.quiet and p or nil }))
             p:finish()
             return res
         end)
         out:flush()
         if out ~= stdout then out:close() end
         if not o.quiet then
-            stderr:write(format("backup: %s backup up to version %d%s: %d entries, %s\n"
+            stderr:write(format("backup: %s%s backup up to version %d%s: %d entries, %s\n"
                                 .. "backup: next incremental: stoat backup %s --since %d\n",
+                                info.sealed and "sealed " or (o.key and "plaintext " or ""),
                                 info.kind == backup.KIND_FULL and "full" or "incremental",
                                 info.version, since > 0 and format(" (since %d)", since) or "",
                                 info.entries, mb(info.bytes), o.args[1], info.version))
@@ -1035,8 +1052,9 @@ directory of the closed database instead: its files stay encrypted.
 
 command("restore", {
     opens_db = true,
-    usage = "stoat restore DIR FILE...",
+    usage = "stoat restore DIR FILE... [--plaintext]",
     min = 2, max = -1, names = { "DIR", "FILE" },
+    flags = { plaintext = "bool" },
     help = [[
 Restores backups into DIR (created if needed): a full backup into an empty
 database, then incremental ones in order. Every file is checked first
@@ -1046,12 +1064,50 @@ refuses the whole restore before anything is written. Later incrementals
 can be applied by another restore: DIR/RESTORE_STATE records the version
 reached. A full backup is bulk loaded (written straight into tables,
 visible at once when it is all in; run again if interrupted), the
-incrementals go through write batches.]],
+incrementals go through write batches.
+
+The key (--key-file) opens DIR, or creates it encrypted, and opens sealed
+backups: those of an encrypted database, which need the key that database
+had when they were made (a missing or wrong one is told before DIR is
+touched; after `stoat rekey`, restore with the old key, then rekey the
+copy). A sealed backup goes into a DIR that is not encrypted only with
+--plaintext.
+
+  --plaintext       DIR is (or is created) not encrypted: the key opens
+                    the backups only]],
     run = function(o)
         local dir = o.args[1]
         local files = {}
         for i = 2, #o.args do files[#files + 1] = o.args[i] end
-        return with_db(o, dir, "create", function(db)
+        -- Before DIR is opened or created: each file's header, and the key
+        -- of the sealed ones.
+        local sealed
+        for _, path in ipairs(files) do
+            if path ~= "-" then
+                local ok, hdr = pcall(backup.probe, path, o.key)
+                if not ok and tostring(hdr):match("^bad key") then
+                    failure(format("%s (%s)", hdr, o.key_from and "the key came from "
+                                   .. o.key_from or "pass it with --key-file FILE or "
+                                   .. "STOAT_KEY_FILE"))
+                elseif not ok then
+                    failure(hdr)
+                end
+                sealed = sealed or hdr.sealed and path
+            end
+        end
+        local target = o
+        if o.plaintext then
+            if exists(dir .. "/KEYREGISTRY") then
+                failure(format("%s is encrypted: --plaintext restores into a database that is "
+                               .. "not (drop --plaintext)", dir))
+            end
+            target = { key = nil, key_from = o.key_from }
+        elseif sealed and exists(dir .. "/MANIFEST") and not exists(dir .. "/KEYREGISTRY") then
+            failure(format("%s is not encrypted and %s is a sealed backup: restoring it would "
+                           .. "write its keys and values in the clear; pass --plaintext to do "
+                           .. "so (the key then opens the backups only)", dir, sealed))
+        end
+        return with_db(target, dir, "create", function(db)
             local check_p = progress.new{ label = "restore: checking", unit = "frames",
                                           quiet = o.quiet, by_bytes = true }
             local apply_p = progress.new{ label = "restore", unit = "entries", quiet = o.quiet,
@@ -1062,6 +1118,7 @@ incrementals go through write batches.]],
             apply_p:total(total)
             local res = check(backup.restore(db, files, {
                 dir = dir, progress = apply_p, check_progress = check_p,
+                encryption_key = o.key, plaintext = o.plaintext,
                 on_file = function(path, hdr, stats)
                     if not o.quiet then
                         stderr:write(format("restore: %s: %s backup up to version %d: %d set, "
