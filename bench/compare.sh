@@ -65,7 +65,7 @@ esac
 # stoat-enc: stoat_bench --encrypt=1 (encryption at rest), with a column
 # stoat-enc/stoat when both run.
 ENC=0
-case " $ENGINES " in *" stoat "*" stoat-enc "*|*" stoat-enc "*" stoat "*) ENC=1 ;; esac
+case " $ENGINES " in *" stoat "*) case " $ENGINES " in *" stoat-enc "*) ENC=1 ;; esac ;; esac
 BENCHMARKS=fillseq,fillrandom,overwrite,readrandom,readmissing,readseq,readreverse,seekrandom,readwhilewriting
 ROWS="fillseq fillrandom overwrite readrandom readmissing readseq readreverse seekrandom seekrandom50 readwhilewriting fillsync"
 
