@@ -14,6 +14,7 @@
 
 #include "base/checksum.h"
 #include "base/coding.h"
+#include "crypt/aead.h"
 #include "crypt/key_registry.h"
 #include "db_util.h"
 #include "env/env.h"
@@ -297,6 +298,38 @@ static void test_encryption_two_handles_share_rotated_keys(void)
     REQUIRE_OK(stoat_close(a));
 }
 
+static int wipes, wipes_nonzero;
+
+static void count_wipe(const uint8_t *bytes, size_t len)
+{
+    wipes++;
+    for (size_t i = 0; i < len; i++)
+        if (bytes[i] != 0) {
+            wipes_nonzero++;
+            break;
+        }
+}
+
+/* Every key the handle held (data keys, the registry's wrap and MAC
+ * keys) is wiped when it closes; no message of a failed open holds the
+ * key's bytes. */
+static void test_encryption_keys_wiped_on_close(void)
+{
+    char dir[DBU_PATH_MAX];
+    stoat_db *db;
+
+    dbu_subdir(dir, "enc");
+    db = open_db(dir, key_a);
+    put_all(db, 0);
+    REQUIRE_OK(stoat_rotate_key(db));
+    put_all(db, 1);
+    aead_key_free_hook = count_wipe;
+    wipes = wipes_nonzero = 0;
+    REQUIRE_OK(stoat_close(db));
+    aead_key_free_hook = NULL;
+    CHECK(wipes == 2 + 2 && wipes_nonzero == 0);
+}
+
 /* ---- tampering ---- */
 
 /* The physical offset of the first value-log record of a file (after the
@@ -549,6 +582,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_encryption_rotation_and_rekey_across_reopens);
     TEST_RUN(test_encryption_rekey_and_rotate_refuse_plain_databases);
     TEST_RUN(test_encryption_two_handles_share_rotated_keys);
+    TEST_RUN(test_encryption_keys_wiped_on_close);
     TEST_RUN(test_encryption_tampered_value_log_records);
     TEST_RUN(test_encryption_tampered_table_block);
     TEST_RUN(test_encryption_tampered_wal_and_manifest_records);
