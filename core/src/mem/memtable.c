@@ -32,6 +32,7 @@
 #include "base/buf.h"
 #include "base/coding.h"
 #include "base/ikey.h"
+#include "mem/mem_filter.h"
 #include "mem/skiplist.h"
 #include "base/status.h"
 #include "env/filename.h"
@@ -54,6 +55,7 @@ struct memtable {
     env_file *wal;
     arena *arena;
     skiplist sl;
+    mem_filter filter;  /* the user keys added, for gets (mem_filter.h) */
     buf rec;
     int broken;         /* a failed append could not be cut back */
     _Atomic uint64_t wal_size;
@@ -71,6 +73,7 @@ static void memtable_destroy(memtable *m)
     if (atomic_load(&m->obsolete))
         env_remove(m->env, m->path);    /* best effort: a leftover is replayed and found old */
     arena_free(m->arena);
+    mem_filter_free(&m->filter);
     buf_free(&m->rec);
     free(m->path);
     free(m);
@@ -83,8 +86,10 @@ static int memtable_reset(memtable *m, uint64_t arena_size)
 
     arena_free(m->arena);
     m->arena = NULL;
+    mem_filter_free(&m->filter);
     if ((rc = arena_new(arena_size, &m->arena)) != 0)
         return rc;
+    mem_filter_init(&m->filter, arena_size);
     atomic_store(&m->min_version, UINT64_MAX);
     atomic_store(&m->max_version, 0);
     return skiplist_init(&m->sl, m->arena, m->id * 0x9e3779b97f4a7c15ull + 1);
@@ -358,6 +363,11 @@ int memtable_add(memtable *m, slice ikey, slice value, uint64_t visible_from)
     uint64_t v;
     int rc;
 
+    if (ikey.len < IKEY_SUFFIX_LEN)
+        return status_err(STOAT_EINVAL, "memtable: internal key of %zu bytes", ikey.len);
+    /* Before the insert publishes the entry: a reader that sees it must
+     * see its bits (mem_filter.h). */
+    mem_filter_add(&m->filter, mem_filter_hash(ikey_user(ikey)));
     if ((rc = skiplist_insert(&m->sl, ikey, value, visible_from, NULL)) != 0)
         return rc;
     v = ikey_version(ikey);
@@ -379,7 +389,9 @@ int memtable_room(const memtable *m, uint64_t bytes, uint64_t n)
 
 int memtable_get(memtable *m, slice ukey, uint64_t version, slice *ikey, slice *value)
 {
-    uint32_t node = skiplist_find(&m->sl, ukey, version);
+    uint32_t node = mem_filter_may_contain(&m->filter, mem_filter_hash(ukey))
+                        ? skiplist_find(&m->sl, ukey, version)
+                        : 0;
 
     if (node == 0) {
         *ikey = slice_make(NULL, 0);
