@@ -54,6 +54,12 @@ static inline _Atomic uint64_t *mem_filter_block(const mem_filter *f, uint64_t h
     return f->words + b * MEM_FILTER_BLOCK_WORDS;
 }
 
+void mem_filter_prefetch(const mem_filter *f, uint64_t hash)
+{
+    if (f->words != NULL)
+        __builtin_prefetch((const void *)mem_filter_block(f, hash), 1);
+}
+
 void mem_filter_add(mem_filter *f, uint64_t hash)
 {
     _Atomic uint64_t *blk;

@@ -17,8 +17,13 @@
  *
  * Threads: one writer (mem_filter_add, serialised like memtable_add) and
  * any number of lock-free readers. Bits are only ever set, with relaxed
- * atomics; an add happens before the skiplist publishes the entry
- * (release), so a reader that can see an entry sees its bits.
+ * atomics, right after the skiplist links the entry and before
+ * memtable_add returns, so before the commit that wrote it is published
+ * (db/write.c): a reader whose read version covers an entry sees its
+ * bits. A reader may find an entry linked whose bits it does not see yet;
+ * it belongs to a commit the reader cannot see (or is a GC rewrite, which
+ * a reader that misses it reads at its old place, as it would have a
+ * moment earlier).
  */
 #ifndef STOAT_MEM_FILTER_H
 #define STOAT_MEM_FILTER_H
@@ -48,6 +53,9 @@ void mem_filter_free(mem_filter *f);
 uint64_t mem_filter_hash(slice ukey);
 
 void mem_filter_add(mem_filter *f, uint64_t hash);
+/* Asks the CPU for the block mem_filter_add(hash) will write, so that its
+ * cache miss overlaps other work (the skiplist insert). */
+void mem_filter_prefetch(const mem_filter *f, uint64_t hash);
 
 /* 0 when no key with this hash was added; 1 when one may have been. */
 int mem_filter_may_contain(const mem_filter *f, uint64_t hash);
