@@ -78,7 +78,8 @@ size_t block_builder_size_with(const block_builder *b, size_t klen, size_t vlen)
 {
     /* Worst case: nothing shared, a new restart point, a new user key
      * (two more buckets, or the index the two bytes of its count). */
-    return block_builder_size(b) + 3 * VARINT32_MAX_LEN + klen + vlen + 4 + (b->hash_index ? 4 : 0);
+    return block_builder_size(b) + 3 * VARINT32_MAX_LEN + klen + vlen + 4 +
+           (b->hash_index ? 4 : 0);
 }
 
 static size_t shared_prefix(slice a, slice b)
@@ -111,7 +112,8 @@ int block_builder_add(block_builder *b, slice key, slice value)
         b->counter = 0;
     }
     if (b->hash_index && key.len >= IKEY_SUFFIX_LEN &&
-        (b->n_entries == 0 || slice_cmp(ikey_user(block_builder_last_key(b)), ikey_user(key)) != 0)) {
+        (b->n_entries == 0 ||
+         slice_cmp(ikey_user(block_builder_last_key(b)), ikey_user(key)) != 0)) {
         slice u = ikey_user(key);
         h = (checksum64(u.data, u.len) >> 32) << 32 | (uint32_t)(b->restarts.len / 4 - 1);
         if ((rc = buf_append(&b->hashes, &h, sizeof(h))) != 0)
