@@ -1,9 +1,9 @@
 /*
  * mem_index_test.c - the memtable's user-key index: the newest version
  * wins whatever the order of adds, growth keeps every key, an index that
- * is off answers nothing, and gets through a memtable stay right while a
- * writer adds keys (and grows the index) under readers at published
- * versions.
+ * is off answers nothing, a full one takes no new keys, and gets through
+ * a memtable stay right while a writer adds keys (and grows the index)
+ * under readers at published versions.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -72,7 +72,8 @@ static void test_mem_index_newest_version_wins(void)
     arena_free(a);
 }
 
-/* 100,000 keys: the first table (1,024 slots) grows seven times. */
+/* 100,000 keys in the index of a 16 MiB arena: the first table (65,536
+ * slots) grows twice, to 262,144, within its cap (2 MiB of slots). */
 static void test_mem_index_growth_keeps_every_key(void)
 {
     arena *a;
@@ -84,16 +85,47 @@ static void test_mem_index_growth_keeps_every_key(void)
     REQUIRE(nodes != NULL);
     REQUIRE_OK(arena_new(16u << 20, &a));
     REQUIRE_OK(skiplist_init(&sl, a, 1));
-    mem_index_init(&x, 0);
+    mem_index_init(&x, 16u << 20);
     for (uint64_t i = 0; i < n; i++)
         nodes[i] = add(&sl, &x, 2 * i, 3);
     for (uint64_t i = 0; i < n; i++)
         wrong += find(&sl, &x, 2 * i) != nodes[i] || find(&sl, &x, 2 * i + 1) != 0;
     CHECK(wrong == 0);
-    CHECK(x.n_retired >= 7);
+    CHECK(x.n_retired == 2);
     mem_index_free(&x);
     arena_free(a);
     free(nodes);
+}
+
+/* At its cap (1,024 slots for a 64 KiB arena) the index stops taking new
+ * keys, and still follows the newer versions of those it holds. */
+static void test_mem_index_full_index_skips_new_keys(void)
+{
+    arena *a;
+    skiplist sl;
+    mem_index x;
+    uint64_t indexed = 0, wrong = 0;
+    uint32_t first[2000], newer;
+
+    REQUIRE_OK(arena_new(1u << 20, &a));
+    REQUIRE_OK(skiplist_init(&sl, a, 1));
+    mem_index_init(&x, 64u << 10);
+    for (uint64_t i = 0; i < 2000; i++)
+        first[i] = add(&sl, &x, i, 3);
+    for (uint64_t i = 0; i < 2000; i++) {
+        uint32_t f = find(&sl, &x, i);
+        indexed += f != 0;
+        wrong += f != 0 && f != first[i];
+    }
+    CHECK(indexed == 512);
+    CHECK(wrong == 0);
+    CHECK(x.n_retired == 0);
+    newer = add(&sl, &x, 0, 4);
+    CHECK(find(&sl, &x, 0) == newer);
+    add(&sl, &x, 1999, 4);      /* not indexed: stays out */
+    CHECK(find(&sl, &x, 1999) == 0);
+    mem_index_free(&x);
+    arena_free(a);
 }
 
 /* Writer and readers through memtable_get: a reader at a published
@@ -105,7 +137,7 @@ typedef struct race {
     _Atomic uint64_t wrong, reads;
 } race;
 
-#define RACE_KEYS 2000u
+#define RACE_KEYS 6000u
 
 static void *race_reader(void *arg)
 {
@@ -138,9 +170,11 @@ static void test_mem_index_readers_during_writes(void)
 {
     race r = {0};
     pthread_t th[2];
-    uint64_t versions = 60000;
+    uint64_t versions = 3 * RACE_KEYS;
 
-    REQUIRE_OK(memtable_new(env_posix(), test_tmpdir(), 7, 32u << 20, &r.m));
+    /* A 1 MiB arena: the index starts at 4,096 slots and grows once (at
+     * key 2,049) to its cap of 8,192, so some keys go unindexed too. */
+    REQUIRE_OK(memtable_new(env_posix(), test_tmpdir(), 7, 1u << 20, &r.m));
     for (int t = 0; t < 2; t++)
         REQUIRE(pthread_create(&th[t], NULL, race_reader, &r) == 0);
     for (uint64_t w = 1; w <= versions; w++) {
@@ -162,6 +196,7 @@ int main(int argc, char **argv)
 {
     TEST_RUN(test_mem_index_newest_version_wins);
     TEST_RUN(test_mem_index_growth_keeps_every_key);
+    TEST_RUN(test_mem_index_full_index_skips_new_keys);
     TEST_RUN(test_mem_index_readers_during_writes);
     return test_summary();
 }

@@ -41,10 +41,13 @@ static mem_index_table *mem_index_table_new(uint32_t slots)
 
 void mem_index_init(mem_index *x, uint64_t arena_size)
 {
-    uint32_t slots = MEM_INDEX_FIRST_SLOTS;
+    uint32_t slots = MEM_INDEX_FIRST_SLOTS, max = MEM_INDEX_FIRST_SLOTS;
 
     while (slots < (1u << 30) && (uint64_t)slots * 256 < arena_size)
         slots *= 2;
+    while (max < (1u << 30) && (uint64_t)2 * max * sizeof(uint64_t) <= arena_size / 8)
+        max *= 2;
+    x->max_slots = max > slots ? max : slots;
     x->retired = NULL;
     x->n_retired = 0;
     x->count = 0;
@@ -135,6 +138,8 @@ void mem_index_add(mem_index *x, const skiplist *sl, slice ukey, uint64_t hash, 
         }
     }
     if (x->count + 1 > (t->mask + 1) / 2) {
+        if (t->mask + 1 >= x->max_slots)
+            return;     /* full: this key is not indexed (mem_index.h) */
         if ((t = mem_index_grow(x, t)) == NULL)
             return;
         for (i = mem_index_home(tag, t->mask);

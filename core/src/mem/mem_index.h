@@ -14,7 +14,11 @@
  * kept at most half full; when it would fill more, the writer builds a
  * table twice the size and publishes it. Retired tables stay allocated
  * (a reader may still be probing one) until the index is freed: at most
- * as many bytes again as the current table. Process-private memory.
+ * as many bytes again as the current table. A table never outgrows an
+ * eighth of the arena, so the index costs at most a quarter of it; keys
+ * that come once the largest table is half full are not indexed (their
+ * gets search the skiplist), while the keys in it still follow their
+ * newer versions. Process-private memory.
  *
  * Threads: one writer (mem_index_add, serialised like memtable_add), any
  * number of lock-free readers. A slot and the table pointer are stored
@@ -40,12 +44,14 @@ typedef struct mem_index {
     mem_index_table **retired;          /* tables replaced by a larger one */
     size_t n_retired;
     uint32_t count;                     /* user keys in cur; writer only */
+    uint32_t max_slots;                 /* the largest table it grows to */
 } mem_index;
 
 /* An index whose first table suits an arena of arena_size bytes (one
  * slot per 256 bytes, at least 1,024: a table of 100-byte entries grows
- * once or twice); on ENOMEM an index that is off (every lookup answers
- * 0), so this cannot fail. */
+ * once or twice) and whose tables stay within arena_size / 8 bytes (at
+ * least 1,024 slots); on ENOMEM an index that is off (every lookup
+ * answers 0), so this cannot fail. */
 void mem_index_init(mem_index *x, uint64_t arena_size);
 void mem_index_free(mem_index *x);
 
