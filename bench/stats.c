@@ -19,6 +19,15 @@
 
 static int stats_use_wchar;
 
+/* Seconds of CPU the calling thread has used. */
+static double stats_thread_cpu(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 double stats_now(void)
 {
     struct timespec ts;
@@ -33,6 +42,7 @@ void stats_start(stats *s, int histogram)
     s->histogram = histogram;
     hist_clear(&s->hist);
     s->start = s->last_op = stats_now();
+    s->cpu_start = stats_thread_cpu();
 }
 
 void stats_ops(stats *s, uint64_t n)
@@ -50,6 +60,7 @@ void stats_stop(stats *s)
 {
     s->finish = stats_now();
     s->seconds = s->finish - s->start;
+    s->cpu_seconds = stats_thread_cpu() - s->cpu_start;
 }
 
 void stats_merge(stats *into, const stats *from)
@@ -63,6 +74,7 @@ void stats_merge(stats *into, const stats *from)
     into->bytes += from->bytes;
     into->user_written += from->user_written;
     into->seconds += from->seconds;
+    into->cpu_seconds += from->cpu_seconds;
     into->histogram |= from->histogram;
     hist_merge(&into->hist, &from->hist);
 }
@@ -85,6 +97,7 @@ void stats_report(const stats *s, const char *name, const char *msg, FILE *out)
     fprintf(out, "%-12s : %11.3f micros/op %ld ops/sec;%s%s\n", name,
             s->seconds * 1e6 / done, (long)((double)s->done / elapsed),
             *extra ? " " : "", extra);
+    fprintf(out, "  thread cpu: %.3f micros/op\n", s->cpu_seconds * 1e6 / done);
     if (s->histogram)
         hist_print(&s->hist, out);
     fflush(out);

@@ -1,6 +1,7 @@
 /*
  * fuzz_block_walk.h - walks a block every way a reader does (forward,
- * backward, seeks, point lookups), for the data and index block targets.
+ * backward, seeks, point lookups with and without the data blocks' hash
+ * index), for the data and index block targets.
  * Nothing is asserted about what a walk yields: a block whose restart
  * array does not match its entries (which its checksum rules out on disk)
  * may list different entries forward and backward; such a block must only
@@ -10,6 +11,7 @@
 #define STOAT_FUZZ_BLOCK_WALK_H
 
 #include "table/block.h"
+#include "base/checksum.h"
 #include "base/ikey.h"
 #include "fuzz_util.h"
 
@@ -42,6 +44,17 @@ static long fuzz_block_walk(const block *b, void (*on_entry)(slice key, slice va
         block_iter_seek(&it, slice_make(prev.data, prev.len));
         block_iter_seek_for_prev(&it, slice_make(prev.data, prev.len));
         block_get(b, slice_make(prev.data, prev.len), &key, &value);
+        if (prev.len >= IKEY_SUFFIX_LEN) {
+            slice u = ikey_user(slice_make(prev.data, prev.len));
+            block_get_hashed(b, slice_make(prev.data, prev.len), checksum64(u.data, u.len),
+                             &key, &value);
+        }
+        /* A hash landing in each of the first 256 buckets, whatever
+         * they hold. */
+        for (uint32_t i = 0; i < b->n_buckets && i < 256; i++)
+            block_get_hashed(b, slice_make(prev.data, prev.len),
+                             ((uint64_t)(((uint64_t)i << 32) / b->n_buckets + 1) << 32), &key,
+                             &value);
     }
     block_iter_seek(&it, slice_make("", 0));
     block_iter_seek(&it, slice_make("\xff\xff\xff\xff\xff\xff\xff\xff\xff", 9));

@@ -1,8 +1,9 @@
 /*
  * fuzz_sst_block.c - an SST data block (block_init and block_iter: entries
  * with shared-prefix keys and a restart array) on any bytes, walked every
- * way a reader walks it (fuzz_block_walk.h). Each value is also decoded as
- * a vstruct, as the database does.
+ * way a reader walks it (fuzz_block_walk.h), point lookups through its
+ * hash index too when it has one. Each value is also decoded as a
+ * vstruct, as the database does.
  */
 #include "base/status.h"
 #include "fuzz_block_walk.h"

@@ -41,9 +41,23 @@ def varint(b, i):
         if c < 0x80:
             return v, i
 
-def block_values(blk):
+def block_tail(blk):
+    """(number of restarts, offset of the restart array, bucket count):
+    a format 3 data block may end in a hash index (FORMAT.md)."""
     n = struct.unpack_from("<I", blk, len(blk) - 4)[0]
-    end = len(blk) - 4 - 4 * n
+    if n & 0x80000000:
+        n &= 0x7fffffff
+        nb = struct.unpack_from("<H", blk, len(blk) - 6)[0]
+        return n, len(blk) - 6 - nb - 4 * n, nb
+    return n, len(blk) - 4 - 4 * n, 0
+
+def strip_hash_index(blk):
+    """The same block as formats 1 and 2 write it: no hash index."""
+    n, end, nb = block_tail(blk)
+    return blk[:end + 4 * n] + struct.pack("<I", n)
+
+def block_values(blk):
+    n, end, _ = block_tail(blk)
     i, vals = 0, []
     while i < end:
         _, i = varint(blk, i); nn, i = varint(blk, i); vl, i = varint(blk, i)
@@ -80,7 +94,8 @@ def main():
     put("fuzz_sst_index", "index", index)
     h0 = block_values(index)[0]
     off, i = varint(h0, 0); size, _ = varint(h0, i)
-    put("fuzz_sst_block", "data", table[off:off + size])
+    put("fuzz_sst_block", "data", table[off:off + size])   # with its hash index
+    put("fuzz_sst_block", "data-plain", strip_hash_index(table[off:off + size]))
     put("fuzz_sst_block", "empty", b"\x00\x00\x00\x00\x01\x00\x00\x00")
     if flt[1]:
         put("fuzz_sst_filter", "filter", table[flt[0]:flt[0] + flt[1]])

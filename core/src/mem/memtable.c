@@ -32,6 +32,8 @@
 #include "base/buf.h"
 #include "base/coding.h"
 #include "base/ikey.h"
+#include "mem/mem_filter.h"
+#include "mem/mem_index.h"
 #include "mem/skiplist.h"
 #include "base/status.h"
 #include "env/filename.h"
@@ -54,6 +56,8 @@ struct memtable {
     env_file *wal;
     arena *arena;
     skiplist sl;
+    mem_filter filter;  /* the user keys added, for gets (mem_filter.h) */
+    mem_index index;    /* user key -> node of its newest version (mem_index.h) */
     buf rec;
     int broken;         /* a failed append could not be cut back */
     _Atomic uint64_t wal_size;
@@ -71,6 +75,8 @@ static void memtable_destroy(memtable *m)
     if (atomic_load(&m->obsolete))
         env_remove(m->env, m->path);    /* best effort: a leftover is replayed and found old */
     arena_free(m->arena);
+    mem_filter_free(&m->filter);
+    mem_index_free(&m->index);
     buf_free(&m->rec);
     free(m->path);
     free(m);
@@ -83,8 +89,12 @@ static int memtable_reset(memtable *m, uint64_t arena_size)
 
     arena_free(m->arena);
     m->arena = NULL;
+    mem_filter_free(&m->filter);
+    mem_index_free(&m->index);
     if ((rc = arena_new(arena_size, &m->arena)) != 0)
         return rc;
+    mem_filter_init(&m->filter, arena_size);
+    mem_index_init(&m->index, arena_size);
     atomic_store(&m->min_version, UINT64_MAX);
     atomic_store(&m->max_version, 0);
     return skiplist_init(&m->sl, m->arena, m->id * 0x9e3779b97f4a7c15ull + 1);
@@ -357,11 +367,20 @@ int memtable_sync(memtable *m)
 
 int memtable_add(memtable *m, slice ikey, slice value, uint64_t visible_from)
 {
-    uint64_t v;
+    uint64_t v, hash;
+    uint32_t node;
     int rc;
 
-    if ((rc = skiplist_insert(&m->sl, ikey, value, visible_from, NULL)) != 0)
+    if (ikey.len < IKEY_SUFFIX_LEN)
+        return status_err(STOAT_EINVAL, "memtable: internal key of %zu bytes", ikey.len);
+    hash = mem_filter_hash(ikey_user(ikey));
+    /* Their misses overlap the skiplist search's (both at random places). */
+    mem_filter_prefetch(&m->filter, hash);
+    mem_index_prefetch(&m->index, hash);
+    if ((rc = skiplist_insert_node(&m->sl, ikey, value, visible_from, NULL, &node)) != 0)
         return rc;
+    mem_filter_add(&m->filter, hash);
+    mem_index_add(&m->index, &m->sl, ikey_user(ikey), hash, node);
     v = ikey_version(ikey);
     if (v < atomic_load_explicit(&m->min_version, memory_order_relaxed))
         atomic_store_explicit(&m->min_version, v, memory_order_relaxed);
@@ -379,9 +398,24 @@ int memtable_room(const memtable *m, uint64_t bytes, uint64_t n)
     return bytes + n * MEMTABLE_ENTRY_OVERHEAD <= free_bytes;
 }
 
+/* The newest node of ukey at or below version: from the index when its
+ * newest version is visible (the common case), else from a search. */
+static uint32_t memtable_find(memtable *m, slice ukey, uint64_t version)
+{
+    uint64_t hash = mem_filter_hash(ukey);
+    uint32_t node;
+
+    if (!mem_filter_may_contain(&m->filter, hash))
+        return 0;
+    node = mem_index_find(&m->index, &m->sl, ukey, hash);
+    if (node != 0 && ikey_version(skiplist_key(&m->sl, node)) <= version)
+        return node;
+    return skiplist_find(&m->sl, ukey, version);
+}
+
 int memtable_get(memtable *m, slice ukey, uint64_t version, slice *ikey, slice *value)
 {
-    uint32_t node = skiplist_find(&m->sl, ukey, version);
+    uint32_t node = memtable_find(m, ukey, version);
 
     if (node == 0) {
         *ikey = slice_make(NULL, 0);

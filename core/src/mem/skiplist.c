@@ -332,10 +332,19 @@ static void sl_link(skiplist *sl, uint32_t off, int h, const uint32_t *prevs)
 
 int skiplist_insert(skiplist *sl, slice ikey, slice value, uint64_t visible_from, int *added)
 {
+    uint32_t node;
+
+    return skiplist_insert_node(sl, ikey, value, visible_from, added, &node);
+}
+
+int skiplist_insert_node(skiplist *sl, slice ikey, slice value, uint64_t visible_from, int *added,
+                         uint32_t *node)
+{
     uint32_t prevs[SKIPLIST_MAX_HEIGHT], ge, off;
     sl_target t;
-    int h;
+    int h, rc;
 
+    *node = 0;
     if (added)
         *added = 0;
     if (ikey.len < IKEY_SUFFIX_LEN)
@@ -343,8 +352,11 @@ int skiplist_insert(skiplist *sl, slice ikey, slice value, uint64_t visible_from
     t = sl_target_of(ikey);
     ge = sl_locate(sl, &t, prevs);
     PERTURB("skiplist_splice");
-    if (ge != 0 && sl_cmp(sl_node_at(sl, ge), &t) == 0)
-        return sl_replace(sl, ge, value);
+    if (ge != 0 && sl_cmp(sl_node_at(sl, ge), &t) == 0) {
+        if ((rc = sl_replace(sl, ge, value)) == 0)
+            *node = ge;
+        return rc;
+    }
     h = sl_random_height(sl);
     if ((off = sl_node_new(sl, h, ikey, value, visible_from)) == 0)
         return sl_full(sl, sl_entry_need(h, ikey, value, visible_from != 0));
@@ -352,6 +364,7 @@ int skiplist_insert(skiplist *sl, slice ikey, slice value, uint64_t visible_from
     atomic_fetch_add_explicit(&sl->count, 1, memory_order_relaxed);
     if (added)
         *added = 1;
+    *node = off;
     return 0;
 }
 

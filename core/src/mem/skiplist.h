@@ -71,6 +71,9 @@ int skiplist_init(skiplist *sl, arena *a, uint64_t seed);
  * a replaced value. Writer only.
  */
 int skiplist_insert(skiplist *sl, slice ikey, slice value, uint64_t visible_from, int *added);
+/* skiplist_insert that also gives the node now holding ikey (0 on error). */
+int skiplist_insert_node(skiplist *sl, slice ikey, slice value, uint64_t visible_from, int *added,
+                         uint32_t *node);
 
 /* The node's stamp, or 0 when it has none (visible from its key's own
  * version). */

@@ -21,9 +21,13 @@
  * block_get is the point lookup of sst_reader_get: the same restart
  * search and scan as block_iter_seek, without an iterator, rebuilding
  * keys straight into the caller's buffer (which ends up holding the key
- * found), so a get allocates nothing here.
+ * found), so a get allocates nothing here. block_get_hashed starts the
+ * same scan where the block's hash index (format 3 data blocks) says the
+ * user key starts, skipping the binary search; iterators never use the
+ * index.
  */
 #include "table/block.h"
+#include "table/block_builder.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -32,6 +36,29 @@
 #include "base/coding.h"
 #include "base/ikey.h"
 #include "base/status.h"
+
+/* The tail of a block with a hash index: restarts, n buckets of a byte,
+ * fixed16 n, fixed32 count | BLOCK_HASH_FLAG (FORMAT.md). */
+static int block_init_hashed(block *b, const char *data, size_t len, uint32_t n)
+{
+    uint32_t nb;
+
+    if (len < 6 || n == 0 || n > BLOCK_HASH_MAX_RESTARTS)
+        goto bad;
+    nb = get_fixed16(data + len - 6);
+    if (nb == 0 || 4 * (size_t)n + nb + 6 > len)
+        goto bad;
+    b->data = data;
+    b->len = len;
+    b->n_restarts = n;
+    b->n_buckets = nb;
+    b->buckets = (const unsigned char *)data + len - 6 - nb;
+    b->restarts = len - 6 - nb - 4 * (size_t)n;
+    return 0;
+bad:
+    return status_err(STOAT_ECORRUPT, "%s: block at offset %llu: bad hash index (%zu bytes)",
+                      b->path, (unsigned long long)b->offset, len);
+}
 
 int block_init(block *b, const char *data, size_t len, const char *path, uint64_t offset)
 {
@@ -43,6 +70,8 @@ int block_init(block *b, const char *data, size_t len, const char *path, uint64_
     if (len < 4)
         goto bad;
     n = get_fixed32(data + len - 4);
+    if (n & BLOCK_HASH_FLAG)
+        return block_init_hashed(b, data, len, n & ~BLOCK_HASH_FLAG);
     if (n == 0 || n > (len - 4) / 4)
         goto bad;
     b->data = data;
@@ -554,4 +583,57 @@ void block_iter_seek_for_prev(block_iter *it, slice target)
         block_iter_seek_last(it);
     else if (ikey_cmp(it->key, target) > 0)
         block_iter_prev(it);
+}
+
+/* The binary search's answer where the hash index said the user key is
+ * absent: corruption if the key is there after all. */
+static int block_get_confirm_absent(const block *b, slice target, buf *key, slice *value)
+{
+    int rc = block_get(b, target, key, value);
+
+    if (rc == 0 && slice_cmp(ikey_user(slice_make(key->data, key->len)), ikey_user(target)) == 0) {
+        buf_reset(key);
+        *value = slice_make(NULL, 0);
+        return status_err(STOAT_ECORRUPT, "%s: block at offset %llu: hash index misses a key",
+                          b->path, (unsigned long long)b->offset);
+    }
+    return rc;
+}
+
+int block_get_hashed(const block *b, slice target, uint64_t hash, buf *key, slice *value)
+{
+    block_damage d;
+    unsigned r;
+    slice k;
+    size_t pos;
+    int rc;
+
+    if (b->n_buckets == 0 || target.len < IKEY_SUFFIX_LEN || b->restarts == 0)
+        return block_get(b, target, key, value);
+    r = b->buckets[block_hash_bucket(hash, b->n_buckets)];
+    if (r == BLOCK_HASH_COLLISION)
+        return block_get(b, target, key, value);
+    if (r == BLOCK_HASH_EMPTY)
+        return block_get_confirm_absent(b, target, key, value);
+    buf_reset(key);
+    *value = slice_make(NULL, 0);
+    if (r >= b->n_restarts)
+        return status_err(STOAT_ECORRUPT, "%s: block at offset %llu: hash bucket names restart "
+                          "%u of %u", b->path, (unsigned long long)b->offset, r, b->n_restarts);
+    /* Scanning from restart r finds what the binary search would when
+     * r's key is below the target (restart keys increase); otherwise,
+     * or when r is wrong, the binary search decides. */
+    if (r > 0) {
+        if (block_restart_key(b, r, &k, &d) != 0)
+            return block_corrupt(b, &d);
+        if (ikey_cmp(k, target) >= 0)
+            return block_get(b, target, key, value);
+    }
+    if (block_restart_off(b, r, &pos, &d) != 0)
+        return block_corrupt(b, &d);
+    if ((rc = block_get_scan(b, pos, target, key, value)) != 0) {
+        buf_reset(key);
+        *value = slice_make(NULL, 0);
+    }
+    return rc;
 }

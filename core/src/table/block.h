@@ -31,12 +31,15 @@ typedef struct block {
     size_t len;
     size_t restarts;        /* offset of the restart array = end of entries */
     uint32_t n_restarts;
+    uint32_t n_buckets;     /* the hash index's buckets; 0: the block has none */
+    const unsigned char *buckets;
     const char *path;       /* borrowed, for messages */
     uint64_t offset;        /* the block's offset in its file, for messages */
 } block;
 
-/* Checks the restart array and fills *b. STOAT_ECORRUPT when the trailer
- * does not fit in len. path and data must outlive *b. */
+/* Checks the restart array (and the hash index, when the block has one)
+ * and fills *b. STOAT_ECORRUPT when they do not fit in len. path and data
+ * must outlive *b. */
 int block_init(block *b, const char *data, size_t len, const char *path, uint64_t offset);
 
 /* Keys up to this long are rebuilt inside the iterator, without malloc. */
@@ -102,6 +105,19 @@ void block_iter_prev(block_iter *it);
  * is returned. Thread-safe for any number of callers sharing b.
  */
 int block_get(const block *b, slice target, buf *key, slice *value);
+
+/*
+ * block_get for a target whose user key's checksum64 is hash, through the
+ * block's hash index when it has one (block_get otherwise): the bucket
+ * names the restart interval where the user key starts, and the scan
+ * starts there instead of after a binary search. The index is a hint that
+ * is checked, never trusted: the scan starts at a restart point only when
+ * its key is below the target (else the binary search decides), and when
+ * the bucket says the user key is absent, the binary search confirms it;
+ * a key the index misses is STOAT_ECORRUPT, a bucket naming no restart
+ * point too. Same results and ownership as block_get otherwise.
+ */
+int block_get_hashed(const block *b, slice target, uint64_t hash, buf *key, slice *value);
 
 static inline slice block_iter_key(const block_iter *it) { return it->key; }
 static inline slice block_iter_value(const block_iter *it) { return it->value; }

@@ -125,11 +125,15 @@ int bloom_filter_init(bloom_filter *f, slice filter)
  * one dependency chain with an unpredictable branch). */
 int bloom_filter_may_contain(const bloom_filter *f, slice ukey)
 {
-    uint64_t h, delta;
+    return bloom_filter_may_contain_hash(f, checksum64(ukey.data, ukey.len));
+}
+
+int bloom_filter_may_contain_hash(const bloom_filter *f, uint64_t h)
+{
+    uint64_t delta;
 
     if (f->bits == NULL)
         return 1;
-    h = checksum64(ukey.data, ukey.len);
     delta = bloom_delta(h);
     for (int j = 0; j < f->probes; j++) {
         uint64_t pos = h % f->nbits;

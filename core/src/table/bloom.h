@@ -64,5 +64,8 @@ typedef struct bloom_filter {
 /* -1 (and f zeroed) if the filter is malformed, as bloom_filter_valid. */
 int bloom_filter_init(bloom_filter *f, slice filter);
 int bloom_filter_may_contain(const bloom_filter *f, slice ukey);
+/* The same for a user key whose checksum64 is h (a get hashes its key
+ * once, for the filter and the data block's hash index). */
+int bloom_filter_may_contain_hash(const bloom_filter *f, uint64_t h);
 
 #endif

@@ -16,7 +16,9 @@
 #include "base/slice.h"
 
 #define SST_MAGIC 0x5453534154414f54ull  /* "TOATASST" little-endian */
-#define SST_FORMAT_VERSION 2    /* 2: expiries in ms (VMETA_EXPIRY_MS); reads 1 */
+/* 2: expiries in ms (VMETA_EXPIRY_MS); 3: data blocks may carry a hash
+ * index (block_builder.h); reads 1 to 3 */
+#define SST_FORMAT_VERSION 3
 
 typedef struct sst_options {
     uint32_t block_size;    /* target uncompressed data block size */

@@ -70,6 +70,7 @@ int sst_builder_new(env *e, const char *path, const sst_options *o, sst_builder 
         b->o.block_size = SST_MAX_BLOCK_SIZE;
     b->has_filter = o->bloom_fp_rate > 0.0 && o->bloom_fp_rate < 1.0;
     block_builder_init(&b->data, BLOCK_RESTART_INTERVAL);
+    block_builder_hash_index(&b->data); /* format 3: point lookups skip the binary search */
     block_builder_init(&b->index, 1); /* full keys: binary search needs no scan */
     bloom_builder_init(&b->bloom, o->bloom_fp_rate);
     b->props.min_version = UINT64_MAX;

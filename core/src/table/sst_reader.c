@@ -557,13 +557,14 @@ int sst_reader_get(sst_reader *r, slice ukey, uint64_t version, buf *ikey_out, b
     char small[SST_GET_KEY_SMALL], *tk = small;
     sst_pin pin = {NULL, NULL};
     slice target, value;
+    uint64_t hash = checksum64(ukey.data, ukey.len);   /* filter and block hash index */
     size_t i;
     block b;
     int rc;
 
     buf_reset(ikey_out);
     buf_reset(value_out);
-    if (!sst_reader_may_contain(r, ukey))
+    if (r->filter_data != NULL && !bloom_filter_may_contain_hash(&r->filter, hash))
         return STOAT_ENOTFOUND;
     if (ukey.len + IKEY_SUFFIX_LEN > sizeof(small) &&
         (tk = malloc(ukey.len + IKEY_SUFFIX_LEN)) == NULL)
@@ -576,7 +577,7 @@ int sst_reader_get(sst_reader *r, slice ukey, uint64_t version, buf *ikey_out, b
     if ((rc = sst_reader_pin(r, i, &pin, &b, 1)) != 0)
         goto done;
     /* ikey_out ends up holding the key found */
-    rc = block_get(&b, target, ikey_out, &value);
+    rc = block_get_hashed(&b, target, hash, ikey_out, &value);
     if (rc == STOAT_ENOTFOUND) /* the index said this block's last key is >= target */
         rc = sst_reader_corrupt(r, b.offset, "index key past the block's last key");
     else if (rc == 0 && slice_cmp(ikey_user(slice_make(ikey_out->data, ikey_out->len)), ukey) != 0)
