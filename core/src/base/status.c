@@ -10,13 +10,17 @@
 
 static _Thread_local char status_buf[STATUS_MSG_MAX];
 
+/* Formatted into a copy first: a message may quote the one it replaces
+ * (status_err(rc, "...: %s", status_msg())). */
 int status_err(int rc, const char *fmt, ...)
 {
+    char msg[STATUS_MSG_MAX];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(status_buf, sizeof(status_buf), fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    memcpy(status_buf, msg, sizeof(msg));
     return rc;
 }
 

@@ -133,7 +133,8 @@ static int crypt_header_use(crypt_file *cf, const char *h)
         return status_err(STOAT_ECORRUPT, "%s: the encryption header is of another kind of "
                           "file (%u)", path, get_fixed32(h + 12));
     if ((rc = key_registry_get(ce->kr, get_fixed64(h + 16), &cf->s.key)) != 0)
-        return status_err(rc, "%s: %s", path, status_msg());
+        return status_err(rc, "%s: its header names data key %llu, which the key registry "
+                          "does not hold", path, (unsigned long long)get_fixed64(h + 16));
     memcpy(cf->s.ad, h, CRYPT_AD_HEADER);
     atomic_store_explicit(&cf->s.ready, 1, memory_order_release);
     return 0;
