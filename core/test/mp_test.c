@@ -284,7 +284,8 @@ static void test_mp_process_behind_a_flushed_wal_conflicts(void)
     REQUIRE_OK(stoat_close(db));
 }
 
-/* A single-process open and multi-process handles exclude each other. */
+/* An exclusive open (multi_process = 0) and multi-process handles
+ * exclude each other. */
 static void test_mp_single_process_open_excluded(void)
 {
     const char *dir = test_tmpdir();
@@ -292,6 +293,7 @@ static void test_mp_single_process_open_excluded(void)
     stoat_options o;
 
     dbu_small_options(&o);
+    o.multi_process = 0;
     CHECK_RC(stoat_open(dir, &o, &s), STOAT_EBUSY);
     REQUIRE_OK(stoat_close(a));
     REQUIRE_OK(stoat_open(dir, &o, &s));

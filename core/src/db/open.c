@@ -320,6 +320,8 @@ static int db_alloc(const char *dir, const stoat_options *opts, env *e, stoat_db
         db->opts.max_txn_bytes = db->opts.memtable_size / 4;
     db->env = e;
     db->read_only = opts->read_only != 0;
+    if (db->read_only)      /* reads a snapshot of the files beside any writers */
+        db->opts.multi_process = 0;
     db->fork_gen = db_fork_generation();
     pthread_mutex_init(&db->mu, NULL);
     pthread_mutex_init(&db->manifest_mu, NULL);

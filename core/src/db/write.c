@@ -502,7 +502,7 @@ static int db_wait_stall_mp_locked(stoat_db *db)
 static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *last,
                                    uint64_t bytes, uint64_t n, int sync)
 {
-    uint64_t need = bytes + n * (MEMTABLE_ENTRY_OVERHEAD + 8), top = 0;
+    uint64_t need = bytes + n * (MEMTABLE_ENTRY_OVERHEAD + 8), top = 0, t0 = 0;
     int rotated = 0, sticky = 0, note = 0, rc;
 
     /* Only a transaction that read, or a GC rewrite, is checked against
@@ -515,6 +515,7 @@ static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *las
     if ((rc = db_wait_stall_mp_locked(db)) == 0) {
         pthread_mutex_unlock(&db->mu);
         if ((rc = db_mp_commit_begin(db, note)) == 0) {
+            t0 = now_micros();
             rc = db_mp_room(db, need, self->rotate, &rotated);
             if (rc == 0 && !self->rotate) {
                 pthread_mutex_lock(&db->mu);
@@ -554,6 +555,11 @@ static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *las
         pthread_mutex_lock(&db->mu);
         if (sticky)
             db_set_bg_error_locked(db, rc);
+        if (rc == 0 && sync && !self->rotate) {     /* as in db_lead_group_locked */
+            db->sync_micros = now_micros() - t0;
+            db->sync_crowd = db->writers_inside;
+            db->stat_sync_groups++;
+        }
     }
     if (rc == 0 && self->rotate)
         self->rotated_mem = rotated && db->n_imm ? memtable_id(db->imm[db->n_imm - 1]) : 0;
@@ -597,7 +603,9 @@ static int db_lead_exclusive_locked(stoat_db *db, db_writer *self)
  * holds one or two. So before a durable group the front writer waits until
  * the queue holds as many writers as were inside when the last durable
  * group had synced, for at most half that commit's time (at most
- * GROUP_WAIT_MAX_MICROS). A writer alone never waits. Single process only.
+ * GROUP_WAIT_MAX_MICROS). A writer alone never waits. In multi-process
+ * mode it waits before it takes the commit lock: only this process's
+ * writers gather, and nobody else waits on it meanwhile.
  */
 static void db_wait_followers_locked(stoat_db *db)
 {
@@ -636,7 +644,7 @@ static int db_lead_group_locked(stoat_db *db, db_writer *self)
 
     if (self->exclusive)
         return db_lead_exclusive_locked(db, self);
-    if (db->mp == NULL && !self->rotate && (self->sync || db->opts.sync == STOAT_SYNC_COMMIT))
+    if (!self->rotate && (self->sync || db->opts.sync == STOAT_SYNC_COMMIT))
         db_wait_followers_locked(db);
     last = db_build_group_locked(db, &bytes, &n, &sync);
 
