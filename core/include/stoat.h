@@ -477,11 +477,18 @@ void stoat_batch_free(stoat_batch *b);
  * belongs to one thread at a time; several may run at once (disjoint
  * ranges) if they finish in the order they began. stoat_close refuses
  * (STOAT_EBUSY) while one is open; value-log GC picks no file meanwhile.
+ * With several processes (multi_process) a bulk load runs in the
+ * background owner only (elsewhere stoat_loader_new returns STOAT_EBUSY
+ * naming its pid); its finish holds every process's commits back while it
+ * installs, and the other processes' transactions begun before it that
+ * read anything conflict at commit (their conflict checks cannot see the
+ * loaded keys).
  *
  * stoat_loader_new.
  * Errors: STOAT_EINVAL (a NULL handle or out-parameter), STOAT_EFORKED,
  * STOAT_EREADONLY, STOAT_ECLOSED, STOAT_ETOOBIG (versions exhausted),
- * STOAT_ENOMEM, the sticky error.
+ * STOAT_EBUSY (another process runs the background work), STOAT_ENOMEM,
+ * the sticky error.
  */
 int stoat_loader_new(stoat_db *db, stoat_loader **out);
 

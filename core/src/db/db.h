@@ -113,6 +113,7 @@ typedef struct db_shared_hdr {
     _Atomic uint64_t vlog_fid;      /* the value-log file appends go to (0: none yet) */
     _Atomic uint64_t vlog_end;      /* ... and the end of its last published record */
     _Atomic uint64_t backlog;       /* the owner's unflushed memtables << 32 | L0 tables */
+    _Atomic uint64_t load_floor;    /* the version of the last bulk load installed (0: none) */
 } db_shared_hdr;
 
 typedef struct db_mp {
@@ -137,6 +138,7 @@ typedef struct db_mp {
     uint64_t log_number;            /* its WALs below this are flushed (mu) */
     uint64_t swept_below;           /* the owner removed the WALs below (keeper) */
     uint64_t conflict_floor;        /* transactions reading below it conflict (tail_mu) */
+    uint64_t load_seen;             /* the newest load_floor it took into conflict_floor */
     _Atomic uint64_t horizon;       /* oldest snapshot of any process (owner's scan) */
     _Atomic int owner;              /* this handle runs the background work */
     uint32_t lock_timeout_ms;

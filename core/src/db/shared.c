@@ -89,7 +89,7 @@
 #include "base/vec.h"
 #include "env/filename.h"
 
-#define DB_SHARED_MAGIC 0x32485354414f5453ull    /* "STOATSH2" */
+#define DB_SHARED_MAGIC 0x33485354414f5453ull    /* "STOATSH3" */
 #define MP_KEEPER_MS 100
 #define MP_RETRIES 1000
 #define MP_ARENA_SLACK 1024u    /* the arena's own header, and then some */
@@ -622,6 +622,15 @@ static int mp_note_up_locked(stoat_db *db)
         mp_note_move(db, head_id(head), head_end(head), mp->conflict_floor);
         rc = 0;
     }
+    /* A bulk load another handle installed wrote no WAL record: its keys
+     * are unknown here, so every transaction begun before it that read
+     * conflicts (the loading handle's oracle has its keys). */
+    uint64_t load = atomic_load(&mp->hdr->load_floor);
+    if (load > mp->load_seen) {
+        mp->load_seen = load;
+        if (load > mp->conflict_floor)
+            mp->conflict_floor = load;
+    }
     if (n.max_v > mp->note_version)
         mp->note_version = n.max_v;
     pthread_mutex_lock(&db->mu);
@@ -908,6 +917,62 @@ int db_mp_vlog_rotate(stoat_db *db)
     }
     db_mp_commit_end(db, rc == 0);
     return rc;
+}
+
+int db_mp_vlog_append(stoat_db *db, const slice *ikeys, const slice *values, size_t n,
+                      vptr *ptrs)
+{
+    db_shared_hdr *h;
+    int rc;
+
+    if ((rc = db_mp_commit_begin(db, 0)) != 0)
+        return rc;
+    h = db->mp->hdr;
+    /* No WAL record: a death or failure in here leaves bytes past the
+     * published end, which the next holder's repair cuts off. */
+    db_mp_intent(db, atomic_load(&h->last_version), NULL);
+    if ((rc = db_mp_vlog_adopt(db)) == 0 &&
+        (rc = vlog_append_batch(db->vlog, ikeys, values, n, ptrs)) == 0) {
+        uint32_t fid = vlog_active_fid(db->vlog);
+        atomic_store(&h->vlog_fid, fid);
+        atomic_store(&h->vlog_end, vlog_file_size(db->vlog, fid));
+    }
+    db_mp_commit_end(db, rc == 0);
+    return rc;
+}
+
+int db_mp_exclusive_begin(stoat_db *db, uint64_t version)
+{
+    int rc;
+
+    if ((rc = db_mp_commit_begin(db, 0)) != 0)
+        return rc;
+    /* The range check reads this handle's memtables: every published
+     * commit must be in them. */
+    rc = mp_catch_up_locked(db);
+    if (rc == 0 && version != 0 && db_mp_next_version(db) > version)
+        rc = status_err(STOAT_EBUSY, "the version reserved for this write (%llu) was passed by "
+                        "other commits", (unsigned long long)version);
+    if (rc != 0)
+        db_mp_commit_end(db, 1);    /* nothing was appended */
+    return rc;
+}
+
+void db_mp_exclusive_end(stoat_db *db, uint64_t version, int ok)
+{
+    db_mp *mp = db->mp;
+    db_shared_hdr *h = mp->hdr;
+
+    if (ok && version != 0) {
+        /* After the MANIFEST edit's generation (db_install_edit): a
+         * reader that takes this version reloads the MANIFEST first. */
+        mp->load_seen = version;
+        atomic_store(&h->load_floor, version);
+        if (version > atomic_load(&h->last_version))
+            atomic_store(&h->last_version, version);
+        mp_advance(db, version);
+    }
+    db_mp_commit_end(db, 1);
 }
 
 memtable *db_mp_intent(stoat_db *db, uint64_t top, int *apply)

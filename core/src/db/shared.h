@@ -57,6 +57,26 @@ memtable *db_mp_intent(stoat_db *db, uint64_t top, int *apply);
 void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top);
 void db_mp_commit_end(stoat_db *db, int ok);
 
+/* A bulk load's value-log appends (ingest.c), under the commit lock:
+ * to the published active file, after its published end, which then
+ * moves past them. No WAL record: the loaded tables will point at them. */
+int db_mp_vlog_append(stoat_db *db, const slice *ikeys, const slice *values, size_t n,
+                      vptr *ptrs);
+
+/*
+ * An exclusive write (a bulk load's install, db_write_exclusive) in
+ * multi-process mode, which the caller runs in the background owner only
+ * (it edits the MANIFEST). begin takes the commit lock, so that no process
+ * commits meanwhile, applies every published commit to this handle's
+ * memtables, and refuses (STOAT_EBUSY) when commits passed `version`;
+ * end, when ok, publishes `version` as the newest commit, and as the
+ * load floor: the other handles' transactions begun below it that read
+ * conflict, since the loaded keys never pass through a WAL their oracles
+ * learn from. Then releases the lock.
+ */
+int db_mp_exclusive_begin(stoat_db *db, uint64_t version);
+void db_mp_exclusive_end(stoat_db *db, uint64_t version, int ok);
+
 /* A write failed to reach the disk (a failed fsync or append, not a full
  * disk): the WALs every process appends to may have lost bytes acknowledged
  * before, so every process refuses writes until all have closed and the

@@ -581,6 +581,18 @@ static int db_lead_exclusive_locked(stoat_db *db, db_writer *self)
     if (v != 0 && db->next_version > v) {
         rc = status_err(STOAT_EBUSY, "the version reserved for this write (%llu) was passed by "
                         "other commits", (unsigned long long)v);
+    } else if (db->mp != NULL) {
+        /* Under the commit lock: no process commits meanwhile. */
+        pthread_mutex_unlock(&db->mu);
+        if ((rc = db_mp_exclusive_begin(db, v)) == 0) {
+            rc = self->exclusive(db, self->exclusive_arg);
+            db_mp_exclusive_end(db, v, rc == 0);
+        }
+        pthread_mutex_lock(&db->mu);
+        if (rc == 0 && v != 0) {
+            db->next_version = v + 1;
+            self->version = v;
+        }
     } else {
         pthread_mutex_unlock(&db->mu);
         rc = self->exclusive(db, self->exclusive_arg);
@@ -736,11 +748,16 @@ uint64_t db_version_reserve(stoat_db *db, uint64_t ahead)
 {
     uint64_t v;
 
+    uint64_t next;
+
     pthread_mutex_lock(&db->mu);
-    v = db->next_version + ahead;
+    next = db->next_version;
     pthread_mutex_unlock(&db->mu);
+    if (db->mp != NULL && db_mp_next_version(db) > next)
+        next = db_mp_next_version(db);  /* every process's commits */
+    v = next + ahead;
     /* Keep far from the top: UINT64_MAX is the seek sentinel (ikey.h). */
-    return v < db->next_version || v >= (UINT64_MAX >> 1) ? 0 : v;
+    return v < next || v >= (UINT64_MAX >> 1) ? 0 : v;
 }
 
 int db_write_txn(stoat_db *db, const db_write_op *ops, size_t n, txn_reads *reads,
