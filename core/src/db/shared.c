@@ -841,9 +841,21 @@ int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated)
     atomic_store(&h->intent_top, id);   /* for the repair, should this process die */
     proc_lock_set_intent(mp->lock, PROC_INTENT_ROTATING);
     /* The old WAL stops growing: sync it once, so that stoat_sync (which
-     * syncs the active WAL) covers everything written before. */
-    if ((rc = memtable_sync(mp->wtail)) != 0)
+     * syncs the active WAL) covers everything written before; this
+     * process's value-log appends first, as in write.c (the flush of
+     * that WAL's memtable makes tables that point at them). */
+    if ((db->vlog == NULL || (rc = vlog_sync(db->vlog)) == 0))
+        rc = memtable_sync(mp->wtail);
+    if (rc != 0) {
+        /* Acknowledged bytes of it may be lost: sticky, as in write.c. */
+        if (rc != STOAT_ENOSPC) {
+            db_mp_fatal(db);
+            pthread_mutex_lock(&db->mu);
+            db_set_bg_error_locked(db, rc);
+            pthread_mutex_unlock(&db->mu);
+        }
         return rc;
+    }
     if ((rc = memtable_new(db->env, db->dir, id, arena, &m)) == 0)
         rc = env_sync_dir(db->env, db->dir);
     KILL_POINT("rotate_created");
