@@ -5,7 +5,8 @@
  * readable while its file is removed; the active file reads through its
  * mapping as it grows; values round-trip through every codec, incompressible
  * ones stored as they are; format 1 files (written before compression) are
- * still read, and appends no longer go into them.
+ * still read, and appends no longer go into them; in shared mode only
+ * files sealed in every process are mapped.
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -263,6 +264,62 @@ static void codec_round_trip(int codec)
     vlog_close(l);
 }
 
+static vlog *open_shared(int attach)
+{
+    vlog_options o = {0};
+    vlog *l = NULL;
+
+    o.shared = 1;
+    o.attach = attach;
+    REQUIRE_OK(vlog_open(env_posix(), test_tmpdir(), &o, &l));
+    return l;
+}
+
+/* Shared mode (several processes): a reader maps a file only once every
+ * process has sealed it (vlog_set_sealed_below), then whole, even the
+ * bytes appended after it first saw the file; before that, and for the
+ * file appends go to, it reads with pread. */
+static void test_vlog_map_shared_maps_only_files_sealed_everywhere(void)
+{
+    rec r[6];
+    vlog_value v = {0};
+    vlog *w = open_shared(0), *rd;
+    int borrowed = 1;
+
+    for (int i = 0; i < 2; i++) {
+        rec_make(&r[i], i, 400);
+        append_rec(w, &r[i]);
+    }
+    REQUIRE_OK(vlog_sync(w));
+    rd = open_shared(1);    /* sees file 1 with two records */
+    for (int i = 2; i < 4; i++) {
+        rec_make(&r[i], i, 400);
+        append_rec(w, &r[i]);
+    }
+    CHECK_RC(get_rec(rd, &r[1], &v, &borrowed), 0);
+    CHECK(!borrowed);       /* appends may still go there: pread */
+    REQUIRE_OK(vlog_rotate(w));     /* file 2 now takes the appends */
+    for (int i = 4; i < 6; i++) {
+        rec_make(&r[i], i, 400);
+        append_rec(w, &r[i]);
+    }
+    CHECK_RC(get_rec(rd, &r[3], &v, &borrowed), 0);
+    CHECK(!borrowed);       /* not known to be sealed everywhere yet */
+    vlog_set_sealed_below(rd, 2);
+    for (int i = 0; i < 4; i++) {
+        CHECK_RC(get_rec(rd, &r[i], &v, &borrowed), 0);
+        CHECK(borrowed);    /* mapped whole, records 2 and 3 too */
+    }
+    CHECK_RC(get_rec(rd, &r[5], &v, &borrowed), 0);
+    CHECK(!borrowed);       /* file 2: still open to appends */
+    vlog_set_sealed_below(rd, 1);   /* only moves up */
+    CHECK_RC(get_rec(rd, &r[2], &v, &borrowed), 0);
+    CHECK(borrowed);
+    vlog_value_free(rd, &v);
+    vlog_close(rd);
+    vlog_close(w);
+}
+
 static void test_vlog_map_codec_none_round_trip(void)
 {
     codec_round_trip(STOAT_COMPRESSION_NONE);
@@ -379,5 +436,6 @@ int main(int argc, char **argv)
     TEST_RUN(test_vlog_map_codec_zstd_round_trip);
     TEST_RUN(test_vlog_map_damaged_compressed_value_is_corruption);
     TEST_RUN(test_vlog_map_format1_files_still_read);
+    TEST_RUN(test_vlog_map_shared_maps_only_files_sealed_everywhere);
     return test_summary();
 }

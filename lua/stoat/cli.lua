@@ -160,17 +160,15 @@ local function open_db(dir, mode)
                            .. "(no MANIFEST)", dir))
         end
     end
+    -- Live processes that share the directory (multi_process, the
+    -- default) are joined; only one that holds it exclusively keeps us out.
     local db, err = stoat.open(dir, { read_only = mode == "read",
                                       create_if_missing = mode == "create" })
-    if db == nil and err:match("^busy") and exists(dir .. "/SHMLOCK") then
-        -- Held by processes that share it (multi_process): join them.
-        db, err = stoat.open(dir, { multi_process = true, create_if_missing = false })
-    end
     if db == nil then
         if err:match("^busy") then
-            failure(format("%s is locked by another process (%s): stoat opens a database from "
-                           .. "one writing process at a time; stop the process that holds it, "
-                           .. "or run this from inside it (stoat.backup, db:stats())", dir,
+            failure(format("%s is locked by another process (%s): it opened the database "
+                           .. "exclusively (multi_process = false); stop it, or run this from "
+                           .. "inside it (stoat.backup, db:stats())", dir,
                            mode == "read" and "it is open for writing"
                            or "it is open elsewhere"))
         elseif err:match("^not found") then

@@ -433,11 +433,20 @@ static int mp_cross_rotation(stoat_db *db, uint64_t floor, uint64_t stamp, uint6
     return 0;
 }
 
+/* The value-log files below the published active one are sealed in
+ * every process: this handle's reads may map them (vlog.h). */
+static void mp_note_sealed_vlog(stoat_db *db)
+{
+    if (db->vlog != NULL)
+        vlog_set_sealed_below(db->vlog, (uint32_t)atomic_load(&db->mp->hdr->vlog_fid));
+}
+
 /* Makes `last` this handle's read version, and publishes its horizon. */
 static int mp_advance(stoat_db *db, uint64_t last)
 {
     int rc;
 
+    mp_note_sealed_vlog(db);
     atomic_store(&db->mp->applied_head, head_make(db->mp->wal_id, db->mp->wal_pos));
     pthread_mutex_lock(&db->mu);
     rc = mp_record_keys_locked(db);
@@ -906,6 +915,7 @@ int db_mp_vlog_adopt(stoat_db *db)
 {
     if (db->vlog == NULL)
         return 0;
+    mp_note_sealed_vlog(db);
     return vlog_adopt(db->vlog, (uint32_t)atomic_load(&db->mp->hdr->vlog_fid),
                       atomic_load(&db->mp->hdr->vlog_end));
 }
@@ -948,6 +958,7 @@ int db_mp_vlog_append(stoat_db *db, const slice *ikeys, const slice *values, siz
         uint32_t fid = vlog_active_fid(db->vlog);
         atomic_store(&h->vlog_fid, fid);
         atomic_store(&h->vlog_end, vlog_file_size(db->vlog, fid));
+        mp_note_sealed_vlog(db);
     }
     db_mp_commit_end(db, rc == 0);
     return rc;
@@ -1017,6 +1028,7 @@ void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top)
         uint32_t fid = vlog_active_fid(db->vlog);
         atomic_store(&h->vlog_fid, fid);
         atomic_store(&h->vlog_end, vlog_file_size(db->vlog, fid));
+        vlog_set_sealed_below(db->vlog, fid);
     }
     atomic_fetch_add(&h->wal_need, need);
     atomic_store_explicit(&h->wal_head, head_make(memtable_id(mp->wtail), end),
@@ -1418,6 +1430,7 @@ static void mp_keeper_round(stoat_db *db)
     /* The owner applies every commit (it flushes its memtables), and so
      * does a process that reads: its reads then find little left to do.
      * One that only writes applies nothing, only follows the flushes. */
+    mp_note_sealed_vlog(db);    /* a process that joined and only reads maps too */
     int read = atomic_exchange_explicit(&mp->read_since, 0, memory_order_relaxed);
     if (owner || read) {
         mp_catch_up(db);    /* a failure shows at the next read or write */

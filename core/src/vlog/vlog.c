@@ -24,8 +24,10 @@
  *    written (a gathered run of small ones, or one large one), so a reader
  *    never sees half a record. Bytes past size in the active file belong to
  *    the writer (cut off on failure).
- *  - Mappings (issue 15; not in shared mode): a file is mapped on the first
- *    read that pins it (the active one to file_size bytes, past its end),
+ *  - Mappings (issue 15; in shared mode only files below sealed_below,
+ *    whole, which no process appends to or cuts back any more): a file is
+ *    mapped on the first read that pins it (the active one to file_size
+ *    bytes, past its end),
  *    and unmapped only with its descriptor, by eviction (unpinned files
  *    only) or when its last reference goes. Bytes below size never change
  *    (the only truncations are recovery's, before any read, and a failed

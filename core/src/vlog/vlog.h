@@ -18,9 +18,12 @@
  * byte, and its length (VLOG_REC_OVERHEAD + key_len + stored value_len).
  *
  * Reads go through a read-only mapping of the file where the env offers
- * one (env_map.h; not in shared mode, where other processes append and
- * cut back): the active file is mapped to file_size bytes and read only
- * below its published size. A record's checksum is verified on its first read and
+ * one (env_map.h): the active file is mapped to file_size bytes and read
+ * only below its published size. In shared mode other processes append
+ * to the active file and a repair cuts back what a dead one left, so only
+ * a file every process has sealed (below vlog_set_sealed_below's fid:
+ * nothing is ever appended to it or cut from it again) is mapped, to the
+ * size it has then; the others are read with pread. A record's checksum is verified on its first read and
  * remembered (one bit per 16 bytes of file), later reads check only its
  * header, length and key; an uncompressed value is handed out as a
  * borrowed pointer into the mapping, the file pinned meanwhile
@@ -151,6 +154,13 @@ int vlog_append(vlog *l, slice ikey, slice value, vptr *ptr);
  * written are unreferenced garbage).
  */
 int vlog_append_batch(vlog *l, const slice *ikeys, const slice *values, size_t n, vptr *ptrs);
+
+/*
+ * Shared mode: every file below fid is sealed for every process (the
+ * caller saw a file >= fid published as the one appends go to): no byte
+ * of it changes again, so reads may map it whole. Only moves up.
+ */
+void vlog_set_sealed_below(vlog *l, uint32_t fid);
 
 /*
  * Makes everything appended so far durable: fsyncs files sealed since the

@@ -215,7 +215,7 @@ int vlog_pin_mapped(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int 
 {
     vlog_file *vf;
     env_file *f = NULL;
-    int rc, need_open, need_map;
+    int rc, need_open, need_map, final;
 
     *out = NULL;
     if (map != NULL)
@@ -233,8 +233,11 @@ int vlog_pin_mapped(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int 
     *size = vf->size;
     *active = vf->active;
     need_open = vf->f == NULL;
-    need_map = map != NULL && vf->map == NULL && !vf->map_failed && !l->opts.shared &&
-               !l->opts.no_map && vf->size > VLOG_HEADER_LEN;
+    /* Shared mode: only a file sealed in every process (see vlog.h). */
+    final = !l->opts.shared ||
+            (!vf->active && fid < atomic_load_explicit(&l->sealed_below, memory_order_acquire));
+    need_map = map != NULL && vf->map == NULL && !vf->map_failed && final &&
+               !l->opts.no_map && (l->opts.shared || vf->size > VLOG_HEADER_LEN);
     if (map != NULL)
         *map = vf->map != NULL && vf->map_len >= vf->size ? vf->map : NULL;
     pthread_mutex_unlock(&l->mu);
@@ -253,6 +256,23 @@ int vlog_pin_mapped(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int 
         pthread_mutex_unlock(&l->mu);
         env_close(f); /* another reader opened it first */
     }
+    if (need_map && l->opts.shared) {
+        /* Final: what the file holds now is what it will ever hold (this
+         * process may have seen it shorter, while others appended). */
+        uint64_t now;
+        pthread_mutex_lock(&l->mu);
+        f = vf->f;      /* pinned: the descriptor stays open */
+        pthread_mutex_unlock(&l->mu);
+        if (env_file_size(f, &now) == 0) {
+            pthread_mutex_lock(&l->mu);
+            if (now > vf->size)
+                vf->size = now;
+            *size = vf->size;
+            pthread_mutex_unlock(&l->mu);
+        }
+        f = NULL;
+        need_map = *size > VLOG_HEADER_LEN;
+    }
     if (need_map) {
         vlog_map(l, vf, *size, *active);
         pthread_mutex_lock(&l->mu);
@@ -261,6 +281,14 @@ int vlog_pin_mapped(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int 
     }
     *out = vf;
     return 0;
+}
+
+void vlog_set_sealed_below(vlog *l, uint32_t fid)
+{
+    uint32_t cur = atomic_load_explicit(&l->sealed_below, memory_order_relaxed);
+
+    while (fid > cur && !atomic_compare_exchange_weak(&l->sealed_below, &cur, fid))
+        ;
 }
 
 int vlog_pin(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int *active)

@@ -79,6 +79,7 @@ struct vlog {
     buf gather;                     /* records not yet written */
     vlog_file **unsynced;           /* sealed and dirty, one reference each */
     size_t n_unsynced, cap_unsynced;
+    _Atomic uint32_t sealed_below;  /* shared mode: files below are final everywhere */
 };
 
 /* The descriptor appends, truncations and syncs of vf go to. */
