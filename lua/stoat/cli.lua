@@ -762,7 +762,13 @@ local function load_sink(db, mode)
     local sink = { bulk = 0, batched = 0 }
     local ld, b, last
     if mode ~= "batch" then
-        ld = check(db:loader())
+        local err
+        ld, err = db:loader()
+        if ld == nil and mode == "auto" and tostring(err):match("^busy") then
+            b = check(db:batch())   -- another process runs the background work
+        else
+            ld = check(ld, err)
+        end
     else
         b = check(db:batch())
     end

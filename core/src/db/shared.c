@@ -1563,6 +1563,10 @@ void db_mp_close(stoat_db *db)
         pthread_join(mp->keeper, NULL);
         mp->keeper_started = 0;
     }
+    /* The WALs flushed since the keeper's last round go now (when no
+     * other process follows them), not at the next open. */
+    if (mp->slots != NULL && atomic_load(&mp->owner))
+        mp_sweep_wals(db);
     proc_slots_close(mp->slots);
     shm_close(mp->region);
     pthread_mutex_destroy(&mp->slots_mu);
