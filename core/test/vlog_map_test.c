@@ -5,8 +5,8 @@
  * readable while its file is removed; the active file reads through its
  * mapping as it grows; values round-trip through every codec, incompressible
  * ones stored as they are; format 1 files (written before compression) are
- * still read, and appends no longer go into them; in shared mode only
- * files sealed in every process are mapped.
+ * still read, and appends no longer go into them; in shared mode files
+ * are mapped only as far as every process published them.
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -275,11 +275,11 @@ static vlog *open_shared(int attach)
     return l;
 }
 
-/* Shared mode (several processes): a reader maps a file only once every
- * process has sealed it (vlog_set_sealed_below), then whole, even the
- * bytes appended after it first saw the file; before that, and for the
- * file appends go to, it reads with pread. */
-static void test_vlog_map_shared_maps_only_files_sealed_everywhere(void)
+/* Shared mode (several processes): a reader maps a file sealed in every
+ * process (below the published one, vlog_set_published) whole, even the
+ * bytes appended after it first saw the file; the published one only
+ * below its published end; before that it reads with pread. */
+static void test_vlog_map_shared_maps_what_is_published(void)
 {
     rec r[6];
     vlog_value v = {0};
@@ -297,23 +297,26 @@ static void test_vlog_map_shared_maps_only_files_sealed_everywhere(void)
         append_rec(w, &r[i]);
     }
     CHECK_RC(get_rec(rd, &r[1], &v, &borrowed), 0);
-    CHECK(!borrowed);       /* appends may still go there: pread */
+    CHECK(!borrowed);       /* nothing published yet: pread */
     REQUIRE_OK(vlog_rotate(w));     /* file 2 now takes the appends */
     for (int i = 4; i < 6; i++) {
         rec_make(&r[i], i, 400);
         append_rec(w, &r[i]);
     }
     CHECK_RC(get_rec(rd, &r[3], &v, &borrowed), 0);
-    CHECK(!borrowed);       /* not known to be sealed everywhere yet */
-    vlog_set_sealed_below(rd, 2);
+    CHECK(!borrowed);
+    vlog_set_published(rd, 2, r[4].p.offset + r[4].p.len);
     for (int i = 0; i < 4; i++) {
         CHECK_RC(get_rec(rd, &r[i], &v, &borrowed), 0);
-        CHECK(borrowed);    /* mapped whole, records 2 and 3 too */
+        CHECK(borrowed);    /* file 1 mapped whole, records 2 and 3 too */
     }
+    CHECK_RC(get_rec(rd, &r[4], &v, &borrowed), 0);
+    CHECK(borrowed);        /* published */
     CHECK_RC(get_rec(rd, &r[5], &v, &borrowed), 0);
-    CHECK(!borrowed);       /* file 2: still open to appends */
-    vlog_set_sealed_below(rd, 1);   /* only moves up */
-    CHECK_RC(get_rec(rd, &r[2], &v, &borrowed), 0);
+    CHECK(!borrowed);       /* past the published end: pread */
+    vlog_set_published(rd, 1, 0);   /* only moves forward */
+    vlog_set_published(rd, 2, r[5].p.offset + r[5].p.len);
+    CHECK_RC(get_rec(rd, &r[5], &v, &borrowed), 0);
     CHECK(borrowed);
     vlog_value_free(rd, &v);
     vlog_close(rd);
@@ -436,6 +439,6 @@ int main(int argc, char **argv)
     TEST_RUN(test_vlog_map_codec_zstd_round_trip);
     TEST_RUN(test_vlog_map_damaged_compressed_value_is_corruption);
     TEST_RUN(test_vlog_map_format1_files_still_read);
-    TEST_RUN(test_vlog_map_shared_maps_only_files_sealed_everywhere);
+    TEST_RUN(test_vlog_map_shared_maps_what_is_published);
     return test_summary();
 }

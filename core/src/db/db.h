@@ -96,6 +96,8 @@ typedef struct db_writer {
  */
 #define DB_WAL_END_BITS 36      /* wal_head = WAL id << 36 | its published length */
 #define DB_WAL_END_MASK ((1ull << DB_WAL_END_BITS) - 1)
+#define DB_VLOG_PUB_END_BITS 36 /* vlog_pub = value-log file id << 36 | its published end */
+#define DB_VLOG_PUB_END_MASK ((1ull << DB_VLOG_PUB_END_BITS) - 1)
 
 typedef struct db_shared_hdr {
     _Atomic uint64_t magic;         /* DB_SHARED_MAGIC once initialised */
@@ -114,6 +116,7 @@ typedef struct db_shared_hdr {
     _Atomic uint64_t vlog_end;      /* ... and the end of its last published record */
     _Atomic uint64_t backlog;       /* the owner's unflushed memtables << 32 | L0 tables */
     _Atomic uint64_t load_floor;    /* the version of the last bulk load installed (0: none) */
+    _Atomic uint64_t vlog_pub;      /* vlog_fid << 36 | vlog_end in one word (0: none) */
 } db_shared_hdr;
 
 typedef struct db_mp {

@@ -110,6 +110,20 @@ static inline uint64_t head_make(uint64_t id, uint64_t end)
     return id << DB_WAL_END_BITS | end;
 }
 
+/* Publishes the value-log file appends go to and the end of its last
+ * published record (commit lock held, or the creator before `ready`):
+ * the two fields, then both in one word for readers' mappings (0 when
+ * they do not fit it: no mapping of that file). */
+static void mp_publish_vlog(db_shared_hdr *h, uint64_t fid, uint64_t end)
+{
+    atomic_store(&h->vlog_fid, fid);
+    atomic_store(&h->vlog_end, end);
+    atomic_store(&h->vlog_pub, fid < (1ull << (64 - DB_VLOG_PUB_END_BITS)) &&
+                                       end <= DB_VLOG_PUB_END_MASK
+                                   ? fid << DB_VLOG_PUB_END_BITS | end
+                                   : 0);
+}
+
 int db_mp_is_owner(stoat_db *db)
 {
     return db->mp == NULL || atomic_load(&db->mp->owner);
@@ -433,12 +447,16 @@ static int mp_cross_rotation(stoat_db *db, uint64_t floor, uint64_t stamp, uint6
     return 0;
 }
 
-/* The value-log files below the published active one are sealed in
- * every process: this handle's reads may map them (vlog.h). */
+/* The published value-log file and end: this handle's reads may map it
+ * below that end, and the files before it whole (vlog.h). One word, so
+ * that the end is always that file's. */
 static void mp_note_sealed_vlog(stoat_db *db)
 {
-    if (db->vlog != NULL)
-        vlog_set_sealed_below(db->vlog, (uint32_t)atomic_load(&db->mp->hdr->vlog_fid));
+    uint64_t pub;
+
+    if (db->vlog != NULL && (pub = atomic_load(&db->mp->hdr->vlog_pub)) != 0)
+        vlog_set_published(db->vlog, (uint32_t)(pub >> DB_VLOG_PUB_END_BITS),
+                           pub & DB_VLOG_PUB_END_MASK);
 }
 
 /* Makes `last` this handle's read version, and publishes its horizon. */
@@ -934,8 +952,7 @@ int db_mp_vlog_rotate(stoat_db *db)
     if ((rc = db_mp_vlog_adopt(db)) == 0 && (rc = vlog_rotate(db->vlog)) == 0 &&
         vlog_active_fid(db->vlog) != 0) {
         uint32_t fid = vlog_active_fid(db->vlog);
-        atomic_store(&h->vlog_fid, fid);
-        atomic_store(&h->vlog_end, vlog_file_size(db->vlog, fid));
+        mp_publish_vlog(h, fid, vlog_file_size(db->vlog, fid));
     }
     db_mp_commit_end(db, rc == 0);
     return rc;
@@ -956,8 +973,7 @@ int db_mp_vlog_append(stoat_db *db, const slice *ikeys, const slice *values, siz
     if ((rc = db_mp_vlog_adopt(db)) == 0 &&
         (rc = vlog_append_batch(db->vlog, ikeys, values, n, ptrs)) == 0) {
         uint32_t fid = vlog_active_fid(db->vlog);
-        atomic_store(&h->vlog_fid, fid);
-        atomic_store(&h->vlog_end, vlog_file_size(db->vlog, fid));
+        mp_publish_vlog(h, fid, vlog_file_size(db->vlog, fid));
         mp_note_sealed_vlog(db);
     }
     db_mp_commit_end(db, rc == 0);
@@ -1026,9 +1042,8 @@ void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top)
 
     if (db->vlog != NULL && vlog_active_fid(db->vlog) != 0) {
         uint32_t fid = vlog_active_fid(db->vlog);
-        atomic_store(&h->vlog_fid, fid);
-        atomic_store(&h->vlog_end, vlog_file_size(db->vlog, fid));
-        vlog_set_sealed_below(db->vlog, fid);
+        mp_publish_vlog(h, fid, vlog_file_size(db->vlog, fid));
+        mp_note_sealed_vlog(db);
     }
     atomic_fetch_add(&h->wal_need, need);
     atomic_store_explicit(&h->wal_head, head_make(memtable_id(mp->wtail), end),
@@ -1148,8 +1163,8 @@ static int mp_init(void *base, uint64_t size, void *arg)
     atomic_store(&h->memtable_size, db->opts.memtable_size);
     atomic_store(&h->next_file_id, db->next_file_id);
     if (db->vlog != NULL && vlog_active_fid(db->vlog) != 0) {
-        atomic_store(&h->vlog_fid, vlog_active_fid(db->vlog));
-        atomic_store(&h->vlog_end, vlog_file_size(db->vlog, vlog_active_fid(db->vlog)));
+        mp_publish_vlog(h, vlog_active_fid(db->vlog),
+                        vlog_file_size(db->vlog, vlog_active_fid(db->vlog)));
     }
     atomic_store(&h->manifest_gen, 1);
     atomic_store(&h->magic, DB_SHARED_MAGIC);

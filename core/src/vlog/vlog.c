@@ -24,9 +24,9 @@
  *    written (a gathered run of small ones, or one large one), so a reader
  *    never sees half a record. Bytes past size in the active file belong to
  *    the writer (cut off on failure).
- *  - Mappings (issue 15; in shared mode only files below sealed_below,
- *    whole, which no process appends to or cuts back any more): a file is
- *    mapped on the first read that pins it (the active one to file_size
+ *  - Mappings (issue 15; in shared mode the files up to the published
+ *    one, read only below what is published or final, see vlog.h): a file
+ *    is mapped on the first read that pins it (the active one to file_size
  *    bytes, past its end),
  *    and unmapped only with its descriptor, by eviction (unpinned files
  *    only) or when its last reference goes. Bytes below size never change
@@ -815,6 +815,10 @@ int vlog_get(vlog *l, const vptr *ptr, slice ikey, vlog_value *v, slice *value)
         if ((rc = vlog_pin_for(l, ptr, ikey, &vf, &size, &map)) != 0)
             return rc;
     }
+    /* Shared mode: past what this process knows is published, the
+     * mapping may end before the record (pread looks again). */
+    if (map != NULL && l->opts.shared && (ptr->offset > size || ptr->len > size - ptr->offset))
+        map = NULL;
     if (map != NULL) {
         if ((rc = vlog_mapped_record(vf, size, ptr, ikey, &rec)) == 0)
             rc = vlog_rec_value(vf->path, ptr->offset, rec, &v->buf, value);

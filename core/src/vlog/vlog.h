@@ -20,10 +20,13 @@
  * Reads go through a read-only mapping of the file where the env offers
  * one (env_map.h): the active file is mapped to file_size bytes and read
  * only below its published size. In shared mode other processes append
- * to the active file and a repair cuts back what a dead one left, so only
- * a file every process has sealed (below vlog_set_sealed_below's fid:
- * nothing is ever appended to it or cut from it again) is mapped, to the
- * size it has then; the others are read with pread. A record's checksum is verified on its first read and
+ * to the active file and a repair cuts back what a dead one left, but
+ * never below what was published (vlog_set_published): a file every
+ * process has sealed (below the published one) is mapped whole, once its
+ * final size is known; the published one to file_size bytes, read only
+ * below its published end; a record past what this process knows is read
+ * with pread (which looks at the file's size again), never through the
+ * mapping. A record's checksum is verified on its first read and
  * remembered (one bit per 16 bytes of file), later reads check only its
  * header, length and key; an uncompressed value is handed out as a
  * borrowed pointer into the mapping, the file pinned meanwhile
@@ -156,11 +159,12 @@ int vlog_append(vlog *l, slice ikey, slice value, vptr *ptr);
 int vlog_append_batch(vlog *l, const slice *ikeys, const slice *values, size_t n, vptr *ptrs);
 
 /*
- * Shared mode: every file below fid is sealed for every process (the
- * caller saw a file >= fid published as the one appends go to): no byte
- * of it changes again, so reads may map it whole. Only moves up.
+ * Shared mode: file fid is the published one appends go to, and its
+ * records up to end are published (no repair ever cuts below it); every
+ * file below fid is sealed for every process: no byte of it changes
+ * again. Reads may map them (above). Only moves forward.
  */
-void vlog_set_sealed_below(vlog *l, uint32_t fid);
+void vlog_set_published(vlog *l, uint32_t fid, uint64_t end);
 
 /*
  * Makes everything appended so far durable: fsyncs files sealed since the
