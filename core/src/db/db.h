@@ -117,6 +117,7 @@ typedef struct db_shared_hdr {
     _Atomic uint64_t backlog;       /* the owner's unflushed memtables << 32 | L0 tables */
     _Atomic uint64_t load_floor;    /* the version of the last bulk load installed (0: none) */
     _Atomic uint64_t vlog_pub;      /* vlog_fid << 36 | vlog_end in one word (0: none) */
+    _Atomic uint64_t wal_est;       /* arena bytes its entries take, as expected */
 } db_shared_hdr;
 
 typedef struct db_mp {

@@ -450,7 +450,9 @@ int db_flatten(stoat_db *db)
         return status_err(STOAT_EBUSY, "%s: another process runs the background work (pid "
                           "%llu): run this there, or once it has closed", db->dir,
                           (unsigned long long)atomic_load(&db->mp->hdr->owner_pid));
-    if ((rc = db_mp_refresh_horizon(db)) != 0 || (rc = db_rotate_and_wait(db)) != 0)
+    /* The horizon after the rotation: in multi-process mode it caught
+     * this handle up, so that its own slot says how far it read. */
+    if ((rc = db_rotate_and_wait(db)) != 0 || (rc = db_mp_refresh_horizon(db)) != 0)
         return rc;
     pthread_mutex_lock(&db->mu);
     db->manual_compaction++;

@@ -300,7 +300,10 @@ static int db_recover(stoat_db *db)
     atomic_store(&db->last_version, max_version);
     if (db->read_only)
         return 0;
-    rc = memtable_new(db->env, db->dir, db->next_file_id++, db->opts.memtable_size, &db->mem);
+    rc = memtable_new(db->env, db->dir, db->next_file_id++,
+                      db->opts.multi_process ? db_mp_arena_size(db->opts.memtable_size)
+                                             : db->opts.memtable_size,
+                      &db->mem);
     if (rc == 0)
         rc = env_sync_dir(db->env, db->dir);
     return rc;

@@ -416,7 +416,8 @@ static int mp_cross_rotation(stoat_db *db, uint64_t floor, uint64_t stamp, uint6
     if (next == 0)
         return mp_vanished(db, upto);
     rc = mp_attach(db, next, next == upto ? atomic_load(&mp->hdr->wal_arena)
-                                          : atomic_load(&mp->hdr->memtable_size), &m);
+                                          : db_mp_arena_size(atomic_load(&mp->hdr->memtable_size)),
+                   &m);
     if (rc == STOAT_ENOTFOUND && next == upto)
         return mp_vanished(db, upto);
     if (rc == STOAT_ENOTFOUND && next < upto) {
@@ -846,17 +847,27 @@ void db_mp_commit_end(stoat_db *db, int ok)
     proc_lock_release(mp->lock);
 }
 
-int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated)
+uint64_t db_mp_arena_size(uint64_t memtable_size)
+{
+    uint64_t extra = memtable_size < (1ull << 30) ? memtable_size : (1ull << 30);
+
+    return memtable_size + extra;
+}
+
+int db_mp_room(stoat_db *db, uint64_t need, uint64_t est, int force, int *rotated)
 {
     db_mp *mp = db->mp;
     db_shared_hdr *h = mp->hdr;
-    uint64_t arena = atomic_load(&h->memtable_size), id, head = atomic_load(&h->wal_head);
+    uint64_t arena = db_mp_arena_size(atomic_load(&h->memtable_size)), id;
+    uint64_t head = atomic_load(&h->wal_head);
     memtable *m = NULL;
     int rc;
 
     *rotated = 0;
     if (force ? head_end(head) <= WAL_HEADER_LEN
-              : atomic_load(&h->wal_need) + need + MP_ARENA_SLACK <= atomic_load(&h->wal_arena))
+              : atomic_load(&h->wal_need) + need + MP_ARENA_SLACK <= atomic_load(&h->wal_arena) &&
+                    (head_end(head) <= WAL_HEADER_LEN ||
+                     atomic_load(&h->wal_est) + est <= atomic_load(&h->memtable_size)))
         return 0;
     /* A rotation asked for (stoat_flush) hands this handle's memtable to
      * the flush: it must hold every commit first. */
@@ -895,6 +906,7 @@ int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated)
     }
     atomic_store(&h->wal_arena, arena);
     atomic_store(&h->wal_need, 0);
+    atomic_store(&h->wal_est, 0);
     atomic_store_explicit(&h->wal_head, head_make(id, WAL_HEADER_LEN), memory_order_release);
     KILL_POINT("rotate_published");
     proc_lock_set_intent(mp->lock, PROC_INTENT_IDLE);
@@ -1034,7 +1046,7 @@ memtable *db_mp_intent(stoat_db *db, uint64_t top, int *apply)
     return mp->wtail;
 }
 
-void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top)
+void db_mp_publish(stoat_db *db, uint64_t need, uint64_t est, uint64_t top)
 {
     db_mp *mp = db->mp;
     db_shared_hdr *h = mp->hdr;
@@ -1046,6 +1058,7 @@ void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top)
         mp_note_sealed_vlog(db);
     }
     atomic_fetch_add(&h->wal_need, need);
+    atomic_fetch_add(&h->wal_est, est);
     atomic_store_explicit(&h->wal_head, head_make(memtable_id(mp->wtail), end),
                           memory_order_release);
     KILL_POINT("commit_head_published");
@@ -1159,7 +1172,7 @@ static int mp_init(void *base, uint64_t size, void *arg)
         return rc;
     atomic_store(&h->last_version, atomic_load(&db->last_version));
     atomic_store(&h->wal_head, head_make(memtable_id(db->mem), WAL_HEADER_LEN));
-    atomic_store(&h->wal_arena, db->opts.memtable_size);
+    atomic_store(&h->wal_arena, db_mp_arena_size(db->opts.memtable_size));
     atomic_store(&h->memtable_size, db->opts.memtable_size);
     atomic_store(&h->next_file_id, db->next_file_id);
     if (db->vlog != NULL && vlog_active_fid(db->vlog) != 0) {

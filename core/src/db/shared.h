@@ -47,14 +47,24 @@ int db_mp_catch_up(stoat_db *db);
  * at the published active file; the caller appends to the value log and
  * the WAL; publish() makes it visible to every process. end() releases
  * the lock (a failed commit leaves its intent, so the next holder cuts
- * the WAL back).
+ * the WAL back). room() rotates when `need` (the arena bytes of the
+ * group's entries at their worst) would not fit the WAL's arena, or `est`
+ * (as expected) would take the WAL's entries past memtable_size.
  */
 int db_mp_commit_begin(stoat_db *db, int note);
-int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated);
+int db_mp_room(stoat_db *db, uint64_t need, uint64_t est, int force, int *rotated);
 int db_mp_vlog_adopt(stoat_db *db);
 uint64_t db_mp_next_version(stoat_db *db);
 memtable *db_mp_intent(stoat_db *db, uint64_t top, int *apply);
-void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top);
+void db_mp_publish(stoat_db *db, uint64_t need, uint64_t est, uint64_t top);
+
+/* The arena of every memtable of a shared WAL, for memtables of
+ * memtable_size bytes: the WAL rotates once its entries take about
+ * memtable_size bytes as expected (`est` above, as a single process's
+ * memtable fills), while the arena must hold them at their worst (`need`:
+ * every skiplist node at its full height), about twice as much for the
+ * smallest entries. Untouched arena pages cost no memory. */
+uint64_t db_mp_arena_size(uint64_t memtable_size);
 void db_mp_commit_end(stoat_db *db, int ok);
 
 /* A bulk load's value-log appends (ingest.c), under the commit lock:

@@ -41,6 +41,10 @@
 #define SLOWDOWN_MICROS 1000
 /* The longest a front writer waits for followers before a durable group. */
 #define GROUP_WAIT_MAX_MICROS 500
+/* A memtable entry's skiplist node as expected: its header, a tower of the
+ * mean height (2) and alignment (multi-process: when the shared WAL is as
+ * full as a single process's memtable would be). */
+#define MP_ENTRY_EXPECTED_OVERHEAD 40
 
 static uint64_t op_bytes(const db_write_op *op)
 {
@@ -492,6 +496,28 @@ static int db_wait_stall_mp_locked(stoat_db *db)
     }
 }
 
+/* The arena bytes the group's entries take at most in a memtable: a
+ * value that goes to the value log takes a pointer's room there (the
+ * shared WAL's room is counted across commits by this, not by the
+ * values' sizes). */
+static uint64_t db_group_arena_bytes(const stoat_db *db, const db_writer *first,
+                                     const db_writer *last)
+{
+    uint64_t n = 0;
+
+    for (const db_writer *w = first;; w = w->next) {
+        for (size_t i = 0; i < w->n_ops; i++) {
+            const db_write_op *op = &w->ops[i];
+            n += op_separated(db, op)
+                     ? op->key.len + IKEY_SUFFIX_LEN + 2 + VARINT64_MAX_LEN + VPTR_LEN
+                     : op_bytes(op);
+        }
+        if (w == last)
+            break;
+    }
+    return n;
+}
+
 /*
  * The multi-process front writer: the same steps as below, under the
  * commit lock of every process (shared.c): catch up, make room in the
@@ -502,9 +528,13 @@ static int db_wait_stall_mp_locked(stoat_db *db)
 static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *last,
                                    uint64_t bytes, uint64_t n, int sync)
 {
-    uint64_t need = bytes + n * (MEMTABLE_ENTRY_OVERHEAD + 8), top = 0, t0 = 0;
+    uint64_t need, est, top = 0, t0 = 0;
     int rotated = 0, sticky = 0, note = 0, rc;
 
+    (void)bytes;
+    est = db_group_arena_bytes(db, db->writers_head, last);
+    need = est + n * (MEMTABLE_ENTRY_OVERHEAD + 8);
+    est += n * MP_ENTRY_EXPECTED_OVERHEAD;
     /* Only a transaction that read, or a GC rewrite, is checked against
      * the commits of the others: the oracle learns them for those only. */
     for (db_writer *w = db->writers_head;; w = w->next) {
@@ -516,7 +546,7 @@ static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *las
         pthread_mutex_unlock(&db->mu);
         if ((rc = db_mp_commit_begin(db, note)) == 0) {
             t0 = now_micros();
-            rc = db_mp_room(db, need, self->rotate, &rotated);
+            rc = db_mp_room(db, need, est, self->rotate, &rotated);
             if (rc == 0 && !self->rotate) {
                 pthread_mutex_lock(&db->mu);
                 db->next_version = db_mp_next_version(db);
@@ -545,7 +575,7 @@ static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *las
                 }
                 KILL_POINT("commit_appended");
                 if (rc == 0)
-                    db_mp_publish(db, need, top);
+                    db_mp_publish(db, need, est, top);
                 KILL_POINT("commit_published");
             }
             db_mp_commit_end(db, rc == 0);
