@@ -451,7 +451,7 @@ static int mp_cross_rotation(stoat_db *db, uint64_t floor, uint64_t stamp, uint6
 /* The published value-log file and end: this handle's reads may map it
  * below that end, and the files before it whole (vlog.h). One word, so
  * that the end is always that file's. */
-static void mp_note_sealed_vlog(stoat_db *db)
+static void mp_note_published_vlog(stoat_db *db)
 {
     uint64_t pub;
 
@@ -465,7 +465,7 @@ static int mp_advance(stoat_db *db, uint64_t last)
 {
     int rc;
 
-    mp_note_sealed_vlog(db);
+    mp_note_published_vlog(db);
     atomic_store(&db->mp->applied_head, head_make(db->mp->wal_id, db->mp->wal_pos));
     pthread_mutex_lock(&db->mu);
     rc = mp_record_keys_locked(db);
@@ -945,7 +945,7 @@ int db_mp_vlog_adopt(stoat_db *db)
 {
     if (db->vlog == NULL)
         return 0;
-    mp_note_sealed_vlog(db);
+    mp_note_published_vlog(db);
     return vlog_adopt(db->vlog, (uint32_t)atomic_load(&db->mp->hdr->vlog_fid),
                       atomic_load(&db->mp->hdr->vlog_end));
 }
@@ -986,7 +986,7 @@ int db_mp_vlog_append(stoat_db *db, const slice *ikeys, const slice *values, siz
         (rc = vlog_append_batch(db->vlog, ikeys, values, n, ptrs)) == 0) {
         uint32_t fid = vlog_active_fid(db->vlog);
         mp_publish_vlog(h, fid, vlog_file_size(db->vlog, fid));
-        mp_note_sealed_vlog(db);
+        mp_note_published_vlog(db);
     }
     db_mp_commit_end(db, rc == 0);
     return rc;
@@ -1055,7 +1055,7 @@ void db_mp_publish(stoat_db *db, uint64_t need, uint64_t est, uint64_t top)
     if (db->vlog != NULL && vlog_active_fid(db->vlog) != 0) {
         uint32_t fid = vlog_active_fid(db->vlog);
         mp_publish_vlog(h, fid, vlog_file_size(db->vlog, fid));
-        mp_note_sealed_vlog(db);
+        mp_note_published_vlog(db);
     }
     atomic_fetch_add(&h->wal_need, need);
     atomic_fetch_add(&h->wal_est, est);
@@ -1458,7 +1458,7 @@ static void mp_keeper_round(stoat_db *db)
     /* The owner applies every commit (it flushes its memtables), and so
      * does a process that reads: its reads then find little left to do.
      * One that only writes applies nothing, only follows the flushes. */
-    mp_note_sealed_vlog(db);    /* a process that joined and only reads maps too */
+    mp_note_published_vlog(db);    /* a process that joined and only reads maps too */
     int read = atomic_exchange_explicit(&mp->read_since, 0, memory_order_relaxed);
     if (owner || read) {
         mp_catch_up(db);    /* a failure shows at the next read or write */
