@@ -1389,8 +1389,15 @@ int db_mp_refresh_horizon(stoat_db *db)
     pthread_mutex_lock(&mp->slots_mu);
     rc = proc_slots_scan(mp->slots, &res);
     pthread_mutex_unlock(&mp->slots_mu);
-    if (rc == 0)
-        atomic_store(&mp->horizon, res.min);
+    /* Only up: every live slot's value only grows, and a process that
+     * joins reads above any horizon taken before. A slower scan (the
+     * keeper's beside flatten's) must not store an older minimum over a
+     * newer one, or compaction would keep what no reader needs. */
+    if (rc == 0 && res.min != PROC_SLOT_NONE) {
+        uint64_t cur = atomic_load(&mp->horizon);
+        while (res.min > cur && !atomic_compare_exchange_weak(&mp->horizon, &cur, res.min))
+            ;
+    }
     return rc;
 }
 

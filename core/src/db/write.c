@@ -591,8 +591,12 @@ static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *las
             db->stat_sync_groups++;
         }
     }
+    /* As below: with nothing to rotate (the head WAL empty, a rotation
+     * just done by a commit), the flush of the newest immutable memtable
+     * is what stoat_flush and flatten wait for. */
+    (void)rotated;
     if (rc == 0 && self->rotate)
-        self->rotated_mem = rotated && db->n_imm ? memtable_id(db->imm[db->n_imm - 1]) : 0;
+        self->rotated_mem = db->n_imm ? memtable_id(db->imm[db->n_imm - 1]) : 0;
     db_finish_group_locked(db, self, last, rc);
     return rc;
 }
