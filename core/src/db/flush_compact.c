@@ -298,10 +298,20 @@ static int db_run_compaction(stoat_db *db, compaction *c, uint64_t oldest)
 /* Runs compaction c (picked under mu, which is held on entry and exit). */
 static int db_compact_locked(stoat_db *db, compaction *c)
 {
-    uint64_t oldest = db_oldest_snapshot_locked(db);
+    uint64_t oldest;
     int rc;
 
     db->running_compactions++;
+    if (db->mp != NULL && atomic_load(&db->mp->horizon) < atomic_load(&db->last_version)) {
+        /* The keeper's scan (every MP_KEEPER_MS) may lag the commits: the
+         * compaction would keep versions no reader needs any more, in
+         * tables not picked again while a reader older than their newest
+         * key lives. */
+        pthread_mutex_unlock(&db->mu);
+        db_mp_refresh_horizon(db);
+        pthread_mutex_lock(&db->mu);
+    }
+    oldest = db_oldest_snapshot_locked(db);
     pthread_mutex_unlock(&db->mu);
     rc = db_run_compaction(db, c, oldest);
     pthread_mutex_lock(&db->mu);
@@ -381,17 +391,6 @@ static void *db_compactor_main(void *arg)
         uint64_t wait_ms = 1000;
 
         if (!db->bg_error && !db->manual_compaction && db_mp_is_owner(db)) {
-            if (db->mp != NULL && atomic_load(&db->mp->horizon) < atomic_load(&db->last_version)) {
-                /* The keeper's scan (every MP_KEEPER_MS) may be behind the
-                 * commits: a compaction would keep versions nobody reads
-                 * any more, in tables not picked again until a reader
-                 * newer than their newest key exists. */
-                pthread_mutex_unlock(&db->mu);
-                db_mp_refresh_horizon(db);
-                pthread_mutex_lock(&db->mu);
-                if (db->closing)
-                    break;
-            }
             db->lopts.discard_version = db_oldest_snapshot_locked(db);
             c = compaction_pick(db->current, &db->lopts);
             if (c == NULL)

@@ -545,12 +545,16 @@ static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *las
     if ((rc = db_wait_stall_mp_locked(db)) == 0) {
         pthread_mutex_unlock(&db->mu);
         if ((rc = db_mp_commit_begin(db, note)) == 0) {
-            t0 = now_micros();
+            if (sync)
+                t0 = now_micros();
             rc = db_mp_room(db, need, est, self->rotate, &rotated);
             if (rc == 0 && !self->rotate) {
                 pthread_mutex_lock(&db->mu);
                 db->next_version = db_mp_next_version(db);
-                oracle_prune(&db->oracle, db_oldest_snapshot_locked(db));
+                /* Only this handle's transactions check against its
+                 * oracle: the other processes' snapshots (the horizon,
+                 * scanned now and then) need none of its records. */
+                oracle_prune(&db->oracle, db_local_oldest_snapshot_locked(db));
                 for (db_writer *w = db->writers_head;; w = w->next) {
                     db_assign_version_locked(db, w);
                     if (w->version)
