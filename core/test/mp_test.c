@@ -174,6 +174,48 @@ static void test_mp_other_shared_state_version_refused(void)
     REQUIRE_OK(stoat_close(a));
 }
 
+/* ---- durability across handles ---- */
+
+/* One handle's stoat_sync makes durable the value-log bytes another
+ * handle appended and never synced (its WAL record, before the synced
+ * one, points at them): after a power loss both commits are there, and
+ * the WAL does not stop at a pointer into lost bytes. */
+static void test_mp_sync_covers_other_handles_values(void)
+{
+    const char *dir = test_tmpdir();
+    env *fault = env_fault_new(env_posix());
+    char big[3000];
+    stoat_options o;
+    stoat_db *a, *b;
+    uint64_t v = 0;
+    void *got;
+    size_t vlen;
+
+    REQUIRE(fault != NULL);
+    mp_options(&o);
+    o.value_threshold = 64;
+    REQUIRE_OK(db_open_env(dir, &o, fault, &a));
+    REQUIRE_OK(db_open_env(dir, &o, fault, &b));
+    dbu_value(7, big, sizeof(big));
+    REQUIRE_OK(stoat_put(b, "big", 3, big, sizeof(big)));     /* b never syncs */
+    REQUIRE_OK(put_u64(a, "after", 1));
+    REQUIRE_OK(stoat_sync(a));      /* "after" is durable, and what came before */
+    env_fault_crash(fault);
+    stoat_close(a);
+    stoat_close(b);
+    REQUIRE_OK(env_fault_drop_unsynced(fault));
+    env_fault_free(fault);
+    a = mp_open(dir);
+    CHECK_OK(get_u64(a, "after", &v));
+    CHECK(v == 1);
+    CHECK_OK(stoat_get(a, "big", 3, &got, &vlen));
+    if (got != NULL) {
+        CHECK(dbu_value_is(7, sizeof(big), got, vlen));
+        stoat_free(got);
+    }
+    REQUIRE_OK(stoat_close(a));
+}
+
 /* ---- bulk loads ---- */
 
 /* A bulk load in the background owner (the first handle) while another
@@ -968,6 +1010,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_mp_process_behind_a_flushed_wal_conflicts);
     TEST_RUN(test_mp_other_shared_state_version_refused);
     TEST_RUN(test_mp_bulk_load_in_the_owner);
+    TEST_RUN(test_mp_sync_covers_other_handles_values);
     TEST_RUN(test_mp_failed_fsync_stops_every_writer);
     TEST_RUN(test_mp_single_process_open_excluded);
     TEST_RUN(test_mp_gc_in_owner_while_another_handle_reads);

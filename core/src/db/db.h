@@ -118,6 +118,7 @@ typedef struct db_shared_hdr {
     _Atomic uint64_t load_floor;    /* the version of the last bulk load installed (0: none) */
     _Atomic uint64_t vlog_pub;      /* vlog_fid << 36 | vlog_end in one word (0: none) */
     _Atomic uint64_t wal_est;       /* arena bytes its entries take, as expected */
+    _Atomic uint64_t vlog_synced;   /* value-log files below this one are durable */
 } db_shared_hdr;
 
 typedef struct db_mp {

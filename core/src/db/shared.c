@@ -448,6 +448,31 @@ static int mp_cross_rotation(stoat_db *db, uint64_t floor, uint64_t stamp, uint6
     return 0;
 }
 
+/*
+ * Makes durable the value-log bytes every process appended up to the
+ * published file (the files from the last point known durable on): a WAL
+ * about to be synced, or a memtable about to be flushed, may hold other
+ * processes' pointers into them, and their own syncs may never come.
+ * Under the commit lock (a rotation) nothing is appended meanwhile;
+ * without it (stoat_sync) the files sealed before `to` are final, so they
+ * are durable for good once synced.
+ */
+static int mp_sync_vlog_shared(stoat_db *db)
+{
+    db_shared_hdr *h = db->mp->hdr;
+    uint64_t to = atomic_load(&h->vlog_fid), from = atomic_load(&h->vlog_synced), cur;
+    int rc;
+
+    if (db->vlog == NULL || to == 0)
+        return 0;
+    if ((rc = vlog_sync_shared(db->vlog, (uint32_t)from, (uint32_t)to)) != 0)
+        return rc;
+    cur = from;
+    while (to > cur && !atomic_compare_exchange_weak(&h->vlog_synced, &cur, to))
+        ;
+    return 0;
+}
+
 /* The published value-log file and end: this handle's reads may map it
  * below that end, and the files before it whole (vlog.h). One word, so
  * that the end is always that file's. */
@@ -882,7 +907,8 @@ int db_mp_room(stoat_db *db, uint64_t need, uint64_t est, int force, int *rotate
      * syncs the active WAL) covers everything written before; this
      * process's value-log appends first, as in write.c (the flush of
      * that WAL's memtable makes tables that point at them). */
-    if ((db->vlog == NULL || (rc = vlog_sync(db->vlog)) == 0))
+    if ((db->vlog == NULL || (rc = vlog_sync(db->vlog)) == 0) &&
+        (rc = mp_sync_vlog_shared(db)) == 0)
         rc = memtable_sync(mp->wtail);
     if (rc != 0) {
         /* Acknowledged bytes of it may be lost: sticky, as in write.c. */
@@ -1087,13 +1113,18 @@ void db_mp_fatal(stoat_db *db)
 int db_mp_sync(stoat_db *db)
 {
     db_mp *mp = db->mp;
+    uint64_t head = atomic_load(&mp->hdr->wal_head);
     memtable *m = NULL;
     int rc;
 
-    if (db->vlog != NULL && (rc = vlog_sync(db->vlog)) != 0)
+    /* The head loaded before the value-log files are synced: its records
+     * point only into bytes published before it, which the sync covers
+     * (a record published later is none this call makes durable). */
+    if (db->vlog != NULL &&
+        ((rc = vlog_sync(db->vlog)) != 0 || (rc = mp_sync_vlog_shared(db)) != 0))
         goto fail;
     pthread_mutex_lock(&mp->tail_mu);
-    rc = mp_attach(db, head_id(atomic_load(&mp->hdr->wal_head)), MP_READ_ARENA, &m);
+    rc = mp_attach(db, head_id(head), MP_READ_ARENA, &m);
     pthread_mutex_unlock(&mp->tail_mu);
     if (rc == STOAT_ENOTFOUND)
         return 0;   /* rotated (its rotation synced it), flushed and removed since */

@@ -660,6 +660,35 @@ int vlog_sync(vlog *l)
     return 0;
 }
 
+int vlog_sync_shared(vlog *l, uint32_t from, uint32_t to)
+{
+    uint32_t *fids = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (!l->opts.shared || l->opts.read_only || to == 0)
+        return 0;
+    if ((rc = vlog_list(l, &fids, &n)) != 0)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        vlog_file *vf = NULL;
+        uint64_t size;
+        int active;
+
+        if (fids[i] < from || fids[i] > to)
+            continue;
+        if ((rc = vlog_discover(l, fids[i])) == 0 &&
+            (rc = vlog_pin(l, fids[i], &vf, &size, &active)) == 0) {
+            rc = env_sync(vf->f);
+            vlog_unref(l, vf);
+        }
+        if (rc == STOAT_ENOTFOUND)
+            rc = 0;     /* collected by GC and removed since the listing */
+    }
+    free(fids);
+    return rc;
+}
+
 /* ---- reads ---- */
 
 

@@ -159,6 +159,14 @@ int vlog_append(vlog *l, slice ikey, slice value, vptr *ptr);
 int vlog_append_batch(vlog *l, const slice *ikeys, const slice *values, size_t n, vptr *ptrs);
 
 /*
+ * Shared mode: fsyncs the files numbered from..to that exist, whoever
+ * appended to them (other processes' appends too: an fsync covers the
+ * file, not a descriptor). For the WAL records and tables of every process
+ * that point into them. 0 when not shared.
+ */
+int vlog_sync_shared(vlog *l, uint32_t from, uint32_t to);
+
+/*
  * Shared mode: file fid is the published one appends go to, and its
  * records up to end are published (no repair ever cuts below it); every
  * file below fid is sealed for every process: no byte of it changes
