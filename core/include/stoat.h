@@ -34,8 +34,10 @@
  *   (it hands over when it closes or dies).
  *   Per process (per handle): memtables (a process that reads replays
  *   the WAL records the others append, when it reads and in the
- *   background; one that only writes replays nothing), the block and
- *   table caches, the transactions, iterators and snapshots, the threads.
+ *   background; one that only writes replays nothing; their arenas are
+ *   reserved at twice memtable_size, of which only what is used takes
+ *   memory), the block and table caches, value-log mappings, the
+ *   transactions, iterators and snapshots, the threads.
  *   A WAL stays on disk until every live process has read past it: a
  *   process stopped for long (SIGSTOP) holds the WALs written meanwhile.
  *   A process killed at any instruction, even holding the commit lock,
@@ -51,6 +53,12 @@
  *   background owner only (in another process they return STOAT_EBUSY
  *   naming the owner's pid); automatic GC runs there too. Alone, a
  *   process is the owner: everything works as in the exclusive mode.
+ *   Durability across processes: stoat_sync makes durable every
+ *   process's commits up to the caller's, values in the value log
+ *   included. A commit made durable by STOAT_SYNC_COMMIT may still be
+ *   lost with a power loss when it follows, in the WAL, a large value
+ *   another process appended without syncing: give every process the
+ *   same sync mode.
  */
 #ifndef STOAT_H
 #define STOAT_H

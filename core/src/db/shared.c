@@ -480,7 +480,9 @@ static void mp_note_published_vlog(stoat_db *db)
 {
     uint64_t pub;
 
-    if (db->vlog != NULL && (pub = atomic_load(&db->mp->hdr->vlog_pub)) != 0)
+    /* Once per change: commits call this, and the value log takes a lock. */
+    if (db->vlog != NULL && (pub = atomic_load(&db->mp->hdr->vlog_pub)) != 0 &&
+        atomic_exchange(&db->mp->vlog_pub_seen, pub) != pub)
         vlog_set_published(db->vlog, (uint32_t)(pub >> DB_VLOG_PUB_END_BITS),
                            pub & DB_VLOG_PUB_END_MASK);
 }
