@@ -838,7 +838,8 @@ if the load stops at a bad line). That needs keys in increasing order, as
 dump writes them: at the first key that is not, what came before is
 installed and the rest goes through write batches. Into a database that
 holds data, write batches are used (what came before a bad line is
-written).
+written), and so they are into one another process has open and does
+the background work of (bulk loads run there; --bulk then fails).
 
   --format jsonl|tsv   the input format (default jsonl)
   --bulk               always bulk load, also into a database that holds
