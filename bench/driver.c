@@ -342,7 +342,7 @@ int main(int argc, char **argv)
     b.cfg.bloom_bits = b.f.bloom_bits;
     b.cfg.value_threshold = b.f.value_threshold;
     b.cfg.encrypt = b.f.encrypt;
-    b.cfg.multi_process = b.f.multi_process >= 0 ? b.f.multi_process : b.f.processes > 1;
+    b.cfg.multi_process = b.f.multi_process;   /* -1: stoat's default (on) */
     if (gen_values_init(&b.values, b.f.compression_ratio, b.f.value_size, b.f.seed) != 0) {
         fprintf(stderr, "out of memory\n");
         return 1;

@@ -56,7 +56,8 @@ typedef struct engine_config {
     int value_threshold; /* stoat only: its value_threshold option; 0 = default */
     int encrypt;        /* stoat only: encryption at rest with a fixed key */
     int multi_process;  /* stoat only: its multi_process option (other processes
-                         * open the same directory); LMDB is always multi-process */
+                         * open the same directory), -1 = its default (on); LMDB is
+                         * always multi-process */
 } engine_config;
 
 /* A growable buffer owned by the caller; get fills it. */

@@ -62,10 +62,10 @@ static void sto_describe(const engine_config *cfg, char *buf, size_t len)
              (unsigned long long)(o.cache_size >> 20), o.num_compactors,
              cfg->bloom_bits < 0 ? "no bloom filter" : "bloom filter 1%",
              cfg->sync ? "sync writes" : "no sync");
-    if (cfg->multi_process) {
+    if (cfg->multi_process >= 0) {
         size_t used = strlen(buf);
 
-        snprintf(buf + used, len - used, ", multi_process");
+        snprintf(buf + used, len - used, ", multi_process = %d", cfg->multi_process);
     }
     if (cfg->encrypt) {
         size_t used = strlen(buf);
@@ -93,7 +93,8 @@ static int sto_open(const engine_config *cfg, engine_db **out)
         o.bloom_fp_rate = 0;
     if (cfg->value_threshold > 0)
         o.value_threshold = (uint32_t)cfg->value_threshold;
-    o.multi_process = cfg->multi_process;
+    if (cfg->multi_process >= 0)
+        o.multi_process = cfg->multi_process;
     if (cfg->encrypt)
         o.encryption_key = bench_key;
     if ((rc = stoat_open(cfg->dir, &o, &db->db)) != 0) {

@@ -43,7 +43,7 @@ static const flag_def flag_defs[] = {
     F("value_threshold", FLAG_INT, value_threshold, "stoat: values this long go to the value log (0: default)"),
     F("seed", FLAG_U64, seed, "seed of the pseudo-random generators"),
     F("processes", FLAG_INT, processes, "0: run here; N: N processes each open --db (procs.c)"),
-    F("multi_process", FLAG_INT, multi_process, "stoat: its multi_process option (-1: on when processes > 1)"),
+    F("multi_process", FLAG_INT, multi_process, "stoat: its multi_process option (-1: stoat's default, on; 0: exclusive)"),
     F("encrypt", FLAG_BOOL, encrypt, "stoat: encryption at rest (a fixed benchmark key)"),
     F("db", FLAG_STR, db, "database directory"),
 };

@@ -35,7 +35,7 @@ typedef struct bench_flags {
     int processes;              /* 0: run in this process; N: N child processes
                                  * each open the database and run every benchmark */
     int encrypt;                /* stoat: encryption_key set (a fixed key) */
-    int multi_process;          /* stoat: multi_process option; -1: on when processes > 1 */
+    int multi_process;          /* stoat: multi_process option; -1: stoat's default (on) */
     const char *db;             /* database directory */
     char db_default[512];       /* storage for the default --db */
 } bench_flags;

@@ -120,9 +120,9 @@ describe("stoat command", function()
             assert.are.equal(1, status)
         end)
 
-        it("says clearly when another process holds the database", function()
+        it("says clearly when another process holds the database exclusively", function()
             local path = make_db(finally, function(db) assert(db:set("k", "v")) end)
-            local db = assert(stoat.open(path))
+            local db = assert(stoat.open(path, { multi_process = false }))
             finally(function() db:close() end)
             for _, args in ipairs({ "info %s", "get %s k", "set %s k v2", "backup %s -q" }) do
                 local status, out, err = stoat_cmd(args:format(q(path)))

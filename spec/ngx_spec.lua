@@ -32,12 +32,12 @@ describe("stoat.ngx", function()
         assert.is_nil(sngx.db(dir))
     end)
 
-    it("returns busy at once outside nginx when another handle holds the directory",
-       function()
+    it("returns busy at once outside nginx when another handle holds the directory "
+       .. "exclusively", function()
         local _, dir = open(finally)
         sngx.close()
         local stoat = require "stoat"
-        local holder = assert(stoat.open(dir))
+        local holder = assert(stoat.open(dir, { multi_process = false }))
         finally(function() holder:close() end)
         local db, err = sngx.open(dir)
         assert.is_nil(db)

@@ -39,10 +39,21 @@ describe("stoat.open", function()
         assert.matches("^exists: ", err)
     end)
 
-    it("returns nil and a busy error when the directory is already open", function()
-        local _, path = h.open_db(finally)
+    it("returns nil and a busy error when the directory is open exclusively", function()
+        local _, path = h.open_db(finally, { multi_process = false })
         local db, err = stoat.open(path)
         assert.is_nil(db)
+        assert.matches("^busy: ", err)
+    end)
+
+    it("opens a directory another handle has open, as one database (the default)",
+       function()
+        local first, path = h.open_db(finally)
+        local db = assert(stoat.open(path))
+        finally(function() db:close() end)
+        assert(first:set("k", "v"))
+        assert.are.equal("v", db:get("k"))
+        local _, err = stoat.open(path, { multi_process = false })
         assert.matches("^busy: ", err)
     end)
 

@@ -211,12 +211,12 @@ describe("openresty", function()
 
     it("waits for a database held by another process and logs it", function()
         local stoat = require "stoat"
-        -- this process holds the database when the worker starts: no
-        -- request fails meanwhile, they wait; the worker opens it once
-        -- this process lets it go
+        -- this process holds the database exclusively when the worker
+        -- starts: no request fails meanwhile, they wait; the worker opens
+        -- it once this process lets it go
         local dir = h.scratch(finally)
         local path = dir .. "/db"
-        local db = assert(stoat.open(path))
+        local db = assert(stoat.open(path, { multi_process = false }))
         h.run(("chmod 755 %s; chown -R nobody:nogroup %s 2>/dev/null")
               :format(h.shell_quote(dir), h.shell_quote(path)))
         local srv = nginx.start{ workers = 1, init_worker = ([[

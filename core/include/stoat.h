@@ -16,14 +16,17 @@
  * library copies what it keeps. Every function that hands bytes back says
  * who owns them and until when.
  *
- * Several processes. By default one process holds the directory (a
- * second writer, in this process or another, gets STOAT_EBUSY; read-only
- * opens share and read a snapshot of the files). With
- * stoat_options.multi_process = 1 any number of processes (and any
- * number of handles in one process) open the directory read-write at
- * once, and it is one database: a commit acknowledged in one process is
- * seen by every transaction begun afterwards in any process, and
- * conflicts are detected across processes as between threads.
+ * Several processes. By default (stoat_options.multi_process = 1) any
+ * number of processes (and any number of handles in one process) open
+ * the directory read-write at once, and it is one database: a commit
+ * acknowledged in one process is seen by every transaction begun
+ * afterwards in any process, and conflicts are detected across processes
+ * as between threads. Read-only opens (read_only = 1, whatever
+ * multi_process says) attach beside them and read a snapshot of the
+ * files. multi_process = 0 is the exclusive mode: one process holds the
+ * directory, and every other writable open, in this process or another,
+ * gets STOAT_EBUSY (so does a read-only open while it holds it); it
+ * needs no shared memory and keeps no per-process replica.
  *   Shared between the processes: the files, a small region of shared
  *   memory (/dev/shm/stoat.<dev>.<ino>.shm, 64 KiB: the commit lock, the
  *   published versions and WAL position, one liveness slot per handle),
@@ -31,8 +34,10 @@
  *   (it hands over when it closes or dies).
  *   Per process (per handle): memtables (a process that reads replays
  *   the WAL records the others append, when it reads and in the
- *   background; one that only writes replays nothing), the block and
- *   table caches, the transactions, iterators and snapshots, the threads.
+ *   background; one that only writes replays nothing; their arenas are
+ *   reserved at twice memtable_size, of which only what is used takes
+ *   memory), the block and table caches, value-log mappings, the
+ *   transactions, iterators and snapshots, the threads.
  *   A WAL stays on disk until every live process has read past it: a
  *   process stopped for long (SIGSTOP) holds the WALs written meanwhile.
  *   A process killed at any instruction, even holding the commit lock,
@@ -42,12 +47,18 @@
  *   lock_timeout_ms. A write that fails to reach the disk (a failed
  *   fsync or append; a full disk is not one) in any process makes every
  *   process refuse writes (STOAT_EIO naming it) until all have closed:
- *   the next open recovers from the files. Every process must use
- *   multi_process for a directory; a single-process open excludes them
- *   and they it.
- *   stoat_gc and stoat_flatten run in the background owner only (in
- *   another process they return STOAT_EBUSY naming the owner's pid);
- *   automatic GC runs there too.
+ *   the next open recovers from the files. An exclusive open
+ *   (multi_process = 0) and multi-process handles exclude each other.
+ *   stoat_gc, stoat_flatten and bulk loads (stoat_loader_new) run in the
+ *   background owner only (in another process they return STOAT_EBUSY
+ *   naming the owner's pid); automatic GC runs there too. Alone, a
+ *   process is the owner: everything works as in the exclusive mode.
+ *   Durability across processes: stoat_sync makes durable every
+ *   process's commits up to the caller's, values in the value log
+ *   included. A commit made durable by STOAT_SYNC_COMMIT may still be
+ *   lost with a power loss when it follows, in the WAL, a large value
+ *   another process appended without syncing: give every process the
+ *   same sync mode.
  */
 #ifndef STOAT_H
 #define STOAT_H
@@ -162,15 +173,16 @@ typedef struct stoat_options {
                                  * written with any setting stay readable with any other */
     int auto_gc;                /* 1: value-log GC runs in the background by itself */
     double auto_gc_ratio;       /* 0.5: garbage share of a file that starts automatic GC */
-    int multi_process;          /* 0: one process holds the directory (others get
-                                 * STOAT_EBUSY); 1: any number of processes open it
-                                 * read-write at once (see "Several processes") */
+    int multi_process;          /* 1: any number of processes open the directory
+                                 * read-write at once (see "Several processes");
+                                 * 0: the exclusive mode, one process holds it (the
+                                 * others get STOAT_EBUSY). Read-only opens ignore it */
     uint32_t lock_timeout_ms;   /* 5000: multi_process: a commit waits this long for
                                  * another process's commit, then STOAT_EBUSY */
     uint32_t open_timeout_ms;   /* 0: how long open waits for the directory's lock
-                                 * (another process's open or recovery) before
-                                 * STOAT_EBUSY; 0 = fail at once (single-process),
-                                 * 5000 (multi_process) */
+                                 * (an exclusive holder, another process's recovery)
+                                 * before STOAT_EBUSY; 0 = the lock at once, and
+                                 * (multi_process) up to 5000 ms for the recovery */
     const char *shm_dir;        /* NULL: multi_process: the directory of the shared-memory
                                  * region (NULL: /dev/shm); the first process to open
                                  * chooses for all. Too small a file system fails the
@@ -490,11 +502,18 @@ void stoat_batch_free(stoat_batch *b);
  * belongs to one thread at a time; several may run at once (disjoint
  * ranges) if they finish in the order they began. stoat_close refuses
  * (STOAT_EBUSY) while one is open; value-log GC picks no file meanwhile.
+ * With several processes (multi_process) a bulk load runs in the
+ * background owner only (elsewhere stoat_loader_new returns STOAT_EBUSY
+ * naming its pid); its finish holds every process's commits back while it
+ * installs, and the other processes' transactions begun before it that
+ * read anything conflict at commit (their conflict checks cannot see the
+ * loaded keys).
  *
  * stoat_loader_new.
  * Errors: STOAT_EINVAL (a NULL handle or out-parameter), STOAT_EFORKED,
  * STOAT_EREADONLY, STOAT_ECLOSED, STOAT_ETOOBIG (versions exhausted),
- * STOAT_ENOMEM, the sticky error.
+ * STOAT_EBUSY (another process runs the background work), STOAT_ENOMEM,
+ * the sticky error.
  */
 int stoat_loader_new(stoat_db *db, stoat_loader **out);
 

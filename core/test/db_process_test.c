@@ -25,6 +25,20 @@ static stoat_db *open_rw(const char *dir)
     return db;
 }
 
+/* The exclusive mode (multi_process = 0): one process holds the directory
+ * and every other open gets STOAT_EBUSY. The tests of that exclusion open
+ * the holder with it; the default (multi_process) shares the directory. */
+static stoat_db *open_excl(const char *dir)
+{
+    stoat_options o;
+    stoat_db *db;
+
+    dbu_small_options(&o);
+    o.multi_process = 0;
+    REQUIRE_OK(stoat_open(dir, &o, &db));
+    return db;
+}
+
 static int open_ro(const char *dir, stoat_db **db)
 {
     stoat_options o;
@@ -71,7 +85,7 @@ static void test_db_process_threads_start_and_stop(void)
 
 static void test_db_process_second_open_is_busy(void)
 {
-    stoat_db *db = open_rw(test_tmpdir()), *db2 = (stoat_db *)(uintptr_t)1;
+    stoat_db *db = open_excl(test_tmpdir()), *db2 = (stoat_db *)(uintptr_t)1;
 
     {
         stoat_options o;
@@ -118,10 +132,11 @@ static int child_open_works(void *dir)
     return stoat_close(db) == 0 ? 0 : 4;
 }
 
-/* Another process is kept out while this one holds the database. */
+/* Another process is kept out while this one holds the database
+ * exclusively. */
 static void test_db_process_other_process_is_busy(void)
 {
-    stoat_db *db = open_rw(test_tmpdir());
+    stoat_db *db = open_excl(test_tmpdir());
     void *v;
     size_t vlen;
 
@@ -252,6 +267,7 @@ static int child_reader_beside_readers(void *dir)
     size_t vlen;
 
     dbu_small_options(&o);
+    o.multi_process = 0;    /* an exclusive writer is kept out by readers */
     if (stoat_open(dir, &o, &db) != STOAT_EBUSY)
         return 1;
     if (open_ro(dir, &db) != 0)
@@ -288,6 +304,7 @@ static void test_db_process_read_only(void)
         stoat_db *w;
 
         dbu_small_options(&o);
+        o.multi_process = 0;    /* an exclusive writer is kept out by readers */
         CHECK_RC(stoat_open(test_tmpdir(), &o, &w), STOAT_EBUSY);
     }
     CHECK(in_child(child_reader_beside_readers, (void *)test_tmpdir()) == 0);

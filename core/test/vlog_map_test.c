@@ -5,7 +5,8 @@
  * readable while its file is removed; the active file reads through its
  * mapping as it grows; values round-trip through every codec, incompressible
  * ones stored as they are; format 1 files (written before compression) are
- * still read, and appends no longer go into them.
+ * still read, and appends no longer go into them; in shared mode files
+ * are mapped only as far as every process published them.
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -263,6 +264,65 @@ static void codec_round_trip(int codec)
     vlog_close(l);
 }
 
+static vlog *open_shared(int attach)
+{
+    vlog_options o = {0};
+    vlog *l = NULL;
+
+    o.shared = 1;
+    o.attach = attach;
+    REQUIRE_OK(vlog_open(env_posix(), test_tmpdir(), &o, &l));
+    return l;
+}
+
+/* Shared mode (several processes): a reader maps a file sealed in every
+ * process (below the published one, vlog_set_published) whole, even the
+ * bytes appended after it first saw the file; the published one only
+ * below its published end; before that it reads with pread. */
+static void test_vlog_map_shared_maps_what_is_published(void)
+{
+    rec r[6];
+    vlog_value v = {0};
+    vlog *w = open_shared(0), *rd;
+    int borrowed = 1;
+
+    for (int i = 0; i < 2; i++) {
+        rec_make(&r[i], i, 400);
+        append_rec(w, &r[i]);
+    }
+    REQUIRE_OK(vlog_sync(w));
+    rd = open_shared(1);    /* sees file 1 with two records */
+    for (int i = 2; i < 4; i++) {
+        rec_make(&r[i], i, 400);
+        append_rec(w, &r[i]);
+    }
+    CHECK_RC(get_rec(rd, &r[1], &v, &borrowed), 0);
+    CHECK(!borrowed);       /* nothing published yet: pread */
+    REQUIRE_OK(vlog_rotate(w));     /* file 2 now takes the appends */
+    for (int i = 4; i < 6; i++) {
+        rec_make(&r[i], i, 400);
+        append_rec(w, &r[i]);
+    }
+    CHECK_RC(get_rec(rd, &r[3], &v, &borrowed), 0);
+    CHECK(!borrowed);
+    vlog_set_published(rd, 2, r[4].p.offset + r[4].p.len);
+    for (int i = 0; i < 4; i++) {
+        CHECK_RC(get_rec(rd, &r[i], &v, &borrowed), 0);
+        CHECK(borrowed);    /* file 1 mapped whole, records 2 and 3 too */
+    }
+    CHECK_RC(get_rec(rd, &r[4], &v, &borrowed), 0);
+    CHECK(borrowed);        /* published */
+    CHECK_RC(get_rec(rd, &r[5], &v, &borrowed), 0);
+    CHECK(!borrowed);       /* past the published end: pread */
+    vlog_set_published(rd, 1, 0);   /* only moves forward */
+    vlog_set_published(rd, 2, r[5].p.offset + r[5].p.len);
+    CHECK_RC(get_rec(rd, &r[5], &v, &borrowed), 0);
+    CHECK(borrowed);
+    vlog_value_free(rd, &v);
+    vlog_close(rd);
+    vlog_close(w);
+}
+
 static void test_vlog_map_codec_none_round_trip(void)
 {
     codec_round_trip(STOAT_COMPRESSION_NONE);
@@ -379,5 +439,6 @@ int main(int argc, char **argv)
     TEST_RUN(test_vlog_map_codec_zstd_round_trip);
     TEST_RUN(test_vlog_map_damaged_compressed_value_is_corruption);
     TEST_RUN(test_vlog_map_format1_files_still_read);
+    TEST_RUN(test_vlog_map_shared_maps_what_is_published);
     return test_summary();
 }

@@ -185,22 +185,19 @@ local function open_db(dir, mode, key, from)
                            .. "(no MANIFEST)", dir))
         end
     end
+    -- Live processes that share the directory (multi_process, the
+    -- default) are joined; only one that holds it exclusively keeps us out.
     local db, err = stoat.open(dir, { read_only = mode == "read",
                                       create_if_missing = mode == "create",
                                       encryption_key = key })
-    if db == nil and err:match("^busy") and exists(dir .. "/SHMLOCK") then
-        -- Held by processes that share it (multi_process): join them.
-        db, err = stoat.open(dir, { multi_process = true, create_if_missing = false,
-                                    encryption_key = key })
-    end
     if db == nil then
         if err:match("^bad key") then
             failure(format("cannot open %s: %s (%s)", dir, err, key_hint(dir, from)))
         end
         if err:match("^busy") then
-            failure(format("%s is locked by another process (%s): stoat opens a database from "
-                           .. "one writing process at a time; stop the process that holds it, "
-                           .. "or run this from inside it (stoat.backup, db:stats())", dir,
+            failure(format("%s is locked by another process (%s): it opened the database "
+                           .. "exclusively (multi_process = false); stop it, or run this from "
+                           .. "inside it (stoat.backup, db:stats())", dir,
                            mode == "read" and "it is open for writing"
                            or "it is open elsewhere"))
         elseif err:match("^not found") then
@@ -846,7 +843,13 @@ local function load_sink(db, mode)
     local sink = { bulk = 0, batched = 0 }
     local ld, b, last
     if mode ~= "batch" then
-        ld = check(db:loader())
+        local err
+        ld, err = db:loader()
+        if ld == nil and mode == "auto" and tostring(err):match("^busy") then
+            b = check(db:batch())   -- another process runs the background work
+        else
+            ld = check(ld, err)
+        end
     else
         b = check(db:batch())
     end
@@ -917,7 +920,8 @@ if the load stops at a bad line). That needs keys in increasing order, as
 dump writes them: at the first key that is not, what came before is
 installed and the rest goes through write batches. Into a database that
 holds data, write batches are used (what came before a bad line is
-written).
+written), and so they are into one another process has open and does
+the background work of (bulk loads run there; --bulk then fails).
 
   --format jsonl|tsv   the input format (default jsonl)
   --bulk               always bulk load, also into a database that holds

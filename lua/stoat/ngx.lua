@@ -187,8 +187,8 @@ function try_open(e)
 end
 
 -- Opens the database in dir for this worker (call it in
--- init_worker_by_lua). opts: stoat.open's options (multi_process
--- defaults to true here: nginx runs several workers). how: retry_for
+-- init_worker_by_lua). opts: stoat.open's options (multi_process is
+-- true by default, as nginx runs several workers). how: retry_for
 -- (seconds of quick retries on `busy`, default 60; then every 2 s, with an
 -- error logged), wait (seconds db() waits in
 -- a request for an open in progress, default 10), thread_pool (the
@@ -214,8 +214,8 @@ function M.open(dir, opts, how)
         return nil, e.err
     end
     how = how or {}
-    -- Every worker of nginx opens the directory: multi_process unless the
-    -- caller says otherwise.
+    -- Every worker of nginx opens the directory: multi_process (the
+    -- library's default too) unless the caller says otherwise.
     local o = { multi_process = true }
     for k, v in pairs(opts or {}) do
         o[k] = v

@@ -10,6 +10,9 @@
 -- (32) raw bytes. An unknown name
 -- or a wrong type raises; values of the right type but out of range are
 -- the C library's to refuse (stoat.open returns nil, "invalid: ...").
+-- multi_process is on by default (any number of processes share the
+-- directory); multi_process = false is the exclusive mode (one process
+-- holds it, the others get busy). Read-only opens ignore it.
 -- spec/open_spec.lua checks that FIELDS names every field of the struct.
 -- No state: build() fills a fresh struct per call.
 --

@@ -97,6 +97,8 @@ typedef struct db_writer {
  */
 #define DB_WAL_END_BITS 36      /* wal_head = WAL id << 36 | its published length */
 #define DB_WAL_END_MASK ((1ull << DB_WAL_END_BITS) - 1)
+#define DB_VLOG_PUB_END_BITS 36 /* vlog_pub = value-log file id << 36 | its published end */
+#define DB_VLOG_PUB_END_MASK ((1ull << DB_VLOG_PUB_END_BITS) - 1)
 
 typedef struct db_shared_hdr {
     _Atomic uint64_t magic;         /* DB_SHARED_MAGIC once initialised */
@@ -114,6 +116,10 @@ typedef struct db_shared_hdr {
     _Atomic uint64_t vlog_fid;      /* the value-log file appends go to (0: none yet) */
     _Atomic uint64_t vlog_end;      /* ... and the end of its last published record */
     _Atomic uint64_t backlog;       /* the owner's unflushed memtables << 32 | L0 tables */
+    _Atomic uint64_t load_floor;    /* the version of the last bulk load installed (0: none) */
+    _Atomic uint64_t vlog_pub;      /* vlog_fid << 36 | vlog_end in one word (0: none) */
+    _Atomic uint64_t wal_est;       /* arena bytes its entries take, as expected */
+    _Atomic uint64_t vlog_synced;   /* value-log files below this one are durable */
 } db_shared_hdr;
 
 typedef struct db_mp {
@@ -138,6 +144,8 @@ typedef struct db_mp {
     uint64_t log_number;            /* its WALs below this are flushed (mu) */
     uint64_t swept_below;           /* the owner removed the WALs below (keeper) */
     uint64_t conflict_floor;        /* transactions reading below it conflict (tail_mu) */
+    uint64_t load_seen;             /* the newest load_floor it took into conflict_floor */
+    _Atomic uint64_t vlog_pub_seen; /* the last vlog_pub handed to the value log */
     _Atomic uint64_t horizon;       /* oldest snapshot of any process (owner's scan) */
     _Atomic int owner;              /* this handle runs the background work */
     uint32_t lock_timeout_ms;

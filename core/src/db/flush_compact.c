@@ -298,10 +298,20 @@ static int db_run_compaction(stoat_db *db, compaction *c, uint64_t oldest)
 /* Runs compaction c (picked under mu, which is held on entry and exit). */
 static int db_compact_locked(stoat_db *db, compaction *c)
 {
-    uint64_t oldest = db_oldest_snapshot_locked(db);
+    uint64_t oldest;
     int rc;
 
     db->running_compactions++;
+    if (db->mp != NULL && atomic_load(&db->mp->horizon) < atomic_load(&db->last_version)) {
+        /* The keeper's scan (every MP_KEEPER_MS) may lag the commits: the
+         * compaction would keep versions no reader needs any more, in
+         * tables not picked again while a reader older than their newest
+         * key lives. */
+        pthread_mutex_unlock(&db->mu);
+        db_mp_refresh_horizon(db);
+        pthread_mutex_lock(&db->mu);
+    }
+    oldest = db_oldest_snapshot_locked(db);
     pthread_mutex_unlock(&db->mu);
     rc = db_run_compaction(db, c, oldest);
     pthread_mutex_lock(&db->mu);
@@ -450,7 +460,9 @@ int db_flatten(stoat_db *db)
         return status_err(STOAT_EBUSY, "%s: another process runs the background work (pid "
                           "%llu): run this there, or once it has closed", db->dir,
                           (unsigned long long)atomic_load(&db->mp->hdr->owner_pid));
-    if ((rc = db_mp_refresh_horizon(db)) != 0 || (rc = db_rotate_and_wait(db)) != 0)
+    /* The horizon after the rotation: in multi-process mode it caught
+     * this handle up, so that its own slot says how far it read. */
+    if ((rc = db_rotate_and_wait(db)) != 0 || (rc = db_mp_refresh_horizon(db)) != 0)
         return rc;
     pthread_mutex_lock(&db->mu);
     db->manual_compaction++;

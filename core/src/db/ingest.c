@@ -37,6 +37,18 @@
  * the whole range, since no key lies inside it), L0 if none; one MANIFEST
  * edit adds every table (db_install_edit).
  *
+ * Several processes (multi_process). A bulk load runs in the background
+ * owner only (the install edits the MANIFEST, which only the owner
+ * writes; elsewhere stoat_loader_new says busy, naming it). Its values go
+ * to the shared value log under the commit lock (db_mp_vlog_append), and
+ * the install runs under it too (db_mp_exclusive_begin/_end, shared.c):
+ * no process commits meanwhile, this handle has applied every published
+ * commit before the range check, and the load's version is published
+ * after the MANIFEST generation, so a process that reads at it has the
+ * tables. The other processes' oracles never see the loaded keys (no WAL
+ * record holds them): their transactions begun before the load that read
+ * conflict (the shared load floor).
+ *
  * Failure and crash. Until the edit is logged nothing refers to the new
  * tables: abort and failed finishes remove them, and the next open
  * removes those a crash left (open.c removes tables the MANIFEST does not
@@ -57,6 +69,7 @@
 
 #include "db/flush_compact.h"
 #include "db/ingest_build.h"
+#include "db/shared.h"
 #include "db/state.h"
 #include "db/write.h"
 #include "base/ikey.h"
@@ -175,7 +188,11 @@ static int ingest_flush_pend(stoat_loader *ld)
         ld->vk[nb] = slice_make(k, e->klen + IKEY_SUFFIX_LEN);
         ld->vv[nb++] = slice_make(ld->pend_data.data + e->voff, e->vlen);
     }
-    if ((rc = vlog_append_batch(ld->db->vlog, ld->vk, ld->vv, nb, ld->vp)) != 0)
+    if (ld->db->mp != NULL)
+        rc = db_mp_vlog_append(ld->db, ld->vk, ld->vv, nb, ld->vp);
+    else
+        rc = vlog_append_batch(ld->db->vlog, ld->vk, ld->vv, nb, ld->vp);
+    if (rc != 0)
         return rc;
     for (size_t i = 0; i < nb; i++)
         if ((rc = ingest_count_vlog(ld, &ld->vp[i])) != 0)
@@ -423,9 +440,11 @@ int stoat_loader_new(stoat_db *db, stoat_loader **out)
     *out = NULL;
     if ((rc = db_check_handle(db)) != 0 || (rc = db_check_writable(db)) != 0)
         return rc;
-    if (db->mp != NULL)
-        return status_err(STOAT_ENOTSUP, "stoat_loader_new: bulk loads need a single-process "
-                          "open (not yet with multi_process): load with write batches");
+    if (!db_mp_is_owner(db))
+        return status_err(STOAT_EBUSY, "%s: another process runs the background work (pid "
+                          "%llu): bulk loads run there (they edit the MANIFEST), or once it "
+                          "has closed", db->dir,
+                          (unsigned long long)atomic_load(&db->mp->hdr->owner_pid));
     if ((ld = calloc(1, sizeof(*ld))) == NULL)
         return status_err(STOAT_ENOMEM, "out of memory starting a bulk load");
     ld->db = db;

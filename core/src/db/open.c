@@ -301,7 +301,10 @@ static int db_recover(stoat_db *db)
     atomic_store(&db->last_version, max_version);
     if (db->read_only)
         return 0;
-    rc = memtable_new(db->env, db->dir, db->next_file_id++, db->opts.memtable_size, &db->mem);
+    rc = memtable_new(db->env, db->dir, db->next_file_id++,
+                      db->opts.multi_process ? db_mp_arena_size(db->opts.memtable_size)
+                                             : db->opts.memtable_size,
+                      &db->mem);
     if (rc == 0)
         rc = env_sync_dir(db->env, db->dir);
     return rc;
@@ -323,6 +326,8 @@ static int db_alloc(const char *dir, const stoat_options *opts, env *e, stoat_db
     db->env = e;
     db->base_env = e;
     db->read_only = opts->read_only != 0;
+    if (db->read_only)      /* reads a snapshot of the files beside any writers */
+        db->opts.multi_process = 0;
     db->fork_gen = db_fork_generation();
     pthread_mutex_init(&db->mu, NULL);
     pthread_mutex_init(&db->manifest_mu, NULL);

@@ -38,7 +38,7 @@ void stoat_options_init(stoat_options *o)
     o->value_log_file_size = 256ull << 20;
     o->auto_gc = 1;
     o->auto_gc_ratio = 0.5;
-    o->multi_process = 0;
+    o->multi_process = 1;
     o->lock_timeout_ms = 5000;
     o->open_timeout_ms = 0;
     o->shm_dir = NULL;
@@ -54,8 +54,6 @@ int db_options_check(const stoat_options *o)
         "memtable_size: must be 64 KiB .. 2 GiB");
     BAD(o->num_memtables < 2 || o->num_memtables > 64, "num_memtables: must be 2..64");
     BAD(o->multi_process != 0 && o->multi_process != 1, "multi_process: must be 0 or 1");
-    BAD(o->multi_process && o->read_only,
-        "multi_process: a read-only open reads a snapshot of the files (leave multi_process 0)");
     BAD(o->lock_timeout_ms > 3600000u, "lock_timeout_ms: at most one hour");
     BAD(o->open_timeout_ms > 3600000u, "open_timeout_ms: at most one hour");
     BAD(o->block_size < 256 || o->block_size > (4u << 20), "block_size: must be 256 B .. 4 MiB");

@@ -89,7 +89,7 @@
 #include "base/vec.h"
 #include "env/filename.h"
 
-#define DB_SHARED_MAGIC 0x32485354414f5453ull    /* "STOATSH2" */
+#define DB_SHARED_MAGIC 0x33485354414f5453ull    /* "STOATSH3" */
 #define MP_KEEPER_MS 100
 #define MP_RETRIES 1000
 #define MP_ARENA_SLACK 1024u    /* the arena's own header, and then some */
@@ -108,6 +108,20 @@ static inline uint64_t head_end(uint64_t h)
 static inline uint64_t head_make(uint64_t id, uint64_t end)
 {
     return id << DB_WAL_END_BITS | end;
+}
+
+/* Publishes the value-log file appends go to and the end of its last
+ * published record (commit lock held, or the creator before `ready`):
+ * the two fields, then both in one word for readers' mappings (0 when
+ * they do not fit it: no mapping of that file). */
+static void mp_publish_vlog(db_shared_hdr *h, uint64_t fid, uint64_t end)
+{
+    atomic_store(&h->vlog_fid, fid);
+    atomic_store(&h->vlog_end, end);
+    atomic_store(&h->vlog_pub, fid < (1ull << (64 - DB_VLOG_PUB_END_BITS)) &&
+                                       end <= DB_VLOG_PUB_END_MASK
+                                   ? fid << DB_VLOG_PUB_END_BITS | end
+                                   : 0);
 }
 
 int db_mp_is_owner(stoat_db *db)
@@ -402,7 +416,8 @@ static int mp_cross_rotation(stoat_db *db, uint64_t floor, uint64_t stamp, uint6
     if (next == 0)
         return mp_vanished(db, upto);
     rc = mp_attach(db, next, next == upto ? atomic_load(&mp->hdr->wal_arena)
-                                          : atomic_load(&mp->hdr->memtable_size), &m);
+                                          : db_mp_arena_size(atomic_load(&mp->hdr->memtable_size)),
+                   &m);
     if (rc == STOAT_ENOTFOUND && next == upto)
         return mp_vanished(db, upto);
     if (rc == STOAT_ENOTFOUND && next < upto) {
@@ -433,11 +448,51 @@ static int mp_cross_rotation(stoat_db *db, uint64_t floor, uint64_t stamp, uint6
     return 0;
 }
 
+/*
+ * Makes durable the value-log bytes every process appended up to the
+ * published file (the files from the last point known durable on): a WAL
+ * about to be synced, or a memtable about to be flushed, may hold other
+ * processes' pointers into them, and their own syncs may never come.
+ * Under the commit lock (a rotation) nothing is appended meanwhile;
+ * without it (stoat_sync) the files sealed before `to` are final, so they
+ * are durable for good once synced.
+ */
+static int mp_sync_vlog_shared(stoat_db *db)
+{
+    db_shared_hdr *h = db->mp->hdr;
+    uint64_t to = atomic_load(&h->vlog_fid), from = atomic_load(&h->vlog_synced), cur;
+    int rc;
+
+    if (db->vlog == NULL || to == 0)
+        return 0;
+    if ((rc = vlog_sync_shared(db->vlog, (uint32_t)from, (uint32_t)to)) != 0)
+        return rc;
+    cur = from;
+    while (to > cur && !atomic_compare_exchange_weak(&h->vlog_synced, &cur, to))
+        ;
+    return 0;
+}
+
+/* The published value-log file and end: this handle's reads may map it
+ * below that end, and the files before it whole (vlog.h). One word, so
+ * that the end is always that file's. */
+static void mp_note_published_vlog(stoat_db *db)
+{
+    uint64_t pub;
+
+    /* Once per change: commits call this, and the value log takes a lock. */
+    if (db->vlog != NULL && (pub = atomic_load(&db->mp->hdr->vlog_pub)) != 0 &&
+        atomic_exchange(&db->mp->vlog_pub_seen, pub) != pub)
+        vlog_set_published(db->vlog, (uint32_t)(pub >> DB_VLOG_PUB_END_BITS),
+                           pub & DB_VLOG_PUB_END_MASK);
+}
+
 /* Makes `last` this handle's read version, and publishes its horizon. */
 static int mp_advance(stoat_db *db, uint64_t last)
 {
     int rc;
 
+    mp_note_published_vlog(db);
     atomic_store(&db->mp->applied_head, head_make(db->mp->wal_id, db->mp->wal_pos));
     pthread_mutex_lock(&db->mu);
     rc = mp_record_keys_locked(db);
@@ -621,6 +676,15 @@ static int mp_note_up_locked(stoat_db *db)
         mp->conflict_floor = atomic_load(&mp->hdr->last_version);
         mp_note_move(db, head_id(head), head_end(head), mp->conflict_floor);
         rc = 0;
+    }
+    /* A bulk load another handle installed wrote no WAL record: its keys
+     * are unknown here, so every transaction begun before it that read
+     * conflicts (the loading handle's oracle has its keys). */
+    uint64_t load = atomic_load(&mp->hdr->load_floor);
+    if (load > mp->load_seen) {
+        mp->load_seen = load;
+        if (load > mp->conflict_floor)
+            mp->conflict_floor = load;
     }
     if (n.max_v > mp->note_version)
         mp->note_version = n.max_v;
@@ -810,17 +874,27 @@ void db_mp_commit_end(stoat_db *db, int ok)
     proc_lock_release(mp->lock);
 }
 
-int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated)
+uint64_t db_mp_arena_size(uint64_t memtable_size)
+{
+    uint64_t extra = memtable_size < (1ull << 30) ? memtable_size : (1ull << 30);
+
+    return memtable_size + extra;
+}
+
+int db_mp_room(stoat_db *db, uint64_t need, uint64_t est, int force, int *rotated)
 {
     db_mp *mp = db->mp;
     db_shared_hdr *h = mp->hdr;
-    uint64_t arena = atomic_load(&h->memtable_size), id, head = atomic_load(&h->wal_head);
+    uint64_t arena = db_mp_arena_size(atomic_load(&h->memtable_size)), id;
+    uint64_t head = atomic_load(&h->wal_head);
     memtable *m = NULL;
     int rc;
 
     *rotated = 0;
     if (force ? head_end(head) <= WAL_HEADER_LEN
-              : atomic_load(&h->wal_need) + need + MP_ARENA_SLACK <= atomic_load(&h->wal_arena))
+              : atomic_load(&h->wal_need) + need + MP_ARENA_SLACK <= atomic_load(&h->wal_arena) &&
+                    (head_end(head) <= WAL_HEADER_LEN ||
+                     atomic_load(&h->wal_est) + est <= atomic_load(&h->memtable_size)))
         return 0;
     /* A rotation asked for (stoat_flush) hands this handle's memtable to
      * the flush: it must hold every commit first. */
@@ -832,9 +906,22 @@ int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated)
     atomic_store(&h->intent_top, id);   /* for the repair, should this process die */
     proc_lock_set_intent(mp->lock, PROC_INTENT_ROTATING);
     /* The old WAL stops growing: sync it once, so that stoat_sync (which
-     * syncs the active WAL) covers everything written before. */
-    if ((rc = memtable_sync(mp->wtail)) != 0)
+     * syncs the active WAL) covers everything written before; this
+     * process's value-log appends first, as in write.c (the flush of
+     * that WAL's memtable makes tables that point at them). */
+    if ((db->vlog == NULL || (rc = vlog_sync(db->vlog)) == 0) &&
+        (rc = mp_sync_vlog_shared(db)) == 0)
+        rc = memtable_sync(mp->wtail);
+    if (rc != 0) {
+        /* Acknowledged bytes of it may be lost: sticky, as in write.c. */
+        if (rc != STOAT_ENOSPC) {
+            db_mp_fatal(db);
+            pthread_mutex_lock(&db->mu);
+            db_set_bg_error_locked(db, rc);
+            pthread_mutex_unlock(&db->mu);
+        }
         return rc;
+    }
     if ((rc = memtable_new(db->env, db->dir, id, arena, &m)) == 0)
         rc = env_sync_dir(db->env, db->dir);
     KILL_POINT("rotate_created");
@@ -847,6 +934,7 @@ int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated)
     }
     atomic_store(&h->wal_arena, arena);
     atomic_store(&h->wal_need, 0);
+    atomic_store(&h->wal_est, 0);
     atomic_store_explicit(&h->wal_head, head_make(id, WAL_HEADER_LEN), memory_order_release);
     KILL_POINT("rotate_published");
     proc_lock_set_intent(mp->lock, PROC_INTENT_IDLE);
@@ -885,6 +973,7 @@ int db_mp_vlog_adopt(stoat_db *db)
 {
     if (db->vlog == NULL)
         return 0;
+    mp_note_published_vlog(db);
     return vlog_adopt(db->vlog, (uint32_t)atomic_load(&db->mp->hdr->vlog_fid),
                       atomic_load(&db->mp->hdr->vlog_end));
 }
@@ -903,11 +992,66 @@ int db_mp_vlog_rotate(stoat_db *db)
     if ((rc = db_mp_vlog_adopt(db)) == 0 && (rc = vlog_rotate(db->vlog)) == 0 &&
         vlog_active_fid(db->vlog) != 0) {
         uint32_t fid = vlog_active_fid(db->vlog);
-        atomic_store(&h->vlog_fid, fid);
-        atomic_store(&h->vlog_end, vlog_file_size(db->vlog, fid));
+        mp_publish_vlog(h, fid, vlog_file_size(db->vlog, fid));
     }
     db_mp_commit_end(db, rc == 0);
     return rc;
+}
+
+int db_mp_vlog_append(stoat_db *db, const slice *ikeys, const slice *values, size_t n,
+                      vptr *ptrs)
+{
+    db_shared_hdr *h;
+    int rc;
+
+    if ((rc = db_mp_commit_begin(db, 0)) != 0)
+        return rc;
+    h = db->mp->hdr;
+    /* No WAL record: a death or failure in here leaves bytes past the
+     * published end, which the next holder's repair cuts off. */
+    db_mp_intent(db, atomic_load(&h->last_version), NULL);
+    if ((rc = db_mp_vlog_adopt(db)) == 0 &&
+        (rc = vlog_append_batch(db->vlog, ikeys, values, n, ptrs)) == 0) {
+        uint32_t fid = vlog_active_fid(db->vlog);
+        mp_publish_vlog(h, fid, vlog_file_size(db->vlog, fid));
+        mp_note_published_vlog(db);
+    }
+    db_mp_commit_end(db, rc == 0);
+    return rc;
+}
+
+int db_mp_exclusive_begin(stoat_db *db, uint64_t version)
+{
+    int rc;
+
+    if ((rc = db_mp_commit_begin(db, 0)) != 0)
+        return rc;
+    /* The range check reads this handle's memtables: every published
+     * commit must be in them. */
+    rc = mp_catch_up_locked(db);
+    if (rc == 0 && version != 0 && db_mp_next_version(db) > version)
+        rc = status_err(STOAT_EBUSY, "the version reserved for this write (%llu) was passed by "
+                        "other commits", (unsigned long long)version);
+    if (rc != 0)
+        db_mp_commit_end(db, 1);    /* nothing was appended */
+    return rc;
+}
+
+void db_mp_exclusive_end(stoat_db *db, uint64_t version, int ok)
+{
+    db_mp *mp = db->mp;
+    db_shared_hdr *h = mp->hdr;
+
+    if (ok && version != 0) {
+        /* After the MANIFEST edit's generation (db_install_edit): a
+         * reader that takes this version reloads the MANIFEST first. */
+        mp->load_seen = version;
+        atomic_store(&h->load_floor, version);
+        if (version > atomic_load(&h->last_version))
+            atomic_store(&h->last_version, version);
+        mp_advance(db, version);
+    }
+    db_mp_commit_end(db, 1);
 }
 
 memtable *db_mp_intent(stoat_db *db, uint64_t top, int *apply)
@@ -930,7 +1074,7 @@ memtable *db_mp_intent(stoat_db *db, uint64_t top, int *apply)
     return mp->wtail;
 }
 
-void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top)
+void db_mp_publish(stoat_db *db, uint64_t need, uint64_t est, uint64_t top)
 {
     db_mp *mp = db->mp;
     db_shared_hdr *h = mp->hdr;
@@ -938,10 +1082,11 @@ void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top)
 
     if (db->vlog != NULL && vlog_active_fid(db->vlog) != 0) {
         uint32_t fid = vlog_active_fid(db->vlog);
-        atomic_store(&h->vlog_fid, fid);
-        atomic_store(&h->vlog_end, vlog_file_size(db->vlog, fid));
+        mp_publish_vlog(h, fid, vlog_file_size(db->vlog, fid));
+        mp_note_published_vlog(db);
     }
     atomic_fetch_add(&h->wal_need, need);
+    atomic_fetch_add(&h->wal_est, est);
     atomic_store_explicit(&h->wal_head, head_make(memtable_id(mp->wtail), end),
                           memory_order_release);
     KILL_POINT("commit_head_published");
@@ -970,13 +1115,18 @@ void db_mp_fatal(stoat_db *db)
 int db_mp_sync(stoat_db *db)
 {
     db_mp *mp = db->mp;
+    uint64_t head = atomic_load(&mp->hdr->wal_head);
     memtable *m = NULL;
     int rc;
 
-    if (db->vlog != NULL && (rc = vlog_sync(db->vlog)) != 0)
+    /* The head loaded before the value-log files are synced: its records
+     * point only into bytes published before it, which the sync covers
+     * (a record published later is none this call makes durable). */
+    if (db->vlog != NULL &&
+        ((rc = vlog_sync(db->vlog)) != 0 || (rc = mp_sync_vlog_shared(db)) != 0))
         goto fail;
     pthread_mutex_lock(&mp->tail_mu);
-    rc = mp_attach(db, head_id(atomic_load(&mp->hdr->wal_head)), MP_READ_ARENA, &m);
+    rc = mp_attach(db, head_id(head), MP_READ_ARENA, &m);
     pthread_mutex_unlock(&mp->tail_mu);
     if (rc == STOAT_ENOTFOUND)
         return 0;   /* rotated (its rotation synced it), flushed and removed since */
@@ -1055,12 +1205,12 @@ static int mp_init(void *base, uint64_t size, void *arg)
         return rc;
     atomic_store(&h->last_version, atomic_load(&db->last_version));
     atomic_store(&h->wal_head, head_make(memtable_id(db->mem), WAL_HEADER_LEN));
-    atomic_store(&h->wal_arena, db->opts.memtable_size);
+    atomic_store(&h->wal_arena, db_mp_arena_size(db->opts.memtable_size));
     atomic_store(&h->memtable_size, db->opts.memtable_size);
     atomic_store(&h->next_file_id, db->next_file_id);
     if (db->vlog != NULL && vlog_active_fid(db->vlog) != 0) {
-        atomic_store(&h->vlog_fid, vlog_active_fid(db->vlog));
-        atomic_store(&h->vlog_end, vlog_file_size(db->vlog, vlog_active_fid(db->vlog)));
+        mp_publish_vlog(h, vlog_active_fid(db->vlog),
+                        vlog_file_size(db->vlog, vlog_active_fid(db->vlog)));
     }
     atomic_store(&h->manifest_gen, 1);
     atomic_store(&h->magic, DB_SHARED_MAGIC);
@@ -1272,8 +1422,15 @@ int db_mp_refresh_horizon(stoat_db *db)
     pthread_mutex_lock(&mp->slots_mu);
     rc = proc_slots_scan(mp->slots, &res);
     pthread_mutex_unlock(&mp->slots_mu);
-    if (rc == 0)
-        atomic_store(&mp->horizon, res.min);
+    /* Only up: every live slot's value only grows, and a process that
+     * joins reads above any horizon taken before. A slower scan (the
+     * keeper's beside flatten's) must not store an older minimum over a
+     * newer one, or compaction would keep what no reader needs. */
+    if (rc == 0 && res.min != PROC_SLOT_NONE) {
+        uint64_t cur = atomic_load(&mp->horizon);
+        while (res.min > cur && !atomic_compare_exchange_weak(&mp->horizon, &cur, res.min))
+            ;
+    }
     return rc;
 }
 
@@ -1341,6 +1498,7 @@ static void mp_keeper_round(stoat_db *db)
     /* The owner applies every commit (it flushes its memtables), and so
      * does a process that reads: its reads then find little left to do.
      * One that only writes applies nothing, only follows the flushes. */
+    mp_note_published_vlog(db);    /* a process that joined and only reads maps too */
     int read = atomic_exchange_explicit(&mp->read_since, 0, memory_order_relaxed);
     if (owner || read) {
         mp_catch_up(db);    /* a failure shows at the next read or write */
@@ -1473,6 +1631,10 @@ void db_mp_close(stoat_db *db)
         pthread_join(mp->keeper, NULL);
         mp->keeper_started = 0;
     }
+    /* The WALs flushed since the keeper's last round go now (when no
+     * other process follows them), not at the next open. */
+    if (mp->slots != NULL && atomic_load(&mp->owner))
+        mp_sweep_wals(db);
     proc_slots_close(mp->slots);
     shm_close(mp->region);
     pthread_mutex_destroy(&mp->slots_mu);

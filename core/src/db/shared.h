@@ -47,15 +47,45 @@ int db_mp_catch_up(stoat_db *db);
  * at the published active file; the caller appends to the value log and
  * the WAL; publish() makes it visible to every process. end() releases
  * the lock (a failed commit leaves its intent, so the next holder cuts
- * the WAL back).
+ * the WAL back). room() rotates when `need` (the arena bytes of the
+ * group's entries at their worst) would not fit the WAL's arena, or `est`
+ * (as expected) would take the WAL's entries past memtable_size.
  */
 int db_mp_commit_begin(stoat_db *db, int note);
-int db_mp_room(stoat_db *db, uint64_t need, int force, int *rotated);
+int db_mp_room(stoat_db *db, uint64_t need, uint64_t est, int force, int *rotated);
 int db_mp_vlog_adopt(stoat_db *db);
 uint64_t db_mp_next_version(stoat_db *db);
 memtable *db_mp_intent(stoat_db *db, uint64_t top, int *apply);
-void db_mp_publish(stoat_db *db, uint64_t need, uint64_t top);
+void db_mp_publish(stoat_db *db, uint64_t need, uint64_t est, uint64_t top);
+
+/* The arena of every memtable of a shared WAL, for memtables of
+ * memtable_size bytes: the WAL rotates once its entries take about
+ * memtable_size bytes as expected (`est` above, as a single process's
+ * memtable fills), while the arena must hold them at their worst (`need`:
+ * every skiplist node at its full height), about twice as much for the
+ * smallest entries. Untouched arena pages cost no memory. */
+uint64_t db_mp_arena_size(uint64_t memtable_size);
 void db_mp_commit_end(stoat_db *db, int ok);
+
+/* A bulk load's value-log appends (ingest.c), under the commit lock:
+ * to the published active file, after its published end, which then
+ * moves past them. No WAL record: the loaded tables will point at them. */
+int db_mp_vlog_append(stoat_db *db, const slice *ikeys, const slice *values, size_t n,
+                      vptr *ptrs);
+
+/*
+ * An exclusive write (a bulk load's install, db_write_exclusive) in
+ * multi-process mode, which the caller runs in the background owner only
+ * (it edits the MANIFEST). begin takes the commit lock, so that no process
+ * commits meanwhile, applies every published commit to this handle's
+ * memtables, and refuses (STOAT_EBUSY) when commits passed `version`;
+ * end, when ok, publishes `version` as the newest commit, and as the
+ * load floor: the other handles' transactions begun below it that read
+ * conflict, since the loaded keys never pass through a WAL their oracles
+ * learn from. Then releases the lock.
+ */
+int db_mp_exclusive_begin(stoat_db *db, uint64_t version);
+void db_mp_exclusive_end(stoat_db *db, uint64_t version, int ok);
 
 /* A write failed to reach the disk (a failed fsync or append, not a full
  * disk): the WALs every process appends to may have lost bytes acknowledged

@@ -60,6 +60,11 @@ static uint64_t db_local_oldest_locked(stoat_db *db)
     return atomic_load(&db->last_version);
 }
 
+uint64_t db_local_oldest_snapshot_locked(stoat_db *db)
+{
+    return db_local_oldest_locked(db);
+}
+
 uint64_t db_oldest_snapshot_locked(stoat_db *db)
 {
     uint64_t v = db_local_oldest_locked(db);

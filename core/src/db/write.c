@@ -41,6 +41,10 @@
 #define SLOWDOWN_MICROS 1000
 /* The longest a front writer waits for followers before a durable group. */
 #define GROUP_WAIT_MAX_MICROS 500
+/* A memtable entry's skiplist node as expected: its header, a tower of the
+ * mean height (2) and alignment (multi-process: when the shared WAL is as
+ * full as a single process's memtable would be). */
+#define MP_ENTRY_EXPECTED_OVERHEAD 40
 
 static uint64_t op_bytes(const db_write_op *op)
 {
@@ -492,6 +496,28 @@ static int db_wait_stall_mp_locked(stoat_db *db)
     }
 }
 
+/* The arena bytes the group's entries take at most in a memtable: a
+ * value that goes to the value log takes a pointer's room there (the
+ * shared WAL's room is counted across commits by this, not by the
+ * values' sizes). */
+static uint64_t db_group_arena_bytes(const stoat_db *db, const db_writer *first,
+                                     const db_writer *last)
+{
+    uint64_t n = 0;
+
+    for (const db_writer *w = first;; w = w->next) {
+        for (size_t i = 0; i < w->n_ops; i++) {
+            const db_write_op *op = &w->ops[i];
+            n += op_separated(db, op)
+                     ? op->key.len + IKEY_SUFFIX_LEN + 2 + VARINT64_MAX_LEN + VPTR_LEN
+                     : op_bytes(op);
+        }
+        if (w == last)
+            break;
+    }
+    return n;
+}
+
 /*
  * The multi-process front writer: the same steps as below, under the
  * commit lock of every process (shared.c): catch up, make room in the
@@ -502,9 +528,13 @@ static int db_wait_stall_mp_locked(stoat_db *db)
 static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *last,
                                    uint64_t bytes, uint64_t n, int sync)
 {
-    uint64_t need = bytes + n * (MEMTABLE_ENTRY_OVERHEAD + 8), top = 0;
+    uint64_t need, est, top = 0, t0 = 0;
     int rotated = 0, sticky = 0, note = 0, rc;
 
+    (void)bytes;
+    est = db_group_arena_bytes(db, db->writers_head, last);
+    need = est + n * (MEMTABLE_ENTRY_OVERHEAD + 8);
+    est += n * MP_ENTRY_EXPECTED_OVERHEAD;
     /* Only a transaction that read, or a GC rewrite, is checked against
      * the commits of the others: the oracle learns them for those only. */
     for (db_writer *w = db->writers_head;; w = w->next) {
@@ -515,11 +545,16 @@ static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *las
     if ((rc = db_wait_stall_mp_locked(db)) == 0) {
         pthread_mutex_unlock(&db->mu);
         if ((rc = db_mp_commit_begin(db, note)) == 0) {
-            rc = db_mp_room(db, need, self->rotate, &rotated);
+            if (sync)
+                t0 = now_micros();
+            rc = db_mp_room(db, need, est, self->rotate, &rotated);
             if (rc == 0 && !self->rotate) {
                 pthread_mutex_lock(&db->mu);
                 db->next_version = db_mp_next_version(db);
-                oracle_prune(&db->oracle, db_oldest_snapshot_locked(db));
+                /* Only this handle's transactions check against its
+                 * oracle: the other processes' snapshots (the horizon,
+                 * scanned now and then) need none of its records. */
+                oracle_prune(&db->oracle, db_local_oldest_snapshot_locked(db));
                 for (db_writer *w = db->writers_head;; w = w->next) {
                     db_assign_version_locked(db, w);
                     if (w->version)
@@ -544,7 +579,7 @@ static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *las
                 }
                 KILL_POINT("commit_appended");
                 if (rc == 0)
-                    db_mp_publish(db, need, top);
+                    db_mp_publish(db, need, est, top);
                 KILL_POINT("commit_published");
             }
             db_mp_commit_end(db, rc == 0);
@@ -554,9 +589,18 @@ static int db_lead_group_mp_locked(stoat_db *db, db_writer *self, db_writer *las
         pthread_mutex_lock(&db->mu);
         if (sticky)
             db_set_bg_error_locked(db, rc);
+        if (rc == 0 && sync && !self->rotate) {     /* as in db_lead_group_locked */
+            db->sync_micros = now_micros() - t0;
+            db->sync_crowd = db->writers_inside;
+            db->stat_sync_groups++;
+        }
     }
+    /* As below: with nothing to rotate (the head WAL empty, a rotation
+     * just done by a commit), the flush of the newest immutable memtable
+     * is what stoat_flush and flatten wait for. */
+    (void)rotated;
     if (rc == 0 && self->rotate)
-        self->rotated_mem = rotated && db->n_imm ? memtable_id(db->imm[db->n_imm - 1]) : 0;
+        self->rotated_mem = db->n_imm ? memtable_id(db->imm[db->n_imm - 1]) : 0;
     db_finish_group_locked(db, self, last, rc);
     return rc;
 }
@@ -575,6 +619,18 @@ static int db_lead_exclusive_locked(stoat_db *db, db_writer *self)
     if (v != 0 && db->next_version > v) {
         rc = status_err(STOAT_EBUSY, "the version reserved for this write (%llu) was passed by "
                         "other commits", (unsigned long long)v);
+    } else if (db->mp != NULL) {
+        /* Under the commit lock: no process commits meanwhile. */
+        pthread_mutex_unlock(&db->mu);
+        if ((rc = db_mp_exclusive_begin(db, v)) == 0) {
+            rc = self->exclusive(db, self->exclusive_arg);
+            db_mp_exclusive_end(db, v, rc == 0);
+        }
+        pthread_mutex_lock(&db->mu);
+        if (rc == 0 && v != 0) {
+            db->next_version = v + 1;
+            self->version = v;
+        }
     } else {
         pthread_mutex_unlock(&db->mu);
         rc = self->exclusive(db, self->exclusive_arg);
@@ -597,7 +653,9 @@ static int db_lead_exclusive_locked(stoat_db *db, db_writer *self)
  * holds one or two. So before a durable group the front writer waits until
  * the queue holds as many writers as were inside when the last durable
  * group had synced, for at most half that commit's time (at most
- * GROUP_WAIT_MAX_MICROS). A writer alone never waits. Single process only.
+ * GROUP_WAIT_MAX_MICROS). A writer alone never waits. In multi-process
+ * mode it waits before it takes the commit lock: only this process's
+ * writers gather, and nobody else waits on it meanwhile.
  */
 static void db_wait_followers_locked(stoat_db *db)
 {
@@ -636,7 +694,7 @@ static int db_lead_group_locked(stoat_db *db, db_writer *self)
 
     if (self->exclusive)
         return db_lead_exclusive_locked(db, self);
-    if (db->mp == NULL && !self->rotate && (self->sync || db->opts.sync == STOAT_SYNC_COMMIT))
+    if (!self->rotate && (self->sync || db->opts.sync == STOAT_SYNC_COMMIT))
         db_wait_followers_locked(db);
     last = db_build_group_locked(db, &bytes, &n, &sync);
 
@@ -728,11 +786,16 @@ uint64_t db_version_reserve(stoat_db *db, uint64_t ahead)
 {
     uint64_t v;
 
+    uint64_t next;
+
     pthread_mutex_lock(&db->mu);
-    v = db->next_version + ahead;
+    next = db->next_version;
     pthread_mutex_unlock(&db->mu);
+    if (db->mp != NULL && db_mp_next_version(db) > next)
+        next = db_mp_next_version(db);  /* every process's commits */
+    v = next + ahead;
     /* Keep far from the top: UINT64_MAX is the seek sentinel (ikey.h). */
-    return v < db->next_version || v >= (UINT64_MAX >> 1) ? 0 : v;
+    return v < next || v >= (UINT64_MAX >> 1) ? 0 : v;
 }
 
 int db_write_txn(stoat_db *db, const db_write_op *ops, size_t n, txn_reads *reads,

@@ -24,8 +24,10 @@
  *    written (a gathered run of small ones, or one large one), so a reader
  *    never sees half a record. Bytes past size in the active file belong to
  *    the writer (cut off on failure).
- *  - Mappings (issue 15; not in shared mode): a file is mapped on the first
- *    read that pins it (the active one to file_size bytes, past its end),
+ *  - Mappings (issue 15; in shared mode the files up to the published
+ *    one, read only below what is published or final, see vlog.h): a file
+ *    is mapped on the first read that pins it (the active one to file_size
+ *    bytes, past its end),
  *    and unmapped only with its descriptor, by eviction (unpinned files
  *    only) or when its last reference goes. Bytes below size never change
  *    (the only truncations are recovery's, before any read, and a failed
@@ -674,6 +676,35 @@ int vlog_sync(vlog *l)
     return 0;
 }
 
+int vlog_sync_shared(vlog *l, uint32_t from, uint32_t to)
+{
+    uint32_t *fids = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (!l->opts.shared || l->opts.read_only || to == 0)
+        return 0;
+    if ((rc = vlog_list(l, &fids, &n)) != 0)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        vlog_file *vf = NULL;
+        uint64_t size;
+        int active;
+
+        if (fids[i] < from || fids[i] > to)
+            continue;
+        if ((rc = vlog_discover(l, fids[i])) == 0 &&
+            (rc = vlog_pin(l, fids[i], &vf, &size, &active)) == 0) {
+            rc = env_sync(vf->f);
+            vlog_unref(l, vf);
+        }
+        if (rc == STOAT_ENOTFOUND)
+            rc = 0;     /* collected by GC and removed since the listing */
+    }
+    free(fids);
+    return rc;
+}
+
 /* ---- reads ---- */
 
 
@@ -868,6 +899,10 @@ int vlog_get(vlog *l, const vptr *ptr, slice ikey, vlog_value *v, slice *value)
         if ((rc = vlog_pin_for(l, ptr, ikey, &vf, &size, &map)) != 0)
             return rc;
     }
+    /* Shared mode: past what this process knows is published, the
+     * mapping may end before the record (pread looks again). */
+    if (map != NULL && l->opts.shared && (ptr->offset > size || ptr->len > size - ptr->offset))
+        map = NULL;
     if (map != NULL && crypt_sealed(vf->f)) {
         /* Opened out of the mapping into v->buf: nothing is borrowed. */
         if ((rc = vlog_bounds_check(vf, ptr, ikey, size)) == 0)

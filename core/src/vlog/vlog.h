@@ -18,9 +18,15 @@
  * byte, and its length (VLOG_REC_OVERHEAD + key_len + stored value_len).
  *
  * Reads go through a read-only mapping of the file where the env offers
- * one (env_map.h; not in shared mode, where other processes append and
- * cut back): the active file is mapped to file_size bytes and read only
- * below its published size. A record's checksum is verified on its first read and
+ * one (env_map.h): the active file is mapped to file_size bytes and read
+ * only below its published size. In shared mode other processes append
+ * to the active file and a repair cuts back what a dead one left, but
+ * never below what was published (vlog_set_published): a file every
+ * process has sealed (below the published one) is mapped whole, once its
+ * final size is known; the published one to file_size bytes, read only
+ * below its published end; a record past what this process knows is read
+ * with pread (which looks at the file's size again), never through the
+ * mapping. A record's checksum is verified on its first read and
  * remembered (one bit per 16 bytes of file), later reads check only its
  * header, length and key; an uncompressed value is handed out as a
  * borrowed pointer into the mapping, the file pinned meanwhile
@@ -151,6 +157,22 @@ int vlog_append(vlog *l, slice ikey, slice value, vptr *ptr);
  * written are unreferenced garbage).
  */
 int vlog_append_batch(vlog *l, const slice *ikeys, const slice *values, size_t n, vptr *ptrs);
+
+/*
+ * Shared mode: fsyncs the files numbered from..to that exist, whoever
+ * appended to them (other processes' appends too: an fsync covers the
+ * file, not a descriptor). For the WAL records and tables of every process
+ * that point into them. 0 when not shared.
+ */
+int vlog_sync_shared(vlog *l, uint32_t from, uint32_t to);
+
+/*
+ * Shared mode: file fid is the published one appends go to, and its
+ * records up to end are published (no repair ever cuts below it); every
+ * file below fid is sealed for every process: no byte of it changes
+ * again. Reads may map them (above). Only moves forward.
+ */
+void vlog_set_published(vlog *l, uint32_t fid, uint64_t end);
 
 /*
  * Makes everything appended so far durable: fsyncs files sealed since the

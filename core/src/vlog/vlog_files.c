@@ -221,7 +221,8 @@ int vlog_pin_mapped(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int 
 {
     vlog_file *vf;
     env_file *f = NULL;
-    int rc, need_open, need_map;
+    uint64_t map_size = 0;
+    int rc, need_open, need_map, need_final = 0, state = 0;
 
     *out = NULL;
     if (map != NULL)
@@ -239,10 +240,24 @@ int vlog_pin_mapped(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int 
     *size = vf->size;
     *active = vf->active;
     need_open = vf->f == NULL;
-    need_map = map != NULL && vf->map == NULL && !vf->map_failed && !l->opts.shared &&
-               !l->opts.no_map && vf->size > VLOG_HEADER_LEN;
-    if (map != NULL)
-        *map = vf->map != NULL && vf->map_len >= vf->size ? vf->map : NULL;
+    if (!l->opts.shared) {
+        map_size = vf->size;
+        need_map = vf->size > VLOG_HEADER_LEN;
+    } else if (map == NULL) {
+        need_map = 0;
+    } else {
+        /* 1: sealed in every process (final size); 2: the published one,
+         * readable below its published end; 0: read by pread. */
+        state = fid < l->pub_fid && !vf->active ? 1 : fid == l->pub_fid ? 2 : 0;
+        need_final = state == 1 && !vf->final_size;
+        if (state == 2)
+            *size = l->pub_end;
+        map_size = *size;
+        need_map = state != 0;
+    }
+    need_map = need_map && map != NULL && vf->map == NULL && !vf->map_failed && !l->opts.no_map;
+    if (map != NULL && (!l->opts.shared || (state != 0 && !need_final)))
+        *map = vf->map != NULL && vf->map_len >= *size ? vf->map : NULL;
     pthread_mutex_unlock(&l->mu);
     if (need_open) {
         if ((rc = env_open(l->env, vf->path, ENV_READ, &f)) != 0) {
@@ -259,14 +274,41 @@ int vlog_pin_mapped(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int 
         pthread_mutex_unlock(&l->mu);
         env_close(f); /* another reader opened it first */
     }
-    if (need_map) {
-        vlog_map(l, vf, *size, *active);
+    if (need_final && map != NULL) {
+        /* Sealed everywhere: what the file holds now is all it will ever
+         * hold (this process may have seen it shorter, while others
+         * appended). The pinned descriptor stays open. */
+        uint64_t now;
+        if (env_file_size(vf->f, &now) == 0) {
+            pthread_mutex_lock(&l->mu);
+            if (now > vf->size)
+                vf->size = now;
+            vf->final_size = 1;
+            *size = map_size = vf->size;
+            *map = vf->map != NULL && vf->map_len >= *size ? vf->map : NULL;
+            pthread_mutex_unlock(&l->mu);
+        } else {
+            need_map = 0;
+        }
+    }
+    if (need_map && map_size > VLOG_HEADER_LEN) {
+        vlog_map(l, vf, map_size, !l->opts.shared ? *active : state == 2);
         pthread_mutex_lock(&l->mu);
         *map = vf->map != NULL && vf->map_len >= *size ? vf->map : NULL;
         pthread_mutex_unlock(&l->mu);
     }
     *out = vf;
     return 0;
+}
+
+void vlog_set_published(vlog *l, uint32_t fid, uint64_t end)
+{
+    pthread_mutex_lock(&l->mu);
+    if (fid > l->pub_fid || (fid == l->pub_fid && end > l->pub_end)) {
+        l->pub_fid = fid;
+        l->pub_end = end;
+    }
+    pthread_mutex_unlock(&l->mu);
 }
 
 int vlog_pin(vlog *l, uint32_t fid, vlog_file **out, uint64_t *size, int *active)

@@ -56,6 +56,8 @@ typedef struct vlog_file {
     _Atomic uint64_t *checked;      /* with map: bit off / VLOG_CHECK_GRAIN is set once the
                                      * record at off passed its checksum */
     int map_failed;                 /* mapping was refused: read by pread */
+    int final_size;                 /* shared mode: size is the final one (sealed
+                                     * everywhere, looked up once) */
     char *path;
     struct vlog_file *prev, *next;  /* LRU links while in_lru */
 } vlog_file;
@@ -82,6 +84,8 @@ struct vlog {
     buf seal_scratch;               /* encrypted files: a record's key and value */
     vlog_file **unsynced;           /* sealed and dirty, one reference each */
     size_t n_unsynced, cap_unsynced;
+    uint32_t pub_fid;               /* shared mode (mu): the published active file; */
+    uint64_t pub_end;               /* ...its published end; files below are final */
 };
 
 /* The descriptor appends, truncations and syncs of vf go to. */

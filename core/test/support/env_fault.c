@@ -129,9 +129,13 @@ static int fault_open(env *e, const char *path, int flags, env_file **out)
     *out = NULL;
     pthread_mutex_lock(&fe->mu);
     if ((rc = fault_dead_locked(fe, "open", path)) == 0) {
-        if (flags == ENV_READ)
-            rc = env_open(fe->base, path, flags, &inner);
-        else
+        if (flags == ENV_READ) {
+            /* A file written through this env: an fsync through any of its
+             * descriptors makes all of it durable, as the kernel does. */
+            if ((rc = env_open(fe->base, path, flags, &inner)) == 0 &&
+                (node = node_find(fe, path)) != NULL)
+                node->refs++;
+        } else
             rc = fault_open_write_locked(fe, path, flags, &inner, &node);
     }
     pthread_mutex_unlock(&fe->mu);
