@@ -53,12 +53,10 @@
  *   background owner only (in another process they return STOAT_EBUSY
  *   naming the owner's pid); automatic GC runs there too. Alone, a
  *   process is the owner: everything works as in the exclusive mode.
- *   Durability across processes: stoat_sync makes durable every
- *   process's commits up to the caller's, values in the value log
- *   included. A commit made durable by STOAT_SYNC_COMMIT may still be
- *   lost with a power loss when it follows, in the WAL, a large value
- *   another process appended without syncing: give every process the
- *   same sync mode.
+ *   Durability across processes: stoat_sync, and a commit with
+ *   STOAT_SYNC_COMMIT, make durable every process's commits up to the
+ *   caller's, values in the value log included (processes may use
+ *   different sync modes).
  */
 #ifndef STOAT_H
 #define STOAT_H

@@ -216,6 +216,47 @@ static void test_mp_sync_covers_other_handles_values(void)
     REQUIRE_OK(stoat_close(a));
 }
 
+/* Mixed sync modes: a durable commit (sync "commit") made after another
+ * handle's unsynced commit of a large value survives a power loss: its
+ * WAL record sits behind the other's, whose value must be durable too, or
+ * recovery would stop at that record and cut the durable one off. */
+static void test_mp_durable_commit_behind_an_unsynced_value(void)
+{
+    const char *dir = test_tmpdir();
+    env *fault = env_fault_new(env_posix());
+    char big[3000];
+    stoat_options o, os;
+    stoat_db *a, *b;
+    uint64_t v = 0;
+    void *got;
+    size_t vlen;
+
+    REQUIRE(fault != NULL);
+    mp_options(&o);
+    o.value_threshold = 64;
+    os = o;
+    os.sync = STOAT_SYNC_COMMIT;
+    REQUIRE_OK(db_open_env(dir, &os, fault, &a));
+    REQUIRE_OK(db_open_env(dir, &o, fault, &b));
+    dbu_value(9, big, sizeof(big));
+    REQUIRE_OK(stoat_put(b, "big", 3, big, sizeof(big)));     /* b never syncs */
+    REQUIRE_OK(put_u64(a, "durable", 1));                       /* acknowledged durable */
+    env_fault_crash(fault);
+    stoat_close(a);
+    stoat_close(b);
+    REQUIRE_OK(env_fault_drop_unsynced(fault));
+    env_fault_free(fault);
+    a = mp_open(dir);
+    CHECK_OK(get_u64(a, "durable", &v));
+    CHECK(v == 1);
+    got = NULL;
+    if (stoat_get(a, "big", 3, &got, &vlen) == 0) {
+        CHECK(dbu_value_is(9, sizeof(big), got, vlen));
+        stoat_free(got);
+    }
+    REQUIRE_OK(stoat_close(a));
+}
+
 /* ---- bulk loads ---- */
 
 /* A bulk load in the background owner (the first handle) while another
@@ -1011,6 +1052,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_mp_other_shared_state_version_refused);
     TEST_RUN(test_mp_bulk_load_in_the_owner);
     TEST_RUN(test_mp_sync_covers_other_handles_values);
+    TEST_RUN(test_mp_durable_commit_behind_an_unsynced_value);
     TEST_RUN(test_mp_failed_fsync_stops_every_writer);
     TEST_RUN(test_mp_single_process_open_excluded);
     TEST_RUN(test_mp_gc_in_owner_while_another_handle_reads);

@@ -146,6 +146,7 @@ typedef struct db_mp {
     uint64_t conflict_floor;        /* transactions reading below it conflict (tail_mu) */
     uint64_t load_seen;             /* the newest load_floor it took into conflict_floor */
     _Atomic uint64_t vlog_pub_seen; /* the last vlog_pub handed to the value log */
+    _Atomic uint64_t vlog_pub_synced; /* the vlog_pub its last durable commit made durable */
     _Atomic uint64_t horizon;       /* oldest snapshot of any process (owner's scan) */
     _Atomic int owner;              /* this handle runs the background work */
     uint32_t lock_timeout_ms;

@@ -1112,6 +1112,21 @@ void db_mp_fatal(stoat_db *db)
         atomic_compare_exchange_strong(&db->mp->hdr->fatal, &none, (uint64_t)getpid());
 }
 
+int db_mp_sync_published_values(stoat_db *db)
+{
+    uint64_t pub;
+    int rc;
+
+    if (db->mp == NULL || db->vlog == NULL)
+        return 0;
+    pub = atomic_load(&db->mp->hdr->vlog_pub);
+    if (pub == 0 || pub == atomic_load(&db->mp->vlog_pub_synced))
+        return 0;
+    if ((rc = mp_sync_vlog_shared(db)) == 0)
+        atomic_store(&db->mp->vlog_pub_synced, pub);
+    return rc;
+}
+
 int db_mp_sync(stoat_db *db)
 {
     db_mp *mp = db->mp;

@@ -98,6 +98,17 @@ void db_mp_fatal(stoat_db *db);
  * wait for this fsync). A WAL rotated away was synced by its rotation. */
 int db_mp_sync(stoat_db *db);
 
+/*
+ * A durable commit (sync "commit"), under the commit lock, before it
+ * syncs the WAL: the value-log bytes every process published so far made
+ * durable, when they moved since this handle last did it. The WAL record
+ * about to become durable sits behind other processes' records, whose
+ * values may still be in the page cache only: were they lost, recovery
+ * would stop at the first of those records and cut the durable commit
+ * off. 0 at once outside multi-process mode.
+ */
+int db_mp_sync_published_values(stoat_db *db);
+
 /* Seals the value-log file every process appends to and starts the next
  * one, under the commit lock (value-log GC collects sealed files only). */
 int db_mp_vlog_rotate(stoat_db *db);

@@ -364,7 +364,8 @@ static int db_commit_group(stoat_db *db, memtable *m, int sync, int apply, db_wr
 {
     int rc;
 
-    if (sync && db->vlog != NULL && (rc = vlog_sync(db->vlog)) != 0)
+    if (sync && db->vlog != NULL &&
+        ((rc = vlog_sync(db->vlog)) != 0 || (rc = db_mp_sync_published_values(db)) != 0))
         return rc;
     if (db->wal_payload.len == 0)
         return sync ? memtable_sync(m) : 0;
