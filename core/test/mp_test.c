@@ -176,16 +176,19 @@ static void test_mp_other_shared_state_version_refused(void)
 
 /* ---- durability across handles ---- */
 
-/* One handle's stoat_sync makes durable the value-log bytes another
- * handle appended and never synced (its WAL record, before the synced
- * one, points at them): after a power loss both commits are there, and
- * the WAL does not stop at a pointer into lost bytes. */
-static void test_mp_sync_covers_other_handles_values(void)
+/*
+ * Handle b commits a large value and never syncs; handle a then makes a
+ * commit of its own durable: by stoat_sync, or (sync_commit) by a
+ * commit with sync "commit". After a power loss both are there: a's WAL
+ * record sits behind b's, whose value must be durable too, or recovery
+ * would stop at b's record and cut a's off.
+ */
+static void check_durable_behind_an_unsynced_value(int sync_commit)
 {
     const char *dir = test_tmpdir();
     env *fault = env_fault_new(env_posix());
     char big[3000];
-    stoat_options o;
+    stoat_options o, oa;
     stoat_db *a, *b;
     uint64_t v = 0;
     void *got;
@@ -194,12 +197,16 @@ static void test_mp_sync_covers_other_handles_values(void)
     REQUIRE(fault != NULL);
     mp_options(&o);
     o.value_threshold = 64;
-    REQUIRE_OK(db_open_env(dir, &o, fault, &a));
+    oa = o;
+    if (sync_commit)
+        oa.sync = STOAT_SYNC_COMMIT;
+    REQUIRE_OK(db_open_env(dir, &oa, fault, &a));
     REQUIRE_OK(db_open_env(dir, &o, fault, &b));
     dbu_value(7, big, sizeof(big));
     REQUIRE_OK(stoat_put(b, "big", 3, big, sizeof(big)));     /* b never syncs */
     REQUIRE_OK(put_u64(a, "after", 1));
-    REQUIRE_OK(stoat_sync(a));      /* "after" is durable, and what came before */
+    if (!sync_commit)
+        REQUIRE_OK(stoat_sync(a));  /* "after" is durable, and what came before */
     env_fault_crash(fault);
     stoat_close(a);
     stoat_close(b);
@@ -216,45 +223,15 @@ static void test_mp_sync_covers_other_handles_values(void)
     REQUIRE_OK(stoat_close(a));
 }
 
-/* Mixed sync modes: a durable commit (sync "commit") made after another
- * handle's unsynced commit of a large value survives a power loss: its
- * WAL record sits behind the other's, whose value must be durable too, or
- * recovery would stop at that record and cut the durable one off. */
+static void test_mp_sync_covers_other_handles_values(void)
+{
+    check_durable_behind_an_unsynced_value(0);
+}
+
+/* Mixed sync modes: the same with a durable commit instead of a sync. */
 static void test_mp_durable_commit_behind_an_unsynced_value(void)
 {
-    const char *dir = test_tmpdir();
-    env *fault = env_fault_new(env_posix());
-    char big[3000];
-    stoat_options o, os;
-    stoat_db *a, *b;
-    uint64_t v = 0;
-    void *got;
-    size_t vlen;
-
-    REQUIRE(fault != NULL);
-    mp_options(&o);
-    o.value_threshold = 64;
-    os = o;
-    os.sync = STOAT_SYNC_COMMIT;
-    REQUIRE_OK(db_open_env(dir, &os, fault, &a));
-    REQUIRE_OK(db_open_env(dir, &o, fault, &b));
-    dbu_value(9, big, sizeof(big));
-    REQUIRE_OK(stoat_put(b, "big", 3, big, sizeof(big)));     /* b never syncs */
-    REQUIRE_OK(put_u64(a, "durable", 1));                       /* acknowledged durable */
-    env_fault_crash(fault);
-    stoat_close(a);
-    stoat_close(b);
-    REQUIRE_OK(env_fault_drop_unsynced(fault));
-    env_fault_free(fault);
-    a = mp_open(dir);
-    CHECK_OK(get_u64(a, "durable", &v));
-    CHECK(v == 1);
-    got = NULL;
-    if (stoat_get(a, "big", 3, &got, &vlen) == 0) {
-        CHECK(dbu_value_is(9, sizeof(big), got, vlen));
-        stoat_free(got);
-    }
-    REQUIRE_OK(stoat_close(a));
+    check_durable_behind_an_unsynced_value(1);
 }
 
 /* ---- bulk loads ---- */

@@ -178,7 +178,7 @@ static int crypt_zero(const char *p, size_t n)
  */
 static int crypt_header_absent(env_file *inner, const char *h)
 {
-    char buf[4096];
+    char tail[4096];
     uint64_t off = CRYPT_HEADER_LEN;
     size_t n, i = CRYPT_HEADER_LEN;
 
@@ -189,11 +189,11 @@ static int crypt_header_absent(env_file *inner, const char *h)
     if (i > 8 ? memcmp(h, CRYPT_MAGIC, 8) != 0 : memcmp(h, CRYPT_MAGIC, i) != 0)
         return 0;
     for (;;) {
-        if (env_read_at(inner, off, buf, sizeof(buf), &n) != 0)
+        if (env_read_at(inner, off, tail, sizeof(tail), &n) != 0)
             return 0;
-        if (!crypt_zero(buf, n))
+        if (!crypt_zero(tail, n))
             return 0;
-        if (n < sizeof(buf))
+        if (n < sizeof(tail))
             return 1;
         off += n;
     }
@@ -273,6 +273,22 @@ int crypt_open(env_file *f, uint64_t off, const void *sealed, size_t sealed_len,
     return 0;
 }
 
+int crypt_open_buf(env_file *f, uint64_t off, const void *sealed, size_t sealed_len, buf *plain,
+                   const char *what)
+{
+    int rc;
+
+    buf_reset(plain);
+    /* (A unit too short to be sealed is crypt_open's error to report.) */
+    if (sealed_len >= CRYPT_OVERHEAD && buf_reserve(plain, sealed_len - CRYPT_OVERHEAD + 1) != 0)
+        return status_err(STOAT_ENOMEM, "%s: no memory for a %zu-byte %s", f->path, sealed_len,
+                          what);
+    if ((rc = crypt_open(f, off, sealed, sealed_len, plain->data, what)) != 0)
+        return rc;
+    plain->len = sealed_len - CRYPT_OVERHEAD;
+    return 0;
+}
+
 /* ---- whole files ---- */
 
 struct crypt_bytes {
@@ -306,42 +322,27 @@ int crypt_write_atomic(env *e, const char *dir, const char *path, const void *da
 int crypt_read_all(env *e, const char *path, char **data, size_t *len)
 {
     env_file *f = NULL;
-    char *sealed = NULL, *plain = NULL;
-    uint64_t size;
+    buf plain = {0};
     int rc;
 
     *data = NULL;
     *len = 0;
-    if ((rc = env_open(e, path, ENV_READ, &f)) != 0 || (rc = env_file_size(f, &size)) != 0)
+    if ((rc = env_open(e, path, ENV_READ, &f)) != 0 || (rc = env_read_file(f, data, len)) != 0 ||
+        !crypt_sealed(f))
         goto out;
-    if (size >= SIZE_MAX || (sealed = malloc((size_t)size + 1)) == NULL) {
-        rc = status_err(STOAT_ENOMEM, "read %s: out of memory", path);
-        goto out;
+    rc = crypt_open_buf(f, 0, *data, *len, &plain, "contents");
+    free(*data);
+    *data = NULL;
+    *len = 0;
+    if (rc == 0) {
+        plain.data[plain.len] = '\0';     /* crypt_open_buf keeps room for it */
+        *data = plain.data;
+        *len = plain.len;
+        plain = (buf){0};
     }
-    if ((rc = env_read_exact(f, 0, sealed, (size_t)size)) != 0)
-        goto out;
-    sealed[size] = '\0';
-    if (!crypt_sealed(f)) {
-        *data = sealed;
-        *len = (size_t)size;
-        sealed = NULL;
-        goto out;
-    }
-    if (size < CRYPT_OVERHEAD || (plain = malloc((size_t)size - CRYPT_OVERHEAD + 1)) == NULL) {
-        rc = size < CRYPT_OVERHEAD ? crypt_open(f, 0, sealed, (size_t)size, NULL, "contents")
-                                   : status_err(STOAT_ENOMEM, "read %s: out of memory", path);
-        goto out;
-    }
-    if ((rc = crypt_open(f, 0, sealed, (size_t)size, plain, "contents")) != 0)
-        goto out;
-    plain[size - CRYPT_OVERHEAD] = '\0';
-    *data = plain;
-    *len = (size_t)size - CRYPT_OVERHEAD;
-    plain = NULL;
 out:
     env_close(f);
-    free(sealed);
-    free(plain);
+    buf_free(&plain);
     return rc;
 }
 

@@ -36,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "crypt/aead.h"
 #include "crypt/key_registry.h"
 #include "env/env.h"
@@ -94,6 +95,11 @@ int crypt_seal(env_file *f, uint64_t off, const void *plain, size_t len, void *o
  */
 int crypt_open(env_file *f, uint64_t off, const void *sealed, size_t sealed_len, void *out,
                const char *what);
+
+/* crypt_open into plain (reset first; plain->len is the plaintext's
+ * length, and room for one more byte is kept after it). */
+int crypt_open_buf(env_file *f, uint64_t off, const void *sealed, size_t sealed_len, buf *plain,
+                   const char *what);
 
 /*
  * Whole small files (DISCARD): env_write_atomic and env_read_all, with the

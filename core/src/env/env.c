@@ -43,41 +43,47 @@ void env_list_free(char **names, size_t n)
 
 /* The bytes are followed by a NUL that *len does not count, so a text
  * file can be used as a C string. */
-int env_read_all(env *e, const char *path, char **data, size_t *len)
+int env_read_file(env_file *f, char **data, size_t *len)
 {
-    env_file *f = NULL;
     char *p = NULL;
     uint64_t size;
     int rc;
 
     *data = NULL;
     *len = 0;
-    if ((rc = env_open(e, path, ENV_READ, &f)) != 0)
-        goto fail;
     if ((rc = env_file_size(f, &size)) != 0)
-        goto fail;
-    if (size >= SIZE_MAX) {
-        rc = status_err(STOAT_ENOMEM, "read %s: %llu bytes do not fit in memory",
-                        path, (unsigned long long)size);
-        goto fail;
+        return rc;
+    if (size >= SIZE_MAX)
+        return status_err(STOAT_ENOMEM, "read %s: %llu bytes do not fit in memory", f->path,
+                          (unsigned long long)size);
+    if ((p = malloc((size_t)size + 1)) == NULL)
+        return status_err(STOAT_ENOMEM, "read %s: out of memory", f->path);
+    if ((rc = env_read_exact(f, 0, p, (size_t)size)) != 0) {
+        free(p);
+        return rc;
     }
-    if ((p = malloc((size_t)size + 1)) == NULL) {
-        rc = status_err(STOAT_ENOMEM, "read %s: out of memory", path);
-        goto fail;
-    }
-    if ((rc = env_read_exact(f, 0, p, (size_t)size)) != 0)
-        goto fail;
     p[size] = '\0';
-    rc = env_close(f);
-    f = NULL;
-    if (rc != 0)
-        goto fail;
     *data = p;
     *len = (size_t)size;
     return 0;
-fail:
-    env_close(f);
-    free(p);
+}
+
+int env_read_all(env *e, const char *path, char **data, size_t *len)
+{
+    env_file *f = NULL;
+    int rc;
+
+    *data = NULL;
+    *len = 0;
+    if ((rc = env_open(e, path, ENV_READ, &f)) != 0 || (rc = env_read_file(f, data, len)) != 0) {
+        env_close(f);
+        return rc;
+    }
+    if ((rc = env_close(f)) != 0) {
+        free(*data);
+        *data = NULL;
+        *len = 0;
+    }
     return rc;
 }
 

@@ -166,8 +166,12 @@ static inline void env_unlock(env *e, struct env_lock *l)
         e->ops->unlock(l);
 }
 
-/* Reads a whole file into a malloc'd buffer. */
+/* Reads a whole file into a malloc'd buffer (with a NUL after its len
+ * bytes). */
 int env_read_all(env *e, const char *path, char **data, size_t *len);
+
+/* As env_read_all, from the open file f. */
+int env_read_file(env_file *f, char **data, size_t *len);
 
 /* Writes data to path atomically: path.tmp, fsync, rename, fsync of dir. */
 int env_write_atomic(env *e, const char *dir, const char *path, const void *data, size_t len);

@@ -293,25 +293,6 @@ int wal_replay_range(env_file *f, const char *path, uint64_t from, uint64_t to, 
     return wal_replay_span(f, path, from, to, NULL, fn, arg, good_len);
 }
 
-/* Opens the sealed payload of the record at off (its checksum passed)
- * into plain: *payload and *len then name the plaintext. */
-static int wal_record_open(env_file *f, const char *path, uint64_t off, const char **payload,
-                           uint32_t *len, buf *plain)
-{
-    int rc;
-
-    if (*len < CRYPT_OVERHEAD)
-        return status_err(STOAT_ECORRUPT, "%s: record at offset %llu is too short to be sealed",
-                          path, (unsigned long long)off);
-    buf_reset(plain);
-    if (buf_reserve(plain, *len) != 0)
-        return status_err(STOAT_ENOMEM, "%s: no memory for a %u-byte record", path, *len);
-    if ((rc = crypt_open(f, off, *payload, *len, plain->data, "record")) != 0)
-        return rc;
-    *len -= CRYPT_OVERHEAD;
-    *payload = plain->data;
-    return 0;
-}
 
 /* The records from `from` up to `to` (UINT64_MAX: end of file), `until`
  * (may be NULL) asked first about each record's entries. */
@@ -345,8 +326,13 @@ static int wal_replay_span(env_file *f, const char *path, uint64_t from, uint64_
         if ((rc = wal_record_check(&r, off, &payload, &len)) != 0)
             break;
         stored = len;
-        if (crypt_sealed(f) && (rc = wal_record_open(f, path, off, &payload, &len, &plain)) != 0)
-            break;
+        if (crypt_sealed(f)) {
+            /* The checksum passed: the payload is opened (its tag checked). */
+            if ((rc = crypt_open_buf(f, off, payload, len, &plain, "record")) != 0)
+                break;
+            payload = plain.data;
+            len = (uint32_t)plain.len;
+        }
         if ((rc = wal_record_apply(&r, off, payload, len, until, fn, arg)) != 0) {
             if (rc == WAL_STOP)
                 rc = 0;     /* *good_len is this record's start */

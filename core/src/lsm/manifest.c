@@ -407,19 +407,6 @@ static int check_record(const manifest *m, const char *data, size_t len, size_t 
     return status_err(STOAT_ECORRUPT, "%s: bad checksum at offset %zu", m->path, off);
 }
 
-/* The plaintext of the sealed payload (plen bytes) of the record at off. */
-static int open_record(env_file *f, size_t off, const char *payload, size_t plen, buf *plain)
-{
-    buf_reset(plain);
-    if (plen < CRYPT_OVERHEAD)
-        return status_err(STOAT_ECORRUPT, "%s: record at offset %zu is too short to be sealed",
-                          f->path, off);
-    if (buf_reserve(plain, plen) != 0)
-        return status_err(STOAT_ENOMEM, "MANIFEST: out of memory");
-    plain->len = plen - CRYPT_OVERHEAD;
-    return crypt_open(f, off, payload, plen, plain->data, "record");
-}
-
 /*
  * Replays every record of data into *v. *good_len gets the end of the last
  * good record: less than len when the file ends in a torn tail (a cut
@@ -447,7 +434,7 @@ static int replay(manifest *m, env_file *f, const char *data, size_t len, lsm_vi
             break;
         n = plen;
         if (crypt_sealed(f)) {
-            if ((rc = open_record(f, off, payload, plen, &plain)) != 0)
+            if ((rc = crypt_open_buf(f, off, payload, plen, &plain, "record")) != 0)
                 break;
             payload = plain.data;
             n = plain.len;
@@ -569,24 +556,6 @@ static int open_for_append(manifest *m, uint64_t len, uint64_t good_len)
     return 0;
 }
 
-/* The whole file into *data (malloc'd), and the open file its records
- * are sealed for (kept open for replay). */
-static int read_file(manifest *m, env_file **f, char **data, size_t *len)
-{
-    uint64_t size;
-    int rc;
-
-    *data = NULL;
-    *len = 0;
-    if ((rc = env_open(m->env, m->path, ENV_READ, f)) != 0 ||
-        (rc = env_file_size(*f, &size)) != 0)
-        return rc;
-    if (size > SIZE_MAX - 1 || (*data = malloc((size_t)size + 1)) == NULL)
-        return status_err(STOAT_ENOMEM, "%s: no memory for %llu bytes", m->path,
-                          (unsigned long long)size);
-    *len = (size_t)size;
-    return env_read_exact(*f, 0, *data, *len);
-}
 
 int manifest_open(env *e, const char *dir, int num_levels, int read_only, lsm_view **v,
                   manifest_state *st, manifest **out)
@@ -611,7 +580,9 @@ int manifest_open(env *e, const char *dir, int num_levels, int read_only, lsm_vi
         status_err(rc, "manifest_open: out of memory");
         goto fail;
     }
-    if ((rc = read_file(m, &rf, &data, &len)) != 0)
+    /* Kept open for replay: records are sealed for this file. */
+    if ((rc = env_open(e, m->path, ENV_READ, &rf)) != 0 ||
+        (rc = env_read_file(rf, &data, &len)) != 0)
         goto fail;
     if ((rc = replay(m, rf, data, len, &cur, &good_len)) != 0)
         goto fail;

@@ -756,6 +756,26 @@ static int vlog_bounds_check(const vlog_file *vf, const vptr *p, slice ikey, uin
                       vlog_key_str(ikey, ks, sizeof(ks)));
 }
 
+/* The sealed record at p of vf (its p->len bytes at sealed) opened, its
+ * header, length and key checked: rec (replaced) holds it as it is in
+ * the clear. */
+static int vlog_unseal_into(vlog_file *vf, const vptr *p, slice ikey, const char *sealed,
+                            buf *rec)
+{
+    buf plain = {0};
+    vptr q;
+    int rc;
+
+    if ((rc = vlog_rec_unseal(vf->f, vf->path, p, sealed, &plain, &q)) == 0 &&
+        (rc = vlog_rec_check_header(vf->path, &q, plain.data, ikey)) == 0) {
+        buf_free(rec);
+        *rec = plain;
+        return 0;
+    }
+    buf_free(&plain);
+    return rc;
+}
+
 /* Reads and verifies the record at p, pinned in vf (size bytes), into rec
  * (reset first) with pread. */
 static int vlog_fetch_pinned(vlog *l, vlog_file *vf, uint64_t size, const vptr *p, slice ikey,
@@ -775,20 +795,24 @@ static int vlog_fetch_pinned(vlog *l, vlog_file *vf, uint64_t size, const vptr *
     if ((rc = env_read_exact(vf->f, p->offset, rec->data, p->len)) != 0)
         return rc;
     rec->len = p->len;
-    if (crypt_sealed(vf->f)) {
-        /* rec becomes the record as it is in the clear. */
-        buf plain = {0};
-        vptr q;
-
-        if ((rc = vlog_rec_unseal(vf->f, vf->path, p, rec->data, &plain, &q)) != 0) {
-            buf_free(&plain);
-            return rc;
-        }
-        buf_free(rec);
-        *rec = plain;
-        return vlog_rec_check_header(vf->path, &q, rec->data, ikey);
-    }
+    if (crypt_sealed(vf->f))
+        return vlog_unseal_into(vf, p, ikey, rec->data, rec);
     return vlog_rec_verify(vf->path, p, rec->data, ikey);
+}
+
+/* The record at p as it is in the clear into rec: opened out of the
+ * mapping of an encrypted file (map; nothing is borrowed then), else
+ * read with pread. */
+static int vlog_fetch_clear(vlog *l, vlog_file *vf, uint64_t size, const vptr *p, slice ikey,
+                            const char *map, buf *rec)
+{
+    int rc;
+
+    if (map == NULL)
+        return vlog_fetch_pinned(l, vf, size, p, ikey, rec);
+    if ((rc = vlog_bounds_check(vf, p, ikey, size)) != 0)
+        return rc;
+    return vlog_unseal_into(vf, p, ikey, map + p->offset, rec);
 }
 
 /* Reads and verifies the record at p into rec (reset first). */
@@ -831,32 +855,6 @@ static int vlog_mapped_record(vlog_file *vf, uint64_t size, const vptr *p, slice
         return rc;
     atomic_fetch_or_explicit(word, mask, memory_order_release);
     return 0;
-}
-
-/* The value of the sealed record rec at p of vf (mapped), opened into
- * v->buf (decompressed into it when it was compressed). */
-static int vlog_sealed_value(vlog_file *vf, const vptr *p, slice ikey, const char *rec,
-                             vlog_value *v, slice *value)
-{
-    buf plain = {0};
-    vptr q;
-    int rc;
-
-    if ((rc = vlog_rec_unseal(vf->f, vf->path, p, rec, &plain, &q)) == 0 &&
-        (rc = vlog_rec_check_header(vf->path, &q, plain.data, ikey)) == 0)
-        rc = vlog_rec_value(vf->path, p->offset, plain.data, &v->buf, value);
-    if (rc == 0 && value->data != v->buf.data) {
-        /* Stored raw: the value moves to the front of the plain record. */
-        size_t vlen = value->len;
-        memmove(plain.data, value->data, vlen);
-        plain.len = vlen;
-        buf_free(&v->buf);
-        v->buf = plain;
-        plain = (buf){0};
-        *value = slice_make(v->buf.data, vlen);
-    }
-    buf_free(&plain);
-    return rc;
 }
 
 void vlog_value_release(vlog *l, vlog_value *v)
@@ -903,14 +901,10 @@ int vlog_get(vlog *l, const vptr *ptr, slice ikey, vlog_value *v, slice *value)
      * mapping may end before the record (pread looks again). */
     if (map != NULL && l->opts.shared && (ptr->offset > size || ptr->len > size - ptr->offset))
         map = NULL;
-    if (map != NULL && crypt_sealed(vf->f)) {
-        /* Opened out of the mapping into v->buf: nothing is borrowed. */
-        if ((rc = vlog_bounds_check(vf, ptr, ikey, size)) == 0)
-            rc = vlog_sealed_value(vf, ptr, ikey, map + ptr->offset, v, value);
-    } else if (map != NULL) {
+    if (map != NULL && !crypt_sealed(vf->f)) {
         if ((rc = vlog_mapped_record(vf, size, ptr, ikey, &rec)) == 0)
             rc = vlog_rec_value(vf->path, ptr->offset, rec, &v->buf, value);
-    } else if ((rc = vlog_fetch_pinned(l, vf, size, ptr, ikey, &v->buf)) == 0) {
+    } else if ((rc = vlog_fetch_clear(l, vf, size, ptr, ikey, map, &v->buf)) == 0) {
         /* The value moves to the front of the buffer, or decompresses
          * into a new one. */
         rec = v->buf.data;
