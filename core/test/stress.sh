@@ -11,7 +11,8 @@
 # workers, default 4), STRESS_HOGS (busy loops beside them, default 1),
 # STOAT_PERTURB (delay rate of a -DSTOAT_PERTURB build, see
 # core/src/base/perturb.h), STRESS_MODEL_OPS (operations per model-test run,
-# default the test's own 1,000,000).
+# default the test's own 1,000,000), STRESS_JOBS (a pattern: only the jobs
+# whose line matches it, e.g. STRESS_JOBS=db_model_test).
 build=${1:?usage: stress.sh BUILD_DIR}
 seconds=${STRESS_SECONDS:-600}
 copies=${STRESS_COPIES:-4}
@@ -30,6 +31,10 @@ db_test test_db_many_threads test_db_iterator_snapshot_survives_compaction
 db_model_test
 db_scan_race_test
 txn_bank_test"
+if [ -n "${STRESS_JOBS:-}" ]; then
+    jobs=$(printf '%s\n' "$jobs" | grep -- "$STRESS_JOBS" | sort -u)
+    [ -n "$jobs" ] || { echo "stress: no job matches '$STRESS_JOBS'"; exit 2; }
+fi
 njobs=$(printf '%s\n' "$jobs" | wc -l)
 
 random_seed() {
