@@ -11,7 +11,7 @@
 #   make valgrind   the C tests under valgrind (leaks are failures)
 #   make stress     the concurrency hunt for STRESS_SECONDS (see core/test/stress.sh)
 #   make fuzz       every libFuzzer target (core/fuzz/) for FUZZ_SECONDS (60) each
-#   make crash-test the kill loop (core/test/crash_loop.c) for CRASH_SECONDS (300)
+#   make crash-test the kill loops, 1 and 4 writer processes, for CRASH_SECONDS (300) each
 #   make openresty-demo  the OpenResty example (examples/openresty/) on
 #                   127.0.0.1:$(DEMO_PORT) under a temporary prefix, left running
 #   make bench-nginx    bench/nginx.sh: wrk against ngx.shared.DICT and stoat
@@ -120,10 +120,15 @@ powerloss: $(BUILD)/test/powerloss_test
 	STOAT_POWERLOSS_STATES=$(POWERLOSS_STATES) STOAT_NO_LUA=1 BUILD=$(BUILD) \
 	  sh core/test/run.sh $(BUILD)/test/powerloss_test
 
+# The kill loop, one writer process (core/test/crash_loop.c), then four
+# writer processes on one database (mp_proof_test's random kill loop),
+# CRASH_SECONDS each.
 CRASH_SECONDS ?= 300
-crash-test: $(BUILD)/crash_loop
+crash-test: $(BUILD)/crash_loop $(BUILD)/test/mp_proof_test
 	STOAT_CRASH_SECONDS=$(CRASH_SECONDS) STOAT_NO_LUA=1 BUILD=$(BUILD) \
 	  sh core/test/run.sh $(BUILD)/crash_loop
+	STOAT_MP_KILL_SECONDS=$(CRASH_SECONDS) TMPDIR=$${TMPDIR:-/tmp} \
+	  $(BUILD)/test/mp_proof_test test_mp_proof_random_kill_loop
 
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libstoat.a
 	@mkdir -p $(dir $@)

@@ -15,8 +15,10 @@
  * Writers use sync "none" (a killed process loses nothing the kernel has)
  * or, one run in four, "commit".
  *
- * STOAT_CRASH_SECONDS (default 5) sets the duration. One writer process
- * for now; the multi-process variant waits for that issue.
+ * STOAT_CRASH_SECONDS (default 5) sets the duration. One writer process;
+ * the same loop with four writer processes on one database is
+ * mp_proof_test's test_mp_proof_random_kill_loop (`make crash-test` runs
+ * both).
  */
 #include <errno.h>
 #include <poll.h>

@@ -129,10 +129,15 @@ int proc_lock_acquire(proc_lock *l, uint32_t timeout_ms, proc_lock_repair_fn rep
     case EOWNERDEAD:
         break;
     case EBUSY:
-    case ETIMEDOUT:
-        return status_err(STOAT_EBUSY,
-                          "commit lock held by process %u for more than %u ms",
-                          (unsigned)atomic_load(&l->holder_pid), (unsigned)timeout_ms);
+    case ETIMEDOUT: {
+        uint32_t pid = atomic_load(&l->holder_pid);
+        if (pid == 0)       /* released meanwhile: others took it in turn */
+            return status_err(STOAT_EBUSY,
+                              "commit lock busy for more than %u ms (held in turn by "
+                              "other processes)", (unsigned)timeout_ms);
+        return status_err(STOAT_EBUSY, "commit lock held by process %u for more than %u ms",
+                          (unsigned)pid, (unsigned)timeout_ms);
+    }
     case EDEADLK:
         return status_err(STOAT_EINVAL, "commit lock already held by this thread");
     case ENOTRECOVERABLE:
@@ -141,11 +146,13 @@ int proc_lock_acquire(proc_lock *l, uint32_t timeout_ms, proc_lock_repair_fn rep
     default:
         return status_errno(r, "commit lock", "acquire");
     }
+    /* The holder is named before a repair, which may take a while: a
+     * waiter that gives up then names the process repairing. */
+    atomic_store(&l->holder_pid, this_pid());
     if (r == EOWNERDEAD || atomic_load(&l->intent) != PROC_INTENT_IDLE) {
         if ((rc = proc_lock_repair_locked(l, r == EOWNERDEAD, repair, arg)) != 0)
             return rc;
     }
-    atomic_store(&l->holder_pid, this_pid());
     atomic_fetch_add(&l->acquires, 1);
     return 0;
 }
