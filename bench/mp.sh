@@ -56,7 +56,8 @@ results=${RAW:-$work/results}
 [ -n "${RAW_IN:-}" ] || : > "$results"
 
 # run NAME TOOL [FLAGS...]: one invocation; appends "size name round
-# bench ops" and "size name round bench_rss MB" lines to $results.
+# bench ops", "size name round bench_rss MB" and "... bench_pss MB" lines to
+# $results.
 run() {
     local name=$1 tool=$2 out
     shift 2
@@ -73,6 +74,7 @@ run() {
             for (i = 1; i <= NF; i++) if ($i == "ops/sec;") print s, c, r, $1, $(i - 1)
             bench = $1 }
         /^  peak RSS:/ && bench != "" { print s, c, r, bench "_rss", $3 }
+        /^  memory:/ && bench != "" { print s, c, r, bench "_pss", $2 }
         /^  cpu:/ && bench != "" { print s, c, r, bench "_cps", $7; bench = "" }' >> "$results"
 }
 
@@ -105,7 +107,7 @@ med() {
             if (n == 0) { print "-"; exit }
             for (i = 1; i < n; i++) for (j = i; j > 0 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
             m = n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2
-            if (b ~ /_rss$/) printf "%.1f", m; else if (b ~ /_cores$/) printf "%.2f", m; else printf "%d", m
+            if (b ~ /_(rss|pss)$/) printf "%.1f", m; else if (b ~ /_cores$/) printf "%.2f", m; else printf "%d", m
         }' "$results"
 }
 # all SIZE NAME BENCH: every round's figure, "a / b / c".
@@ -130,12 +132,14 @@ size_section() {
     for n in $PROCS; do printf -- '---:|'; done
     for n in $PROCS; do [ "$n" != 1 ] && printf -- '---:|'; done
     echo
-    for bench in fillrandom readrandom fillrandom_cps readrandom_cps fillrandom_cores readrandom_cores readrandom_rss; do
+    for bench in fillrandom readrandom fillrandom_cps readrandom_cps fillrandom_cores readrandom_cores readrandom_rss readrandom_pss; do
         for eng in mp lmdb; do
             [ "$eng" = lmdb ] && [ -z "$lmdb" ] && continue
             case $eng/$bench in
                 mp/readrandom_rss) row="stoat peak RSS summed, MB" ;;
                 lmdb/readrandom_rss) row="lmdb peak RSS summed, MB" ;;
+                mp/readrandom_pss) row="stoat memory (PSS summed: shared pages once), MB" ;;
+                lmdb/readrandom_pss) row="lmdb memory (PSS summed: shared pages once), MB" ;;
                 mp/*_cps) row="stoat ${bench%_cps} ops per CPU second" ;;
                 lmdb/*_cps) row="lmdb ${bench%_cps} ops per CPU second" ;;
                 mp/*_cores) row="stoat ${bench%_cores} cores busy" ;;
@@ -220,7 +224,9 @@ section=$(
     echo "(all their operations over the wall time from the first start to the last"
     echo "finish); each process opens the database before the common start, so open and"
     echo "WAL replay are not timed. Peak RSS is summed over the processes (shared pages"
-    echo "count in each). Ops per CPU second: all operations over the user + system time"
+    echo "count in each); memory is the processes' PSS summed, taken once all have run and"
+    echo "before any closes (each shared page counted once; pages read with pread live in"
+    echo "the page cache and count nowhere). Ops per CPU second: all operations over the user + system time"
     echo "of every thread of every process (background work included); other jobs on"
     echo "the machine disturb it less than ops/sec, and it stays flat with N when the"
     echo "processes scale. Cores busy: ops/sec over ops per CPU second, the share of the"

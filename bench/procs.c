@@ -24,7 +24,10 @@
  * the wall time from the first start to the last finish (CLOCK_MONOTONIC
  * is one clock for every process). Bytes written are summed over the
  * children; peak RSS is given as the sum and the largest of the children's
- * (shared pages count in each). CPU time (user + system, every thread of
+ * (shared pages count in each), and memory as the sum of the children's
+ * proportional set sizes (PSS, each shared page counted once), taken by
+ * the parent once every child has finished its run and before any closes
+ * the database (each waits for the parent's word). CPU time (user + system, every thread of
  * every child, background work included) gives operations per CPU second,
  * a figure that other jobs on the machine disturb less than ops/sec: when
  * N processes scale, it stays where it is at N = 1.
@@ -104,7 +107,8 @@ static int procs_read_all(int fd, void *p, size_t len)
     return 0;
 }
 
-static void procs_child(bench *b, const bench_def *def, int ordinal, int res_fd, int go_fd)
+static void procs_child(bench *b, const bench_def *def, int ordinal, int res_fd, int go_fd,
+                        int end_fd)
 {
     int n = bench_thread_count(b, def), readers = def->writer ? n - 1 : n;
     bench_thread *t = calloc((size_t)n, sizeof *t);
@@ -136,13 +140,19 @@ static void procs_child(bench *b, const bench_def *def, int ordinal, int res_fd,
     r.user_written = r.readers.user_written + r.writer.user_written;
     r.io_ok = io0.ok && io1.ok;
     r.io_bytes = io1.bytes - io0.bytes;
-    bench_close(b);
     r.peak_rss = stats_peak_rss();
     free(t);
-    exit(procs_write_all(res_fd, &r, sizeof r) == 0 ? 0 : 1);
+    if (procs_write_all(res_fd, &r, sizeof r) != 0)
+        exit(1);
+    /* Open until every process is measured: the parent closes `end`. */
+    while (read(end_fd, &c, 1) < 0 && errno == EINTR)
+        ;
+    bench_close(b);
+    exit(0);
 }
 
-static void procs_report(bench *b, const bench_def *def, const procs_result *r, int n)
+static void procs_report(bench *b, const bench_def *def, const procs_result *r, int n,
+                         uint64_t pss)
 {
     stats readers = r[0].readers, writer = r[0].writer;
     uint64_t written = 0, io = 0, rss_sum = 0, rss_max = 0;
@@ -177,13 +187,18 @@ static void procs_report(bench *b, const bench_def *def, const procs_result *r, 
                (double)io / (double)written);
     printf("  peak RSS: %.1f MB summed over processes, %.1f MB the largest\n",
            (double)rss_sum / MB, (double)rss_max / MB);
+    if (pss > 0)
+        printf("  memory: %.1f MB PSS summed over processes (shared pages once)\n",
+               (double)pss / MB);
     printf("  cpu: %.2f s summed over processes, %.0f ops per cpu second\n", cpu,
            cpu > 0 ? (double)(readers.done + writer.done) / cpu : 0.0);
     fflush(stdout);
 }
 
-/* Forks the children; returns how many started. res[i] is child i's pipe. */
-static int procs_start(bench *b, const bench_def *def, int ordinal, int go[2], int *res)
+/* Forks the children; returns how many started. res[i] is child i's pipe,
+ * pids[i] its pid. */
+static int procs_start(bench *b, const bench_def *def, int ordinal, int go[2], int end[2],
+                       int *res, pid_t *pids)
 {
     int n = b->f.processes;
 
@@ -201,15 +216,17 @@ static int procs_start(bench *b, const bench_def *def, int ordinal, int go[2], i
         }
         if (pid == 0) {
             close(go[1]);
+            close(end[1]);
             close(p[0]);
             for (int j = 0; j < i; j++)
                 close(res[j]);
             b->proc = i;
-            procs_child(b, def, ordinal, p[1], go[0]);
+            procs_child(b, def, ordinal, p[1], go[0], end[0]);
         }
         /* Only child i keeps the write end: its death ends the pipe. */
         close(p[1]);
         res[i] = p[0];
+        pids[i] = pid;
     }
     return n;
 }
@@ -217,28 +234,35 @@ static int procs_start(bench *b, const bench_def *def, int ordinal, int go[2], i
 void procs_run(bench *b, const bench_def *def, int ordinal)
 {
     procs_result r[PROCS_MAX];
-    int res[PROCS_MAX], go[2], started, failed = 0, status;
+    pid_t pids[PROCS_MAX];
+    int res[PROCS_MAX], go[2], end[2], started, failed = 0, status;
+    uint64_t pss = 0;
     char c;
 
     if (def->fresh_db && (dbdir_destroy(b->f.db, engine.marker) != 0 ||
                           dbdir_create(b->f.db) != 0))
         exit(1);
-    if (pipe(go) != 0) {
+    if (pipe(go) != 0 || pipe(end) != 0) {
         fprintf(stderr, "%s: pipe: %s\n", def->name, strerror(errno));
         exit(1);
     }
-    started = procs_start(b, def, ordinal, go, res);
+    started = procs_start(b, def, ordinal, go, end, res, pids);
     failed = started < b->f.processes;
     for (int i = 0; i < started; i++)
         if (procs_read_all(res[i], &c, 1) != 0)
             failed = 1;     /* it could not open; the others start and end */
     close(go[1]);
     close(go[0]);
-    for (int i = 0; i < started; i++) {
+    for (int i = 0; i < started; i++)
         if (procs_read_all(res[i], &r[i], sizeof r[i]) != 0)
             failed = 1;
+    /* Every child has run and waits with its database open. */
+    for (int i = 0; i < started && !failed; i++)
+        pss += stats_pss_of(pids[i]);
+    close(end[1]);
+    close(end[0]);
+    for (int i = 0; i < started; i++)
         close(res[i]);
-    }
     while (wait(&status) > 0)
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
             failed = 1;
@@ -247,5 +271,5 @@ void procs_run(bench *b, const bench_def *def, int ordinal)
                 b->f.processes);
         exit(1);
     }
-    procs_report(b, def, r, started);
+    procs_report(b, def, r, started, pss);
 }

@@ -166,6 +166,22 @@ void stats_io_read(stats_io *io)
     io->bytes = stats_use_wchar ? wchar : write_bytes;
 }
 
+uint64_t stats_pss_of(pid_t pid)
+{
+    char path[64], line[256];
+    unsigned long long kb = 0;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "Pss: %llu kB", &kb) == 1)
+            break;
+    fclose(f);
+    return (uint64_t)kb * 1024;
+}
+
 uint64_t stats_peak_rss(void)
 {
     struct rusage ru;

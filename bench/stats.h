@@ -26,6 +26,7 @@
 #define BENCH_STATS_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include <stdio.h>
 
 #include "hist.h"
@@ -77,5 +78,12 @@ void stats_io_read(stats_io *io);
 
 /* Peak resident set size of the process so far, in bytes. */
 uint64_t stats_peak_rss(void);
+
+/* Proportional set size of process pid now, in bytes (0 when unknown):
+ * its private pages plus its share of each page it maps with others
+ * (/proc/PID/smaps_rollup). Summed over processes that share a database's
+ * mappings and memory, it counts each page once, where RSS counts a
+ * shared page in every process. */
+uint64_t stats_pss_of(pid_t pid);
 
 #endif /* BENCH_STATS_H */
