@@ -77,10 +77,10 @@ static void test_db_process_threads_start_and_stop(void)
     REQUIRE_OK(stoat_put(db, "k", 1, "v", 1));
     REQUIRE_OK(stoat_flush(db));
     REQUIRE_OK(stoat_close(db));
-    CHECK(dbu_thread_count() == 1);
+    CHECK(dbu_thread_count_settled(1) == 1);
     REQUIRE_OK(open_ro(test_tmpdir(), &db));
     REQUIRE_OK(stoat_close(db));
-    CHECK(dbu_thread_count() == 1);
+    CHECK(dbu_thread_count_settled(1) == 1);
 }
 
 static void test_db_process_second_open_is_busy(void)

@@ -228,4 +228,18 @@ static inline int dbu_thread_count(void)
     return n;
 }
 
+/* The thread count once it has settled on `want` (a thread pthread_join
+ * returned for can stay listed in /proc a moment longer), or the last
+ * count seen within about a second. */
+static inline int dbu_thread_count_settled(int want)
+{
+    int n = dbu_thread_count();
+
+    for (int i = 0; i < 100 && n != want; i++) {
+        usleep(10000);
+        n = dbu_thread_count();
+    }
+    return n;
+}
+
 #endif
