@@ -30,29 +30,18 @@ local backup = require "stoat.backup"
 local text = require "stoat.cli.text"
 local progress = require "stoat.cli.progress"
 local keyfile = require "stoat.cli.keyfile"
+local errors = require "stoat.cli.errors"
+local database = require "stoat.cli.database"
 local C = require("stoat.base").C
 
 local format = string.format
 local concat = table.concat
+local usage_error, failure, check = errors.usage_error, errors.failure, errors.check
+local with_db, view = database.with_db, database.view
+local exists, file_size = database.exists, database.file_size
+local mb = text.human_bytes
 
 local M = {}
-
--- A usage error: raised as a table so that main can tell it from a bug.
-local function usage_error(msg)
-    error({ usage = msg }, 0)
-end
-
--- A runtime failure: main prints it and exits 1.
-local function failure(msg)
-    error({ failure = msg }, 0)
-end
-
-local function check(ok, err, what)
-    if ok == nil then
-        failure((what and what .. ": " or "") .. tostring(err))
-    end
-    return ok
-end
 
 local stdout, stderr = io.stdout, io.stderr
 
@@ -154,84 +143,6 @@ local function parse(def, argv, first)
     return o
 end
 
----------------------------------------------------------------------------
--- Opening a database with clear messages.
-
-pcall(require("ffi").cdef, "int access(const char *path, int mode);")
-
-local function exists(path)
-    return require("ffi").C.access(path, 0) == 0
-end
-
--- What to do about a "bad key" open of dir (the library's message says
--- which case it is); from: where the key given came from, or nil.
-local function key_hint(dir, from)
-    if from == nil then
-        return "give its key with --key-file FILE or STOAT_KEY_FILE"
-    elseif not exists(dir .. "/KEYREGISTRY") then
-        return "the key came from " .. from .. ": drop --key-file and unset STOAT_KEY_FILE"
-    end
-    return "the key came from " .. from
-end
-
--- mode: "read" (read-only, must exist), "write" (must exist), "create".
--- key: the encryption key (32 bytes) or nil; from: where it came from.
-local function open_db(dir, mode, key, from)
-    if mode ~= "create" then
-        if not exists(dir) then
-            failure(format("no database at %s: the directory does not exist", dir))
-        elseif not exists(dir .. "/MANIFEST") then
-            failure(format("no database at %s: the directory holds no stoat database "
-                           .. "(no MANIFEST)", dir))
-        end
-    end
-    -- Live processes that share the directory (multi_process, the
-    -- default) are joined; only one that holds it exclusively keeps us out.
-    local db, err = stoat.open(dir, { read_only = mode == "read",
-                                      create_if_missing = mode == "create",
-                                      encryption_key = key })
-    if db == nil then
-        if err:match("^bad key") then
-            failure(format("cannot open %s: %s (%s)", dir, err, key_hint(dir, from)))
-        end
-        if err:match("^busy") then
-            failure(format("%s is locked by another process (%s): it opened the database "
-                           .. "exclusively (multi_process = false); stop it, or run this from "
-                           .. "inside it (stoat.backup, db:stats())", dir,
-                           mode == "read" and "it is open for writing"
-                           or "it is open elsewhere"))
-        elseif err:match("^not found") then
-            failure(format("no database at %s (%s)", dir, err))
-        end
-        failure(format("cannot open %s: %s", dir, err))
-    end
-    return db
-end
-
--- Runs fn(db) with the database open, closing it whatever happens; o: the
--- parsed command line (its key, o.key, opens an encrypted database).
-local function with_db(o, dir, mode, fn)
-    local db = open_db(dir, mode, o.key, o.key_from)
-    local ok, err = pcall(fn, db)
-    local cok, cerr = db:close()
-    if not ok then error(err, 0) end
-    if not cok then failure(cerr) end
-    return err
-end
-
--- pcall(db.view/update, ...) whichever way the API reports the error.
-local function view(db, fn)
-    local ok, res, err = pcall(db.view, db, fn)
-    if not ok then
-        if type(res) == "table" then error(res, 0) end
-        failure(res)
-    end
-    if res == nil and err ~= nil then
-        failure(err)
-    end
-    return res
-end
-
 local function key_arg(o, s)
     if o.escaped then
         local v, err = text.tsv_unescape(s)
@@ -247,14 +158,6 @@ end
 
 ---------------------------------------------------------------------------
 -- info
-
-local function file_size(path)
-    local f = io.open(path, "rb")
-    if f == nil then return nil end
-    local n = f:seek("end")
-    f:close()
-    return n
-end
 
 local function read_bytes(path, offset, len)
     local f = io.open(path, "rb")
@@ -420,14 +323,6 @@ local function backup_file_info(path, key)
              library = hdr.library, entries = ok and trailer.entries or nil,
              keys_listed = ok and trailer.keys or nil, format_version = hdr.format,
              sealed = hdr.sealed, checked = ok, bytes = file_size(path) }
-end
-
--- Bytes for people: "512 B", "3.4 KiB", "12.0 MiB", "1.5 GiB".
-local function mb(n)
-    if n < 1024 then return format("%d B", n) end
-    if n < 1048576 then return format("%.1f KiB", n / 1024) end
-    if n < 1073741824 then return format("%.1f MiB", n / 1048576) end
-    return format("%.1f GiB", n / 1073741824)
 end
 
 local function print_info(info)
