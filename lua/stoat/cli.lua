@@ -46,14 +46,26 @@ local M = {}
 local stdout, stderr = io.stdout, io.stderr
 
 ---------------------------------------------------------------------------
--- Commands: usage line, help text, positional arguments, flags.
--- Flag kinds: "bool", "string", "number", or a list of allowed words.
+-- The command table. A command is a table: summary (its line in `stoat
+-- help`), usage, help (the text of `stoat help COMMAND`), min and max
+-- positional arguments (max -1: any number) and their names, flags by
+-- name, and run(o), which gets the parsed command line and returns the
+-- exit status. Flag kinds: "bool", "string", "number", or a list of
+-- allowed words.
 
 local COMMON_FLAGS = { quiet = "bool", help = "bool" }
 local SHORT = { q = "quiet", h = "help" }
 
+-- The commands in the order `stoat help` lists them.
+local ORDER = { "info", "get", "set", "delete", "scan", "gc", "flatten", "dump", "load",
+                "backup", "restore", "verify", "keygen", "rekey", "run", "help" }
+
+-- The modules that hold them, one per group of commands; each returns its
+-- commands by name. They need nothing of this file (no cycle): how a
+-- command fails is stoat/cli/errors.lua's.
+local GROUPS = { "stoat.cli.info" }
+
 local COMMANDS = {}
-local ORDER = {}
 
 -- def.opens_db: the command opens a database, so takes --key-file (main
 -- resolves the key into o.key, see stoat/cli/keyfile.lua).
@@ -64,7 +76,12 @@ local function command(name, def)
         def.flags.key_file = "string"
     end
     COMMANDS[name] = def
-    ORDER[#ORDER + 1] = name
+end
+
+for _, group in ipairs(GROUPS) do
+    for name, def in pairs(require(group)) do
+        command(name, def)
+    end
 end
 
 ---------------------------------------------------------------------------
@@ -157,305 +174,11 @@ local function new_progress(o, label, unit)
 end
 
 ---------------------------------------------------------------------------
--- info
-
-local function read_bytes(path, offset, len)
-    local f = io.open(path, "rb")
-    if f == nil then return nil end
-    f:seek("set", offset)
-    local s = f:read(len)
-    f:close()
-    return s
-end
-
-local function u32(s, pos)
-    local a, b, c, d = s:byte(pos, pos + 3)
-    if d == nil then return nil end
-    return a + b * 256 + c * 65536 + d * 16777216
-end
-
-local function list_dir(dir)
-    local p = io.popen("ls -1A '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
-    local names = {}
-    for line in p:lines() do names[#names + 1] = line end
-    p:close()
-    table.sort(names)
-    return names
-end
-
--- The garbage bytes per value-log fid from DISCARD (format in
--- core/FORMAT.md; its XXH3 checksum is not checked here).
-local function read_discard(dir)
-    local s = read_bytes(dir .. "/DISCARD", 0, 16 * 1024 * 1024)
-    local out = {}
-    if s == nil or #s < 24 or s:sub(1, 8) ~= "STOATDSC" then
-        return out, s ~= nil
-    end
-    local count = u32(s, 13)
-    for i = 0, count - 1 do
-        local pos = 17 + 12 * i
-        local fid = u32(s, pos)
-        local lo, hi = u32(s, pos + 4), u32(s, pos + 8)
-        if fid == nil or hi == nil then break end
-        out[fid] = lo + hi * 4294967296
-    end
-    return out, true
-end
-
-local MAGICS = { wal = "STOATWAL", vlog = "STOATVLG", manifest = "STOATMNF" }
-
-local function header_version(path, magic)
-    local s = read_bytes(path, 0, 16)
-    if s == nil or #s < 16 or s:sub(1, 8) ~= magic then
-        return nil
-    end
-    return u32(s, 9)
-end
-
-local function gather_info(dir, o)
-    local info = { dir = dir }
-    local names = list_dir(dir)
-    local files = { sst = {}, vlog = {}, wal = {}, other = {} }
-    for _, name in ipairs(names) do
-        local kind = name:match("^%d%d%d%d%d%d+%.(%a+)$")
-        local entry = { name = name, bytes = file_size(dir .. "/" .. name) or 0 }
-        if files[kind] then
-            entry.id = tonumber(name:match("^(%d+)"))
-            table.insert(files[kind], entry)
-        else
-            table.insert(files.other, entry)
-        end
-    end
-    -- Encrypted (a KEYREGISTRY is what says so, core/FORMAT.md): the files'
-    -- own headers, the SST footers and DISCARD are sealed, so their fields
-    -- are not read here. The C API does not say which data key is newest.
-    local encrypted = exists(dir .. "/KEYREGISTRY")
-    info.encrypted = encrypted
-    info.format = {
-        manifest = not encrypted and header_version(dir .. "/MANIFEST", MAGICS.manifest) or nil,
-    }
-    local garbage, have_discard = {}, false
-    if not encrypted then
-        garbage, have_discard = read_discard(dir)
-    end
-    info.vlog_files = text.array()
-    for _, f in ipairs(files.vlog) do
-        local entry = { file = f.name, bytes = f.bytes }
-        if not encrypted then -- else the garbage per file is unknown here
-            local g = garbage[f.id] or 0
-            info.format.vlog = info.format.vlog
-                               or header_version(dir .. "/" .. f.name, MAGICS.vlog)
-            entry.garbage_bytes = g
-            entry.garbage_share = f.bytes > 16 and g / (f.bytes - 16) or 0
-        end
-        info.vlog_files[#info.vlog_files + 1] = entry
-    end
-    info.discard_file = have_discard
-    info.wal_files = text.array()
-    for _, f in ipairs(files.wal) do
-        info.format.wal = info.format.wal or not encrypted
-                          and header_version(dir .. "/" .. f.name, MAGICS.wal) or nil
-        info.wal_files[#info.wal_files + 1] = { file = f.name, bytes = f.bytes }
-    end
-    if files.sst[1] and not encrypted then
-        local path = dir .. "/" .. files.sst[1].name
-        local sz = files.sst[1].bytes
-        local footer = sz >= 68 and read_bytes(path, sz - 68, 68)
-        info.format.sst = footer and u32(footer, 49) or nil
-    end
-    info.sst_files = #files.sst
-    info.restore_state = backup.read_state(dir)
-    with_db(o, dir, "read", function(db)
-        local s = check(db:stats())
-        info.version = s.last_version
-        info.levels = text.array()
-        local lsm = 0
-        for i, l in ipairs(s.levels) do
-            info.levels[i] = { level = i - 1, tables = l.tables, bytes = l.bytes }
-            lsm = lsm + l.bytes
-        end
-        info.memtables = { count = s.memtables, bytes = s.memtable_bytes }
-        info.vlog = { files = s.vlog_files, bytes = s.vlog_bytes,
-                      garbage_bytes = s.vlog_garbage_bytes }
-        info.bytes = { lsm = lsm, vlog = s.vlog_bytes, memtables = s.memtable_bytes,
-                       total = lsm + s.vlog_bytes + s.memtable_bytes }
-        -- As RocksDB estimates: each tombstone hides one older entry.
-        info.keys = { estimate = math.max(0, s.table_entries - 2 * s.table_deletions)
-                                 + s.memtable_entries, exact = false }
-        if o.count then
-            local n, kb, vb = 0, 0, 0
-            view(db, function(txn)
-                for k, v in txn:pairs() do
-                    n, kb, vb = n + 1, kb + #k, vb + #v
-                end
-                return true
-            end)
-            info.keys = { count = n, key_bytes = kb, value_bytes = vb, exact = true,
-                          estimate = info.keys.estimate }
-        end
-        info.stats = s
-        info.stats.levels = nil
-    end)
-    local opts = require("stoat.options")
-    local co = opts.build(nil, 1)
-    info.options = {}
-    for name in pairs(opts.FIELDS) do
-        local v = co[name]
-        info.options[name] = type(v) == "number" and v or tonumber(v)
-    end
-    info.options.read_only = nil
-    info.options.encryption_key = nil -- a pointer (and never shown)
-    return info
-end
-
--- What the backup file at path holds, checked whole; a sealed one with
--- its key (key), else only what its clear header says (checked = false).
-local function backup_file_info(path, key)
-    local f = assert(io.open(path, "rb"))
-    local r = backup.reader(f, path, key)
-    local clear
-    local ok, hdr, trailer = pcall(r.read_all, r, { header = function(h) clear = h end })
-    f:close()
-    if not ok and not (key == nil and clear and clear.sealed) then failure(hdr) end
-    hdr = ok and hdr or clear
-    return { file = path, kind = hdr.kind == backup.KIND_FULL and "full" or "incremental",
-             since = hdr.since, version = hdr.version, created = hdr.created,
-             library = hdr.library, entries = ok and trailer.entries or nil,
-             keys_listed = ok and trailer.keys or nil, format_version = hdr.format,
-             sealed = hdr.sealed, checked = ok, bytes = file_size(path) }
-end
-
-local function print_info(info)
-    local w = function(...) stdout:write(format(...), "\n") end
-    w("database     %s", info.dir)
-    w("encrypted    %s", info.encrypted and "yes (KEYREGISTRY: data keys sealed by the master "
-                         .. "key; file headers not shown)" or "no")
-    if info.encrypted then
-        w("formats      (sealed) (library %s)", stoat.version)
-    else
-        w("formats      MANIFEST %s, SST %s, value log %s, WAL %s (library %s)",
-          tostring(info.format.manifest or "?"), tostring(info.format.sst or "-"),
-          tostring(info.format.vlog or "-"), tostring(info.format.wal or "-"), stoat.version)
-    end
-    w("version      %d (newest commit)", info.version)
-    w("size         %s: tables %s, value log %s, memtables %s", mb(info.bytes.total),
-      mb(info.bytes.lsm), mb(info.bytes.vlog), mb(info.bytes.memtables))
-    if info.keys.exact then
-        w("keys         %d (exact count), keys %s, values %s", info.keys.count,
-          mb(info.keys.key_bytes), mb(info.keys.value_bytes))
-    else
-        w("keys         about %d (from table and memtable entry counts, minus tombstones and "
-          .. "what they hide; --count counts them)", info.keys.estimate)
-    end
-    w("levels")
-    for _, l in ipairs(info.levels) do
-        if l.tables > 0 or l.level == 0 then
-            w("  L%-2d %6d tables %12s", l.level, l.tables, mb(l.bytes))
-        end
-    end
-    w("memtables    %d, %s in use", info.memtables.count, mb(info.memtables.bytes))
-    w("value log    %d files, %s, garbage %s (%s)", info.vlog.files, mb(info.vlog.bytes),
-      mb(info.vlog.garbage_bytes), info.encrypted and "DISCARD is sealed: no per-file share"
-      or info.discard_file and "per file from DISCARD" or "no DISCARD file yet")
-    for _, f in ipairs(info.vlog_files) do
-        if info.encrypted then
-            w("  %-14s %12s", f.file, mb(f.bytes))
-        else
-            w("  %-14s %12s  garbage %5.1f%%", f.file, mb(f.bytes), f.garbage_share * 100)
-        end
-    end
-    if #info.wal_files > 0 then
-        w("WAL files    %d", #info.wal_files)
-    end
-    if info.restore_state then
-        w("restored     up to source version %d%s", info.restore_state.version,
-          info.restore_state.applying and " (a restore was interrupted)" or "")
-    end
-    local s = info.stats
-    w("counters     flushes %d, compactions %d, commits %d, conflicts %d, open files %d",
-      s.flushes, s.compactions, s.txn_commits, s.txn_conflicts, s.open_files)
-    w("options      (of this open; the database does not record the writer's options)")
-    local names = {}
-    for k in pairs(info.options) do names[#names + 1] = k end
-    table.sort(names)
-    for _, k in ipairs(names) do
-        w("  %-26s %s", k, tostring(info.options[k]))
-    end
-end
-
-command("info", {
-    opens_db = true,
-    usage = "stoat info DIR [--json] [--count]\n       stoat info BACKUP-FILE [--json]",
-    min = 1, names = { "DIR" },
-    flags = { json = "bool", count = "bool" },
-    help = [[
-Shows what a database holds: whether it is encrypted, the format version
-of each kind of file, the newest version (commit), sizes (tables per
-level, value log, memtables), each value-log file with its garbage share
-(from DISCARD), the counters of db:stats(), and the options of this open.
-Of an encrypted database (its key from --key-file) the file formats and
-the garbage per file are not shown: they are sealed. Opens the database
-read-only.
-Given a backup file instead of a directory, checks it whole (every
-checksum) and shows its kind, versions and counts. A sealed backup (of an
-encrypted database) is checked and counted only with its key (--key-file);
-without it, what its clear header says is shown.
-
-  --json    one JSON object instead of text
-  --count   count keys and their bytes exactly with a scan (without it,
-            the key count is an estimate from entry counts)]],
-    run = function(o)
-        local path = o.args[1]
-        local f = io.open(path .. "/MANIFEST", "rb")
-        local is_file = false
-        if f then
-            f:close()
-        else
-            local g = io.open(path, "rb")
-            if g then
-                is_file = g:read(0) ~= nil
-                g:close()
-            end
-        end
-        if is_file then
-            local bi = backup_file_info(path, o.key)
-            if o.json then
-                stdout:write(text.json_encode(bi, 2), "\n")
-            elseif not bi.checked then
-                stdout:write(format("backup       %s (stream format %d, written by stoat %s)\n"
-                    .. "kind         %s, since version %d, up to version %d\n"
-                    .. "sealed       yes: give its key (--key-file) to check it and count its "
-                    .. "entries\nsize         %s\n",
-                    bi.file, bi.format_version, bi.library, bi.kind, bi.since, bi.version,
-                    mb(bi.bytes)))
-            else
-                stdout:write(format("backup       %s (stream format %d, written by stoat %s)\n"
-                    .. "kind         %s, since version %d, up to version %d\n"
-                    .. "sealed       %s\nentries      %d%s\nsize         %s\n"
-                    .. "checksums    all good%s\n",
-                    bi.file, bi.format_version, bi.library, bi.kind, bi.since, bi.version,
-                    bi.sealed and "yes (every frame after the header)" or "no", bi.entries,
-                    bi.kind == "incremental" and
-                    format(" (and %d live keys listed)", bi.keys_listed) or "",
-                    mb(bi.bytes), bi.sealed and ", every authentication tag too" or ""))
-            end
-            return 0
-        end
-        local info = gather_info(path, o)
-        if o.json then
-            stdout:write(text.json_encode(info, 2), "\n")
-        else
-            print_info(info)
-        end
-        return 0
-    end,
-})
-
----------------------------------------------------------------------------
 -- get, set, delete, scan
 
 command("get", {
     opens_db = true,
+    summary = "print a value",
     usage = "stoat get DIR KEY [--escaped]",
     min = 2, names = { "DIR", "KEY" }, flags = { escaped = "bool" },
     help = [[
@@ -480,6 +203,7 @@ a terminal). Exit 1 when the key is absent.
 
 command("set", {
     opens_db = true,
+    summary = "set a value",
     usage = "stoat set DIR KEY VALUE [--ttl SECONDS] [--meta BYTE] [--escaped]",
     min = 3, names = { "DIR", "KEY", "VALUE" },
     flags = { ttl = "number", meta = "number", escaped = "bool" },
@@ -515,6 +239,7 @@ Sets KEY to VALUE in one transaction. VALUE "-" reads the value from stdin
 
 command("delete", {
     opens_db = true,
+    summary = "delete a key",
     usage = "stoat delete DIR KEY [--escaped]",
     min = 2, names = { "DIR", "KEY" }, flags = { escaped = "bool" },
     help = [[
@@ -532,6 +257,7 @@ Deletes KEY (deleting an absent key is not an error).
 
 command("scan", {
     opens_db = true,
+    summary = "list keys and values",
     usage = "stoat scan DIR [--prefix P] [--start K] [--stop K] [--limit N] [--reverse] "
             .. "[--keys-only]",
     min = 1, names = { "DIR" },
@@ -578,6 +304,7 @@ whatever the bytes. Reads one snapshot.
 
 command("gc", {
     opens_db = true,
+    summary = "value-log garbage collection",
     usage = "stoat gc DIR [--ratio R]",
     min = 1, names = { "DIR" }, flags = { ratio = "number" },
     help = [[
@@ -599,6 +326,7 @@ until no file qualifies. Prints the bytes reclaimed.
 
 command("flatten", {
     opens_db = true,
+    summary = "compact everything into the last level",
     usage = "stoat flatten DIR",
     min = 1, names = { "DIR" },
     help = [[
@@ -633,6 +361,7 @@ end
 
 command("dump", {
     opens_db = true,
+    summary = "write entries as JSON lines or TSV",
     usage = "stoat dump DIR [--prefix P] [--format jsonl|tsv] [--output FILE]",
     min = 1, names = { "DIR" },
     flags = { prefix = "string", format = { "jsonl", "tsv" }, output = "string" },
@@ -799,6 +528,7 @@ end
 
 command("load", {
     opens_db = true,
+    summary = "read entries written by dump",
     usage = "stoat load DIR [--format jsonl|tsv] [--bulk|--no-bulk] [FILE] < FILE",
     min = 1, max = 2, names = { "DIR", "FILE" },
     flags = { format = { "jsonl", "tsv" }, bulk = "bool", no_bulk = "bool" },
@@ -891,6 +621,7 @@ the background work of (bulk loads run there; --bulk then fails).
 
 command("backup", {
     opens_db = true,
+    summary = "a full or incremental backup stream",
     usage = "stoat backup DIR [--since VERSION] [--output FILE] [--plaintext] > FILE",
     min = 1, names = { "DIR" },
     flags = { since = "number", output = "string", plaintext = "bool" },
@@ -951,6 +682,7 @@ a file as safe as the key).
 
 command("restore", {
     opens_db = true,
+    summary = "apply backups in order",
     usage = "stoat restore DIR FILE... [--plaintext]",
     min = 2, max = -1, names = { "DIR", "FILE" },
     flags = { plaintext = "bool" },
@@ -1058,6 +790,7 @@ end
 
 command("verify", {
     opens_db = true,
+    summary = "check every checksum and value pointer",
     usage = "stoat verify DIR",
     min = 1, names = { "DIR" },
     help = [[
@@ -1100,6 +833,7 @@ changed, moved or replayed one is reported as damage.]],
 -- keygen, rekey
 
 command("keygen", {
+    summary = "make an encryption key",
     usage = "stoat keygen [--output FILE] > FILE",
     min = 0, names = {},
     flags = { output = "string" },
@@ -1119,6 +853,7 @@ and without the key nobody can, you included.
 })
 
 command("rekey", {
+    summary = "change an encrypted database's key",
     usage = "stoat rekey DIR --key-file OLD --new-key-file NEW",
     min = 1, names = { "DIR" },
     flags = { key_file = "string", new_key_file = "string" },
@@ -1173,6 +908,7 @@ OLD. Key files hold 32 raw bytes or 64 hex digits (`stoat keygen`).
 
 command("run", {
     opens_db = true,
+    summary = "run a Lua script with the database open",
     usage = "stoat run DIR SCRIPT.lua [ARGS...]",
     min = 2, max = -1, names = { "DIR", "SCRIPT" }, stop_flags_at = 2,
     help = [[
@@ -1211,24 +947,12 @@ local function usage_of(name)
     return "usage: " .. COMMANDS[name].usage
 end
 
-local SUMMARY = {
-    info = "what a database (or a backup file) holds",
-    get = "print a value", set = "set a value", delete = "delete a key",
-    scan = "list keys and values", gc = "value-log garbage collection",
-    flatten = "compact everything into the last level",
-    verify = "check every checksum and value pointer",
-    dump = "write entries as JSON lines or TSV", load = "read entries written by dump",
-    backup = "a full or incremental backup stream", restore = "apply backups in order",
-    run = "run a Lua script with the database open", help = "this text, or a command's",
-    keygen = "make an encryption key", rekey = "change an encrypted database's key",
-}
-
 local function general_help()
     local lines = { "stoat " .. stoat.version .. ": look inside, back up, restore and migrate "
                     .. "stoat databases.", "", "usage: stoat COMMAND [ARGS] [--quiet]", "",
                     "commands:" }
     for _, name in ipairs(ORDER) do
-        lines[#lines + 1] = format("  %-9s %s", name, SUMMARY[name] or "")
+        lines[#lines + 1] = format("  %-9s %s", name, COMMANDS[name].summary)
     end
     lines[#lines + 1] = ""
     lines[#lines + 1] = "`stoat COMMAND --help` explains a command and its flags. Every command "
@@ -1259,6 +983,7 @@ local function command_help(name)
 end
 
 command("help", {
+    summary = "this text, or a command's",
     usage = "stoat help [COMMAND]",
     min = 0, max = 1, names = { "COMMAND" },
     help = "Lists the commands, or explains one.",
@@ -1274,6 +999,16 @@ command("help", {
         return 0
     end,
 })
+
+-- Every command is listed by help, and every one listed exists.
+local listed = {}
+for _, name in ipairs(ORDER) do
+    assert(COMMANDS[name], name .. " is listed in ORDER but not defined")
+    listed[name] = true
+end
+for name in pairs(COMMANDS) do
+    assert(listed[name], name .. " is missing from ORDER")
+end
 
 M.COMMANDS = COMMANDS
 
