@@ -18,34 +18,52 @@
 -- (--plaintext writes, or restores into, a database in the clear).
 --
 -- main(argv) returns the exit status: 0 done, 1 failed (the reason on
--- stderr, "stoat: COMMAND: <word>: <detail>"), 2 bad arguments (the
+-- stderr, "stoat COMMAND: <word>: <detail>"), 2 bad arguments (the
 -- command's usage on stderr). Data goes to stdout, progress and summaries
 -- to stderr. Commands that only read open the database read-only (a
--- shared lock: they run beside each other, not beside a writer). The
--- commands themselves live in COMMANDS below; each has its help text,
--- which `stoat help` prints and the specs check.
+-- shared lock: they run beside each other, not beside a writer).
+--
+-- This file is the dispatcher: the command table, the parsing of flags
+-- and arguments that every command shares, `stoat help`, and main, which
+-- turns how a command ended into the exit status. The commands live in
+-- one module per group, in lua/stoat/cli/:
+--
+--   info.lua       info                      what a database or backup holds
+--   entries.lua    get, set, delete, scan    entries from the command line
+--   maintain.lua   gc, flatten, verify, keygen, rekey    upkeep
+--   transfer.lua   dump, load, backup, restore           entries in and out
+--   run.lua        run                       a Lua script with the database open
+--
+-- and share errors.lua (how a command stops: usage error or failure),
+-- database.lua (opening one with messages that say what to do), text.lua,
+-- progress.lua and keyfile.lua. Each command has its help text, which
+-- `stoat help` prints and the specs check.
 
 local stoat = require "stoat"
 local keyfile = require "stoat.cli.keyfile"
 local errors = require "stoat.cli.errors"
-local database = require "stoat.cli.database"
 
 local format = string.format
 local concat = table.concat
 local usage_error, failure = errors.usage_error, errors.failure
-local with_db = database.with_db
 
 local M = {}
 
 local stdout, stderr = io.stdout, io.stderr
 
 ---------------------------------------------------------------------------
--- The command table. A command is a table: summary (its line in `stoat
--- help`), usage, help (the text of `stoat help COMMAND`), min and max
--- positional arguments (max -1: any number) and their names, flags by
--- name, and run(o), which gets the parsed command line and returns the
--- exit status. Flag kinds: "bool", "string", "number", or a list of
--- allowed words.
+-- The command table. A command is a table:
+--   summary, usage, help   its line in `stoat help`, its usage line, the
+--                          text of `stoat help COMMAND`
+--   min, max, names        how many positional arguments (max -1: any
+--                          number; default min) and their names
+--   flags                  by name: "bool", "string", "number", or a list
+--                          of the words allowed
+--   opens_db               it opens a database: it takes --key-file
+--   stop_flags_at          after this many positional arguments, all are
+--                          (run: the script's own)
+--   run(o)                 gets the parsed command line, returns the exit
+--                          status (nil: 0)
 
 local COMMON_FLAGS = { quiet = "bool", help = "bool" }
 local SHORT = { q = "quiet", h = "help" }
@@ -58,7 +76,7 @@ local ORDER = { "info", "get", "set", "delete", "scan", "gc", "flatten", "dump",
 -- commands by name. They need nothing of this file (no cycle): how a
 -- command fails is stoat/cli/errors.lua's.
 local GROUPS = { "stoat.cli.info", "stoat.cli.entries", "stoat.cli.maintain",
-                 "stoat.cli.transfer" }
+                 "stoat.cli.transfer", "stoat.cli.run" }
 
 local COMMANDS = {}
 
@@ -154,43 +172,6 @@ local function parse(def, argv, first)
     end
     return o
 end
-
----------------------------------------------------------------------------
--- run
-
-command("run", {
-    opens_db = true,
-    summary = "run a Lua script with the database open",
-    usage = "stoat run DIR SCRIPT.lua [ARGS...]",
-    min = 2, max = -1, names = { "DIR", "SCRIPT" }, stop_flags_at = 2,
-    help = [[
-Runs a Lua script with the database open (writable, created if needed):
-the script sees the globals `db` and `stoat`, its arguments in `arg` (and
-`...`); db:each_batch and db:migrate make resumable migrations. The
-database is closed when the script ends. A number the script returns is
-the exit status; an error prints its traceback and exits 1. Options of
-the command go before DIR.]],
-    run = function(o)
-        local dir, script = o.args[1], o.args[2]
-        local chunk, lerr = loadfile(script)
-        if chunk == nil then
-            failure(lerr)
-        end
-        local args = { [0] = script }
-        for i = 3, #o.args do args[#args + 1] = o.args[i] end
-        return with_db(o, dir, "create", function(db)
-            local env = setmetatable({ db = db, stoat = stoat, arg = args }, { __index = _G })
-            setfenv(chunk, env)
-            local ok, res = xpcall(function() return chunk(unpack(args)) end,
-                                   debug.traceback)
-            if not ok then
-                failure(tostring(res))
-            end
-            if type(res) == "number" then return res end
-            return 0
-        end)
-    end,
-})
 
 ---------------------------------------------------------------------------
 -- help
