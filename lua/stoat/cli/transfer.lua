@@ -26,6 +26,7 @@ local stdout, stderr = io.stdout, io.stderr
 
 local M = {}
 
+-- A progress line on stderr, silenced by --quiet.
 local function new_progress(o, label, unit)
     return progress.new{ label = label, unit = unit, quiet = o.quiet }
 end
