@@ -50,5 +50,14 @@ describe("rock", function()
                         :format(q(tree)))
         assert.is_true(ok, out)
         assert.matches("stoat %d+%.%d+%.%d+: ", out)
+        -- Every module of the command went in (`stoat help` loads those of
+        -- the commands; a module missing from the install would break it).
+        local ls = io.popen("ls lua/stoat/cli")
+        for name in ls:lines() do
+            local f = io.open(tree .. "/share/lua/5.1/stoat/cli/" .. name, "r")
+            assert.is_truthy(f, "not installed: stoat/cli/" .. name)
+            f:close()
+        end
+        ls:close()
     end)
 end)

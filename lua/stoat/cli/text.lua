@@ -1,7 +1,7 @@
 -- stoat.cli.text: the text encodings of `stoat dump` and `stoat load`, and
 -- of the command's output: base64, a small JSON (flat objects of strings,
--- numbers, booleans, nested objects and arrays for `info --json`) and the
--- escaped TSV field.
+-- numbers, booleans, nested objects and arrays for `info --json`), the
+-- escaped TSV field, and sizes in bytes for people.
 --
 -- Binary safety: JSON strings must be UTF-8, so a key or value that is not
 -- valid UTF-8 is written base64-encoded under "key_b64" / "value_b64"
@@ -345,6 +345,17 @@ function M.tsv_unescape(s)
         return nil, "bad escape in TSV field"
     end
     return out
+end
+
+---------------------------------------------------------------------------
+-- Sizes for people
+
+-- n bytes as "512 B", "3.4 KiB", "12.0 MiB", "1.5 GiB".
+function M.human_bytes(n)
+    if n < 1024 then return format("%d B", n) end
+    if n < 1048576 then return format("%.1f KiB", n / 1024) end
+    if n < 1073741824 then return format("%.1f MiB", n / 1048576) end
+    return format("%.1f GiB", n / 1073741824)
 end
 
 return M
