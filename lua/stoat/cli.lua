@@ -20,8 +20,9 @@
 -- main(argv) returns the exit status: 0 done, 1 failed (the reason on
 -- stderr, "stoat COMMAND: <word>: <detail>"), 2 bad arguments (the
 -- command's usage on stderr). Data goes to stdout, progress and summaries
--- to stderr. Commands that only read open the database read-only (a
--- shared lock: they run beside each other, not beside a writer).
+-- to stderr. Commands that only read open the database read-only; every
+-- command joins the processes that hold the database (multi_process, the
+-- default), and only a holder in the exclusive mode makes it wait or fail.
 --
 -- This file is the dispatcher: the command table, the parsing of flags
 -- and arguments that every command shares, `stoat help`, and main, which
