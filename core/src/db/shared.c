@@ -45,7 +45,7 @@
  * records the committers appended) under tail_mu, crossing rotations; a
  * WAL the MANIFEST says is flushed is not applied (its commits are in the
  * tables). A value-log GC rewrite (an entry at a version at or below
- * what this process had applied) is stamped, as in write.c, so open
+ * what this process had applied) is stamped, as in write_record.c, so open
  * iterators never meet it. The keeper applies too in the owner (it
  * flushes its memtables) and in a process that read since its last
  * round; a process that only writes applies nothing: the cost of a
