@@ -22,6 +22,9 @@ BEGIN {
     may["db"]    = "db mvcc lsm vlog table mem log crypt env base"
     # db/: rank of each unit (file name without extension), top = highest
     alias["db_env"] = "open"     # db_env.h declares db_open_env, of open.c
+    # a split unit: its private header and the files beside it count as it
+    split("shared_int shared_catchup shared_open", us); for (i in us) alias[us[i]] = "shared"
+    split("write_int write_record", uw); for (i in uw) alias[uw[i]] = "write"
     rank["open"] = 5
     split("txn batch vlog_gc stats verify ingest", u4); for (i in u4) rank[u4[i]] = 4
     split("iterator flush_compact ingest_build", u3); for (i in u3) rank[u3[i]] = 3

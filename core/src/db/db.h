@@ -12,7 +12,8 @@
  *   ingest_build.c                 threads (memtable flush, compaction);
  *                                  a bulk load's tables
  *   read.c write.c                 point reads; the write path (writer
- *                                  queue, group commit, memtable room)
+ *   write_record.c                 queue, group commit, memtable room;
+ *                                  a group's record)
  *   state.c snapshots.c options.c  the handle's shared rules, the snapshot
  *                                  list, the options' defaults and checks
  *

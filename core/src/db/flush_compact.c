@@ -229,7 +229,7 @@ static void *db_flusher_main(void *arg)
             for (size_t i = 0; i < db->n_imm; i++)
                 db->imm[i] = db->imm[i + 1];
             /* Multi-process: the keeper removes the WAL once no process
-             * follows it (shared.c, mp_sweep_wals). */
+             * follows it (shared_open.c, mp_sweep_wals). */
             if (db->mp == NULL)
                 memtable_mark_obsolete(m);
             memtable_unref(m);  /* the queue's reference */

@@ -268,7 +268,7 @@ static int db_open_value_log(stoat_db *db)
 }
 
 /* A process joining a multi-process database: the value log as the first
- * process recovered it (shared.c). */
+ * process recovered it (shared_open.c). */
 static int db_open_value_log_shared(stoat_db *db)
 {
     vlog_options vo = {.file_size = db->opts.value_log_file_size, .shared = 1, .attach = 1,

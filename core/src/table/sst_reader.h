@@ -32,8 +32,9 @@ int sst_reader_may_contain(const sst_reader *r, slice ukey);
  */
 int sst_reader_get(sst_reader *r, slice ukey, uint64_t version, buf *ikey_out, buf *value_out);
 
-/* An iterator over the table; holds a reference to r until freed. NULL on
- * ENOMEM. After an error it stays invalid with that status (sticky). */
+/* An iterator over the table (sst_iter.c); holds a reference to r until
+ * freed. NULL on ENOMEM. After an error it stays invalid with that status
+ * (sticky). */
 iter *sst_reader_iter(sst_reader *r);
 /* The same; with fill_cache 0 the blocks it reads that are not cached
  * stay out of the block cache (a compaction's single pass). */

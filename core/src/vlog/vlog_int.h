@@ -1,10 +1,11 @@
 /*
- * vlog_int.h - what the value log's three files share (private to vlog/):
+ * vlog_int.h - what the value log's four files share (private to vlog/):
  * the file and log structs, the record layout's constants and walk, and
  * the functions one file calls in another. The invariants and the lock
  * order are in vlog.c's opening comment.
  *
- *   vlog.c         open and recovery, appends (wmu), sync, reads
+ *   vlog.c         open and recovery, appends (wmu), sync
+ *   vlog_read.c    reads: fetch, check, values lent from mappings, scan
  *   vlog_files.c   the file table, the LRU of descriptors, pins, removal (mu)
  *   vlog_record.c  names, the file header, the record layout and its walk,
  *                  verification: no state
@@ -135,6 +136,9 @@ int vlog_rec_value(const char *path, uint64_t off, const char *rec, buf *raw, sl
 int vlog_encode_value(int codec, int zstd_level, slice v, buf *out, int *encoded);
 int vlog_validate(slice ik, slice v);
 int vlog_walk_run(vlog_walk *k);
+
+/* vlog.c */
+int vlog_discover(vlog *l, uint32_t fid);
 
 /* vlog_files.c (mu: the _locked ones expect it held) */
 void vlog_evict_locked(vlog *l);
