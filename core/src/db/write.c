@@ -25,7 +25,6 @@
  * disk").
  */
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 #include <unistd.h>
 

@@ -57,8 +57,6 @@
 #include "base/status.h"
 #include "base/vec.h"
 #include "crypt/crypt_env.h"
-#include "env/env_map.h"
-#include "env/filename.h"
 #include "vlog/vlog_int.h"
 
 /* ---- open and close ---- */
