@@ -36,7 +36,8 @@
  *   the WAL records the others append, when it reads and in the
  *   background; one that only writes replays nothing; their arenas are
  *   reserved at twice memtable_size, of which only what is used takes
- *   memory), the block and table caches, value-log mappings, the
+ *   memory), the block cache (a share of cache_size: the budget is
+ *   all processes' together) and the table cache, value-log mappings, the
  *   transactions, iterators and snapshots, the threads.
  *   A WAL stays on disk until every live process has read past it: a
  *   process stopped for long (SIGSTOP) holds the WALs written meanwhile.
@@ -148,7 +149,10 @@ typedef struct stoat_options {
     int compression;            /* STOAT_COMPRESSION_LZ4 */
     int zstd_level;             /* 1 */
     double bloom_fp_rate;       /* 0.01: bloom filter false-positive rate (0 = none) */
-    uint64_t cache_size;        /* 256 MiB: block cache memory budget */
+    uint64_t cache_size;        /* 256 MiB: block cache memory budget; in multi-process
+                                 * mode the budget of all handles together: each caches
+                                 * cache_size / live handles (at least 4 MiB), sized again
+                                 * as handles come and go */
     int max_open_files;         /* 1000: SST file descriptors kept open */
     int num_compactors;         /* 2: background compaction threads */
     int num_levels;             /* 7: levels L0..L6 */

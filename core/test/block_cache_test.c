@@ -1,8 +1,8 @@
 /*
  * block_cache_test.c - hits and misses, eviction under the budget (recent
  * and recently hit entries kept), pinned entries outliving eviction and
- * erasure, releases evicting down to the budget, pass-through mode, and
- * concurrent use.
+ * erasure, releases evicting down to the budget, pass-through mode,
+ * concurrent use, and a budget changed while entries are cached.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -256,6 +256,37 @@ static void test_block_cache_concurrent_use(void)
     block_cache_free(c);
 }
 
+/* A smaller capacity evicts unpinned entries down to it at once; a pinned
+ * one stays readable and goes when released; a larger one keeps more. */
+static void test_block_cache_set_capacity_shrinks_and_grows(void)
+{
+    block_cache *c;
+    block_cache_stats st;
+    block_handle *pinned;
+
+    REQUIRE_OK(block_cache_new(4 << 20, &c));
+    for (uint64_t t = 0; t < 512; t++)
+        block_cache_release(c, block_cache_insert(c, t, 0, block_of(4096, 'x'), 4096));
+    pinned = block_cache_lookup(c, 7, 0);
+    REQUIRE(pinned != NULL);
+    block_cache_get_stats(c, &st);
+    CHECK(st.entries == 512 && st.usage == 512 * 4096);
+    block_cache_set_capacity(c, 512 << 10);
+    block_cache_get_stats(c, &st);
+    CHECK(st.capacity == 512 << 10);
+    CHECK(st.usage <= (512 << 10) + 4096);     /* the pinned one may be over */
+    CHECK(block_handle_data(pinned)[4095] == 'x');
+    block_cache_release(c, pinned);
+    block_cache_get_stats(c, &st);
+    CHECK(st.usage <= 512 << 10);
+    block_cache_set_capacity(c, 4 << 20);
+    for (uint64_t t = 1000; t < 1512; t++)
+        block_cache_release(c, block_cache_insert(c, t, 0, block_of(4096, 'y'), 4096));
+    block_cache_get_stats(c, &st);
+    CHECK(st.usage > (2 << 20) && st.usage <= (4 << 20));
+    block_cache_free(c);
+}
+
 int main(int argc, char **argv)
 {
     TEST_RUN(test_block_cache_hit_after_insert);
@@ -268,5 +299,6 @@ int main(int argc, char **argv)
     TEST_RUN(test_block_cache_zero_capacity_passes_through);
     TEST_RUN(test_block_cache_oversized_entry_not_kept);
     TEST_RUN(test_block_cache_concurrent_use);
+    TEST_RUN(test_block_cache_set_capacity_shrinks_and_grows);
     return test_summary();
 }

@@ -1030,6 +1030,64 @@ static void test_mp_fork_child_opens_its_own(void)
     REQUIRE_OK(stoat_close(fork_db));
 }
 
+/* ---- the block cache budget ---- */
+
+static uint64_t cache_capacity(stoat_db *db)
+{
+    stoat_stats st;
+
+    REQUIRE_OK(stoat_stats_get(db, &st));
+    return st.block_cache_capacity;
+}
+
+/* 1 once every handle of dbs[0..n) caches `want` bytes at most, within
+ * a few keeper rounds. */
+static int caches_become(stoat_db **dbs, int n, uint64_t want)
+{
+    uint64_t end = pu_now_ms() + 10000;
+    int ok;
+
+    do {
+        ok = 1;
+        for (int i = 0; i < n; i++)
+            ok &= cache_capacity(dbs[i]) == want;
+        if (!ok)
+            pu_sleep_us(20000);
+    } while (!ok && pu_now_ms() < end);
+    for (int i = 0; !ok && i < n; i++)
+        fprintf(stderr, "  handle %d caches %llu, want %llu\n", i,
+                (unsigned long long)cache_capacity(dbs[i]), (unsigned long long)want);
+    return ok;
+}
+
+/* cache_size is the budget of all handles together: each caches its share
+ * of it as handles come and go, never less than 4 MiB (behaviour 7). */
+static void test_mp_cache_budget_is_shared(void)
+{
+    const char *dir = test_tmpdir();
+    stoat_options o;
+    stoat_db *dbs[4];
+
+    mp_options(&o);
+    o.cache_size = 64u << 20;
+    REQUIRE_OK(stoat_open(dir, &o, &dbs[0]));
+    CHECK(caches_become(dbs, 1, 64u << 20));
+    for (int i = 1; i < 4; i++)
+        REQUIRE_OK(stoat_open(dir, &o, &dbs[i]));
+    CHECK(caches_become(dbs, 4, 16u << 20));
+    REQUIRE_OK(stoat_close(dbs[3]));
+    REQUIRE_OK(stoat_close(dbs[2]));
+    CHECK(caches_become(dbs, 2, 32u << 20));
+    /* Many handles: the floor. */
+    o.cache_size = 8u << 20;
+    REQUIRE_OK(stoat_open(dir, &o, &dbs[2]));
+    REQUIRE_OK(stoat_open(dir, &o, &dbs[3]));
+    CHECK(caches_become(dbs + 2, 2, 4u << 20));
+    CHECK(caches_become(dbs, 2, 16u << 20));
+    for (int i = 0; i < 4; i++)
+        REQUIRE_OK(stoat_close(dbs[i]));
+}
+
 int main(int argc, char **argv)
 {
     TEST_RUN(test_mp_two_handles_see_each_other);
@@ -1050,5 +1108,6 @@ int main(int argc, char **argv)
     TEST_RUN(test_mp_killed_writers_lose_nothing);
     TEST_RUN(test_mp_bank_four_processes_and_an_auditor);
     TEST_RUN(test_mp_fork_child_opens_its_own);
+    TEST_RUN(test_mp_cache_budget_is_shared);
     return test_summary();
 }

@@ -18,8 +18,9 @@
 #include "base/killpoint.h"
 #include "base/status.h"
 #include "env/filename.h"
+#include "table/block_cache.h"
 
-#define DB_SHARED_MAGIC 0x33485354414f5453ull    /* "STOATSH3" */
+#define DB_SHARED_MAGIC 0x34485354414f5453ull    /* "STOATSH4" */
 #define MP_KEEPER_MS 100
 
 /* ---- open: the first process recovers, the others join ---- */
@@ -263,6 +264,8 @@ int db_mp_refresh_horizon(stoat_db *db)
      * joins reads above any horizon taken before. A slower scan (the
      * keeper's beside flatten's) must not store an older minimum over a
      * newer one, or compaction would keep what no reader needs. */
+    if (rc == 0)
+        atomic_store(&mp->hdr->live, res.live);
     if (rc == 0 && res.min != PROC_SLOT_NONE) {
         uint64_t cur = atomic_load(&mp->horizon);
         while (res.min > cur && !atomic_compare_exchange_weak(&mp->horizon, &cur, res.min))
@@ -316,6 +319,29 @@ static void mp_sweep_wals(stoat_db *db)
     mp->swept_below = below;
 }
 
+/*
+ * The block cache budget (cache_size) is all processes' together: each
+ * handle caches cache_size / (live handles), at least DB_CACHE_FLOOR (or
+ * all of cache_size when smaller), sized again when the owner's scan
+ * counts another number. The OS page cache, which every process shares,
+ * holds the files' pages once; the block caches hold decompressed copies
+ * per process, so N of them at full size were N times the memory.
+ */
+#define DB_CACHE_FLOOR (4ull << 20)
+
+static void mp_size_cache(stoat_db *db)
+{
+    uint64_t live = atomic_load(&db->mp->hdr->live), want;
+
+    if (live == 0 || live == db->mp->cache_live)
+        return;
+    db->mp->cache_live = live;
+    want = db->opts.cache_size / live;
+    if (want < DB_CACHE_FLOOR)
+        want = db->opts.cache_size < DB_CACHE_FLOOR ? db->opts.cache_size : DB_CACHE_FLOOR;
+    block_cache_set_capacity(db->bc, want);
+}
+
 static void mp_keeper_round(stoat_db *db)
 {
     db_mp *mp = db->mp;
@@ -358,6 +384,7 @@ static void mp_keeper_round(stoat_db *db)
         pthread_cond_broadcast(&db->bg_cv);
         pthread_mutex_unlock(&db->mu);
     }
+    mp_size_cache(db);
 }
 
 static void *mp_keeper_main(void *arg)

@@ -61,13 +61,14 @@ typedef struct cache_shard {
     block_handle **buckets;
     size_t n_buckets;           /* a power of two, or 0 */
     size_t n_entries;
-    uint64_t capacity, hits, misses;
+    uint64_t hits, misses;
+    _Atomic uint64_t capacity;  /* written under mu (set_capacity); release reads it without */
     _Atomic uint64_t usage;     /* written under mu; release reads it without */
     block_handle *hand;         /* next entry the sweep looks at; NULL: empty ring */
 } cache_shard;
 
 struct block_cache {
-    uint64_t capacity;
+    _Atomic uint64_t capacity;
     cache_shard shards[BLOCK_CACHE_SHARDS];
 };
 
@@ -87,6 +88,17 @@ static cache_shard *block_cache_shard(block_cache *c, uint64_t hash)
     return &c->shards[hash >> (64 - BLOCK_CACHE_SHARD_BITS)];
 }
 
+/* Shard i's part of a capacity (the remainder spread over the first). */
+static uint64_t shard_capacity(uint64_t capacity, int i)
+{
+    return capacity / BLOCK_CACHE_SHARDS + (i < (int)(capacity % BLOCK_CACHE_SHARDS));
+}
+
+static uint64_t shard_cap(const cache_shard *s)
+{
+    return atomic_load_explicit(&s->capacity, memory_order_relaxed);
+}
+
 int block_cache_new(uint64_t capacity, block_cache **out)
 {
     block_cache *c = calloc(1, sizeof(*c));
@@ -95,12 +107,12 @@ int block_cache_new(uint64_t capacity, block_cache **out)
     *out = NULL;
     if (c == NULL)
         return STOAT_ENOMEM;
-    c->capacity = capacity;
+    atomic_init(&c->capacity, capacity);
     for (i = 0; i < BLOCK_CACHE_SHARDS; i++) {
         cache_shard *s = &c->shards[i];
         if (pthread_mutex_init(&s->mu, NULL) != 0)
             goto fail;
-        s->capacity = capacity / BLOCK_CACHE_SHARDS + (i < (int)(capacity % BLOCK_CACHE_SHARDS));
+        atomic_init(&s->capacity, shard_capacity(capacity, i));
         atomic_init(&s->usage, 0);
     }
     *out = c;
@@ -267,7 +279,7 @@ static void shard_evict_locked(cache_shard *s)
 {
     size_t budget = 2 * s->n_entries + 1;
 
-    while (atomic_load_explicit(&s->usage, memory_order_relaxed) > s->capacity &&
+    while (atomic_load_explicit(&s->usage, memory_order_relaxed) > shard_cap(s) &&
            s->hand != NULL && budget-- > 0) {
         block_handle *h = s->hand, **slot;
         if (atomic_load_explicit(&h->refs, memory_order_acquire) > 1) {
@@ -351,7 +363,7 @@ block_handle *block_cache_insert(block_cache *c, uint64_t table_id, uint64_t off
         handle_free(h);
         return found;
     }
-    if (s->capacity > 0 && len <= s->capacity)
+    if (shard_cap(s) > 0 && len <= shard_cap(s))
         shard_add_locked(s, h);
     pthread_mutex_unlock(&s->mu);
     return h;
@@ -382,8 +394,21 @@ void block_cache_release(block_cache *c, block_handle *h)
         handle_free(h); /* it had left the cache: this was the last pin */
         return;
     }
-    if (before == 2 && atomic_load_explicit(&s->usage, memory_order_relaxed) > s->capacity) {
+    if (before == 2 && atomic_load_explicit(&s->usage, memory_order_relaxed) > shard_cap(s)) {
         pthread_mutex_lock(&s->mu);
+        shard_evict_locked(s);
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+void block_cache_set_capacity(block_cache *c, uint64_t capacity)
+{
+    if (c == NULL || atomic_exchange(&c->capacity, capacity) == capacity)
+        return;
+    for (int i = 0; i < BLOCK_CACHE_SHARDS; i++) {
+        cache_shard *s = &c->shards[i];
+        pthread_mutex_lock(&s->mu);
+        atomic_store_explicit(&s->capacity, shard_capacity(capacity, i), memory_order_relaxed);
         shard_evict_locked(s);
         pthread_mutex_unlock(&s->mu);
     }
@@ -422,7 +447,7 @@ void block_cache_erase_table(block_cache *c, uint64_t table_id)
 void block_cache_get_stats(block_cache *c, block_cache_stats *out)
 {
     memset(out, 0, sizeof(*out));
-    out->capacity = c->capacity;
+    out->capacity = atomic_load_explicit(&c->capacity, memory_order_relaxed);
     for (int i = 0; i < BLOCK_CACHE_SHARDS; i++) {
         cache_shard *s = &c->shards[i];
         pthread_mutex_lock(&s->mu);

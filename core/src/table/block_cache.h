@@ -21,6 +21,10 @@ typedef struct block_handle block_handle;
 int block_cache_new(uint64_t capacity, block_cache **out);
 void block_cache_free(block_cache *c);
 
+/* A new capacity: a smaller one evicts unpinned entries down to it at
+ * once (pinned ones go as they are released). */
+void block_cache_set_capacity(block_cache *c, uint64_t capacity);
+
 /* Pinned handle or NULL on a miss. */
 block_handle *block_cache_lookup(block_cache *c, uint64_t table_id, uint64_t offset);
 
