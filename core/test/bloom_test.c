@@ -3,6 +3,7 @@
  * positive rate close to the target, and probing exactly as FORMAT.md says.
  */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "table/bloom.h"
 #include "base/checksum.h"
@@ -138,6 +139,44 @@ static void test_bloom_probes_match_the_format(void)
     CHECK(positives > 1000);
 }
 
+/* The builder's bits, set by a walk of additions, are exactly the bits of
+ * the format's rule (a division a probe), for filters of many sizes and
+ * probe counts: every bit the rule sets for every key, and no other. */
+static void test_bloom_builder_sets_the_format_bits(void)
+{
+    static const double rates[] = {0.5, 0.1, 0.01, 0.001, 0.0001};
+    char tmp[32];
+    size_t wrong = 0;
+
+    for (size_t r = 0; r < sizeof(rates) / sizeof(rates[0]); r++) {
+        for (int n = 1; n < 3000; n = n * 3 + 1) {
+            bloom_builder b;
+            buf f = {0};
+            unsigned char *want;
+            uint64_t nbits;
+
+            bloom_builder_init(&b, rates[r]);
+            for (int i = 0; i < n; i++)
+                REQUIRE_OK(bloom_builder_add(&b, key_of(tmp, "set", i)));
+            REQUIRE_OK(bloom_builder_finish(&b, &f));
+            nbits = (uint64_t)(f.len - 1) * 8;
+            REQUIRE((want = calloc(f.len, 1)) != NULL);
+            for (int i = 0; i < n; i++) {
+                slice k = key_of(tmp, "set", i);
+                uint64_t h = checksum64(k.data, k.len), delta = ((h >> 31) | (h << 33)) | 1;
+                for (int j = 0; j < (unsigned char)f.data[f.len - 1]; j++, h += delta)
+                    want[(h % nbits) / 8] |= (unsigned char)(1u << (h % nbits % 8));
+            }
+            want[f.len - 1] = (unsigned char)f.data[f.len - 1];
+            wrong += memcmp(want, f.data, f.len) != 0;
+            free(want);
+            buf_free(&f);
+            bloom_builder_free(&b);
+        }
+    }
+    CHECK(wrong == 0);
+}
+
 int main(int argc, char **argv)
 {
     TEST_RUN(test_bloom_fp_rate_within_twice_the_target);
@@ -145,5 +184,6 @@ int main(int argc, char **argv)
     TEST_RUN(test_bloom_repeated_key_counted_once);
     TEST_RUN(test_bloom_empty_and_malformed_filters);
     TEST_RUN(test_bloom_probes_match_the_format);
+    TEST_RUN(test_bloom_builder_sets_the_format_bits);
     return test_summary();
 }
