@@ -507,6 +507,9 @@ int db_open_env(const char *dir, const stoat_options *opts, env *e, stoat_db **o
             goto fail;
         if (db->vlog == NULL && (rc = db_open_value_log_shared(db)) != 0)
             goto fail;
+        /* The keeper reads db->vlog: it starts once the handle is whole. */
+        if ((rc = db_mp_start(db)) != 0)
+            goto fail;
         if ((rc = db_flush_compact_start(db)) != 0 || (rc = db_vlog_gc_start(db)) != 0)
             goto fail;
     } else {

@@ -18,8 +18,13 @@ typedef int (*db_recover_fn)(stoat_db *db);
 /* Attaches db to the directory's shared region: the first process runs
  * recover() and publishes the result; later ones load the MANIFEST and
  * replay the WALs up to the published length. Then claims a liveness
- * slot and starts the keeper thread. db->mp is set on success. */
+ * slot. db->mp is set on success. */
 int db_mp_open(stoat_db *db, db_recover_fn recover);
+
+/* Starts the keeper thread (election, catch-up, horizon scans), once the
+ * handle is whole: it reads db->vlog, which a joining process opens after
+ * db_mp_open. */
+int db_mp_start(stoat_db *db);
 
 /* Stops the keeper, frees the slot, detaches (the last process removes
  * the region). The background threads must be stopped first. */

@@ -475,9 +475,16 @@ int db_mp_open(stoat_db *db, db_recover_fn recover)
     pthread_mutex_unlock(&db->mu);
     if (atomic_load(&mp->owner) && (rc = db_mp_refresh_horizon(db)) != 0)
         return rc;
-    if ((rc = pthread_create(&mp->keeper, NULL, mp_keeper_main, db)) != 0)
+    return 0;
+}
+
+int db_mp_start(stoat_db *db)
+{
+    int rc;
+
+    if ((rc = pthread_create(&db->mp->keeper, NULL, mp_keeper_main, db)) != 0)
         return status_err(STOAT_ENOMEM, "cannot start the keeper thread (error %d)", rc);
-    mp->keeper_started = 1;
+    db->mp->keeper_started = 1;
     return 0;
 }
 
