@@ -145,7 +145,6 @@ typedef struct db_mp {
     _Atomic uint64_t manifest_gen;  /* the generation `current` was loaded at */
     uint64_t log_number;            /* its WALs below this are flushed (mu) */
     uint64_t swept_below;           /* the owner removed the WALs below (keeper) */
-    uint64_t cache_live;            /* the live count this handle's cache is sized for */
     uint64_t conflict_floor;        /* transactions reading below it conflict (tail_mu) */
     uint64_t load_seen;             /* the newest load_floor it took into conflict_floor */
     _Atomic uint64_t vlog_pub_seen; /* the last vlog_pub handed to the value log */

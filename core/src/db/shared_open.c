@@ -322,8 +322,8 @@ static void mp_sweep_wals(stoat_db *db)
 /*
  * The block cache budget (cache_size) is all processes' together: each
  * handle caches cache_size / (live handles), at least DB_CACHE_FLOOR (or
- * all of cache_size when smaller), sized again when the owner's scan
- * counts another number. The OS page cache, which every process shares,
+ * all of cache_size when smaller), set every keeper round (the cache
+ * does nothing when it stays the same). The OS page cache, which every process shares,
  * holds the files' pages once; the block caches hold decompressed copies
  * per process, so N of them at full size were N times the memory.
  */
@@ -333,9 +333,8 @@ static void mp_size_cache(stoat_db *db)
 {
     uint64_t live = atomic_load(&db->mp->hdr->live), want;
 
-    if (live == 0 || live == db->mp->cache_live)
-        return;
-    db->mp->cache_live = live;
+    if (live == 0)
+        return;     /* no scan yet */
     want = db->opts.cache_size / live;
     if (want < DB_CACHE_FLOOR)
         want = db->opts.cache_size < DB_CACHE_FLOOR ? db->opts.cache_size : DB_CACHE_FLOOR;
