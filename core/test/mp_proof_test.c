@@ -146,6 +146,24 @@ static int wr_txn(stoat_db *db, int id, uint32_t gen, uint32_t seq)
     return rc;
 }
 
+/* wr_txn, again while it finds the commit lock busy, at most 6 times.
+ * Busy is the bounded wait working: the lock was held past
+ * lock_timeout_ms (say, a rotation's fsyncs on a machine whose disk other
+ * jobs keep busy), and nothing was written. A lock that never comes back
+ * (a holder that died unrepaired) is still a failure. */
+static int wr_commit(stoat_db *db, const wr_arg *a, uint32_t seq)
+{
+    int rc;
+
+    for (int busy = 0; (rc = wr_txn(db, a->id, a->gen, seq)) == STOAT_EBUSY && busy < 6;
+         busy++) {
+        fprintf(stderr, "  writer %d.%u (pid %d): commit %u busy, again: %s\n", a->id, a->gen,
+                (int)getpid(), seq, stoat_errmsg(NULL));
+        atomic_fetch_add(&a->sh->busy, 1);
+    }
+    return rc;
+}
+
 static int ack(int fd, uint32_t v)
 {
     return write(fd, &v, sizeof(v)) == (ssize_t)sizeof(v) ? 0 : -1;
@@ -298,22 +316,8 @@ static int wr_child(void *p)
     }
     if (ack(a->ack_fd, ACK_OPENED) != 0)
         return 2;
-    for (uint32_t seq = 0, busy = 0; !atomic_load(&sh->stop); seq++) {
-        int rc = wr_txn(db, a->id, a->gen, seq);
-        /* Busy is the bounded wait working: the commit lock was held
-         * past lock_timeout_ms (a rotation's fsyncs on a machine whose
-         * disk other jobs keep busy). Nothing was written: the same
-         * transaction again. A lock that never comes back (a holder that
-         * died unrepaired) is still a failure, after several waits. */
-        if (rc == STOAT_EBUSY && ++busy <= 6) {
-            fprintf(stderr, "  writer %d.%u (pid %d): commit %u busy, again: %s\n", a->id,
-                    a->gen, (int)getpid(), seq, stoat_errmsg(NULL));
-            atomic_fetch_add(&sh->busy, 1);
-            seq--;
-            continue;
-        }
-        if (rc == 0)
-            busy = 0;
+    for (uint32_t seq = 0; !atomic_load(&sh->stop); seq++) {
+        int rc = wr_commit(db, a, seq);
         if (rc != 0) {
             fprintf(stderr, "  writer %d.%u (pid %d): commit %u: %s\n", a->id, a->gen,
                     (int)getpid(), seq, stoat_errmsg(NULL));
