@@ -333,20 +333,16 @@ without it, what its clear header says is shown.
             the key count is an estimate from entry counts)]],
     run = function(o)
         local path = o.args[1]
+        local info, print_text
         if is_backup_file(path) then
-            local bi = backup_file_info(path, o.key)
-            if o.json then
-                stdout:write(text.json_encode(bi, 2), "\n")
-            else
-                print_backup_info(bi)
-            end
-            return 0
+            info, print_text = backup_file_info(path, o.key), print_backup_info
+        else
+            info, print_text = gather_info(path, o), print_info
         end
-        local info = gather_info(path, o)
         if o.json then
             stdout:write(text.json_encode(info, 2), "\n")
         else
-            print_info(info)
+            print_text(info)
         end
         return 0
     end,
