@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "base/checksum.h"
+#include "base/pages.h"
 
 #define MEM_FILTER_BLOCK_WORDS 8    /* 512 bits, one cache line */
 
@@ -26,18 +27,16 @@ void mem_filter_init(mem_filter *f, uint64_t arena_size)
         blocks = 1;
     if (blocks > UINT32_MAX)
         blocks = UINT32_MAX;
-    /* aligned_alloc wants a multiple of the alignment: 64 bytes a block. */
-    f->words = aligned_alloc(64, (size_t)blocks * 64);
-    if (f->words == NULL)
+    /* Zero pages (page-aligned, so every block is one cache line): a
+     * memtable that holds few keys touches few of them. */
+    if ((f->words = pages_zalloc((size_t)blocks * 64)) == NULL)
         return;
-    for (uint64_t i = 0; i < blocks * MEM_FILTER_BLOCK_WORDS; i++)
-        atomic_init(&f->words[i], 0);
     f->n_blocks = (uint32_t)blocks;
 }
 
 void mem_filter_free(mem_filter *f)
 {
-    free(f->words);
+    pages_free(f->words, (size_t)f->n_blocks * 64);
     f->words = NULL;
     f->n_blocks = 0;
 }

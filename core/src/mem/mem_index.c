@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "base/ikey.h"
+#include "base/pages.h"
 
 /* A slot: the high half of the user key's hash (its tag) above the node
  * offset; 0: empty. The tag spares most probes a visit to a node, and a
@@ -27,16 +28,25 @@ struct mem_index_table {
 
 #define MEM_INDEX_FIRST_SLOTS 1024u
 
+static size_t mem_index_table_bytes(uint32_t slots)
+{
+    return sizeof(mem_index_table) + (size_t)slots * sizeof(uint64_t);
+}
+
+/* A table of empty slots (zero pages: a slot is 0 until written). */
 static mem_index_table *mem_index_table_new(uint32_t slots)
 {
-    mem_index_table *t = malloc(sizeof(*t) + (size_t)slots * sizeof(t->slot[0]));
+    mem_index_table *t = pages_zalloc(mem_index_table_bytes(slots));
 
-    if (t == NULL)
-        return NULL;
-    t->mask = slots - 1;
-    for (uint32_t i = 0; i < slots; i++)
-        atomic_init(&t->slot[i], 0);
+    if (t != NULL)
+        t->mask = slots - 1;
     return t;
+}
+
+static void mem_index_table_free(mem_index_table *t)
+{
+    if (t != NULL)
+        pages_free(t, mem_index_table_bytes(t->mask + 1));
 }
 
 void mem_index_init(mem_index *x, uint64_t arena_size)
@@ -56,9 +66,9 @@ void mem_index_init(mem_index *x, uint64_t arena_size)
 
 void mem_index_free(mem_index *x)
 {
-    free(atomic_load_explicit(&x->cur, memory_order_relaxed));
+    mem_index_table_free(atomic_load_explicit(&x->cur, memory_order_relaxed));
     for (size_t i = 0; i < x->n_retired; i++)
-        free(x->retired[i]);
+        mem_index_table_free(x->retired[i]);
     free(x->retired);
     atomic_store_explicit(&x->cur, NULL, memory_order_relaxed);
     x->retired = NULL;
@@ -105,7 +115,7 @@ static mem_index_table *mem_index_grow(mem_index *x, mem_index_table *cur)
     if (r != NULL)
         x->retired = r;
     if (t == NULL || r == NULL) {
-        free(t);
+        mem_index_table_free(t);
         /* Off for good: cur cannot be freed while readers may probe it. */
         if (r != NULL)
             x->retired[x->n_retired++] = cur;
