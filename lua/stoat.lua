@@ -441,6 +441,7 @@ local STATS_FIELDS = {
     "block_cache_hits", "block_cache_misses", "open_files", "last_version", "flushes",
     "compactions", "stall_micros", "vlog_files", "vlog_bytes", "vlog_garbage_bytes",
     "txn_commits", "txn_conflicts", "table_entries", "table_deletions", "memtable_entries",
+    "shared_cache_bytes", "shared_cache_hits", "shared_cache_misses",
 }
 
 -- A snapshot of the statistics as a table: the stoat_stats fields by name

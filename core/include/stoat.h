@@ -30,15 +30,22 @@
  *   Shared between the processes: the files, a small region of shared
  *   memory (/dev/shm/stoat.<dev>.<ino>.shm, 64 KiB: the commit lock, the
  *   published versions and WAL position, one liveness slot per handle),
- *   and one background owner, elected, that flushes and compacts for all
- *   (it hands over when it closes or dies).
+ *   the shared block cache (/dev/shm/stoat.<dev>.<ino>.cache: the
+ *   decompressed table blocks any process read, up to cache_size in all,
+ *   its pages taken as it fills; not for encrypted databases, nor where
+ *   shm_dir is not a tmpfs), and one background owner, elected, that
+ *   flushes and compacts for all (it hands over when it closes or dies).
+ *   Both files go with the last handle to close; if every process died,
+ *   they stay (the cache holding the memory it filled) until the next
+ *   open of the directory.
  *   Per process (per handle): memtables (a process that reads replays
  *   the WAL records the others append, when it reads and in the
  *   background; one that only writes replays nothing; their arenas are
  *   reserved at twice memtable_size, of which only what is used takes
- *   memory), the block cache (a share of cache_size: the budget is
- *   all processes' together) and the table cache, value-log mappings, the
- *   transactions, iterators and snapshots, the threads.
+ *   memory), a block cache of 1 MiB in front of the shared one (without
+ *   it, a share of cache_size: the budget is all processes' together),
+ *   the table cache (each table's index and filter), value-log mappings,
+ *   the transactions, iterators and snapshots, the threads.
  *   A WAL stays on disk until every live process has read past it: a
  *   process stopped for long (SIGSTOP) holds the WALs written meanwhile.
  *   A process killed at any instruction, even holding the commit lock,
@@ -150,9 +157,10 @@ typedef struct stoat_options {
     int zstd_level;             /* 1 */
     double bloom_fp_rate;       /* 0.01: bloom filter false-positive rate (0 = none) */
     uint64_t cache_size;        /* 256 MiB: block cache memory budget; in multi-process
-                                 * mode the budget of all handles together: each caches
-                                 * cache_size / live handles (at least 4 MiB), sized again
-                                 * as handles come and go */
+                                 * mode the budget of all handles together: the shared
+                                 * block cache's size (each handle keeps 1 MiB of its
+                                 * own), or without one each caches cache_size / live
+                                 * handles (at least 4 MiB), sized as handles come and go */
     int max_open_files;         /* 1000: SST file descriptors kept open */
     int num_compactors;         /* 2: background compaction threads */
     int num_levels;             /* 7: levels L0..L6 */
@@ -633,6 +641,13 @@ typedef struct stoat_stats {
     uint64_t table_entries;
     uint64_t table_deletions;
     uint64_t memtable_entries;
+    /* The shared block cache of the processes of a database (multi-process
+     * mode; 0 without one): the bytes it holds, once for every process,
+     * and this handle's hits and misses in it (after a miss in its own
+     * block_cache, before the file). */
+    uint64_t shared_cache_bytes;
+    uint64_t shared_cache_hits;
+    uint64_t shared_cache_misses;
 } stoat_stats;
 
 /*

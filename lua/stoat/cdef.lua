@@ -208,6 +208,9 @@ typedef struct stoat_stats {
     uint64_t table_entries;
     uint64_t table_deletions;
     uint64_t memtable_entries;
+    uint64_t shared_cache_bytes;
+    uint64_t shared_cache_hits;
+    uint64_t shared_cache_misses;
 } stoat_stats;
 
 int stoat_stats_get(stoat_db *db, stoat_stats *out);

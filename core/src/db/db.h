@@ -37,6 +37,7 @@
 #include <stdio.h>
 
 #include "table/block_cache.h"
+#include "table/shared_cache.h"
 #include "base/buf.h"
 #include "lsm/compaction.h"
 #include "vlog/discard.h"
@@ -126,6 +127,7 @@ typedef struct db_shared_hdr {
 
 typedef struct db_mp {
     shm_region *region;
+    shared_cache *sc;               /* the shared block cache, or NULL (none to be had) */
     db_shared_hdr *hdr;
     proc_lock *lock;
     proc_slots *slots;

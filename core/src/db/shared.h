@@ -26,6 +26,10 @@ int db_mp_open(stoat_db *db, db_recover_fn recover);
  * db_mp_open. */
 int db_mp_start(stoat_db *db);
 
+/* The block cache capacity of one of `live` handles sharing cache_size,
+ * with (shared = 1) or without the shared block cache behind it. */
+uint64_t db_mp_cache_share(uint64_t cache_size, uint64_t live, int shared);
+
 /* Stops the keeper, frees the slot, detaches (the last process removes
  * the region). The background threads must be stopped first. */
 void db_mp_close(stoat_db *db);

@@ -20,7 +20,7 @@
 #include "env/filename.h"
 #include "table/block_cache.h"
 
-#define DB_SHARED_MAGIC 0x34485354414f5453ull    /* "STOATSH4" */
+#define DB_SHARED_MAGIC 0x35485354414f5453ull    /* "STOATSH5" */
 #define MP_KEEPER_MS 100
 
 /* ---- open: the first process recovers, the others join ---- */
@@ -320,25 +320,36 @@ static void mp_sweep_wals(stoat_db *db)
 }
 
 /*
- * The block cache budget (cache_size) is all processes' together: each
- * handle caches cache_size / (live handles), at least DB_CACHE_FLOOR (or
- * all of cache_size when smaller), set every keeper round (the cache
- * does nothing when it stays the same). The OS page cache, which every process shares,
- * holds the files' pages once; the block caches hold decompressed copies
- * per process, so N of them at full size were N times the memory.
+ * The block cache budget (cache_size) is all processes' together. With
+ * the shared block cache (the usual case) the decompressed blocks live
+ * there, once for every process, and each handle's own cache in front of
+ * it keeps DB_CACHE_OWN (a hot block is used without a copy): alone or
+ * not, so that the memory of N processes stays near that of one.
+ * Without it (encrypted databases, no tmpfs) each handle caches
+ * cache_size / (live handles), at least DB_CACHE_FLOOR. Either is never
+ * more than cache_size, and is set every keeper round (the cache does
+ * nothing when it stays the same).
  */
 #define DB_CACHE_FLOOR (4ull << 20)
+#define DB_CACHE_OWN (1ull << 20)
+
+uint64_t db_mp_cache_share(uint64_t cache_size, uint64_t live, int shared)
+{
+    uint64_t want = shared ? DB_CACHE_OWN : cache_size / (live ? live : 1);
+
+    if (!shared && want < DB_CACHE_FLOOR)
+        want = DB_CACHE_FLOOR;
+    return want < cache_size ? want : cache_size;
+}
 
 static void mp_size_cache(stoat_db *db)
 {
-    uint64_t live = atomic_load(&db->mp->hdr->live), want;
+    uint64_t live = atomic_load(&db->mp->hdr->live);
 
-    if (live == 0)
+    if (live == 0 && db->mp->sc == NULL)
         return;     /* no scan yet */
-    want = db->opts.cache_size / live;
-    if (want < DB_CACHE_FLOOR)
-        want = db->opts.cache_size < DB_CACHE_FLOOR ? db->opts.cache_size : DB_CACHE_FLOOR;
-    block_cache_set_capacity(db->bc, want);
+    block_cache_set_capacity(db->bc,
+                             db_mp_cache_share(db->opts.cache_size, live, db->mp->sc != NULL));
 }
 
 static void mp_keeper_round(stoat_db *db)
@@ -428,8 +439,20 @@ int db_mp_open(stoat_db *db, db_recover_fn recover)
     so.wait_ms = db->opts.open_timeout_ms ? db->opts.open_timeout_ms : 0;
     so.shm_dir = db->opts.shm_dir;
     db->opts.shm_dir = NULL;    /* the caller's string, valid during the open only */
+    if (db->kr == NULL) {
+        /* Decrypted blocks stay out of files, even on a tmpfs. */
+        so.cache_size = db->opts.cache_size;
+        so.cache_fixed = shared_cache_fixed_size(so.cache_size);
+    }
     if ((rc = shm_open_region(db->dir, &so, &mp->region)) != 0)
         return rc;
+    if (shm_cache_base(mp->region) != NULL) {
+        mp->sc = shared_cache_attach(shm_cache_base(mp->region), shm_cache_size(mp->region),
+                                     shm_cache_reserve, mp->region);
+        block_cache_set_shared(db->bc, mp->sc);
+        if (mp->sc != NULL)
+            block_cache_set_capacity(db->bc, db_mp_cache_share(db->opts.cache_size, 1, 1));
+    }
     mp->hdr = (db_shared_hdr *)((char *)shm_base(mp->region) + SHM_OFF_FREE);
     mp->lock = (proc_lock *)((char *)shm_base(mp->region) + SHM_OFF_COMMIT_LOCK);
     uint64_t magic = atomic_load(&mp->hdr->magic);
@@ -506,6 +529,8 @@ void db_mp_close(stoat_db *db)
     if (mp->slots != NULL && atomic_load(&mp->owner))
         mp_sweep_wals(db);
     proc_slots_close(mp->slots);
+    block_cache_set_shared(db->bc, NULL);
+    shared_cache_detach(mp->sc);
     shm_close(mp->region);
     pthread_mutex_destroy(&mp->slots_mu);
     pthread_mutex_destroy(&mp->tail_mu);

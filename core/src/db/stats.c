@@ -83,6 +83,14 @@ int stoat_stats_get(stoat_db *db, stoat_stats *out)
     out->block_cache_hits = bcs.hits;
     out->block_cache_misses = bcs.misses;
     out->open_files = (uint64_t)table_cache_open_count(db->tc);
+    if (db->mp != NULL && db->mp->sc != NULL) {
+        shared_cache_stats scs;
+
+        shared_cache_get_stats(db->mp->sc, &scs);
+        out->shared_cache_bytes = scs.bytes;
+        out->shared_cache_hits = scs.hits;
+        out->shared_cache_misses = scs.misses;
+    }
     if (db->vlog != NULL) {
         uint32_t *fids = NULL;
         size_t n = 0;

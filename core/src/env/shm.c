@@ -29,12 +29,17 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/status.h"
 #include "env/proc_lock.h"
 #include "env/proc_slots.h"
+
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
 
 #if defined(__GLIBC__)
 #define SHM_LIBC_TAG 'G'
@@ -77,6 +82,9 @@ struct shm_region {
     unsigned long fork_gen;
     char *lock_path;           /* SHMLOCK in the database directory */
     char *path;                /* the region file */
+    void *cache_base;          /* the companion file, or NULL */
+    uint64_t cache_size;
+    int cache_fd;              /* kept open to reserve its pages; -1 */
 };
 
 /* ---- fork: every lock descriptor is closed in a child ---- */
@@ -246,6 +254,90 @@ static int shm_lock_file_get_path(shm_region *r)
     return 0;
 }
 
+/* ---- the companion file (the shared block cache) ---- */
+
+/* Its path: the region's, ".shm" replaced by ".cache". */
+static char *shm_cache_path(const char *region_path)
+{
+    size_t n = strlen(region_path);
+    char *p = malloc(n + 8);
+
+    if (p == NULL)
+        return NULL;
+    memcpy(p, region_path, n + 1);
+    if (n > 4 && strcmp(p + n - 4, ".shm") == 0)
+        p[n - 4] = '\0';
+    strcat(p, ".cache");
+    return p;
+}
+
+static void shm_cache_unlink(const char *region_path)
+{
+    char *p = shm_cache_path(region_path);
+
+    if (p)
+        unlink(p);
+    free(p);
+}
+
+static int shm_cache_map(shm_region *r, int fd, uint64_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+    if (p == MAP_FAILED) {
+        close(fd);
+        return -1;
+    }
+    r->cache_base = p;
+    r->cache_size = size;
+    r->cache_fd = fd;
+    return 0;
+}
+
+/* The creator's companion file; none (not an error) where it cannot be
+ * had: not a tmpfs, or no room for its fixed part. */
+static void shm_cache_create(shm_region *r, const shm_opts *o)
+{
+    char *path;
+    struct statfs sf;
+    int fd;
+
+    if (o->cache_size == 0 || o->cache_fixed == 0 || (path = shm_cache_path(r->path)) == NULL)
+        return;
+    unlink(path);
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        goto out;
+    if (fstatfs(fd, &sf) != 0 || sf.f_type != TMPFS_MAGIC ||
+        ftruncate(fd, (off_t)o->cache_size) != 0 ||
+        posix_fallocate(fd, 0, (off_t)o->cache_fixed) != 0) {
+        close(fd);
+        unlink(path);
+    } else if (shm_cache_map(r, fd, o->cache_size) != 0) {
+        unlink(path);
+    }
+out:
+    free(path);
+}
+
+/* An attaching handle maps the creator's companion file, if it made one. */
+static void shm_cache_attach(shm_region *r)
+{
+    char *path = shm_cache_path(r->path);
+    struct stat st;
+    int fd;
+
+    if (path == NULL)
+        return;
+    if ((fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+        if (fstat(fd, &st) != 0 || st.st_size <= 0)
+            close(fd);
+        else
+            shm_cache_map(r, fd, (uint64_t)st.st_size);
+    }
+    free(path);
+}
+
 /* With byte 0 held exclusive: a fresh region file, initialised. */
 static int shm_create(shm_region *r, const shm_opts *o, const struct stat *dst)
 {
@@ -260,8 +352,10 @@ static int shm_create(shm_region *r, const shm_opts *o, const struct stat *dst)
 
         if (n > 0) {
             old[n] = '\0';
-            if (strcmp(old, r->path) != 0)
+            if (strcmp(old, r->path) != 0) {
                 unlink(old);
+                shm_cache_unlink(old);
+            }
         }
     }
     if (unlink(r->path) != 0 && errno != ENOENT)
@@ -297,6 +391,7 @@ static int shm_create(shm_region *r, const shm_opts *o, const struct stat *dst)
     if ((rc = proc_lock_init((proc_lock *)((char *)r->base + SHM_OFF_COMMIT_LOCK))) != 0)
         goto fail;
     proc_slots_init((char *)r->base + SHM_OFF_SLOTS);
+    shm_cache_create(r, o);
     if (o->init && (rc = o->init(r->base, r->size, o->init_arg)) != 0)
         goto fail;
     if ((rc = shm_lock_file_set_path(r)) != 0)
@@ -308,6 +403,13 @@ fail:
     if (r->base) {
         munmap(r->base, r->size);
         r->base = NULL;
+    }
+    if (r->cache_base) {
+        munmap(r->cache_base, r->cache_size);
+        close(r->cache_fd);
+        r->cache_base = NULL;
+        r->cache_fd = -1;
+        shm_cache_unlink(r->path);
     }
     unlink(r->path);
     return rc;
@@ -374,6 +476,7 @@ static int shm_attach(shm_region *r, const shm_opts *o)
     }
     r->base = p;
     r->created = 0;
+    shm_cache_attach(r);
     return 0;
 }
 
@@ -463,6 +566,7 @@ int shm_open_region(const char *dir, const shm_opts *opts, shm_region **out)
     if ((r = calloc(1, sizeof(*r))) == NULL)
         return status_err(STOAT_ENOMEM, "shared memory: out of memory");
     r->lock_fd = -1;
+    r->cache_fd = -1;
     r->size = o.size;
     r->fork_gen = shm_fork_generation();
     snprintf(name, sizeof(name), "stoat.%llx.%llx.shm", (unsigned long long)dst.st_dev,
@@ -496,11 +600,17 @@ void shm_close(shm_region *r)
     forked = r->fork_gen != shm_fork_generation();
     if (r->base)
         munmap(r->base, r->size);
+    if (r->cache_base)
+        munmap(r->cache_base, r->cache_size);
+    if (r->cache_fd >= 0)
+        close(r->cache_fd);
     if (!forked && r->lock_fd >= 0) {
         /* The last handle anywhere gets byte 0 exclusive: the region
          * goes, as SQLite's last connection truncates -shm. */
-        if (r->base && ofd_byte(r->lock_fd, F_WRLCK, SHM_LOCK_BYTE_DMS) == 0)
+        if (r->base && ofd_byte(r->lock_fd, F_WRLCK, SHM_LOCK_BYTE_DMS) == 0) {
             unlink(r->path);
+            shm_cache_unlink(r->path);
+        }
         shm_fd_close(&r->lock_fd);
     }
     free(r->lock_path);
@@ -539,4 +649,23 @@ const char *shm_path(const shm_region *r)
 const char *shm_lock_path(const shm_region *r)
 {
     return r->lock_path;
+}
+
+void *shm_cache_base(const shm_region *r)
+{
+    return r->cache_base;
+}
+
+uint64_t shm_cache_size(const shm_region *r)
+{
+    return r->cache_size;
+}
+
+int shm_cache_reserve(void *region, uint64_t off, uint64_t len)
+{
+    shm_region *r = region;
+
+    if (r->cache_fd < 0 || off + len > r->cache_size)
+        return EINVAL;
+    return posix_fallocate(r->cache_fd, (off_t)off, (off_t)len);
 }

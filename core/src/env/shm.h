@@ -89,6 +89,13 @@ typedef struct shm_opts {
      * code (the open then fails and the region is removed). May be NULL. */
     int (*init)(void *base, uint64_t size, void *arg);
     void *init_arg;
+    /* The companion file (the shared block cache): 0, or its size in
+     * bytes. The creator makes `stoat.<dev>.<ino>.cache` beside the region,
+     * sparse, with its first cache_fixed bytes reserved, only on a tmpfs
+     * (on a disk its pages would be written back) and only if those bytes
+     * can be had; the region works without it. Attaching handles map
+     * whichever file the creator made, at its size. */
+    uint64_t cache_size, cache_fixed;
 } shm_opts;
 
 /* Attaches to (or creates) the region of database directory dir, which
@@ -113,6 +120,15 @@ int shm_created(const shm_region *r);
  * SHMLOCK (borrowed, valid until shm_close). */
 const char *shm_path(const shm_region *r);
 const char *shm_lock_path(const shm_region *r);
+
+/* The companion file's mapping (zero-filled when created), or NULL when
+ * the region has none; valid until shm_close. */
+void *shm_cache_base(const shm_region *r);
+uint64_t shm_cache_size(const shm_region *r);
+/* Reserves bytes [off, off + len) of the companion file (posix_fallocate):
+ * 0, or an errno value (ENOSPC: the file system is full). A
+ * shared_cache_reserve_fn when arg is the region. */
+int shm_cache_reserve(void *region, uint64_t off, uint64_t len);
 
 /* The fork generation of this process: bumped in a child by the atfork
  * handler the first open registers. */

@@ -69,6 +69,7 @@ typedef struct cache_shard {
 
 struct block_cache {
     _Atomic uint64_t capacity;
+    struct shared_cache *shared;    /* the second level; borrowed */
     cache_shard shards[BLOCK_CACHE_SHARDS];
 };
 
@@ -457,4 +458,14 @@ void block_cache_get_stats(block_cache *c, block_cache_stats *out)
         out->entries += s->n_entries;
         pthread_mutex_unlock(&s->mu);
     }
+}
+
+void block_cache_set_shared(block_cache *c, struct shared_cache *sc)
+{
+    c->shared = sc;
+}
+
+struct shared_cache *block_cache_shared(const block_cache *c)
+{
+    return c->shared;
 }

@@ -31,6 +31,7 @@
 
 #include "table/block.h"
 #include "table/bloom.h"
+#include "table/shared_cache.h"
 #include "base/checksum.h"
 #include "base/compress.h"
 #include "base/ikey.h"
@@ -161,10 +162,13 @@ fail:
 
 /* Pins data block i (of the index) and parses it into *b. A block not in
  * the cache is added to it when fill is set, else read for this pin only
- * (a compaction's one pass must not push out what readers use). */
+ * (a compaction's one pass must not push out what readers use). Behind
+ * the cache, the shared block cache (multi-process mode) is asked before
+ * the file and given what the file gave. */
 int sst_reader_pin(sst_reader *r, size_t i, sst_pin *pin, block *b, int fill)
 {
     sst_handle h = r->index.e[i].h;
+    shared_cache *sc;
     const char *data;
     char *raw;
     size_t len;
@@ -174,6 +178,9 @@ int sst_reader_pin(sst_reader *r, size_t i, sst_pin *pin, block *b, int fill)
     pin->owned = NULL;
     if (r->cache != NULL && (pin->h = block_cache_lookup(r->cache, r->id, h.offset)) != NULL)
         goto parse;
+    sc = r->cache != NULL && fill ? block_cache_shared(r->cache) : NULL;
+    if (sc != NULL && (raw = shared_cache_get(sc, r->id, h.offset, &len)) != NULL)
+        goto insert;
     if ((rc = sst_reader_read_block(r, h, r->data_end, &raw, &len)) != 0)
         return rc;
     if (r->cache == NULL || !fill) {
@@ -181,6 +188,9 @@ int sst_reader_pin(sst_reader *r, size_t i, sst_pin *pin, block *b, int fill)
         data = raw;
         return block_init(b, data, len, r->path, h.offset);
     }
+    if (sc != NULL)
+        shared_cache_put(sc, r->id, h.offset, raw, len);
+insert:
     if ((pin->h = block_cache_insert(r->cache, r->id, h.offset, raw, len)) == NULL)
         return status_err(STOAT_ENOMEM, "%s: no memory to cache a block", r->path);
 parse:

@@ -1,0 +1,314 @@
+/*
+ * shared_cache_test.c - the shared block cache: round trips, a ring that
+ * wraps (old blocks go, never a wrong one comes back), a file system that
+ * runs out of room (nothing written past what was reserved), threads that
+ * read while others overwrite, and processes SIGKILLed in the middle of
+ * their puts while others read the same mapping.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "table/shared_cache.h"
+#include "test.h"
+
+/* The bytes of block (table, offset): a length and a pattern that both
+ * depend on the key, so a copy of another block never passes for it. */
+static size_t block_len(uint64_t table, uint64_t offset)
+{
+    return 200 + (size_t)((table * 131 + offset / 64 * 17) % 3000);
+}
+
+static void block_fill(char *p, uint64_t table, uint64_t offset, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        p[i] = (char)(table * 7 + offset / 64 * 13 + i * 31 + (i >> 8));
+}
+
+/* 1: the copy is the block's bytes; 0: a miss; -1: a wrong copy. */
+static int check_get(shared_cache *c, uint64_t table, uint64_t offset)
+{
+    size_t len = 0, want = block_len(table, offset);
+    char *got = shared_cache_get(c, table, offset, &len), *exp;
+    int ok;
+
+    if (got == NULL)
+        return 0;
+    exp = malloc(want);
+    block_fill(exp, table, offset, want);
+    ok = len == want && memcmp(got, exp, want) == 0;
+    if (!ok && len == want) {
+        size_t first = want, last = 0, nd = 0;
+        for (size_t i = 0; i < want; i++)
+            if (got[i] != exp[i]) { if (first == want) first = i; last = i; nd++; }
+        fprintf(stderr, "mismatch (%llu,%llu) len %zu: bytes %zu..%zu differ (%zu)\n",
+                (unsigned long long)table, (unsigned long long)offset, want, first, last, nd);
+    }
+    free(exp);
+    free(got);
+    return ok ? 1 : -1;
+}
+
+static void put_block(shared_cache *c, uint64_t table, uint64_t offset)
+{
+    size_t len = block_len(table, offset);
+    char *p = malloc(len);
+
+    block_fill(p, table, offset, len);
+    shared_cache_put(c, table, offset, p, len);
+    free(p);
+}
+
+/* The reserve callback: grants up to `limit` bytes of the file. */
+typedef struct grant {
+    uint64_t limit, asked_to;
+} grant;
+
+static int grant_reserve(void *arg, uint64_t off, uint64_t len)
+{
+    grant *g = arg;
+
+    if (off + len > g->asked_to)
+        g->asked_to = off + len;
+    return off + len <= g->limit ? 0 : 28; /* ENOSPC */
+}
+
+static void test_shared_cache_round_trip(void)
+{
+    uint64_t size = 4u << 20;
+    char *base = calloc(1, size);
+    grant g = {size, 0};
+    shared_cache *c;
+    shared_cache_stats st;
+
+    REQUIRE(base != NULL);
+    CHECK(shared_cache_fixed_size(64u << 10) == 0);   /* too small for a cache */
+    REQUIRE((c = shared_cache_attach(base, size, grant_reserve, &g)) != NULL);
+    CHECK(check_get(c, 1, 0) == 0);
+    put_block(c, 1, 0);
+    put_block(c, 1, 4096);
+    put_block(c, 2, 0);
+    CHECK(check_get(c, 1, 0) == 1);
+    CHECK(check_get(c, 1, 4096) == 1);
+    CHECK(check_get(c, 2, 0) == 1);
+    CHECK(check_get(c, 3, 0) == 0);
+    CHECK(check_get(c, 1, 8192) == 0);
+    shared_cache_get_stats(c, &st);
+    CHECK(st.hits == 3 && st.misses == 3 && st.puts == 3);
+    CHECK(st.bytes == shared_cache_fixed_size(size) + (1u << 20)); /* one chunk reserved */
+    /* A block larger than an eighth of the ring is not kept. */
+    {
+        size_t big = size / 4;
+        char *p = calloc(1, big);
+
+        shared_cache_put(c, 9, 0, p, big);
+        size_t len;
+        CHECK(shared_cache_get(c, 9, 0, &len) == NULL);
+        free(p);
+    }
+    /* A second handle on the same bytes (another process) sees them. */
+    shared_cache *c2 = shared_cache_attach(base, size, grant_reserve, &g);
+    REQUIRE(c2 != NULL);
+    CHECK(check_get(c2, 1, 4096) == 1);
+    shared_cache_detach(c2);
+    shared_cache_detach(c);
+    free(base);
+}
+
+static void test_shared_cache_wraps_and_never_returns_stale(void)
+{
+    uint64_t size = 2u << 20, n = 4000;
+    char *base = calloc(1, size);
+    grant g = {size, 0};
+    shared_cache *c;
+    int hits_recent = 0, hits_old = 0;
+
+    REQUIRE(base != NULL);
+    REQUIRE((c = shared_cache_attach(base, size, grant_reserve, &g)) != NULL);
+    for (uint64_t i = 0; i < n; i++)
+        put_block(c, 1 + i % 5, i * 64);    /* about 7 MB through a 2 MB file */
+    for (uint64_t i = 0; i < n; i++) {
+        int r = check_get(c, 1 + i % 5, i * 64);
+
+        CHECK(r >= 0);
+        if (r == 1 && i >= n - 100)
+            hits_recent++;
+        if (r == 1 && i < n / 2)
+            hits_old++;
+    }
+    CHECK(hits_recent >= 95);   /* the newest are there (a set may drop a few) */
+    CHECK(hits_old == 0);       /* the ring went round: the oldest are gone */
+    CHECK(g.asked_to <= size);
+    shared_cache_detach(c);
+    free(base);
+}
+
+static void test_shared_cache_full_file_system(void)
+{
+    uint64_t size = 8u << 20, fixed = shared_cache_fixed_size(8u << 20);
+    char *base = calloc(1, size);
+    grant g = {fixed + (1u << 20), 0};     /* room for the first 1 MiB of ring only */
+    shared_cache *c;
+    shared_cache_stats st;
+    int hits = 0;
+
+    REQUIRE(base != NULL);
+    REQUIRE((c = shared_cache_attach(base, size, grant_reserve, &g)) != NULL);
+    for (uint64_t i = 0; i < 3000; i++)
+        put_block(c, 7, i * 64);
+    for (uint64_t i = 0; i < 3000; i++) {
+        int r = check_get(c, 7, i * 64);
+
+        CHECK(r >= 0);
+        hits += r == 1 && i >= 2900;
+    }
+    CHECK(hits >= 95);      /* it goes on in the room it has */
+    for (uint64_t off = g.limit; off < size; off++)
+        if (base[off] != 0) {
+            CHECK(base[off] == 0);  /* never a byte past what was reserved */
+            break;
+        }
+    shared_cache_get_stats(c, &st);
+    CHECK(st.bytes == g.limit);
+    shared_cache_detach(c);
+    free(base);
+}
+
+/* Threads: readers check every copy while writers overwrite the ring. */
+typedef struct race {
+    shared_cache *c;
+    unsigned seed;
+    int bad, hits;
+} race;
+
+static void *race_main(void *arg)
+{
+    race *r = arg;
+
+    for (int i = 0; i < 60000; i++) {
+        uint64_t t = 1 + (uint64_t)(rand_r(&r->seed) % 3), off = (uint64_t)(rand_r(&r->seed) % 400) * 64;
+        int got = check_get(r->c, t, off);
+
+        if (got < 0)
+            r->bad++;
+        else if (got == 0)
+            put_block(r->c, t, off);
+        else
+            r->hits++;
+    }
+    return NULL;
+}
+
+static void test_shared_cache_threads_never_see_a_torn_copy(void)
+{
+    uint64_t size = 1u << 20;   /* ~0.7 MB of ring for ~2 MB of blocks: constant overwrites */
+    char *base = calloc(1, size);
+    grant g = {size, 0};
+    pthread_t th[4];
+    race r[4];
+    int bad = 0, hits = 0;
+
+    REQUIRE(base != NULL);
+    shared_cache *c = shared_cache_attach(base, size, grant_reserve, &g);
+    REQUIRE(c != NULL);
+    for (int i = 0; i < 4; i++) {
+        r[i] = (race){c, (unsigned)i * 7919u + 1, 0, 0};
+        REQUIRE(pthread_create(&th[i], NULL, race_main, &r[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        bad += r[i].bad;
+        hits += r[i].hits;
+    }
+    CHECK(bad == 0);
+    CHECK(hits > 1000);
+    shared_cache_detach(c);
+    free(base);
+}
+
+/* Processes on one MAP_SHARED mapping, killed at random while they put:
+ * the others' copies stay right, and so do the parent's afterwards. */
+static int grant_all(void *arg, uint64_t off, uint64_t len)
+{
+    (void)arg, (void)off, (void)len;
+    return 0;
+}
+
+static void child_loop(char *base, uint64_t size, unsigned seed)
+{
+    shared_cache *c = shared_cache_attach(base, size, grant_all, NULL);
+
+    for (;;) {
+        uint64_t t = 1 + (uint64_t)(rand_r(&seed) % 3), off = (uint64_t)(rand_r(&seed) % 400) * 64;
+        int got = check_get(c, t, off);
+
+        if (got < 0) {
+            size_t len = 0;
+            char *g = shared_cache_get(c, t, off, &len);
+            fprintf(stderr, "child %d: wrong copy of (%llu, %llu): now %s len %zu want %zu\n", (int)getpid(),
+                    (unsigned long long)t, (unsigned long long)off, g ? "hit" : "miss", len, block_len(t, off));
+            _exit(1);
+        }
+        if (got == 0)
+            put_block(c, t, off);
+    }
+}
+
+static void test_shared_cache_processes_killed_mid_put(void)
+{
+    uint64_t size = 1u << 20;
+    char *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    pid_t kids[3];
+    int kills = 0, wrong = 0, hits = 0;
+
+    REQUIRE(base != MAP_FAILED);
+    for (int k = 0; k < 3; k++)
+        if ((kids[k] = fork()) == 0)
+            child_loop(base, size, (unsigned)k + 11);
+    for (int round = 0; round < 60; round++) {
+        int k = round % 3, status;
+
+        usleep(2000 + (unsigned)(round * 397) % 5000);
+        kill(kids[k], SIGKILL);
+        waitpid(kids[k], &status, 0);
+        wrong += WIFEXITED(status) && WEXITSTATUS(status) == 1;
+        kills += WIFSIGNALED(status);
+        if ((kids[k] = fork()) == 0)
+            child_loop(base, size, (unsigned)round * 31u + 5);
+    }
+    for (int k = 0; k < 3; k++) {
+        int status;
+
+        kill(kids[k], SIGKILL);
+        waitpid(kids[k], &status, 0);
+        wrong += WIFEXITED(status) && WEXITSTATUS(status) == 1;
+    }
+    CHECK(wrong == 0);
+    CHECK(kills >= 50);
+    shared_cache *c = shared_cache_attach(base, size, grant_all, NULL);
+    REQUIRE(c != NULL);
+    for (uint64_t t = 1; t <= 3; t++)
+        for (uint64_t off = 0; off < 400 * 64; off += 64) {
+            int r = check_get(c, t, off);
+
+            CHECK(r >= 0);
+            hits += r == 1;
+        }
+    CHECK(hits > 50);   /* what the killed processes left is there, and right */
+    shared_cache_detach(c);
+    munmap(base, size);
+}
+
+int main(int argc, char **argv)
+{
+    TEST_RUN(test_shared_cache_round_trip);
+    TEST_RUN(test_shared_cache_wraps_and_never_returns_stale);
+    TEST_RUN(test_shared_cache_full_file_system);
+    TEST_RUN(test_shared_cache_threads_never_see_a_torn_copy);
+    TEST_RUN(test_shared_cache_processes_killed_mid_put);
+    return test_summary();
+}
