@@ -176,7 +176,7 @@ asan:
 # the bank test (30 s, STOAT_BANK_SECONDS overrides), transactions, the
 # skiplist's lock-free readers, the database's concurrent readers/writers.
 TSAN_TESTS = txn_bank_test txn_test skiplist_test db_test vlog_db_test vlog_db_race_test db_ingest_test \
-             db_scan_race_test mp_threads_test
+             db_scan_race_test mp_threads_test shared_cache_test
 tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 \
 	  EXTRA_CFLAGS="-fsanitize=thread" EXTRA_LDFLAGS="-fsanitize=thread" \
