@@ -42,8 +42,9 @@
  *   the WAL records the others append, when it reads and in the
  *   background; one that only writes replays nothing; their arenas are
  *   reserved at twice memtable_size, of which only what is used takes
- *   memory), a block cache of 1 MiB in front of the shared one (without
- *   it, a share of cache_size: the budget is all processes' together),
+ *   memory), a block cache (alone: cache_size; with others, 1 MiB in
+ *   front of the shared one, or without it a share of cache_size: the
+ *   budget is all processes' together),
  *   the table cache (each table's index and filter), value-log mappings,
  *   the transactions, iterators and snapshots, the threads.
  *   A WAL stays on disk until every live process has read past it: a
@@ -157,10 +158,11 @@ typedef struct stoat_options {
     int zstd_level;             /* 1 */
     double bloom_fp_rate;       /* 0.01: bloom filter false-positive rate (0 = none) */
     uint64_t cache_size;        /* 256 MiB: block cache memory budget; in multi-process
-                                 * mode the budget of all handles together: the shared
-                                 * block cache's size (each handle keeps 1 MiB of its
-                                 * own), or without one each caches cache_size / live
-                                 * handles (at least 4 MiB), sized as handles come and go */
+                                 * mode the budget of all handles together: a handle
+                                 * alone caches it all; with others, the shared block
+                                 * cache's size (each keeps 1 MiB of its own), or without
+                                 * one each caches cache_size / live handles (at least
+                                 * 4 MiB); sized again as handles come and go */
     int max_open_files;         /* 1000: SST file descriptors kept open */
     int num_compactors;         /* 2: background compaction threads */
     int num_levels;             /* 7: levels L0..L6 */

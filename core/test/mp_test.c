@@ -1113,8 +1113,9 @@ static void read_all(stoat_db *db, int n)
 }
 
 /* The decompressed blocks one handle read serve the others (behaviour
- * 7): each handle keeps only 1 MiB of its own, whoever reads first fills
- * the shared block cache, and a later reader finds every block there. */
+ * 7): with others live, each handle keeps only 1 MiB of its own, whoever
+ * reads first fills the shared block cache, and a later reader finds
+ * every block there. */
 static void test_mp_block_cache_is_shared(void)
 {
     const char *dir = test_tmpdir();
@@ -1134,6 +1135,7 @@ static void test_mp_block_cache_is_shared(void)
         REQUIRE_OK(stoat_put(a, k, strlen(k), v, sizeof(v)));
     }
     REQUIRE_OK(stoat_flatten(a));
+    CHECK(caches_become(&a, 1, 64u << 20));     /* alone: all of it, as exclusive */
     REQUIRE_OK(stoat_open(dir, &o, &b));
     CHECK(caches_become(&a, 1, 1u << 20) && caches_become(&b, 1, 1u << 20));
     read_all(a, n);     /* ~3.6 MB of blocks through a 1 MiB own cache */

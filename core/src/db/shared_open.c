@@ -320,23 +320,26 @@ static void mp_sweep_wals(stoat_db *db)
 }
 
 /*
- * The block cache budget (cache_size) is all processes' together. With
- * the shared block cache (the usual case) the decompressed blocks live
- * there, once for every process, and each handle's own cache in front of
- * it keeps DB_CACHE_OWN (a hot block is used without a copy): alone or
- * not, so that the memory of N processes stays near that of one.
+ * The block cache budget (cache_size) is all processes' together. A
+ * handle alone caches all of it by itself, as in the exclusive mode. With
+ * others, and the shared block cache (the usual case), the decompressed
+ * blocks live there, once for every process, and each handle keeps
+ * DB_CACHE_OWN of its own in front of it (a hot block is used without a
+ * copy), so that the memory of N processes stays near that of one.
  * Without it (encrypted databases, no tmpfs) each handle caches
- * cache_size / (live handles), at least DB_CACHE_FLOOR. Either is never
- * more than cache_size, and is set every keeper round (the cache does
- * nothing when it stays the same).
+ * cache_size / (live handles), at least DB_CACHE_FLOOR. Set every keeper
+ * round (the cache does nothing when it stays the same).
  */
 #define DB_CACHE_FLOOR (4ull << 20)
 #define DB_CACHE_OWN (1ull << 20)
 
 uint64_t db_mp_cache_share(uint64_t cache_size, uint64_t live, int shared)
 {
-    uint64_t want = shared ? DB_CACHE_OWN : cache_size / (live ? live : 1);
+    uint64_t want;
 
+    if (live <= 1)
+        return cache_size;
+    want = shared ? DB_CACHE_OWN : cache_size / live;
     if (!shared && want < DB_CACHE_FLOOR)
         want = DB_CACHE_FLOOR;
     return want < cache_size ? want : cache_size;
@@ -346,10 +349,11 @@ static void mp_size_cache(stoat_db *db)
 {
     uint64_t live = atomic_load(&db->mp->hdr->live);
 
-    if (live == 0 && db->mp->sc == NULL)
+    if (live == 0)
         return;     /* no scan yet */
     block_cache_set_capacity(db->bc,
                              db_mp_cache_share(db->opts.cache_size, live, db->mp->sc != NULL));
+    block_cache_set_shared(db->bc, live > 1 ? db->mp->sc : NULL);
 }
 
 static void mp_keeper_round(stoat_db *db)
@@ -449,9 +453,6 @@ int db_mp_open(stoat_db *db, db_recover_fn recover)
     if (shm_cache_base(mp->region) != NULL) {
         mp->sc = shared_cache_attach(shm_cache_base(mp->region), shm_cache_size(mp->region),
                                      shm_cache_reserve, mp->region);
-        block_cache_set_shared(db->bc, mp->sc);
-        if (mp->sc != NULL)
-            block_cache_set_capacity(db->bc, db_mp_cache_share(db->opts.cache_size, 1, 1));
     }
     mp->hdr = (db_shared_hdr *)((char *)shm_base(mp->region) + SHM_OFF_FREE);
     mp->lock = (proc_lock *)((char *)shm_base(mp->region) + SHM_OFF_COMMIT_LOCK);

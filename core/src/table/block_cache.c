@@ -69,7 +69,7 @@ typedef struct cache_shard {
 
 struct block_cache {
     _Atomic uint64_t capacity;
-    struct shared_cache *shared;    /* the second level; borrowed */
+    _Atomic(struct shared_cache *) shared;  /* the second level; borrowed */
     cache_shard shards[BLOCK_CACHE_SHARDS];
 };
 
@@ -462,10 +462,10 @@ void block_cache_get_stats(block_cache *c, block_cache_stats *out)
 
 void block_cache_set_shared(block_cache *c, struct shared_cache *sc)
 {
-    c->shared = sc;
+    atomic_store_explicit(&c->shared, sc, memory_order_relaxed);
 }
 
-struct shared_cache *block_cache_shared(const block_cache *c)
+struct shared_cache *block_cache_shared(block_cache *c)
 {
-    return c->shared;
+    return atomic_load_explicit(&c->shared, memory_order_relaxed);
 }
