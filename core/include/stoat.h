@@ -42,7 +42,7 @@
  *   the WAL records the others append, when it reads and in the
  *   background; one that only writes replays nothing; their arenas are
  *   reserved at twice memtable_size, of which only what is used takes
- *   memory), a block cache (alone: cache_size; with others, 1 MiB in
+ *   memory), a block cache (alone: cache_size; with others, 256 KiB in
  *   front of the shared one, or without it a share of cache_size: the
  *   budget is all processes' together),
  *   the table cache (each table's index and filter), value-log mappings,
@@ -160,7 +160,7 @@ typedef struct stoat_options {
     uint64_t cache_size;        /* 256 MiB: block cache memory budget; in multi-process
                                  * mode the budget of all handles together: a handle
                                  * alone caches it all; with others, the shared block
-                                 * cache's size (each keeps 1 MiB of its own), or without
+                                 * cache's size (each keeps 256 KiB of its own), or without
                                  * one each caches cache_size / live handles (at least
                                  * 4 MiB); sized again as handles come and go */
     int max_open_files;         /* 1000: SST file descriptors kept open */

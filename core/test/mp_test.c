@@ -1113,7 +1113,7 @@ static void read_all(stoat_db *db, int n)
 }
 
 /* The decompressed blocks one handle read serve the others (behaviour
- * 7): with others live, each handle keeps only 1 MiB of its own, whoever
+ * 7): with others live, each handle keeps only 256 KiB of its own, whoever
  * reads first fills the shared block cache, and a later reader finds
  * every block there. */
 static void test_mp_block_cache_is_shared(void)
@@ -1137,8 +1137,8 @@ static void test_mp_block_cache_is_shared(void)
     REQUIRE_OK(stoat_flatten(a));
     CHECK(caches_become(&a, 1, 64u << 20));     /* alone: all of it, as exclusive */
     REQUIRE_OK(stoat_open(dir, &o, &b));
-    CHECK(caches_become(&a, 1, 1u << 20) && caches_become(&b, 1, 1u << 20));
-    read_all(a, n);     /* ~3.6 MB of blocks through a 1 MiB own cache */
+    CHECK(caches_become(&a, 1, 256u << 10) && caches_become(&b, 1, 256u << 10));
+    read_all(a, n);     /* ~3.6 MB of blocks through a 256 KiB own cache */
     REQUIRE_OK(stoat_stats_get(a, &s1));
     CHECK(s1.shared_cache_misses > 0);
     CHECK(s1.shared_cache_bytes >= (2u << 20));

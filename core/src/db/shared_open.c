@@ -331,7 +331,7 @@ static void mp_sweep_wals(stoat_db *db)
  * round (the cache does nothing when it stays the same).
  */
 #define DB_CACHE_FLOOR (4ull << 20)
-#define DB_CACHE_OWN (1ull << 20)
+#define DB_CACHE_OWN (256ull << 10)
 
 uint64_t db_mp_cache_share(uint64_t cache_size, uint64_t live, int shared)
 {
