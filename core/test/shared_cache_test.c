@@ -178,6 +178,66 @@ static void test_shared_cache_full_file_system(void)
     free(base);
 }
 
+static void test_shared_cache_erase_table(void)
+{
+    uint64_t size = 4u << 20;
+    char *base = calloc(1, size);
+    grant g = {size, 0};
+    shared_cache *c;
+
+    REQUIRE(base != NULL);
+    REQUIRE((c = shared_cache_attach(base, size, grant_reserve, &g)) != NULL);
+    for (uint64_t off = 0; off < 64 * 64; off += 64) {
+        put_block(c, 5, off);
+        put_block(c, 6, off);
+        put_block(c, 5 + (1ull << 32), off);    /* the same low 32 bits as table 5 */
+    }
+    shared_cache_erase_table(c, 5);
+    for (uint64_t off = 0; off < 64 * 64; off += 64) {
+        CHECK(check_get(c, 5, off) == 0);
+        CHECK(check_get(c, 6, off) == 1);
+        CHECK(check_get(c, 5 + (1ull << 32), off) == 0);   /* erased too: only a miss */
+    }
+    put_block(c, 5, 0);     /* a block put again is found again */
+    CHECK(check_get(c, 5, 0) == 1);
+    shared_cache_detach(c);
+    free(base);
+}
+
+/* Tables come and go (compactions): with their blocks erased, the ring
+ * comes round in the pages it has instead of growing to the file's size. */
+static void test_shared_cache_ring_holds_what_is_live(void)
+{
+    uint64_t size = 32u << 20;
+    char *base = calloc(1, size);
+    grant g = {size, 0};
+    shared_cache *c;
+    shared_cache_stats st;
+
+    REQUIRE(base != NULL);
+    REQUIRE((c = shared_cache_attach(base, size, grant_reserve, &g)) != NULL);
+    for (uint64_t t = 1; t <= 300; t++) {
+        for (uint64_t off = 0; off < 100 * 64; off += 64)
+            put_block(c, t, off);   /* ~170 KB a table, 50 MB in all */
+        if (t > 2)
+            shared_cache_erase_table(c, t - 2);     /* two tables live */
+    }
+    shared_cache_get_stats(c, &st);
+    CHECK(st.bytes <= shared_cache_fixed_size(size) + (2u << 20));
+    for (uint64_t off = 0; off < 100 * 64; off += 64) {
+        CHECK(check_get(c, 300, off) == 1);
+        CHECK(check_get(c, 1, off) == 0);
+    }
+    /* Without erases it grows to hold what is named. */
+    for (uint64_t t = 1000; t < 1060; t++)
+        for (uint64_t off = 0; off < 100 * 64; off += 64)
+            put_block(c, t, off);
+    shared_cache_get_stats(c, &st);
+    CHECK(st.bytes >= shared_cache_fixed_size(size) + (8u << 20));
+    shared_cache_detach(c);
+    free(base);
+}
+
 /* Threads: readers check every copy while writers overwrite the ring. */
 typedef struct race {
     shared_cache *c;
@@ -308,6 +368,8 @@ int main(int argc, char **argv)
     TEST_RUN(test_shared_cache_round_trip);
     TEST_RUN(test_shared_cache_wraps_and_never_returns_stale);
     TEST_RUN(test_shared_cache_full_file_system);
+    TEST_RUN(test_shared_cache_erase_table);
+    TEST_RUN(test_shared_cache_ring_holds_what_is_live);
     TEST_RUN(test_shared_cache_threads_never_see_a_torn_copy);
     TEST_RUN(test_shared_cache_processes_killed_mid_put);
     return test_summary();

@@ -353,7 +353,7 @@ static void mp_size_cache(stoat_db *db)
         return;     /* no scan yet */
     block_cache_set_capacity(db->bc,
                              db_mp_cache_share(db->opts.cache_size, live, db->mp->sc != NULL));
-    block_cache_set_shared(db->bc, live > 1 ? db->mp->sc : NULL);
+    block_cache_set_shared(db->bc, db->mp->sc, live > 1);
 }
 
 static void mp_keeper_round(stoat_db *db)
@@ -453,6 +453,7 @@ int db_mp_open(stoat_db *db, db_recover_fn recover)
     if (shm_cache_base(mp->region) != NULL) {
         mp->sc = shared_cache_attach(shm_cache_base(mp->region), shm_cache_size(mp->region),
                                      shm_cache_reserve, mp->region);
+        block_cache_set_shared(db->bc, mp->sc, 0);  /* in use once others are live */
     }
     mp->hdr = (db_shared_hdr *)((char *)shm_base(mp->region) + SHM_OFF_FREE);
     mp->lock = (proc_lock *)((char *)shm_base(mp->region) + SHM_OFF_COMMIT_LOCK);
@@ -530,7 +531,7 @@ void db_mp_close(stoat_db *db)
     if (mp->slots != NULL && atomic_load(&mp->owner))
         mp_sweep_wals(db);
     proc_slots_close(mp->slots);
-    block_cache_set_shared(db->bc, NULL);
+    block_cache_set_shared(db->bc, NULL, 0);
     shared_cache_detach(mp->sc);
     shm_close(mp->region);
     pthread_mutex_destroy(&mp->slots_mu);

@@ -33,6 +33,7 @@
  */
 #include "table/block_cache.h"
 #include "base/perturb.h"
+#include "table/shared_cache.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -69,7 +70,8 @@ typedef struct cache_shard {
 
 struct block_cache {
     _Atomic uint64_t capacity;
-    _Atomic(struct shared_cache *) shared;  /* the second level; borrowed */
+    _Atomic(struct shared_cache *) shared;  /* the second level, while in use; borrowed */
+    _Atomic(struct shared_cache *) erase_in; /* the same, in use or not: erase there too */
     cache_shard shards[BLOCK_CACHE_SHARDS];
 };
 
@@ -417,8 +419,12 @@ void block_cache_set_capacity(block_cache *c, uint64_t capacity)
 
 void block_cache_erase_table(block_cache *c, uint64_t table_id)
 {
+    struct shared_cache *sc;
+
     if (c == NULL)
         return;
+    if ((sc = atomic_load_explicit(&c->erase_in, memory_order_relaxed)) != NULL)
+        shared_cache_erase_table(sc, table_id);
     for (int i = 0; i < BLOCK_CACHE_SHARDS; i++) {
         cache_shard *s = &c->shards[i];
         block_handle *dead = NULL;
@@ -460,9 +466,10 @@ void block_cache_get_stats(block_cache *c, block_cache_stats *out)
     }
 }
 
-void block_cache_set_shared(block_cache *c, struct shared_cache *sc)
+void block_cache_set_shared(block_cache *c, struct shared_cache *sc, int use)
 {
-    atomic_store_explicit(&c->shared, sc, memory_order_relaxed);
+    atomic_store_explicit(&c->erase_in, sc, memory_order_relaxed);
+    atomic_store_explicit(&c->shared, use ? sc : NULL, memory_order_relaxed);
 }
 
 struct shared_cache *block_cache_shared(block_cache *c)

@@ -47,14 +47,16 @@ const char *block_handle_data(const block_handle *h);
 size_t block_handle_len(const block_handle *h);
 void block_cache_release(block_cache *c, block_handle *h);
 
-/* The shared block cache behind this one (multi-process mode, while the
- * handle is not alone), or NULL. It may be set and cleared while readers
- * run; what it points to must outlive every reader. */
+/* The shared block cache behind this one (multi-process mode), or NULL,
+ * and whether to use it (while the handle is not alone); erasing a table
+ * erases it there either way. It may be set while readers run; what it
+ * points to must outlive every reader. */
 struct shared_cache;
-void block_cache_set_shared(block_cache *c, struct shared_cache *sc);
+void block_cache_set_shared(block_cache *c, struct shared_cache *sc, int use);
 struct shared_cache *block_cache_shared(block_cache *c);
 
-/* Drops every unpinned entry of table_id (its file is gone). */
+/* Drops every unpinned entry of table_id (its file is gone), and the
+ * table's blocks in the shared block cache. */
 void block_cache_erase_table(block_cache *c, uint64_t table_id);
 
 typedef struct block_cache_stats {

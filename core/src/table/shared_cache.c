@@ -3,8 +3,9 @@
  * records and a set-associative index in one mapping, without locks.
  *
  * Layout (core/FORMAT.md "Shared block cache"): a 4096-byte header (the
- * ring's head, frontier, reserved and limit, each on its own cache line),
- * the index (a power of two of 16-byte entries {tag, loc} in sets of 4),
+ * ring's head, frontier, reserved, limit and used, each on its own cache
+ * line), the index (a power of two of 16-byte entries {tag, loc} in sets
+ * of 4),
  * then the ring. Ring positions are logical: they grow for ever and a
  * record at position p lies at p % ring_size (records never straddle the
  * end: a record that would is placed at the next lap's start).
@@ -31,7 +32,11 @@
  * Pages: the file is sparse. Ring pages are reserved (the reserve
  * callback: posix_fallocate) the first time the head reaches them, so a
  * full file system is a failed reservation, never a SIGBUS; on one the
- * ring's limit becomes what is reserved and later laps wrap there.
+ * ring's limit becomes what is reserved and later laps wrap there. A lap
+ * also ends early, at what is reserved, while the index names less than
+ * half of it (`used`, kept by puts and erases: approximate, since a
+ * process may die between an entry and the count; it only decides
+ * whether the ring grows).
  */
 #include "table/shared_cache.h"
 
@@ -54,12 +59,38 @@ typedef struct sc_header {
     _Alignas(64) _Atomic uint64_t frontier; /* records below it may be overwritten */
     _Alignas(64) _Atomic uint64_t reserved; /* ring bytes, from its start, with pages */
     _Alignas(64) _Atomic uint64_t limit;    /* 0: the ring's size; else where laps wrap */
+    _Alignas(64) _Atomic uint64_t used;     /* bytes of the records entries name (about) */
 } sc_header;
 
+/* tag: the table id's low 32 bits, then 32 bits of the block's hash with
+ * bit 0 set; 0: empty. loc: the record's position / 64 << 16 | its size /
+ * 64; 0: empty. */
 typedef struct sc_entry {
-    _Atomic uint64_t tag;   /* hash | 1; 0: empty */
-    _Atomic uint64_t loc;   /* record position + 1; 0: empty */
+    _Atomic uint64_t tag;
+    _Atomic uint64_t loc;
 } sc_entry;
+
+#define SC_MAX_RECORD (0xffffull * SC_ALIGN)
+
+static uint64_t sc_tag(uint64_t table_id, uint64_t hash)
+{
+    return (table_id & 0xffffffffull) << 32 | (hash & 0xffffffffull) | 1;
+}
+
+static uint64_t sc_loc(uint64_t pos, uint64_t n)
+{
+    return pos / SC_ALIGN << 16 | n / SC_ALIGN;
+}
+
+static uint64_t sc_loc_pos(uint64_t loc)
+{
+    return (loc >> 16) * SC_ALIGN;
+}
+
+static uint64_t sc_loc_size(uint64_t loc)
+{
+    return (loc & 0xffff) * SC_ALIGN;
+}
 
 typedef struct sc_record {
     uint64_t table_id, offset;
@@ -112,6 +143,8 @@ shared_cache *shared_cache_attach(void *base, uint64_t size, shared_cache_reserv
     c->ring = (unsigned char *)base + fixed;
     c->ring_size = (size - fixed) & ~(uint64_t)(SC_ALIGN - 1);
     c->max_len = c->ring_size / 8;
+    if (c->max_len > SC_MAX_RECORD - sizeof(sc_record))
+        c->max_len = SC_MAX_RECORD - sizeof(sc_record);
     c->reserve = reserve;
     c->arg = arg;
     return c;
@@ -171,7 +204,7 @@ static void sc_copy(void *dst, const void *src, size_t n)
 
 char *shared_cache_get(shared_cache *c, uint64_t table_id, uint64_t offset, size_t *len)
 {
-    uint64_t h = sc_hash(table_id, offset), tag = h | 1;
+    uint64_t h = sc_hash(table_id, offset), tag = sc_tag(table_id, h);
     sc_entry *set = c->index + (h % c->n_sets) * SC_WAYS;
 
     for (unsigned i = 0; i < SC_WAYS; i++) {
@@ -183,7 +216,7 @@ char *shared_cache_get(shared_cache *c, uint64_t table_id, uint64_t offset, size
             continue;
         if ((loc = atomic_load_explicit(&set[i].loc, memory_order_acquire)) == 0)
             continue;
-        pos = loc - 1;
+        pos = sc_loc_pos(loc);
         if (pos < atomic_load_explicit(&c->hdr->frontier, memory_order_relaxed))
             continue;
         phys = pos % c->ring_size;
@@ -249,10 +282,16 @@ static uint64_t sc_take(shared_cache *c, uint64_t n)
 
     for (;;) {
         uint64_t limit = atomic_load_explicit(&c->hdr->limit, memory_order_relaxed);
+        uint64_t have = atomic_load_explicit(&c->hdr->reserved, memory_order_relaxed);
         uint64_t phys = head % c->ring_size;
 
         if (limit == 0)
             limit = c->ring_size;
+        /* Less than half of what is reserved is named (the blocks of
+         * removed tables were erased): come round in it, do not grow. */
+        if (have >= n && have < limit &&
+            2 * atomic_load_explicit(&c->hdr->used, memory_order_relaxed) < have)
+            limit = have;
         if (n > limit)
             return UINT64_MAX;
         start = phys + n > limit ? head - phys + c->ring_size : head;
@@ -270,7 +309,8 @@ static uint64_t sc_take(shared_cache *c, uint64_t n)
 void shared_cache_put(shared_cache *c, uint64_t table_id, uint64_t offset, const char *data,
                       size_t len)
 {
-    uint64_t h = sc_hash(table_id, offset), tag = h | 1, n, pos, frontier, oldest = UINT64_MAX;
+    uint64_t h = sc_hash(table_id, offset), tag = sc_tag(table_id, h), n, pos, frontier, old;
+    uint64_t oldest = UINT64_MAX;
     sc_entry *set = c->index + (h % c->n_sets) * SC_WAYS, *victim = set;
     sc_record rec = {.table_id = table_id, .offset = offset, .len = (uint32_t)len};
 
@@ -288,7 +328,7 @@ void shared_cache_put(shared_cache *c, uint64_t table_id, uint64_t offset, const
     for (unsigned i = 0; i < SC_WAYS; i++) {
         uint64_t loc = atomic_load_explicit(&set[i].loc, memory_order_relaxed);
 
-        if (loc == 0 || loc - 1 < frontier) {
+        if (loc == 0 || sc_loc_pos(loc) < frontier) {
             victim = &set[i];
             break;
         }
@@ -298,9 +338,28 @@ void shared_cache_put(shared_cache *c, uint64_t table_id, uint64_t offset, const
         }
     }
     atomic_store_explicit(&victim->tag, 0, memory_order_relaxed);
-    atomic_store_explicit(&victim->loc, pos + 1, memory_order_release);
+    old = atomic_exchange_explicit(&victim->loc, sc_loc(pos, n), memory_order_release);
     atomic_store_explicit(&victim->tag, tag, memory_order_release);
+    atomic_fetch_add_explicit(&c->hdr->used, n - sc_loc_size(old), memory_order_relaxed);
     atomic_fetch_add_explicit(&c->puts, 1, memory_order_relaxed);
+}
+
+void shared_cache_erase_table(shared_cache *c, uint64_t table_id)
+{
+    uint64_t mine = table_id & 0xffffffffull;
+
+    for (uint64_t i = 0; i < c->n_sets * SC_WAYS; i++) {
+        uint64_t tag = atomic_load_explicit(&c->index[i].tag, memory_order_relaxed), loc;
+
+        /* A writer taking the entry meanwhile changes its tag first: then
+         * the CAS fails and its new record stays. */
+        if (tag == 0 || tag >> 32 != mine ||
+            !atomic_compare_exchange_strong_explicit(&c->index[i].tag, &tag, 0,
+                                                     memory_order_relaxed, memory_order_relaxed))
+            continue;
+        loc = atomic_exchange_explicit(&c->index[i].loc, 0, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&c->hdr->used, sc_loc_size(loc), memory_order_relaxed);
+    }
 }
 
 void shared_cache_get_stats(shared_cache *c, shared_cache_stats *out)

@@ -54,6 +54,13 @@ char *shared_cache_get(shared_cache *c, uint64_t table_id, uint64_t offset, size
 void shared_cache_put(shared_cache *c, uint64_t table_id, uint64_t offset, const char *data,
                       size_t len);
 
+/* Forgets every block of table_id (its file was removed): their ring
+ * space is left to be reused, and while less than half of the reserved
+ * ring is named by the index the ring comes round in it instead of
+ * taking more pages, so that it holds about what is live, not whatever
+ * was read since it last came round. */
+void shared_cache_erase_table(shared_cache *c, uint64_t table_id);
+
 /* This handle's counts, and the cache's bytes in use (ring space written
  * at least once, plus the fixed part): the memory it holds. */
 typedef struct shared_cache_stats {
