@@ -2,11 +2,10 @@
  * shared_cache.c - the shared block cache (shared_cache.h): a ring of
  * records and a set-associative index in one mapping, without locks.
  *
- * Layout (core/FORMAT.md "Shared block cache"): a 4096-byte header (the
- * ring's head, frontier, reserved, limit and used, each on its own cache
- * line), the index (a power of two of 16-byte entries {tag, loc} in sets
- * of 4),
- * then the ring. Ring positions are logical: they grow for ever and a
+ * Layout (core/FORMAT.md "The shared block cache"): a 4096-byte header
+ * (the ring's head, frontier, reserved, limit and used, each on its own
+ * cache line), the index (a power of two of 16-byte entries {tag, loc} in
+ * sets of 4), then the ring. Ring positions are logical: they grow for ever and a
  * record at position p lies at p % ring_size (records never straddle the
  * end: a record that would is placed at the next lap's start).
  *
