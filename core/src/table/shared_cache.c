@@ -24,8 +24,9 @@
  * that was lapped: one stopped in the middle of its copy (SIGSTOP, or
  * just descheduled while a whole ring of puts went by) writes its stale
  * bytes over newer records when it resumes. So every record carries a
- * checksum of its header and data, checked on the private copy: a
- * damaged record is a miss (shared_cache_test's thread race hit this
+ * checksum of its data, checked on the private copy (its header fields
+ * are compared with the block asked for, its length bounded): a damaged
+ * record is a miss (shared_cache_test's thread race hit this
  * within seconds on a 1 MiB ring before the checksum).
  *
  * Pages: the file is sparse. Ring pages are reserved (the reserve
@@ -94,7 +95,7 @@ static uint64_t sc_loc_size(uint64_t loc)
 typedef struct sc_record {
     uint64_t table_id, offset;
     uint32_t len, pad;
-    uint64_t check;         /* checksum64 of the 24 bytes above and the data */
+    uint64_t check;         /* checksum64 of the data (the fields above are compared) */
 } sc_record;
 
 _Static_assert(sizeof(sc_header) <= SC_HEADER, "shared cache header fits its page");
@@ -230,7 +231,7 @@ char *shared_cache_get(shared_cache *c, uint64_t table_id, uint64_t offset, size
         sc_copy(copy, c->ring + phys + sizeof(rec), rec.len);
         SC_FENCE(memory_order_acquire);
         if (atomic_load_explicit(&c->hdr->frontier, memory_order_relaxed) > pos ||
-            checksum64_2(&rec, offsetof(sc_record, check), copy, rec.len) != rec.check) {
+            checksum64(copy, rec.len) != rec.check) {
             free(copy);     /* overwritten while we copied, or by a lapped writer */
             continue;
         }
@@ -315,7 +316,7 @@ void shared_cache_put(shared_cache *c, uint64_t table_id, uint64_t offset, const
 
     if (len > c->max_len)
         return;
-    rec.check = checksum64_2(&rec, offsetof(sc_record, check), data, len);
+    rec.check = checksum64(data, len);
     n = (sizeof(rec) + len + SC_ALIGN - 1) & ~(uint64_t)(SC_ALIGN - 1);
     if ((pos = sc_take(c, n)) == UINT64_MAX ||
         sc_reserve_to(c, pos % c->ring_size + n) != 0)
