@@ -229,9 +229,16 @@ static void db_assign_version_locked(stoat_db *db, db_writer *w)
          * stopping at the first source would then miss (and a tombstone
          * dropped later would let it resurface).
          */
-        for (size_t i = 0; i < w->n_ops; i++)
-            w->skip[i] = (uint8_t)oracle_written_after(&db->oracle, w->read_version,
-                                                       w->ops[i].key);
+        slice *keys = malloc(w->n_ops * sizeof(*keys));
+
+        for (size_t i = 0; keys != NULL && i < w->n_ops; i++)
+            keys[i] = w->ops[i].key;
+        if (keys == NULL ||
+            oracle_written_after_each(&db->oracle, w->read_version, keys, w->n_ops, w->skip) != 0)
+            for (size_t i = 0; i < w->n_ops; i++)   /* no memory: key by key */
+                w->skip[i] = (uint8_t)oracle_written_after(&db->oracle, w->read_version,
+                                                           w->ops[i].key);
+        free(keys);
         w->version = db->next_version++;
         return;
     }

@@ -143,6 +143,61 @@ int oracle_written_after(const oracle *o, uint64_t version, slice key)
     return 0;
 }
 
+/* A written key and its fingerprint (oracle_written_after_each). */
+typedef struct fp_key {
+    uint64_t fp;
+    slice key;
+} fp_key;
+
+static int cmp_fp_key(const void *a, const void *b)
+{
+    uint64_t x = ((const fp_key *)a)->fp, y = ((const fp_key *)b)->fp;
+    return x < y ? -1 : x > y;
+}
+
+/* Is key (fingerprint fp) among w[0..n), sorted by fingerprint? */
+static int fp_keys_contain(const fp_key *w, size_t n, uint64_t fp, slice key)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (w[mid].fp < fp)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < n && w[lo].fp == fp; lo++)
+        if (slice_cmp(w[lo].key, key) == 0)
+            return 1;
+    return 0;
+}
+
+int oracle_written_after_each(const oracle *o, uint64_t version, const slice *keys, size_t n,
+                              uint8_t *written)
+{
+    fp_key *w = NULL;
+    size_t n_w = 0, cap = 0;
+
+    for (const oracle_commit *c = o->head; c != NULL; c = c->next) {
+        if (c->version <= version)
+            continue;
+        for (size_t k = 0; k < c->n; k++) {
+            if (VEC_ROOM(w, n_w, cap, 256) != 0) {
+                free(w);
+                return STOAT_ENOMEM;
+            }
+            w[n_w++] = (fp_key){oracle_fingerprint(c->keys[k]), c->keys[k]};
+        }
+    }
+    if (n_w > 1)
+        qsort(w, n_w, sizeof(*w), cmp_fp_key);
+    for (size_t i = 0; i < n; i++)
+        written[i] = (uint8_t)fp_keys_contain(w, n_w, oracle_fingerprint(keys[i]), keys[i]);
+    free(w);
+    return 0;
+}
+
 int oracle_record(oracle *o, uint64_t version, const slice *keys, size_t n)
 {
     oracle_commit *c = calloc(1, sizeof(*c));

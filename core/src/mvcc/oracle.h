@@ -56,6 +56,13 @@ int oracle_conflicts(const oracle *o, uint64_t read_version, txn_reads *r);
  * narrow the search, keys decide). */
 int oracle_written_after(const oracle *o, uint64_t version, slice key);
 
+/* oracle_written_after for each of keys[0..n): written[i] gets its
+ * answer. One pass over the commits instead of one per key (a value-log
+ * GC moves thousands of keys while as many commits come in): 0, or
+ * STOAT_ENOMEM with written unset. */
+int oracle_written_after_each(const oracle *o, uint64_t version, const slice *keys, size_t n,
+                              uint8_t *written);
+
 /* Records a commit at version with the written keys (copied). */
 int oracle_record(oracle *o, uint64_t version, const slice *keys, size_t n);
 
