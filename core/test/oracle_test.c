@@ -12,7 +12,7 @@
 static void test_oracle_written_after_each_matches_key_by_key(void)
 {
     oracle o = {0};
-    char names[60][8];
+    char names[60][16];
     slice pool[60];
     unsigned seed = 7;
     int disagree = 0, yes = 0, no = 0;
