@@ -8,7 +8,9 @@
  */
 #include "mvcc/oracle.h"
 
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/checksum.h"
 #include "base/vec.h"
@@ -115,18 +117,30 @@ int oracle_conflicts(const oracle *o, uint64_t read_version, txn_reads *r)
     return 0;
 }
 
-static int fps_contain(const uint64_t *fps, size_t n, uint64_t fp)
+/* The first of n elements of `stride` bytes, sorted by the fingerprint
+ * each begins with, whose fingerprint is not below fp; n if none. */
+static size_t fp_lower_bound(const void *base, size_t n, size_t stride, uint64_t fp)
 {
     size_t lo = 0, hi = n;
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (fps[mid] < fp)
+        uint64_t at;
+
+        memcpy(&at, (const char *)base + mid * stride, sizeof(at));
+        if (at < fp)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < n && fps[lo] == fp;
+    return lo;
+}
+
+static int fps_contain(const uint64_t *fps, size_t n, uint64_t fp)
+{
+    size_t i = fp_lower_bound(fps, n, sizeof(*fps), fp);
+
+    return i < n && fps[i] == fp;
 }
 
 int oracle_written_after(const oracle *o, uint64_t version, slice key)
@@ -143,11 +157,14 @@ int oracle_written_after(const oracle *o, uint64_t version, slice key)
     return 0;
 }
 
-/* A written key and its fingerprint (oracle_written_after_each). */
+/* A written key and its fingerprint (oracle_written_after_each); the
+ * fingerprint first, as fp_lower_bound reads it. */
 typedef struct fp_key {
     uint64_t fp;
     slice key;
 } fp_key;
+
+_Static_assert(offsetof(fp_key, fp) == 0, "fp_lower_bound reads the fingerprint first");
 
 static int cmp_fp_key(const void *a, const void *b)
 {
@@ -158,17 +175,8 @@ static int cmp_fp_key(const void *a, const void *b)
 /* Is key (fingerprint fp) among w[0..n), sorted by fingerprint? */
 static int fp_keys_contain(const fp_key *w, size_t n, uint64_t fp, slice key)
 {
-    size_t lo = 0, hi = n;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (w[mid].fp < fp)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    for (; lo < n && w[lo].fp == fp; lo++)
-        if (slice_cmp(w[lo].key, key) == 0)
+    for (size_t i = fp_lower_bound(w, n, sizeof(*w), fp); i < n && w[i].fp == fp; i++)
+        if (slice_cmp(w[i].key, key) == 0)
             return 1;
     return 0;
 }
