@@ -5,9 +5,10 @@
  * Layout (core/FORMAT.md "The shared block cache"): a 4096-byte header
  * (the ring's head, frontier, reserved, limit and used, each on its own
  * cache line), the index (a power of two of 16-byte entries {tag, loc} in
- * sets of 4), then the ring. Ring positions are logical: they grow for ever and a
- * record at position p lies at p % ring_size (records never straddle the
- * end: a record that would is placed at the next lap's start).
+ * sets of 4), then the ring. Ring positions are logical: they grow for
+ * ever and a record at position p lies at p % ring_size (records never
+ * straddle the end: a record that would is placed at the next lap's
+ * start).
  *
  * The one invariant: a record at position p is intact while p >= frontier.
  * A writer moves the frontier past whatever its reservation will overwrite
@@ -309,20 +310,22 @@ static uint64_t sc_take(shared_cache *c, uint64_t n)
 void shared_cache_put(shared_cache *c, uint64_t table_id, uint64_t offset, const char *data,
                       size_t len)
 {
-    uint64_t h = sc_hash(table_id, offset), tag = sc_tag(table_id, h), n, pos, frontier, old;
-    uint64_t oldest = UINT64_MAX;
+    uint64_t h = sc_hash(table_id, offset), tag = sc_tag(table_id, h), n, pos, phys, frontier;
+    uint64_t old, oldest = UINT64_MAX;
     sc_entry *set = c->index + (h % c->n_sets) * SC_WAYS, *victim = set;
     sc_record rec = {.table_id = table_id, .offset = offset, .len = (uint32_t)len};
 
     if (len > c->max_len)
         return;
-    rec.check = checksum64(data, len);
     n = (sizeof(rec) + len + SC_ALIGN - 1) & ~(uint64_t)(SC_ALIGN - 1);
-    if ((pos = sc_take(c, n)) == UINT64_MAX ||
-        sc_reserve_to(c, pos % c->ring_size + n) != 0)
+    if ((pos = sc_take(c, n)) == UINT64_MAX)
         return;
-    sc_copy(c->ring + pos % c->ring_size, &rec, sizeof(rec));
-    sc_copy(c->ring + pos % c->ring_size + sizeof(rec), data, len);
+    phys = pos % c->ring_size;
+    if (sc_reserve_to(c, phys + n) != 0)
+        return;
+    rec.check = checksum64(data, len);
+    sc_copy(c->ring + phys, &rec, sizeof(rec));
+    sc_copy(c->ring + phys + sizeof(rec), data, len);
     /* The entry to take: an empty or overwritten one, else the oldest. */
     frontier = atomic_load_explicit(&c->hdr->frontier, memory_order_relaxed);
     for (unsigned i = 0; i < SC_WAYS; i++) {
