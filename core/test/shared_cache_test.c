@@ -77,17 +77,51 @@ static int grant_reserve(void *arg, uint64_t off, uint64_t len)
     return off + len <= g->limit ? 0 : 28; /* ENOSPC */
 }
 
+/* A cache over `size` zeroed private bytes whose reserve callback grants
+ * the first `limit` of them. */
+typedef struct fixture {
+    char *base;
+    uint64_t size;
+    grant g;
+    shared_cache *c;
+} fixture;
+
+static void fixture_open(fixture *f, uint64_t size, uint64_t limit)
+{
+    f->size = size;
+    f->g = (grant){limit, 0};
+    REQUIRE((f->base = calloc(1, size)) != NULL);
+    REQUIRE((f->c = shared_cache_attach(f->base, size, grant_reserve, &f->g)) != NULL);
+}
+
+static void fixture_close(fixture *f)
+{
+    shared_cache_detach(f->c);
+    free(f->base);
+}
+
+/* One step of a reader that fills what it misses: 1 hit, 0 miss (then
+ * put), -1 a wrong copy. Block (1..3, 0..399 x 64). */
+static int read_or_fill(shared_cache *c, unsigned *seed)
+{
+    uint64_t t = 1 + (uint64_t)(rand_r(seed) % 3), off = (uint64_t)(rand_r(seed) % 400) * 64;
+    int got = check_get(c, t, off);
+
+    if (got == 0)
+        put_block(c, t, off);
+    return got;
+}
+
 static void test_shared_cache_round_trip(void)
 {
     uint64_t size = 4u << 20;
-    char *base = calloc(1, size);
-    grant g = {size, 0};
+    fixture f;
     shared_cache *c;
     shared_cache_stats st;
 
-    REQUIRE(base != NULL);
     CHECK(shared_cache_fixed_size(64u << 10) == 0);   /* too small for a cache */
-    REQUIRE((c = shared_cache_attach(base, size, grant_reserve, &g)) != NULL);
+    fixture_open(&f, size, size);
+    c = f.c;
     CHECK(check_get(c, 1, 0) == 0);
     put_block(c, 1, 0);
     put_block(c, 1, 4096);
@@ -111,24 +145,22 @@ static void test_shared_cache_round_trip(void)
         free(p);
     }
     /* A second handle on the same bytes (another process) sees them. */
-    shared_cache *c2 = shared_cache_attach(base, size, grant_reserve, &g);
+    shared_cache *c2 = shared_cache_attach(f.base, size, grant_reserve, &f.g);
     REQUIRE(c2 != NULL);
     CHECK(check_get(c2, 1, 4096) == 1);
     shared_cache_detach(c2);
-    shared_cache_detach(c);
-    free(base);
+    fixture_close(&f);
 }
 
 static void test_shared_cache_wraps_and_never_returns_stale(void)
 {
     uint64_t size = 2u << 20, n = 4000;
-    char *base = calloc(1, size);
-    grant g = {size, 0};
+    fixture f;
     shared_cache *c;
     int hits_recent = 0, hits_old = 0;
 
-    REQUIRE(base != NULL);
-    REQUIRE((c = shared_cache_attach(base, size, grant_reserve, &g)) != NULL);
+    fixture_open(&f, size, size);
+    c = f.c;
     for (uint64_t i = 0; i < n; i++)
         put_block(c, 1 + i % 5, i * 64);    /* about 7 MB through a 2 MB file */
     for (uint64_t i = 0; i < n; i++) {
@@ -142,22 +174,20 @@ static void test_shared_cache_wraps_and_never_returns_stale(void)
     }
     CHECK(hits_recent >= 95);   /* the newest are there (a set may drop a few) */
     CHECK(hits_old == 0);       /* the ring went round: the oldest are gone */
-    CHECK(g.asked_to <= size);
-    shared_cache_detach(c);
-    free(base);
+    CHECK(f.g.asked_to <= size);
+    fixture_close(&f);
 }
 
 static void test_shared_cache_full_file_system(void)
 {
     uint64_t size = 8u << 20, fixed = shared_cache_fixed_size(8u << 20);
-    char *base = calloc(1, size);
-    grant g = {fixed + (1u << 20), 0};     /* room for the first 1 MiB of ring only */
+    fixture f;
     shared_cache *c;
     shared_cache_stats st;
     int hits = 0;
 
-    REQUIRE(base != NULL);
-    REQUIRE((c = shared_cache_attach(base, size, grant_reserve, &g)) != NULL);
+    fixture_open(&f, size, fixed + (1u << 20));    /* room for 1 MiB of ring only */
+    c = f.c;
     for (uint64_t i = 0; i < 3000; i++)
         put_block(c, 7, i * 64);
     for (uint64_t i = 0; i < 3000; i++) {
@@ -167,26 +197,23 @@ static void test_shared_cache_full_file_system(void)
         hits += r == 1 && i >= 2900;
     }
     CHECK(hits >= 95);      /* it goes on in the room it has */
-    for (uint64_t off = g.limit; off < size; off++)
-        if (base[off] != 0) {
-            CHECK(base[off] == 0);  /* never a byte past what was reserved */
+    for (uint64_t off = f.g.limit; off < size; off++)
+        if (f.base[off] != 0) {
+            CHECK(f.base[off] == 0);    /* never a byte past what was reserved */
             break;
         }
     shared_cache_get_stats(c, &st);
-    CHECK(st.bytes == g.limit);
-    shared_cache_detach(c);
-    free(base);
+    CHECK(st.bytes == f.g.limit);
+    fixture_close(&f);
 }
 
 static void test_shared_cache_erase_table(void)
 {
-    uint64_t size = 4u << 20;
-    char *base = calloc(1, size);
-    grant g = {size, 0};
+    fixture f;
     shared_cache *c;
 
-    REQUIRE(base != NULL);
-    REQUIRE((c = shared_cache_attach(base, size, grant_reserve, &g)) != NULL);
+    fixture_open(&f, 4u << 20, 4u << 20);
+    c = f.c;
     for (uint64_t off = 0; off < 64 * 64; off += 64) {
         put_block(c, 5, off);
         put_block(c, 6, off);
@@ -200,8 +227,7 @@ static void test_shared_cache_erase_table(void)
     }
     put_block(c, 5, 0);     /* a block put again is found again */
     CHECK(check_get(c, 5, 0) == 1);
-    shared_cache_detach(c);
-    free(base);
+    fixture_close(&f);
 }
 
 /* Tables come and go (compactions): with their blocks erased, the ring
@@ -209,13 +235,12 @@ static void test_shared_cache_erase_table(void)
 static void test_shared_cache_ring_holds_what_is_live(void)
 {
     uint64_t size = 32u << 20;
-    char *base = calloc(1, size);
-    grant g = {size, 0};
+    fixture f;
     shared_cache *c;
     shared_cache_stats st;
 
-    REQUIRE(base != NULL);
-    REQUIRE((c = shared_cache_attach(base, size, grant_reserve, &g)) != NULL);
+    fixture_open(&f, size, size);
+    c = f.c;
     for (uint64_t t = 1; t <= 300; t++) {
         for (uint64_t off = 0; off < 100 * 64; off += 64)
             put_block(c, t, off);   /* ~170 KB a table, 50 MB in all */
@@ -234,8 +259,7 @@ static void test_shared_cache_ring_holds_what_is_live(void)
             put_block(c, t, off);
     shared_cache_get_stats(c, &st);
     CHECK(st.bytes >= shared_cache_fixed_size(size) + (8u << 20));
-    shared_cache_detach(c);
-    free(base);
+    fixture_close(&f);
 }
 
 /* Threads: readers check every copy while writers overwrite the ring. */
@@ -250,33 +274,24 @@ static void *race_main(void *arg)
     race *r = arg;
 
     for (int i = 0; i < 60000; i++) {
-        uint64_t t = 1 + (uint64_t)(rand_r(&r->seed) % 3), off = (uint64_t)(rand_r(&r->seed) % 400) * 64;
-        int got = check_get(r->c, t, off);
+        int got = read_or_fill(r->c, &r->seed);
 
-        if (got < 0)
-            r->bad++;
-        else if (got == 0)
-            put_block(r->c, t, off);
-        else
-            r->hits++;
+        r->bad += got < 0;
+        r->hits += got > 0;
     }
     return NULL;
 }
 
 static void test_shared_cache_threads_never_see_a_torn_copy(void)
 {
-    uint64_t size = 1u << 20;   /* ~0.7 MB of ring for ~2 MB of blocks: constant overwrites */
-    char *base = calloc(1, size);
-    grant g = {size, 0};
+    fixture f;
     pthread_t th[4];
     race r[4];
     int bad = 0, hits = 0;
 
-    REQUIRE(base != NULL);
-    shared_cache *c = shared_cache_attach(base, size, grant_reserve, &g);
-    REQUIRE(c != NULL);
+    fixture_open(&f, 1u << 20, 1u << 20); /* ~0.7 MB of ring for ~2 MB of blocks */
     for (int i = 0; i < 4; i++) {
-        r[i] = (race){c, (unsigned)i * 7919u + 1, 0, 0};
+        r[i] = (race){f.c, (unsigned)i * 7919u + 1, 0, 0};
         REQUIRE(pthread_create(&th[i], NULL, race_main, &r[i]) == 0);
     }
     for (int i = 0; i < 4; i++) {
@@ -286,8 +301,7 @@ static void test_shared_cache_threads_never_see_a_torn_copy(void)
     }
     CHECK(bad == 0);
     CHECK(hits > 1000);
-    shared_cache_detach(c);
-    free(base);
+    fixture_close(&f);
 }
 
 /* Processes on one MAP_SHARED mapping, killed at random while they put:
@@ -302,20 +316,9 @@ static void child_loop(char *base, uint64_t size, unsigned seed)
 {
     shared_cache *c = shared_cache_attach(base, size, grant_all, NULL);
 
-    for (;;) {
-        uint64_t t = 1 + (uint64_t)(rand_r(&seed) % 3), off = (uint64_t)(rand_r(&seed) % 400) * 64;
-        int got = check_get(c, t, off);
-
-        if (got < 0) {
-            size_t len = 0;
-            char *g = shared_cache_get(c, t, off, &len);
-            fprintf(stderr, "child %d: wrong copy of (%llu, %llu): now %s len %zu want %zu\n", (int)getpid(),
-                    (unsigned long long)t, (unsigned long long)off, g ? "hit" : "miss", len, block_len(t, off));
-            _exit(1);
-        }
-        if (got == 0)
-            put_block(c, t, off);
-    }
+    for (;;)
+        if (read_or_fill(c, &seed) < 0)
+            _exit(1);   /* a wrong copy (check_get said which) */
 }
 
 static void test_shared_cache_processes_killed_mid_put(void)
