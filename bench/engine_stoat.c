@@ -1,7 +1,7 @@
 /*
  * engine_stoat.c - the stoat adapter (core/include/stoat.h).
  *
- * Settings: stoat's defaults from stoat_options_init (64 MiB memtables,
+ * Settings: stoat's defaults from stoat_options_init (32 MiB memtables,
  * LZ4, 1% bloom filters, 256 MiB block cache, 2 compactors) plus
  * create_if_missing; --bloom_bits < 0 turns the bloom filter off as it does
  * for the peers, any other value keeps stoat's 1% (about 10 bits per key).

@@ -151,7 +151,7 @@ typedef struct stoat_options {
     int error_if_exists;        /* 0: fail with STOAT_EEXIST if it exists */
     int read_only;              /* 0: open without writing; takes a shared lock */
     int sync;                   /* STOAT_SYNC_NONE */
-    uint64_t memtable_size;     /* 64 MiB: a memtable is flushed when full */
+    uint64_t memtable_size;     /* 32 MiB: a memtable is flushed when full */
     int num_memtables;          /* 4: active + immutable memtables before writes wait */
     uint32_t block_size;        /* 4 KiB: target size of an SST data block */
     int compression;            /* STOAT_COMPRESSION_LZ4 */
@@ -175,7 +175,7 @@ typedef struct stoat_options {
     int detect_conflicts;       /* 1: read-write transactions check for conflicts */
     int num_versions_to_keep;   /* 1: versions of a key compaction keeps beyond readers' needs
                                  * (value-log GC keeps only the newest one's value) */
-    uint64_t max_txn_bytes;     /* 0 = memtable_size / 4: a transaction's keys + values at most */
+    uint64_t max_txn_bytes;     /* 0 = memtable_size / 2: a transaction's keys + values at most */
     uint64_t max_txn_entries;   /* 100000: a transaction's writes at most */
     uint32_t value_threshold;   /* 1 KiB: values this long or longer go to the value log */
     uint64_t value_log_file_size; /* 256 MiB: a value-log file rolls over at this size */

@@ -71,13 +71,14 @@ static void test_txn_too_big_bytes(void)
     stoat_txn_discard(t);
     CHECK_STR(db_get_s(db, "x", buf, sizeof(buf)), "0123456789");
     REQUIRE_OK(stoat_close(db));
-    /* The default: a quarter of the memtable. */
+    /* The default: half of the memtable (512 KiB of keys and values here). */
     stoat_options_init(&o);
     o.memtable_size = 1 << 20;
     db = open_named("db2", &o);
     REQUIRE_OK(stoat_txn_begin(db, 0, &t));
-    REQUIRE_OK(stoat_txn_set(t, "a", 1, big, 200 << 10));
-    CHECK_RC(stoat_txn_set(t, "b", 1, big, 60 << 10), STOAT_ETOOBIG);
+    REQUIRE_OK(stoat_txn_set(t, "a", 1, big, 300 << 10));
+    REQUIRE_OK(stoat_txn_set(t, "c", 1, big, 150 << 10));
+    CHECK_RC(stoat_txn_set(t, "b", 1, big, 70 << 10), STOAT_ETOOBIG);
     REQUIRE_OK(stoat_txn_set(t, "b", 1, big, 50 << 10));
     stoat_txn_discard(t);
     CHECK(count_entries(db, NULL) == 0);

@@ -321,7 +321,7 @@ static int db_alloc(const char *dir, const stoat_options *opts, env *e, stoat_db
     }
     db->opts = *opts;
     if (db->opts.max_txn_bytes == 0)
-        db->opts.max_txn_bytes = db->opts.memtable_size / 4;
+        db->opts.max_txn_bytes = db->opts.memtable_size / 2;
     db->opts.encryption_key = NULL;    /* the caller's memory: read once, by db_keys_open */
     db->env = e;
     db->base_env = e;

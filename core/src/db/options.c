@@ -13,7 +13,7 @@ void stoat_options_init(stoat_options *o)
     memset(o, 0, sizeof(*o));
     o->create_if_missing = 1;
     o->sync = STOAT_SYNC_NONE;
-    o->memtable_size = 64ull << 20;
+    o->memtable_size = 32ull << 20;
     o->num_memtables = 4;
     o->block_size = 4096;
     o->compression = STOAT_COMPRESSION_LZ4;
