@@ -649,22 +649,22 @@ static void check_fill(const char *dir, int procs, int n)
     REQUIRE_OK(stoat_close(db));
 }
 
-static void test_mp_four_writers_through_flushes_and_compactions(void)
+static void test_mp_eight_writers_through_flushes_and_compactions(void)
 {
     const char *dir = test_tmpdir();
-    fill_arg args[4];
-    pid_t pids[4];
+    fill_arg args[8];
+    pid_t pids[8];
     stoat_stats st;
     stoat_db *db;
 
-    for (int i = 0; i < 4; i++) {
-        args[i] = (fill_arg){dir, i, 3000};
+    for (int i = 0; i < 8; i++) {
+        args[i] = (fill_arg){dir, i, 1500};
         pids[i] = pu_spawn(fill_child, &args[i]);
     }
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 8; i++)
         CHECK(pu_wait(pids[i]) == 0);
-    check_fill(dir, 4, 3000);
-    /* 4 x 3000 entries through 64 KiB memtables: the owner flushed; a
+    check_fill(dir, 8, 1500);
+    /* 8 x 1500 entries through 64 KiB memtables: the owner flushed; a
      * third of the values went to the value log. */
     db = mp_open(dir);
     REQUIRE_OK(stoat_stats_get(db, &st));
@@ -1168,7 +1168,7 @@ int main(int argc, char **argv)
     TEST_RUN(test_mp_gc_in_owner_while_another_handle_reads);
     TEST_RUN(test_mp_read_your_writes_across_processes);
     TEST_RUN(test_mp_read_your_writes_across_processes_sync);
-    TEST_RUN(test_mp_four_writers_through_flushes_and_compactions);
+    TEST_RUN(test_mp_eight_writers_through_flushes_and_compactions);
     TEST_RUN(test_mp_writers_that_never_read);
     TEST_RUN(test_mp_killed_writers_lose_nothing);
     TEST_RUN(test_mp_bank_four_processes_and_an_auditor);
