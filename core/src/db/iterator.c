@@ -319,6 +319,7 @@ int db_iterator_open(stoat_db *db, const db_iterator_sink *sink, int track_range
         return status_err(STOAT_ENOMEM, "out of memory opening an iterator");
     }
     si->db = db;
+    si->vbuf.keep_pin = 1;      /* the walk's next value is likely in the same file */
     /* The snapshot is registered with the pin, under one lock: a value-log
      * file the view needs could otherwise be reaped in between (the scan
      * race test met it: "value points into a missing value-log file"). */
@@ -496,6 +497,21 @@ static void iter_prefetch(stoat_iter *si)
     }
 }
 
+/* After a next: the value the following next will yield, when the walk
+ * has found it already (a look-ahead, visible_iter_ahead) and it is in
+ * the value log, is asked for now, so that its cache misses overlap the
+ * reading of the current value. */
+static void iter_prefetch_ahead(stoat_iter *si)
+{
+    const vstruct *vs = visible_iter_ahead(si->it);
+    vptr p;
+
+    if (vs == NULL || !(vs->meta & VMETA_VPTR) || si->db->vlog == NULL)
+        return;
+    vptr_decode(vs->value.data, &p);
+    vlog_value_prefetch(si->db->vlog, &si->vbuf, &p);
+}
+
 /* Runs a move, then records what it covered. `start` is where a seek
  * begins covering (forward from a seek target, or back from it). */
 #define ITER_MOVE(si, call, forward, start, is_next)                     \
@@ -506,6 +522,8 @@ static void iter_prefetch(stoat_iter *si)
         (si)->vbuf_valid = 0;                                            \
         iter_prefetch_moved(si, is_next);                                \
         call;                                                            \
+        if (is_next)                                                     \
+            iter_prefetch_ahead(si);                                     \
         if ((si)->track_range && (start) != NULL)                        \
             hull_extend(&(si)->hull, *(const slice *)(start), 0, 0);     \
         hull_after_move(si, forward);                                    \
