@@ -456,6 +456,7 @@ static int iter_scout_open(stoat_iter *si)
         lsm_view_unref(rv.v);
         return rc;
     }
+    visible_iter_set_look_ahead(si->scout, 0);
     si->scout_v = rv.v;
     return 0;
 }
@@ -500,7 +501,8 @@ static void iter_prefetch(stoat_iter *si)
 /* After a next: the value the following next will yield, when the walk
  * has found it already (a look-ahead, visible_iter_ahead) and it is in
  * the value log, is asked for now, so that its cache misses overlap the
- * reading of the current value. */
+ * reading of the current value. The walk looks ahead only from an entry
+ * whose value was read (ITER_MOVE): a keys-only walk pays nothing. */
 static void iter_prefetch_ahead(stoat_iter *si)
 {
     const vstruct *vs = visible_iter_ahead(si->it);
@@ -519,6 +521,8 @@ static void iter_prefetch_ahead(stoat_iter *si)
         int rc_;                                                         \
         if ((rc_ = iter_check(si)) != 0)                                 \
             return rc_;                                                  \
+        if (is_next)                                                     \
+            visible_iter_set_look_ahead((si)->it, (si)->vbuf_valid);     \
         (si)->vbuf_valid = 0;                                            \
         iter_prefetch_moved(si, is_next);                                \
         call;                                                            \

@@ -65,6 +65,7 @@ struct visible_iter {
      * moved on to the next entry to yield (AHEAD_ENTRY: ahead_key/ahead
      * borrow from it) or found the walk's end (AHEAD_END, with the error
      * it met in ahead_rc and ahead_msg, told at the next next()). */
+    int look_ahead;             /* visible_iter_set_look_ahead */
     int ahead;
     int ahead_rc;
     slice ahead_key;
@@ -289,7 +290,7 @@ static void visible_iter_look_ahead(visible_iter *it)
 {
     int r;
 
-    if (!(it->cur.meta & VMETA_VPTR) || it->cur.value.len != VPTR_LEN ||
+    if (!it->look_ahead || !(it->cur.meta & VMETA_VPTR) || it->cur.value.len != VPTR_LEN ||
         visible_iter_copy(&it->cur_copy, it->cur_key) != 0)
         return;
     memcpy(it->cur_vptr, it->cur.value.data, VPTR_LEN);
@@ -603,6 +604,11 @@ const vstruct *visible_iter_vstruct(const visible_iter *it)
     return &it->cur;
 }
 
+void visible_iter_set_look_ahead(visible_iter *it, int on)
+{
+    it->look_ahead = on;
+}
+
 const vstruct *visible_iter_ahead(const visible_iter *it)
 {
     return visible_iter_valid(it) && it->ahead == AHEAD_ENTRY ? &it->ahead_vs : NULL;
@@ -623,6 +629,7 @@ int visible_iter_new(iter *internal, const visible_iter_options *o, visible_iter
     it->now = o->now;
     it->all_versions = o->all_versions;
     it->dir = DB_ITER_FWD;
+    it->look_ahead = 1;
     if ((rc = visible_iter_set_bounds(it, o)) != 0) {
         rc = status_err(rc, "visible_iter: out of memory copying bounds");
         goto fail;

@@ -59,5 +59,8 @@ const vstruct *visible_iter_vstruct(const visible_iter *it);
  * the next move.
  */
 const vstruct *visible_iter_ahead(const visible_iter *it);
+/* Whether later nexts look ahead (on when created): a walk whose values
+ * are not read has no use for it. */
+void visible_iter_set_look_ahead(visible_iter *it, int on);
 
 #endif
