@@ -45,8 +45,9 @@ struct stoat_iter {
     db_snapshot snap;
     iter_hull hull;
     buf lower_end, upper_end;   /* the bounds as hull ends */
-    vlog_value vbuf;            /* the current separated value, once read (may pin
-                                 * a mapped value-log file until the next read) */
+    vlog_value vbuf;            /* the current separated value, once read; pins the
+                                 * mapped value-log file of the last value read until
+                                 * a value from another file, or the close (keep_pin) */
     slice vval;                 /* ... the value itself */
     int vbuf_valid;             /* vval is the current entry's value */
     /* Value prefetch (issue 15): once value reads wait for the disk
