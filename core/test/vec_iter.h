@@ -7,13 +7,17 @@
  * must be sorted by ikey_cmp (vec_entries_sort does that); equal keys are
  * allowed and keep their array order. To test error paths, vec_iter_fail_at
  * makes the iterator stop with an error code the moment it lands on a given
- * index, as a damaged block would. Header-only; one thread at a time.
+ * index, as a damaged block would. With vec_iter_lend_copies, key and value
+ * are lent from scratch buffers that every move overwrites (as a block
+ * iterator rebuilds its key), so a caller that keeps a borrowed entry past
+ * a move reads garbage. Header-only; one thread at a time.
  */
 #ifndef STOAT_TEST_VEC_ITER_H
 #define STOAT_TEST_VEC_ITER_H
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/ikey.h"
 #include "base/iter.h"
@@ -31,6 +35,8 @@ typedef struct vec_iter {
     size_t fail_at;     /* SIZE_MAX = never */
     int fail_rc;
     int status;
+    int copies;         /* lend key and value from kbuf/vbuf */
+    char kbuf[256], vbuf[256];
 } vec_iter;
 
 static inline int vec_entry_cmp(const void *a, const void *b)
@@ -53,6 +59,14 @@ static inline void vec_iter_land(vec_iter *v, size_t pos)
     if (pos < v->n && pos == v->fail_at) {
         v->status = v->fail_rc;
         v->pos = v->n;
+    }
+    if (v->copies) {
+        memset(v->kbuf, 0x5a, sizeof(v->kbuf));
+        memset(v->vbuf, 0xa5, sizeof(v->vbuf));
+        if (v->pos < v->n) {
+            memcpy(v->kbuf, v->e[v->pos].key.data, v->e[v->pos].key.len);
+            memcpy(v->vbuf, v->e[v->pos].value.data, v->e[v->pos].value.len);
+        }
     }
 }
 
@@ -119,13 +133,13 @@ static inline void vec_iter_prev(iter *it)
 static inline slice vec_iter_key(const iter *it)
 {
     const vec_iter *v = (const vec_iter *)it;
-    return v->e[v->pos].key;
+    return v->copies ? slice_make(v->kbuf, v->e[v->pos].key.len) : v->e[v->pos].key;
 }
 
 static inline slice vec_iter_value(const iter *it)
 {
     const vec_iter *v = (const vec_iter *)it;
-    return v->e[v->pos].value;
+    return v->copies ? slice_make(v->vbuf, v->e[v->pos].value.len) : v->e[v->pos].value;
 }
 
 static inline int vec_iter_status(const iter *it)
@@ -164,6 +178,17 @@ static inline void vec_iter_fail_at(iter *it, size_t pos, int rc)
     vec_iter *v = (vec_iter *)it;
     v->fail_at = pos;
     v->fail_rc = rc;
+}
+
+/* From now on, key and value are lent from buffers each move overwrites
+ * (entries of at most 256 bytes each). */
+static inline void vec_iter_lend_copies(iter *it)
+{
+    vec_iter *v = (vec_iter *)it;
+    for (size_t i = 0; i < v->n; i++)
+        if (v->e[i].key.len > sizeof(v->kbuf) || v->e[i].value.len > sizeof(v->vbuf))
+            return;
+    v->copies = 1;
 }
 
 #endif

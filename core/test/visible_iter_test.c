@@ -6,10 +6,14 @@
  * children with different contents: the lower child index is the newer
  * source and must win) is read at a random version, within random bounds,
  * and every move of the iterator is checked against the list a simple
- * model computes.
+ * model computes. Some values are value pointers, which a forward walk
+ * looks one entry ahead of (visible_iter_ahead): what it sees ahead is
+ * checked too, and in half the rounds the children lend entries that
+ * every move overwrites, as table blocks do.
  */
 #include "mvcc/visible_iter.h"
 #include "base/merge_iter.h"
+#include "base/status.h"
 #include "test.h"
 #include "vec_iter.h"
 
@@ -72,10 +76,14 @@ static void hcase_add_random(hcase *hc, slice ukey, uint64_t version, int child,
     vstruct vs = {0};
     uint64_t r = test_rand(rs) % 10;
 
-    vs.meta = r < 3 ? VMETA_DELETE : 0;
+    vs.meta = r < 3 ? VMETA_DELETE : r == 4 || r == 6 || r == 9 ? VMETA_VPTR : 0;
     vs.expires_at = r >= 8 ? 1 + test_rand(rs) % 10 : 0;
-    vs.value = slice_make(val, vs.meta ? 0 : (size_t)snprintf(val, sizeof(val), "v%llu.%d",
-                                                             (unsigned long long)version, child));
+    vs.value = slice_make(val, vs.meta & VMETA_DELETE ? 0 : (size_t)snprintf(val, sizeof(val),
+                                  "v%llu.%d", (unsigned long long)version, child));
+    if (vs.meta & VMETA_VPTR) {
+        memset(val + vs.value.len, '.', VPTR_LEN - vs.value.len);
+        vs.value.len = VPTR_LEN;    /* a pointer's length; these bytes name the version */
+    }
     hcase_add(hc, ukey, version, &vs, child);
 }
 
@@ -183,19 +191,34 @@ static void hcase_model(hcase *hc)
 
 /* ---- checking ---------------------------------------------------------- */
 
-static iter *hcase_iter(hcase *hc)
+static iter *hcase_iter(hcase *hc, int copies)
 {
     iter *kids[MAX_CHILDREN];
 
-    for (int c = 0; c < hc->nchildren; c++)
+    for (int c = 0; c < hc->nchildren; c++) {
         kids[c] = vec_iter_new(hc->e[c], hc->n[c]);
+        if (copies)
+            vec_iter_lend_copies(kids[c]);
+    }
     return merge_iter_new(kids, (size_t)hc->nchildren);
 }
 
+static int vs_is(const vstruct *vs, const hent *h)
+{
+    vstruct want = {0};
+
+    vstruct_decode(slice_make(h->enc, h->enclen), &want);
+    return vs->meta == want.meta && vs->expires_at == want.expires_at &&
+           slice_cmp(vs->value, want.value) == 0;
+}
+
+static long seen_ahead;     /* positions with an entry seen ahead */
+
+/* The iterator is at ref[pos] (or off the end), and what it saw ahead, if
+ * anything, is ref[pos + 1]. */
 static int at_ref(const visible_iter *it, const hcase *hc, long pos)
 {
-    const vstruct *vs;
-    vstruct want = {0};
+    const vstruct *ahead;
     slice ik;
 
     if (pos < 0 || (size_t)pos >= hc->nref)
@@ -203,11 +226,13 @@ static int at_ref(const visible_iter *it, const hcase *hc, long pos)
     if (!visible_iter_valid(it))
         return 0;
     ik = hkey(hc->ref[pos]);
-    vstruct_decode(slice_make(hc->ref[pos]->enc, hc->ref[pos]->enclen), &want);
-    vs = visible_iter_vstruct(it);
+    if ((ahead = visible_iter_ahead(it)) != NULL &&
+        ((size_t)pos + 1 >= hc->nref || !vs_is(ahead, hc->ref[pos + 1])))
+        return 0;
+    seen_ahead += ahead != NULL;
     return slice_cmp(visible_iter_key(it), ikey_user(ik)) == 0 &&
-           visible_iter_version(it) == ikey_version(ik) && vs->meta == want.meta &&
-           vs->expires_at == want.expires_at && slice_cmp(vs->value, want.value) == 0;
+           visible_iter_version(it) == ikey_version(ik) &&
+           vs_is(visible_iter_vstruct(it), hc->ref[pos]);
 }
 
 static long ref_seek(const hcase *hc, slice uk)
@@ -268,7 +293,7 @@ static long hcase_check(hcase *hc, uint64_t *rs, int round)
     visible_iter *it;
     long pos, moves = 0;
 
-    REQUIRE_OK(visible_iter_new(hcase_iter(hc), &hc->o, &it));
+    REQUIRE_OK(visible_iter_new(hcase_iter(hc, round % 2), &hc->o, &it));
     visible_iter_seek_first(it);
     for (pos = 0; pos < (long)hc->nref && at_ref(it, hc, pos); pos++, moves++)
         visible_iter_next(it);
@@ -305,6 +330,7 @@ static void test_visible_iter_matches_model(void)
         moves += hcase_check(&hc, &rs, round);
     }
     CHECK(moves >= 100000);
+    CHECK(seen_ahead >= moves / 50);   /* about 1 in 20: the look-ahead is exercised */
 }
 
 /* ---- hand-written cases ------------------------------------------------ */
@@ -329,7 +355,7 @@ static visible_iter *open_case(hcase *hc, int nchildren, const visible_iter_opti
     hc->nchildren = nchildren;
     for (int c = 0; c < nchildren; c++)
         vec_entries_sort(hc->e[c], hc->n[c]);
-    REQUIRE_OK(visible_iter_new(hcase_iter(hc), o, &it));
+    REQUIRE_OK(visible_iter_new(hcase_iter(hc, 1), o, &it));
     return it;
 }
 
@@ -566,8 +592,136 @@ static void test_visible_iter_empty_range(void)
     visible_iter_free(it);
 }
 
+/* A value pointer's 16 bytes, naming uk@version ("ptr a@1........."). */
+static void put_ptr(hcase *hc, const char *uk, uint64_t version, uint64_t exp)
+{
+    static char vals[16][VPTR_LEN + 1];
+    static int next;
+    char *v = vals[next++ % 16];
+    vstruct vs = {0};
+
+    memset(v, '.', VPTR_LEN);
+    memcpy(v, "ptr ", 4);
+    memcpy(v + 4, uk, strlen(uk));
+    v[4 + strlen(uk)] = (char)('0' + version);
+    vs.meta = VMETA_VPTR;
+    vs.expires_at = exp;
+    vs.value = slice_make(v, VPTR_LEN);
+    hcase_add(hc, slice_make(uk, strlen(uk)), version, &vs, 0);
+}
+
+static int ptr_is(const vstruct *vs, const char *uk, uint64_t version)
+{
+    char want[VPTR_LEN];
+
+    memset(want, '.', VPTR_LEN);
+    memcpy(want, "ptr ", 4);
+    memcpy(want + 4, uk, strlen(uk));
+    want[4 + strlen(uk)] = (char)('0' + version);
+    return vs != NULL && (vs->meta & VMETA_VPTR) && vs->value.len == VPTR_LEN &&
+           memcmp(vs->value.data, want, VPTR_LEN) == 0;
+}
+
+/* A next onto a value pointer finds the following entry at once: deletes,
+ * expired entries and newer versions between them are passed over, the
+ * entry yielded keeps its own value, a prev from there goes back right,
+ * and the end (here a prefix's) is found ahead without ending early. */
+static void test_visible_iter_looks_ahead(void)
+{
+    static hcase hc;
+    visible_iter_options o = {0};
+    visible_iter *it;
+
+    put_ptr(&hc, "ka", 1, 0);
+    put(&hc, "kb", 2, NULL, 0, 0);      /* deletes kb@1 */
+    put_ptr(&hc, "kb", 1, 0);
+    put_ptr(&hc, "kc", 1, 5);           /* expired at 5 */
+    put_ptr(&hc, "kd", 3, 0);           /* invisible at 2 */
+    put_ptr(&hc, "kd", 2, 0);
+    put(&hc, "ke", 1, "inline", 0, 0);
+    put_ptr(&hc, "kf", 1, 0);
+    put_ptr(&hc, "l", 1, 0);            /* past the prefix */
+    o.read_version = 2;
+    o.now = 100;
+    o.prefix = slice_make("k", 1);
+    it = open_case(&hc, 1, &o);
+    visible_iter_seek_first(it);
+    CHECK(key_is(it, "ka", NULL) && ptr_is(visible_iter_vstruct(it), "ka", 1));
+    CHECK(visible_iter_ahead(it) == NULL);          /* seeks do not look ahead */
+    visible_iter_next(it);
+    CHECK(key_is(it, "kd", NULL) && ptr_is(visible_iter_vstruct(it), "kd", 2));
+    CHECK(visible_iter_version(it) == 2);
+    CHECK(visible_iter_ahead(it) != NULL && key_is(it, "kd", NULL));
+    CHECK(slice_cmp(visible_iter_ahead(it)->value, slice_make("inline", 6)) == 0);
+    visible_iter_prev(it);
+    CHECK(key_is(it, "ka", NULL) && ptr_is(visible_iter_vstruct(it), "ka", 1));
+    visible_iter_next(it);
+    CHECK(key_is(it, "kd", NULL) && ptr_is(visible_iter_vstruct(it), "kd", 2));
+    visible_iter_next(it);
+    CHECK(key_is(it, "ke", "inline") && visible_iter_ahead(it) == NULL);
+    visible_iter_next(it);
+    CHECK(key_is(it, "kf", NULL) && ptr_is(visible_iter_vstruct(it), "kf", 1));
+    CHECK(visible_iter_ahead(it) == NULL);          /* "l" is past the prefix */
+    visible_iter_prev(it);
+    CHECK(key_is(it, "ke", "inline"));
+    visible_iter_next(it);
+    CHECK(key_is(it, "kf", NULL));
+    visible_iter_next(it);
+    CHECK(!visible_iter_valid(it) && visible_iter_status(it) == 0);
+    visible_iter_free(it);
+}
+
+/* An error met ahead (a failing source, a malformed entry) leaves the
+ * entry yielded intact and is told by the next move, message and all. */
+static void test_visible_iter_error_ahead(void)
+{
+    static hcase hc;
+    visible_iter_options o = {0};
+    visible_iter *it;
+    iter *kid;
+
+    put_ptr(&hc, "a", 1, 0);
+    put_ptr(&hc, "b", 1, 0);
+    put_ptr(&hc, "c", 1, 0);
+    o.read_version = 1;
+    REQUIRE((kid = vec_iter_new(hc.e[0], 3)) != NULL);
+    vec_iter_lend_copies(kid);
+    vec_iter_fail_at(kid, 2, STOAT_EIO);
+    REQUIRE_OK(visible_iter_new(kid, &o, &it));
+    visible_iter_seek_first(it);
+    visible_iter_next(it);
+    CHECK(key_is(it, "b", NULL) && ptr_is(visible_iter_vstruct(it), "b", 1));
+    CHECK(visible_iter_status(it) == 0 && visible_iter_ahead(it) == NULL);
+    visible_iter_next(it);
+    CHECK(!visible_iter_valid(it) && visible_iter_status(it) == STOAT_EIO);
+    visible_iter_free(it);
+
+    hc.e[0][2].value = slice_make("x", 1);          /* too short for a vstruct */
+    it = open_case(&hc, 1, &o);
+    visible_iter_seek_first(it);
+    visible_iter_next(it);
+    CHECK(key_is(it, "b", NULL) && ptr_is(visible_iter_vstruct(it), "b", 1));
+    status_clear();                                 /* the caller's other calls */
+    visible_iter_next(it);
+    CHECK(!visible_iter_valid(it) && visible_iter_status(it) == STOAT_ECORRUPT);
+    CHECK(strstr(stoat_errmsg(NULL), "malformed") != NULL);
+    visible_iter_seek_first(it);                     /* sticky, as every error */
+    CHECK(!visible_iter_valid(it));
+    visible_iter_free(it);
+
+    it = open_case(&hc, 1, &o);                      /* a prev tells it too */
+    visible_iter_seek_first(it);
+    visible_iter_next(it);
+    CHECK(key_is(it, "b", NULL));
+    visible_iter_prev(it);
+    CHECK(!visible_iter_valid(it) && visible_iter_status(it) == STOAT_ECORRUPT);
+    visible_iter_free(it);
+}
+
 int main(int argc, char **argv)
 {
+    TEST_RUN(test_visible_iter_looks_ahead);
+    TEST_RUN(test_visible_iter_error_ahead);
     TEST_RUN(test_visible_iter_versions_tombstones_ttl);
     TEST_RUN(test_visible_iter_prefix_of_ff_bytes);
     TEST_RUN(test_visible_iter_stops_at_bounds);

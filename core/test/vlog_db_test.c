@@ -7,7 +7,8 @@
  * only keys never reads the value log; a WAL pointing past the end of the
  * value log; discard counts across a reopen; one GC call right after
  * overwrites; a collected file kept while a snapshot may read it, and
- * deleted by the GC thread, never by the reader's release. GC racing
+ * deleted by the GC thread, never by the reader's release; a scan that
+ * looks one entry ahead (issue 15) while its files are collected. GC racing
  * other threads is vlog_db_race_test.c; crashes during GC and automatic
  * GC are vlog_db_fault_test.c; the space test is vlog_gc_test.c.
  */
@@ -521,8 +522,207 @@ static void test_vlog_db_snapshot_release_does_no_fsync(void)
     env_fault_free(fault);
 }
 
+/* ---- scans that look ahead (issue 15) ---------------------------------- */
+
+/* vd_value's layout, with a body that compresses when the tag is even. */
+static void la_value(uint64_t tag, size_t len, char *out)
+{
+    vd_value(tag, len, out);
+    if (tag % 2 == 0)
+        for (size_t i = VD_HEAD; i < len; i++)
+            out[i] = (char)('a' + (tag + i / 16) % 7);
+}
+
+/* The tag of a value la_value made, BAD for anything else. */
+static uint64_t la_tag(const void *v, size_t vlen)
+{
+    char want[4096];
+    uint64_t tag;
+
+    if (vlen < VD_HEAD || vlen > sizeof(want))
+        return BAD;
+    memcpy(&tag, v, 8);
+    if (tag >= BAD)
+        return BAD;
+    la_value(tag, vlen, want);
+    return memcmp(want, v, vlen) == 0 ? tag : BAD;
+}
+
+static void la_put(stoat_db *db, uint32_t i, uint64_t tag, size_t len, uint64_t ttl_ms)
+{
+    char k[16], v[4096];
+    stoat_batch *b;
+
+    vd_key(i, k);
+    la_value(tag, len, v);
+    REQUIRE_OK(stoat_batch_new(db, &b));
+    REQUIRE_OK(stoat_batch_set_ex(b, k, VD_KLEN, v, len, ttl_ms, 0));
+    REQUIRE_OK(stoat_batch_commit(b));
+    stoat_batch_free(b);
+}
+
+/* One position of a forward walk against want[]: the key is the next one
+ * want has (none skipped, none twice), with its value (read when
+ * read_value). Differences count into *diffs; *next moves past the key. */
+static void la_check_pos(stoat_iter *it, const uint64_t *want, uint32_t n, uint32_t *next,
+                         int read_value, int *diffs)
+{
+    const void *k, *v;
+    size_t klen, vlen;
+    uint32_t i;
+
+    if (stoat_iter_key(it, &k, &klen) != 0 || (i = vd_index(k, klen)) >= n || i < *next) {
+        (*diffs)++;
+        return;
+    }
+    while (*next < i)
+        *diffs += want[(*next)++] != ABSENT;
+    *next = i + 1;
+    if (read_value)
+        *diffs += stoat_iter_value(it, &v, &vlen) != 0 || la_tag(v, vlen) != want[i];
+}
+
+/* The rest of a forward walk from the iterator's position to the end of
+ * [from, to): reads every value but those of keys divisible by skip (a
+ * walk that sometimes needs only the key); every so often steps back and
+ * forth again. Returns the differences. */
+static int la_walk(stoat_iter *it, const uint64_t *want, uint32_t from, uint32_t to,
+                   uint32_t stop, int skip)
+{
+    uint32_t next = from, steps = 0;
+    int diffs = 0;
+
+    for (; stoat_iter_valid(it) && next < stop; stoat_iter_next(it), steps++) {
+        const void *k;
+        size_t klen;
+        REQUIRE_OK(stoat_iter_key(it, &k, &klen));
+        la_check_pos(it, want, to, &next, vd_index(k, klen) % (uint32_t)skip != 0, &diffs);
+        if (steps % 61 == 60 && next - 1 > from) {
+            /* back one entry and forth again: the same key, same value */
+            uint32_t here = next - 1;
+            stoat_iter_prev(it);
+            diffs += !stoat_iter_valid(it);
+            stoat_iter_next(it);
+            next = here;
+            la_check_pos(it, want, to, &next, 1, &diffs);
+        }
+    }
+    diffs += stoat_iter_status(it) != 0;
+    if (next >= stop)
+        return diffs;
+    while (next < to)
+        diffs += want[next++] != ABSENT;
+    return diffs;
+}
+
+/*
+ * A forward scan keeps one entry ahead and prefetches that entry's
+ * value-log record while the caller reads the current value. Values in
+ * several value-log files in no key order, compressed and not, deletes
+ * and expired entries between them; halfway through the scan every key
+ * is overwritten or deleted and GC collects the files the scan's
+ * snapshot still reads (while it holds a pin and a pointer ahead): the
+ * scan sees each key of its snapshot once, with its value, through
+ * prevs, prefix ends and seeks followed by nexts. In both process modes.
+ */
+static void test_vlog_db_scan_looks_ahead(void)
+{
+    enum { N = 4000 };
+    static uint64_t model[N], snap[N];
+    static char first[DBU_MAX_FILES][64];
+    uint64_t rs = vd_seed(), reclaimed, total = 0;
+    static uint32_t perm[N];
+
+    for (int mp = 0; mp < 2; mp++) {
+        char dir[DBU_PATH_MAX];
+        stoat_iter_options po = {0};
+        stoat_options o;
+        stoat_iter *it;
+        stoat_db *db;
+        uint32_t next = 0;
+        int n_first, diffs = 0;
+
+        snprintf(dir, sizeof(dir), "%s/mp%d", test_tmpdir(), mp);
+        vd_options(&o);
+        o.multi_process = mp;
+        db = vd_open(dir, &o);
+        for (uint32_t i = 0; i < N; i++)
+            perm[i] = i;
+        for (uint32_t i = N - 1; i > 0; i--) {
+            uint32_t j = (uint32_t)rnd(&rs, i + 1), t = perm[i];
+            perm[i] = perm[j];
+            perm[j] = t;
+        }
+        for (uint32_t p = 0; p < N; p++) {
+            uint32_t i = perm[p];
+            la_put(db, i, 1 + i, 400 + rnd(&rs, 1600), i % 11 == 5 ? 1 : 0);
+            model[i] = i % 11 == 5 ? ABSENT : 1 + i;
+        }
+        for (uint32_t i = 3; i < N; i += 7) {
+            vd_delete(db, i);
+            model[i] = ABSENT;
+        }
+        n_first = dbu_list(dir, ".vlog", first);
+        CHECK(n_first >= 3);
+        /* Half of those files' values garbage before the scan's snapshot,
+         * so that GC collects them while the scan still reads the rest. */
+        for (uint32_t p = 0; p < N; p++) {
+            uint32_t i = perm[p];
+            if (i % 2 == 0 && model[i] != ABSENT) {
+                la_put(db, i, N + 1 + i, 400 + rnd(&rs, 1600), 0);
+                model[i] = N + 1 + i;
+            }
+        }
+        usleep(20000);      /* the 1 ms entries have expired */
+        memcpy(snap, model, sizeof(snap));
+
+        REQUIRE_OK(stoat_iter_open(db, NULL, &it));
+        REQUIRE_OK(stoat_iter_seek_first(it));
+        diffs += la_walk(it, snap, 0, N, N / 2, 5);
+        for (uint32_t i = 0; i < N; i++) {
+            if (i % 13 == 0) {
+                vd_delete(db, i);
+                model[i] = ABSENT;
+            } else {
+                la_put(db, i, 2 * N + i, 400 + rnd(&rs, 1600), 0);
+                model[i] = 2 * N + i;
+            }
+        }
+        for (int g = 0; g < 8 && stoat_gc(db, 0.3, &reclaimed) == 0 && reclaimed > 0; g++)
+            total += reclaimed;
+        CHECK(vd_files_gone(dir, first, n_first) == 0);     /* the scan still reads them */
+        /* Where the walk stands now: the first key of snap at or after N / 2. */
+        for (next = N / 2; next < N && snap[next] == ABSENT; next++)
+            ;
+        diffs += la_walk(it, snap, next, N, N, 3);
+        for (int s = 0; s < 20; s++) {
+            char k[16];
+            uint32_t at = (uint32_t)rnd(&rs, N);
+            vd_key(at, k);
+            REQUIRE_OK(stoat_iter_seek(it, k, VD_KLEN));
+            diffs += la_walk(it, snap, at, N, at + 60 < N ? at + 60 : N, 2);
+        }
+        stoat_iter_close(it);
+        CHECK(diffs == 0);
+
+        po.prefix = "v0012";
+        po.prefix_len = 5;
+        REQUIRE_OK(stoat_iter_open(db, &po, &it));
+        REQUIRE_OK(stoat_iter_seek_first(it));
+        CHECK(la_walk(it, model, 1200, 1300, 1300, 1000000) == 0);
+        stoat_iter_close(it);
+        REQUIRE_OK(stoat_iter_open(db, NULL, &it));
+        REQUIRE_OK(stoat_iter_seek_first(it));
+        CHECK(la_walk(it, model, 0, N, N, 1000000) == 0);
+        stoat_iter_close(it);
+        REQUIRE_OK(stoat_close(db));
+    }
+    CHECK(total > 0);
+}
+
 int main(int argc, char **argv)
 {
+    TEST_RUN(test_vlog_db_scan_looks_ahead);
     TEST_RUN(test_vlog_db_threshold_boundary);
     TEST_RUN(test_vlog_db_big_value);
     TEST_RUN(test_vlog_db_corrupt_record);

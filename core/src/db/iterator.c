@@ -45,8 +45,9 @@ struct stoat_iter {
     db_snapshot snap;
     iter_hull hull;
     buf lower_end, upper_end;   /* the bounds as hull ends */
-    vlog_value vbuf;            /* the current separated value, once read (may pin
-                                 * a mapped value-log file until the next read) */
+    vlog_value vbuf;            /* the current separated value, once read; pins the
+                                 * mapped value-log file of the last value read until
+                                 * a value from another file, or the close (keep_pin) */
     slice vval;                 /* ... the value itself */
     int vbuf_valid;             /* vval is the current entry's value */
     /* Value prefetch (issue 15): once value reads wait for the disk
@@ -319,6 +320,7 @@ int db_iterator_open(stoat_db *db, const db_iterator_sink *sink, int track_range
         return status_err(STOAT_ENOMEM, "out of memory opening an iterator");
     }
     si->db = db;
+    si->vbuf.keep_pin = 1;      /* the walk's next value is likely in the same file */
     /* The snapshot is registered with the pin, under one lock: a value-log
      * file the view needs could otherwise be reaped in between (the scan
      * race test met it: "value points into a missing value-log file"). */
@@ -455,6 +457,7 @@ static int iter_scout_open(stoat_iter *si)
         lsm_view_unref(rv.v);
         return rc;
     }
+    visible_iter_set_look_ahead(si->scout, 0);
     si->scout_v = rv.v;
     return 0;
 }
@@ -496,6 +499,22 @@ static void iter_prefetch(stoat_iter *si)
     }
 }
 
+/* After a next: the value the following next will yield, when the walk
+ * has found it already (a look-ahead, visible_iter_ahead) and it is in
+ * the value log, is asked for now, so that its cache misses overlap the
+ * reading of the current value. The walk looks ahead only from an entry
+ * whose value was read (ITER_MOVE): a keys-only walk pays nothing. */
+static void iter_prefetch_ahead(stoat_iter *si)
+{
+    const vstruct *vs = visible_iter_ahead(si->it);
+    vptr p;
+
+    if (vs == NULL || !(vs->meta & VMETA_VPTR) || si->db->vlog == NULL)
+        return;
+    vptr_decode(vs->value.data, &p);
+    vlog_value_prefetch(si->db->vlog, &si->vbuf, &p);
+}
+
 /* Runs a move, then records what it covered. `start` is where a seek
  * begins covering (forward from a seek target, or back from it). */
 #define ITER_MOVE(si, call, forward, start, is_next)                     \
@@ -503,9 +522,13 @@ static void iter_prefetch(stoat_iter *si)
         int rc_;                                                         \
         if ((rc_ = iter_check(si)) != 0)                                 \
             return rc_;                                                  \
+        if (is_next)                                                     \
+            visible_iter_set_look_ahead((si)->it, (si)->vbuf_valid);     \
         (si)->vbuf_valid = 0;                                            \
         iter_prefetch_moved(si, is_next);                                \
         call;                                                            \
+        if (is_next)                                                     \
+            iter_prefetch_ahead(si);                                     \
         if ((si)->track_range && (start) != NULL)                        \
             hull_extend(&(si)->hull, *(const slice *)(start), 0, 0);     \
         hull_after_move(si, forward);                                    \

@@ -496,16 +496,26 @@ static inline int mt_iter_hidden(const mt_iter *mi, uint32_t node)
     return skiplist_stamp(&mi->m->sl, node) > mi->bound;
 }
 
-/* Forward moves ask for the node's value and its successor ahead of use:
- * a flush reads the whole memtable in key order, a miss or two per entry
- * (scanning 400,000 entries and copying them out took 28% less time). */
-static void mt_iter_land(mt_iter *mi, uint32_t node)
+/* Forward moves ask for nodes and values ahead of use: a flush or a scan
+ * reads the whole memtable in key order, a miss or two per entry
+ * (scanning 400,000 entries and copying them out took 28% less time).
+ * Landing on a node asks for its successor's value and the node after
+ * that (skiplist_prefetch of the successor, which the landing before
+ * asked for): each node is asked for two steps before it is read, each
+ * value one step before. A seek asks for its own node's too. */
+static void mt_iter_land(mt_iter *mi, uint32_t node, int seek)
 {
+    uint32_t next;
+
     while (node != 0 && mt_iter_hidden(mi, node))
         node = skiplist_next(&mi->m->sl, node);
     mi->node = node;
-    if (node != 0)
+    if (node == 0)
+        return;
+    if (seek)
         skiplist_prefetch(&mi->m->sl, node);
+    if ((next = skiplist_next(&mi->m->sl, node)) != 0)
+        skiplist_prefetch(&mi->m->sl, next);
 }
 
 /* The backward counterpart of mt_iter_land. */
@@ -520,7 +530,7 @@ static void mt_iter_seek_first(iter *it)
 {
     mt_iter *mi = (mt_iter *)it;
 
-    mt_iter_land(mi, skiplist_first(&mi->m->sl));
+    mt_iter_land(mi, skiplist_first(&mi->m->sl), 1);
 }
 
 static void mt_iter_seek_last(iter *it)
@@ -534,7 +544,7 @@ static void mt_iter_seek(iter *it, slice target)
 {
     mt_iter *mi = (mt_iter *)it;
 
-    mt_iter_land(mi, skiplist_seek(&mi->m->sl, target));
+    mt_iter_land(mi, skiplist_seek(&mi->m->sl, target), 1);
 }
 
 static void mt_iter_seek_for_prev(iter *it, slice target)
@@ -549,7 +559,7 @@ static void mt_iter_next(iter *it)
     mt_iter *mi = (mt_iter *)it;
 
     if (mi->node != 0)
-        mt_iter_land(mi, skiplist_next(&mi->m->sl, mi->node));
+        mt_iter_land(mi, skiplist_next(&mi->m->sl, mi->node), 0);
 }
 
 static void mt_iter_prev(iter *it)

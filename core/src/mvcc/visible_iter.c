@@ -17,7 +17,11 @@
  * the first user key past the range edge it is heading to.
  *
  * Direction invariant. FWD: the internal iterator is positioned at the
- * entry yielded (zero copy: key and vstruct borrow from it). BWD: the entry
+ * entry yielded (zero copy: key and vstruct borrow from it), or, after a
+ * look-ahead (a next onto a value pointer), the entry yielded was copied
+ * into cur_copy/cur_vptr and the internal iterator is positioned at the
+ * next entry to yield (or past the walk's end); a prev seeks back to the
+ * entry yielded first. BWD: the entry
  * yielded was copied into saved_key/saved_val and the internal iterator is
  * positioned before every entry of its group (or is exhausted), because
  * finding a group's newest visible entry backward means scanning the group
@@ -56,7 +60,22 @@ struct visible_iter {
     buf saved_val;
     buf target;                 /* scratch for seek keys too long for target_small */
     char target_small[64];      /* scratch for the others: most seeks allocate nothing */
+    /* Look-ahead (FWD, after a next onto a value pointer): the current
+     * entry lives in saved_key / cur_vptr, and the internal iterator has
+     * moved on to the next entry to yield (AHEAD_ENTRY: ahead_key/ahead
+     * borrow from it) or found the walk's end (AHEAD_END, with the error
+     * it met in ahead_rc and ahead_msg, told at the next next()). */
+    int look_ahead;             /* visible_iter_set_look_ahead */
+    int ahead;
+    int ahead_rc;
+    slice ahead_key;
+    vstruct ahead_vs;
+    char *ahead_msg;
+    buf cur_copy;
+    char cur_vptr[VPTR_LEN];
 };
+
+enum { AHEAD_NONE, AHEAD_ENTRY, AHEAD_END };
 
 /* ---- bounds ------------------------------------------------------------ */
 
@@ -162,14 +181,17 @@ static int visible_iter_hidden(const visible_iter *it, const vstruct *vs)
     return vstruct_expired(vs, it->now);
 }
 
-/* Compares ik's group with the saved entry's group. */
-static int visible_iter_group_cmp(const visible_iter *it, slice ik)
+/* Compares ik's group with the group of the internal key grp. */
+static int visible_iter_group_cmp(const visible_iter *it, slice ik, slice grp)
 {
-    slice saved = slice_make(it->saved_key.data, it->saved_key.len);
-
     if (it->all_versions)
-        return ikey_cmp(ik, saved);
-    return slice_cmp(ikey_user(ik), ikey_user(saved));
+        return ikey_cmp(ik, grp);
+    return slice_cmp(ikey_user(ik), ikey_user(grp));
+}
+
+static slice visible_iter_saved(const visible_iter *it)
+{
+    return slice_make(it->saved_key.data, it->saved_key.len);
 }
 
 /* b = a copy of s. Called once or twice an entry: the buffer is nearly
@@ -205,11 +227,13 @@ static void visible_iter_stop(visible_iter *it)
 /* ---- forward ----------------------------------------------------------- */
 
 /*
- * From the internal position onward, finds the first entry to yield. With
- * skipping, entries of the saved group are passed over first (the group
- * just yielded, or hidden).
+ * From the internal position onward, the first entry to yield, into *out_ik
+ * and *out_vs (borrowed from the internal iterator): 1 when found, 0 at the
+ * end of the walk, < 0 an error (the internal iterator's included). With
+ * skip.data set, entries of skip's group are passed over first (the group
+ * just yielded); hidden groups are saved in saved_key and passed over.
  */
-static void visible_iter_find_next(visible_iter *it, int skipping)
+static int visible_iter_scan_next(visible_iter *it, slice skip, slice *out_ik, vstruct *out_vs)
 {
     slice ik;
     vstruct vs = {0};
@@ -217,30 +241,118 @@ static void visible_iter_find_next(visible_iter *it, int skipping)
 
     for (; iter_valid(it->in); iter_next(it->in)) {
         if ((rc = visible_iter_ikey(it, &ik)) != 0)
-            goto fail;
+            return rc;
         if (visible_iter_above(it, ikey_user(ik)))
             break;
         if (ikey_version(ik) > it->read_version || visible_iter_below(it, ikey_user(ik)))
             continue;
-        if (skipping && visible_iter_group_cmp(it, ik) <= 0)
+        if (skip.data != NULL && visible_iter_group_cmp(it, ik, skip) <= 0)
             continue;
         if ((rc = visible_iter_decode(ik, iter_value(it->in), &vs)) != 0)
-            goto fail;
+            return rc;
         if (visible_iter_hidden(it, &vs)) {
             if ((rc = visible_iter_save_key(it, ik)) != 0)
-                goto fail;
-            skipping = 1;
+                return rc;
+            skip = visible_iter_saved(it);
             continue;
         }
-        it->cur_key = ik;
-        it->cur = vs;
-        it->valid = 1;
+        *out_ik = ik;
+        *out_vs = vs;
+        return 1;
+    }
+    return iter_status(it->in);
+}
+
+/* Positions the iterator on the first entry to yield from the internal
+ * position onward (see visible_iter_scan_next). */
+static void visible_iter_find_next(visible_iter *it, slice skip)
+{
+    int r = visible_iter_scan_next(it, skip, &it->cur_key, &it->cur);
+
+    if (r < 0)
+        visible_iter_fail(it, r);
+    else
+        it->valid = r;
+}
+
+/*
+ * After a next landed on an entry whose value is a value pointer: the
+ * entry is copied (its key and pointer: a few dozen bytes) and the walk
+ * goes on to the next entry to yield now, so that the caller can ask for
+ * that entry's value (visible_iter_ahead) while it reads this one; the
+ * next next() only takes it. The walk does no more work than without:
+ * each entry is still found once (one more at the end of a scan that
+ * stops early). An error met ahead is told by the next move (a next
+ * would have met it then anyway). Without memory for the copy, no
+ * look-ahead.
+ */
+static void visible_iter_look_ahead(visible_iter *it)
+{
+    int r;
+
+    if (!it->look_ahead || !(it->cur.meta & VMETA_VPTR) || it->cur.value.len != VPTR_LEN ||
+        visible_iter_copy(&it->cur_copy, it->cur_key) != 0)
+        return;
+    memcpy(it->cur_vptr, it->cur.value.data, VPTR_LEN);
+    it->cur.value = slice_make(it->cur_vptr, VPTR_LEN);
+    it->cur_key = slice_make(it->cur_copy.data, it->cur_copy.len);
+    iter_next(it->in);
+    r = visible_iter_scan_next(it, it->cur_key, &it->ahead_key, &it->ahead_vs);
+    if (r == 1) {
+        it->ahead = AHEAD_ENTRY;
         return;
     }
-    visible_iter_stop(it);
-    return;
-fail:
-    visible_iter_fail(it, rc);
+    it->ahead = AHEAD_END;
+    it->ahead_rc = r;
+    if (r < 0) {
+        free(it->ahead_msg);
+        it->ahead_msg = strdup(status_msg());
+    }
+}
+
+/* An error met ahead becomes the iterator's (sticky) error, with its
+ * message: 1 when there was one. */
+static int visible_iter_ahead_failed(visible_iter *it)
+{
+    if (it->ahead != AHEAD_END || it->ahead_rc == 0)
+        return 0;
+    it->ahead = AHEAD_NONE;
+    visible_iter_fail(it, it->ahead_rc);
+    status_set_msg(it->ahead_msg != NULL ? it->ahead_msg : "");
+    return 1;
+}
+
+/* The next() of an iterator that looked ahead: the entry found then, or
+ * the end (and the error) met then. */
+static void visible_iter_take_ahead(visible_iter *it)
+{
+    int state = it->ahead;
+
+    if (visible_iter_ahead_failed(it))
+        return;
+    it->ahead = AHEAD_NONE;
+    if (state == AHEAD_ENTRY) {
+        it->cur_key = it->ahead_key;
+        it->cur = it->ahead_vs;
+    } else {
+        it->valid = 0;
+    }
+}
+
+/* Undoes a look-ahead before a prev: the internal iterator back on the
+ * current entry (the first entry of its internal key: what precedes it is
+ * invisible), as the forward invariant wants it. An error met ahead is
+ * told now, as by a next (table iterators keep their errors: the seek
+ * back would meet it anyway); 1 then. */
+static int visible_iter_undo_ahead(visible_iter *it)
+{
+    if (it->ahead == AHEAD_NONE)
+        return 0;
+    if (visible_iter_ahead_failed(it))
+        return 1;
+    it->ahead = AHEAD_NONE;
+    iter_seek(it->in, it->cur_key);
+    return 0;
 }
 
 /* ---- backward ---------------------------------------------------------- */
@@ -283,7 +395,7 @@ static void visible_iter_find_prev(visible_iter *it)
             break;
         if (ikey_version(ik) > it->read_version || visible_iter_above(it, ikey_user(ik)))
             continue;
-        if (have && visible_iter_group_cmp(it, ik) < 0)
+        if (have && visible_iter_group_cmp(it, ik, visible_iter_saved(it)) < 0)
             break;
         enc = iter_value(it->in);
         if ((rc = visible_iter_decode(ik, enc, &vs)) != 0)
@@ -327,6 +439,7 @@ static int visible_iter_target(visible_iter *it, slice ukey, uint64_t version, s
 static int visible_iter_begin(visible_iter *it)
 {
     it->valid = 0;
+    it->ahead = AHEAD_NONE;
     return it->status == 0;
 }
 
@@ -347,7 +460,7 @@ void visible_iter_seek(visible_iter *it, slice ukey)
     }
     it->dir = DB_ITER_FWD;
     iter_seek(it->in, t);
-    visible_iter_find_next(it, 0);
+    visible_iter_find_next(it, slice_make(NULL, 0));
 }
 
 void visible_iter_seek_first(visible_iter *it)
@@ -360,7 +473,7 @@ void visible_iter_seek_first(visible_iter *it)
         return;
     it->dir = DB_ITER_FWD;
     iter_seek_first(it->in);
-    visible_iter_find_next(it, 0);
+    visible_iter_find_next(it, slice_make(NULL, 0));
 }
 
 /* Lands before `end` (the entry (end, VERSION_MAX) itself is skipped as
@@ -421,19 +534,25 @@ void visible_iter_next(visible_iter *it)
 
     if (!visible_iter_valid(it))
         return;
-    if (it->dir == DB_ITER_FWD) {
-        if ((rc = visible_iter_save_key(it, it->cur_key)) != 0) {
-            visible_iter_fail(it, rc);
-            return;
-        }
-        iter_next(it->in);
-    } else if (iter_valid(it->in)) {
-        iter_next(it->in);
+    if (it->ahead != AHEAD_NONE) {
+        visible_iter_take_ahead(it);
     } else {
-        iter_seek(it->in, slice_make(it->saved_key.data, it->saved_key.len));
+        if (it->dir == DB_ITER_FWD) {
+            if ((rc = visible_iter_save_key(it, it->cur_key)) != 0) {
+                visible_iter_fail(it, rc);
+                return;
+            }
+            iter_next(it->in);
+        } else if (iter_valid(it->in)) {
+            iter_next(it->in);
+        } else {
+            iter_seek(it->in, visible_iter_saved(it));
+        }
+        it->dir = DB_ITER_FWD;
+        visible_iter_find_next(it, visible_iter_saved(it));
     }
-    it->dir = DB_ITER_FWD;
-    visible_iter_find_next(it, 1);
+    if (visible_iter_valid(it))
+        visible_iter_look_ahead(it);
 }
 
 /*
@@ -447,6 +566,8 @@ void visible_iter_prev(visible_iter *it)
     if (!visible_iter_valid(it))
         return;
     if (it->dir == DB_ITER_FWD) {
+        if (visible_iter_undo_ahead(it))
+            return;
         it->dir = DB_ITER_BWD;
         iter_prev(it->in);
     }
@@ -483,6 +604,16 @@ const vstruct *visible_iter_vstruct(const visible_iter *it)
     return &it->cur;
 }
 
+void visible_iter_set_look_ahead(visible_iter *it, int on)
+{
+    it->look_ahead = on;
+}
+
+const vstruct *visible_iter_ahead(const visible_iter *it)
+{
+    return visible_iter_valid(it) && it->ahead == AHEAD_ENTRY ? &it->ahead_vs : NULL;
+}
+
 int visible_iter_new(iter *internal, const visible_iter_options *o, visible_iter **out)
 {
     visible_iter *it;
@@ -498,6 +629,7 @@ int visible_iter_new(iter *internal, const visible_iter_options *o, visible_iter
     it->now = o->now;
     it->all_versions = o->all_versions;
     it->dir = DB_ITER_FWD;
+    it->look_ahead = 1;
     if ((rc = visible_iter_set_bounds(it, o)) != 0) {
         rc = status_err(rc, "visible_iter: out of memory copying bounds");
         goto fail;
@@ -519,5 +651,7 @@ void visible_iter_free(visible_iter *it)
     buf_free(&it->saved_key);
     buf_free(&it->saved_val);
     buf_free(&it->target);
+    buf_free(&it->cur_copy);
+    free(it->ahead_msg);
     free(it);
 }

@@ -11,7 +11,9 @@
  * in that mode: they are yielded with is_deleted set).
  *
  * Owns the internal iterator and copies of the bounds. key() and the
- * vstruct are borrowed until the next move. One thread at a time.
+ * vstruct are borrowed until the next move. A forward walk over value
+ * pointers keeps one entry ahead (visible_iter_ahead). One thread at a
+ * time.
  */
 #ifndef STOAT_VISIBLE_ITER_H
 #define STOAT_VISIBLE_ITER_H
@@ -49,5 +51,16 @@ slice visible_iter_key(const visible_iter *it);               /* user key */
 uint64_t visible_iter_version(const visible_iter *it);
 /* The decoded stored value (value bytes or a value pointer, meta bits). */
 const vstruct *visible_iter_vstruct(const visible_iter *it);
+/*
+ * The stored value of the entry the next visible_iter_next will yield, when
+ * it is known already (else NULL): after a next onto an entry whose value
+ * is a value pointer, the iterator finds the following entry at once, so
+ * that its value can be prefetched while this one is read. Borrowed until
+ * the next move.
+ */
+const vstruct *visible_iter_ahead(const visible_iter *it);
+/* Whether later nexts look ahead (on when created): a walk whose values
+ * are not read has no use for it. */
+void visible_iter_set_look_ahead(visible_iter *it, int on);
 
 #endif

@@ -60,7 +60,9 @@ struct block_handle {
 typedef struct cache_shard {
     pthread_mutex_t mu;
     block_handle **buckets;
-    size_t n_buckets;           /* a power of two, or 0 */
+    size_t n_buckets;           /* a power of two, or 0; kept at twice n_entries or more:
+                                 * a lookup that walks past another entry's handle pays a
+                                 * cache miss for it (a scan does one lookup per block) */
     size_t n_entries;
     uint64_t hits, misses;
     _Atomic uint64_t capacity;  /* written under mu (set_capacity); release reads it without */
@@ -330,7 +332,7 @@ static void shard_add_locked(cache_shard *s, block_handle *h)
 {
     block_handle **slot;
 
-    if (s->n_entries >= s->n_buckets)
+    if (s->n_entries * 2 >= s->n_buckets)
         shard_grow_locked(s);
     if (s->n_buckets == 0)
         return; /* no memory for a table: passed through uncached */

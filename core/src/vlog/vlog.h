@@ -199,12 +199,16 @@ int vlog_read(vlog *l, const vptr *ptr, slice ikey, buf *out);
  * A value read by vlog_get: either borrowed from a file's mapping (pin
  * holds that file open and mapped, even past its removal, until released)
  * or held in buf (a copy read by pread, or a decompressed value). Zero it
- * before first use; one thread at a time.
+ * before first use; one thread at a time. With keep_pin set (a scan's
+ * reads), the mapped file a value came from stays pinned even when the
+ * value was copied out of it: the next value from the same file then
+ * takes no lock, and vlog_value_prefetch can reach its records.
  */
 typedef struct vlog_value {
     buf buf;
     struct vlog_file *pin;
     uint64_t size;          /* bytes of the pinned file readable when pinned */
+    int keep_pin;
 } vlog_value;
 
 /*
@@ -231,6 +235,13 @@ void vlog_value_free(vlog *l, vlog_value *v);
  * for the disk). Nothing when the file is not mapped. Never fails.
  */
 void vlog_prefetch(vlog *l, const vptr *ptr, int cold);
+
+/*
+ * As vlog_prefetch(l, ptr, 0), for the value a scan reads next: without a
+ * lock when ptr is in the file v has pinned (and the record's checked bit
+ * is asked for too), through vlog_prefetch otherwise. Never fails.
+ */
+void vlog_value_prefetch(vlog *l, const vlog_value *v, const vptr *ptr);
 
 /* As vlog_read without handing the value out: checks that ptr addresses a
  * complete record with good checksums and key ikey (for WAL replay). Same

@@ -230,8 +230,10 @@ int vlog_get(vlog *l, const vptr *ptr, slice ikey, vlog_value *v, slice *value)
             *value = slice_make(v->buf.data, vlen);
         }
     }
-    /* Only a value borrowed from the mapping keeps the file pinned. */
-    if (rc == 0 && map != NULL && value->data >= map && value->data < map + vf->map_len) {
+    /* Only a value borrowed from the mapping keeps the file pinned, or any
+     * value of a mapped file when asked to. */
+    if (rc == 0 && map != NULL &&
+        (v->keep_pin || (value->data >= map && value->data < map + vf->map_len))) {
         v->pin = vf;
         v->size = size;
     } else
@@ -239,6 +241,32 @@ int vlog_get(vlog *l, const vptr *ptr, slice ikey, vlog_value *v, slice *value)
     if (rc != 0)
         *value = slice_make(NULL, 0);
     return rc;
+}
+
+/* Records up to this size are asked for whole; of longer ones, the
+ * first lines (the hardware prefetcher follows a sequential read). */
+#define VLOG_PREFETCH_MAX 1024
+
+void vlog_value_prefetch(vlog *l, const vlog_value *v, const vptr *ptr)
+{
+    const vlog_file *vf = v->pin;
+    const char *rec;
+    uint64_t bit, len;
+
+    if (vf == NULL || vf->fid != ptr->fid || vf->map == NULL || ptr->offset > v->size ||
+        ptr->len > v->size - ptr->offset) {
+        vlog_prefetch(l, ptr, 0);
+        return;
+    }
+    /* The pin keeps the mapping and the checked bits; a prefetch never
+     * faults, and past the readable size nothing is asked for. */
+    rec = vf->map + ptr->offset;
+    bit = ptr->offset / VLOG_CHECK_GRAIN;
+    __builtin_prefetch((const void *)&vf->checked[bit / 64]);
+    len = ptr->len < VLOG_PREFETCH_MAX ? ptr->len : VLOG_PREFETCH_MAX;
+    for (uint64_t o = 0; o < len; o += 64)
+        __builtin_prefetch(rec + o);
+    __builtin_prefetch(rec + len - 1);
 }
 
 int vlog_read(vlog *l, const vptr *ptr, slice ikey, buf *out)
